@@ -1,0 +1,37 @@
+# tlsmail — build and test.
+#
+#   make test    install the Debian test peers if missing (root), then go vet,
+#                staticcheck and go test -race ./... (the CI command)
+#   make build   build ./tlsmail
+#   make fuzz    run each fuzz target for FUZZTIME (default 30s)
+
+GO          ?= go
+BIN         := $(CURDIR)/.bin
+STATICCHECK := $(BIN)/staticcheck
+STATICCHECK_VERSION := v0.8.2
+FUZZTIME    ?= 30s
+
+.PHONY: test build peers lint vet staticcheck fuzz
+
+test: peers vet staticcheck
+	$(GO) test -race -timeout 20m ./...
+
+build:
+	$(GO) build -o tlsmail ./cmd/tlsmail
+
+peers:
+	bash scripts/install-peers.sh
+
+vet:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+
+$(STATICCHECK):
+	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+staticcheck: $(STATICCHECK)
+	$(STATICCHECK) ./...
+
+fuzz:
+	bash scripts/fuzz.sh $(FUZZTIME)
