@@ -148,7 +148,8 @@ func ShortName(oid asn1.ObjectIdentifier) string {
 
 // OneLine renders the name the way OpenSSL's X509_NAME_oneline does
 // ("/C=US/O=Example/CN=mx.example.org"): wire order, one "/" per attribute,
-// raw value bytes outside printable ASCII written as \xHH. This is the form
+// raw value bytes outside printable ASCII written as \xHH, and '/' and '+'
+// in values escaped with a backslash as OpenSSL 3 does. This is the form
 // UCSPI-SSL puts in SSL_CLIENT_S_DN and friends.
 func (n Name) OneLine() string {
 	var sb strings.Builder
@@ -176,9 +177,14 @@ func (n Name) OneLine() string {
 				if !keep[j&3] {
 					continue
 				}
-				if c < ' ' || c > '~' {
+				switch {
+				case c < ' ' || c > '~':
 					fmt.Fprintf(&sb, "\\x%02X", c)
-				} else {
+				case c == '/' || c == '+':
+					// OpenSSL 3 escapes the separators so the form can be split.
+					sb.WriteByte('\\')
+					sb.WriteByte(c)
+				default:
 					sb.WriteByte(c)
 				}
 			}

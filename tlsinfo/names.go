@@ -16,7 +16,7 @@ func ProtocolName(v uint16) string {
 		return "TLSv1.2"
 	case tls.VersionTLS13:
 		return "TLSv1.3"
-	case tls.VersionSSL30: //nolint:staticcheck // only named, never offered
+	case 0x0300: // SSL 3.0: only ever named, never offered
 		return "SSLv3"
 	}
 	return fmt.Sprintf("0x%04x", v)

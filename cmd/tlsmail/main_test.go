@@ -1,0 +1,91 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func runCLI(t *testing.T, argv ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	env := &cliEnv{name: "tlsmail", stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: func(string) string { return "" }}
+	code = run(env, argv)
+	return code, out.String(), errb.String()
+}
+
+func TestHelpAndUsageErrors(t *testing.T) {
+	if code, out, _ := runCLI(t, "tlsmail", "help"); code != 0 || !strings.Contains(out, "sslserver") || !strings.Contains(out, "cert") {
+		t.Errorf("help: %d %q", code, out)
+	}
+	if code, out, _ := runCLI(t, "tlsmail", "cert", "show", "-h"); code != 0 || !strings.Contains(out, "-json") {
+		t.Errorf("cert show -h: %d %q", code, out)
+	}
+	if code, out, _ := runCLI(t, "tlsmail", "help", "cert"); code != 0 || !strings.Contains(out, "rehash DIR") {
+		t.Errorf("help cert: %d %q", code, out)
+	}
+	for _, argv := range [][]string{
+		{"tlsmail", "frobnicate"},
+		{"tlsmail", "cert", "show", "--bogus"},
+		{"tlsmail", "cert", "nope"},
+		{"tlsmail", "cert", "hash"},
+		{"tlsmail", "serve", "--no-such-flag"},
+	} {
+		code, out, errs := runCLI(t, argv...)
+		if code != exitUsage || out != "" || strings.Count(errs, "\n") != 1 {
+			t.Errorf("%v: code %d stdout %q stderr %q; want exit 2 and one line on stderr", argv, code, out, errs)
+		}
+	}
+}
+
+func TestMultiCallByProgramName(t *testing.T) {
+	for _, name := range []string{"sslserver", "/usr/local/bin/sslclient", "sendmail"} {
+		code, out, _ := runCLI(t, name, "-h")
+		if code != 0 || !strings.Contains(out, "usage: "+filepath.Base(name)) {
+			t.Errorf("%s -h: %d %q", name, code, out)
+		}
+	}
+}
+
+func TestCertCommandsRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca")
+	if code, _, errs := runCLI(t, "tlsmail", "cert", "new-ca", "--out", ca, "--cn", "CLI CA"); code != 0 {
+		t.Fatalf("new-ca: %s", errs)
+	}
+	if code, _, errs := runCLI(t, "tlsmail", "cert", "new-ca", "--out", ca); code != exitFail || !strings.Contains(errs, "exists") {
+		t.Errorf("new-ca over an existing CA: %d %s", code, errs)
+	}
+	prefix := filepath.Join(dir, "mx")
+	if code, _, errs := runCLI(t, "tlsmail", "cert", "issue", "--ca", ca, "--host", "mx.example.org,192.0.2.1", "--out", prefix); code != 0 {
+		t.Fatalf("issue: %s", errs)
+	}
+	if st, err := os.Stat(prefix + ".key"); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("key file mode: %v %v", st, err)
+	}
+	code, out, _ := runCLI(t, "tlsmail", "cert", "show", prefix+".pem")
+	if code != 0 || !strings.Contains(out, "certificate 1 of 2") || !strings.Contains(out, "DNS:mx.example.org, IP Address:192.0.2.1") || !strings.Contains(out, "(DANE 3 1 1)") {
+		t.Errorf("show: %s", out)
+	}
+	code, out, _ = runCLI(t, "tlsmail", "cert", "show", "--json", prefix+".pem")
+	if code != 0 || !strings.Contains(out, `"spki_sha256"`) || !strings.Contains(out, `"days_left"`) {
+		t.Errorf("show --json: %s", out)
+	}
+	code, out, _ = runCLI(t, "tlsmail", "cert", "verify", "--cafile", filepath.Join(ca, "ca.pem"), "--host", "mx.example.org", prefix+".pem")
+	if code != 0 || !strings.Contains(out, "OK") {
+		t.Errorf("verify good: %d %s", code, out)
+	}
+	code, out, _ = runCLI(t, "tlsmail", "cert", "verify", "--cafile", filepath.Join(ca, "ca.pem"), "--host", "other.example", prefix+".pem")
+	if code != exitFail || !strings.Contains(out, "FAILED: wrong host: certificate is for mx.example.org, 192.0.2.1, not other.example") {
+		t.Errorf("verify wrong host: %d %s", code, out)
+	}
+	code, out, _ = runCLI(t, "tlsmail", "cert", "verify", "--at", "2040-01-01T00:00:00Z", "--cafile", filepath.Join(ca, "ca.pem"), prefix+".pem")
+	if code != exitFail || !strings.Contains(out, "expired") {
+		t.Errorf("verify in 2040: %d %s", code, out)
+	}
+	if code, _, errs := runCLI(t, "tlsmail", "cert", "show", filepath.Join(dir, "missing.pem")); code != exitFail || strings.Count(errs, "\n") != 1 || !strings.Contains(errs, "missing.pem") {
+		t.Errorf("show missing file: %d %q", code, errs)
+	}
+}

@@ -1,0 +1,184 @@
+package tlsconf
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/tlsmail/tlsmail/internal/certs"
+)
+
+// CertSpec names the files of one certificate: the certificate file (the
+// leaf, optionally followed by its chain), the key file (may be the same
+// file as CertFile, or empty if the key is in CertFile), and an optional
+// separate chain file.
+type CertSpec struct {
+	CertFile  string `toml:"cert"`
+	KeyFile   string `toml:"key"`
+	ChainFile string `toml:"chain"`
+}
+
+// LoadCertificate reads one certificate with its chain and key and checks
+// that the key belongs to the certificate.
+func LoadCertificate(spec CertSpec) (tls.Certificate, error) {
+	if spec.CertFile == "" {
+		return tls.Certificate{}, errors.New("no certificate file given")
+	}
+	chain, err := certs.ReadCertificates(spec.CertFile)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("certificate %w", err)
+	}
+	if spec.ChainFile != "" {
+		more, err := certs.ReadCertificates(spec.ChainFile)
+		if err != nil {
+			return tls.Certificate{}, fmt.Errorf("chain %w", err)
+		}
+		chain = append(chain, more...)
+	}
+	keyFile := spec.KeyFile
+	if keyFile == "" {
+		keyFile = spec.CertFile
+	}
+	key, err := certs.ReadPrivateKey(keyFile)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("key %w", err)
+	}
+	if !certs.KeyMatches(chain[0], key) {
+		return tls.Certificate{}, fmt.Errorf("key %s does not match certificate %s (subject %s)", keyFile, spec.CertFile, chain[0].Subject)
+	}
+	tc := tls.Certificate{PrivateKey: key, Leaf: chain[0]}
+	for _, c := range chain {
+		tc.Certificate = append(tc.Certificate, c.Raw)
+	}
+	return tc, nil
+}
+
+// CertStore holds the server certificates and swaps them atomically on
+// reload: handshakes in progress and established connections keep the
+// certificate they started with, new handshakes get the new one.
+type CertStore struct {
+	specs []CertSpec
+	certs atomic.Pointer[[]tls.Certificate]
+	stamp atomic.Pointer[[]byte]
+}
+
+// NewCertStore loads the certificates; the first is the default.
+func NewCertStore(specs []CertSpec) (*CertStore, error) {
+	if len(specs) == 0 {
+		return nil, errors.New("no server certificate configured")
+	}
+	s := &CertStore{specs: specs}
+	if err := s.Reload(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Reload re-reads every certificate. If any fails to load, the old set
+// stays in use and the error is returned.
+func (s *CertStore) Reload() error {
+	loaded := make([]tls.Certificate, 0, len(s.specs))
+	for _, spec := range s.specs {
+		c, err := LoadCertificate(spec)
+		if err != nil {
+			return err
+		}
+		loaded = append(loaded, c)
+	}
+	s.certs.Store(&loaded)
+	st := s.fileStamp()
+	s.stamp.Store(&st)
+	return nil
+}
+
+// Certificates returns the current certificates.
+func (s *CertStore) Certificates() []tls.Certificate {
+	return *s.certs.Load()
+}
+
+// GetCertificate picks the certificate for a ClientHello: the first whose
+// names cover the SNI and that the client can use, else the first the
+// client can use, else the default.
+func (s *CertStore) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	list := s.Certificates()
+	if hello.ServerName != "" {
+		for i := range list {
+			if list[i].Leaf.VerifyHostname(hello.ServerName) == nil && hello.SupportsCertificate(&list[i]) == nil {
+				return &list[i], nil
+			}
+		}
+	}
+	for i := range list {
+		if hello.SupportsCertificate(&list[i]) == nil {
+			return &list[i], nil
+		}
+	}
+	return &list[0], nil
+}
+
+// ForName returns the leaf certificate that GetCertificate would most
+// likely have chosen for an SNI name.
+func (s *CertStore) ForName(name string) *x509.Certificate {
+	list := s.Certificates()
+	if name != "" {
+		for i := range list {
+			if list[i].Leaf.VerifyHostname(name) == nil {
+				return list[i].Leaf
+			}
+		}
+	}
+	return list[0].Leaf
+}
+
+// fileStamp summarises the size and mtime of every file, to detect changes.
+func (s *CertStore) fileStamp() []byte {
+	var b bytes.Buffer
+	for _, spec := range s.specs {
+		for _, f := range []string{spec.CertFile, spec.KeyFile, spec.ChainFile} {
+			if f == "" {
+				continue
+			}
+			if st, err := os.Stat(f); err == nil {
+				fmt.Fprintf(&b, "%s %d %d\n", f, st.Size(), st.ModTime().UnixNano())
+			}
+		}
+	}
+	return b.Bytes()
+}
+
+// Changed reports whether any certificate file changed since the last load.
+func (s *CertStore) Changed() bool {
+	return !bytes.Equal(*s.stamp.Load(), s.fileStamp())
+}
+
+// Watch polls the files every interval and reloads when they change,
+// until ctx is done. Reload errors go to onError (the old certificates
+// stay in use). SIGHUP handling is the caller's: it calls Reload.
+func (s *CertStore) Watch(ctx context.Context, interval time.Duration, onReload func(error)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if s.Changed() {
+				err := s.Reload()
+				if err != nil {
+					// Do not retry the same broken files every tick.
+					st := s.fileStamp()
+					s.stamp.Store(&st)
+				}
+				if onReload != nil {
+					onReload(err)
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,200 @@
+// Package tlsconf builds tlsmail's *tls.Config values — server and client —
+// from file names and OpenSSL-style settings, and turns a finished
+// handshake into a tlsinfo.State. Defaults are the safe ones: TLS 1.2
+// minimum, Go's cipher suites, X25519MLKEM768 hybrid key exchange first,
+// certificate verification on, no session tickets on servers.
+package tlsconf
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"time"
+
+	"github.com/tlsmail/tlsmail/internal/certs"
+	"github.com/tlsmail/tlsmail/tlsinfo"
+)
+
+// Client-certificate modes for a server.
+const (
+	ClientAuthNone    = "none"    // do not ask for a client certificate
+	ClientAuthRequest = "request" // ask; accept any; record whether it verified
+	ClientAuthRequire = "require" // require one that verifies against the client CAs
+)
+
+// ServerSettings describe a server's TLS.
+type ServerSettings struct {
+	// Certs are the server certificates; chosen by SNI, the first is the default.
+	Certs []CertSpec
+	// ClientAuth is none (default), request or require.
+	ClientAuth string
+	// ClientCAFile and ClientCADir hold the CAs client certificates are
+	// verified against (file of PEM certificates; OpenSSL hashed directory).
+	ClientCAFile string
+	ClientCADir  string
+	// MinVersion is the lowest TLS version accepted (default TLSv1.2).
+	MinVersion string
+	// Ciphers is an OpenSSL cipher string for TLS ≤ 1.2 (default: Go's).
+	Ciphers string
+	// SessionTickets enables TLS session tickets. Off by default: Outlook
+	// and Exchange abort STARTTLS on Go's TLS 1.3 NewSessionTicket.
+	SessionTickets bool
+}
+
+// Server is a server TLS configuration with reloadable certificates.
+type Server struct {
+	Store     *CertStore
+	clientCAs *x509.CertPool
+	config    *tls.Config
+	// Ignored lists cipher names from the cipher string that Go does not
+	// implement, for the caller to log once.
+	Ignored []string
+}
+
+// NewServer loads the certificates and CAs and builds the config.
+func NewServer(s ServerSettings) (*Server, error) {
+	store, err := NewCertStore(s.Certs)
+	if err != nil {
+		return nil, err
+	}
+	minV, err := ParseVersion(s.MinVersion, tls.VersionTLS12)
+	if err != nil {
+		return nil, err
+	}
+	ciphers, err := ParseCiphers(s.Ciphers)
+	if err != nil {
+		return nil, err
+	}
+	srv := &Server{Store: store, Ignored: ciphers.Ignored}
+	cfg := &tls.Config{
+		GetCertificate:         store.GetCertificate,
+		MinVersion:             minV,
+		CipherSuites:           ciphers.Suites,
+		SessionTicketsDisabled: !s.SessionTickets,
+	}
+	switch s.ClientAuth {
+	case "", ClientAuthNone:
+		cfg.ClientAuth = tls.NoClientCert
+	case ClientAuthRequest, ClientAuthRequire:
+		if s.ClientCAFile == "" && s.ClientCADir == "" {
+			return nil, fmt.Errorf("client_auth %q needs a client CA file or directory", s.ClientAuth)
+		}
+		pool, err := certs.LoadCAs(s.ClientCAFile, s.ClientCADir)
+		if err != nil {
+			return nil, fmt.Errorf("client CAs: %w", err)
+		}
+		srv.clientCAs = pool
+		cfg.ClientCAs = pool
+		cfg.ClientAuth = tls.RequestClientCert
+		if s.ClientAuth == ClientAuthRequire {
+			cfg.ClientAuth = tls.RequireAndVerifyClientCert
+		}
+	default:
+		return nil, fmt.Errorf("client_auth %q: want none, request or require", s.ClientAuth)
+	}
+	srv.config = cfg
+	return srv, nil
+}
+
+// Config returns the server's *tls.Config. It is shared; do not modify it.
+func (s *Server) Config() *tls.Config { return s.config }
+
+// Reload re-reads the certificates (on SIGHUP); see CertStore.Reload.
+func (s *Server) Reload() error { return s.Store.Reload() }
+
+// State describes a finished server-side handshake: the client certificate
+// (if any) is verified against the client CAs for client authentication.
+func (s *Server) State(cs tls.ConnectionState) tlsinfo.State {
+	v := tlsinfo.Verification{Reason: "no client certificate requested"}
+	switch {
+	case s.clientCAs == nil:
+	case len(cs.PeerCertificates) == 0:
+		v = tlsinfo.Verification{Reason: "no certificate presented"}
+	default:
+		v = certs.Verify(cs.PeerCertificates, s.clientCAs, "", certs.PurposeClient, time.Now())
+	}
+	return tlsinfo.New(cs, tlsinfo.RoleServer, v, tlsinfo.NewCert(s.Store.ForName(cs.ServerName)))
+}
+
+// ClientSettings describe a client's TLS.
+type ClientSettings struct {
+	// CAFile and CADir are the trusted CAs; neither means the system store.
+	CAFile string
+	CADir  string
+	// CertFile/KeyFile: an optional client certificate.
+	Cert CertSpec
+	// MinVersion is the lowest TLS version offered (default TLSv1.2).
+	MinVersion string
+	// Ciphers is an OpenSSL cipher string for TLS ≤ 1.2 (default: Go's).
+	Ciphers string
+	// InsecureSkipVerify lets a handshake with an unverifiable server
+	// succeed; the State still records that it did not verify and why.
+	InsecureSkipVerify bool
+}
+
+// Client is a client TLS configuration.
+type Client struct {
+	roots    *x509.CertPool
+	base     *tls.Config
+	insecure bool
+	Ignored  []string
+}
+
+// NewClient loads the CAs and the optional client certificate.
+func NewClient(s ClientSettings) (*Client, error) {
+	roots, err := certs.LoadCAs(s.CAFile, s.CADir)
+	if err != nil {
+		return nil, err
+	}
+	minV, err := ParseVersion(s.MinVersion, tls.VersionTLS12)
+	if err != nil {
+		return nil, err
+	}
+	ciphers, err := ParseCiphers(s.Ciphers)
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{roots: roots, insecure: s.InsecureSkipVerify, Ignored: ciphers.Ignored}
+	c.base = &tls.Config{MinVersion: minV, CipherSuites: ciphers.Suites, RootCAs: roots}
+	if s.Cert.CertFile != "" {
+		cert, err := LoadCertificate(s.Cert)
+		if err != nil {
+			return nil, fmt.Errorf("client %w", err)
+		}
+		c.base.Certificates = []tls.Certificate{cert}
+	}
+	return c, nil
+}
+
+// Config returns a config for a connection to serverName (used for SNI and
+// the name check). Verification is done by tlsinfo so that a failure says
+// why in words; it fails the handshake unless InsecureSkipVerify was set.
+func (c *Client) Config(serverName string) *tls.Config {
+	cfg := c.base.Clone()
+	cfg.ServerName = serverName
+	cfg.InsecureSkipVerify = true // replaced by VerifyConnection below
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		if c.insecure {
+			return nil
+		}
+		v := c.verify(cs, serverName)
+		if !v.Verified {
+			return fmt.Errorf("server certificate not verified: %s", v.Reason)
+		}
+		return nil
+	}
+	return cfg
+}
+
+func (c *Client) verify(cs tls.ConnectionState, serverName string) tlsinfo.Verification {
+	return certs.Verify(cs.PeerCertificates, c.roots, serverName, certs.PurposeServer, time.Now())
+}
+
+// State describes a finished client-side handshake to serverName.
+func (c *Client) State(cs tls.ConnectionState, serverName string) tlsinfo.State {
+	var local *tlsinfo.Cert
+	if len(c.base.Certificates) > 0 {
+		local = tlsinfo.NewCert(c.base.Certificates[0].Leaf)
+	}
+	return tlsinfo.New(cs, tlsinfo.RoleClient, c.verify(cs, serverName), local)
+}
