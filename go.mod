@@ -1,3 +1,8 @@
 module github.com/tlsmail/tlsmail
 
-go 1.26
+go 1.26.0
+
+require (
+	github.com/BurntSushi/toml v1.6.0 // indirect
+	golang.org/x/crypto v0.58.0 // indirect
+)
