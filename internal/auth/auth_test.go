@@ -1,0 +1,96 @@
+package auth
+
+import (
+	"encoding/base64"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/argon2"
+)
+
+func TestUsersFileRoundTrip(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "users")
+	u, err := LoadUsers(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := HashPassword("correct horse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Set("demo", h); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := os.Stat(path); st.Mode().Perm() != 0o600 {
+		t.Errorf("users file mode %v", st.Mode())
+	}
+	u2, err := LoadUsers(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !u2.Authenticate("demo", "correct horse") || u2.Authenticate("demo", "wrong") || u2.Authenticate("nobody", "correct horse") {
+		t.Error("authentication results wrong")
+	}
+	if err := u2.Delete("demo"); err != nil || u2.Exists("demo") {
+		t.Errorf("delete: %v", err)
+	}
+	if _, err := HashPassword("short"); err == nil {
+		t.Error("short password accepted")
+	}
+}
+
+func TestArgon2idHashes(t *testing.T) {
+	salt := []byte("somesalt16bytes!")
+	key := argon2.IDKey([]byte("secret password"), salt, 2, 1024, 1, 32)
+	h := "$argon2id$v=19$m=1024,t=2,p=1$" + base64.RawStdEncoding.EncodeToString(salt) + "$" + base64.RawStdEncoding.EncodeToString(key)
+	if !checkHash(h, "secret password") || checkHash(h, "other") {
+		t.Error("argon2id check wrong")
+	}
+	if checkHash(strings.Replace(h, "m=1024", "m=0", 1), "secret password") {
+		t.Error("malformed parameters accepted")
+	}
+}
+
+func TestUsersFileErrorsNameTheLine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "users")
+	os.WriteFile(path, []byte("# comment\nalice:$2b$10$abcdefghijklmnopqrstuu\nbob:plaintext\n"), 0o600)
+	_, err := LoadUsers(path)
+	if err == nil || !strings.Contains(err.Error(), path+":3:") || !strings.Contains(err.Error(), "unsupported password hash") {
+		t.Errorf("error %v", err)
+	}
+}
+
+func TestDecodePlain(t *testing.T) {
+	enc := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+	if u, p, err := DecodePlain(enc("\x00demo\x00pw")); err != nil || u != "demo" || p != "pw" {
+		t.Errorf("%q %q %v", u, p, err)
+	}
+	if u, _, err := DecodePlain(enc("demo\x00demo\x00pw")); err != nil || u != "demo" {
+		t.Errorf("authzid=authcid: %v", err)
+	}
+	for _, bad := range []string{enc("other\x00demo\x00pw"), enc("demo"), "!!!", enc("\x00\x00pw")} {
+		if _, _, err := DecodePlain(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestThrottle(t *testing.T) {
+	th := NewThrottle(3, time.Minute)
+	now := time.Now()
+	for range 3 {
+		if !th.Allowed("192.0.2.1", now) {
+			t.Fatal("refused too early")
+		}
+		th.Fail("192.0.2.1", now)
+	}
+	if th.Allowed("192.0.2.1", now) || !th.Allowed("192.0.2.2", now) {
+		t.Error("throttle does not separate IPs or does not block")
+	}
+	if !th.Allowed("192.0.2.1", now.Add(2*time.Minute)) {
+		t.Error("not released after the window")
+	}
+}

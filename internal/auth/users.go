@@ -1,0 +1,217 @@
+// Package auth holds tlsmail's user store (a users file of name:hash lines
+// with bcrypt or argon2id hashes), the server side of the SASL mechanisms
+// PLAIN and LOGIN, and per-IP throttling of authentication failures.
+// Passwords are never logged and are checked in constant time, also for
+// unknown users.
+package auth
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+
+	"golang.org/x/crypto/argon2"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/tlsmail/tlsmail/internal/safeio"
+)
+
+// BcryptCost is the cost for new bcrypt hashes.
+const BcryptCost = bcrypt.DefaultCost
+
+// Users is a users file loaded in memory.
+type Users struct {
+	path string
+	mu   sync.RWMutex
+	hash map[string]string
+	// dummy is checked for unknown users so a login takes the same time
+	// whether or not the user exists.
+	dummy string
+}
+
+// ValidName reports whether name can be a user name: letters, digits and
+// ". _ -", starting with a letter or digit, at most 64 characters.
+func ValidName(name string) bool {
+	if name == "" || len(name) > 64 {
+		return false
+	}
+	for i, c := range name {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || (i > 0 && strings.ContainsRune("._-", c))
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// LoadUsers reads a users file. A missing file is an empty store (so
+// `tlsmail user add` can create it). Errors name the file and line.
+func LoadUsers(path string) (*Users, error) {
+	u := &Users{path: path, hash: map[string]string{}}
+	dummy, err := bcrypt.GenerateFromPassword([]byte("tlsmail-dummy"), BcryptCost)
+	if err != nil {
+		return nil, err
+	}
+	u.dummy = string(dummy)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return u, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		name, h, ok := strings.Cut(line, ":")
+		switch {
+		case !ok:
+			return nil, fmt.Errorf("%s:%d: want name:hash", path, n)
+		case !ValidName(name):
+			return nil, fmt.Errorf("%s:%d: invalid user name %q", path, n, name)
+		case !knownHash(h):
+			return nil, fmt.Errorf("%s:%d: user %s: unsupported password hash (want bcrypt $2b$… or $argon2id$…)", path, n, name)
+		case u.hash[name] != "":
+			return nil, fmt.Errorf("%s:%d: user %s listed twice", path, n, name)
+		}
+		u.hash[name] = h
+	}
+	return u, sc.Err()
+}
+
+func knownHash(h string) bool {
+	return strings.HasPrefix(h, "$2a$") || strings.HasPrefix(h, "$2b$") || strings.HasPrefix(h, "$2y$") || strings.HasPrefix(h, "$argon2id$")
+}
+
+// Exists reports whether the user exists.
+func (u *Users) Exists(name string) bool {
+	u.mu.RLock()
+	defer u.mu.RUnlock()
+	_, ok := u.hash[name]
+	return ok
+}
+
+// Names lists the users, sorted.
+func (u *Users) Names() []string {
+	u.mu.RLock()
+	defer u.mu.RUnlock()
+	out := make([]string, 0, len(u.hash))
+	for n := range u.hash {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Authenticate checks a password. It takes as long for an unknown user as
+// for a wrong password.
+func (u *Users) Authenticate(name, password string) bool {
+	u.mu.RLock()
+	h, ok := u.hash[name]
+	u.mu.RUnlock()
+	if !ok {
+		h = u.dummy
+	}
+	match := checkHash(h, password)
+	return ok && match
+}
+
+func checkHash(h, password string) bool {
+	if strings.HasPrefix(h, "$argon2id$") {
+		return checkArgon2id(h, password)
+	}
+	return bcrypt.CompareHashAndPassword([]byte(h), []byte(password)) == nil
+}
+
+// checkArgon2id verifies a PHC-format argon2id hash:
+// $argon2id$v=19$m=65536,t=3,p=2$<salt b64>$<hash b64>.
+func checkArgon2id(h, password string) bool {
+	parts := strings.Split(h, "$")
+	if len(parts) != 6 || parts[2] != "v=19" {
+		return false
+	}
+	var m, t uint32
+	var p uint8
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil || m == 0 || t == 0 || p == 0 || m > 1<<21 {
+		return false
+	}
+	salt, err1 := base64.RawStdEncoding.DecodeString(parts[4])
+	want, err2 := base64.RawStdEncoding.DecodeString(parts[5])
+	if err1 != nil || err2 != nil || len(want) == 0 {
+		return false
+	}
+	got := argon2.IDKey([]byte(password), salt, t, m, p, uint32(len(want)))
+	return subtle.ConstantTimeCompare(got, want) == 1
+}
+
+// HashPassword makes a bcrypt hash for a new password.
+func HashPassword(password string) (string, error) {
+	if len(password) < 8 {
+		return "", errors.New("password too short (at least 8 characters)")
+	}
+	if len(password) > 72 {
+		return "", errors.New("password too long for bcrypt (at most 72 bytes)")
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(password), BcryptCost)
+	return string(h), err
+}
+
+// Set adds a user or changes its password hash, and saves the file.
+func (u *Users) Set(name, hash string) error {
+	if !ValidName(name) {
+		return fmt.Errorf("invalid user name %q (letters, digits and . _ -)", name)
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	old, had := u.hash[name]
+	u.hash[name] = hash
+	if err := u.saveLocked(); err != nil {
+		if had {
+			u.hash[name] = old
+		} else {
+			delete(u.hash, name)
+		}
+		return err
+	}
+	return nil
+}
+
+// Delete removes a user and saves the file.
+func (u *Users) Delete(name string) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	old, ok := u.hash[name]
+	if !ok {
+		return fmt.Errorf("no user %q", name)
+	}
+	delete(u.hash, name)
+	if err := u.saveLocked(); err != nil {
+		u.hash[name] = old
+		return err
+	}
+	return nil
+}
+
+func (u *Users) saveLocked() error {
+	names := make([]string, 0, len(u.hash))
+	for n := range u.hash {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	b.WriteString("# tlsmail users: name:hash (bcrypt or argon2id). Manage with `tlsmail user`.\n")
+	for _, n := range names {
+		b.WriteString(n + ":" + u.hash[n] + "\n")
+	}
+	return safeio.WriteFile(u.path, []byte(b.String()), 0o600)
+}

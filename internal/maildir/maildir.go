@@ -1,0 +1,161 @@
+// Package maildir stores messages in Maildir format (cr.yp.to/proto/maildir):
+// delivery writes tmp/NAME, fsyncs it, links it into new/ and fsyncs the
+// directory, so a delivered message is durable and never half-visible.
+// Names are derived from the caller's unique key, which makes delivery
+// idempotent: delivering the same key twice (say, after a crash between
+// delivery and the queue's completion record) stores it once.
+package maildir
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/tlsmail/tlsmail/internal/safeio"
+)
+
+// Dir is a Maildir directory (holding tmp, new and cur).
+type Dir string
+
+// Create makes the Maildir and its subdirectories (mode 0700) if missing.
+func Create(path string) (Dir, error) {
+	for _, sub := range []string{"tmp", "new", "cur"} {
+		if err := os.MkdirAll(filepath.Join(path, sub), 0o700); err != nil {
+			return "", fmt.Errorf("maildir %s: %w", path, err)
+		}
+	}
+	return Dir(path), nil
+}
+
+// UniqueName builds a Maildir file name from a delivery's unique key: the
+// arrival time in seconds, the key, and the host name (with '/' and ':'
+// encoded as the spec asks).
+func UniqueName(unixTime int64, key, host string) string {
+	host = strings.NewReplacer("/", `\057`, ":", `\072`).Replace(host)
+	key = strings.NewReplacer("/", "_", ":", "_", ".", "_").Replace(key)
+	return fmt.Sprintf("%d.%s.%s", unixTime, key, host)
+}
+
+// Deliver stores the message read from r under name (see UniqueName). If
+// a message of that name is already in new/ or cur/ it reports
+// delivered=false and stores nothing.
+func (d Dir) Deliver(name string, r io.Reader) (delivered bool, err error) {
+	if strings.ContainsAny(name, "/:") {
+		return false, fmt.Errorf("maildir: invalid name %q", name)
+	}
+	if d.has(name) {
+		return false, nil
+	}
+	tmp := filepath.Join(string(d), "tmp", name)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return false, fmt.Errorf("maildir deliver: %w", err)
+	}
+	_, err = io.Copy(f, r)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return false, fmt.Errorf("maildir deliver: %w", err)
+	}
+	defer os.Remove(tmp)
+	if err := os.Link(tmp, filepath.Join(string(d), "new", name)); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return false, nil
+		}
+		return false, fmt.Errorf("maildir deliver: %w", err)
+	}
+	if err := safeio.SyncDir(filepath.Join(string(d), "new")); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// has reports whether name is in new/ or (with any flags) in cur/.
+func (d Dir) has(name string) bool {
+	if _, err := os.Lstat(filepath.Join(string(d), "new", name)); err == nil {
+		return true
+	}
+	matches, _ := filepath.Glob(filepath.Join(string(d), "cur", globEscape(name)+":*"))
+	if len(matches) > 0 {
+		return true
+	}
+	_, err := os.Lstat(filepath.Join(string(d), "cur", name))
+	return err == nil
+}
+
+func globEscape(s string) string {
+	return strings.NewReplacer(`\`, `\\`, "*", `\*`, "?", `\?`, "[", `\[`).Replace(s)
+}
+
+// Message is one message in the Maildir.
+type Message struct {
+	Name string // unique part of the file name, without ":2,flags"
+	File string // file name inside its subdirectory
+	New  bool   // in new/ (not yet seen by a reader)
+	Size int64
+}
+
+// Path returns the message file's path.
+func (d Dir) Path(m Message) string {
+	sub := "cur"
+	if m.New {
+		sub = "new"
+	}
+	return filepath.Join(string(d), sub, m.File)
+}
+
+// List returns the messages in new/ and cur/, oldest first (by name, whose
+// prefix is the arrival time).
+func (d Dir) List() ([]Message, error) {
+	var out []Message
+	for _, sub := range []string{"new", "cur"} {
+		entries, err := os.ReadDir(filepath.Join(string(d), sub))
+		if err != nil {
+			return nil, fmt.Errorf("maildir list: %w", err)
+		}
+		for _, e := range entries {
+			if !e.Type().IsRegular() || strings.HasPrefix(e.Name(), ".") {
+				continue
+			}
+			info, err := e.Info()
+			if err != nil {
+				continue // removed meanwhile
+			}
+			name, _, _ := strings.Cut(e.Name(), ":")
+			out = append(out, Message{Name: name, File: e.Name(), New: sub == "new", Size: info.Size()})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// MarkSeen moves a message from new/ to cur/ with the info suffix ":2,",
+// as Maildir readers do when they have shown it.
+func (d Dir) MarkSeen(m Message) (Message, error) {
+	if !m.New {
+		return m, nil
+	}
+	to := Message{Name: m.Name, File: m.Name + ":2,", Size: m.Size}
+	if err := os.Rename(d.Path(m), d.Path(to)); err != nil {
+		return m, fmt.Errorf("maildir: %w", err)
+	}
+	return to, nil
+}
+
+// Remove deletes a message.
+func (d Dir) Remove(m Message) error {
+	if err := os.Remove(d.Path(m)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("maildir: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,68 @@
+package queue
+
+import (
+	"time"
+)
+
+// Envelope is what the server learned about a message in the SMTP
+// transaction. It is written once, with the message, and never changed.
+type Envelope struct {
+	ID         string      `json:"id"`
+	From       string      `json:"from"` // "" is the null sender <>
+	Recipients []Recipient `json:"rcpt"`
+	Received   time.Time   `json:"received"`
+
+	Helo     string `json:"helo,omitempty"`
+	ClientIP string `json:"client_ip,omitempty"`
+	AuthUser string `json:"auth_user,omitempty"`
+	TLS      string `json:"tls,omitempty"` // tlsinfo summary of the receiving hop
+
+	Body       string `json:"body,omitempty"` // 7BIT, 8BITMIME
+	SMTPUTF8   bool   `json:"smtputf8,omitempty"`
+	RequireTLS bool   `json:"requiretls,omitempty"` // RFC 8689: relay only over verified TLS
+	Size       int64  `json:"size"`
+	// DSN (RFC 3461) parameters.
+	Ret   string `json:"ret,omitempty"`   // FULL or HDRS
+	EnvID string `json:"envid,omitempty"` // decoded xtext
+}
+
+// Recipient is one envelope recipient with its DSN parameters.
+type Recipient struct {
+	Addr   string `json:"addr"`
+	Local  string `json:"local,omitempty"` // local user (mailbox) if delivered locally; "" for remote
+	Notify string `json:"notify,omitempty"`
+	ORcpt  string `json:"orcpt,omitempty"`
+}
+
+// Status is the delivery state of one recipient.
+type Status string
+
+// Recipient states.
+const (
+	Pending   Status = "pending"
+	Delivered Status = "delivered"
+	Failed    Status = "failed" // permanently; a bounce is due
+)
+
+// RcptState is the mutable delivery state of one recipient, kept in the
+// message's state file.
+type RcptState struct {
+	Status    Status    `json:"status"`
+	Attempts  int       `json:"attempts,omitempty"`
+	LastReply string    `json:"last_reply,omitempty"`
+	LastTry   time.Time `json:"last_try,omitzero"`
+	NextTry   time.Time `json:"next_try,omitzero"`
+}
+
+// State is the delivery state of a queued message.
+type State struct {
+	Rcpts []RcptState `json:"rcpts"`
+}
+
+// Outcome is what a delivery attempt says about one recipient.
+type Outcome struct {
+	Rcpt      int    // index into Envelope.Recipients
+	Delivered bool   // done
+	Permanent bool   // failed for good (5xx); otherwise retry later
+	Reply     string // the reply or error text, for logs and bounces
+}

@@ -1,0 +1,344 @@
+// Package queue is tlsmail's durable spool and delivery scheduler. Its
+// invariant: a message is acknowledged only once it is durable — written,
+// fsynced, renamed into place and the directory fsynced — and a crash at
+// any moment loses no acknowledged message. Delivery state is kept per
+// recipient; a recipient is marked done only after its delivery reported
+// success, and delivery to Maildir is idempotent, so recovery after a
+// crash delivers nothing twice.
+//
+// The queue knows delivery only through the Deliverer interface, which
+// the server wires to local (Maildir) and remote delivery.
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/tlsmail/tlsmail/internal/safeio"
+)
+
+// Deliverer delivers a message to some of its recipients. open returns the
+// message content (the stored headers and body) each time it is called.
+// It returns one Outcome per recipient index given.
+type Deliverer interface {
+	Deliver(ctx context.Context, env *Envelope, rcpts []int, open func() (io.ReadCloser, error)) []Outcome
+}
+
+// Options tune retries and concurrency. Zero values take the defaults.
+type Options struct {
+	Workers    int           // concurrent deliveries (default 8)
+	FirstRetry time.Duration // first retry after a temporary failure (default 5m)
+	MaxRetry   time.Duration // longest interval between tries (default 1h)
+	Lifetime   time.Duration // give up after this long in the queue (default 5 days)
+}
+
+func (o *Options) defaults() {
+	if o.Workers <= 0 {
+		o.Workers = 8
+	}
+	if o.FirstRetry <= 0 {
+		o.FirstRetry = 5 * time.Minute
+	}
+	if o.MaxRetry <= 0 {
+		o.MaxRetry = time.Hour
+	}
+	if o.Lifetime <= 0 {
+		o.Lifetime = 5 * 24 * time.Hour
+	}
+}
+
+// Queue is the spool directory plus the delivery workers.
+type Queue struct {
+	dir  string
+	opts Options
+	dlv  Deliverer
+	log  *slog.Logger
+
+	work chan string
+
+	mu       sync.Mutex
+	inFlight map[string]bool
+	timers   map[string]*time.Timer
+	closed   bool
+
+	dirMu sync.Mutex // serialises fsyncs of msg/
+}
+
+// Open opens (creating if needed) the spool in dir. Leftovers of messages
+// that were never acknowledged (tmp/) and orphan state files are removed.
+// Call Run to start delivering, which also schedules everything queued.
+func Open(dir string, dlv Deliverer, opts Options, log *slog.Logger) (*Queue, error) {
+	opts.defaults()
+	for _, sub := range []string{"tmp", "msg", "state"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
+			return nil, fmt.Errorf("queue: %w", err)
+		}
+	}
+	q := &Queue{dir: dir, opts: opts, dlv: dlv, log: log, work: make(chan string, 1024),
+		inFlight: map[string]bool{}, timers: map[string]*time.Timer{}}
+	tmps, err := os.ReadDir(filepath.Join(dir, "tmp"))
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	for _, e := range tmps {
+		os.Remove(filepath.Join(dir, "tmp", e.Name()))
+		log.Info("queue: removed partial message", "id", e.Name())
+	}
+	states, _ := os.ReadDir(filepath.Join(dir, "state"))
+	for _, e := range states {
+		if _, err := os.Stat(filepath.Join(dir, "msg", e.Name())); errors.Is(err, os.ErrNotExist) {
+			os.Remove(filepath.Join(dir, "state", e.Name()))
+		}
+	}
+	return q, nil
+}
+
+// Dir returns the spool directory.
+func (q *Queue) Dir() string { return q.dir }
+
+func (q *Queue) syncMsgDir() error {
+	q.dirMu.Lock()
+	defer q.dirMu.Unlock()
+	return safeio.SyncDir(filepath.Join(q.dir, "msg"))
+}
+
+// IDs lists the queued messages.
+func (q *Queue) IDs() ([]string, error) {
+	entries, err := os.ReadDir(filepath.Join(q.dir, "msg"))
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range entries {
+		if validID(e.Name()) {
+			out = append(out, e.Name())
+		}
+	}
+	return out, nil
+}
+
+// Item is a queued message as `tlsmail queue` shows it.
+type Item struct {
+	Envelope Envelope
+	State    State
+}
+
+// Get reads a queued message's envelope and state.
+func (q *Queue) Get(id string) (Item, error) {
+	if !validID(id) {
+		return Item{}, fmt.Errorf("queue: invalid ID %q", id)
+	}
+	env, _, err := readMessage(filepath.Join(q.dir, "msg", id))
+	if err != nil {
+		return Item{}, err
+	}
+	st, err := q.readState(id, len(env.Recipients))
+	return Item{Envelope: env, State: st}, err
+}
+
+// Run delivers until ctx is done: it schedules every queued message now
+// (recovery) and starts the workers. It returns when the workers stopped.
+func (q *Queue) Run(ctx context.Context) {
+	ids, err := q.IDs()
+	if err != nil {
+		q.log.Error("queue: list", "err", err)
+	}
+	var wg sync.WaitGroup
+	for range q.opts.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			q.worker(ctx)
+		}()
+	}
+	for _, id := range ids {
+		q.recoverOne(id)
+	}
+	<-ctx.Done()
+	q.mu.Lock()
+	q.closed = true
+	for _, t := range q.timers {
+		t.Stop()
+	}
+	q.mu.Unlock()
+	wg.Wait()
+}
+
+// recoverOne schedules a message found on start at its next-try time.
+func (q *Queue) recoverOne(id string) {
+	it, err := q.Get(id)
+	if err != nil {
+		q.log.Error("queue: unreadable message left in place", "id", id, "err", err)
+		return
+	}
+	var next time.Time // zero: now
+	for i, r := range it.State.Rcpts {
+		if r.Status == Pending && (i == 0 || next.IsZero() || r.NextTry.Before(next)) {
+			next = r.NextTry
+		}
+	}
+	q.schedule(id, next)
+}
+
+// schedule makes id due at time at (now or later).
+func (q *Queue) schedule(id string, at time.Time) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return
+	}
+	if t, ok := q.timers[id]; ok {
+		t.Stop()
+		delete(q.timers, id)
+	}
+	d := time.Until(at)
+	if d <= 0 {
+		select {
+		case q.work <- id:
+			return
+		default:
+			d = time.Second // the work queue is full: try again shortly
+		}
+	}
+	q.timers[id] = time.AfterFunc(d, func() {
+		q.mu.Lock()
+		delete(q.timers, id)
+		closed := q.closed
+		q.mu.Unlock()
+		if !closed {
+			q.schedule(id, time.Now())
+		}
+	})
+}
+
+// Flush makes every queued message due now (tlsmail queue flush).
+func (q *Queue) Flush() error {
+	ids, err := q.IDs()
+	for _, id := range ids {
+		q.schedule(id, time.Now())
+	}
+	return err
+}
+
+func (q *Queue) worker(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case id := <-q.work:
+			q.mu.Lock()
+			busy := q.inFlight[id]
+			q.inFlight[id] = true
+			q.mu.Unlock()
+			if busy {
+				continue // another worker has it; it reschedules if needed
+			}
+			q.attempt(ctx, id)
+			q.mu.Lock()
+			delete(q.inFlight, id)
+			q.mu.Unlock()
+		}
+	}
+}
+
+// attempt tries every due recipient of one message once.
+func (q *Queue) attempt(ctx context.Context, id string) {
+	path := filepath.Join(q.dir, "msg", id)
+	env, size, err := readMessage(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return // already finished
+	}
+	if err != nil {
+		q.log.Error("queue: cannot read message", "id", id, "err", err)
+		return
+	}
+	st, err := q.readState(id, len(env.Recipients))
+	if err != nil {
+		q.log.Error("queue: cannot read state", "id", id, "err", err)
+		return
+	}
+	now := time.Now()
+	var due []int
+	for i, r := range st.Rcpts {
+		if r.Status == Pending && !r.NextTry.After(now) {
+			due = append(due, i)
+		}
+	}
+	if len(due) > 0 {
+		open := func() (io.ReadCloser, error) {
+			f, err := os.Open(path)
+			if err != nil {
+				return nil, err
+			}
+			return struct {
+				io.Reader
+				io.Closer
+			}{io.LimitReader(f, size), f}, nil
+		}
+		for _, o := range q.dlv.Deliver(ctx, &env, due, open) {
+			if o.Rcpt < 0 || o.Rcpt >= len(st.Rcpts) {
+				continue
+			}
+			q.apply(&env, &st.Rcpts[o.Rcpt], o, now)
+		}
+	}
+	pending, next := 0, time.Time{}
+	for _, r := range st.Rcpts {
+		if r.Status == Pending {
+			pending++
+			if next.IsZero() || r.NextTry.Before(next) {
+				next = r.NextTry
+			}
+		}
+	}
+	if pending == 0 {
+		if err := q.remove(id); err != nil {
+			q.log.Error("queue: remove finished message", "id", id, "err", err)
+		}
+		q.log.Info("queue: message done", "id", id)
+		return
+	}
+	if err := q.writeState(id, st); err != nil {
+		q.log.Error("queue: write state", "id", id, "err", err)
+	}
+	q.schedule(id, next)
+}
+
+// apply records one outcome in a recipient's state.
+func (q *Queue) apply(env *Envelope, r *RcptState, o Outcome, now time.Time) {
+	r.Attempts++
+	r.LastTry = now
+	r.LastReply = o.Reply
+	rcpt := env.Recipients[o.Rcpt].Addr
+	switch {
+	case o.Delivered:
+		r.Status = Delivered
+		q.log.Info("delivered", "id", env.ID, "to", rcpt, "status", "sent", "delay", now.Sub(env.Received).Round(time.Millisecond).String(), "reply", o.Reply)
+	case o.Permanent:
+		r.Status = Failed
+		q.log.Warn("delivery failed", "id", env.ID, "to", rcpt, "status", "bounced", "reply", o.Reply)
+	case now.Sub(env.Received) > q.opts.Lifetime:
+		r.Status = Failed
+		q.log.Warn("delivery failed", "id", env.ID, "to", rcpt, "status", "expired", "reply", o.Reply)
+	default:
+		r.NextTry = now.Add(q.backoff(r.Attempts))
+		q.log.Info("delivery deferred", "id", env.ID, "to", rcpt, "status", "deferred", "next", r.NextTry.Format(time.RFC3339), "reply", o.Reply)
+	}
+}
+
+// backoff is the wait after the n-th failed attempt: FirstRetry doubled
+// each time, at most MaxRetry.
+func (q *Queue) backoff(n int) time.Duration {
+	d := q.opts.FirstRetry
+	for i := 1; i < n && d < q.opts.MaxRetry; i++ {
+		d *= 2
+	}
+	return min(d, q.opts.MaxRetry)
+}

@@ -1,0 +1,225 @@
+package queue
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/tlsmail/tlsmail/internal/safeio"
+)
+
+// The spool lives in one directory:
+//
+//	tmp/ID     a message being received (removed on start: never acknowledged)
+//	msg/ID     an accepted message: one line of JSON envelope, then the message
+//	state/ID   per-recipient delivery state (absent: all pending)
+//
+// A message is accepted when msg/ID exists: written to tmp/, fsynced,
+// renamed into msg/, msg/ fsynced. Only then does the server say 250.
+
+// NewID makes a queue ID: 11 hex digits of milliseconds since the epoch
+// (so IDs sort by arrival) and 9 random hex digits.
+func NewID(now time.Time) string {
+	var r [8]byte
+	_, _ = rand.Read(r[:])
+	return fmt.Sprintf("%011X%09X", now.UnixMilli()&0xFFFFFFFFFFF, binary.BigEndian.Uint64(r[:])&0xFFFFFFFFF)
+}
+
+func validID(id string) bool {
+	if len(id) != 20 {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= '0' && c <= '9' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+// Writer receives one message into the spool. Write the message (headers
+// and body), then Commit to make it durable, or Abort.
+type Writer struct {
+	q    *Queue
+	env  Envelope
+	f    *os.File
+	bw   *bufio.Writer
+	size int64
+	done bool
+}
+
+// NewMessage starts receiving a message. The envelope's ID and Received
+// time are set here.
+func (q *Queue) NewMessage(env Envelope) (*Writer, error) {
+	now := time.Now()
+	env.ID = NewID(now)
+	env.Received = now
+	f, err := os.OpenFile(filepath.Join(q.dir, "tmp", env.ID), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	return &Writer{q: q, env: env, f: f, bw: bufio.NewWriterSize(f, 32*1024)}, nil
+}
+
+// ID returns the queue ID the message will have.
+func (w *Writer) ID() string { return w.env.ID }
+
+// Write appends message bytes.
+func (w *Writer) Write(p []byte) (int, error) {
+	n, err := w.bw.Write(p)
+	w.size += int64(n)
+	return n, err
+}
+
+// Commit makes the message durable and hands it to the delivery workers.
+// When it returns nil the message survives any crash.
+func (w *Writer) Commit() (string, error) {
+	if w.done {
+		return "", errors.New("queue: message already committed or aborted")
+	}
+	w.done = true
+	w.env.Size = w.size
+	err := w.bw.Flush()
+	if err == nil {
+		err = w.writeEnvelopeTrailer()
+	}
+	if err == nil {
+		err = w.f.Sync()
+	}
+	if cerr := w.f.Close(); err == nil {
+		err = cerr
+	}
+	tmp := filepath.Join(w.q.dir, "tmp", w.env.ID)
+	if err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("queue %s: write: %w", w.env.ID, err)
+	}
+	if err := os.Rename(tmp, filepath.Join(w.q.dir, "msg", w.env.ID)); err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("queue %s: %w", w.env.ID, err)
+	}
+	if err := w.q.syncMsgDir(); err != nil {
+		return "", fmt.Errorf("queue %s: %w", w.env.ID, err)
+	}
+	w.q.schedule(w.env.ID, time.Now())
+	return w.env.ID, nil
+}
+
+// writeEnvelopeTrailer appends the envelope after the message: a line
+// "\n" + marker + JSON. Writing it last lets the message stream straight
+// to disk while the size is still unknown.
+func (w *Writer) writeEnvelopeTrailer() error {
+	b, err := json.Marshal(w.env)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w.f, "%s%s\n%d\n", envelopeMarker, b, len(b)+len(envelopeMarker)+1)
+	return err
+}
+
+// envelopeMarker starts the trailer. The last line of the file is the
+// trailer's length, so it can be found without scanning the message.
+const envelopeMarker = "\x00tlsmail-envelope "
+
+// Abort discards a message being received.
+func (w *Writer) Abort() {
+	if w.done {
+		return
+	}
+	w.done = true
+	w.f.Close()
+	os.Remove(filepath.Join(w.q.dir, "tmp", w.env.ID))
+}
+
+// readMessage reads the envelope of msg/ID and returns it with the length
+// of the message content (which starts at offset 0).
+func readMessage(path string) (Envelope, int64, error) {
+	var env Envelope
+	f, err := os.Open(path)
+	if err != nil {
+		return env, 0, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return env, 0, err
+	}
+	size := st.Size()
+	// The last line holds the trailer's length.
+	last := make([]byte, min(size, 24))
+	if _, err := f.ReadAt(last, size-int64(len(last))); err != nil && !errors.Is(err, io.EOF) {
+		return env, 0, err
+	}
+	ls := strings.TrimSuffix(string(last), "\n")
+	nl := strings.LastIndexByte(ls, '\n')
+	var trailer int64
+	if nl < 0 || len(ls) == len(last) {
+		return env, 0, fmt.Errorf("%s: no envelope trailer", path)
+	}
+	if _, err := fmt.Sscanf(ls[nl+1:], "%d", &trailer); err != nil || trailer <= int64(len(envelopeMarker)) {
+		return env, 0, fmt.Errorf("%s: bad envelope trailer", path)
+	}
+	lenLine := int64(len(ls) - nl) // digits + final newline
+	content := size - lenLine - trailer
+	if content < 0 {
+		return env, 0, fmt.Errorf("%s: bad envelope trailer", path)
+	}
+	buf := make([]byte, trailer)
+	if _, err := f.ReadAt(buf, content); err != nil {
+		return env, 0, err
+	}
+	if !strings.HasPrefix(string(buf), envelopeMarker) || buf[len(buf)-1] != '\n' {
+		return env, 0, fmt.Errorf("%s: envelope marker not found", path)
+	}
+	if err := json.Unmarshal(buf[len(envelopeMarker):len(buf)-1], &env); err != nil {
+		return env, 0, fmt.Errorf("%s: envelope: %w", path, err)
+	}
+	return env, content, nil
+}
+
+func (q *Queue) readState(id string, n int) (State, error) {
+	var st State
+	b, err := os.ReadFile(filepath.Join(q.dir, "state", id))
+	if errors.Is(err, os.ErrNotExist) {
+		st.Rcpts = make([]RcptState, n)
+		for i := range st.Rcpts {
+			st.Rcpts[i].Status = Pending
+		}
+		return st, nil
+	}
+	if err != nil {
+		return st, err
+	}
+	if err := json.Unmarshal(b, &st); err != nil || len(st.Rcpts) != n {
+		return st, fmt.Errorf("queue %s: corrupt state file", id)
+	}
+	return st, nil
+}
+
+func (q *Queue) writeState(id string, st State) error {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	return safeio.WriteFile(filepath.Join(q.dir, "state", id), b, 0o600)
+}
+
+// remove deletes a finished message: the message first, then its state,
+// so a crash in between leaves only an orphan state file (cleaned on start).
+func (q *Queue) remove(id string) error {
+	if err := os.Remove(filepath.Join(q.dir, "msg", id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if err := os.Remove(filepath.Join(q.dir, "state", id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return q.syncMsgDir()
+}
