@@ -4,4 +4,7 @@ go 1.26.0
 
 require golang.org/x/crypto v0.58.0
 
-require golang.org/x/sys v0.49.0 // indirect
+require (
+	github.com/BurntSushi/toml v1.6.0 // indirect
+	golang.org/x/sys v0.49.0 // indirect
+)

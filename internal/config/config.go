@@ -1,0 +1,234 @@
+// Package config is tlsmail's one configuration loader: the TOML file,
+// its defaults (the safe ones, with names Postfix admins know), and
+// validation whose errors name the file and line. Relative paths in the
+// file are relative to data_dir.
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/tlsmail/tlsmail/internal/tlsconf"
+)
+
+// Listener modes.
+const (
+	ModePlain    = "plain"    // no TLS
+	ModeSTARTTLS = "starttls" // plaintext with STARTTLS offered
+	ModeImplicit = "implicit" // TLS from the first byte (SMTPS, port 465 style)
+)
+
+// AUTH policies of a listener.
+const (
+	AuthNone     = "none"     // AUTH not offered
+	AuthOptional = "optional" // offered; needed only to relay
+	AuthRequired = "required" // submission: MAIL needs AUTH first
+)
+
+// Duration is a time.Duration written as "5m", "30s" in the file.
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("invalid duration %q (use e.g. 30s, 5m, 1h)", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText writes a duration.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Config is the whole configuration.
+type Config struct {
+	Hostname     string            `toml:"hostname"`
+	DataDir      string            `toml:"data_dir"`
+	LogLevel     string            `toml:"log_level"`
+	LocalDomains []string          `toml:"local_domains"`
+	UsersFile    string            `toml:"users_file"`
+	RelayNets    []string          `toml:"relay_networks"`
+	Aliases      map[string]string `toml:"aliases"`   // address or local part → "user" or "a@x, b@y"
+	Transport    map[string]string `toml:"transport"` // domain → host:port (Postfix transport_maps)
+	TLS          TLS               `toml:"tls"`
+	Limits       Limits            `toml:"limits"`
+	Queue        Queue             `toml:"queue"`
+	Listeners    []Listener        `toml:"listener"`
+
+	// File is where the configuration came from ("" for built-in defaults).
+	File string `toml:"-"`
+	// relayNets is RelayNets parsed.
+	relayNets []netip.Prefix
+}
+
+// TLS is the server TLS configuration (see internal/tlsconf).
+type TLS struct {
+	Cert           string `toml:"cert"`
+	Key            string `toml:"key"`
+	Chain          string `toml:"chain"`
+	ClientAuth     string `toml:"client_auth"` // none, request, require
+	ClientCAFile   string `toml:"client_ca_file"`
+	ClientCADir    string `toml:"client_ca_dir"`
+	MinVersion     string `toml:"min_version"`
+	Ciphers        string `toml:"ciphers"`
+	SessionTickets bool   `toml:"session_tickets"`
+	// Extra certificates chosen by SNI.
+	SNI []tlsconf.CertSpec `toml:"sni"`
+}
+
+// Limits bound what clients can make the server do.
+type Limits struct {
+	MessageSize      int64    `toml:"message_size"`       // octets; default 35 MB (36700160)
+	Recipients       int      `toml:"recipients"`         // per message; default 1000
+	CommandLine      int      `toml:"command_line"`       // octets without CRLF; default 1000 (RFC 5321: 512, plus room for long ESMTP parameters)
+	Connections      int      `toml:"connections"`        // total; default 1000
+	ConnectionsPerIP int      `toml:"connections_per_ip"` // default 50
+	CommandTimeout   Duration `toml:"command_timeout"`    // wait for a command; RFC 5321 §4.5.3.2: 5m
+	DataTimeout      Duration `toml:"data_timeout"`       // per read during DATA; RFC 5321: 3m
+	SessionTimeout   Duration `toml:"session_timeout"`    // whole session; default 1h
+	AuthFailures     int      `toml:"auth_failures"`      // per IP per AuthWindow; default 5
+	AuthWindow       Duration `toml:"auth_window"`        // default 10m
+	BadCommands      int      `toml:"bad_commands"`       // errors before disconnect; default 20
+}
+
+// Queue tunes the spool and retries.
+type Queue struct {
+	Workers    int      `toml:"workers"`
+	FirstRetry Duration `toml:"first_retry"`
+	MaxRetry   Duration `toml:"max_retry"`
+	Lifetime   Duration `toml:"lifetime"`
+}
+
+// Listener is one SMTP listening socket.
+type Listener struct {
+	Name        string `toml:"name"`
+	Address     string `toml:"address"`
+	Mode        string `toml:"mode"` // plain, starttls, implicit
+	Auth        string `toml:"auth"` // none, optional, required
+	TLSAuthOnly *bool  `toml:"tls_auth_only"`
+	// AllowInsecureAuth permits AUTH without TLS on this listener; only
+	// for loopback test setups. Off by default.
+	AllowInsecureAuth bool `toml:"allow_insecure_auth"`
+}
+
+// RequireTLSForAuth reports whether AUTH needs TLS (the default).
+func (l Listener) RequireTLSForAuth() bool {
+	return l.TLSAuthOnly == nil || *l.TLSAuthOnly
+}
+
+// Defaults fills unset fields with tlsmail's defaults.
+func (c *Config) Defaults() {
+	if c.Hostname == "" {
+		c.Hostname = "localhost"
+	}
+	if c.DataDir == "" {
+		c.DataDir = "tlsmail-data"
+	}
+	if c.LogLevel == "" {
+		c.LogLevel = "info"
+	}
+	if c.UsersFile == "" {
+		c.UsersFile = "users"
+	}
+	l := &c.Limits
+	setInt64(&l.MessageSize, 35*1024*1024)
+	setInt(&l.Recipients, 1000)
+	setInt(&l.CommandLine, 1000)
+	setInt(&l.Connections, 1000)
+	setInt(&l.ConnectionsPerIP, 50)
+	setDur(&l.CommandTimeout, 5*time.Minute)
+	setDur(&l.DataTimeout, 3*time.Minute)
+	setDur(&l.SessionTimeout, time.Hour)
+	setInt(&l.AuthFailures, 5)
+	setDur(&l.AuthWindow, 10*time.Minute)
+	setInt(&l.BadCommands, 20)
+	setInt(&c.Queue.Workers, 8)
+	setDur(&c.Queue.FirstRetry, 5*time.Minute)
+	setDur(&c.Queue.MaxRetry, time.Hour)
+	setDur(&c.Queue.Lifetime, 5*24*time.Hour)
+	for i := range c.Listeners {
+		ls := &c.Listeners[i]
+		if ls.Mode == "" {
+			ls.Mode = ModeSTARTTLS
+		}
+		if ls.Auth == "" {
+			ls.Auth = AuthOptional
+		}
+		if ls.Name == "" {
+			ls.Name = fmt.Sprintf("smtp%d", i+1)
+		}
+	}
+}
+
+func setInt(p *int, v int) {
+	if *p == 0 {
+		*p = v
+	}
+}
+
+func setInt64(p *int64, v int64) {
+	if *p == 0 {
+		*p = v
+	}
+}
+
+func setDur(p *Duration, v time.Duration) {
+	if p.Duration == 0 {
+		p.Duration = v
+	}
+}
+
+// Path resolves a path from the file relative to the data directory.
+func (c *Config) Path(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(c.DataDir, p)
+}
+
+// IsLocalDomain reports whether mail for domain is delivered here.
+func (c *Config) IsLocalDomain(domain string) bool {
+	for _, d := range c.LocalDomains {
+		if strings.EqualFold(d, domain) {
+			return true
+		}
+	}
+	return false
+}
+
+// InRelayNets reports whether ip may relay without authentication.
+func (c *Config) InRelayNets(ip net.IP) bool {
+	a, ok := netip.AddrFromSlice(ip)
+	if !ok {
+		return false
+	}
+	a = a.Unmap()
+	for _, p := range c.relayNets {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// ServerTLS returns the tlsconf settings for the listeners.
+func (c *Config) ServerTLS() tlsconf.ServerSettings {
+	s := tlsconf.ServerSettings{
+		Certs:          []tlsconf.CertSpec{{CertFile: c.Path(c.TLS.Cert), KeyFile: c.Path(c.TLS.Key), ChainFile: c.Path(c.TLS.Chain)}},
+		ClientAuth:     c.TLS.ClientAuth,
+		ClientCAFile:   c.Path(c.TLS.ClientCAFile),
+		ClientCADir:    c.Path(c.TLS.ClientCADir),
+		MinVersion:     c.TLS.MinVersion,
+		Ciphers:        c.TLS.Ciphers,
+		SessionTickets: c.TLS.SessionTickets,
+	}
+	for _, x := range c.TLS.SNI {
+		s.Certs = append(s.Certs, tlsconf.CertSpec{CertFile: c.Path(x.CertFile), KeyFile: c.Path(x.KeyFile), ChainFile: c.Path(x.ChainFile)})
+	}
+	return s
+}

@@ -1,0 +1,95 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func write(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "tlsmail.toml")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const good = `hostname = "mx.example.org"
+local_domains = ["example.org"]
+relay_networks = ["192.0.2.0/24", "2001:db8::1"]
+
+[tls]
+cert = "tls/server.pem"
+key = "tls/server.key"
+
+[limits]
+message_size = 10485760
+command_timeout = "2m"
+
+[[listener]]
+name = "mx"
+address = "127.0.0.1:25"
+
+[[listener]]
+name = "submission"
+address = "127.0.0.1:587"
+auth = "required"
+`
+
+func TestLoadAppliesDefaults(t *testing.T) {
+	c, err := Load(write(t, good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Limits.MessageSize != 10485760 || c.Limits.CommandTimeout.Duration != 2*time.Minute || c.Limits.DataTimeout.Duration != 3*time.Minute {
+		t.Errorf("limits %+v", c.Limits)
+	}
+	if c.Listeners[0].Mode != ModeSTARTTLS || c.Listeners[0].Auth != AuthOptional || !c.Listeners[1].RequireTLSForAuth() {
+		t.Errorf("listener defaults %+v", c.Listeners)
+	}
+	if !c.InRelayNets([]byte{192, 0, 2, 9}) || c.InRelayNets([]byte{198, 51, 100, 1}) {
+		t.Error("relay networks")
+	}
+	if c.Path("tls/server.pem") != filepath.Join("tlsmail-data", "tls/server.pem") {
+		t.Errorf("path %s", c.Path("tls/server.pem"))
+	}
+}
+
+func TestLoadErrorsNameFileAndLine(t *testing.T) {
+	for name, tc := range map[string]struct{ edit, want string }{
+		"syntax":       {strings.Replace(good, "[limits]", "[limits", 1), ":9:"},
+		"unknown key":  {strings.Replace(good, "message_size", "message_sise", 1), `:10: unknown setting "limits.message_sise"`},
+		"bad mode":     {good + "mode = \"tls\"\n", `:21: listener submission: mode "tls"`},
+		"bad duration": {strings.Replace(good, `"2m"`, `"2 minutes"`, 1), "invalid duration"},
+		"bad cidr":     {strings.Replace(good, "192.0.2.0/24", "192.0.2.0/33", 1), `:3: relay_networks`},
+		"bad ciphers":  {strings.Replace(good, "[limits]", "ciphers = \"HIGH:NOPE\"\n[limits]", 1), ":9: cipher string"},
+		"plain auth":   {good + "mode = \"plain\"\n", ":20: listener submission: auth on a plain listener"},
+	} {
+		_, err := Load(write(t, tc.edit))
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Count(err.Error(), "\n") != 0 {
+			t.Errorf("%s: error %v, want it to contain %q", name, err, tc.want)
+		}
+	}
+}
+
+func TestDevConfigRoundTrips(t *testing.T) {
+	dir := t.TempDir()
+	c := Dev(dir)
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "tlsmail.toml")
+	if err := c.Write(p, "# generated\n"); err != nil {
+		t.Fatal(err)
+	}
+	back, err := Load(p)
+	if err != nil {
+		t.Fatalf("the written dev config does not load: %v", err)
+	}
+	if len(back.Listeners) != 3 || back.Listeners[2].Auth != AuthRequired || back.Limits.MessageSize != 35*1024*1024 {
+		t.Errorf("round trip: %+v", back.Listeners)
+	}
+}
