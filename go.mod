@@ -2,9 +2,10 @@ module github.com/tlsmail/tlsmail
 
 go 1.26.0
 
-require golang.org/x/crypto v0.58.0
-
 require (
-	github.com/BurntSushi/toml v1.6.0 // indirect
-	golang.org/x/sys v0.49.0 // indirect
+	github.com/BurntSushi/toml v1.6.0
+	golang.org/x/crypto v0.58.0
+	golang.org/x/term v0.47.0
 )
+
+require golang.org/x/sys v0.49.0 // indirect

@@ -41,13 +41,13 @@ type cliEnv struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"serve":     {"run the mail server (dev default on localhost with no config)", notYet("serve", 3)},
+		"serve":     {"run the mail server (dev default on localhost with no config)", runServe},
 		"send":      {"send a message over TLS (submission client)", notYet("send", 5)},
 		"sendmail":  {"sendmail-compatible entry point", notYet("sendmail", 5)},
 		"cert":      {"inspect certificates, hash and rehash CA dirs, make a dev CA", runCert},
 		"probe":     {"report a mail server's TLS posture", notYet("probe", 8)},
 		"queue":     {"list, show, flush, delete and retry queued mail", notYet("queue", 6)},
-		"user":      {"manage the users file", notYet("user", 3)},
+		"user":      {"manage the users file", runUser},
 		"sslserver": {"UCSPI-SSL compatible TLS server wrapper", notYet("sslserver", 4)},
 		"sslclient": {"UCSPI-SSL compatible TLS client wrapper", notYet("sslclient", 4)},
 	}

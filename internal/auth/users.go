@@ -215,3 +215,15 @@ func (u *Users) saveLocked() error {
 	}
 	return safeio.WriteFile(u.path, []byte(b.String()), 0o600)
 }
+
+// Reload re-reads the users file (on SIGHUP). On error the old users stay.
+func (u *Users) Reload() error {
+	fresh, err := LoadUsers(u.path)
+	if err != nil {
+		return err
+	}
+	u.mu.Lock()
+	u.hash = fresh.hash
+	u.mu.Unlock()
+	return nil
+}

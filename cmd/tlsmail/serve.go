@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/tlsmail/tlsmail/internal/config"
+	"github.com/tlsmail/tlsmail/internal/server"
+)
+
+func runServe(env *cliEnv, args []string) int {
+	fs := newFlags(env, "", "Run the mail server. With no --config it starts the dev default on 127.0.0.1\n(MX 2525, SMTPS 2465, submission 2587) with its own dev CA, in --data.")
+	data := fs.String("data", "tlsmail-data", "data directory for the dev default")
+	cfgFile := fs.String("config", "", "configuration file (TOML); without it, the dev default")
+	if code, done := parse(env, fs, args); done {
+		return code
+	}
+	if fs.NArg() != 0 {
+		return usageError(env, "unexpected argument %q", fs.Arg(0))
+	}
+	var cfg *config.Config
+	dev := *cfgFile == ""
+	if dev {
+		abs, err := filepath.Abs(*data)
+		if err != nil {
+			return fail(env, "%v", err)
+		}
+		if err := os.MkdirAll(abs, 0o700); err != nil {
+			return fail(env, "%v", err)
+		}
+		cfg = config.Dev(abs)
+		if _, err := server.DevSetup(cfg); err != nil {
+			return fail(env, "dev setup: %v", err)
+		}
+	} else {
+		c, err := config.Load(*cfgFile)
+		if err != nil {
+			fmt.Fprintf(env.stderr, "%s: %v\n", env.name, err)
+			return exitUsage
+		}
+		cfg = c
+	}
+	log := newLogger(env, cfg.LogLevel)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	err := server.Run(ctx, server.Options{
+		Config: cfg, ConfigFile: *cfgFile, Log: log, Reload: hup,
+		Ready: func(addrs map[string]string) {
+			if dev {
+				server.Banner(env.stdout, cfg, addrs)
+			}
+		},
+	})
+	if err != nil {
+		var ce *config.Error
+		if errors.As(err, &ce) {
+			return usageError(env, "%v", err)
+		}
+		return fail(env, "%v", err)
+	}
+	return exitOK
+}
+
+func newLogger(env *cliEnv, level string) *slog.Logger {
+	var l slog.Level
+	switch strings.ToLower(level) {
+	case "debug":
+		l = slog.LevelDebug
+	case "warn":
+		l = slog.LevelWarn
+	case "error":
+		l = slog.LevelError
+	}
+	return slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: l}))
+}

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/term"
+
+	"github.com/tlsmail/tlsmail/internal/auth"
+	"github.com/tlsmail/tlsmail/internal/config"
+)
+
+const userUsage = `usage: tlsmail user <add|del|passwd|list> [--config FILE | --data DIR] [NAME]
+
+  add NAME      add a user (password from stdin or a prompt, never the command line)
+  passwd NAME   change a user's password
+  del NAME      remove a user
+  list          list the users`
+
+func runUser(env *cliEnv, args []string) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprintln(env.stdout, userUsage)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	sub := args[0]
+	env.name = "tlsmail user " + sub
+	fs := newFlags(env, "NAME", "")
+	cfgFile := fs.String("config", "", "configuration file whose users_file to edit")
+	data := fs.String("data", "tlsmail-data", "data directory of the dev default")
+	if code, done := parse(env, fs, args[1:]); done {
+		return code
+	}
+	path := filepath.Join(*data, "users")
+	if *cfgFile != "" {
+		c, err := config.Load(*cfgFile)
+		if err != nil {
+			return usageError(env, "%v", err)
+		}
+		path = c.Path(c.UsersFile)
+	}
+	users, err := auth.LoadUsers(path)
+	if err != nil {
+		return fail(env, "%v", err)
+	}
+	switch sub {
+	case "list":
+		for _, n := range users.Names() {
+			fmt.Fprintln(env.stdout, n)
+		}
+		return exitOK
+	case "add", "passwd", "del":
+	default:
+		env.name = "tlsmail user"
+		return usageError(env, "unknown subcommand %q", sub)
+	}
+	if fs.NArg() != 1 {
+		return usageError(env, "want exactly one user NAME")
+	}
+	name := fs.Arg(0)
+	switch {
+	case sub == "add" && users.Exists(name):
+		return fail(env, "user %q exists; use `tlsmail user passwd %s`", name, name)
+	case sub != "add" && !users.Exists(name):
+		return fail(env, "no user %q in %s", name, path)
+	case sub == "del":
+		if err := users.Delete(name); err != nil {
+			return fail(env, "%v", err)
+		}
+		fmt.Fprintf(env.stdout, "removed %s\n", name)
+		return exitOK
+	}
+	if !auth.ValidName(name) {
+		return usageError(env, "invalid user name %q (letters, digits and . _ -)", name)
+	}
+	pw, err := readPassword(env)
+	if err != nil {
+		return fail(env, "%v", err)
+	}
+	hash, err := auth.HashPassword(pw)
+	if err != nil {
+		return fail(env, "%v", err)
+	}
+	if err := users.Set(name, hash); err != nil {
+		return fail(env, "%v", err)
+	}
+	fmt.Fprintf(env.stdout, "%s %s in %s\n", map[string]string{"add": "added", "passwd": "changed password of"}[sub], name, path)
+	return exitOK
+}
+
+// readPassword reads a password: from a terminal with a prompt and no
+// echo (asked twice), else the first line of stdin.
+func readPassword(env *cliEnv) (string, error) {
+	if f, ok := env.stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprint(env.stderr, "Password: ")
+		a, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(env.stderr)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprint(env.stderr, "Again: ")
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(env.stderr)
+		if err != nil {
+			return "", err
+		}
+		if string(a) != string(b) {
+			return "", errors.New("the passwords differ")
+		}
+		return string(a), nil
+	}
+	line, err := bufio.NewReader(env.stdin).ReadString('\n')
+	if err != nil && line == "" {
+		return "", errors.New("no password on stdin")
+	}
+	return strings.TrimRight(line, "\r\n"), nil
+}

@@ -1,0 +1,184 @@
+// Package server wires `tlsmail serve` together: configuration → TLS,
+// users, queue with local (and later remote) delivery, SMTP listeners;
+// SIGHUP reloads certificates, users and configuration; cancelling the
+// context stops gracefully.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/tlsmail/tlsmail/internal/auth"
+	"github.com/tlsmail/tlsmail/internal/config"
+	"github.com/tlsmail/tlsmail/internal/queue"
+	"github.com/tlsmail/tlsmail/internal/smtpd"
+	"github.com/tlsmail/tlsmail/internal/tlsconf"
+)
+
+// Options are what `tlsmail serve` passes in.
+type Options struct {
+	Config     *config.Config
+	ConfigFile string // re-read on reload; "" in dev mode
+	Log        *slog.Logger
+	// Ready, if set, is called with the bound listener addresses once
+	// everything listens.
+	Ready func(addrs map[string]string)
+	// Reload delivers SIGHUP.
+	Reload <-chan os.Signal
+	// Grace bounds how long a stop waits for sessions in flight (default 10s).
+	Grace time.Duration
+}
+
+// Run serves until ctx is done, then stops gracefully and returns nil; it
+// returns an error if it cannot start.
+func Run(ctx context.Context, o Options) error {
+	cfg, log := o.Config, o.Log
+	if o.Grace == 0 {
+		o.Grace = 10 * time.Second
+	}
+	users, err := auth.LoadUsers(cfg.Path(cfg.UsersFile))
+	if err != nil {
+		return err
+	}
+	var tlsSrv *tlsconf.Server
+	if needsTLS(cfg) {
+		if tlsSrv, err = tlsconf.NewServer(cfg.ServerTLS()); err != nil {
+			return fmt.Errorf("tls: %w", err)
+		}
+		if len(tlsSrv.Ignored) > 0 {
+			log.Warn("tls: cipher names Go does not implement were ignored", "ciphers", tlsSrv.Ignored)
+		}
+	}
+	var current sync.Mutex
+	cfgNow := func() *config.Config { current.Lock(); defer current.Unlock(); return cfg }
+	q, err := queue.Open(cfg.Path("queue"), &delivery{cfg: cfgNow, log: log}, queue.Options{
+		Workers: cfg.Queue.Workers, FirstRetry: cfg.Queue.FirstRetry.Duration,
+		MaxRetry: cfg.Queue.MaxRetry.Duration, Lifetime: cfg.Queue.Lifetime.Duration,
+	}, log)
+	if err != nil {
+		return err
+	}
+	throttle := auth.NewThrottle(cfg.Limits.AuthFailures, cfg.Limits.AuthWindow.Duration)
+	smtp := smtpd.New(cfg, tlsSrv, users, throttle, q, log)
+
+	var listeners []net.Listener
+	addrs := map[string]string{}
+	for _, lc := range cfg.Listeners {
+		l, err := net.Listen("tcp", lc.Address)
+		if err != nil {
+			for _, x := range listeners {
+				x.Close()
+			}
+			return fmt.Errorf("listener %s: %w", lc.Name, err)
+		}
+		listeners = append(listeners, l)
+		addrs[lc.Name] = l.Addr().String()
+	}
+
+	qctx, stopQueue := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); q.Run(qctx) }()
+	lctx, stopListeners := context.WithCancel(context.Background())
+	for i, l := range listeners {
+		lc := cfg.Listeners[i]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := smtp.Serve(lctx, l, lc); err != nil {
+				log.Error("listener stopped", "listener", lc.Name, "err", err)
+			}
+		}()
+	}
+	if tlsSrv != nil {
+		go tlsSrv.Store.Watch(lctx, time.Minute, func(err error) {
+			if err != nil {
+				log.Error("tls: certificate files changed but cannot be loaded; keeping the old ones", "err", err)
+				return
+			}
+			log.Info("tls: certificates reloaded after a file change")
+		})
+	}
+	attrs := []any{}
+	for _, lc := range cfg.Listeners {
+		attrs = append(attrs, lc.Name, addrs[lc.Name])
+	}
+	log.Info("ready", attrs...)
+	if o.Ready != nil {
+		o.Ready(addrs)
+	}
+
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("stopping")
+			stopListeners()
+			gctx, cancel := context.WithTimeout(context.Background(), o.Grace)
+			smtp.Shutdown(gctx)
+			cancel()
+			stopQueue()
+			wg.Wait()
+			log.Info("stopped")
+			return nil
+		case <-o.Reload:
+			if next, err := reload(o, tlsSrv, users); err != nil {
+				log.Error("reload failed; keeping the running configuration", "err", err)
+			} else {
+				current.Lock()
+				cfg = next
+				current.Unlock()
+				smtp.SetConfig(next)
+				log.Info("reloaded configuration, certificates and users")
+			}
+		}
+	}
+}
+
+func reload(o Options, tlsSrv *tlsconf.Server, users *auth.Users) (*config.Config, error) {
+	next := o.Config
+	if o.ConfigFile != "" {
+		c, err := config.Load(o.ConfigFile)
+		if err != nil {
+			return nil, err
+		}
+		next = c
+	}
+	var errs []error
+	if tlsSrv != nil {
+		errs = append(errs, tlsSrv.Reload())
+	}
+	errs = append(errs, users.Reload())
+	return next, errors.Join(errs...)
+}
+
+func needsTLS(cfg *config.Config) bool {
+	for _, l := range cfg.Listeners {
+		if l.Mode != config.ModePlain {
+			return true
+		}
+	}
+	return false
+}
+
+// Banner is the short text `tlsmail serve` prints in dev mode.
+func Banner(w io.Writer, cfg *config.Config, addrs map[string]string) {
+	fmt.Fprintf(w, `tlsmail dev server — data in %s
+  MX (STARTTLS)         %s
+  SMTPS (implicit TLS)  %s
+  submission (AUTH)     %s
+  dev CA                %s
+  user                  demo@localhost, password in %s
+  mail lands in         %s
+
+Send a test mail:
+  swaks --server %s --tls --tls-ca-path %s --auth PLAIN --auth-user demo --auth-password "$(cat %s)" --from demo@localhost --to demo@localhost
+`, cfg.DataDir, addrs["mx"], addrs["smtps"], addrs["submission"], cfg.Path("tls/ca.pem"), cfg.Path("dev-password"),
+		cfg.Path("mail/demo/new"), addrs["submission"], cfg.Path("tls/ca.pem"), cfg.Path("dev-password"))
+}

@@ -1,0 +1,111 @@
+package smtpd
+
+import (
+	"strings"
+	"time"
+
+	"github.com/tlsmail/tlsmail/internal/auth"
+	"github.com/tlsmail/tlsmail/internal/config"
+	"github.com/tlsmail/tlsmail/internal/smtpwire"
+)
+
+// maxAuthLine is RFC 4954's minimum for an AUTH command or response line.
+const maxAuthLine = 12288
+
+// cmdAuth handles AUTH PLAIN and AUTH LOGIN (RFC 4954). Credentials never
+// cross an unencrypted connection unless the listener allows it by name,
+// are never logged, and failures are throttled per client IP.
+func (ss *session) cmdAuth(arg string) *smtpwire.Reply {
+	switch {
+	case ss.lc.Auth == config.AuthNone || ss.srv.users == nil:
+		return smtpwire.R(502, "5.5.1", "Error: authentication not enabled")
+	case !ss.tls.TLS && ss.lc.RequireTLSForAuth() && !ss.lc.AllowInsecureAuth:
+		return smtpwire.R(538, "5.7.11", "Encryption required for requested authentication mechanism")
+	case !ss.esmtp:
+		return smtpwire.R(503, "5.5.1", "Error: send EHLO first")
+	case ss.user != "":
+		return smtpwire.R(503, "5.5.1", "Error: already authenticated")
+	case ss.mail != nil:
+		return smtpwire.R(503, "5.5.1", "Error: MAIL transaction in progress")
+	case !ss.srv.throttle.Allowed(ss.ip, time.Now()):
+		ss.srv.log.Warn("auth refused: too many failures", "client", ss.ip)
+		return smtpwire.R(454, "4.7.0", "Too many authentication failures; try again later")
+	}
+	mech, initial, _ := strings.Cut(arg, " ")
+	var user, pass string
+	var r *smtpwire.Reply
+	switch strings.ToUpper(mech) {
+	case "PLAIN":
+		resp := initial
+		if resp == "" {
+			if resp, r = ss.challenge(""); r != nil {
+				return r
+			}
+		}
+		if resp == "=" {
+			resp = ""
+		}
+		var err error
+		if user, pass, err = auth.DecodePlain(resp); err != nil {
+			return smtpwire.R(501, "5.5.2", "Error: malformed PLAIN response")
+		}
+	case "LOGIN":
+		resp := initial
+		if resp == "" {
+			if resp, r = ss.challenge(auth.LoginUserPrompt); r != nil {
+				return r
+			}
+		}
+		var err error
+		if user, err = auth.DecodeBase64Line(resp); err != nil {
+			return smtpwire.R(501, "5.5.2", "Error: malformed LOGIN response")
+		}
+		if resp, r = ss.challenge(auth.LoginPassPrompt); r != nil {
+			return r
+		}
+		if pass, err = auth.DecodeBase64Line(resp); err != nil {
+			return smtpwire.R(501, "5.5.2", "Error: malformed LOGIN response")
+		}
+	default:
+		return smtpwire.R(504, "5.5.4", "Error: unsupported authentication mechanism (PLAIN, LOGIN)")
+	}
+	if !ss.srv.users.Authenticate(user, pass) {
+		ss.srv.throttle.Fail(ss.ip, time.Now())
+		ss.srv.log.Warn("auth failed", "client", ss.ip, "mechanism", strings.ToUpper(mech), "user", sanitize(user))
+		return smtpwire.R(535, "5.7.8", "Error: authentication credentials invalid")
+	}
+	ss.srv.throttle.Success(ss.ip)
+	ss.user = user
+	ss.srv.log.Info("auth ok", "client", ss.ip, "mechanism", strings.ToUpper(mech), "user", user)
+	return smtpwire.R(235, "2.7.0", "Authentication successful")
+}
+
+// challenge sends a 334 challenge and reads the client's answer line.
+// A "*" answer cancels.
+func (ss *session) challenge(prompt string) (string, *smtpwire.Reply) {
+	ss.reply(&smtpwire.Reply{Code: 334, Lines: []string{prompt}})
+	if err := ss.flush(); err != nil {
+		return "", smtpwire.R(421, "4.4.2", "write error")
+	}
+	line, err := smtpwire.ReadLine(ss.br, maxAuthLine)
+	if err != nil {
+		return "", smtpwire.R(501, "5.5.2", "Error: bad authentication response")
+	}
+	if line == "*" {
+		return "", smtpwire.R(501, "5.7.0", "Authentication cancelled")
+	}
+	return line, nil
+}
+
+// sanitize makes client-supplied text safe for one log field.
+func sanitize(s string) string {
+	if len(s) > 64 {
+		s = s[:64]
+	}
+	return strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, s)
+}

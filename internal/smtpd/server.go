@@ -1,0 +1,161 @@
+// Package smtpd is tlsmail's receiving SMTP server: listeners in the MX
+// (STARTTLS), SMTPS (implicit TLS) and submission roles, session rules
+// (relay control, AUTH only after TLS, limits, per-read timeouts,
+// STARTTLS-injection and bare-LF smuggling defences), the Received header
+// with the TLS state, and hand-over to the queue. A message gets 250 only
+// after the queue has made it durable; smtpd never delivers.
+package smtpd
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tlsmail/tlsmail/internal/auth"
+	"github.com/tlsmail/tlsmail/internal/config"
+	"github.com/tlsmail/tlsmail/internal/queue"
+	"github.com/tlsmail/tlsmail/internal/tlsconf"
+)
+
+// Server serves SMTP on any number of listeners.
+type Server struct {
+	cfg      atomic.Pointer[config.Config]
+	tls      *tlsconf.Server // nil when no listener uses TLS
+	users    *auth.Users
+	throttle *auth.Throttle
+	queue    *queue.Queue
+	log      *slog.Logger
+
+	mu       sync.Mutex
+	total    int
+	perIP    map[string]int
+	sessions map[*session]struct{}
+	closing  bool
+}
+
+// New makes a server. tls may be nil if every listener is plain.
+func New(cfg *config.Config, tls *tlsconf.Server, users *auth.Users, throttle *auth.Throttle, q *queue.Queue, log *slog.Logger) *Server {
+	s := &Server{tls: tls, users: users, throttle: throttle, queue: q, log: log,
+		perIP: map[string]int{}, sessions: map[*session]struct{}{}}
+	s.cfg.Store(cfg)
+	return s
+}
+
+// Config returns the current configuration.
+func (s *Server) Config() *config.Config { return s.cfg.Load() }
+
+// SetConfig installs a reloaded configuration for new sessions (SIGHUP).
+// Listener addresses are not changed by a reload.
+func (s *Server) SetConfig(cfg *config.Config) { s.cfg.Store(cfg) }
+
+// Serve accepts connections on l for listener lc until ctx is done or l
+// fails. It returns nil after a shutdown.
+func (s *Server) Serve(ctx context.Context, l net.Listener, lc config.Listener) error {
+	go func() {
+		<-ctx.Done()
+		l.Close()
+	}()
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return err
+		}
+		go s.handle(c, lc)
+	}
+}
+
+// handle runs one connection after checking the connection limits.
+func (s *Server) handle(c net.Conn, lc config.Listener) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	ip := remoteIP(c)
+	if !s.admit(ip) {
+		s.log.Warn("connection refused: limit reached", "listener", lc.Name, "client", ip)
+		_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		_, _ = c.Write([]byte("421 4.7.0 " + s.Config().Hostname + " Too many connections, try again later\r\n"))
+		c.Close()
+		return
+	}
+	sess := newSession(s, c, lc)
+	s.mu.Lock()
+	s.sessions[sess] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.sessions, sess)
+		s.total--
+		if s.perIP[ip]--; s.perIP[ip] <= 0 {
+			delete(s.perIP, ip)
+		}
+		s.mu.Unlock()
+	}()
+	sess.run()
+}
+
+func (s *Server) admit(ip string) bool {
+	lim := s.Config().Limits
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing || s.total >= lim.Connections || s.perIP[ip] >= lim.ConnectionsPerIP {
+		return false
+	}
+	s.total++
+	s.perIP[ip]++
+	return true
+}
+
+// Shutdown stops taking new sessions (the listeners close with their
+// context), tells idle sessions goodbye, and waits for busy ones until ctx
+// ends; then it closes what is left. A message whose DATA was cut off was
+// never acknowledged, so the client will retry it.
+func (s *Server) Shutdown(ctx context.Context) {
+	s.mu.Lock()
+	s.closing = true
+	for sess := range s.sessions {
+		sess.stopWhenIdle()
+	}
+	s.mu.Unlock()
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		s.mu.Lock()
+		n := len(s.sessions)
+		s.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			s.mu.Lock()
+			for sess := range s.sessions {
+				sess.conn.Close()
+			}
+			s.mu.Unlock()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func remoteIP(c net.Conn) string {
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		if v4 := a.IP.To4(); v4 != nil {
+			return v4.String()
+		}
+		return a.IP.String()
+	}
+	host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+	return host
+}

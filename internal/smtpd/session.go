@@ -1,0 +1,362 @@
+package smtpd
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/tlsmail/tlsmail/internal/config"
+	"github.com/tlsmail/tlsmail/internal/queue"
+	"github.com/tlsmail/tlsmail/internal/smtpwire"
+	"github.com/tlsmail/tlsmail/tlsinfo"
+)
+
+// session is one SMTP connection.
+type session struct {
+	srv  *Server
+	cfg  *config.Config // the configuration when the session started
+	lc   config.Listener
+	raw  net.Conn     // the TCP connection
+	tc   *timeoutConn // raw with per-read timeouts
+	conn net.Conn     // tc, or the TLS connection over it
+	br   *bufio.Reader
+	out  []byte // replies not yet written
+
+	ip     string
+	rdns   string
+	start  time.Time
+	helo   string
+	esmtp  bool
+	tls    tlsinfo.State
+	hello  string // what a client offered in a failed handshake
+	user   string // authenticated user
+	errors int
+	msgs   int
+
+	// The current mail transaction.
+	mail     *smtpwire.PathArg
+	rcpts    []queue.Recipient
+	bdat     *queue.Writer
+	bdatBad  error
+	bdatSize int64
+	bdatCR   bool // the last BDAT chunk ended in CR
+}
+
+func newSession(s *Server, c net.Conn, lc config.Listener) *session {
+	cfg := s.Config()
+	tc := newTimeoutConn(c, cfg.Limits.CommandTimeout.Duration)
+	return &session{srv: s, cfg: cfg, lc: lc, raw: c, tc: tc, conn: tc, ip: remoteIP(c), start: time.Now()}
+}
+
+func (ss *session) stopWhenIdle() { ss.tc.interrupt() }
+
+// reply queues a reply; it is written before the next read that would
+// block (so pipelined commands get their replies in one write).
+func (ss *session) reply(r *smtpwire.Reply) {
+	ss.out = append(ss.out, r.Bytes()...)
+}
+
+func (ss *session) flush() error {
+	if len(ss.out) == 0 {
+		return nil
+	}
+	_, err := ss.conn.Write(ss.out)
+	ss.out = ss.out[:0]
+	return err
+}
+
+// run is the whole session: greeting, command loop, log line.
+func (ss *session) run() {
+	defer ss.raw.Close()
+	timer := time.AfterFunc(ss.cfg.Limits.SessionTimeout.Duration, func() { ss.raw.Close() })
+	defer timer.Stop()
+	ss.rdns = lookupRDNS(ss.ip)
+	result := ss.loop()
+	ss.abortTransaction()
+	attrs := []any{"listener", ss.lc.Name, "client", ss.ip, "rdns", ss.rdns, "helo", ss.helo,
+		"messages", ss.msgs, "duration", time.Since(ss.start).Round(time.Millisecond).String(), "end", result}
+	if ss.user != "" {
+		attrs = append(attrs, "user", ss.user)
+	}
+	if ss.hello != "" {
+		attrs = append(attrs, "client_offered", ss.hello)
+	}
+	ss.srv.log.Info("session", append(attrs, ss.tls.LogArgs()...)...)
+}
+
+func lookupRDNS(ip string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	names, err := net.DefaultResolver.LookupAddr(ctx, ip)
+	if err != nil || len(names) == 0 {
+		return ""
+	}
+	return strings.TrimSuffix(names[0], ".")
+}
+
+// loop runs the session and returns how it ended, for the log.
+func (ss *session) loop() string {
+	ss.br = bufio.NewReaderSize(ss.conn, 4096)
+	if ss.lc.Mode == config.ModeImplicit {
+		if err := ss.handshake(); err != nil {
+			return "tls handshake failed: " + err.Error()
+		}
+	}
+	ss.reply(smtpwire.R(220, "", "%s ESMTP tlsmail", ss.cfg.Hostname))
+	first := true
+	for {
+		if ss.br.Buffered() == 0 {
+			if err := ss.flush(); err != nil {
+				return "write error: " + err.Error()
+			}
+		}
+		ss.tc.idle.Store(true)
+		if first && !ss.tls.TLS {
+			// A TLS ClientHello on a plaintext port would otherwise sit
+			// here until the command timeout.
+			first = false
+			if b, err := ss.br.Peek(1); err == nil && b[0] == 0x16 {
+				ss.tc.idle.Store(false)
+				ss.reply(smtpwire.R(421, "4.7.0", "%s TLS handshake on a plaintext port; use STARTTLS or the SMTPS port", ss.cfg.Hostname))
+				_ = ss.flush()
+				return "tls on plaintext port"
+			}
+		}
+		line, err := smtpwire.ReadLine(ss.br, ss.cfg.Limits.CommandLine)
+		ss.tc.idle.Store(false)
+		switch {
+		case err == nil:
+		case errors.Is(err, smtpwire.ErrLineTooLong):
+			if ss.bad(smtpwire.R(500, "5.5.2", "Error: line too long (limit %d)", ss.cfg.Limits.CommandLine)) {
+				return "too many errors"
+			}
+			continue
+		case errors.Is(err, smtpwire.ErrBareLF), errors.Is(err, smtpwire.ErrBareCR):
+			if ss.bad(smtpwire.R(500, "5.5.2", "Error: %v", err)) {
+				return "too many errors"
+			}
+			continue
+		case ss.tc.stop.Load() && errors.Is(err, os.ErrDeadlineExceeded):
+			ss.reply(smtpwire.R(421, "4.3.2", "%s Service shutting down, try again later", ss.cfg.Hostname))
+			_ = ss.flush()
+			return "server shutdown"
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			ss.reply(smtpwire.R(421, "4.4.2", "%s Error: timeout exceeded", ss.cfg.Hostname))
+			_ = ss.flush()
+			return "timeout"
+		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+			return "client disconnected"
+		default:
+			return "read error: " + err.Error()
+		}
+		if quit := ss.command(line); quit != "" {
+			_ = ss.flush()
+			return quit
+		}
+	}
+}
+
+// bad replies with an error and reports whether the session has made too
+// many of them and must end.
+func (ss *session) bad(r *smtpwire.Reply) bool {
+	ss.errors++
+	if ss.errors >= ss.cfg.Limits.BadCommands {
+		ss.reply(smtpwire.R(421, "4.7.0", "%s Error: too many errors", ss.cfg.Hostname))
+		_ = ss.flush()
+		return true
+	}
+	ss.reply(r)
+	return false
+}
+
+// command handles one command line; it returns a non-empty reason when the
+// session must end.
+func (ss *session) command(line string) string {
+	verb, arg := smtpwire.SplitCommand(line)
+	if !smtpwire.IsASCII(verb) {
+		if ss.bad(smtpwire.R(500, "5.5.2", "Error: command not recognized")) {
+			return "too many errors"
+		}
+		return ""
+	}
+	var r *smtpwire.Reply
+	switch verb {
+	case "HELO":
+		r = ss.cmdHelo(arg, false)
+	case "EHLO":
+		r = ss.cmdHelo(arg, true)
+	case "STARTTLS":
+		return ss.cmdStartTLS(arg)
+	case "AUTH":
+		r = ss.cmdAuth(arg)
+	case "MAIL":
+		r = ss.cmdMail(arg)
+	case "RCPT":
+		r = ss.cmdRcpt(arg)
+	case "DATA":
+		r = ss.cmdData(arg)
+	case "BDAT":
+		var end string
+		r, end = ss.cmdBdat(arg)
+		if end != "" {
+			if r != nil {
+				ss.reply(r)
+			}
+			return end
+		}
+	case "RSET":
+		ss.abortTransaction()
+		r = smtpwire.R(250, "2.0.0", "Ok")
+	case "NOOP":
+		r = smtpwire.R(250, "2.0.0", "Ok")
+	case "VRFY":
+		r = smtpwire.R(252, "2.5.2", "Cannot VRFY user, but will accept message and attempt delivery")
+	case "HELP":
+		r = smtpwire.R(214, "2.0.0", "See RFC 5321; tlsmail speaks ESMTP")
+	case "QUIT":
+		ss.reply(smtpwire.R(221, "2.0.0", "%s Bye", ss.cfg.Hostname))
+		return "quit"
+	case "GET", "POST", "CONNECT", "PUT", "HEAD":
+		ss.reply(smtpwire.R(421, "4.7.0", "%s This is an SMTP server, not HTTP", ss.cfg.Hostname))
+		return "http request"
+	default:
+		if ss.bad(smtpwire.R(500, "5.5.2", "Error: command not recognized")) {
+			return "too many errors"
+		}
+		return ""
+	}
+	if r.Code >= 500 && r.Code != 550 && r.Code != 552 && r.Code != 554 && r.Code != 553 {
+		if ss.bad(r) {
+			return "too many errors"
+		}
+		return ""
+	}
+	ss.reply(r)
+	return ""
+}
+
+func (ss *session) cmdHelo(arg string, esmtp bool) *smtpwire.Reply {
+	if arg == "" {
+		return smtpwire.R(501, "5.5.4", "Syntax: %s hostname", map[bool]string{false: "HELO", true: "EHLO"}[esmtp])
+	}
+	if !smtpwire.IsASCII(arg) || strings.ContainsAny(arg, " \t") && !strings.HasPrefix(arg, "[") {
+		arg = strings.Fields(arg)[0]
+	}
+	ss.abortTransaction()
+	ss.helo, ss.esmtp = arg, esmtp
+	if !esmtp {
+		return smtpwire.R(250, "", "%s", ss.cfg.Hostname)
+	}
+	lines := []string{fmt.Sprintf("%s Hello %s [%s]", ss.cfg.Hostname, arg, ss.ip),
+		"PIPELINING", fmt.Sprintf("SIZE %d", ss.cfg.Limits.MessageSize), "8BITMIME", "ENHANCEDSTATUSCODES",
+		"SMTPUTF8", "CHUNKING", "DSN"}
+	if ss.lc.Mode == config.ModeSTARTTLS && !ss.tls.TLS && ss.srv.tls != nil {
+		lines = append(lines, "STARTTLS")
+	}
+	if ss.tls.TLS {
+		lines = append(lines, "REQUIRETLS")
+	}
+	if ss.authOffered() {
+		lines = append(lines, "AUTH PLAIN LOGIN")
+	}
+	return &smtpwire.Reply{Code: 250, Lines: lines}
+}
+
+// authOffered: AUTH is advertised only where it may be used: on a listener
+// with AUTH, and over TLS unless the admin allowed plaintext by name.
+func (ss *session) authOffered() bool {
+	if ss.lc.Auth == config.AuthNone || ss.srv.users == nil || ss.user != "" {
+		return false
+	}
+	return ss.tls.TLS || !ss.lc.RequireTLSForAuth() || ss.lc.AllowInsecureAuth
+}
+
+// abortTransaction forgets the current mail transaction.
+func (ss *session) abortTransaction() {
+	ss.mail = nil
+	ss.rcpts = nil
+	if ss.bdat != nil {
+		ss.bdat.Abort()
+		ss.bdat = nil
+	}
+	ss.bdatBad, ss.bdatSize, ss.bdatCR = nil, 0, false
+}
+
+// handshake runs a server TLS handshake over the current connection and
+// records the outcome.
+func (ss *session) handshake() error {
+	cfg := ss.srv.tls.Config().Clone()
+	cfg.GetConfigForClient = func(h *tls.ClientHelloInfo) (*tls.Config, error) {
+		ss.hello = describeHello(h)
+		return nil, nil
+	}
+	tconn := tls.Server(ss.tc, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), ss.cfg.Limits.CommandTimeout.Duration)
+	defer cancel()
+	if err := tconn.HandshakeContext(ctx); err != nil {
+		ss.srv.log.Warn("tls handshake failed", "listener", ss.lc.Name, "client", ss.ip, "err", err, "client_offered", ss.hello)
+		return err
+	}
+	ss.hello = ""
+	ss.conn = tconn
+	ss.br = bufio.NewReaderSize(tconn, 4096)
+	ss.tls = ss.srv.tls.State(tconn.ConnectionState())
+	return nil
+}
+
+// describeHello summarises a ClientHello for the log of a failed handshake.
+func describeHello(h *tls.ClientHelloInfo) string {
+	var vs, cs []string
+	for _, v := range h.SupportedVersions {
+		vs = append(vs, tlsinfo.ProtocolName(v))
+	}
+	for _, c := range h.CipherSuites {
+		s, _ := tlsinfo.SuiteByID(c)
+		cs = append(cs, s.OpenSSL)
+	}
+	return fmt.Sprintf("versions=%s ciphers=%s sni=%q", strings.Join(vs, ","), strings.Join(cs, ","), h.ServerName)
+}
+
+// cmdStartTLS upgrades the connection. Anything the client pipelined after
+// STARTTLS is discarded (RFC 3207, CVE-2011-0411) and the session starts
+// over as after the greeting.
+func (ss *session) cmdStartTLS(arg string) string {
+	switch {
+	case ss.tls.TLS:
+		if ss.bad(smtpwire.R(503, "5.5.1", "Error: TLS already active")) {
+			return "too many errors"
+		}
+		return ""
+	case ss.lc.Mode != config.ModeSTARTTLS || ss.srv.tls == nil:
+		if ss.bad(smtpwire.R(502, "5.5.1", "Error: STARTTLS not available here")) {
+			return "too many errors"
+		}
+		return ""
+	case arg != "":
+		if ss.bad(smtpwire.R(501, "5.5.4", "Syntax: STARTTLS")) {
+			return "too many errors"
+		}
+		return ""
+	}
+	if n := ss.br.Buffered(); n > 0 {
+		ss.srv.log.Warn("discarded plaintext pipelined after STARTTLS", "client", ss.ip, "bytes", n)
+		_, _ = ss.br.Discard(n)
+	}
+	ss.reply(smtpwire.R(220, "2.0.0", "Ready to start TLS"))
+	if err := ss.flush(); err != nil {
+		return "write error"
+	}
+	if err := ss.handshake(); err != nil {
+		return "starttls handshake failed: " + err.Error()
+	}
+	ss.abortTransaction()
+	ss.helo, ss.esmtp, ss.user = "", false, ""
+	return ""
+}

@@ -1,0 +1,322 @@
+package smtpd
+
+import (
+	"errors"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/tlsmail/tlsmail/internal/config"
+	"github.com/tlsmail/tlsmail/internal/queue"
+	"github.com/tlsmail/tlsmail/internal/smtpwire"
+)
+
+func (ss *session) cmdMail(arg string) *smtpwire.Reply {
+	switch {
+	case ss.helo == "":
+		return smtpwire.R(503, "5.5.1", "Error: send HELO/EHLO first")
+	case ss.mail != nil:
+		return smtpwire.R(503, "5.5.1", "Error: nested MAIL command")
+	case ss.lc.Auth == config.AuthRequired && ss.user == "":
+		if !ss.tls.TLS && ss.lc.RequireTLSForAuth() {
+			return smtpwire.R(530, "5.7.0", "Must issue a STARTTLS command first")
+		}
+		return smtpwire.R(530, "5.7.0", "Authentication required")
+	}
+	p, err := smtpwire.ParsePathArg(arg, "FROM")
+	if err != nil {
+		return smtpwire.R(501, "5.5.4", "Syntax: MAIL FROM:<address>: %v", err)
+	}
+	smtputf8 := false
+	for _, prm := range p.Params {
+		if !ss.esmtp {
+			return smtpwire.R(555, "5.5.4", "Error: parameters need EHLO")
+		}
+		switch prm.Key {
+		case "SIZE":
+			n, err := strconv.ParseInt(prm.Value, 10, 64)
+			if err != nil || n < 0 {
+				return smtpwire.R(501, "5.5.4", "Error: bad SIZE")
+			}
+			if n > ss.cfg.Limits.MessageSize {
+				return smtpwire.R(552, "5.3.4", "Message size exceeds fixed limit of %d octets", ss.cfg.Limits.MessageSize)
+			}
+		case "BODY":
+			if v := strings.ToUpper(prm.Value); v != "7BIT" && v != "8BITMIME" {
+				return smtpwire.R(555, "5.5.4", "Error: BODY=%s not supported", sanitize(prm.Value))
+			}
+		case "SMTPUTF8":
+			smtputf8 = true
+		case "REQUIRETLS":
+			if !ss.tls.TLS {
+				return smtpwire.R(555, "5.5.4", "Error: REQUIRETLS needs TLS")
+			}
+		case "RET":
+			if v := strings.ToUpper(prm.Value); v != "FULL" && v != "HDRS" {
+				return smtpwire.R(501, "5.5.4", "Error: RET must be FULL or HDRS")
+			}
+		case "ENVID":
+			if _, err := smtpwire.DecodeXtext(prm.Value); err != nil || len(prm.Value) > 100 {
+				return smtpwire.R(501, "5.5.4", "Error: bad ENVID")
+			}
+		case "AUTH":
+			// RFC 4954 §5: accepted; we do not relay AUTH= identities.
+		default:
+			return smtpwire.R(555, "5.5.4", "Error: unsupported parameter %s", sanitize(prm.Key))
+		}
+	}
+	if !smtputf8 && !smtpwire.IsASCII(p.Addr) {
+		return smtpwire.R(553, "5.6.7", "Error: non-ASCII address needs SMTPUTF8")
+	}
+	ss.mail = &p
+	return smtpwire.R(250, "2.1.0", "Ok")
+}
+
+func (ss *session) cmdRcpt(arg string) *smtpwire.Reply {
+	if ss.mail == nil {
+		return smtpwire.R(503, "5.5.1", "Error: need MAIL command")
+	}
+	if len(ss.rcpts) >= ss.cfg.Limits.Recipients {
+		return smtpwire.R(452, "4.5.3", "Error: too many recipients")
+	}
+	p, err := smtpwire.ParsePathArg(arg, "TO")
+	if err != nil || p.Addr == "" {
+		return smtpwire.R(501, "5.5.4", "Syntax: RCPT TO:<address>")
+	}
+	if _, ok := ss.mail.Get("SMTPUTF8"); !ok && !smtpwire.IsASCII(p.Addr) {
+		return smtpwire.R(553, "5.6.7", "Error: non-ASCII address needs SMTPUTF8")
+	}
+	var notify, orcpt string
+	for _, prm := range p.Params {
+		switch prm.Key {
+		case "NOTIFY":
+			v := strings.ToUpper(prm.Value)
+			for _, n := range strings.Split(v, ",") {
+				if n != "NEVER" && n != "SUCCESS" && n != "FAILURE" && n != "DELAY" || (n == "NEVER" && v != "NEVER") {
+					return smtpwire.R(501, "5.5.4", "Error: bad NOTIFY")
+				}
+			}
+			notify = v
+		case "ORCPT":
+			typ, val, ok := strings.Cut(prm.Value, ";")
+			if _, err := smtpwire.DecodeXtext(val); !ok || typ == "" || err != nil {
+				return smtpwire.R(501, "5.5.4", "Error: bad ORCPT")
+			}
+			orcpt = prm.Value
+		default:
+			return smtpwire.R(555, "5.5.4", "Error: unsupported parameter %s", sanitize(prm.Key))
+		}
+	}
+	targets, r := ss.srv.resolve(ss.cfg, p.Addr, ss.mayRelay())
+	if r != nil {
+		ss.srv.log.Info("recipient rejected", "client", ss.ip, "to", sanitize(p.Addr), "reply", r.String())
+		return r
+	}
+next:
+	for _, t := range targets {
+		for _, have := range ss.rcpts {
+			if strings.EqualFold(have.Addr, t.Addr) && have.Local == t.Local {
+				continue next // the same mailbox twice: deliver once
+			}
+		}
+		t.Notify, t.ORcpt = notify, orcpt
+		ss.rcpts = append(ss.rcpts, t)
+	}
+	return smtpwire.R(250, "2.1.5", "Ok")
+}
+
+// mayRelay: authenticated users and relay networks may send anywhere.
+func (ss *session) mayRelay() bool {
+	return ss.user != "" || ss.cfg.InRelayNets(ipOf(ss.ip))
+}
+
+// envelope builds the queue envelope of the current transaction.
+func (ss *session) envelope() queue.Envelope {
+	env := queue.Envelope{From: ss.mail.Addr, Recipients: ss.rcpts, Helo: ss.helo, ClientIP: ss.ip, AuthUser: ss.user}
+	if ss.tls.TLS {
+		env.TLS = ss.tls.Summary()
+	}
+	if v, ok := ss.mail.Get("BODY"); ok {
+		env.Body = strings.ToUpper(v)
+	}
+	_, env.SMTPUTF8 = ss.mail.Get("SMTPUTF8")
+	_, env.RequireTLS = ss.mail.Get("REQUIRETLS")
+	if v, ok := ss.mail.Get("RET"); ok {
+		env.Ret = strings.ToUpper(v)
+	}
+	if v, ok := ss.mail.Get("ENVID"); ok {
+		env.EnvID, _ = smtpwire.DecodeXtext(v)
+	}
+	return env
+}
+
+// beginMessage opens a queue writer and writes the Received header.
+func (ss *session) beginMessage() (*queue.Writer, *smtpwire.Reply) {
+	w, err := ss.srv.queue.NewMessage(ss.envelope())
+	if err != nil {
+		ss.srv.log.Error("queue: cannot start message", "err", err)
+		return nil, smtpwire.R(451, "4.3.0", "Error: local error in processing, try again later")
+	}
+	if _, err := io.WriteString(w, ss.received(w.ID())); err != nil {
+		w.Abort()
+		return nil, smtpwire.R(451, "4.3.0", "Error: local error in processing, try again later")
+	}
+	return w, nil
+}
+
+func (ss *session) cmdData(arg string) *smtpwire.Reply {
+	switch {
+	case arg != "":
+		return smtpwire.R(501, "5.5.4", "Syntax: DATA")
+	case ss.mail == nil:
+		return smtpwire.R(503, "5.5.1", "Error: need MAIL command")
+	case len(ss.rcpts) == 0:
+		return smtpwire.R(554, "5.5.1", "Error: no valid recipients")
+	case ss.bdat != nil:
+		return smtpwire.R(503, "5.5.1", "Error: DATA after BDAT")
+	}
+	w, r := ss.beginMessage()
+	if r != nil {
+		return r
+	}
+	ss.reply(smtpwire.R(354, "", "End data with <CR><LF>.<CR><LF>"))
+	if err := ss.flush(); err != nil {
+		w.Abort()
+		return smtpwire.R(421, "4.4.2", "write error")
+	}
+	ss.tc.setTimeout(ss.cfg.Limits.DataTimeout.Duration)
+	_, err := smtpwire.ReadData(w, ss.br, ss.cfg.Limits.MessageSize)
+	ss.tc.setTimeout(ss.cfg.Limits.CommandTimeout.Duration)
+	if err != nil {
+		w.Abort()
+		return ss.dataError(err)
+	}
+	return ss.commit(w)
+}
+
+// dataError maps a failure while reading message data to a reply.
+func (ss *session) dataError(err error) *smtpwire.Reply {
+	defer ss.abortTransaction()
+	switch {
+	case errors.Is(err, smtpwire.ErrTooBig):
+		return smtpwire.R(552, "5.3.4", "Error: message size exceeds fixed limit of %d octets", ss.cfg.Limits.MessageSize)
+	case errors.Is(err, smtpwire.ErrBareLF), errors.Is(err, smtpwire.ErrBareCR):
+		ss.srv.log.Warn("message rejected: bare CR or LF", "client", ss.ip, "err", err)
+		return smtpwire.R(550, "5.6.0", "Error: message contains a %v; see RFC 5321 §2.3.8", err)
+	}
+	ss.srv.log.Warn("message data not received", "client", ss.ip, "err", err)
+	return smtpwire.R(451, "4.3.0", "Error: local error in processing")
+}
+
+// commit makes the message durable and replies 250 only then.
+func (ss *session) commit(w *queue.Writer) *smtpwire.Reply {
+	defer ss.abortTransaction()
+	env := ss.envelope()
+	id, err := w.Commit()
+	if err != nil {
+		ss.srv.log.Error("queue: commit failed", "err", err)
+		return smtpwire.R(451, "4.3.0", "Error: local error in processing, try again later")
+	}
+	ss.msgs++
+	rcpts := make([]string, len(env.Recipients))
+	for i, r := range env.Recipients {
+		rcpts[i] = r.Addr
+	}
+	attrs := []any{"id", id, "client", ss.ip, "from", env.From, "to", strings.Join(rcpts, ","), "protocol", ss.protocol(env.SMTPUTF8)}
+	if env.RequireTLS {
+		attrs = append(attrs, "requiretls", true)
+	}
+	ss.srv.log.Info("message accepted", append(attrs, ss.tls.LogArgs()...)...)
+	return smtpwire.R(250, "2.0.0", "Ok: queued as %s", id)
+}
+
+// cmdBdat handles RFC 3030 CHUNKING. The chunk is always read in full, so
+// the session stays in step even when the chunk is refused.
+func (ss *session) cmdBdat(arg string) (*smtpwire.Reply, string) {
+	f := strings.Fields(arg)
+	if len(f) == 0 || len(f) > 2 || (len(f) == 2 && !strings.EqualFold(f[1], "LAST")) {
+		return smtpwire.R(501, "5.5.4", "Syntax: BDAT size [LAST]"), ""
+	}
+	size, err := strconv.ParseInt(f[0], 10, 64)
+	if err != nil || size < 0 {
+		return smtpwire.R(501, "5.5.4", "Syntax: BDAT size [LAST]"), "bad BDAT size"
+	}
+	last := len(f) == 2
+	var r *smtpwire.Reply
+	switch {
+	case ss.mail == nil:
+		r = smtpwire.R(503, "5.5.1", "Error: need MAIL command")
+	case len(ss.rcpts) == 0:
+		r = smtpwire.R(554, "5.5.1", "Error: no valid recipients")
+	case ss.bdat == nil:
+		ss.bdat, r = ss.beginMessage()
+	}
+	ss.tc.setTimeout(ss.cfg.Limits.DataTimeout.Duration)
+	defer ss.tc.setTimeout(ss.cfg.Limits.CommandTimeout.Duration)
+	var dst io.Writer = io.Discard
+	if r == nil && ss.bdatBad == nil {
+		dst = &bdatChecker{ss: ss}
+	}
+	if _, err := io.CopyN(dst, ss.br, size); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, "client disconnected in BDAT"
+		}
+		return smtpwire.R(421, "4.4.2", "Error: %v", err), "bdat read error"
+	}
+	if r != nil {
+		ss.abortTransaction()
+		return r, ""
+	}
+	if !last {
+		if ss.bdatBad != nil {
+			return smtpwire.R(250, "2.0.0", "%d octets received (message will be rejected)", size), ""
+		}
+		return smtpwire.R(250, "2.0.0", "%d octets received", size), ""
+	}
+	if ss.bdatCR && ss.bdatBad == nil {
+		ss.bdatBad = smtpwire.ErrBareCR
+	}
+	if ss.bdatBad != nil {
+		return ss.dataError(ss.bdatBad), ""
+	}
+	w := ss.bdat
+	ss.bdat = nil
+	return ss.commit(w), ""
+}
+
+// bdatChecker writes BDAT content to the queue, enforcing the size limit
+// and rejecting bare CR and LF as DATA does.
+type bdatChecker struct{ ss *session }
+
+func (b *bdatChecker) Write(p []byte) (int, error) {
+	ss := b.ss
+	if ss.bdatBad != nil {
+		return len(p), nil
+	}
+	ss.bdatSize += int64(len(p))
+	if ss.bdatSize > ss.cfg.Limits.MessageSize {
+		ss.bdatBad = smtpwire.ErrTooBig
+		return len(p), nil
+	}
+	for i, c := range p {
+		prevCR := ss.bdatCR
+		if i > 0 {
+			prevCR = p[i-1] == '\r'
+		}
+		if c == '\n' && !prevCR {
+			ss.bdatBad = smtpwire.ErrBareLF
+			return len(p), nil
+		}
+		if prevCR && c != '\n' {
+			ss.bdatBad = smtpwire.ErrBareCR
+			return len(p), nil
+		}
+	}
+	if len(p) > 0 {
+		ss.bdatCR = p[len(p)-1] == '\r'
+	}
+	if _, err := ss.bdat.Write(p); err != nil {
+		ss.bdatBad = err
+	}
+	return len(p), nil
+}
