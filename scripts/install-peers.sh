@@ -4,31 +4,41 @@
 # error, so no test is skipped silently in CI.
 set -euo pipefail
 
-# command -> Debian package
-declare -A peers=(
-  [openssl]=openssl
+# "check command|Debian package": the check must succeed once the package is in.
+peers=(
+  "command -v openssl|openssl"
+  "command -v swaks|swaks"
+  "perl -MNet::SSLeay -e1|libnet-ssleay-perl"
+  "perl -MIO::Socket::SSL -e1|libio-socket-ssl-perl"
+  "command -v python3|python3"
+  "test -x /usr/sbin/postfix|postfix"
 )
 
-missing=()
-for cmd in "${!peers[@]}"; do
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("${peers[$cmd]}")
-done
+missing() {
+  local out=()
+  for p in "${peers[@]}"; do
+    if ! bash -c "${p%%|*}" >/dev/null 2>&1; then out+=("${p##*|}"); fi
+  done
+  echo "${out[@]:-}"
+}
 
-if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  echo "install-peers: installing ${missing[*]}"
+need=$(missing)
+if [ -n "$need" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "install-peers: installing $need"
   export DEBIAN_FRONTEND=noninteractive
+  # Postfix without its configuration dialogue; tests run private instances
+  # from their own config directories and never use /etc/postfix.
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # shellcheck disable=SC2086
+  apt-get install -y -qq --no-install-recommends $need >/dev/null
 fi
 
-still=()
-for cmd in "${!peers[@]}"; do
-  command -v "$cmd" >/dev/null 2>&1 || still+=("$cmd")
-done
-if [ ${#still[@]} -gt 0 ]; then
+still=$(missing)
+if [ -n "$still" ]; then
   if [ "${CI:-}" = true ]; then
-    echo "install-peers: missing test peers: ${still[*]}" >&2
+    echo "install-peers: missing test peers: $still" >&2
     exit 1
   fi
-  echo "install-peers: WARNING: missing test peers (their tests will be skipped): ${still[*]}" >&2
+  echo "install-peers: WARNING: missing test peers (their tests will be skipped): $still" >&2
 fi

@@ -1,0 +1,150 @@
+package testpeer
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Postfix is a private Postfix instance: its own config directory, queue
+// and log under a temp dir, listening on one loopback port. It never
+// touches /etc/postfix. Stop is by the master's PID.
+type Postfix struct {
+	Dir  string // config directory (main.cf, master.cf)
+	Addr string // its smtpd, 127.0.0.1:port
+	Log  string // maillog_file
+	bin  string
+}
+
+// StartPostfix writes main.cf with the given extra settings (one
+// "name = value" per element) and a master.cf whose smtpd listens on a
+// free loopback port, then starts it and waits for the port.
+func StartPostfix(t testing.TB, settings ...string) *Postfix {
+	t.Helper()
+	bin := Require(t, "postfix")
+	if os.Geteuid() != 0 {
+		if InCI() {
+			t.Fatal("postfix tests need root (CI runs as root)")
+		}
+		t.Skip("SKIP: a private Postfix needs root")
+	}
+	dir := t.TempDir()
+	// Postfix's unprivileged daemons must reach the queue: open up the
+	// temp dirs (Go makes them 0700), never making them writable to others.
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := &Postfix{Dir: filepath.Join(dir, "etc"), Log: filepath.Join(dir, "postfix.log"), bin: bin}
+	p.Addr = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+	for _, d := range []string{p.Dir, filepath.Join(dir, "queue"), filepath.Join(dir, "data")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	main := []string{
+		"compatibility_level = 3.6",
+		"queue_directory = " + filepath.Join(dir, "queue"),
+		"data_directory = " + filepath.Join(dir, "data"),
+		"maillog_file = " + p.Log,
+		"maillog_file_prefixes = " + dir,
+		"inet_interfaces = 127.0.0.1",
+		"inet_protocols = ipv4",
+		"myhostname = postfix.e2e.test",
+		"mydestination =",
+		"mynetworks = 127.0.0.0/8",
+		"alias_maps =",
+		"alias_database =",
+		"smtp_dns_support_level = disabled",
+		"smtp_host_lookup = native",
+		"smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination",
+		"biff = no",
+		"shlib_directory = /usr/lib/postfix",
+		"daemon_directory = /usr/lib/postfix/sbin",
+		"meta_directory = /etc/postfix",
+	}
+	main = append(main, settings...)
+	if err := os.WriteFile(filepath.Join(p.Dir, "main.cf"), []byte(strings.Join(main, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	master := p.Addr + ` inet n - n - - smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+proxywrite unix -       -       n       -       1       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+local     unix  -       n       n       -       -       local
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+`
+	if err := os.WriteFile(filepath.Join(p.Dir, "master.cf"), []byte(master), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"-c", p.Dir, "set-permissions"}, {"-c", p.Dir, "start"}} {
+		if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
+			log, _ := os.ReadFile(p.Log)
+			t.Fatalf("postfix %s: %v\n%s\n%s", strings.Join(args, " "), err, out, log)
+		}
+	}
+	t.Cleanup(func() {
+		p.stop()
+		if t.Failed() {
+			b, _ := os.ReadFile(p.Log)
+			t.Logf("postfix log:\n%s", b)
+		}
+	})
+	if err := WaitTCP(p.Addr, 20*time.Second, nil); err != nil {
+		b, _ := os.ReadFile(p.Log)
+		t.Fatalf("postfix: %v\n%s", err, b)
+	}
+	return p
+}
+
+// LogText returns Postfix's log so far.
+func (p *Postfix) LogText() string {
+	b, _ := os.ReadFile(p.Log)
+	return string(b)
+}
+
+// stop stops the master by PID (SIGTERM, as `postfix stop` does) and
+// waits for it to go away.
+func (p *Postfix) stop() {
+	queueDir := filepath.Join(filepath.Dir(p.Dir), "queue")
+	b, err := os.ReadFile(filepath.Join(queueDir, "pid", "master.pid"))
+	if err != nil {
+		return
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		return
+	}
+	_ = syscall.Kill(pid, syscall.SIGTERM)
+	deadline := time.Now().Add(10 * time.Second)
+	for syscall.Kill(pid, 0) == nil && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond) // waiting for a foreign process to exit, bounded
+	}
+	if syscall.Kill(pid, 0) == nil {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
