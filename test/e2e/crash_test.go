@@ -30,9 +30,10 @@ func TestCrashDurability(t *testing.T) {
 		attempts = append(attempts, marker)
 		if n == nextKill {
 			// Kill while this message is in flight, at a random point.
+			victim := m.proc
 			go func(d time.Duration) {
 				time.Sleep(d) // the random moment of the crash
-				_ = m.proc.Signal(syscall.SIGKILL)
+				_ = victim.Signal(syscall.SIGKILL)
 			}(time.Duration(rng.IntN(8000)) * time.Microsecond)
 		}
 		if err := sendPlain(m.addr["mx"], marker); err == nil {
