@@ -1,0 +1,121 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tlsmail/tlsmail/internal/testpeer"
+)
+
+// TestDevDefault runs the README's first command as it is — `tlsmail serve`
+// with no config — and sends a mail the way the banner says.
+func TestDevDefault(t *testing.T) {
+	for _, port := range []string{"2525", "2465", "2587"} {
+		if err := testpeer.WaitTCP("127.0.0.1:"+port, 0, nil); err == nil {
+			if testpeer.InCI() {
+				t.Fatalf("port %s is taken; the dev default cannot start", port)
+			}
+			t.Skipf("SKIP: port %s is in use here", port)
+		}
+	}
+	work := t.TempDir()
+	p := testpeer.Start(t, testpeer.Cmd{Path: tlsmailBin, Args: []string{"serve"}, Dir: work, ReadyLine: "msg=ready"})
+	data := filepath.Join(work, "tlsmail-data")
+	for _, f := range []string{"tls/ca.pem", "tls/server.pem", "tlsmail.toml", "users"} {
+		if _, err := os.Stat(filepath.Join(data, f)); err != nil {
+			t.Errorf("dev default did not make %s: %v", f, err)
+		}
+	}
+	st, err := os.Stat(filepath.Join(data, "dev-password"))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("dev-password: %v %v", st, err)
+	}
+	for _, want := range []string{"127.0.0.1:2525", "127.0.0.1:2465", "127.0.0.1:2587", "tls/ca.pem", "swaks --server"} {
+		if !strings.Contains(p.Output(), want) {
+			t.Errorf("banner lacks %q:\n%s", want, p.Output())
+		}
+	}
+	pw, _ := os.ReadFile(filepath.Join(data, "dev-password"))
+	swaks(t, true, "--server", "127.0.0.1:2587", "--tls", "--tls-ca-path", filepath.Join(data, "tls", "ca.pem"), "--tls-verify",
+		"--auth", "PLAIN", "--auth-user", "demo", "--auth-password", string(pw),
+		"--from", "demo@localhost", "--to", "demo@localhost", "--header", "Subject: dev-default")
+	m := &mailServer{dir: data, proc: p}
+	if msg := m.findMail(t, "demo", "Subject: dev-default"); !strings.Contains(msg, "with ESMTPSA") {
+		t.Errorf("message: %s", msg)
+	}
+	// The written config is valid: the server starts from it.
+	cfg := filepath.Join(data, "tlsmail.toml")
+	out, err := exec.Command(tlsmailBin, "user", "list", "--config", cfg).CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "demo" {
+		t.Errorf("user list --config %s: %v %s", cfg, err, out)
+	}
+	// SIGTERM stops it gracefully with exit 0.
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatal("no exit after SIGTERM")
+	}
+	if p.Err() != nil || !strings.Contains(p.Output(), "msg=stopped") {
+		t.Errorf("exit after SIGTERM: %v\n%s", p.Err(), p.Output())
+	}
+}
+
+func TestBadConfigIsOneLineWithFileAndLine(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "bad.toml")
+	os.WriteFile(cfg, []byte("hostname = \"x\"\nlocal_domains = [\"x\"]\n[limits]\nmesage_size = 5\n"), 0o644)
+	out, err := exec.Command(tlsmailBin, "serve", "--config", cfg).CombinedOutput()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() != 2 {
+		t.Fatalf("exit: %v", err)
+	}
+	if want := cfg + ":4: unknown setting \"limits.mesage_size\""; !strings.Contains(string(out), want) || strings.Count(string(out), "\n") != 1 {
+		t.Errorf("output %q, want one line containing %q", out, want)
+	}
+}
+
+// TestSIGHUPReloadsCertificateAndUsers: new sessions get the new
+// certificate and the new users file without a restart.
+func TestSIGHUPReloadsCertificateAndUsers(t *testing.T) {
+	openssl := testpeer.Require(t, "openssl")
+	m := newMailServer(t, "")
+	m.start(t)
+	serial := func() string {
+		cmd := exec.Command(openssl, "s_client", "-connect", m.addr["smtps"], "-CAfile", m.ca)
+		cmd.Stdin = strings.NewReader("")
+		out, _ := cmd.Output()
+		pemStart := strings.Index(string(out), "-----BEGIN CERTIFICATE-----")
+		if pemStart < 0 {
+			t.Fatalf("no certificate from s_client:\n%s", out)
+		}
+		x := exec.Command(openssl, "x509", "-noout", "-serial")
+		x.Stdin = strings.NewReader(string(out[pemStart:]))
+		s, err := x.Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(s))
+	}
+	before := serial()
+	os.Remove(filepath.Join(m.dir, "tls", "server.pem"))
+	os.Remove(filepath.Join(m.dir, "tls", "server.key"))
+	tlsmail(t, "cert", "issue", "--ca", filepath.Join(m.dir, "tls"), "--host", "localhost,127.0.0.1", "--out", filepath.Join(m.dir, "tls", "server"))
+	runToEnd(t, testpeer.Cmd{Path: tlsmailBin, Args: []string{"user", "add", "--config", m.config, "newbie"}, Stdin: strings.NewReader("newbie-password\n")})
+	if err := m.proc.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	m.waitLog(t, "reloaded configuration, certificates and users")
+	if after := serial(); after == before {
+		t.Errorf("certificate not reloaded: serial still %s", after)
+	}
+	swaks(t, true, "--server", m.addr["submission"], "--tls", "--tls-ca-path", m.ca, "--auth", "PLAIN", "--auth-user", "newbie",
+		"--auth-password", "newbie-password", "--from", "newbie@localhost", "--to", "demo@localhost", "--header", "Subject: after-hup")
+	m.findMail(t, "demo", "Subject: after-hup")
+}
