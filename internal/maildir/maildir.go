@@ -45,6 +45,12 @@ func UniqueName(unixTime int64, key, host string) string {
 // a message of that name is already in new/ or cur/ it reports
 // delivered=false and stores nothing.
 func (d Dir) Deliver(name string, r io.Reader) (delivered bool, err error) {
+	return d.DeliverSync(name, r, safeio.SyncDir)
+}
+
+// DeliverSync is Deliver with the directory fsync done by syncDir (a
+// group-committing safeio.DirSyncer under load).
+func (d Dir) DeliverSync(name string, r io.Reader, syncDir func(string) error) (delivered bool, err error) {
 	if strings.ContainsAny(name, "/:") {
 		return false, fmt.Errorf("maildir: invalid name %q", name)
 	}
@@ -74,7 +80,7 @@ func (d Dir) Deliver(name string, r io.Reader) (delivered bool, err error) {
 		}
 		return false, fmt.Errorf("maildir deliver: %w", err)
 	}
-	if err := safeio.SyncDir(filepath.Join(string(d), "new")); err != nil {
+	if err := syncDir(filepath.Join(string(d), "new")); err != nil {
 		return false, err
 	}
 	return true, nil

@@ -68,7 +68,7 @@ type Queue struct {
 	timers   map[string]*time.Timer
 	closed   bool
 
-	dirMu sync.Mutex // serialises fsyncs of msg/
+	syncer *safeio.DirSyncer // group-commits fsyncs of msg/
 }
 
 // Open opens (creating if needed) the spool in dir. Leftovers of messages
@@ -81,7 +81,7 @@ func Open(dir string, dlv Deliverer, opts Options, log *slog.Logger) (*Queue, er
 			return nil, fmt.Errorf("queue: %w", err)
 		}
 	}
-	q := &Queue{dir: dir, opts: opts, dlv: dlv, log: log, work: make(chan string, 1024),
+	q := &Queue{dir: dir, opts: opts, dlv: dlv, log: log, work: make(chan string, 1024), syncer: safeio.NewDirSyncer(),
 		inFlight: map[string]bool{}, timers: map[string]*time.Timer{}}
 	tmps, err := os.ReadDir(filepath.Join(dir, "tmp"))
 	if err != nil {
@@ -103,10 +103,10 @@ func Open(dir string, dlv Deliverer, opts Options, log *slog.Logger) (*Queue, er
 // Dir returns the spool directory.
 func (q *Queue) Dir() string { return q.dir }
 
+// syncMsgDir makes renames into msg/ durable; concurrent commits share
+// one fsync (group commit).
 func (q *Queue) syncMsgDir() error {
-	q.dirMu.Lock()
-	defer q.dirMu.Unlock()
-	return safeio.SyncDir(filepath.Join(q.dir, "msg"))
+	return q.syncer.Sync(filepath.Join(q.dir, "msg"))
 }
 
 // IDs lists the queued messages.

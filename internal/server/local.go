@@ -11,13 +11,15 @@ import (
 	"github.com/tlsmail/tlsmail/internal/config"
 	"github.com/tlsmail/tlsmail/internal/maildir"
 	"github.com/tlsmail/tlsmail/internal/queue"
+	"github.com/tlsmail/tlsmail/internal/safeio"
 )
 
 // delivery is the queue's Deliverer: local recipients go to their Maildir
 // (DATA/mail/USER), remote ones to outbound delivery.
 type delivery struct {
-	cfg func() *config.Config
-	log *slog.Logger
+	cfg    func() *config.Config
+	log    *slog.Logger
+	syncer *safeio.DirSyncer
 }
 
 func (d *delivery) Deliver(ctx context.Context, env *queue.Envelope, rcpts []int, open func() (io.ReadCloser, error)) []queue.Outcome {
@@ -52,7 +54,7 @@ func (d *delivery) local(cfg *config.Config, env *queue.Envelope, i int, open fu
 	defer rc.Close()
 	head := fmt.Sprintf("Return-Path: <%s>\nDelivered-To: %s\n", env.From, r.Addr)
 	name := maildir.UniqueName(env.Received.Unix(), fmt.Sprintf("%sR%d", env.ID, i), cfg.Hostname)
-	stored, err := md.Deliver(name, io.MultiReader(strings.NewReader(head), newLFReader(rc)))
+	stored, err := md.DeliverSync(name, io.MultiReader(strings.NewReader(head), newLFReader(rc)), d.syncer.Sync)
 	if err != nil {
 		return queue.Outcome{Rcpt: i, Reply: "4.3.0 " + err.Error()}
 	}

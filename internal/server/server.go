@@ -18,6 +18,7 @@ import (
 	"github.com/tlsmail/tlsmail/internal/auth"
 	"github.com/tlsmail/tlsmail/internal/config"
 	"github.com/tlsmail/tlsmail/internal/queue"
+	"github.com/tlsmail/tlsmail/internal/safeio"
 	"github.com/tlsmail/tlsmail/internal/smtpd"
 	"github.com/tlsmail/tlsmail/internal/tlsconf"
 )
@@ -58,7 +59,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	var current sync.Mutex
 	cfgNow := func() *config.Config { current.Lock(); defer current.Unlock(); return cfg }
-	q, err := queue.Open(cfg.Path("queue"), &delivery{cfg: cfgNow, log: log}, queue.Options{
+	q, err := queue.Open(cfg.Path("queue"), &delivery{cfg: cfgNow, log: log, syncer: safeio.NewDirSyncer()}, queue.Options{
 		Workers: cfg.Queue.Workers, FirstRetry: cfg.Queue.FirstRetry.Duration,
 		MaxRetry: cfg.Queue.MaxRetry.Duration, Lifetime: cfg.Queue.Lifetime.Duration,
 	}, log)

@@ -212,15 +212,40 @@ func TestLongLines(t *testing.T) {
 
 func TestIdleClientTimesOutWithoutBlockingOthers(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, func(c *config.Config) { c.Limits.CommandTimeout.Duration = 300 * time.Millisecond })
+	ts := startServer(t, func(c *config.Config) { c.Limits.CommandTimeout.Duration = 400 * time.Millisecond })
 	idle := dial(t, ts.addr["mx"])
 	idle.cmd("EHLO x", "250")
-	// Meanwhile another client works normally.
+	// Meanwhile another client keeps working, a command every 100 ms,
+	// across the moment the idle one is dropped.
 	busy := dial(t, ts.addr["mx"])
 	busy.cmd("EHLO y", "250")
+	stop := make(chan struct{})
+	busyErr := make(chan string, 1)
+	go func() {
+		defer close(busyErr)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond): // the busy client's pace
+			}
+			if _, err := busy.conn.Write([]byte("NOOP\r\n")); err != nil {
+				busyErr <- err.Error()
+				return
+			}
+			line, err := busy.br.ReadString('\n')
+			if err != nil || !strings.HasPrefix(line, "250") {
+				busyErr <- fmt.Sprintf("%q %v", line, err)
+				return
+			}
+		}
+	}()
 	idle.expect("421 4.4.2")
 	idle.expectClosed()
-	busy.cmd("NOOP", "250")
+	close(stop)
+	if e, ok := <-busyErr; ok {
+		t.Fatalf("the busy session was disturbed: %s", e)
+	}
 }
 
 func TestSlowButSteadyDataIsNotCutOff(t *testing.T) {
