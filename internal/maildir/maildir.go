@@ -41,20 +41,29 @@ func UniqueName(unixTime int64, key, host string) string {
 	return fmt.Sprintf("%d.%s.%s", unixTime, key, host)
 }
 
-// Deliver stores the message read from r under name (see UniqueName). If
-// a message of that name is already in new/ or cur/ it reports
-// delivered=false and stores nothing.
-func (d Dir) Deliver(name string, r io.Reader) (delivered bool, err error) {
-	return d.DeliverSync(name, r, safeio.SyncDir)
+// Options for one delivery.
+type Options struct {
+	// MaybeDelivered says an earlier attempt may have stored this name
+	// already (a retry after a crash). Only then is new/ and cur/ searched,
+	// which costs a directory listing of cur/.
+	MaybeDelivered bool
+	// SyncDir fsyncs a directory; nil means safeio.SyncDir. A
+	// group-committing safeio.DirSyncer serves many deliveries at once.
+	SyncDir func(dir string) error
 }
 
-// DeliverSync is Deliver with the directory fsync done by syncDir (a
-// group-committing safeio.DirSyncer under load).
-func (d Dir) DeliverSync(name string, r io.Reader, syncDir func(string) error) (delivered bool, err error) {
-	if strings.ContainsAny(name, "/:") {
+// Deliver stores the message read from r under name (see UniqueName):
+// tmp/NAME is written and fsynced, moved into new/, and new/ is fsynced.
+// With MaybeDelivered, a name already in new/ or cur/ is reported as
+// delivered=false and nothing is stored.
+func (d Dir) Deliver(name string, r io.Reader, o Options) (delivered bool, err error) {
+	if strings.ContainsAny(name, "/:") || name == "" {
 		return false, fmt.Errorf("maildir: invalid name %q", name)
 	}
-	if d.has(name) {
+	if o.SyncDir == nil {
+		o.SyncDir = safeio.SyncDir
+	}
+	if o.MaybeDelivered && d.has(name) {
 		return false, nil
 	}
 	tmp := filepath.Join(string(d), "tmp", name)
@@ -73,14 +82,21 @@ func (d Dir) DeliverSync(name string, r io.Reader, syncDir func(string) error) (
 		os.Remove(tmp)
 		return false, fmt.Errorf("maildir deliver: %w", err)
 	}
-	defer os.Remove(tmp)
-	if err := os.Link(tmp, filepath.Join(string(d), "new", name)); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return false, nil
+	dst := filepath.Join(string(d), "new", name)
+	if o.MaybeDelivered {
+		// link fails if the name appeared meanwhile: never two copies.
+		defer os.Remove(tmp)
+		if err := os.Link(tmp, dst); err != nil {
+			if errors.Is(err, fs.ErrExist) {
+				return false, nil
+			}
+			return false, fmt.Errorf("maildir deliver: %w", err)
 		}
+	} else if err := os.Rename(tmp, dst); err != nil {
+		os.Remove(tmp)
 		return false, fmt.Errorf("maildir deliver: %w", err)
 	}
-	if err := syncDir(filepath.Join(string(d), "new")); err != nil {
+	if err := o.SyncDir(filepath.Join(string(d), "new")); err != nil {
 		return false, err
 	}
 	return true, nil

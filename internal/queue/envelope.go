@@ -24,6 +24,12 @@ type Envelope struct {
 	// DSN (RFC 3461) parameters.
 	Ret   string `json:"ret,omitempty"`   // FULL or HDRS
 	EnvID string `json:"envid,omitempty"` // decoded xtext
+
+	// Retry is set by the queue (never stored) when an earlier attempt may
+	// have delivered some recipients already: the message was recovered
+	// after a restart, or was tried before. Delivery must then be
+	// idempotent-checked.
+	Retry bool `json:"-"`
 }
 
 // Recipient is one envelope recipient with its DSN parameters.

@@ -63,10 +63,11 @@ type Queue struct {
 
 	work chan string
 
-	mu       sync.Mutex
-	inFlight map[string]bool
-	timers   map[string]*time.Timer
-	closed   bool
+	mu        sync.Mutex
+	inFlight  map[string]bool
+	timers    map[string]*time.Timer
+	recovered map[string]bool // found on start: may be partly delivered
+	closed    bool
 
 	syncer *safeio.DirSyncer // group-commits fsyncs of msg/
 }
@@ -82,7 +83,7 @@ func Open(dir string, dlv Deliverer, opts Options, log *slog.Logger) (*Queue, er
 		}
 	}
 	q := &Queue{dir: dir, opts: opts, dlv: dlv, log: log, work: make(chan string, 1024), syncer: safeio.NewDirSyncer(),
-		inFlight: map[string]bool{}, timers: map[string]*time.Timer{}}
+		inFlight: map[string]bool{}, timers: map[string]*time.Timer{}, recovered: map[string]bool{}}
 	tmps, err := os.ReadDir(filepath.Join(dir, "tmp"))
 	if err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
@@ -178,6 +179,9 @@ func (q *Queue) recoverOne(id string) {
 		q.log.Error("queue: unreadable message left in place", "id", id, "err", err)
 		return
 	}
+	q.mu.Lock()
+	q.recovered[id] = true
+	q.mu.Unlock()
 	var next time.Time // zero: now
 	for i, r := range it.State.Rcpts {
 		if r.Status == Pending && (i == 0 || next.IsZero() || r.NextTry.Before(next)) {
@@ -266,10 +270,14 @@ func (q *Queue) attempt(ctx context.Context, id string) {
 	}
 	now := time.Now()
 	var due []int
+	q.mu.Lock()
+	env.Retry = q.recovered[id]
+	q.mu.Unlock()
 	for i, r := range st.Rcpts {
 		if r.Status == Pending && !r.NextTry.After(now) {
 			due = append(due, i)
 		}
+		env.Retry = env.Retry || r.Attempts > 0
 	}
 	if len(due) > 0 {
 		open := func() (io.ReadCloser, error) {
@@ -299,6 +307,9 @@ func (q *Queue) attempt(ctx context.Context, id string) {
 		}
 	}
 	if pending == 0 {
+		q.mu.Lock()
+		delete(q.recovered, id)
+		q.mu.Unlock()
 		if err := q.remove(id); err != nil {
 			q.log.Error("queue: remove finished message", "id", id, "err", err)
 		}

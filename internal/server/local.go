@@ -1,12 +1,12 @@
 package server
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 
 	"github.com/tlsmail/tlsmail/internal/config"
 	"github.com/tlsmail/tlsmail/internal/maildir"
@@ -20,6 +20,7 @@ type delivery struct {
 	cfg    func() *config.Config
 	log    *slog.Logger
 	syncer *safeio.DirSyncer
+	made   sync.Map // Maildir paths known to exist
 }
 
 func (d *delivery) Deliver(ctx context.Context, env *queue.Envelope, rcpts []int, open func() (io.ReadCloser, error)) []queue.Outcome {
@@ -43,9 +44,14 @@ func (d *delivery) Deliver(ctx context.Context, env *queue.Envelope, rcpts []int
 // the earlier copy and stores nothing twice.
 func (d *delivery) local(cfg *config.Config, env *queue.Envelope, i int, open func() (io.ReadCloser, error)) queue.Outcome {
 	r := env.Recipients[i]
-	md, err := maildir.Create(cfg.Path("mail/" + r.Local))
-	if err != nil {
-		return queue.Outcome{Rcpt: i, Reply: "4.3.0 " + err.Error()}
+	path := cfg.Path("mail/" + r.Local)
+	md := maildir.Dir(path)
+	if _, ok := d.made.Load(path); !ok {
+		var err error
+		if md, err = maildir.Create(path); err != nil {
+			return queue.Outcome{Rcpt: i, Reply: "4.3.0 " + err.Error()}
+		}
+		d.made.Store(path, true)
 	}
 	rc, err := open()
 	if err != nil {
@@ -54,7 +60,8 @@ func (d *delivery) local(cfg *config.Config, env *queue.Envelope, i int, open fu
 	defer rc.Close()
 	head := fmt.Sprintf("Return-Path: <%s>\nDelivered-To: %s\n", env.From, r.Addr)
 	name := maildir.UniqueName(env.Received.Unix(), fmt.Sprintf("%sR%d", env.ID, i), cfg.Hostname)
-	stored, err := md.DeliverSync(name, io.MultiReader(strings.NewReader(head), newLFReader(rc)), d.syncer.Sync)
+	stored, err := md.Deliver(name, io.MultiReader(strings.NewReader(head), newLFReader(rc)),
+		maildir.Options{MaybeDelivered: env.Retry, SyncDir: d.syncer.Sync})
 	if err != nil {
 		return queue.Outcome{Rcpt: i, Reply: "4.3.0 " + err.Error()}
 	}
@@ -65,30 +72,44 @@ func (d *delivery) local(cfg *config.Config, env *queue.Envelope, i int, open fu
 }
 
 // lfReader turns the CRLF line ends of a stored SMTP message into the LF
-// that Maildir files use.
+// that Maildir files use. (The stored message has no bare CR: smtpd
+// rejects those; a lone CR would be kept.)
 type lfReader struct {
-	br *bufio.Reader
+	r       io.Reader
+	in, out []byte
+	left    []byte // converted bytes not yet returned
+	crLast  bool   // the previous input chunk ended in CR
+	err     error
 }
 
-func newLFReader(r io.Reader) *lfReader { return &lfReader{br: bufio.NewReaderSize(r, 32*1024)} }
+func newLFReader(r io.Reader) *lfReader {
+	return &lfReader{r: r, in: make([]byte, 32*1024), out: make([]byte, 0, 32*1024+1)}
+}
 
 func (l *lfReader) Read(p []byte) (int, error) {
-	n := 0
-	for n < len(p) {
-		c, err := l.br.ReadByte()
-		if err != nil {
-			if n > 0 {
-				return n, nil
-			}
-			return 0, err
+	for len(l.left) == 0 {
+		if l.err != nil {
+			return 0, l.err
 		}
-		if c == '\r' {
-			if next, err := l.br.Peek(1); err == nil && next[0] == '\n' {
-				continue
+		n, err := l.r.Read(l.in)
+		l.err = err
+		out := l.out[:0]
+		for _, c := range l.in[:n] {
+			if l.crLast && c != '\n' {
+				out = append(out, '\r')
+			}
+			l.crLast = c == '\r'
+			if !l.crLast {
+				out = append(out, c)
 			}
 		}
-		p[n] = c
-		n++
+		if err != nil && l.crLast {
+			out = append(out, '\r')
+			l.crLast = false
+		}
+		l.left = out
 	}
+	n := copy(p, l.left)
+	l.left = l.left[n:]
 	return n, nil
 }
