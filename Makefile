@@ -4,6 +4,7 @@
 #                staticcheck and go test -race ./... (the CI command)
 #   make build   build ./tlsmail
 #   make fuzz    run each fuzz target for FUZZTIME (default 30s)
+#   make bench   tlsmail vs a private Postfix (root), see bench/compare.sh
 
 GO          ?= go
 BIN         := $(CURDIR)/.bin
@@ -11,7 +12,7 @@ STATICCHECK := $(BIN)/staticcheck
 STATICCHECK_VERSION := v0.8.2
 FUZZTIME    ?= 30s
 
-.PHONY: test build peers lint vet staticcheck fuzz
+.PHONY: test build peers lint vet staticcheck fuzz bench
 
 test: peers vet staticcheck
 	$(GO) test -race -timeout 20m ./...
@@ -35,3 +36,6 @@ staticcheck: $(STATICCHECK)
 
 fuzz:
 	bash scripts/fuzz.sh $(FUZZTIME)
+
+bench:
+	bash bench/compare.sh

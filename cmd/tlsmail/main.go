@@ -163,6 +163,23 @@ func parse(env *cliEnv, fs *flag.FlagSet, args []string) (code int, done bool) {
 	return exitUsage, true
 }
 
+// parseInterspersed is parse for commands whose flags may come before or
+// after their arguments ("user add alice --config F"); it returns the
+// arguments in order.
+func parseInterspersed(env *cliEnv, fs *flag.FlagSet, args []string) (pos []string, code int, done bool) {
+	for {
+		if code, done := parse(env, fs, args); done {
+			return nil, code, true
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, 0, false
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
 // fail prints a one-line error and returns exitFail.
 func fail(env *cliEnv, format string, a ...any) int {
 	msg := fmt.Sprintf(format, a...)

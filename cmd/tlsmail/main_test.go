@@ -89,3 +89,22 @@ func TestCertCommandsRoundTrip(t *testing.T) {
 		t.Errorf("show missing file: %d %q", code, errs)
 	}
 }
+
+func TestUserCommandFlagsAfterName(t *testing.T) {
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	env := &cliEnv{name: "tlsmail", stdin: strings.NewReader("a-long-password\n"), stdout: &out, stderr: &errb, getenv: func(string) string { return "" }}
+	if code := run(env, []string{"tlsmail", "user", "add", "alice", "--data", dir}); code != 0 {
+		t.Fatalf("user add: %d %s", code, errb.String())
+	}
+	code, list, _ := runCLI(t, "tlsmail", "user", "list", "--data", dir)
+	if code != 0 || strings.TrimSpace(list) != "alice" {
+		t.Errorf("user list: %d %q", code, list)
+	}
+	if code, _, errs := runCLI(t, "tlsmail", "user", "add", "bad name!", "--data", dir); code != exitUsage || !strings.Contains(errs, "invalid user name") {
+		t.Errorf("bad name: %d %q", code, errs)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "users")); strings.Contains(string(b), "a-long-password") {
+		t.Error("plaintext password stored")
+	}
+}

@@ -34,7 +34,8 @@ func runUser(env *cliEnv, args []string) int {
 	fs := newFlags(env, "NAME", "")
 	cfgFile := fs.String("config", "", "configuration file whose users_file to edit")
 	data := fs.String("data", "tlsmail-data", "data directory of the dev default")
-	if code, done := parse(env, fs, args[1:]); done {
+	names, code, done := parseInterspersed(env, fs, args[1:])
+	if done {
 		return code
 	}
 	path := filepath.Join(*data, "users")
@@ -60,10 +61,10 @@ func runUser(env *cliEnv, args []string) int {
 		env.name = "tlsmail user"
 		return usageError(env, "unknown subcommand %q", sub)
 	}
-	if fs.NArg() != 1 {
+	if len(names) != 1 {
 		return usageError(env, "want exactly one user NAME")
 	}
-	name := fs.Arg(0)
+	name := names[0]
 	switch {
 	case sub == "add" && users.Exists(name):
 		return fail(env, "user %q exists; use `tlsmail user passwd %s`", name, name)

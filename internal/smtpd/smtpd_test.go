@@ -434,3 +434,21 @@ func TestShutdownSaysGoodbyeToIdleSessions(t *testing.T) {
 	c.expectClosed()
 	<-done
 }
+
+func TestFailedHandshakeLogsWhatTheClientOffered(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, nil)
+	conn, err := tls.Dial("tcp", ts.addr["smtps"], &tls.Config{RootCAs: ts.roots, ServerName: "localhost",
+		MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11})
+	if err == nil {
+		conn.Close()
+		t.Fatal("a TLS 1.1 handshake succeeded; the default minimum is TLS 1.2")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(ts.logs.String(), "tls handshake failed") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond) // polling the log, bounded
+	}
+	if log := ts.logs.String(); !strings.Contains(log, `client_offered="versions=TLSv1.1,TLSv1`) {
+		t.Errorf("the log does not say what the client offered:\n%s", log)
+	}
+}
