@@ -97,30 +97,7 @@ shlib_directory = /usr/lib/postfix
 daemon_directory = /usr/lib/postfix/sbin
 meta_directory = /etc/postfix
 EOF
-cat > "$pf_dir/etc/master.cf" <<EOF
-127.0.0.1:$pport inet n - n - - smtpd
-pickup    unix  n - n 60 1 pickup
-cleanup   unix  n - n - 0 cleanup
-qmgr      unix  n - n 300 1 qmgr
-tlsmgr    unix  - - n 1000? 1 tlsmgr
-rewrite   unix  - - n - - trivial-rewrite
-bounce    unix  - - n - 0 bounce
-defer     unix  - - n - 0 bounce
-trace     unix  - - n - 0 bounce
-verify    unix  - - n - 1 verify
-flush     unix  n - n 1000? 0 flush
-proxymap  unix  - - n - - proxymap
-smtp      unix  - - n - - smtp
-relay     unix  - - n - - smtp
-showq     unix  n - n - - showq
-error     unix  - - n - - error
-retry     unix  - - n - - error
-discard   unix  - - n - - discard
-local     unix  - n n - - local
-anvil     unix  - - n - 1 anvil
-scache    unix  - - n - 1 scache
-postlog   unix-dgram n - n - 1 postlogd
-EOF
+sed "s/^LISTEN /127.0.0.1:$pport /" "$root/internal/testpeer/postfix-master.cf" > "$pf_dir/etc/master.cf"
 postfix -c "$pf_dir/etc" set-permissions >/dev/null 2>&1
 postfix -c "$pf_dir/etc" start >/dev/null 2>&1
 

@@ -57,11 +57,7 @@ func NewServer(s ServerSettings) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	minV, err := ParseVersion(s.MinVersion, tls.VersionTLS12)
-	if err != nil {
-		return nil, err
-	}
-	ciphers, err := ParseCiphers(s.Ciphers)
+	minV, ciphers, err := protocolSettings(s.MinVersion, s.Ciphers)
 	if err != nil {
 		return nil, err
 	}
@@ -116,6 +112,17 @@ func (s *Server) State(cs tls.ConnectionState) tlsinfo.State {
 	return tlsinfo.New(cs, tlsinfo.RoleServer, v, tlsinfo.NewCert(s.Store.ForName(cs.ServerName)))
 }
 
+// protocolSettings parses the minimum version (default TLS 1.2) and the
+// cipher string shared by server and client settings.
+func protocolSettings(minVersion, cipherString string) (uint16, CipherList, error) {
+	minV, err := ParseVersion(minVersion, tls.VersionTLS12)
+	if err != nil {
+		return 0, CipherList{}, err
+	}
+	ciphers, err := ParseCiphers(cipherString)
+	return minV, ciphers, err
+}
+
 // ClientSettings describe a client's TLS.
 type ClientSettings struct {
 	// CAFile and CADir are the trusted CAs; neither means the system store.
@@ -146,11 +153,7 @@ func NewClient(s ClientSettings) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	minV, err := ParseVersion(s.MinVersion, tls.VersionTLS12)
-	if err != nil {
-		return nil, err
-	}
-	ciphers, err := ParseCiphers(s.Ciphers)
+	minV, ciphers, err := protocolSettings(s.MinVersion, s.Ciphers)
 	if err != nil {
 		return nil, err
 	}
