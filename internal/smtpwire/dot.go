@@ -115,3 +115,75 @@ func Stuff(msg []byte) []byte {
 	}
 	return out
 }
+
+// DataWriter writes a message for DATA: line ends are normalised to CRLF
+// (bare LF and bare CR become CRLF), lines starting with '.' are
+// dot-stuffed, and Close ends the data with CRLF "." CRLF (adding the CRLF
+// after a last line that lacks it). It buffers nothing beyond one byte of
+// state, so it can stream any size.
+type DataWriter struct {
+	w         io.Writer
+	lineStart bool
+	cr        bool // the last byte written was a CR whose LF has not come yet
+	n         int64
+	buf       []byte
+}
+
+// NewDataWriter returns a DataWriter on w.
+func NewDataWriter(w io.Writer) *DataWriter {
+	return &DataWriter{w: w, lineStart: true, buf: make([]byte, 0, 8192)}
+}
+
+// Write converts and writes p.
+func (d *DataWriter) Write(p []byte) (int, error) {
+	out := d.buf[:0]
+	for _, c := range p {
+		switch {
+		case d.cr && c == '\n':
+			d.cr = false
+			continue // CRLF already written
+		case c == '\r':
+			out = append(out, '\r', '\n')
+			d.cr, d.lineStart = true, true
+			continue
+		case c == '\n':
+			out = append(out, '\r', '\n')
+			d.cr, d.lineStart = false, true
+			continue
+		}
+		d.cr = false
+		if d.lineStart && c == '.' {
+			out = append(out, '.')
+		}
+		d.lineStart = false
+		out = append(out, c)
+		if len(out) >= 8000 {
+			if _, err := d.w.Write(out); err != nil {
+				return 0, err
+			}
+			d.n += int64(len(out))
+			out = out[:0]
+		}
+	}
+	if len(out) > 0 {
+		if _, err := d.w.Write(out); err != nil {
+			return 0, err
+		}
+		d.n += int64(len(out))
+	}
+	d.buf = out[:0]
+	return len(p), nil
+}
+
+// Close writes the end of data.
+func (d *DataWriter) Close() error {
+	end := ".\r\n"
+	if !d.lineStart {
+		end = "\r\n.\r\n"
+	}
+	_, err := io.WriteString(d.w, end)
+	return err
+}
+
+// Written is the number of octets written so far, before the terminator.
+func (d *DataWriter) Written() int64 { return d.n }

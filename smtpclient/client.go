@@ -1,0 +1,408 @@
+// Package smtpclient is tlsmail's SMTP client, for programs that send mail
+// and for tlsmail's own outbound delivery: implicit TLS (port 465),
+// STARTTLS that refuses to go on in plaintext, opportunistic STARTTLS or
+// plain; certificate verification with host-name checks on by default;
+// AUTH (PLAIN, LOGIN, CRAM-MD5, XOAUTH2) never over plaintext unless
+// allowed by name; PIPELINING; per-stage timeouts (RFC 5321 §4.5.3.2);
+// per-recipient results; and the TLS outcome of every connection as a
+// tlsinfo.State. Compose builds MIME messages.
+//
+//	c, err := smtpclient.Dial(ctx, "smtp.example.com:465", smtpclient.Options{
+//		Auth: &smtpclient.Auth{Username: "me", Password: pw},
+//	})
+//	if err != nil { ... }
+//	defer c.Close()
+//	res, err := c.Send(ctx, smtpclient.Envelope{From: "me@example.com", To: []string{"you@example.org"}}, msg)
+package smtpclient
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tlsmail/tlsmail/internal/smtpwire"
+	"github.com/tlsmail/tlsmail/tlsinfo"
+)
+
+// Mode says how a connection uses TLS.
+type Mode string
+
+// Connection modes.
+const (
+	// Implicit: TLS from the first byte (SMTPS, port 465).
+	Implicit Mode = "implicit"
+	// STARTTLS: plaintext, then STARTTLS, which must be offered and must
+	// succeed; the client never goes on in plaintext.
+	STARTTLS Mode = "starttls"
+	// Opportunistic: STARTTLS when offered, otherwise plaintext. The server
+	// certificate is checked and the outcome recorded, but a failed check
+	// does not stop the session (encryption without authentication).
+	Opportunistic Mode = "opportunistic"
+	// Plain: no TLS at all.
+	Plain Mode = "plain"
+)
+
+// DefaultMode is the mode for a port: 465 implicit, all others STARTTLS.
+func DefaultMode(port string) Mode {
+	if port == "465" {
+		return Implicit
+	}
+	return STARTTLS
+}
+
+// Timeouts are per stage; zero values take RFC 5321 §4.5.3.2's.
+type Timeouts struct {
+	Connect  time.Duration // default 30s
+	Greeting time.Duration // 220 banner: 5m
+	Command  time.Duration // EHLO, MAIL, RCPT, AUTH, STARTTLS: 5m
+	DataInit time.Duration // DATA -> 354: 2m
+	Block    time.Duration // each write of message data: 3m
+	DataTerm time.Duration // final "." -> 250: 10m
+}
+
+func (t *Timeouts) defaults() {
+	def := func(p *time.Duration, v time.Duration) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	def(&t.Connect, 30*time.Second)
+	def(&t.Greeting, 5*time.Minute)
+	def(&t.Command, 5*time.Minute)
+	def(&t.DataInit, 2*time.Minute)
+	def(&t.Block, 3*time.Minute)
+	def(&t.DataTerm, 10*time.Minute)
+}
+
+// Options configure a connection. The zero value verifies the server
+// against the system roots and picks the mode by port.
+type Options struct {
+	Mode       Mode   // "" picks by port (DefaultMode)
+	ServerName string // for SNI and the certificate check; default: the host of addr
+	LocalName  string // EHLO name; default: this host's name
+	// RootCAs verifies the server; nil means the system roots.
+	RootCAs *x509.CertPool
+	// InsecureSkipVerify lets an unverifiable server through; the
+	// outcome is still recorded in the TLS state (and `tlsmail send` says
+	// so loudly).
+	InsecureSkipVerify bool
+	// ClientCert is presented when the server asks for one.
+	ClientCert *tls.Certificate
+	// MinVersion defaults to TLS 1.2.
+	MinVersion uint16
+	// Auth, if set, authenticates after TLS.
+	Auth *Auth
+	// AllowInsecureAuth permits AUTH over a connection without TLS.
+	AllowInsecureAuth bool
+	Timeouts          Timeouts
+	// Transcript, if set, receives the protocol dialogue ("C: …"/"S: …"),
+	// with credentials redacted and message data summarised.
+	Transcript io.Writer
+	// Dialer dials the TCP connection (default: a net.Dialer).
+	Dialer interface {
+		DialContext(ctx context.Context, network, addr string) (net.Conn, error)
+	}
+}
+
+// Client is one SMTP connection, ready for transactions after Dial.
+type Client struct {
+	opts Options
+	addr string
+	conn net.Conn
+	br   *bufio.Reader
+	ext  map[string]string
+	tls  tlsinfo.State
+	// greeting is the server's 220 text.
+	greeting string
+	authed   string // the mechanism used, if any
+	// tlsFailed: an opportunistic STARTTLS failed; noTLS: reconnect
+	// without trying TLS.
+	tlsFailed, noTLS bool
+}
+
+// Dial connects to addr (host:port), reads the greeting, says EHLO, does
+// STARTTLS as the mode requires and authenticates if Options.Auth is set.
+func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("smtp %s: %w", addr, err)
+	}
+	opts.Timeouts.defaults()
+	if opts.Mode == "" {
+		opts.Mode = DefaultMode(port)
+	}
+	switch opts.Mode {
+	case Implicit, STARTTLS, Opportunistic, Plain:
+	default:
+		return nil, fmt.Errorf("smtp: unknown mode %q (implicit, starttls, opportunistic, plain)", opts.Mode)
+	}
+	if opts.ServerName == "" {
+		opts.ServerName = host
+	}
+	if opts.LocalName == "" {
+		opts.LocalName = localName()
+	}
+	if opts.MinVersion == 0 {
+		opts.MinVersion = tls.VersionTLS12
+	}
+	c := &Client{opts: opts, addr: addr}
+	if err := c.connect(ctx); err != nil {
+		return nil, err
+	}
+	if opts.Mode == Opportunistic && c.tlsFailed {
+		// The handshake failed: start again without TLS, as Postfix's
+		// "may" does. The state says plaintext.
+		c.Close()
+		c = &Client{opts: opts, addr: addr, noTLS: true}
+		if err := c.connect(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if opts.Auth != nil {
+		if err := c.authenticate(ctx, opts.Auth); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func localName() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "localhost"
+	}
+	return h
+}
+
+// connect dials, greets and negotiates TLS.
+func (c *Client) connect(ctx context.Context) error {
+	d := c.opts.Dialer
+	if d == nil {
+		d = &net.Dialer{Timeout: c.opts.Timeouts.Connect}
+	}
+	dctx, cancel := context.WithTimeout(ctx, c.opts.Timeouts.Connect)
+	conn, err := d.DialContext(dctx, "tcp", c.addr)
+	cancel()
+	if err != nil {
+		return &NetError{Op: "connect", Addr: c.addr, Err: err}
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	c.conn = conn
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	if c.opts.Mode == Implicit {
+		if err := c.handshake(ctx); err != nil {
+			conn.Close()
+			return err
+		}
+	}
+	c.br = bufio.NewReader(c.conn)
+	r, err := c.read(c.opts.Timeouts.Greeting)
+	if err != nil {
+		conn.Close()
+		return err
+	}
+	if r.Code != 220 {
+		conn.Close()
+		return &ReplyError{Stage: "greeting", Reply: r}
+	}
+	c.greeting = strings.Join(r.Lines, " ")
+	if err := c.ehlo(); err != nil {
+		conn.Close()
+		return err
+	}
+	if c.tls.TLS || c.opts.Mode == Plain || c.noTLS {
+		return nil
+	}
+	if _, ok := c.ext["STARTTLS"]; !ok {
+		if c.opts.Mode == STARTTLS {
+			conn.Close()
+			return &TLSError{Addr: c.addr, Reason: "the server does not offer STARTTLS; refusing to continue in plaintext"}
+		}
+		return nil // opportunistic: plaintext
+	}
+	r, err = c.cmd(c.opts.Timeouts.Command, "STARTTLS")
+	if err != nil {
+		conn.Close()
+		return err
+	}
+	if r.Code != 220 {
+		conn.Close()
+		if c.opts.Mode == Opportunistic {
+			c.tlsFailed = true
+			return nil
+		}
+		return &TLSError{Addr: c.addr, Reason: "STARTTLS refused: " + r.String()}
+	}
+	if c.br.Buffered() > 0 {
+		// A server must not send anything before the handshake.
+		conn.Close()
+		return &TLSError{Addr: c.addr, Reason: "the server sent data after its STARTTLS reply"}
+	}
+	if err := c.handshake(ctx); err != nil {
+		conn.Close()
+		if c.opts.Mode == Opportunistic {
+			c.tlsFailed = true
+			return nil
+		}
+		return err
+	}
+	c.br = bufio.NewReader(c.conn)
+	// RFC 3207: forget what was learned before TLS and ask again.
+	c.ext = nil
+	if err := c.ehlo(); err != nil {
+		conn.Close()
+		return err
+	}
+	return nil
+}
+
+// handshake runs the TLS client handshake on c.conn and records the state.
+func (c *Client) handshake(ctx context.Context) error {
+	cfg := &tls.Config{
+		ServerName:         c.opts.ServerName,
+		MinVersion:         c.opts.MinVersion,
+		RootCAs:            c.opts.RootCAs,
+		InsecureSkipVerify: true, // verified below, so a failure can say why
+	}
+	if c.opts.ClientCert != nil {
+		cfg.Certificates = []tls.Certificate{*c.opts.ClientCert}
+	}
+	enforce := c.opts.Mode != Opportunistic && !c.opts.InsecureSkipVerify
+	var v tlsinfo.Verification
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		v = c.verify(cs)
+		if enforce && !v.Verified {
+			return errors.New(v.Reason)
+		}
+		return nil
+	}
+	tc := tls.Client(c.conn, cfg)
+	hctx, cancel := context.WithTimeout(ctx, c.opts.Timeouts.Command)
+	defer cancel()
+	if err := tc.HandshakeContext(hctx); err != nil {
+		reason := err.Error()
+		if v.Reason != "" && !v.Verified {
+			reason = "server certificate not verified: " + v.Reason
+		}
+		return &TLSError{Addr: c.addr, Reason: reason, Err: err}
+	}
+	var local *tlsinfo.Cert
+	if c.opts.ClientCert != nil && c.opts.ClientCert.Leaf != nil {
+		local = tlsinfo.NewCert(c.opts.ClientCert.Leaf)
+	}
+	c.conn = tc
+	c.tls = tlsinfo.New(tc.ConnectionState(), tlsinfo.RoleClient, v, local)
+	return nil
+}
+
+func (c *Client) verify(cs tls.ConnectionState) tlsinfo.Verification {
+	return tlsinfo.VerifyChain(cs.PeerCertificates, x509.VerifyOptions{
+		Roots:     c.opts.RootCAs,
+		DNSName:   c.opts.ServerName,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	})
+}
+
+// ehlo says EHLO (falling back to HELO) and records the extensions.
+func (c *Client) ehlo() error {
+	r, err := c.cmd(c.opts.Timeouts.Command, "EHLO "+c.opts.LocalName)
+	if err != nil {
+		return err
+	}
+	if r.Code == 250 {
+		c.ext = smtpwire.Extensions(r)
+		return nil
+	}
+	r, err = c.cmd(c.opts.Timeouts.Command, "HELO "+c.opts.LocalName)
+	if err != nil {
+		return err
+	}
+	if r.Code != 250 {
+		return &ReplyError{Stage: "HELO", Reply: r}
+	}
+	c.ext = map[string]string{}
+	return nil
+}
+
+// TLS returns the connection's TLS state (TLS=false for plaintext).
+func (c *Client) TLS() tlsinfo.State { return c.tls }
+
+// Extensions returns the EHLO keywords and their parameters.
+func (c *Client) Extensions() map[string]string { return c.ext }
+
+// Greeting returns the server's 220 text.
+func (c *Client) Greeting() string { return c.greeting }
+
+// MaxSize is the server's SIZE limit, 0 if none was announced.
+func (c *Client) MaxSize() int64 {
+	n, _ := strconv.ParseInt(c.ext["SIZE"], 10, 64)
+	return n
+}
+
+// Quit ends the session politely.
+func (c *Client) Quit() error {
+	_, err := c.cmd(c.opts.Timeouts.Command, "QUIT")
+	c.conn.Close()
+	return err
+}
+
+// Close closes the connection.
+func (c *Client) Close() error { return c.conn.Close() }
+
+// cmd sends one command line and reads its reply.
+func (c *Client) cmd(timeout time.Duration, line string) (*smtpwire.Reply, error) {
+	if err := c.write(timeout, line+"\r\n", line); err != nil {
+		return nil, err
+	}
+	return c.read(timeout)
+}
+
+// write sends raw protocol text; shown is what the transcript gets.
+func (c *Client) write(timeout time.Duration, s, shown string) error {
+	_ = c.conn.SetWriteDeadline(time.Now().Add(timeout))
+	if c.opts.Transcript != nil {
+		for _, l := range strings.Split(strings.TrimRight(shown, "\r\n"), "\r\n") {
+			fmt.Fprintf(c.opts.Transcript, "C: %s\n", l)
+		}
+	}
+	if _, err := io.WriteString(c.conn, s); err != nil {
+		return &NetError{Op: "write", Addr: c.addr, Err: err}
+	}
+	return nil
+}
+
+// read reads one reply within timeout.
+func (c *Client) read(timeout time.Duration) (*smtpwire.Reply, error) {
+	_ = c.conn.SetReadDeadline(time.Now().Add(timeout))
+	r, err := smtpwire.ReadReply(c.br)
+	if err != nil {
+		return nil, &NetError{Op: "read reply", Addr: c.addr, Err: err}
+	}
+	if c.opts.Transcript != nil {
+		for i, l := range r.Lines {
+			sep := "-"
+			if i == len(r.Lines)-1 {
+				sep = " "
+			}
+			text := l
+			if r.Enhanced != "" {
+				text = r.Enhanced + " " + l
+			}
+			fmt.Fprintf(c.opts.Transcript, "S: %d%s%s\n", r.Code, sep, text)
+		}
+	}
+	return r, nil
+}

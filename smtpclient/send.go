@@ -1,0 +1,295 @@
+package smtpclient
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tlsmail/tlsmail/internal/smtpwire"
+	"github.com/tlsmail/tlsmail/tlsinfo"
+)
+
+// Reply is an SMTP reply: code, enhanced status code and text lines.
+type Reply = smtpwire.Reply
+
+// Envelope is one transaction's sender, recipients and parameters.
+type Envelope struct {
+	From string   // "" is the null sender <>
+	To   []string // at least one
+	// Size, when known, is announced with SIZE= if the server supports it.
+	Size int64
+	// EightBit announces BODY=8BITMIME (set it when the message has
+	// 8-bit bytes; SendBytes does this for you).
+	EightBit bool
+	// SMTPUTF8 is needed for non-ASCII addresses; SendBytes sets it.
+	SMTPUTF8 bool
+	// RequireTLS asks every hop to use verified TLS (RFC 8689).
+	RequireTLS bool
+	// DSN (RFC 3461): RET=FULL|HDRS, ENVID, NOTIFY for every recipient.
+	Ret, EnvID string
+	Notify     string
+}
+
+// RcptResult is the server's answer to one recipient.
+type RcptResult struct {
+	Addr     string `json:"address"`
+	Accepted bool   `json:"accepted"`
+	Reply    string `json:"reply"`
+}
+
+// Result is what a transaction achieved.
+type Result struct {
+	Server     string          `json:"server"`
+	Recipients []RcptResult    `json:"recipients"`
+	Accepted   int             `json:"accepted"`
+	Reply      string          `json:"reply,omitempty"` // the final reply to the message data
+	Bytes      int64           `json:"bytes"`
+	Pipelined  bool            `json:"pipelined"`
+	TLS        tlsinfo.State   `json:"tls"`
+	Auth       string          `json:"auth,omitempty"`
+	Duration   time.Duration   `json:"-"`
+	Millis     int64           `json:"duration_ms"`
+	Final      *smtpwire.Reply `json:"-"`
+}
+
+// SendBytes sends a ready message, filling Size, EightBit and SMTPUTF8
+// from the message and addresses.
+func (c *Client) SendBytes(ctx context.Context, env Envelope, msg []byte) (*Result, error) {
+	env.Size = int64(len(msg))
+	env.EightBit = env.EightBit || !smtpwire.IsASCII(string(msg))
+	if !smtpwire.IsASCII(env.From) {
+		env.SMTPUTF8 = true
+	}
+	for _, r := range env.To {
+		if !smtpwire.IsASCII(r) {
+			env.SMTPUTF8 = true
+		}
+	}
+	return c.Send(ctx, env, bytes.NewReader(msg))
+}
+
+// Send runs one mail transaction: MAIL, RCPT for each recipient, DATA —
+// pipelined in one write when the server offers PIPELINING — then the
+// message, with line ends normalised to CRLF and dot-stuffed. The result
+// has one entry per recipient. The error is nil when the server accepted
+// the message for at least one recipient.
+func (c *Client) Send(ctx context.Context, env Envelope, msg io.Reader) (*Result, error) {
+	start := time.Now()
+	stop := context.AfterFunc(ctx, func() { c.conn.Close() })
+	defer stop()
+	res := &Result{Server: c.addr, TLS: c.tls, Auth: c.authed}
+	if len(env.To) == 0 {
+		return res, fmt.Errorf("smtp: no recipients")
+	}
+	if err := c.checkEnvelope(env); err != nil {
+		return res, err
+	}
+	mail := "MAIL FROM:<" + env.From + ">" + c.mailParams(env)
+	rcpts := make([]string, len(env.To))
+	for i, to := range env.To {
+		rcpts[i] = "RCPT TO:<" + to + ">"
+		if env.Notify != "" {
+			if _, ok := c.ext["DSN"]; ok {
+				rcpts[i] += " NOTIFY=" + env.Notify
+			}
+		}
+	}
+	t := c.opts.Timeouts
+	var mailR, dataR *smtpwire.Reply
+	rcptR := make([]*smtpwire.Reply, len(rcpts))
+	var err error
+	if _, ok := c.ext["PIPELINING"]; ok {
+		res.Pipelined = true
+		batch := mail + "\r\n" + strings.Join(rcpts, "\r\n") + "\r\nDATA\r\n"
+		if err = c.write(t.Command, batch, batch); err != nil {
+			return res, err
+		}
+		if mailR, err = c.read(t.Command); err != nil {
+			return res, err
+		}
+		for i := range rcpts {
+			if rcptR[i], err = c.read(t.Command); err != nil {
+				return res, err
+			}
+		}
+		if dataR, err = c.read(t.DataInit); err != nil {
+			return res, err
+		}
+	} else {
+		if mailR, err = c.cmd(t.Command, mail); err != nil {
+			return res, err
+		}
+		if mailR.Code == 250 {
+			for i, r := range rcpts {
+				if rcptR[i], err = c.cmd(t.Command, r); err != nil {
+					return res, err
+				}
+			}
+		}
+	}
+	if mailR.Code != 250 {
+		if dataR != nil && dataR.Code == 354 {
+			_ = c.endData(nil)
+		}
+		c.reset()
+		return res, &ReplyError{Stage: "MAIL", Reply: mailR}
+	}
+	var firstRefusal *smtpwire.Reply
+	for i, r := range rcptR {
+		ok := r != nil && (r.Code == 250 || r.Code == 251)
+		reply := ""
+		if r != nil {
+			reply = r.String()
+		}
+		res.Recipients = append(res.Recipients, RcptResult{Addr: env.To[i], Accepted: ok, Reply: reply})
+		if ok {
+			res.Accepted++
+		} else if firstRefusal == nil {
+			firstRefusal = r
+		}
+	}
+	if res.Accepted == 0 {
+		if dataR != nil && dataR.Code == 354 {
+			_ = c.endData(nil) // a server that wants data anyway gets none
+		}
+		c.reset()
+		return res, &ReplyError{Stage: "RCPT", Reply: firstRefusal}
+	}
+	if dataR == nil {
+		if dataR, err = c.cmd(t.DataInit, "DATA"); err != nil {
+			return res, err
+		}
+	}
+	if dataR.Code != 354 {
+		c.reset()
+		return res, &ReplyError{Stage: "DATA", Reply: dataR}
+	}
+	n, err := c.sendData(msg)
+	res.Bytes = n
+	if err != nil {
+		return res, err
+	}
+	final, err := c.read(t.DataTerm)
+	if err != nil {
+		return res, err
+	}
+	res.Final, res.Reply = final, final.String()
+	res.Duration = time.Since(start)
+	res.Millis = res.Duration.Milliseconds()
+	if final.Code != 250 {
+		return res, &ReplyError{Stage: "end of data", Reply: final}
+	}
+	return res, nil
+}
+
+func (c *Client) checkEnvelope(env Envelope) error {
+	for _, a := range append([]string{env.From}, env.To...) {
+		if strings.ContainsAny(a, "\r\n<>") {
+			return fmt.Errorf("smtp: invalid address %q", a)
+		}
+	}
+	if _, ok := c.ext["SMTPUTF8"]; env.SMTPUTF8 && !ok {
+		return &ReplyError{Stage: "MAIL", Reply: smtpwire.R(553, "5.6.7", "the server does not support SMTPUTF8, needed for non-ASCII addresses")}
+	}
+	if _, ok := c.ext["REQUIRETLS"]; env.RequireTLS && (!ok || !c.tls.TLS || !c.tls.Verified) {
+		return &TLSError{Addr: c.addr, Reason: "REQUIRETLS needs a verified TLS connection to a server that offers REQUIRETLS"}
+	}
+	if max := c.MaxSize(); max > 0 && env.Size > max {
+		return &ReplyError{Stage: "MAIL", Reply: smtpwire.R(552, "5.3.4", "message of %d octets exceeds the server's limit of %d", env.Size, max)}
+	}
+	return nil
+}
+
+func (c *Client) mailParams(env Envelope) string {
+	var p []string
+	if _, ok := c.ext["SIZE"]; ok && env.Size > 0 {
+		p = append(p, "SIZE="+strconv.FormatInt(env.Size, 10))
+	}
+	if _, ok := c.ext["8BITMIME"]; ok && env.EightBit {
+		p = append(p, "BODY=8BITMIME")
+	}
+	if env.SMTPUTF8 {
+		p = append(p, "SMTPUTF8")
+	}
+	if env.RequireTLS {
+		p = append(p, "REQUIRETLS")
+	}
+	if _, ok := c.ext["DSN"]; ok {
+		if env.Ret != "" {
+			p = append(p, "RET="+env.Ret)
+		}
+		if env.EnvID != "" {
+			p = append(p, "ENVID="+xtext(env.EnvID))
+		}
+	}
+	if len(p) == 0 {
+		return ""
+	}
+	return " " + strings.Join(p, " ")
+}
+
+// xtext encodes RFC 3461 xtext.
+func xtext(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		if ch < '!' || ch > '~' || ch == '+' || ch == '=' {
+			fmt.Fprintf(&b, "+%02X", ch)
+		} else {
+			b.WriteByte(ch)
+		}
+	}
+	return b.String()
+}
+
+// deadlineWriter applies the data-block timeout to every write.
+type deadlineWriter struct {
+	c *Client
+	t time.Duration
+}
+
+func (w deadlineWriter) Write(p []byte) (int, error) {
+	_ = w.c.conn.SetWriteDeadline(time.Now().Add(w.t))
+	return w.c.conn.Write(p)
+}
+
+// sendData streams the message after 354 and the terminating dot.
+func (c *Client) sendData(msg io.Reader) (int64, error) {
+	if c.opts.Transcript != nil {
+		fmt.Fprintf(c.opts.Transcript, "C: <message data>\n")
+	}
+	bw := bufio.NewWriterSize(deadlineWriter{c, c.opts.Timeouts.Block}, 32*1024)
+	dw := smtpwire.NewDataWriter(bw)
+	if _, err := io.Copy(dw, msg); err != nil {
+		return dw.Written(), &NetError{Op: "send data", Addr: c.addr, Err: err}
+	}
+	if err := dw.Close(); err != nil {
+		return dw.Written(), &NetError{Op: "send data", Addr: c.addr, Err: err}
+	}
+	if err := bw.Flush(); err != nil {
+		return dw.Written(), &NetError{Op: "send data", Addr: c.addr, Err: err}
+	}
+	if c.opts.Transcript != nil {
+		fmt.Fprintf(c.opts.Transcript, "C: . (%d octets)\n", dw.Written())
+	}
+	return dw.Written(), nil
+}
+
+// endData sends an empty message body to leave DATA mode.
+func (c *Client) endData(_ io.Reader) error {
+	if err := c.write(c.opts.Timeouts.Block, ".\r\n", "."); err != nil {
+		return err
+	}
+	_, err := c.read(c.opts.Timeouts.DataTerm)
+	return err
+}
+
+// reset aborts the transaction so the connection can be used again.
+func (c *Client) reset() {
+	_, _ = c.cmd(c.opts.Timeouts.Command, "RSET")
+}
