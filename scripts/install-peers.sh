@@ -12,6 +12,9 @@ peers=(
   "perl -MIO::Socket::SSL -e1|libio-socket-ssl-perl"
   "command -v python3|python3"
   "test -x /usr/sbin/postfix|postfix"
+  "/usr/bin/python3 -c 'import aiosmtpd'|python3-aiosmtpd"
+  "command -v s-nail|s-nail"
+  "command -v msmtp|msmtp"
 )
 
 missing() {

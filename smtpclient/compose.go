@@ -87,7 +87,7 @@ func Compose(m Message) ([]byte, error) {
 	hdr("Subject", mime.QEncoding.Encode("utf-8", m.Subject))
 	id := m.MessageID
 	if id == "" {
-		id = newMessageID(from.Address)
+		id = NewMessageID(from.Address)
 	}
 	hdr("Message-ID", id)
 	for _, h := range m.Headers {
@@ -128,7 +128,8 @@ func Compose(m Message) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-func newMessageID(addr string) string {
+// NewMessageID makes a unique Message-ID at the domain of addr.
+func NewMessageID(addr string) string {
 	var r [12]byte
 	_, _ = rand.Read(r[:])
 	domain := "localhost"

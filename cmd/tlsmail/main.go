@@ -42,8 +42,8 @@ type cliEnv struct {
 func commands() map[string]command {
 	return map[string]command{
 		"serve":     {"run the mail server (dev default on localhost with no config)", runServe},
-		"send":      {"send a message over TLS (submission client)", notYet("send", 5)},
-		"sendmail":  {"sendmail-compatible entry point", notYet("sendmail", 5)},
+		"send":      {"send a message over TLS (submission client)", runSend},
+		"sendmail":  {"sendmail-compatible entry point", runSendmail},
 		"cert":      {"inspect certificates, hash and rehash CA dirs, make a dev CA", runCert},
 		"probe":     {"report a mail server's TLS posture", notYet("probe", 8)},
 		"queue":     {"list, show, flush, delete and retry queued mail", notYet("queue", 6)},

@@ -145,3 +145,6 @@ func (m *mailServer) findMail(t *testing.T, user, marker string) string {
 		time.Sleep(20 * time.Millisecond) // polling the file system, bounded
 	}
 }
+
+// waitABit is the polling step of the bounded waits above.
+func waitABit() { time.Sleep(20 * time.Millisecond) }

@@ -1,0 +1,380 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/tlsmail/tlsmail/internal/config"
+	"github.com/tlsmail/tlsmail/smtpclient"
+)
+
+// sysexits(3) codes used by send and sendmail.
+const (
+	exUsage       = 64
+	exDataErr     = 65
+	exNoInput     = 66
+	exUnavailable = 69
+	exSoftware    = 70
+	exTempFail    = 75
+	exProtocol    = 76
+	exNoPerm      = 77
+	exConfig      = 78
+)
+
+// listFlag is a repeatable string flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+// sendRequest is everything needed to send, from flags, account and stdin.
+type sendRequest struct {
+	server     string
+	mode       string
+	user       string
+	password   string
+	mechanism  string
+	caFile     string
+	insecure   bool
+	verbose    bool
+	asJSON     bool
+	timeout    time.Duration
+	from       string
+	rcpts      []string
+	message    []byte
+	allowPlain bool
+	quiet      bool   // no summary line (sendmail is silent on success)
+	notify     string // DSN NOTIFY for every recipient
+}
+
+func runSend(env *cliEnv, args []string) int {
+	fs := newFlags(env, "", "Send a message over TLS. The body comes from stdin unless --body or --message is given.\nThe password comes from --password-file, $TLSMAIL_PASSWORD, the account's password_command, or a prompt — never the command line.")
+	var to, cc, bcc, attach, headers listFlag
+	server := fs.String("server", "", "SMTP server host[:port] (default port 587, or 465 with --tls implicit)")
+	mode := fs.String("tls", "", "implicit, starttls, opportunistic or none (default: by port; 465 implicit, else starttls)")
+	user := fs.String("user", "", "AUTH user name")
+	pwFile := fs.String("password-file", "", "file whose first line is the password")
+	mech := fs.String("auth", "", "AUTH mechanism to use (default: the strongest offered)")
+	from := fs.String("from", "", "sender address (envelope and From header)")
+	fs.Var(&to, "to", "recipient (repeatable)")
+	fs.Var(&cc, "cc", "Cc recipient (repeatable)")
+	fs.Var(&bcc, "bcc", "Bcc recipient, envelope only (repeatable)")
+	subject := fs.String("subject", "", "subject")
+	fs.Var(&attach, "attach", "attach a file (repeatable)")
+	fs.Var(&headers, "header", `extra header "Name: value" (repeatable)`)
+	body := fs.String("body", "", "file with the text body (default: stdin)")
+	html := fs.String("html", "", "file with an HTML body")
+	message := fs.String("message", "", "send this ready RFC 5322 message file as it is")
+	caFile := fs.String("cafile", "", "trust these CA certificates instead of the system's")
+	insecure := fs.Bool("insecure", false, "do not verify the server certificate (DANGEROUS; says so loudly)")
+	verbose := fs.Bool("v", false, "print the SMTP transcript (credentials redacted) to stderr")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	account := fs.String("account", "", "account from the accounts file")
+	accounts := fs.String("accounts", "", "accounts file (default ~/.config/tlsmail/send.toml)")
+	timeout := fs.Duration("timeout", 10*time.Minute, "give up after this long")
+	allowPlain := fs.Bool("allow-plaintext-auth", false, "allow AUTH without TLS (only with --tls none, for test servers)")
+	if code, done := parse(env, fs, args); done {
+		return code
+	}
+	if fs.NArg() > 0 {
+		return usageError(env, "unexpected argument %q (recipients go in --to)", fs.Arg(0))
+	}
+	req := sendRequest{server: *server, mode: *mode, user: *user, mechanism: *mech, caFile: *caFile, insecure: *insecure,
+		verbose: *verbose, asJSON: *asJSON, timeout: *timeout, from: *from, allowPlain: *allowPlain}
+	if code := applyAccount(env, &req, *accounts, *account, *server != ""); code != 0 {
+		return code
+	}
+	if req.server == "" {
+		return usageError(env, "no --server and no account")
+	}
+	if req.from == "" {
+		return usageError(env, "no --from")
+	}
+	req.rcpts = append(append(append(req.rcpts, to...), cc...), bcc...)
+	if len(req.rcpts) == 0 {
+		return usageError(env, "no recipients (--to, --cc, --bcc)")
+	}
+	if *message != "" {
+		b, err := os.ReadFile(*message)
+		if err != nil {
+			return failCode(env, exNoInput, "%v", err)
+		}
+		req.message = b
+	} else {
+		m := smtpclient.Message{From: req.from, To: to, Cc: cc, Subject: *subject}
+		text, err := readBody(env, *body)
+		if err != nil {
+			return failCode(env, exNoInput, "%v", err)
+		}
+		m.Text = text
+		if *html != "" {
+			b, err := os.ReadFile(*html)
+			if err != nil {
+				return failCode(env, exNoInput, "%v", err)
+			}
+			m.HTML = string(b)
+		}
+		for _, a := range attach {
+			b, err := os.ReadFile(a)
+			if err != nil {
+				return failCode(env, exNoInput, "attachment: %v", err)
+			}
+			m.Attachments = append(m.Attachments, smtpclient.Attachment{Name: a, Data: b})
+		}
+		for _, h := range headers {
+			k, v, ok := strings.Cut(h, ":")
+			if !ok {
+				return usageError(env, "--header %q: want \"Name: value\"", h)
+			}
+			m.Headers = append(m.Headers, [2]string{strings.TrimSpace(k), strings.TrimSpace(v)})
+		}
+		raw, err := smtpclient.Compose(m)
+		if err != nil {
+			return failCode(env, exDataErr, "%v", err)
+		}
+		req.message = raw
+	}
+	if code := obtainPassword(env, &req, *pwFile); code != 0 {
+		return code
+	}
+	return deliver(env, req)
+}
+
+func readBody(env *cliEnv, file string) (string, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		return string(b), err
+	}
+	b, err := io.ReadAll(env.stdin)
+	return string(b), err
+}
+
+// applyAccount fills the request from the accounts file. Flags win.
+func applyAccount(env *cliEnv, req *sendRequest, file, name string, serverGiven bool) int {
+	if file == "" {
+		if serverGiven && name == "" {
+			return 0 // everything from flags
+		}
+		file = config.DefaultAccountsFile()
+	}
+	accs, err := config.LoadAccounts(file)
+	if errors.Is(err, config.ErrNoAccounts) && name == "" && serverGiven {
+		return 0
+	}
+	if err != nil {
+		return failCode(env, exConfig, "%v", err)
+	}
+	acc, err := accs.Pick(name)
+	if err != nil {
+		return failCode(env, exConfig, "%v", err)
+	}
+	set := func(dst *string, v string) {
+		if *dst == "" {
+			*dst = v
+		}
+	}
+	set(&req.server, acc.Server)
+	set(&req.mode, acc.TLS)
+	set(&req.user, acc.User)
+	set(&req.from, acc.From)
+	set(&req.caFile, acc.CAFile)
+	set(&req.mechanism, acc.Auth)
+	req.insecure = req.insecure || acc.Insecure
+	if req.password == "" && acc.PasswordFile != "" {
+		pw, err := firstLine(acc.PasswordFile)
+		if err != nil {
+			return failCode(env, exConfig, "password_file: %v", err)
+		}
+		req.password = pw
+	}
+	if req.password == "" && acc.PasswordCommand != "" && req.user != "" {
+		out, err := exec.Command("sh", "-c", acc.PasswordCommand).Output()
+		if err != nil {
+			return failCode(env, exConfig, "password_command failed: %v", err)
+		}
+		req.password, _, _ = strings.Cut(strings.TrimRight(string(out), "\r\n"), "\n")
+	}
+	return 0
+}
+
+func firstLine(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	return strings.TrimRight(line, "\r"), nil
+}
+
+// obtainPassword: --password-file, $TLSMAIL_PASSWORD, the account, a prompt.
+func obtainPassword(env *cliEnv, req *sendRequest, file string) int {
+	if req.user == "" {
+		return 0
+	}
+	if file != "" {
+		pw, err := firstLine(file)
+		if err != nil {
+			return failCode(env, exNoInput, "--password-file: %v", err)
+		}
+		req.password = pw
+	}
+	if req.password == "" {
+		req.password = env.getenv("TLSMAIL_PASSWORD")
+	}
+	if req.password == "" {
+		tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+		if err != nil || !term.IsTerminal(int(tty.Fd())) {
+			return failCode(env, exUsage, "no password: give --password-file, $TLSMAIL_PASSWORD or an account password_command")
+		}
+		defer tty.Close()
+		fmt.Fprintf(tty, "Password for %s at %s: ", req.user, req.server)
+		pw, err := term.ReadPassword(int(tty.Fd()))
+		fmt.Fprintln(tty)
+		if err != nil {
+			return failCode(env, exUsage, "no password: %v", err)
+		}
+		req.password = string(pw)
+	}
+	return 0
+}
+
+// deliver connects and sends, and maps the outcome to an exit code.
+func deliver(env *cliEnv, req sendRequest) int {
+	addr, mode, err := serverAndMode(req.server, req.mode)
+	if err != nil {
+		return usageError(env, "%v", err)
+	}
+	opts := smtpclient.Options{Mode: mode, InsecureSkipVerify: req.insecure, AllowInsecureAuth: req.allowPlain}
+	if req.insecure {
+		fmt.Fprintf(env.stderr, "%s: WARNING: --insecure: the server certificate is NOT verified; anyone on the path can read this mail and the password\n", env.name)
+	}
+	if req.caFile != "" {
+		pem, err := os.ReadFile(req.caFile)
+		if err != nil {
+			return failCode(env, exNoInput, "--cafile: %v", err)
+		}
+		opts.RootCAs = x509.NewCertPool()
+		if !opts.RootCAs.AppendCertsFromPEM(pem) {
+			return failCode(env, exConfig, "--cafile %s: no certificates in it", req.caFile)
+		}
+	}
+	if req.user != "" {
+		opts.Auth = &smtpclient.Auth{Username: req.user, Password: req.password}
+		if req.mechanism != "" {
+			opts.Auth.Mechanisms = []string{strings.ToUpper(req.mechanism)}
+		}
+	}
+	if req.verbose {
+		opts.Transcript = env.stderr
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), req.timeout)
+	defer cancel()
+	c, err := smtpclient.Dial(ctx, addr, opts)
+	if err != nil {
+		return sendFailure(env, err)
+	}
+	defer c.Close()
+	res, err := c.SendBytes(ctx, smtpclient.Envelope{From: req.from, To: req.rcpts, Notify: req.notify}, req.message)
+	_ = c.Quit()
+	if req.asJSON && res != nil {
+		out := struct {
+			*smtpclient.Result
+			Error string `json:"error,omitempty"`
+		}{Result: res}
+		if err != nil {
+			out.Error = err.Error()
+		}
+		enc := json.NewEncoder(env.stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(out)
+	}
+	if err != nil {
+		return sendFailure(env, err)
+	}
+	worst := 0
+	for _, r := range res.Recipients {
+		if !r.Accepted {
+			fmt.Fprintf(env.stderr, "%s: refused <%s>: %s\n", env.name, r.Addr, r.Reply)
+			code := exUnavailable
+			if strings.HasPrefix(r.Reply, "4") {
+				code = exTempFail
+			}
+			worst = max(worst, code)
+		}
+	}
+	if !req.asJSON && !req.quiet {
+		n := fmt.Sprintf("%d recipients", res.Accepted)
+		if res.Accepted == 1 {
+			n = "1 recipient"
+		}
+		if res.Accepted < len(res.Recipients) {
+			n = fmt.Sprintf("%d of %d recipients", res.Accepted, len(res.Recipients))
+		}
+		fmt.Fprintf(env.stdout, "sent to %s via %s %s\n", n, addr, res.TLS.Summary())
+	}
+	return worst
+}
+
+// serverAndMode adds the default port and picks the mode.
+func serverAndMode(server, mode string) (string, smtpclient.Mode, error) {
+	var m smtpclient.Mode
+	switch mode {
+	case "":
+	case "implicit", "starttls", "opportunistic":
+		m = smtpclient.Mode(mode)
+	case "none", "plain":
+		m = smtpclient.Plain
+	default:
+		return "", "", fmt.Errorf("--tls %q: want implicit, starttls, opportunistic or none", mode)
+	}
+	host, port, err := net.SplitHostPort(server)
+	if err != nil {
+		host, port = server, "587"
+		if m == smtpclient.Implicit {
+			port = "465"
+		}
+	}
+	if m == "" {
+		m = smtpclient.DefaultMode(port)
+	}
+	return net.JoinHostPort(host, port), m, nil
+}
+
+// sendFailure prints one line and returns the sysexits code.
+func sendFailure(env *cliEnv, err error) int {
+	var re *smtpclient.ReplyError
+	var te *smtpclient.TLSError
+	var ae *smtpclient.AuthError
+	var ne *smtpclient.NetError
+	switch {
+	case errors.As(err, &te):
+		return failCode(env, exProtocol, "%v", err)
+	case errors.As(err, &ae):
+		return failCode(env, exNoPerm, "%v", err)
+	case errors.As(err, &re):
+		if re.Temporary() {
+			return failCode(env, exTempFail, "%v", err)
+		}
+		return failCode(env, exUnavailable, "%v", err)
+	case errors.As(err, &ne):
+		return failCode(env, exTempFail, "%v", err)
+	}
+	return failCode(env, exSoftware, "%v", err)
+}
+
+// failCode prints a one-line error and returns code.
+func failCode(env *cliEnv, code int, format string, a ...any) int {
+	fail(env, format, a...)
+	return code
+}

@@ -1,0 +1,239 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net/mail"
+	"strings"
+	"time"
+
+	"github.com/tlsmail/tlsmail/smtpclient"
+)
+
+const sendmailUsage = `usage: sendmail [-t] [-i] [-f sender] [-F name] [-v] [-C accounts.toml] [--account NAME] [recipient ...]
+
+A sendmail-compatible entry point: reads a message on stdin and relays it
+through the default account of the accounts file (~/.config/tlsmail/send.toml,
+else /etc/tlsmail/send.toml; $TLSMAIL_ACCOUNT picks another account).
+  -t        take recipients from To, Cc and Bcc (Bcc is removed)
+  -i, -oi   a line with a single "." does not end the message
+  -f ADDR   envelope sender (also -r)
+  -F NAME   full name for a From header that has to be added
+  -N LIST   DSN NOTIFY (never, success, failure, delay)
+  -v        print the SMTP transcript to stderr
+Other -o, -B, -R, -V, -X options and -bm, -odi, -oem are accepted and ignored.
+Exit codes are sysexits(3), as sendmail's.`
+
+// sendmailArgs is a parsed sendmail command line.
+type sendmailArgs struct {
+	from, fullName, accounts, account, notify string
+	extract, dotOK, verbose                   bool
+	rcpts                                     []string
+}
+
+// parseSendmail parses sendmail's option syntax (letters with attached or
+// separate values; unknown legacy options are accepted).
+func parseSendmail(args []string) (sendmailArgs, error) {
+	var s sendmailArgs
+	value := func(i *int, a string) (string, error) {
+		if len(a) > 2 {
+			return a[2:], nil
+		}
+		if *i+1 >= len(args) {
+			return "", fmt.Errorf("option %s needs a value", a)
+		}
+		*i++
+		return args[*i], nil
+	}
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		var err error
+		switch {
+		case a == "--":
+			s.rcpts = append(s.rcpts, args[i+1:]...)
+			return s, nil
+		case !strings.HasPrefix(a, "-") || a == "-":
+			s.rcpts = append(s.rcpts, a)
+		case a == "-t":
+			s.extract = true
+		case a == "-i" || a == "-oi":
+			s.dotOK = true
+		case a == "-v":
+			s.verbose = true
+		case strings.HasPrefix(a, "--account="):
+			s.account = strings.TrimPrefix(a, "--account=")
+		case a == "--account":
+			s.account, err = value(&i, "--")
+		case strings.HasPrefix(a, "-f"), strings.HasPrefix(a, "-r"):
+			s.from, err = value(&i, a)
+		case strings.HasPrefix(a, "-F"):
+			s.fullName, err = value(&i, a)
+		case strings.HasPrefix(a, "-C"):
+			s.accounts, err = value(&i, a)
+		case strings.HasPrefix(a, "-N"):
+			s.notify, err = value(&i, a)
+			s.notify = strings.ToUpper(s.notify)
+		case strings.HasPrefix(a, "-B"), strings.HasPrefix(a, "-R"), strings.HasPrefix(a, "-V"), strings.HasPrefix(a, "-X"), strings.HasPrefix(a, "-L"):
+			_, err = value(&i, a)
+		case strings.HasPrefix(a, "-o"), a == "-bm", a == "-U", a == "-G", a == "-n", a == "-m", a == "-Am", a == "-Ac", a == "-em", a == "-ep", a == "-eq":
+			// legacy options with no effect here
+		case strings.HasPrefix(a, "-b"):
+			return s, fmt.Errorf("mode %s is not supported (only -bm, sending a message)", a)
+		default:
+			return s, fmt.Errorf("unknown option %s", a)
+		}
+		if err != nil {
+			return s, err
+		}
+	}
+	return s, nil
+}
+
+func runSendmail(env *cliEnv, args []string) int {
+	for _, a := range args {
+		if a == "-h" || a == "--help" {
+			fmt.Fprintln(env.stdout, sendmailUsage)
+			return exitOK
+		}
+	}
+	sa, err := parseSendmail(args)
+	if err != nil {
+		fmt.Fprintf(env.stderr, "%s: %v\n", env.name, err)
+		return exUsage
+	}
+	msg, err := readSendmailInput(env.stdin, sa.dotOK)
+	if err != nil {
+		return failCode(env, exNoInput, "reading the message: %v", err)
+	}
+	req := sendRequest{from: sa.from, verbose: sa.verbose, timeout: 10 * time.Minute, quiet: true}
+	account := sa.account
+	if account == "" {
+		account = env.getenv("TLSMAIL_ACCOUNT")
+	}
+	if code := applyAccount(env, &req, sa.accounts, account, false); code != 0 {
+		return code
+	}
+	hdr, _ := mail.ReadMessage(bytes.NewReader(msg))
+	if sa.extract {
+		if hdr == nil {
+			return failCode(env, exDataErr, "-t: the message has no header to take recipients from")
+		}
+		for _, h := range []string{"To", "Cc", "Bcc"} {
+			if list, err := hdr.Header.AddressList(h); err == nil {
+				for _, a := range list {
+					sa.rcpts = append(sa.rcpts, a.Address)
+				}
+			}
+		}
+		msg = removeHeader(msg, "Bcc")
+	}
+	if len(sa.rcpts) == 0 {
+		fmt.Fprintf(env.stderr, "%s: no recipients (give them as arguments or use -t)\n", env.name)
+		return exUsage
+	}
+	if req.from == "" && hdr != nil {
+		if list, err := hdr.Header.AddressList("From"); err == nil && len(list) > 0 {
+			req.from = list[0].Address
+		}
+	}
+	if req.from == "" {
+		return failCode(env, exUsage, "no sender: give -f or set from in the account")
+	}
+	msg = addMissingHeaders(msg, hdr, req.from, sa.fullName)
+	req.rcpts = sa.rcpts
+	req.message = msg
+	req.notify = sa.notify
+	if code := obtainPassword(env, &req, ""); code != 0 {
+		return code
+	}
+	return deliver(env, req)
+}
+
+// readSendmailInput reads the message; without -i a line holding a single
+// "." ends it, as in sendmail.
+func readSendmailInput(r io.Reader, dotOK bool) ([]byte, error) {
+	if dotOK {
+		return io.ReadAll(r)
+	}
+	var out bytes.Buffer
+	br := bufio.NewReader(r)
+	for {
+		line, err := br.ReadString('\n')
+		if strings.TrimRight(line, "\r\n") == "." {
+			return out.Bytes(), nil
+		}
+		out.WriteString(line)
+		if err == io.EOF {
+			return out.Bytes(), nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
+// headerEnd is the offset of the blank line ending the header, or -1.
+func headerEnd(msg []byte) int {
+	for i := 0; i < len(msg); {
+		j := bytes.IndexByte(msg[i:], '\n')
+		if j < 0 {
+			return -1
+		}
+		line := bytes.TrimRight(msg[i:i+j], "\r")
+		if len(line) == 0 {
+			return i
+		}
+		i += j + 1
+	}
+	return -1
+}
+
+// removeHeader deletes every field named name (with its continuation
+// lines) from the message header.
+func removeHeader(msg []byte, name string) []byte {
+	end := headerEnd(msg)
+	if end < 0 {
+		end = len(msg)
+	}
+	var out bytes.Buffer
+	skipping := false
+	lines := bytes.SplitAfter(msg[:end], []byte("\n"))
+	for _, l := range lines {
+		if len(l) > 0 && (l[0] == ' ' || l[0] == '\t') {
+			if !skipping {
+				out.Write(l)
+			}
+			continue
+		}
+		k, _, _ := bytes.Cut(l, []byte(":"))
+		skipping = strings.EqualFold(strings.TrimSpace(string(k)), name)
+		if !skipping {
+			out.Write(l)
+		}
+	}
+	out.Write(msg[end:])
+	return out.Bytes()
+}
+
+// addMissingHeaders adds From, Date and Message-ID when the message lacks them.
+func addMissingHeaders(msg []byte, hdr *mail.Message, from, fullName string) []byte {
+	var add bytes.Buffer
+	has := func(k string) bool { return hdr != nil && hdr.Header.Get(k) != "" }
+	if !has("From") {
+		a := mail.Address{Name: fullName, Address: from}
+		fmt.Fprintf(&add, "From: %s\r\n", a.String())
+	}
+	if !has("Date") {
+		fmt.Fprintf(&add, "Date: %s\r\n", time.Now().Format(time.RFC1123Z))
+	}
+	if !has("Message-ID") {
+		fmt.Fprintf(&add, "Message-ID: %s\r\n", smtpclient.NewMessageID(from))
+	}
+	if hdr == nil {
+		// No header at all: the input is all body.
+		add.WriteString("\r\n")
+	}
+	return append(add.Bytes(), msg...)
+}
