@@ -5,6 +5,7 @@
 #   make build   build ./tlsmail
 #   make fuzz    run each fuzz target for FUZZTIME (default 30s)
 #   make bench   tlsmail vs a private Postfix (root), see bench/compare.sh
+#   make bench-send  client PIPELINING vs lock-step at 1 ms RTT, tlsmail send vs msmtp
 
 GO          ?= go
 BIN         := $(CURDIR)/.bin
@@ -12,7 +13,7 @@ STATICCHECK := $(BIN)/staticcheck
 STATICCHECK_VERSION := v0.8.2
 FUZZTIME    ?= 30s
 
-.PHONY: test build peers lint vet staticcheck fuzz bench
+.PHONY: test build peers lint vet staticcheck fuzz bench bench-send
 
 test: peers vet staticcheck
 	$(GO) test -race -timeout 20m ./...
@@ -39,3 +40,6 @@ fuzz:
 
 bench:
 	bash bench/compare.sh
+
+bench-send:
+	go run ./bench/sendbench

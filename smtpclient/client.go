@@ -103,6 +103,9 @@ type Options struct {
 	Auth *Auth
 	// AllowInsecureAuth permits AUTH over a connection without TLS.
 	AllowInsecureAuth bool
+	// NoPipelining sends commands in lock-step even when the server
+	// offers PIPELINING (for comparison and for broken servers).
+	NoPipelining bool
 	Timeouts          Timeouts
 	// Transcript, if set, receives the protocol dialogue ("C: …"/"S: …"),
 	// with credentials redacted and message data summarised.
@@ -373,7 +376,7 @@ func (c *Client) cmd(timeout time.Duration, line string) (*smtpwire.Reply, error
 // write sends raw protocol text; shown is what the transcript gets.
 func (c *Client) write(timeout time.Duration, s, shown string) error {
 	_ = c.conn.SetWriteDeadline(time.Now().Add(timeout))
-	if c.opts.Transcript != nil {
+	if c.opts.Transcript != nil && shown != "" {
 		for _, l := range strings.Split(strings.TrimRight(shown, "\r\n"), "\r\n") {
 			fmt.Fprintf(c.opts.Transcript, "C: %s\n", l)
 		}

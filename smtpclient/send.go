@@ -103,7 +103,7 @@ func (c *Client) Send(ctx context.Context, env Envelope, msg io.Reader) (*Result
 	var mailR, dataR *smtpwire.Reply
 	rcptR := make([]*smtpwire.Reply, len(rcpts))
 	var err error
-	if _, ok := c.ext["PIPELINING"]; ok {
+	if _, ok := c.ext["PIPELINING"]; ok && !c.opts.NoPipelining {
 		res.Pipelined = true
 		batch := mail + "\r\n" + strings.Join(rcpts, "\r\n") + "\r\nDATA\r\n"
 		if err = c.write(t.Command, batch, batch); err != nil {

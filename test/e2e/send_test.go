@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"bytes"
+	"context"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -16,6 +18,7 @@ import (
 	"testing"
 
 	"github.com/tlsmail/tlsmail/internal/testpeer"
+	"github.com/tlsmail/tlsmail/smtpclient"
 )
 
 // runTlsmail runs the binary with env additions and stdin, returning
@@ -249,4 +252,52 @@ func TestSendToAiosmtpd(t *testing.T) {
 	if !strings.Contains(p.Output(), "hi aiosmtpd") {
 		t.Errorf("aiosmtpd did not print the message:\n%s", p.Output())
 	}
+}
+
+// TestBatchPipelinesAcrossMessagesWithRefusals: smtpclient.SendBatch
+// against our server, with a message in the middle whose only recipient is
+// refused; the others are delivered and each result says what happened.
+func TestBatchPipelinesAcrossMessagesWithRefusals(t *testing.T) {
+	m := newMailServer(t, "")
+	m.start(t)
+	pem, _ := os.ReadFile(m.ca)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	ctx := context.Background()
+	c, err := smtpclient.Dial(ctx, m.addr["mx"], smtpclient.Options{RootCAs: pool, ServerName: "localhost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var batch []smtpclient.Outgoing
+	for i := range 6 {
+		to := "demo@localhost"
+		if i == 3 {
+			to = "nobody@localhost"
+		}
+		batch = append(batch, smtpclient.Outgoing{
+			Envelope: smtpclient.Envelope{From: "a@example.org", To: []string{to}},
+			Data:     []byte(fmt.Sprintf("Subject: batch-%d\n\nmessage %d\n", i, i)),
+		})
+	}
+	results, err := c.SendBatch(ctx, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range results {
+		want := 1
+		if i == 3 {
+			want = 0
+		}
+		if r.Accepted != want || !r.Pipelined {
+			t.Errorf("message %d: %+v", i, r)
+		}
+		if i != 3 {
+			m.findMail(t, "demo", fmt.Sprintf("Subject: batch-%d", i))
+		}
+	}
+	if !strings.Contains(results[3].Recipients[0].Reply, "550 5.1.1") {
+		t.Errorf("refusal: %+v", results[3])
+	}
+	_ = c.Quit()
 }
