@@ -106,7 +106,7 @@ type Options struct {
 	// NoPipelining sends commands in lock-step even when the server
 	// offers PIPELINING (for comparison and for broken servers).
 	NoPipelining bool
-	Timeouts          Timeouts
+	Timeouts     Timeouts
 	// Transcript, if set, receives the protocol dialogue ("C: …"/"S: …"),
 	// with credentials redacted and message data summarised.
 	Transcript io.Writer
