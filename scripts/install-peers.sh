@@ -15,6 +15,7 @@ peers=(
   "/usr/bin/python3 -c 'import aiosmtpd'|python3-aiosmtpd"
   "command -v s-nail|s-nail"
   "command -v msmtp|msmtp"
+  "test -x /usr/sbin/dovecot|dovecot-core"
 )
 
 missing() {

@@ -31,7 +31,9 @@ type Postfix struct {
 
 // StartPostfix writes main.cf with the given extra settings (one
 // "name = value" per element) and a master.cf whose smtpd listens on a
-// free loopback port, then starts it and waits for the port.
+// free loopback port, then starts it and waits for the port. A setting
+// that starts with "master: " is a line for master.cf instead (for extra
+// smtpd services such as submission or smtps).
 func StartPostfix(t testing.TB, settings ...string) *Postfix {
 	t.Helper()
 	bin := Require(t, "postfix")
@@ -77,11 +79,18 @@ func StartPostfix(t testing.TB, settings ...string) *Postfix {
 		"daemon_directory = /usr/lib/postfix/sbin",
 		"meta_directory = /etc/postfix",
 	}
-	main = append(main, settings...)
+	var extraMaster []string
+	for _, st := range settings {
+		if m, ok := strings.CutPrefix(st, "master: "); ok {
+			extraMaster = append(extraMaster, m)
+		} else {
+			main = append(main, st)
+		}
+	}
 	if err := os.WriteFile(filepath.Join(p.Dir, "main.cf"), []byte(strings.Join(main, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	master := strings.Replace(postfixMaster, "LISTEN", p.Addr, 1)
+	master := strings.Replace(postfixMaster, "LISTEN", p.Addr, 1) + strings.Join(extraMaster, "\n") + "\n"
 	if err := os.WriteFile(filepath.Join(p.Dir, "master.cf"), []byte(master), 0o644); err != nil {
 		t.Fatal(err)
 	}
