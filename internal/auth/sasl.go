@@ -105,3 +105,17 @@ func (t *Throttle) recent(ip string, now time.Time) []time.Time {
 	t.m[ip] = list
 	return list
 }
+
+// Printable makes client-supplied text (a user name) safe for one log
+// field: at most 64 bytes, control characters as '?'.
+func Printable(s string) string {
+	if len(s) > 64 {
+		s = s[:64]
+	}
+	return strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, s)
+}

@@ -59,6 +59,7 @@ type Config struct {
 	Limits       Limits            `toml:"limits"`
 	Queue        Queue             `toml:"queue"`
 	Listeners    []Listener        `toml:"listener"`
+	POP3         []POP3Listener    `toml:"pop3_listener"`
 
 	// File is where the configuration came from ("" for built-in defaults).
 	File string `toml:"-"`
@@ -94,6 +95,7 @@ type Limits struct {
 	AuthFailures     int      `toml:"auth_failures"`      // per IP per AuthWindow; default 5
 	AuthWindow       Duration `toml:"auth_window"`        // default 10m
 	BadCommands      int      `toml:"bad_commands"`       // errors before disconnect; default 20
+	POP3Timeout      Duration `toml:"pop3_timeout"`       // POP3 autologout; RFC 1939 says at least 10m
 }
 
 // Queue tunes the spool and retries.
@@ -114,6 +116,16 @@ type Listener struct {
 	// AllowInsecureAuth permits AUTH without TLS on this listener; only
 	// for loopback test setups. Off by default.
 	AllowInsecureAuth bool `toml:"allow_insecure_auth"`
+}
+
+// POP3Listener is one POP3 listening socket.
+type POP3Listener struct {
+	Name    string `toml:"name"`
+	Address string `toml:"address"`
+	Mode    string `toml:"mode"` // starttls (STLS) or implicit (POP3S); plain is refused
+	// AllowPlaintextLogin permits USER/PASS/AUTH before STLS on this
+	// listener; off by default.
+	AllowPlaintextLogin bool `toml:"allow_plaintext_login"`
 }
 
 // RequireTLSForAuth reports whether AUTH needs TLS (the default).
@@ -147,6 +159,7 @@ func (c *Config) Defaults() {
 	setInt(&l.AuthFailures, 5)
 	setDur(&l.AuthWindow, 10*time.Minute)
 	setInt(&l.BadCommands, 20)
+	setDur(&l.POP3Timeout, 10*time.Minute)
 	setInt(&c.Queue.Workers, 8)
 	setDur(&c.Queue.FirstRetry, 5*time.Minute)
 	setDur(&c.Queue.MaxRetry, time.Hour)
@@ -161,6 +174,15 @@ func (c *Config) Defaults() {
 		}
 		if ls.Name == "" {
 			ls.Name = fmt.Sprintf("smtp%d", i+1)
+		}
+	}
+	for i := range c.POP3 {
+		p := &c.POP3[i]
+		if p.Mode == "" {
+			p.Mode = ModeSTARTTLS
+		}
+		if p.Name == "" {
+			p.Name = fmt.Sprintf("pop3-%d", i+1)
 		}
 	}
 }

@@ -116,9 +116,6 @@ func (c *Config) validate() error {
 			return bad(fmt.Sprintf("aliases: %q has no target", k), "aliases", k)
 		}
 	}
-	if len(c.Listeners) == 0 {
-		return bad("no [[listener]] configured", "listener")
-	}
 	needTLS := false
 	for i, l := range c.Listeners {
 		idx := fmt.Sprint(i)
@@ -139,6 +136,25 @@ func (c *Config) validate() error {
 			return bad(fmt.Sprintf("listener %s: auth on a plain listener needs TLS it cannot have; set auth = \"none\" or mode = \"starttls\"", l.Name), "listener", idx, "auth")
 		}
 		needTLS = needTLS || l.Mode != ModePlain
+	}
+	for i, p := range c.POP3 {
+		idx := fmt.Sprint(i)
+		if _, _, err := net.SplitHostPort(p.Address); err != nil {
+			return bad(fmt.Sprintf("pop3_listener %s: address %q is not host:port", p.Name, p.Address), "pop3_listener", idx, "address")
+		}
+		switch p.Mode {
+		case ModeSTARTTLS, ModeImplicit:
+		case ModePlain:
+			if !p.AllowPlaintextLogin {
+				return bad(fmt.Sprintf("pop3_listener %s: mode plain allows no login; use starttls or implicit (or allow_plaintext_login = true)", p.Name), "pop3_listener", idx, "mode")
+			}
+		default:
+			return bad(fmt.Sprintf("pop3_listener %s: mode %q: want starttls or implicit", p.Name, p.Mode), "pop3_listener", idx, "mode")
+		}
+		needTLS = needTLS || p.Mode != ModePlain
+	}
+	if len(c.Listeners) == 0 && len(c.POP3) == 0 {
+		return bad("no [[listener]] configured", "listener")
 	}
 	if needTLS && c.TLS.Cert == "" {
 		return bad("listeners use TLS but [tls] cert is not set", "tls", "cert")

@@ -17,6 +17,7 @@ import (
 
 	"github.com/tlsmail/tlsmail/internal/auth"
 	"github.com/tlsmail/tlsmail/internal/config"
+	"github.com/tlsmail/tlsmail/internal/pop3d"
 	"github.com/tlsmail/tlsmail/internal/queue"
 	"github.com/tlsmail/tlsmail/internal/safeio"
 	"github.com/tlsmail/tlsmail/internal/smtpd"
@@ -68,19 +69,31 @@ func Run(ctx context.Context, o Options) error {
 	}
 	throttle := auth.NewThrottle(cfg.Limits.AuthFailures, cfg.Limits.AuthWindow.Duration)
 	smtp := smtpd.New(cfg, tlsSrv, users, throttle, q, log)
+	pop := pop3d.New(cfg, tlsSrv, users, throttle, log)
 
 	var listeners []net.Listener
 	addrs := map[string]string{}
-	for _, lc := range cfg.Listeners {
-		l, err := net.Listen("tcp", lc.Address)
+	listen := func(name, address string) error {
+		l, err := net.Listen("tcp", address)
 		if err != nil {
 			for _, x := range listeners {
 				x.Close()
 			}
-			return fmt.Errorf("listener %s: %w", lc.Name, err)
+			return fmt.Errorf("listener %s: %w", name, err)
 		}
 		listeners = append(listeners, l)
-		addrs[lc.Name] = l.Addr().String()
+		addrs[name] = l.Addr().String()
+		return nil
+	}
+	for _, lc := range cfg.Listeners {
+		if err := listen(lc.Name, lc.Address); err != nil {
+			return err
+		}
+	}
+	for _, pc := range cfg.POP3 {
+		if err := listen(pc.Name, pc.Address); err != nil {
+			return err
+		}
 	}
 
 	qctx, stopQueue := context.WithCancel(context.Background())
@@ -89,12 +102,20 @@ func Run(ctx context.Context, o Options) error {
 	go func() { defer wg.Done(); q.Run(qctx) }()
 	lctx, stopListeners := context.WithCancel(context.Background())
 	for i, l := range listeners {
-		lc := cfg.Listeners[i]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := smtp.Serve(lctx, l, lc); err != nil {
-				log.Error("listener stopped", "listener", lc.Name, "err", err)
+			var err error
+			name := ""
+			if i < len(cfg.Listeners) {
+				lc := cfg.Listeners[i]
+				name, err = lc.Name, smtp.Serve(lctx, l, lc)
+			} else {
+				pc := cfg.POP3[i-len(cfg.Listeners)]
+				name, err = pc.Name, pop.Serve(lctx, l, pc)
+			}
+			if err != nil {
+				log.Error("listener stopped", "listener", name, "err", err)
 			}
 		}()
 	}
@@ -111,6 +132,9 @@ func Run(ctx context.Context, o Options) error {
 	for _, lc := range cfg.Listeners {
 		attrs = append(attrs, lc.Name, addrs[lc.Name])
 	}
+	for _, pc := range cfg.POP3 {
+		attrs = append(attrs, pc.Name, addrs[pc.Name])
+	}
 	log.Info("ready", attrs...)
 	if o.Ready != nil {
 		o.Ready(addrs)
@@ -123,6 +147,7 @@ func Run(ctx context.Context, o Options) error {
 			stopListeners()
 			gctx, cancel := context.WithTimeout(context.Background(), o.Grace)
 			smtp.Shutdown(gctx)
+			pop.Shutdown(gctx)
 			cancel()
 			stopQueue()
 			wg.Wait()
@@ -136,6 +161,7 @@ func Run(ctx context.Context, o Options) error {
 				cfg = next
 				current.Unlock()
 				smtp.SetConfig(next)
+				pop.SetConfig(next)
 				log.Info("reloaded configuration, certificates and users")
 			}
 		}
@@ -165,6 +191,11 @@ func needsTLS(cfg *config.Config) bool {
 			return true
 		}
 	}
+	for _, p := range cfg.POP3 {
+		if p.Mode != config.ModePlain {
+			return true
+		}
+	}
 	return false
 }
 
@@ -174,12 +205,13 @@ func Banner(w io.Writer, cfg *config.Config, addrs map[string]string) {
   MX (STARTTLS)         %s
   SMTPS (implicit TLS)  %s
   submission (AUTH)     %s
+  POP3 (STLS) / POP3S   %s / %s
   dev CA                %s
   user                  demo@localhost, password in %s
   mail lands in         %s
 
 Send a test mail:
   swaks --server %s --tls --tls-ca-path %s --auth PLAIN --auth-user demo --auth-password "$(cat %s)" --from demo@localhost --to demo@localhost
-`, cfg.DataDir, addrs["mx"], addrs["smtps"], addrs["submission"], cfg.Path("tls/ca.pem"), cfg.Path("dev-password"),
+`, cfg.DataDir, addrs["mx"], addrs["smtps"], addrs["submission"], addrs["pop3"], addrs["pop3s"], cfg.Path("tls/ca.pem"), cfg.Path("dev-password"),
 		cfg.Path("mail/demo/new"), addrs["submission"], cfg.Path("tls/ca.pem"), cfg.Path("dev-password"))
 }

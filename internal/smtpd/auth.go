@@ -71,7 +71,7 @@ func (ss *session) cmdAuth(arg string) *smtpwire.Reply {
 	}
 	if !ss.srv.users.Authenticate(user, pass) {
 		ss.srv.throttle.Fail(ss.ip, time.Now())
-		ss.srv.log.Warn("auth failed", "client", ss.ip, "mechanism", strings.ToUpper(mech), "user", sanitize(user))
+		ss.srv.log.Warn("auth failed", "client", ss.ip, "mechanism", strings.ToUpper(mech), "user", auth.Printable(user))
 		return smtpwire.R(535, "5.7.8", "Error: authentication credentials invalid")
 	}
 	ss.srv.throttle.Success(ss.ip)
@@ -95,17 +95,4 @@ func (ss *session) challenge(prompt string) (string, *smtpwire.Reply) {
 		return "", smtpwire.R(501, "5.7.0", "Authentication cancelled")
 	}
 	return line, nil
-}
-
-// sanitize makes client-supplied text safe for one log field.
-func sanitize(s string) string {
-	if len(s) > 64 {
-		s = s[:64]
-	}
-	return strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7f {
-			return '?'
-		}
-		return r
-	}, s)
 }

@@ -1,6 +1,7 @@
 package smtpd
 
 import (
+	"github.com/tlsmail/tlsmail/internal/auth"
 	"net"
 	"strings"
 
@@ -28,12 +29,12 @@ func (s *Server) resolve(cfg *config.Config, addr string, mayRelay bool) ([]queu
 
 func (s *Server) expand(cfg *config.Config, addr string, mayRelay bool, depth int) ([]queue.Recipient, *smtpwire.Reply) {
 	if depth > maxAliasDepth {
-		return nil, smtpwire.R(550, "5.4.6", "Error: alias loop for <%s>", sanitize(addr))
+		return nil, smtpwire.R(550, "5.4.6", "Error: alias loop for <%s>", auth.Printable(addr))
 	}
 	local, domain := smtpwire.SplitAddress(addr)
 	if !cfg.IsLocalDomain(domain) {
 		if !mayRelay && depth == 0 {
-			return nil, smtpwire.R(554, "5.7.1", "<%s>: Relay access denied", sanitize(addr))
+			return nil, smtpwire.R(554, "5.7.1", "<%s>: Relay access denied", auth.Printable(addr))
 		}
 		return []queue.Recipient{{Addr: addr}}, nil
 	}
@@ -70,7 +71,7 @@ func (s *Server) expand(cfg *config.Config, addr string, mayRelay bool, depth in
 			}
 		}
 	}
-	return nil, smtpwire.R(550, "5.1.1", "<%s>: Recipient address rejected: User unknown in local recipient table", sanitize(addr))
+	return nil, smtpwire.R(550, "5.1.1", "<%s>: Recipient address rejected: User unknown in local recipient table", auth.Printable(addr))
 }
 
 func ipOf(s string) net.IP { return net.ParseIP(s) }

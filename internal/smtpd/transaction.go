@@ -2,6 +2,7 @@ package smtpd
 
 import (
 	"errors"
+	"github.com/tlsmail/tlsmail/internal/auth"
 	"io"
 	"strconv"
 	"strings"
@@ -43,7 +44,7 @@ func (ss *session) cmdMail(arg string) *smtpwire.Reply {
 			}
 		case "BODY":
 			if v := strings.ToUpper(prm.Value); v != "7BIT" && v != "8BITMIME" {
-				return smtpwire.R(555, "5.5.4", "Error: BODY=%s not supported", sanitize(prm.Value))
+				return smtpwire.R(555, "5.5.4", "Error: BODY=%s not supported", auth.Printable(prm.Value))
 			}
 		case "SMTPUTF8":
 			smtputf8 = true
@@ -62,7 +63,7 @@ func (ss *session) cmdMail(arg string) *smtpwire.Reply {
 		case "AUTH":
 			// RFC 4954 §5: accepted; we do not relay AUTH= identities.
 		default:
-			return smtpwire.R(555, "5.5.4", "Error: unsupported parameter %s", sanitize(prm.Key))
+			return smtpwire.R(555, "5.5.4", "Error: unsupported parameter %s", auth.Printable(prm.Key))
 		}
 	}
 	if !smtputf8 && !smtpwire.IsASCII(p.Addr) {
@@ -104,12 +105,12 @@ func (ss *session) cmdRcpt(arg string) *smtpwire.Reply {
 			}
 			orcpt = prm.Value
 		default:
-			return smtpwire.R(555, "5.5.4", "Error: unsupported parameter %s", sanitize(prm.Key))
+			return smtpwire.R(555, "5.5.4", "Error: unsupported parameter %s", auth.Printable(prm.Key))
 		}
 	}
 	targets, r := ss.srv.resolve(ss.cfg, p.Addr, ss.mayRelay())
 	if r != nil {
-		ss.srv.log.Info("recipient rejected", "client", ss.ip, "to", sanitize(p.Addr), "reply", r.String())
+		ss.srv.log.Info("recipient rejected", "client", ss.ip, "to", auth.Printable(p.Addr), "reply", r.String())
 		return r
 	}
 next:

@@ -1,0 +1,114 @@
+// Package pop3d serves Maildirs over POP3 (RFC 1939, RFC 2449 CAPA) with
+// STLS (RFC 2595) and implicit TLS (POP3S), SASL PLAIN (RFC 5034). Logins
+// need TLS unless a listener allows plaintext by name; plaintext
+// pipelined after STLS is discarded; a mailbox is locked by one session;
+// DELE takes effect only at QUIT, so a dropped connection deletes nothing.
+package pop3d
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tlsmail/tlsmail/internal/auth"
+	"github.com/tlsmail/tlsmail/internal/config"
+	"github.com/tlsmail/tlsmail/internal/tlsconf"
+)
+
+// Server serves POP3 listeners.
+type Server struct {
+	cfg      atomic.Pointer[config.Config]
+	tls      *tlsconf.Server
+	users    *auth.Users
+	throttle *auth.Throttle
+	log      *slog.Logger
+
+	mu       sync.Mutex
+	sessions map[*session]struct{}
+	closing  bool
+}
+
+// New makes a POP3 server. throttle is shared with SMTP AUTH.
+func New(cfg *config.Config, tls *tlsconf.Server, users *auth.Users, throttle *auth.Throttle, log *slog.Logger) *Server {
+	s := &Server{tls: tls, users: users, throttle: throttle, log: log, sessions: map[*session]struct{}{}}
+	s.cfg.Store(cfg)
+	return s
+}
+
+// SetConfig installs a reloaded configuration for new sessions.
+func (s *Server) SetConfig(cfg *config.Config) { s.cfg.Store(cfg) }
+
+// maildirOf is where a user's mail lives.
+func maildirOf(cfg *config.Config, user string) string {
+	return cfg.Path(filepath.Join("mail", user))
+}
+
+// Serve accepts connections on l until ctx is done.
+func (s *Server) Serve(ctx context.Context, l net.Listener, lc config.POP3Listener) error {
+	go func() {
+		<-ctx.Done()
+		l.Close()
+	}()
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return err
+		}
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetNoDelay(true)
+		}
+		sess := newSession(s, c, lc)
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			c.Close()
+			continue
+		}
+		s.sessions[sess] = struct{}{}
+		s.mu.Unlock()
+		go func() {
+			sess.run()
+			s.mu.Lock()
+			delete(s.sessions, sess)
+			s.mu.Unlock()
+		}()
+	}
+}
+
+// Shutdown closes idle sessions (nothing is deleted: they never reached
+// UPDATE) and waits for the rest until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) {
+	s.mu.Lock()
+	s.closing = true
+	for sess := range s.sessions {
+		sess.conn.Close()
+	}
+	s.mu.Unlock()
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		s.mu.Lock()
+		n := len(s.sessions)
+		s.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
