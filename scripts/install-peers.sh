@@ -16,6 +16,8 @@ peers=(
   "command -v s-nail|s-nail"
   "command -v msmtp|msmtp"
   "test -x /usr/sbin/dovecot|dovecot-core"
+  "command -v fetchmail|fetchmail"
+  "command -v mpop|mpop"
 )
 
 missing() {

@@ -32,7 +32,7 @@ func newMailServer(t *testing.T, extra string) *mailServer {
 	m := &mailServer{dir: dir, config: filepath.Join(dir, "tlsmail.toml"), addr: map[string]string{}, ca: filepath.Join(dir, "tls", "ca.pem")}
 	tlsmail(t, "cert", "new-ca", "--out", filepath.Join(dir, "tls"), "--cn", "e2e dev CA")
 	tlsmail(t, "cert", "issue", "--ca", filepath.Join(dir, "tls"), "--host", "localhost,127.0.0.1,::1", "--out", filepath.Join(dir, "tls", "server"))
-	for _, name := range []string{"mx", "smtps", "submission"} {
+	for _, name := range []string{"mx", "smtps", "submission", "pop3", "pop3s"} {
 		m.addr[name] = fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t))
 	}
 	cfg := fmt.Sprintf(`hostname = "mail.e2e.test"
@@ -62,7 +62,17 @@ name = "submission"
 address = %q
 mode = "starttls"
 auth = "required"
-`, dir, extra, m.addr["mx"], m.addr["smtps"], m.addr["submission"])
+
+[[pop3_listener]]
+name = "pop3"
+address = %q
+mode = "starttls"
+
+[[pop3_listener]]
+name = "pop3s"
+address = %q
+mode = "implicit"
+`, dir, extra, m.addr["mx"], m.addr["smtps"], m.addr["submission"], m.addr["pop3"], m.addr["pop3s"])
 	if err := os.WriteFile(m.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
