@@ -95,6 +95,10 @@ type Options struct {
 	// outcome is still recorded in the TLS state (and `tlsmail send` says
 	// so loudly).
 	InsecureSkipVerify bool
+	// Verify, if set, replaces the default check (PKIX chain to RootCAs and
+	// the ServerName) — for DANE, fingerprints or other name rules. Its
+	// outcome is enforced like the default's.
+	Verify func(cs tls.ConnectionState) tlsinfo.Verification
 	// ClientCert is presented when the server asks for one.
 	ClientCert *tls.Certificate
 	// MinVersion defaults to TLS 1.2.
@@ -312,6 +316,9 @@ func (c *Client) handshake(ctx context.Context) error {
 }
 
 func (c *Client) verify(cs tls.ConnectionState) tlsinfo.Verification {
+	if c.opts.Verify != nil {
+		return c.opts.Verify(cs)
+	}
 	return tlsinfo.VerifyChain(cs.PeerCertificates, x509.VerifyOptions{
 		Roots:     c.opts.RootCAs,
 		DNSName:   c.opts.ServerName,

@@ -56,6 +56,7 @@ type Config struct {
 	Aliases      map[string]string `toml:"aliases"`   // address or local part → "user" or "a@x, b@y"
 	Transport    map[string]string `toml:"transport"` // domain → host:port (Postfix transport_maps)
 	TLS          TLS               `toml:"tls"`
+	Outbound     Outbound          `toml:"outbound"`
 	Limits       Limits            `toml:"limits"`
 	Queue        Queue             `toml:"queue"`
 	Listeners    []Listener        `toml:"listener"`
@@ -80,6 +81,24 @@ type TLS struct {
 	SessionTickets bool   `toml:"session_tickets"`
 	// Extra certificates chosen by SNI.
 	SNI []tlsconf.CertSpec `toml:"sni"`
+}
+
+// Outbound configures delivery to other domains.
+type Outbound struct {
+	// TLSLevel is the default policy level (Postfix's smtp_tls_security_level): may.
+	TLSLevel string `toml:"tls_level"`
+	// Policy maps a domain (or ".domain" for its subdomains) to a policy,
+	// Postfix tls_policy_maps style: "verify", "secure match=example.com:.example.com",
+	// "fingerprint match=SHA256HEX", "dane", "dane-only", "encrypt", "none".
+	Policy map[string]string `toml:"policy"`
+	// CAFile replaces the system roots for verify/secure (tests, private CAs).
+	CAFile string `toml:"ca_file"`
+	// DNSServer is the resolver (host:port); empty: /etc/resolv.conf. Its
+	// AD bit is trusted when it is on loopback or DNSTrustAD is set.
+	DNSServer  string `toml:"dns_server"`
+	DNSTrustAD bool   `toml:"dns_trust_ad"`
+	// Port is the SMTP port of MX hosts (25; tests use others).
+	Port int `toml:"port"`
 }
 
 // Limits bound what clients can make the server do.
@@ -161,6 +180,10 @@ func (c *Config) Defaults() {
 	setInt(&l.BadCommands, 20)
 	setDur(&l.POP3Timeout, 10*time.Minute)
 	setInt(&c.Queue.Workers, 8)
+	setInt(&c.Outbound.Port, 25)
+	if c.Outbound.TLSLevel == "" {
+		c.Outbound.TLSLevel = "may"
+	}
 	setDur(&c.Queue.FirstRetry, 5*time.Minute)
 	setDur(&c.Queue.MaxRetry, time.Hour)
 	setDur(&c.Queue.Lifetime, 5*24*time.Hour)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/tlsmail/tlsmail/internal/policy"
 	"github.com/tlsmail/tlsmail/internal/safeio"
 	"github.com/tlsmail/tlsmail/internal/tlsconf"
 )
@@ -166,6 +167,14 @@ func (c *Config) validate() error {
 	}
 	if _, err := tlsconf.ParseVersion(c.TLS.MinVersion, 0); err != nil {
 		return bad(err.Error(), "tls", "min_version")
+	}
+	if _, err := policy.ParseLevel(c.Outbound.TLSLevel); err != nil {
+		return bad("outbound.tls_level: "+err.Error(), "outbound", "tls_level")
+	}
+	for dom, v := range c.Outbound.Policy {
+		if _, err := policy.ParsePolicy(v); err != nil {
+			return bad(fmt.Sprintf("outbound.policy %q: %v", dom, err), "outbound", "policy", dom)
+		}
 	}
 	if c.Limits.MessageSize < 1024 {
 		return bad("limits.message_size must be at least 1024", "limits", "message_size")

@@ -57,6 +57,9 @@ type RcptState struct {
 	Attempts  int       `json:"attempts,omitempty"`
 	LastReply string    `json:"last_reply,omitempty"`
 	LastTry   time.Time `json:"last_try,omitzero"`
+	RemoteMTA string    `json:"remote_mta,omitempty"`
+	TLS       string    `json:"tls,omitempty"`
+	Bounced   bool      `json:"bounced,omitempty"` // a DSN was queued for this failure
 	NextTry   time.Time `json:"next_try,omitzero"`
 }
 
@@ -71,4 +74,7 @@ type Outcome struct {
 	Delivered bool   // done
 	Permanent bool   // failed for good (5xx); otherwise retry later
 	Reply     string // the reply or error text, for logs and bounces
+	RemoteMTA string // the host that gave the reply, if any
+	TLS       string // tlsinfo summary of the connection, if any
+	Attrs     []any  // more log attributes (MX, policy, TLS state)
 }

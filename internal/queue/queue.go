@@ -37,9 +37,17 @@ type Options struct {
 	FirstRetry time.Duration // first retry after a temporary failure (default 5m)
 	MaxRetry   time.Duration // longest interval between tries (default 1h)
 	Lifetime   time.Duration // give up after this long in the queue (default 5 days)
+	// Hostname names this MTA in bounces (Reporting-MTA, MAILER-DAEMON@).
+	Hostname string
+	// BounceRecipient turns a sender address into the recipient of its
+	// bounce (local user or remote address); nil means remote.
+	BounceRecipient func(addr string) (Recipient, bool)
 }
 
 func (o *Options) defaults() {
+	if o.Hostname == "" {
+		o.Hostname = "localhost"
+	}
 	if o.Workers <= 0 {
 		o.Workers = 8
 	}
@@ -297,6 +305,7 @@ func (q *Queue) attempt(ctx context.Context, id string) {
 			q.apply(&env, &st.Rcpts[o.Rcpt], o, now)
 		}
 	}
+	q.bounce(&env, &st, path, size)
 	pending, next := 0, time.Time{}
 	for _, r := range st.Rcpts {
 		if r.Status == Pending {
@@ -327,20 +336,23 @@ func (q *Queue) apply(env *Envelope, r *RcptState, o Outcome, now time.Time) {
 	r.Attempts++
 	r.LastTry = now
 	r.LastReply = o.Reply
+	r.RemoteMTA, r.TLS = o.RemoteMTA, o.TLS
 	rcpt := env.Recipients[o.Rcpt].Addr
+	base := []any{"id", env.ID, "to", rcpt, "delay", now.Sub(env.Received).Round(time.Millisecond).String()}
 	switch {
 	case o.Delivered:
 		r.Status = Delivered
-		q.log.Info("delivered", "id", env.ID, "to", rcpt, "status", "sent", "delay", now.Sub(env.Received).Round(time.Millisecond).String(), "reply", o.Reply)
+		q.log.Info("delivery", append(append(base, "status", "sent", "reply", o.Reply), o.Attrs...)...)
 	case o.Permanent:
 		r.Status = Failed
-		q.log.Warn("delivery failed", "id", env.ID, "to", rcpt, "status", "bounced", "reply", o.Reply)
+		q.log.Warn("delivery", append(append(base, "status", "bounced", "reply", o.Reply), o.Attrs...)...)
 	case now.Sub(env.Received) > q.opts.Lifetime:
 		r.Status = Failed
-		q.log.Warn("delivery failed", "id", env.ID, "to", rcpt, "status", "expired", "reply", o.Reply)
+		r.LastReply = "expired after " + q.opts.Lifetime.String() + "; last reply: " + o.Reply
+		q.log.Warn("delivery", append(append(base, "status", "expired", "reply", o.Reply), o.Attrs...)...)
 	default:
 		r.NextTry = now.Add(q.backoff(r.Attempts))
-		q.log.Info("delivery deferred", "id", env.ID, "to", rcpt, "status", "deferred", "next", r.NextTry.Format(time.RFC3339), "reply", o.Reply)
+		q.log.Info("delivery", append(append(base, "status", "deferred", "next", r.NextTry.Format(time.RFC3339), "reply", o.Reply), o.Attrs...)...)
 	}
 }
 

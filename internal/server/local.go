@@ -7,10 +7,12 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/tlsmail/tlsmail/internal/config"
 	"github.com/tlsmail/tlsmail/internal/maildir"
 	"github.com/tlsmail/tlsmail/internal/queue"
+	"github.com/tlsmail/tlsmail/internal/remote"
 	"github.com/tlsmail/tlsmail/internal/safeio"
 )
 
@@ -21,20 +23,22 @@ type delivery struct {
 	log    *slog.Logger
 	syncer *safeio.DirSyncer
 	made   sync.Map // Maildir paths known to exist
+	remote atomic.Pointer[remote.Deliverer]
 }
 
 func (d *delivery) Deliver(ctx context.Context, env *queue.Envelope, rcpts []int, open func() (io.ReadCloser, error)) []queue.Outcome {
 	cfg := d.cfg()
 	out := make([]queue.Outcome, 0, len(rcpts))
+	var remoteRcpts []int
 	for _, i := range rcpts {
-		r := env.Recipients[i]
-		if r.Local == "" {
-			// Outbound delivery (MX, TLS policy) is not built yet: the
-			// message stays queued and is retried with backoff.
-			out = append(out, queue.Outcome{Rcpt: i, Reply: "4.4.0 outbound delivery is not available yet; message kept in the queue"})
+		if env.Recipients[i].Local == "" {
+			remoteRcpts = append(remoteRcpts, i)
 			continue
 		}
 		out = append(out, d.local(cfg, env, i, open))
+	}
+	if len(remoteRcpts) > 0 {
+		out = append(out, d.remote.Load().Deliver(ctx, env, remoteRcpts, open)...)
 	}
 	return out
 }

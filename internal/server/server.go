@@ -19,6 +19,7 @@ import (
 	"github.com/tlsmail/tlsmail/internal/config"
 	"github.com/tlsmail/tlsmail/internal/pop3d"
 	"github.com/tlsmail/tlsmail/internal/queue"
+	"github.com/tlsmail/tlsmail/internal/remote"
 	"github.com/tlsmail/tlsmail/internal/safeio"
 	"github.com/tlsmail/tlsmail/internal/smtpd"
 	"github.com/tlsmail/tlsmail/internal/tlsconf"
@@ -60,15 +61,24 @@ func Run(ctx context.Context, o Options) error {
 	}
 	var current sync.Mutex
 	cfgNow := func() *config.Config { current.Lock(); defer current.Unlock(); return cfg }
-	q, err := queue.Open(cfg.Path("queue"), &delivery{cfg: cfgNow, log: log, syncer: safeio.NewDirSyncer()}, queue.Options{
+	dlv := &delivery{cfg: cfgNow, log: log, syncer: safeio.NewDirSyncer()}
+	rem, err := newRemote(cfg, log)
+	if err != nil {
+		return err
+	}
+	dlv.remote.Store(rem)
+	var smtp *smtpd.Server
+	q, err := queue.Open(cfg.Path("queue"), dlv, queue.Options{
 		Workers: cfg.Queue.Workers, FirstRetry: cfg.Queue.FirstRetry.Duration,
 		MaxRetry: cfg.Queue.MaxRetry.Duration, Lifetime: cfg.Queue.Lifetime.Duration,
+		Hostname:        cfg.Hostname,
+		BounceRecipient: func(addr string) (queue.Recipient, bool) { return smtp.BounceRecipient(addr) },
 	}, log)
 	if err != nil {
 		return err
 	}
 	throttle := auth.NewThrottle(cfg.Limits.AuthFailures, cfg.Limits.AuthWindow.Duration)
-	smtp := smtpd.New(cfg, tlsSrv, users, throttle, q, log)
+	smtp = smtpd.New(cfg, tlsSrv, users, throttle, q, log)
 	pop := pop3d.New(cfg, tlsSrv, users, throttle, log)
 
 	var listeners []net.Listener
@@ -154,9 +164,15 @@ func Run(ctx context.Context, o Options) error {
 			log.Info("stopped")
 			return nil
 		case <-o.Reload:
-			if next, err := reload(o, tlsSrv, users); err != nil {
+			next, err := reload(o, tlsSrv, users)
+			var rem *remote.Deliverer
+			if err == nil {
+				rem, err = newRemote(next, log)
+			}
+			if err != nil {
 				log.Error("reload failed; keeping the running configuration", "err", err)
 			} else {
+				dlv.remote.Store(rem)
 				current.Lock()
 				cfg = next
 				current.Unlock()

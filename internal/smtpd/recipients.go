@@ -75,3 +75,14 @@ func (s *Server) expand(cfg *config.Config, addr string, mayRelay bool, depth in
 }
 
 func ipOf(s string) net.IP { return net.ParseIP(s) }
+
+// BounceRecipient resolves the recipient of a bounce (the original
+// sender): a local address becomes its local user, anything else stays
+// remote. Used by the queue for DSNs.
+func (s *Server) BounceRecipient(addr string) (queue.Recipient, bool) {
+	rs, r := s.expand(s.Config(), addr, true, 0)
+	if r != nil || len(rs) == 0 {
+		return queue.Recipient{}, false
+	}
+	return rs[0], true
+}

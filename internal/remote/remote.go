@@ -1,0 +1,251 @@
+// Package remote delivers queued mail to other domains: the transport map
+// or MX records (null MX, implicit MX, preference order), each MX host's
+// addresses, the destination's TLS policy decided before dialing, one SMTP
+// transaction for all recipients of a domain, and a per-recipient outcome
+// with the TLS state of the connection for the log. A connection that
+// fails its policy is not used: the recipients are deferred.
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+
+	"github.com/tlsmail/tlsmail/internal/dnsx"
+	"github.com/tlsmail/tlsmail/internal/policy"
+	"github.com/tlsmail/tlsmail/internal/queue"
+	"github.com/tlsmail/tlsmail/internal/smtpwire"
+	"github.com/tlsmail/tlsmail/smtpclient"
+)
+
+// Deliverer delivers to remote domains.
+type Deliverer struct {
+	Resolver  *dnsx.Resolver
+	Policy    *policy.Table
+	Transport map[string]string // domain -> host:port, used instead of MX
+	LocalName string            // EHLO name
+	Port      int               // default 25
+	Timeouts  smtpclient.Timeouts
+	Log       *slog.Logger
+}
+
+// target is one host to try.
+type target struct {
+	host       string
+	port       int
+	viaMX      bool
+	addrSecure bool
+	ips        []net.IP
+}
+
+// Deliver implements the remote half of queue delivery for the given
+// recipient indexes (all non-local).
+func (d *Deliverer) Deliver(ctx context.Context, env *queue.Envelope, rcpts []int, open func() (io.ReadCloser, error)) []queue.Outcome {
+	byDomain := map[string][]int{}
+	var order []string
+	for _, i := range rcpts {
+		_, dom := smtpwire.SplitAddress(env.Recipients[i].Addr)
+		if _, ok := byDomain[dom]; !ok {
+			order = append(order, dom)
+		}
+		byDomain[dom] = append(byDomain[dom], i)
+	}
+	var out []queue.Outcome
+	for _, dom := range order {
+		out = append(out, d.deliverDomain(ctx, env, dom, byDomain[dom], open)...)
+	}
+	return out
+}
+
+// all gives every recipient the same outcome.
+func all(idx []int, o queue.Outcome) []queue.Outcome {
+	out := make([]queue.Outcome, len(idx))
+	for i, r := range idx {
+		o.Rcpt = r
+		out[i] = o
+	}
+	return out
+}
+
+func (d *Deliverer) deliverDomain(ctx context.Context, env *queue.Envelope, domain string, idx []int, open func() (io.ReadCloser, error)) []queue.Outcome {
+	targets, perm, err := d.route(ctx, domain)
+	if err != nil {
+		return all(idx, queue.Outcome{Permanent: perm, Reply: err.Error(), Attrs: []any{"domain", domain}})
+	}
+	pol := d.Policy.For(domain)
+	var last string
+	var lastAttrs []any
+	for _, tg := range targets {
+		for _, ip := range tg.ips {
+			addr := net.JoinHostPort(ip.String(), strconv.Itoa(tg.port))
+			plan, err := d.Policy.Plan(ctx, d.Resolver, pol, policy.Target{Domain: domain, MXHost: tg.host, Port: tg.port, AddrSecure: tg.addrSecure, RequireTLS: env.RequireTLS})
+			attrs := []any{"domain", domain, "mx", tg.host, "addr", addr, "policy", string(pol.Level), "effective", string(plan.Effective)}
+			if plan.Note != "" {
+				attrs = append(attrs, "policy_note", plan.Note)
+			}
+			if err != nil {
+				last, lastAttrs = "4.7.5 "+err.Error(), attrs
+				continue
+			}
+			outs, done := d.try(ctx, env, idx, addr, tg, plan, open, attrs)
+			if done {
+				return outs
+			}
+			if len(outs) > 0 {
+				last, lastAttrs = outs[0].Reply, outs[0].Attrs
+			}
+		}
+	}
+	if last == "" {
+		last = "4.4.1 no MX host could be reached"
+	}
+	return all(idx, queue.Outcome{Reply: last, Attrs: lastAttrs})
+}
+
+// try delivers over one connection. done says whether the outcomes are
+// final for this attempt (otherwise the next host is tried).
+func (d *Deliverer) try(ctx context.Context, env *queue.Envelope, idx []int, addr string, tg target, plan policy.Plan, open func() (io.ReadCloser, error), attrs []any) ([]queue.Outcome, bool) {
+	opts := smtpclient.Options{
+		Mode: plan.Mode, ServerName: tg.host, LocalName: d.LocalName, RootCAs: d.Policy.RootCAs,
+		InsecureSkipVerify: plan.Insecure, Verify: plan.Verify, Timeouts: d.Timeouts,
+	}
+	c, err := smtpclient.Dial(ctx, addr, opts)
+	if err != nil {
+		var te *smtpclient.TLSError
+		if errors.As(err, &te) {
+			d.Log.Warn("tls policy not met; not sending", append(attrs, "reason", te.Reason)...)
+			return all(idx, queue.Outcome{Reply: "4.7.5 TLS policy " + string(plan.Effective) + " not met at " + tg.host + ": " + te.Reason, Attrs: attrs}), false
+		}
+		return all(idx, queue.Outcome{Reply: "4.4.1 " + err.Error(), Attrs: attrs}), false
+	}
+	defer c.Close()
+	st := c.TLS()
+	attrs = append(attrs, st.LogArgs()...)
+	outs, done := d.transact(ctx, c, env, idx, plan, open, attrs)
+	for i := range outs {
+		outs[i].RemoteMTA, outs[i].TLS = tg.host, st.Summary()
+	}
+	return outs, done
+}
+
+// transact runs the mail transaction on an open connection.
+func (d *Deliverer) transact(ctx context.Context, c *smtpclient.Client, env *queue.Envelope, idx []int, plan policy.Plan, open func() (io.ReadCloser, error), attrs []any) ([]queue.Outcome, bool) {
+	st := c.TLS()
+	if plan.Effective == policy.May && !st.TLS {
+		attrs = append(attrs, "note", "sent in plaintext: the server did not offer STARTTLS (level may)")
+	}
+	rc, err := open()
+	if err != nil {
+		return all(idx, queue.Outcome{Reply: "4.3.0 " + err.Error(), Attrs: attrs}), true
+	}
+	defer rc.Close()
+	cenv := smtpclient.Envelope{From: env.From, Size: env.Size, EightBit: env.Body == "8BITMIME", SMTPUTF8: env.SMTPUTF8,
+		RequireTLS: env.RequireTLS, Ret: env.Ret, EnvID: env.EnvID}
+	for _, i := range idx {
+		cenv.To = append(cenv.To, env.Recipients[i].Addr)
+	}
+	if n := env.Recipients[idx[0]].Notify; n != "" {
+		cenv.Notify = n
+	}
+	res, err := c.Send(ctx, cenv, rc)
+	_ = c.Quit()
+	if err != nil {
+		var re *smtpclient.ReplyError
+		var te *smtpclient.TLSError
+		switch {
+		case errors.As(err, &te) && env.RequireTLS:
+			return all(idx, queue.Outcome{Permanent: true, Reply: "5.7.30 REQUIRETLS support required: " + te.Reason, Attrs: attrs}), true
+		case errors.As(err, &re) && re.Stage != "RCPT":
+			return all(idx, queue.Outcome{Permanent: !re.Temporary(), Reply: re.Reply.String(), Attrs: attrs}), true
+		case errors.As(err, &re):
+			// Every recipient refused: the per-recipient replies below say how.
+		default:
+			return all(idx, queue.Outcome{Reply: "4.4.2 " + err.Error(), Attrs: attrs}), false
+		}
+	}
+	out := make([]queue.Outcome, len(idx))
+	for k, i := range idx {
+		r := res.Recipients[k]
+		o := queue.Outcome{Rcpt: i, Reply: r.Reply, Attrs: attrs}
+		switch {
+		case r.Accepted:
+			o.Delivered, o.Reply = true, res.Reply
+		default:
+			o.Permanent = strings.HasPrefix(r.Reply, "5")
+		}
+		out[k] = o
+	}
+	return out, true
+}
+
+// route finds the hosts for a domain: the transport map, else MX records
+// (null MX and NXDOMAIN are permanent failures), else the domain itself.
+func (d *Deliverer) route(ctx context.Context, domain string) ([]target, bool, error) {
+	port := d.Port
+	if port == 0 {
+		port = 25
+	}
+	if hp, ok := d.Transport[domain]; ok {
+		host, p, err := net.SplitHostPort(hp)
+		if err != nil {
+			return nil, false, fmt.Errorf("4.3.5 transport for %s: %v", domain, err)
+		}
+		pn, _ := strconv.Atoi(p)
+		host = strings.Trim(host, "[]")
+		tg := target{host: host, port: pn}
+		if ip := net.ParseIP(host); ip != nil {
+			tg.ips = []net.IP{ip}
+		} else {
+			addrs, err := net.DefaultResolver.LookupIPAddr(ctx, host)
+			if err != nil {
+				return nil, false, fmt.Errorf("4.4.3 transport host %s: %v", host, err)
+			}
+			for _, a := range addrs {
+				tg.ips = append(tg.ips, a.IP)
+			}
+		}
+		return []target{tg}, false, nil
+	}
+	if d.Resolver == nil {
+		return nil, false, errors.New("4.3.5 no DNS resolver configured")
+	}
+	mx, err := d.Resolver.LookupMX(ctx, domain)
+	var hosts []dnsx.MX
+	var te *dnsx.TempError
+	switch {
+	case errors.As(err, &te):
+		return nil, false, fmt.Errorf("4.4.3 MX lookup for %s: %v", domain, err)
+	case errors.Is(err, dnsx.ErrNotFound):
+		hosts = []dnsx.MX{{Host: domain}} // implicit MX (RFC 5321 §5.1)
+	case err != nil:
+		return nil, false, fmt.Errorf("4.4.3 MX lookup for %s: %v", domain, err)
+	case mx.Null:
+		return nil, true, fmt.Errorf("5.1.10 %s does not accept mail (null MX, RFC 7505)", domain)
+	default:
+		hosts = mx.Hosts
+	}
+	var targets []target
+	var tempErr error
+	for _, h := range hosts {
+		a, err := d.Resolver.LookupAddrs(ctx, h.Host)
+		if err != nil {
+			if errors.As(err, &te) {
+				tempErr = err
+			}
+			continue
+		}
+		targets = append(targets, target{host: h.Host, port: port, viaMX: len(mx.Hosts) > 0, addrSecure: a.Secure, ips: a.IPs})
+	}
+	if len(targets) == 0 {
+		if tempErr != nil {
+			return nil, false, fmt.Errorf("4.4.3 address lookup: %v", tempErr)
+		}
+		return nil, true, fmt.Errorf("5.1.2 domain %s has no mail host with an address", domain)
+	}
+	return targets, false, nil
+}

@@ -1,0 +1,48 @@
+package server
+
+import (
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/tlsmail/tlsmail/internal/config"
+	"github.com/tlsmail/tlsmail/internal/dnsx"
+	"github.com/tlsmail/tlsmail/internal/policy"
+	"github.com/tlsmail/tlsmail/internal/remote"
+)
+
+// newRemote builds outbound delivery from the configuration.
+func newRemote(cfg *config.Config, log *slog.Logger) (*remote.Deliverer, error) {
+	table := &policy.Table{Domains: map[string]policy.Policy{}}
+	def, err := policy.ParsePolicy(cfg.Outbound.TLSLevel)
+	if err != nil {
+		return nil, fmt.Errorf("outbound.tls_level: %w", err)
+	}
+	table.Default = def
+	for dom, v := range cfg.Outbound.Policy {
+		p, err := policy.ParsePolicy(v)
+		if err != nil {
+			return nil, fmt.Errorf("outbound.policy %q: %w", dom, err)
+		}
+		table.Domains[dom] = p
+	}
+	if f := cfg.Path(cfg.Outbound.CAFile); f != "" {
+		pem, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("outbound.ca_file: %w", err)
+		}
+		table.RootCAs = x509.NewCertPool()
+		if !table.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("outbound.ca_file %s: no certificates", f)
+		}
+	}
+	res, err := dnsx.New(cfg.Outbound.DNSServer, cfg.Outbound.DNSTrustAD)
+	if err != nil {
+		log.Warn("outbound: no DNS resolver; only transport-map destinations can be reached", "err", err)
+		res = nil
+	} else if !res.TrustsAD() {
+		log.Warn("outbound: the DNS resolver is not trusted for DNSSEC (not on loopback, dns_trust_ad off): DANE falls back to may")
+	}
+	return &remote.Deliverer{Resolver: res, Policy: table, Transport: cfg.Transport, LocalName: cfg.Hostname, Port: cfg.Outbound.Port, Log: log}, nil
+}
