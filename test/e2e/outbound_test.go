@@ -1,0 +1,264 @@
+package e2e
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tlsmail/tlsmail/internal/testpeer"
+)
+
+// stripSTARTTLS is a proxy that removes STARTTLS from the server's EHLO
+// reply — the downgrade attack opportunistic TLS cannot see.
+func stripSTARTTLS(t *testing.T, target string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				s, err := net.Dial("tcp", target)
+				if err != nil {
+					return
+				}
+				defer s.Close()
+				go io.Copy(s, c)
+				br := bufio.NewReader(s)
+				for {
+					line, err := br.ReadString('\n')
+					if err != nil {
+						return
+					}
+					if strings.Contains(strings.ToUpper(line), "STARTTLS") {
+						line = strings.Replace(strings.ToUpper(line), "STARTTLS", "XSTRIPPED", 1)
+					}
+					if _, err := io.WriteString(c, line); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return l.Addr().String()
+}
+
+// spkiSHA256 of the first certificate in a PEM file (DANE 3 1 1).
+func spkiSHA256(t *testing.T, path string) string {
+	t.Helper()
+	b, _ := os.ReadFile(path)
+	blk, _ := pem.Decode(b)
+	c, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(c.RawSubjectPublicKeyInfo)
+	return hex.EncodeToString(sum[:])
+}
+
+// TestOutboundTLSPolicies: our server delivers to a real Postfix at each
+// policy level, through a STARTTLS-stripping proxy where it must refuse,
+// and by MX/TLSA records from a test DNS server for DANE; a null MX and a
+// 5xx produce DSN bounces in the sender's Maildir.
+func TestOutboundTLSPolicies(t *testing.T) {
+	work := t.TempDir()
+	os.Chmod(work, 0o755)
+	os.Chmod(filepath.Dir(work), 0o755)
+	vmail := filepath.Join(work, "vmail")
+	os.MkdirAll(vmail, 0o755)
+	os.Chown(vmail, 65534, 65534)
+
+	// Postfix's certificate comes from a CA we make first; the server under
+	// test trusts it through outbound.ca_file.
+	caDir := filepath.Join(work, "ca")
+	tlsmail(t, "cert", "new-ca", "--out", caDir, "--cn", "outbound test CA")
+	tlsmail(t, "cert", "issue", "--ca", caDir, "--host", "localhost,mx.dane-ok.test,mx.dane-bad.test,mx.dane-insecure.test,mx.dane-servfail.test", "--out", filepath.Join(work, "pf"))
+	domains := []string{"may.test", "encrypt.test", "verify.test", "wrongname.test", "strip-may.test", "strip-encrypt.test",
+		"strip-verify.test", "dane-ok.test", "dane-bad.test", "dane-insecure.test", "dane-servfail.test", "dane-only-insecure.test"}
+	pf := testpeer.StartPostfix(t,
+		"smtpd_tls_chain_files = "+filepath.Join(work, "pf.key")+", "+filepath.Join(work, "pf.pem"),
+		"smtpd_tls_security_level = may",
+		"smtpd_tls_loglevel = 1",
+		"mynetworks = 192.0.2.0/24",
+		"smtpd_relay_restrictions = reject_unauth_destination",
+		"virtual_mailbox_domains = "+strings.Join(domains, " "),
+		"virtual_mailbox_base = "+vmail,
+		"virtual_mailbox_maps = static:box/",
+		"virtual_uid_maps = static:65534",
+		"virtual_gid_maps = static:65534",
+	)
+	_, pfPort, _ := net.SplitHostPort(pf.Addr)
+	strip := stripSTARTTLS(t, pf.Addr)
+
+	dns := testpeer.StartDNS(t)
+	for _, d := range []string{"dane-ok.test", "dane-bad.test", "dane-insecure.test", "dane-servfail.test", "dane-only-insecure.test"} {
+		mx := "mx." + d
+		if d == "dane-only-insecure.test" {
+			mx = "mx.dane-insecure.test"
+		}
+		dns.Add(t, fmt.Sprintf("%s. 300 IN MX 10 %s.", d, mx))
+		dns.Add(t, fmt.Sprintf("%s. 300 IN A 127.0.0.1", mx))
+		dns.Secure(d)
+		dns.Secure(mx)
+	}
+	spki := spkiSHA256(t, filepath.Join(work, "pf.pem"))
+	dns.Add(t, fmt.Sprintf("_%s._tcp.mx.dane-ok.test. 300 IN TLSA 3 1 1 %s", pfPort, spki))
+	dns.Secure(fmt.Sprintf("_%s._tcp.mx.dane-ok.test", pfPort))
+	dns.Add(t, fmt.Sprintf("_%s._tcp.mx.dane-bad.test. 300 IN TLSA 3 1 1 %s", pfPort, strings.Repeat("ab", 32)))
+	dns.Secure(fmt.Sprintf("_%s._tcp.mx.dane-bad.test", pfPort))
+	dns.Add(t, fmt.Sprintf("_%s._tcp.mx.dane-insecure.test. 300 IN TLSA 3 1 1 %s", pfPort, strings.Repeat("cd", 32))) // no AD: ignored
+	dns.ServFail(fmt.Sprintf("_%s._tcp.mx.dane-servfail.test", pfPort))
+	dns.Add(t, "nullmx.test. 300 IN MX 0 .")
+
+	extra := fmt.Sprintf(`
+[outbound]
+tls_level = "may"
+ca_file = %q
+dns_server = %q
+port = %s
+[outbound.policy]
+"encrypt.test" = "encrypt"
+"verify.test" = "verify"
+"wrongname.test" = "verify match=mail.example.org"
+"strip-encrypt.test" = "encrypt"
+"strip-verify.test" = "verify"
+"dane-ok.test" = "dane-only"
+"dane-bad.test" = "dane"
+"dane-insecure.test" = "dane"
+"dane-servfail.test" = "dane"
+"dane-only-insecure.test" = "dane-only"
+
+[queue]
+first_retry = "1h"
+
+[transport]
+"may.test" = "localhost:%[4]s"
+"encrypt.test" = "localhost:%[4]s"
+"verify.test" = "localhost:%[4]s"
+"wrongname.test" = "localhost:%[4]s"
+"strip-may.test" = %[5]q
+"strip-encrypt.test" = %[5]q
+"strip-verify.test" = %[5]q
+"unknown.test" = "localhost:%[4]s"
+`, filepath.Join(caDir, "ca.pem"), dns.Addr, pfPort, pfPort, strip)
+	m := newMailServer(t, extra)
+	m.start(t)
+
+	send := func(to string) {
+		t.Helper()
+		out, errs, code := runTlsmail(t, []string{"TLSMAIL_PASSWORD=" + demoPassword}, "body for "+to+"\n", "send", "--server", m.addr["submission"],
+			"--cafile", m.ca, "--user", "demo", "--from", "demo@localhost", "--to", "user@"+to, "--subject", "out-"+to)
+		if code != 0 {
+			t.Fatalf("send to %s: %d %s %s", to, code, out, errs)
+		}
+	}
+	delivered := []string{"may.test", "encrypt.test", "verify.test", "strip-may.test", "dane-ok.test", "dane-insecure.test"}
+	deferred := []string{"wrongname.test", "strip-encrypt.test", "strip-verify.test", "dane-bad.test", "dane-servfail.test", "dane-only-insecure.test"}
+	bounced := []string{"nullmx.test", "unknown.test"}
+	for _, d := range append(append(append([]string{}, delivered...), deferred...), bounced...) {
+		send(d)
+	}
+	// Delivered: the message is in Postfix's mailbox and our log line says how.
+	for _, d := range delivered {
+		waitForFile(t, filepath.Join(vmail, "box"), "Subject: out-"+d)
+		m.waitLog(t, "to=user@"+d+" delay=")
+	}
+	logText := m.log()
+	for d, want := range map[string]string{
+		"verify.test":        "effective=verify tls=TLSv1.3",
+		"encrypt.test":       "effective=encrypt tls=TLSv1.3",
+		"dane-ok.test":       "effective=dane-only tls=TLSv1.3",
+		"dane-insecure.test": "policy=dane effective=may",
+		"strip-may.test":     "tls=none",
+	} {
+		if line := logLine(logText, "to=user@"+d+" "); !strings.Contains(line, want) || !strings.Contains(line, "status=sent") {
+			t.Errorf("%s: log line lacks %q or status=sent:\n%s", d, want, line)
+		}
+	}
+	// Deferred: never sent; the log says why.
+	for _, d := range deferred {
+		m.waitLog(t, "to=user@"+d+" ")
+		if line := logLine(m.log(), "to=user@"+d+" "); !strings.Contains(line, "status=deferred") || !strings.Contains(line, "4.7.5") {
+			t.Errorf("%s: not deferred by policy:\n%s", d, line)
+		}
+	}
+	// Bounced: DSNs arrive in the sender's Maildir.
+	for _, d := range bounced {
+		dsn := m.findMail(t, "demo", "Final-Recipient: rfc822; user@"+d)
+		for _, want := range []string{"Content-Type: multipart/report; report-type=delivery-status", "Action: failed", "From: Mail Delivery System <MAILER-DAEMON@mail.e2e.test>", "Subject: out-" + d} {
+			if !strings.Contains(dsn, want) {
+				t.Errorf("DSN for %s lacks %q:\n%s", d, want, dsn)
+			}
+		}
+		if d == "nullmx.test" && !strings.Contains(dsn, "Status: 5.1.10") {
+			t.Errorf("null MX DSN status:\n%s", dsn)
+		}
+		if d == "unknown.test" && (!strings.Contains(dsn, "Status: 5.7.1") || !strings.Contains(dsn, "X-Tlsmail-TLS: TLSv1.3")) {
+			t.Errorf("5xx DSN fields:\n%s", dsn)
+		}
+	}
+	box, _ := os.ReadDir(filepath.Join(vmail, "box", "new"))
+	for _, e := range box {
+		b, _ := os.ReadFile(filepath.Join(vmail, "box", "new", e.Name()))
+		for _, d := range deferred {
+			if strings.Contains(string(b), "Subject: out-"+d+"\n") {
+				t.Errorf("%s was delivered although its policy failed", d)
+			}
+		}
+	}
+	for _, l := range strings.Split(m.log(), "\n") {
+		if strings.Contains(l, "msg=delivery") {
+			t.Log(l)
+		}
+	}
+	if !strings.Contains(pf.LogText(), "TLS connection established from localhost[127.0.0.1]: TLSv1.3") {
+		t.Errorf("Postfix log shows no TLS session:\n%s", pf.LogText())
+	}
+}
+
+// logLine returns the last log line containing s.
+func logLine(log, s string) string {
+	lines := strings.Split(log, "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.Contains(lines[i], s) && strings.Contains(lines[i], "msg=delivery") {
+			return lines[i]
+		}
+	}
+	return ""
+}
+
+// waitForFile waits until a Maildir holds a message containing s.
+func waitForFile(t *testing.T, maildir, s string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, sub := range []string{"new", "cur"} {
+			entries, _ := os.ReadDir(filepath.Join(maildir, sub))
+			for _, e := range entries {
+				b, _ := os.ReadFile(filepath.Join(maildir, sub, e.Name()))
+				if strings.Contains(string(b), s) {
+					return
+				}
+			}
+		}
+		waitABit()
+	}
+	t.Fatalf("no message with %q in %s", s, maildir)
+}
