@@ -46,7 +46,7 @@ func commands() map[string]command {
 		"sendmail":  {"sendmail-compatible entry point", runSendmail},
 		"cert":      {"inspect certificates, hash and rehash CA dirs, make a dev CA", runCert},
 		"probe":     {"report a mail server's TLS posture", notYet("probe", 8)},
-		"queue":     {"list, show, flush, delete and retry queued mail", notYet("queue", 6)},
+		"queue":     {"list, show, flush, delete and retry queued mail", runQueue},
 		"user":      {"manage the users file", runUser},
 		"sslserver": {"UCSPI-SSL compatible TLS server wrapper", notYet("sslserver", 4)},
 		"sslclient": {"UCSPI-SSL compatible TLS client wrapper", notYet("sslclient", 4)},

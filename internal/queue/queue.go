@@ -75,6 +75,7 @@ type Queue struct {
 	inFlight  map[string]bool
 	timers    map[string]*time.Timer
 	recovered map[string]bool // found on start: may be partly delivered
+	forced    map[string]bool // flush/retry: try every pending recipient now
 	closed    bool
 
 	syncer *safeio.DirSyncer // group-commits fsyncs of msg/
@@ -91,7 +92,7 @@ func Open(dir string, dlv Deliverer, opts Options, log *slog.Logger) (*Queue, er
 		}
 	}
 	q := &Queue{dir: dir, opts: opts, dlv: dlv, log: log, work: make(chan string, 1024), syncer: safeio.NewDirSyncer(),
-		inFlight: map[string]bool{}, timers: map[string]*time.Timer{}, recovered: map[string]bool{}}
+		inFlight: map[string]bool{}, timers: map[string]*time.Timer{}, recovered: map[string]bool{}, forced: map[string]bool{}}
 	tmps, err := os.ReadDir(filepath.Join(dir, "tmp"))
 	if err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
@@ -231,12 +232,47 @@ func (q *Queue) schedule(id string, at time.Time) {
 }
 
 // Flush makes every queued message due now (tlsmail queue flush).
-func (q *Queue) Flush() error {
+func (q *Queue) Flush() (int, error) {
 	ids, err := q.IDs()
 	for _, id := range ids {
-		q.schedule(id, time.Now())
+		q.Retry(id)
 	}
-	return err
+	return len(ids), err
+}
+
+// Retry makes one message due now, whatever its recipients' next-try
+// times (tlsmail queue retry ID).
+func (q *Queue) Retry(id string) error {
+	if !validID(id) {
+		return fmt.Errorf("queue: invalid ID %q", id)
+	}
+	if _, err := os.Stat(filepath.Join(q.dir, "msg", id)); err != nil {
+		return fmt.Errorf("queue: no message %s", id)
+	}
+	q.mu.Lock()
+	q.forced[id] = true
+	q.mu.Unlock()
+	q.schedule(id, time.Now())
+	return nil
+}
+
+// Delete removes a queued message without delivering it (tlsmail queue
+// delete ID). No bounce is sent.
+func (q *Queue) Delete(id string) error {
+	if !validID(id) {
+		return fmt.Errorf("queue: invalid ID %q", id)
+	}
+	if _, err := os.Stat(filepath.Join(q.dir, "msg", id)); err != nil {
+		return fmt.Errorf("queue: no message %s", id)
+	}
+	q.mu.Lock()
+	if t, ok := q.timers[id]; ok {
+		t.Stop()
+		delete(q.timers, id)
+	}
+	q.mu.Unlock()
+	q.log.Info("queue: message deleted by the administrator", "id", id)
+	return q.remove(id)
 }
 
 func (q *Queue) worker(ctx context.Context) {
@@ -280,9 +316,11 @@ func (q *Queue) attempt(ctx context.Context, id string) {
 	var due []int
 	q.mu.Lock()
 	env.Retry = q.recovered[id]
+	forced := q.forced[id]
+	delete(q.forced, id)
 	q.mu.Unlock()
 	for i, r := range st.Rcpts {
-		if r.Status == Pending && !r.NextTry.After(now) {
+		if r.Status == Pending && (forced || !r.NextTry.After(now)) {
 			due = append(due, i)
 		}
 		env.Retry = env.Retry || r.Attempts > 0

@@ -78,8 +78,7 @@ func (d *Deliverer) deliverDomain(ctx context.Context, env *queue.Envelope, doma
 		return all(idx, queue.Outcome{Permanent: perm, Reply: err.Error(), Attrs: []any{"domain", domain}})
 	}
 	pol := d.Policy.For(domain)
-	var last string
-	var lastAttrs []any
+	var last queue.Outcome
 	for _, tg := range targets {
 		for _, ip := range tg.ips {
 			addr := net.JoinHostPort(ip.String(), strconv.Itoa(tg.port))
@@ -89,7 +88,7 @@ func (d *Deliverer) deliverDomain(ctx context.Context, env *queue.Envelope, doma
 				attrs = append(attrs, "policy_note", plan.Note)
 			}
 			if err != nil {
-				last, lastAttrs = "4.7.5 "+err.Error(), attrs
+				last = queue.Outcome{Reply: "4.7.5 " + err.Error(), Attrs: attrs}
 				continue
 			}
 			outs, done := d.try(ctx, env, idx, addr, tg, plan, open, attrs)
@@ -97,14 +96,14 @@ func (d *Deliverer) deliverDomain(ctx context.Context, env *queue.Envelope, doma
 				return outs
 			}
 			if len(outs) > 0 {
-				last, lastAttrs = outs[0].Reply, outs[0].Attrs
+				last = outs[0]
 			}
 		}
 	}
-	if last == "" {
-		last = "4.4.1 no MX host could be reached"
+	if last.Reply == "" {
+		last.Reply = "4.4.1 no MX host could be reached"
 	}
-	return all(idx, queue.Outcome{Reply: last, Attrs: lastAttrs})
+	return all(idx, last)
 }
 
 // try delivers over one connection. done says whether the outcomes are
@@ -118,7 +117,11 @@ func (d *Deliverer) try(ctx context.Context, env *queue.Envelope, idx []int, add
 	if err != nil {
 		var te *smtpclient.TLSError
 		if errors.As(err, &te) {
-			d.Log.Warn("tls policy not met; not sending", append(attrs, "reason", te.Reason)...)
+			if env.RequireTLS {
+				// RFC 8689 §4.2.1: a REQUIRETLS message that cannot get
+				// verified TLS is returned with 5.7.30.
+				return all(idx, queue.Outcome{Permanent: true, Reply: "5.7.30 REQUIRETLS: verified TLS not available at " + tg.host + ": " + te.Reason, Attrs: attrs}), false
+			}
 			return all(idx, queue.Outcome{Reply: "4.7.5 TLS policy " + string(plan.Effective) + " not met at " + tg.host + ": " + te.Reason, Attrs: attrs}), false
 		}
 		return all(idx, queue.Outcome{Reply: "4.4.1 " + err.Error(), Attrs: attrs}), false

@@ -107,6 +107,9 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	qctx, stopQueue := context.WithCancel(context.Background())
+	if err := serveControl(qctx, cfg.Path(ControlSocket), q, log); err != nil {
+		log.Warn("no control socket: `tlsmail queue flush|retry|delete` will not reach this server", "err", err)
+	}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); q.Run(qctx) }()

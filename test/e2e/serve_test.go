@@ -28,6 +28,12 @@ type mailServer struct {
 // (`user add`, password on stdin) and a config with the three listeners.
 func newMailServer(t *testing.T, extra string) *mailServer {
 	t.Helper()
+	return newMailServerFor(t, `"localhost", "e2e.test"`, extra)
+}
+
+// newMailServerFor is newMailServer with other local domains (a TOML list body).
+func newMailServerFor(t *testing.T, localDomains, extra string) *mailServer {
+	t.Helper()
 	dir := t.TempDir()
 	m := &mailServer{dir: dir, config: filepath.Join(dir, "tlsmail.toml"), addr: map[string]string{}, ca: filepath.Join(dir, "tls", "ca.pem")}
 	tlsmail(t, "cert", "new-ca", "--out", filepath.Join(dir, "tls"), "--cn", "e2e dev CA")
@@ -37,7 +43,7 @@ func newMailServer(t *testing.T, extra string) *mailServer {
 	}
 	cfg := fmt.Sprintf(`hostname = "mail.e2e.test"
 data_dir = %q
-local_domains = ["localhost", "e2e.test"]
+local_domains = [%s]
 log_level = "debug"
 %s
 [aliases]
@@ -72,7 +78,7 @@ mode = "starttls"
 name = "pop3s"
 address = %q
 mode = "implicit"
-`, dir, extra, m.addr["mx"], m.addr["smtps"], m.addr["submission"], m.addr["pop3"], m.addr["pop3s"])
+`, dir, localDomains, extra, m.addr["mx"], m.addr["smtps"], m.addr["submission"], m.addr["pop3"], m.addr["pop3s"])
 	if err := os.WriteFile(m.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}

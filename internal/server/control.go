@@ -1,0 +1,112 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/tlsmail/tlsmail/internal/queue"
+)
+
+// ControlSocket is the name of the admin socket in the data directory.
+const ControlSocket = "control.sock"
+
+// ControlReply is the answer to one control command.
+type ControlReply struct {
+	OK    bool   `json:"ok"`
+	Text  string `json:"text"`
+	Count int    `json:"count,omitempty"`
+}
+
+// serveControl answers `tlsmail queue flush|retry|delete` on a Unix
+// socket (mode 0600: only the server's user may use it). One line in,
+// one JSON line out.
+func serveControl(ctx context.Context, path string, q *queue.Queue, log *slog.Logger) error {
+	_ = os.Remove(path) // a stale socket from a crash
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return fmt.Errorf("control socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return err
+	}
+	go func() {
+		<-ctx.Done()
+		l.Close()
+		os.Remove(path)
+	}()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+				line, err := bufio.NewReader(c).ReadString('\n')
+				if err != nil {
+					return
+				}
+				r := control(q, strings.Fields(line))
+				log.Info("control", "command", strings.TrimSpace(line), "ok", r.OK, "result", r.Text)
+				_ = json.NewEncoder(c).Encode(r)
+			}()
+		}
+	}()
+	return nil
+}
+
+func control(q *queue.Queue, args []string) ControlReply {
+	if len(args) == 0 {
+		return ControlReply{Text: "empty command"}
+	}
+	switch {
+	case args[0] == "flush" && len(args) == 1:
+		n, err := q.Flush()
+		if err != nil {
+			return ControlReply{Text: err.Error()}
+		}
+		return ControlReply{OK: true, Count: n, Text: fmt.Sprintf("%d messages scheduled now", n)}
+	case args[0] == "retry" && len(args) == 2:
+		if err := q.Retry(args[1]); err != nil {
+			return ControlReply{Text: err.Error()}
+		}
+		return ControlReply{OK: true, Count: 1, Text: args[1] + " scheduled now"}
+	case args[0] == "delete" && len(args) == 2:
+		if err := q.Delete(args[1]); err != nil {
+			return ControlReply{Text: err.Error()}
+		}
+		return ControlReply{OK: true, Count: 1, Text: args[1] + " deleted"}
+	}
+	return ControlReply{Text: "unknown command " + strings.Join(args, " ")}
+}
+
+// Control sends one command to a running server.
+func Control(dataDir string, args ...string) (ControlReply, error) {
+	var r ControlReply
+	c, err := net.DialTimeout("unix", dataDir+"/"+ControlSocket, 5*time.Second)
+	if err != nil {
+		return r, fmt.Errorf("is the server running? %w", err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := fmt.Fprintln(c, strings.Join(args, " ")); err != nil {
+		return r, err
+	}
+	if err := json.NewDecoder(c).Decode(&r); err != nil {
+		return r, err
+	}
+	if !r.OK {
+		return r, errors.New(r.Text)
+	}
+	return r, nil
+}

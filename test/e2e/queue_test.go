@@ -1,0 +1,195 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	gosmtp "github.com/emersion/go-smtp"
+
+	"github.com/tlsmail/tlsmail/internal/testpeer"
+)
+
+// flakyBackend is a go-smtp server that refuses the first message with a
+// 451 and accepts the next ones.
+type flakyBackend struct {
+	mu    sync.Mutex
+	tries int
+	got   []string
+}
+
+type flakySession struct{ b *flakyBackend }
+
+func (b *flakyBackend) NewSession(*gosmtp.Conn) (gosmtp.Session, error) { return &flakySession{b}, nil }
+func (s *flakySession) Mail(string, *gosmtp.MailOptions) error         { return nil }
+func (s *flakySession) Rcpt(string, *gosmtp.RcptOptions) error         { return nil }
+func (s *flakySession) Reset()                                         {}
+func (s *flakySession) Logout() error                                  { return nil }
+func (s *flakySession) Data(r io.Reader) error {
+	b, _ := io.ReadAll(r)
+	s.b.mu.Lock()
+	defer s.b.mu.Unlock()
+	s.b.tries++
+	if s.b.tries == 1 {
+		return &gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 3, 0}, Message: "try again later"}
+	}
+	s.b.got = append(s.b.got, string(b))
+	return nil
+}
+
+func (b *flakyBackend) received() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.got...)
+}
+
+// TestQueueCommandsAndRetryAfter4xx: a 4xx defers the message; `tlsmail
+// queue list/show` show it; `queue retry` delivers it now; `queue delete`
+// removes another one that can never go.
+func TestQueueCommandsAndRetryAfter4xx(t *testing.T) {
+	be := &flakyBackend{}
+	srv := gosmtp.NewServer(be)
+	srv.Domain = "flaky.test"
+	srv.AllowInsecureAuth = true
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	defer srv.Close()
+	deadPort := testpeer.FreePort(t)
+	m := newMailServer(t, fmt.Sprintf(`
+[queue]
+first_retry = "1h"
+[transport]
+"flaky.test" = %q
+"dead.test" = "127.0.0.1:%d"
+`, l.Addr().String(), deadPort))
+	m.start(t)
+	for _, to := range []string{"user@flaky.test", "user@dead.test"} {
+		if _, errs, code := runTlsmail(t, []string{"TLSMAIL_PASSWORD=" + demoPassword}, "hello\n", "send", "--server", m.addr["submission"],
+			"--cafile", m.ca, "--user", "demo", "--from", "demo@localhost", "--to", to, "--subject", "q-"+to); code != 0 {
+			t.Fatalf("send: %d %s", code, errs)
+		}
+		m.waitLog(t, "to="+to+" delay=")
+	}
+	if line := logLine(m.log(), "to=user@flaky.test "); !strings.Contains(line, "status=deferred") || !strings.Contains(line, "451 4.3.0") {
+		t.Fatalf("4xx not deferred: %s", line)
+	}
+	out, errs, code := runTlsmail(t, nil, "", "queue", "list", "--config", m.config)
+	if code != 0 || !strings.Contains(out, "ID") || strings.Count(out, "\n") != 3 || !strings.Contains(out, "451 4.3.0") {
+		t.Fatalf("queue list: %d\n%s%s", code, out, errs)
+	}
+	out, _, _ = runTlsmail(t, nil, "", "queue", "list", "--json", "--config", m.config)
+	var items []struct {
+		Envelope struct {
+			ID         string `json:"id"`
+			Recipients []struct {
+				Addr string `json:"addr"`
+			} `json:"rcpt"`
+		} `json:"Envelope"`
+	}
+	if err := json.Unmarshal([]byte(out), &items); err != nil || len(items) != 2 {
+		t.Fatalf("queue list --json: %v\n%s", err, out)
+	}
+	ids := map[string]string{}
+	for _, it := range items {
+		ids[it.Envelope.Recipients[0].Addr] = it.Envelope.ID
+	}
+	out, _, code = runTlsmail(t, nil, "", "queue", "show", ids["user@flaky.test"], "--config", m.config)
+	if code != 0 || !strings.Contains(out, "<user@flaky.test> pending attempts=1") || !strings.Contains(out, "tls:      TLSv1.3") {
+		t.Errorf("queue show:\n%s", out)
+	}
+	// retry: delivered now, not in an hour.
+	if out, errs, code := runTlsmail(t, nil, "", "queue", "retry", ids["user@flaky.test"], "--config", m.config); code != 0 {
+		t.Fatalf("queue retry: %s %s", out, errs)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for len(be.received()) == 0 && time.Now().Before(deadline) {
+		waitABit()
+	}
+	if got := be.received(); len(got) != 1 || !strings.Contains(got[0], "Subject: q-user@flaky.test") {
+		t.Fatalf("after retry the flaky server got %d messages", len(got))
+	}
+	// delete: the undeliverable one goes away without a bounce.
+	if out, errs, code := runTlsmail(t, nil, "", "queue", "delete", ids["user@dead.test"], "--config", m.config); code != 0 {
+		t.Fatalf("queue delete: %s %s", out, errs)
+	}
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		out, _, _ = runTlsmail(t, nil, "", "queue", "list", "--config", m.config)
+		if strings.Contains(out, "queue is empty") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("queue not empty:\n%s", out)
+		}
+		waitABit()
+	}
+	if _, errs, code := runTlsmail(t, nil, "", "queue", "retry", "0000000000000000000A", "--config", m.config); code == 0 || !strings.Contains(errs, "no message") {
+		t.Errorf("retry of a missing ID: %d %q", code, errs)
+	}
+}
+
+// TestRequireTLS: a REQUIRETLS message goes only over verified TLS, with
+// REQUIRETLS passed on (to a second tlsmail, which supports it); to a
+// destination without TLS it bounces with 5.7.30.
+func TestRequireTLS(t *testing.T) {
+	dest := newMailServerFor(t, `"dest.test"`, "")
+	runToEnd(t, testpeer.Cmd{Path: tlsmailBin, Args: []string{"user", "add", "--config", dest.config, "bob"}, Stdin: strings.NewReader("bob-password-1\n")})
+	dest.start(t)
+	plain, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	be := &flakyBackend{tries: 1} // accepts everything, no TLS
+	srv := gosmtp.NewServer(be)
+	srv.Domain = "notls.test"
+	go srv.Serve(plain)
+	defer srv.Close()
+	m := newMailServer(t, fmt.Sprintf(`
+[outbound]
+ca_file = %q
+[transport]
+"dest.test" = "localhost:%s"
+"notls.test" = %q
+`, dest.ca, strings.Split(dest.addr["mx"], ":")[1], plain.Addr().String()))
+	m.start(t)
+	for _, to := range []string{"bob@dest.test", "user@notls.test"} {
+		sendRequireTLS(t, m, to)
+	}
+	msg := dest.findMail(t, "bob", "Subject: requiretls-bob@dest.test")
+	if !strings.Contains(msg, "(using TLSv1.3") {
+		t.Errorf("not received over TLS:\n%s", msg)
+	}
+	dest.waitLog(t, "requiretls=true")
+	dsn := m.findMail(t, "demo", "Final-Recipient: rfc822; user@notls.test")
+	if !strings.Contains(dsn, "Status: 5.7.30") {
+		t.Errorf("REQUIRETLS bounce:\n%s", dsn)
+	}
+	if len(be.received()) != 0 {
+		t.Error("a REQUIRETLS message went to a server without TLS")
+	}
+}
+
+// sendRequireTLS submits a message with MAIL FROM … REQUIRETLS over TLS.
+func sendRequireTLS(t *testing.T, m *mailServer, to string) {
+	t.Helper()
+	python := testpeer.Require(t, "python3")
+	script := `import smtplib, ssl, sys
+ca, addr, pw, to = sys.argv[1:5]
+host, port = addr.split(":")
+s = smtplib.SMTP(host, int(port))
+s.starttls(context=ssl.create_default_context(cafile=ca))
+s.ehlo("rt.example")
+s.login("demo", pw)
+s.sendmail("demo@localhost", [to], "Subject: requiretls-" + to + "\r\n\r\nsecret\r\n", mail_options=["REQUIRETLS"])
+s.quit()
+`
+	testpeer.Output(t, python, "-c", script, m.ca, m.addr["submission"], demoPassword, to)
+}
