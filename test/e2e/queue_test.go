@@ -26,10 +26,10 @@ type flakyBackend struct {
 type flakySession struct{ b *flakyBackend }
 
 func (b *flakyBackend) NewSession(*gosmtp.Conn) (gosmtp.Session, error) { return &flakySession{b}, nil }
-func (s *flakySession) Mail(string, *gosmtp.MailOptions) error         { return nil }
-func (s *flakySession) Rcpt(string, *gosmtp.RcptOptions) error         { return nil }
-func (s *flakySession) Reset()                                         {}
-func (s *flakySession) Logout() error                                  { return nil }
+func (s *flakySession) Mail(string, *gosmtp.MailOptions) error          { return nil }
+func (s *flakySession) Rcpt(string, *gosmtp.RcptOptions) error          { return nil }
+func (s *flakySession) Reset()                                          {}
+func (s *flakySession) Logout() error                                   { return nil }
 func (s *flakySession) Data(r io.Reader) error {
 	b, _ := io.ReadAll(r)
 	s.b.mu.Lock()
