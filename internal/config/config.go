@@ -99,6 +99,11 @@ type Outbound struct {
 	DNSTrustAD bool   `toml:"dns_trust_ad"`
 	// Port is the SMTP port of MX hosts (25; tests use others).
 	Port int `toml:"port"`
+	// Tlsdestinations and Domaincerts import s/qmail's control files
+	// unchanged (see ucspi-ssl.md §5). With tlsdestinations, a destination
+	// without a [outbound.policy] entry gets s/qmail's rule.
+	Tlsdestinations string `toml:"tlsdestinations"`
+	Domaincerts     string `toml:"domaincerts"`
 }
 
 // Limits bound what clients can make the server do.

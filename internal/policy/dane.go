@@ -2,6 +2,7 @@ package policy
 
 import (
 	"bytes"
+	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/sha512"
 	"crypto/tls"
@@ -107,7 +108,8 @@ func short(r dnsx.TLSA) string {
 }
 
 // fingerprintCheck accepts a leaf whose SHA-256 (of the certificate or of
-// its public key) is listed.
+// its public key) is listed, or whose SHA-1/224/512 certificate digest is
+// (pins imported from s/qmail; the length of the hex says which).
 func fingerprintCheck(fps []string) func(tls.ConnectionState) tlsinfo.Verification {
 	want := map[string]bool{}
 	for _, f := range fps {
@@ -117,9 +119,15 @@ func fingerprintCheck(fps []string) func(tls.ConnectionState) tlsinfo.Verificati
 		if len(cs.PeerCertificates) == 0 {
 			return tlsinfo.Verification{Reason: "no certificate presented"}
 		}
-		c := tlsinfo.NewCert(cs.PeerCertificates[0])
-		if want[c.SHA256] || want[c.SPKISHA256] {
-			return tlsinfo.Verification{Verified: true, Method: "fingerprint", Reason: "certificate fingerprint matches"}
+		leaf := cs.PeerCertificates[0]
+		c := tlsinfo.NewCert(leaf)
+		s1 := sha1.Sum(leaf.Raw)
+		s224 := sha256.Sum224(leaf.Raw)
+		s512 := sha512.Sum512(leaf.Raw)
+		for _, d := range []string{c.SHA256, c.SPKISHA256, hex.EncodeToString(s1[:]), hex.EncodeToString(s224[:]), hex.EncodeToString(s512[:])} {
+			if want[d] {
+				return tlsinfo.Verification{Verified: true, Method: "fingerprint", Reason: "certificate fingerprint matches"}
+			}
 		}
 		return tlsinfo.Verification{Reason: "certificate fingerprint " + c.SHA256 + " (SPKI " + c.SPKISHA256 + ") is not listed"}
 	}

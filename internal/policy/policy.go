@@ -53,8 +53,20 @@ type Policy struct {
 	// defaults).
 	Match []string
 	// Fingerprints are SHA-256 digests (hex, colons optional) of the
-	// certificate or of its public key, for the fingerprint level.
+	// certificate or of its public key, for the fingerprint level. (Pins
+	// imported from s/qmail may also be SHA-1/224/512 of the certificate.)
 	Fingerprints []string
+	// Roots replaces the table's roots for this destination.
+	Roots *x509.CertPool
+	// SkipChain / SkipName relax verify: s/qmail's classes check the chain
+	// only when a CA is given and the name only for "=" and "~" rules.
+	SkipChain, SkipName bool
+	// Port, if set, replaces the SMTP port; Implicit means TLS from the
+	// first byte (s/qmail's ";465").
+	Port     int
+	Implicit bool
+	// Source says where the policy came from, for the log.
+	Source string
 }
 
 // Table maps destinations to policies. Keys are domains ("example.com")
@@ -64,24 +76,55 @@ type Table struct {
 	Domains map[string]Policy
 	// RootCAs verifies PKIX levels; nil means the system roots.
 	RootCAs *x509.CertPool
+	// Qmail, if set, is an imported s/qmail tlsdestinations file: it
+	// decides for every destination that has no entry in Domains.
+	Qmail *Tlsdestinations
+	// ClientCerts, if set, gives a client certificate per sender domain
+	// (s/qmail control/domaincerts).
+	ClientCerts *DomainCerts
+}
+
+// Lookup returns the policy for a destination and sender: an entry of
+// Domains, else the tlsdestinations rule, else the default. relayHost is
+// the transport-map host when the domain is routed (s/qmail looks its
+// rules up, and checks names, by the relay host then).
+func (t *Table) Lookup(domain, relayHost, senderDomain string) (Policy, error) {
+	d := strings.ToLower(strings.TrimSuffix(domain, "."))
+	if t.Qmail != nil {
+		if _, ok := t.native(d); !ok {
+			host := d
+			if relayHost != "" {
+				host = relayHost
+			}
+			return t.Qmail.PolicyFor(host, senderDomain)
+		}
+	}
+	return t.For(d), nil
+}
+
+// native finds an entry of Domains for domain (exact or ".parent").
+func (t *Table) native(domain string) (Policy, bool) {
+	if p, ok := t.Domains[domain]; ok {
+		return p, true
+	}
+	for d := domain; ; {
+		i := strings.IndexByte(d, '.')
+		if i < 0 {
+			return Policy{}, false
+		}
+		d = d[i+1:]
+		if p, ok := t.Domains["."+d]; ok {
+			return p, true
+		}
+	}
 }
 
 // For returns the policy of a next-hop domain: an exact entry, else the
 // nearest ".parent" entry, else the default.
 func (t *Table) For(domain string) Policy {
 	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
-	if p, ok := t.Domains[domain]; ok {
+	if p, ok := t.native(domain); ok {
 		return p
-	}
-	for d := domain; ; {
-		i := strings.IndexByte(d, '.')
-		if i < 0 {
-			break
-		}
-		d = d[i+1:]
-		if p, ok := t.Domains["."+d]; ok {
-			return p
-		}
 	}
 	if t.Default.Level == "" {
 		return Policy{Level: May}
@@ -140,15 +183,18 @@ func (t *Table) Plan(ctx context.Context, r *dnsx.Resolver, p Policy, tg Target)
 		if len(names) == 0 {
 			names = []string{tg.MXHost}
 		}
-		pl.Mode, pl.Verify = smtpclient.STARTTLS, t.pkixCheck(names)
+		pl.Mode, pl.Verify = smtpclient.STARTTLS, t.pkixCheck(p, names)
 	case Secure:
 		names := p.Match
 		if len(names) == 0 {
 			names = []string{tg.Domain, "." + tg.Domain}
 		}
-		pl.Mode, pl.Verify = smtpclient.STARTTLS, t.pkixCheck(names)
+		pl.Mode, pl.Verify = smtpclient.STARTTLS, t.pkixCheck(p, names)
 	case DANE, DANEOnly:
 		pl.Mode = smtpclient.STARTTLS // Verify set by planDANE
+	}
+	if p.Implicit && pl.Mode != smtpclient.Plain {
+		pl.Mode = smtpclient.Implicit
 	}
 	return pl, nil
 }
@@ -197,14 +243,30 @@ func (t *Table) planDANE(ctx context.Context, r *dnsx.Resolver, pl *Plan, tg Tar
 	return nil
 }
 
-// pkixCheck verifies the chain to the roots and the name against names.
-func (t *Table) pkixCheck(names []string) func(tls.ConnectionState) tlsinfo.Verification {
+// pkixCheck verifies the chain to the roots and the name against names
+// (either check can be relaxed by the policy, for s/qmail rules).
+func (t *Table) pkixCheck(p Policy, names []string) func(tls.ConnectionState) tlsinfo.Verification {
+	roots := t.RootCAs
+	if p.Roots != nil {
+		roots = p.Roots
+	}
 	return func(cs tls.ConnectionState) tlsinfo.Verification {
-		v := tlsinfo.VerifyChain(cs.PeerCertificates, x509.VerifyOptions{Roots: t.RootCAs, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
-		if !v.Verified {
-			return v
+		if len(cs.PeerCertificates) == 0 {
+			return tlsinfo.Verification{Reason: "no certificate presented"}
+		}
+		if !p.SkipChain {
+			v := tlsinfo.VerifyChain(cs.PeerCertificates, x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+			if !v.Verified {
+				return v
+			}
+		}
+		if p.SkipName {
+			return tlsinfo.Verification{Verified: true, Method: "pkix", Reason: "chain verified to the given CA (no name check, as the rule says)"}
 		}
 		if n, ok := matchNames(cs.PeerCertificates[0], names); ok {
+			if p.SkipChain {
+				return tlsinfo.Verification{Verified: true, Method: "name", Reason: "name matches " + n + " (no CA given: chain not checked, as the rule says)"}
+			}
 			return tlsinfo.Verification{Verified: true, Method: "pkix", Reason: "chain verified to a trusted CA, name matches " + n}
 		}
 		return tlsinfo.Verification{Reason: fmt.Sprintf("wrong host: certificate is for %s, not %s", strings.Join(certNames(cs.PeerCertificates[0]), ", "), strings.Join(names, " or "))}

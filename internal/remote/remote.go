@@ -8,6 +8,7 @@ package remote
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 	"github.com/tlsmail/tlsmail/internal/policy"
 	"github.com/tlsmail/tlsmail/internal/queue"
 	"github.com/tlsmail/tlsmail/internal/smtpwire"
+	"github.com/tlsmail/tlsmail/internal/tlsconf"
 	"github.com/tlsmail/tlsmail/smtpclient"
 )
 
@@ -77,13 +79,39 @@ func (d *Deliverer) deliverDomain(ctx context.Context, env *queue.Envelope, doma
 	if err != nil {
 		return all(idx, queue.Outcome{Permanent: perm, Reply: err.Error(), Attrs: []any{"domain", domain}})
 	}
-	pol := d.Policy.For(domain)
+	_, senderDomain := smtpwire.SplitAddress(env.From)
+	relay := ""
+	if hp, ok := d.Transport[domain]; ok {
+		relay, _, _ = net.SplitHostPort(hp)
+		relay = strings.Trim(relay, "[]")
+	}
+	pol, err := d.Policy.Lookup(domain, relay, senderDomain)
+	if err != nil {
+		return all(idx, queue.Outcome{Reply: "4.3.5 TLS policy: " + err.Error(), Attrs: []any{"domain", domain}})
+	}
+	var clientCert *tls.Certificate
+	if d.Policy.ClientCerts != nil {
+		if dc, ok := d.Policy.ClientCerts.For(senderDomain); ok {
+			c, err := tlsconf.LoadCertificate(tlsconf.CertSpec{CertFile: dc.CertFile, KeyFile: dc.KeyFile})
+			if err != nil {
+				return all(idx, queue.Outcome{Reply: fmt.Sprintf("4.3.5 client certificate for %s (%s:%d): %v", senderDomain, d.Policy.ClientCerts.File, dc.Line, err), Attrs: []any{"domain", domain}})
+			}
+			clientCert = &c
+		}
+	}
 	var last queue.Outcome
 	for _, tg := range targets {
 		for _, ip := range tg.ips {
-			addr := net.JoinHostPort(ip.String(), strconv.Itoa(tg.port))
+			port := tg.port
+			if pol.Port != 0 {
+				port = pol.Port // s/qmail's ";PORT" overrides the connection port
+			}
+			addr := net.JoinHostPort(ip.String(), strconv.Itoa(port))
 			plan, err := d.Policy.Plan(ctx, d.Resolver, pol, policy.Target{Domain: domain, MXHost: tg.host, Port: tg.port, AddrSecure: tg.addrSecure, RequireTLS: env.RequireTLS})
 			attrs := []any{"domain", domain, "mx", tg.host, "addr", addr, "policy", string(pol.Level), "effective", string(plan.Effective)}
+			if pol.Source != "" {
+				attrs = append(attrs, "policy_source", pol.Source)
+			}
 			if plan.Note != "" {
 				attrs = append(attrs, "policy_note", plan.Note)
 			}
@@ -91,7 +119,7 @@ func (d *Deliverer) deliverDomain(ctx context.Context, env *queue.Envelope, doma
 				last = queue.Outcome{Reply: "4.7.5 " + err.Error(), Attrs: attrs}
 				continue
 			}
-			outs, done := d.try(ctx, env, idx, addr, tg, plan, open, attrs)
+			outs, done := d.try(ctx, env, idx, addr, tg, plan, clientCert, open, attrs)
 			if done {
 				return outs
 			}
@@ -108,10 +136,10 @@ func (d *Deliverer) deliverDomain(ctx context.Context, env *queue.Envelope, doma
 
 // try delivers over one connection. done says whether the outcomes are
 // final for this attempt (otherwise the next host is tried).
-func (d *Deliverer) try(ctx context.Context, env *queue.Envelope, idx []int, addr string, tg target, plan policy.Plan, open func() (io.ReadCloser, error), attrs []any) ([]queue.Outcome, bool) {
+func (d *Deliverer) try(ctx context.Context, env *queue.Envelope, idx []int, addr string, tg target, plan policy.Plan, clientCert *tls.Certificate, open func() (io.ReadCloser, error), attrs []any) ([]queue.Outcome, bool) {
 	opts := smtpclient.Options{
 		Mode: plan.Mode, ServerName: tg.host, LocalName: d.LocalName, RootCAs: d.Policy.RootCAs,
-		InsecureSkipVerify: plan.Insecure, Verify: plan.Verify, Timeouts: d.Timeouts,
+		InsecureSkipVerify: plan.Insecure, Verify: plan.Verify, Timeouts: d.Timeouts, ClientCert: clientCert,
 	}
 	c, err := smtpclient.Dial(ctx, addr, opts)
 	if err != nil {

@@ -37,6 +37,16 @@ func newRemote(cfg *config.Config, log *slog.Logger) (*remote.Deliverer, error) 
 			return nil, fmt.Errorf("outbound.ca_file %s: no certificates", f)
 		}
 	}
+	if f := cfg.Path(cfg.Outbound.Tlsdestinations); f != "" {
+		if table.Qmail, err = policy.LoadTlsdestinations(f); err != nil {
+			return nil, fmt.Errorf("outbound.tlsdestinations: %w", err)
+		}
+	}
+	if f := cfg.Path(cfg.Outbound.Domaincerts); f != "" {
+		if table.ClientCerts, err = policy.LoadDomainCerts(f); err != nil {
+			return nil, fmt.Errorf("outbound.domaincerts: %w", err)
+		}
+	}
 	res, err := dnsx.New(cfg.Outbound.DNSServer, cfg.Outbound.DNSTrustAD)
 	if err != nil {
 		log.Warn("outbound: no DNS resolver; only transport-map destinations can be reached", "err", err)

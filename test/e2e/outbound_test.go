@@ -262,3 +262,44 @@ func waitForFile(t *testing.T, maildir, s string) {
 	}
 	t.Fatalf("no message with %q in %s", s, maildir)
 }
+
+// TestQmailTlsdestinationsImport: an s/qmail control/tlsdestinations file
+// used unchanged decides the TLS of deliveries routed to a real Postfix.
+func TestQmailTlsdestinationsImport(t *testing.T) {
+	work := t.TempDir()
+	caDir := filepath.Join(work, "ca")
+	tlsmail(t, "cert", "new-ca", "--out", caDir, "--cn", "qmail test CA")
+	tlsmail(t, "cert", "issue", "--ca", caDir, "--host", "localhost,127.0.0.1", "--out", filepath.Join(work, "pf"))
+	pf := testpeer.StartPostfix(t,
+		"smtpd_tls_chain_files = "+filepath.Join(work, "pf.key")+", "+filepath.Join(work, "pf.pem"),
+		"smtpd_tls_security_level = may",
+		"smtpd_tls_loglevel = 1",
+		"mydestination = qm-verify.test qm-pin.test",
+		"local_recipient_maps =",
+		"local_transport = discard:",
+	)
+	_, port, _ := net.SplitHostPort(pf.Addr)
+	td := filepath.Join(work, "tlsdestinations")
+	os.WriteFile(td, []byte(fmt.Sprintf("# from an s/qmail host\n=localhost:%s||4\n%%127.0.0.1:=%s\n", filepath.Join(caDir, "ca.pem"), strings.Repeat("00", 32))), 0o644)
+	m := newMailServer(t, fmt.Sprintf(`
+[outbound]
+tlsdestinations = %q
+[transport]
+"qm-verify.test" = "localhost:%s"
+"qm-pin.test" = "127.0.0.1:%s"
+`, td, port, port))
+	m.start(t)
+	for _, to := range []string{"u@qm-verify.test", "u@qm-pin.test"} {
+		if _, errs, code := runTlsmail(t, []string{"TLSMAIL_PASSWORD=" + demoPassword}, "x\n", "send", "--server", m.addr["submission"],
+			"--cafile", m.ca, "--user", "demo", "--from", "demo@localhost", "--to", to, "--subject", "qm"); code != 0 {
+			t.Fatalf("send %s: %s", to, errs)
+		}
+		m.waitLog(t, "to="+to+" delay=")
+	}
+	if line := logLine(m.log(), "to=u@qm-verify.test "); !strings.Contains(line, "status=sent") || !strings.Contains(line, "policy_source="+td+":2") || !strings.Contains(line, "verified=true") {
+		t.Errorf("class 6 rule: %s", line)
+	}
+	if line := logLine(m.log(), "to=u@qm-pin.test "); !strings.Contains(line, "status=deferred") || !strings.Contains(line, "fingerprint") {
+		t.Errorf("pin mismatch must defer: %s", line)
+	}
+}
