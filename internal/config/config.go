@@ -104,6 +104,10 @@ type Outbound struct {
 	// without a [outbound.policy] entry gets s/qmail's rule.
 	Tlsdestinations string `toml:"tlsdestinations"`
 	Domaincerts     string `toml:"domaincerts"`
+	// MTASTS applies RFC 8461 policies to destinations without an
+	// explicit policy (default on); MTASTSPort is for tests.
+	MTASTS     *bool `toml:"mta_sts"`
+	MTASTSPort int   `toml:"mta_sts_port"`
 }
 
 // Limits bound what clients can make the server do.
@@ -186,6 +190,10 @@ func (c *Config) Defaults() {
 	setDur(&l.POP3Timeout, 10*time.Minute)
 	setInt(&c.Queue.Workers, 8)
 	setInt(&c.Outbound.Port, 25)
+	if c.Outbound.MTASTS == nil {
+		on := true
+		c.Outbound.MTASTS = &on
+	}
 	if c.Outbound.TLSLevel == "" {
 		c.Outbound.TLSLevel = "may"
 	}

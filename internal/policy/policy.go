@@ -65,8 +65,15 @@ type Policy struct {
 	// first byte (s/qmail's ";465").
 	Port     int
 	Implicit bool
-	// Source says where the policy came from, for the log.
+	// Source says where the policy came from, for the log; "" for the
+	// default level.
 	Source string
+	// FallbackVerify makes dane fall back to verify instead of may (the
+	// MTA-STS enforce case, where DANE takes precedence when present).
+	FallbackVerify bool
+	// STS is the MTA-STS policy this policy enforces, if any: MX hosts
+	// that do not match its patterns are not used.
+	STS *STSPolicy
 }
 
 // Table maps destinations to policies. Keys are domains ("example.com")
@@ -82,6 +89,31 @@ type Table struct {
 	// ClientCerts, if set, gives a client certificate per sender domain
 	// (s/qmail control/domaincerts).
 	ClientCerts *DomainCerts
+	// STS, if set, applies MTA-STS (RFC 8461) to destinations without an
+	// explicit policy.
+	STS *STS
+}
+
+// WithSTS turns the default policy of a domain into its MTA-STS policy
+// when it publishes one in enforce mode: DANE when secure TLSA records
+// exist, else verify; only MX hosts matching the policy. note says what
+// happened (also for testing mode and fetch failures).
+func (t *Table) WithSTS(ctx context.Context, p Policy, domain string) (Policy, string) {
+	if t.STS == nil || p.Source != "" {
+		return p, ""
+	}
+	sts, err := t.STS.Get(ctx, domain)
+	switch {
+	case err != nil:
+		return p, "mta-sts: " + err.Error()
+	case sts == nil:
+		return p, ""
+	case sts.Mode == "testing":
+		return p, "mta-sts testing mode (id " + sts.ID + "): not enforced"
+	case sts.Mode != "enforce":
+		return p, ""
+	}
+	return Policy{Level: DANE, FallbackVerify: true, STS: sts, Source: "mta-sts id=" + sts.ID + " enforce"}, ""
 }
 
 // Lookup returns the policy for a destination and sender: an entry of
@@ -158,6 +190,9 @@ type Target struct {
 // Plan decides how to connect to a target under policy p.
 func (t *Table) Plan(ctx context.Context, r *dnsx.Resolver, p Policy, tg Target) (Plan, error) {
 	pl := Plan{Policy: p, Effective: p.Level}
+	if p.STS != nil && !p.STS.Matches(tg.MXHost) {
+		return pl, fmt.Errorf("%w: MX host %s does not match the MTA-STS policy of %s (mx: %s)", ErrPolicy, tg.MXHost, tg.Domain, strings.Join(p.STS.MX, ", "))
+	}
 	if tg.RequireTLS {
 		switch p.Level {
 		case None, May, Encrypt, Fingerprint:
@@ -207,8 +242,8 @@ func (t *Table) planDANE(ctx context.Context, r *dnsx.Resolver, pl *Plan, tg Tar
 			return fmt.Errorf("%w: dane-only: %s", ErrPolicy, note)
 		}
 		pl.Effective, pl.Note = May, "dane: "+note+"; opportunistic TLS"
-		if tg.RequireTLS {
-			pl.Effective = Verify
+		if tg.RequireTLS || pl.Policy.FallbackVerify {
+			pl.Effective, pl.Note = Verify, "dane: "+note+"; verified TLS"
 		}
 		return nil
 	}

@@ -89,6 +89,11 @@ func (d *Deliverer) deliverDomain(ctx context.Context, env *queue.Envelope, doma
 	if err != nil {
 		return all(idx, queue.Outcome{Reply: "4.3.5 TLS policy: " + err.Error(), Attrs: []any{"domain", domain}})
 	}
+	var stsNote string
+	if relay == "" {
+		// MTA-STS is about MX hosts; a transport-map route replaces them.
+		pol, stsNote = d.Policy.WithSTS(ctx, pol, domain)
+	}
 	var clientCert *tls.Certificate
 	if d.Policy.ClientCerts != nil {
 		if dc, ok := d.Policy.ClientCerts.For(senderDomain); ok {
@@ -114,6 +119,9 @@ func (d *Deliverer) deliverDomain(ctx context.Context, env *queue.Envelope, doma
 			}
 			if plan.Note != "" {
 				attrs = append(attrs, "policy_note", plan.Note)
+			}
+			if stsNote != "" {
+				attrs = append(attrs, "mta_sts", stsNote)
 			}
 			if err != nil {
 				last = queue.Outcome{Reply: "4.7.5 " + err.Error(), Attrs: attrs}

@@ -25,6 +25,7 @@ func newRemote(cfg *config.Config, log *slog.Logger) (*remote.Deliverer, error) 
 		if err != nil {
 			return nil, fmt.Errorf("outbound.policy %q: %w", dom, err)
 		}
+		p.Source = "outbound.policy"
 		table.Domains[dom] = p
 	}
 	if f := cfg.Path(cfg.Outbound.CAFile); f != "" {
@@ -53,6 +54,9 @@ func newRemote(cfg *config.Config, log *slog.Logger) (*remote.Deliverer, error) 
 		res = nil
 	} else if !res.TrustsAD() {
 		log.Warn("outbound: the DNS resolver is not trusted for DNSSEC (not on loopback, dns_trust_ad off): DANE falls back to may")
+	}
+	if res != nil && cfg.Outbound.MTASTS != nil && *cfg.Outbound.MTASTS {
+		table.STS = &policy.STS{Resolver: res, Dir: cfg.Path("mta-sts"), RootCAs: table.RootCAs, Port: cfg.Outbound.MTASTSPort}
 	}
 	return &remote.Deliverer{Resolver: res, Policy: table, Transport: cfg.Transport, LocalName: cfg.Hostname, Port: cfg.Outbound.Port, Log: log}, nil
 }

@@ -111,3 +111,22 @@ func (s *DNSServer) hasSubdomain(name string) bool {
 	}
 	return false
 }
+
+// Replace replaces the records of the same name and type with this one.
+func (s *DNSServer) Replace(t testing.TB, line string) {
+	t.Helper()
+	rr, err := dns.NewRR(line)
+	if err != nil {
+		t.Fatalf("zone line %q: %v", line, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	name := strings.ToLower(rr.Header().Name)
+	var keep []dns.RR
+	for _, old := range s.records[name] {
+		if old.Header().Rrtype != rr.Header().Rrtype {
+			keep = append(keep, old)
+		}
+	}
+	s.records[name] = append(keep, rr)
+}

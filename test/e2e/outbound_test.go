@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"crypto/tls"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
@@ -9,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -89,9 +92,10 @@ func TestOutboundTLSPolicies(t *testing.T) {
 	// test trusts it through outbound.ca_file.
 	caDir := filepath.Join(work, "ca")
 	tlsmail(t, "cert", "new-ca", "--out", caDir, "--cn", "outbound test CA")
-	tlsmail(t, "cert", "issue", "--ca", caDir, "--host", "localhost,mx.dane-ok.test,mx.dane-bad.test,mx.dane-insecure.test,mx.dane-servfail.test", "--out", filepath.Join(work, "pf"))
+	tlsmail(t, "cert", "issue", "--ca", caDir, "--host", "localhost,mx.dane-ok.test,mx.dane-bad.test,mx.dane-insecure.test,mx.dane-servfail.test,mx.sts-ok.test,mx.sts-nomatch.test", "--out", filepath.Join(work, "pf"))
 	domains := []string{"may.test", "encrypt.test", "verify.test", "wrongname.test", "strip-may.test", "strip-encrypt.test",
-		"strip-verify.test", "dane-ok.test", "dane-bad.test", "dane-insecure.test", "dane-servfail.test", "dane-only-insecure.test"}
+		"strip-verify.test", "dane-ok.test", "dane-bad.test", "dane-insecure.test", "dane-servfail.test", "dane-only-insecure.test",
+		"sts-ok.test", "sts-nomatch.test"}
 	pf := testpeer.StartPostfix(t,
 		"smtpd_tls_chain_files = "+filepath.Join(work, "pf.key")+", "+filepath.Join(work, "pf.pem"),
 		"smtpd_tls_security_level = may",
@@ -126,6 +130,31 @@ func TestOutboundTLSPolicies(t *testing.T) {
 	dns.Add(t, fmt.Sprintf("_%s._tcp.mx.dane-insecure.test. 300 IN TLSA 3 1 1 %s", pfPort, strings.Repeat("cd", 32))) // no AD: ignored
 	dns.ServFail(fmt.Sprintf("_%s._tcp.mx.dane-servfail.test", pfPort))
 	dns.Add(t, "nullmx.test. 300 IN MX 0 .")
+	// MTA-STS: policies served over HTTPS by a local server with a
+	// certificate from the same CA.
+	tlsmail(t, "cert", "issue", "--ca", caDir, "--host", "mta-sts.sts-ok.test,mta-sts.sts-nomatch.test", "--out", filepath.Join(work, "sts"))
+	stsCert, err := tls.LoadX509KeyPair(filepath.Join(work, "sts.pem"), filepath.Join(work, "sts.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stsSrv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mx := "mx.sts-ok.test"
+		if strings.HasPrefix(r.Host, "mta-sts.sts-nomatch.test") {
+			mx = "mail.elsewhere.example"
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		fmt.Fprintf(w, "version: STSv1\nmode: enforce\nmx: %s\nmax_age: 86400\n", mx)
+	}))
+	stsSrv.TLS = &tls.Config{Certificates: []tls.Certificate{stsCert}}
+	stsSrv.StartTLS()
+	defer stsSrv.Close()
+	_, stsPort, _ := net.SplitHostPort(stsSrv.Listener.Addr().String())
+	for _, d := range []string{"sts-ok.test", "sts-nomatch.test"} {
+		dns.Add(t, fmt.Sprintf("%s. 300 IN MX 10 mx.%s.", d, d))
+		dns.Add(t, fmt.Sprintf("mx.%s. 300 IN A 127.0.0.1", d))
+		dns.Add(t, fmt.Sprintf("mta-sts.%s. 300 IN A 127.0.0.1", d))
+		dns.Add(t, fmt.Sprintf(`_mta-sts.%s. 300 IN TXT "v=STSv1; id=20261122"`, d))
+	}
 
 	extra := fmt.Sprintf(`
 [outbound]
@@ -133,6 +162,7 @@ tls_level = "may"
 ca_file = %q
 dns_server = %q
 port = %s
+mta_sts_port = %s
 [outbound.policy]
 "encrypt.test" = "encrypt"
 "verify.test" = "verify"
@@ -149,15 +179,15 @@ port = %s
 first_retry = "1h"
 
 [transport]
-"may.test" = "localhost:%[4]s"
-"encrypt.test" = "localhost:%[4]s"
-"verify.test" = "localhost:%[4]s"
-"wrongname.test" = "localhost:%[4]s"
-"strip-may.test" = %[5]q
-"strip-encrypt.test" = %[5]q
-"strip-verify.test" = %[5]q
-"unknown.test" = "localhost:%[4]s"
-`, filepath.Join(caDir, "ca.pem"), dns.Addr, pfPort, pfPort, strip)
+"may.test" = "localhost:%[5]s"
+"encrypt.test" = "localhost:%[5]s"
+"verify.test" = "localhost:%[5]s"
+"wrongname.test" = "localhost:%[5]s"
+"strip-may.test" = %[6]q
+"strip-encrypt.test" = %[6]q
+"strip-verify.test" = %[6]q
+"unknown.test" = "localhost:%[5]s"
+`, filepath.Join(caDir, "ca.pem"), dns.Addr, pfPort, stsPort, pfPort, strip)
 	m := newMailServer(t, extra)
 	m.start(t)
 
@@ -169,8 +199,8 @@ first_retry = "1h"
 			t.Fatalf("send to %s: %d %s %s", to, code, out, errs)
 		}
 	}
-	delivered := []string{"may.test", "encrypt.test", "verify.test", "strip-may.test", "dane-ok.test", "dane-insecure.test"}
-	deferred := []string{"wrongname.test", "strip-encrypt.test", "strip-verify.test", "dane-bad.test", "dane-servfail.test", "dane-only-insecure.test"}
+	delivered := []string{"may.test", "encrypt.test", "verify.test", "strip-may.test", "dane-ok.test", "dane-insecure.test", "sts-ok.test"}
+	deferred := []string{"wrongname.test", "strip-encrypt.test", "strip-verify.test", "dane-bad.test", "dane-servfail.test", "dane-only-insecure.test", "sts-nomatch.test"}
 	bounced := []string{"nullmx.test", "unknown.test"}
 	for _, d := range append(append(append([]string{}, delivered...), deferred...), bounced...) {
 		send(d)
@@ -181,15 +211,19 @@ first_retry = "1h"
 		m.waitLog(t, "to=user@"+d+" delay=")
 	}
 	logText := m.log()
-	for d, want := range map[string]string{
-		"verify.test":        "effective=verify tls=TLSv1.3",
-		"encrypt.test":       "effective=encrypt tls=TLSv1.3",
-		"dane-ok.test":       "effective=dane-only tls=TLSv1.3",
-		"dane-insecure.test": "policy=dane effective=may",
-		"strip-may.test":     "tls=none",
+	for d, wants := range map[string][]string{
+		"verify.test":        {"effective=verify", "tls=TLSv1.3", "verified=true"},
+		"encrypt.test":       {"effective=encrypt", "tls=TLSv1.3"},
+		"dane-ok.test":       {"effective=dane-only", "tls=TLSv1.3", "verified=true"},
+		"dane-insecure.test": {"policy=dane effective=may"},
+		"strip-may.test":     {"tls=none", "sent in plaintext"},
+		"sts-ok.test":        {"policy=dane effective=verify", `policy_source="mta-sts id=20261122 enforce"`, "verified=true"},
 	} {
-		if line := logLine(logText, "to=user@"+d+" "); !strings.Contains(line, want) || !strings.Contains(line, "status=sent") {
-			t.Errorf("%s: log line lacks %q or status=sent:\n%s", d, want, line)
+		line := logLine(logText, "to=user@"+d+" ")
+		for _, want := range append(wants, "status=sent") {
+			if !strings.Contains(line, want) {
+				t.Errorf("%s: log line lacks %q:\n%s", d, want, line)
+			}
 		}
 	}
 	// Deferred: never sent; the log says why.
