@@ -2,8 +2,8 @@ package e2e
 
 import (
 	"bufio"
-	"crypto/tls"
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
