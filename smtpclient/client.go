@@ -101,8 +101,10 @@ type Options struct {
 	Verify func(cs tls.ConnectionState) tlsinfo.Verification
 	// ClientCert is presented when the server asks for one.
 	ClientCert *tls.Certificate
-	// MinVersion defaults to TLS 1.2.
+	// MinVersion defaults to TLS 1.2; MaxVersion, if set, caps the
+	// version (probes use it to see whether old versions are accepted).
 	MinVersion uint16
+	MaxVersion uint16
 	// Auth, if set, authenticates after TLS.
 	Auth *Auth
 	// AllowInsecureAuth permits AUTH over a connection without TLS.
@@ -134,7 +136,12 @@ type Client struct {
 	// tlsFailed: an opportunistic STARTTLS failed; noTLS: reconnect
 	// without trying TLS.
 	tlsFailed, noTLS bool
+	certRequested    bool
 }
+
+// ClientCertRequested reports whether the server asked for a client
+// certificate in the TLS handshake.
+func (c *Client) ClientCertRequested() bool { return c.certRequested }
 
 // Dial connects to addr (host:port), reads the greeting, says EHLO, does
 // STARTTLS as the mode requires and authenticates if Options.Auth is set.
@@ -284,8 +291,13 @@ func (c *Client) handshake(ctx context.Context) error {
 		RootCAs:            c.opts.RootCAs,
 		InsecureSkipVerify: true, // verified below, so a failure can say why
 	}
-	if c.opts.ClientCert != nil {
-		cfg.Certificates = []tls.Certificate{*c.opts.ClientCert}
+	cfg.MaxVersion = c.opts.MaxVersion
+	cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		c.certRequested = true
+		if c.opts.ClientCert != nil {
+			return c.opts.ClientCert, nil
+		}
+		return &tls.Certificate{}, nil
 	}
 	enforce := c.opts.Mode != Opportunistic && !c.opts.InsecureSkipVerify
 	var v tlsinfo.Verification

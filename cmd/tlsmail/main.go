@@ -45,7 +45,7 @@ func commands() map[string]command {
 		"send":      {"send a message over TLS (submission client)", runSend},
 		"sendmail":  {"sendmail-compatible entry point", runSendmail},
 		"cert":      {"inspect certificates, hash and rehash CA dirs, make a dev CA", runCert},
-		"probe":     {"report a mail server's TLS posture", notYet("probe", 8)},
+		"probe":     {"report a mail server's TLS posture", runProbe},
 		"queue":     {"list, show, flush, delete and retry queued mail", runQueue},
 		"user":      {"manage the users file", runUser},
 		"sslserver": {"UCSPI-SSL compatible TLS server wrapper", notYet("sslserver", 4)},

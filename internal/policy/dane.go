@@ -51,6 +51,12 @@ func Matches(r dnsx.TLSA, c *x509.Certificate) bool {
 	return err == nil && bytes.Equal(digest, want)
 }
 
+// DANECheck returns the check of a peer chain against usable TLSA records
+// for the given names (see daneCheck); used by probes.
+func DANECheck(recs []dnsx.TLSA, names []string) func(tls.ConnectionState) tlsinfo.Verification {
+	return daneCheck(recs, names)
+}
+
 // daneCheck verifies a peer chain against usable TLSA records (RFC 7672
 // §3): DANE-EE matches the leaf, with no name or expiry check; DANE-TA
 // matches a certificate of the chain as trust anchor, and the leaf must

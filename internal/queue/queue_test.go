@@ -138,6 +138,8 @@ func TestTemporaryFailureRetriesPerRecipient(t *testing.T) {
 	id := enqueue(t, q, "x\r\n", "ok@local", "slow@local", "bad@local")
 	wait(t, rec.done, 5) // ok, slow, bad, slow, slow
 	waitGone(t, filepath.Join(dir, "msg", id))
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
 	if rec.tries["ok@local"] != 1 || rec.tries["bad@local"] != 1 || rec.tries["slow@local"] != 3 {
 		t.Errorf("tries: %v (a delivered or failed recipient must not be retried)", rec.tries)
 	}

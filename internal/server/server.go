@@ -148,10 +148,10 @@ func Run(ctx context.Context, o Options) error {
 	for _, pc := range cfg.POP3 {
 		attrs = append(attrs, pc.Name, addrs[pc.Name])
 	}
-	log.Info("ready", attrs...)
 	if o.Ready != nil {
-		o.Ready(addrs)
+		o.Ready(addrs) // the banner first: "ready" is the last word of a start
 	}
+	log.Info("ready", attrs...)
 
 	for {
 		select {
