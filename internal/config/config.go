@@ -50,6 +50,7 @@ type Config struct {
 	Hostname     string            `toml:"hostname"`
 	DataDir      string            `toml:"data_dir"`
 	LogLevel     string            `toml:"log_level"`
+	Metrics      string            `toml:"metrics_address"` // Prometheus /metrics on host:port; empty: off
 	LocalDomains []string          `toml:"local_domains"`
 	UsersFile    string            `toml:"users_file"`
 	RelayNets    []string          `toml:"relay_networks"`

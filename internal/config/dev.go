@@ -10,6 +10,7 @@ func Dev(dataDir string) *Config {
 		Hostname:     "localhost",
 		DataDir:      dataDir,
 		LocalDomains: []string{"localhost"},
+		Metrics:      "127.0.0.1:2925",
 		UsersFile:    "users",
 		Aliases:      map[string]string{"postmaster": "demo", "abuse": "demo"},
 		TLS:          TLS{Cert: "tls/server.pem", Key: "tls/server.key", MinVersion: "TLSv1.2"},

@@ -107,6 +107,11 @@ func (c *Config) validate() error {
 		}
 		c.relayNets = append(c.relayNets, p.Masked())
 	}
+	if c.Metrics != "" {
+		if _, _, err := net.SplitHostPort(c.Metrics); err != nil {
+			return bad(fmt.Sprintf("metrics_address %q is not host:port", c.Metrics), "metrics_address")
+		}
+	}
 	for dom, hp := range c.Transport {
 		if _, _, err := net.SplitHostPort(hp); err != nil {
 			return bad(fmt.Sprintf("transport %q: %q is not host:port", dom, hp), "transport", dom)

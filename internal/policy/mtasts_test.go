@@ -114,3 +114,18 @@ func TestSTSFetchCacheAndRefresh(t *testing.T) {
 		t.Error("expiry")
 	}
 }
+
+func FuzzParseSTSPolicy(f *testing.F) {
+	f.Add("version: STSv1\nmode: enforce\nmx: *.example.com\nmax_age: 86400\n")
+	f.Add("version: STSv1\r\nmode: none\r\nmax_age: 0\r\n")
+	f.Fuzz(func(t *testing.T, body string) {
+		p, err := ParseSTSPolicy([]byte(body))
+		if err != nil {
+			return
+		}
+		if p.MaxAge < 0 || p.MaxAge > maxSTSAge || (p.Mode != "none" && len(p.MX) == 0) {
+			t.Fatalf("invalid policy accepted: %+v", p)
+		}
+		p.Matches("mx.example.com")
+	})
+}

@@ -56,7 +56,12 @@ func (ss *session) err(format string, a ...any) {
 }
 
 func (ss *session) run() {
-	defer ss.conn.Close()
+	defer func() {
+		if tc, ok := ss.conn.(*tls.Conn); ok {
+			_ = tc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		}
+		ss.conn.Close() // a *tls.Conn sends close_notify first
+	}()
 	end := ss.loop()
 	deleted := 0
 	if ss.mb != nil {

@@ -76,5 +76,6 @@ type Outcome struct {
 	Reply     string // the reply or error text, for logs and bounces
 	RemoteMTA string // the host that gave the reply, if any
 	TLS       string // tlsinfo summary of the connection, if any
+	Level     string // the TLS policy level enforced (remote delivery)
 	Attrs     []any  // more log attributes (MX, policy, TLS state)
 }

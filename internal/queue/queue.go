@@ -42,6 +42,9 @@ type Options struct {
 	// BounceRecipient turns a sender address into the recipient of its
 	// bounce (local user or remote address); nil means remote.
 	BounceRecipient func(addr string) (Recipient, bool)
+	// OnOutcome, if set, sees every delivery outcome with its status
+	// (sent, deferred, bounced, expired), for metrics.
+	OnOutcome func(env *Envelope, o Outcome, status string)
 }
 
 func (o *Options) defaults() {
@@ -377,6 +380,20 @@ func (q *Queue) apply(env *Envelope, r *RcptState, o Outcome, now time.Time) {
 	r.RemoteMTA, r.TLS = o.RemoteMTA, o.TLS
 	rcpt := env.Recipients[o.Rcpt].Addr
 	base := []any{"id", env.ID, "to", rcpt, "delay", now.Sub(env.Received).Round(time.Millisecond).String()}
+	if q.opts.OnOutcome != nil {
+		defer func() {
+			status := "deferred"
+			switch {
+			case r.Status == Delivered:
+				status = "sent"
+			case r.Status == Failed && o.Permanent:
+				status = "bounced"
+			case r.Status == Failed:
+				status = "expired"
+			}
+			q.opts.OnOutcome(env, o, status)
+		}()
+	}
 	switch {
 	case o.Delivered:
 		r.Status = Delivered

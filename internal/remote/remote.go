@@ -7,6 +7,7 @@
 package remote
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -90,7 +91,11 @@ func (d *Deliverer) deliverDomain(ctx context.Context, env *queue.Envelope, doma
 		return all(idx, queue.Outcome{Reply: "4.3.5 TLS policy: " + err.Error(), Attrs: []any{"domain", domain}})
 	}
 	var stsNote string
-	if relay == "" {
+	if !env.RequireTLS && tlsRequiredNo(open) {
+		// RFC 8689 §5: the sender asks that TLS policy be ignored for
+		// this message; deliver with opportunistic TLS.
+		pol = policy.Policy{Level: policy.May, Source: "TLS-Required: No header"}
+	} else if relay == "" {
 		// MTA-STS is about MX hosts; a transport-map route replaces them.
 		pol, stsNote = d.Policy.WithSTS(ctx, pol, domain)
 	}
@@ -128,6 +133,9 @@ func (d *Deliverer) deliverDomain(ctx context.Context, env *queue.Envelope, doma
 				continue
 			}
 			outs, done := d.try(ctx, env, idx, addr, tg, plan, clientCert, open, attrs)
+			for i := range outs {
+				outs[i].Level = string(plan.Effective)
+			}
 			if done {
 				return outs
 			}
@@ -287,4 +295,27 @@ func (d *Deliverer) route(ctx context.Context, domain string) ([]target, bool, e
 		return nil, true, fmt.Errorf("5.1.2 domain %s has no mail host with an address", domain)
 	}
 	return targets, false, nil
+}
+
+// tlsRequiredNo reports whether the message header has "TLS-Required: No".
+func tlsRequiredNo(open func() (io.ReadCloser, error)) bool {
+	rc, err := open()
+	if err != nil {
+		return false
+	}
+	defer rc.Close()
+	br := bufio.NewReader(io.LimitReader(rc, 256*1024))
+	for {
+		line, err := br.ReadString('\n')
+		l := strings.TrimRight(line, "\r\n")
+		if l == "" {
+			return false // end of header
+		}
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.EqualFold(strings.TrimSpace(k), "TLS-Required") {
+			return strings.EqualFold(strings.TrimSpace(v), "No")
+		}
+		if err != nil {
+			return false
+		}
+	}
 }

@@ -11,12 +11,15 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/tlsmail/tlsmail/internal/auth"
 	"github.com/tlsmail/tlsmail/internal/config"
+	"github.com/tlsmail/tlsmail/internal/metrics"
 	"github.com/tlsmail/tlsmail/internal/pop3d"
 	"github.com/tlsmail/tlsmail/internal/queue"
 	"github.com/tlsmail/tlsmail/internal/remote"
@@ -68,7 +71,19 @@ func Run(ctx context.Context, o Options) error {
 	}
 	dlv.remote.Store(rem)
 	var smtp *smtpd.Server
+	reg := newMetrics()
 	q, err := queue.Open(cfg.Path("queue"), dlv, queue.Options{
+		OnOutcome: func(env *queue.Envelope, o queue.Outcome, status string) {
+			kind := "remote"
+			if env.Recipients[o.Rcpt].Local != "" {
+				kind = "local"
+			}
+			tlsv := "none"
+			if f := strings.Fields(o.TLS); len(f) > 0 && f[0] != "plaintext" {
+				tlsv = f[0]
+			}
+			reg.Inc("tlsmail_deliveries_total", "kind", kind, "status", status, "level", o.Level, "tls", tlsv)
+		},
 		Workers: cfg.Queue.Workers, FirstRetry: cfg.Queue.FirstRetry.Duration,
 		MaxRetry: cfg.Queue.MaxRetry.Duration, Lifetime: cfg.Queue.Lifetime.Duration,
 		Hostname:        cfg.Hostname,
@@ -79,6 +94,11 @@ func Run(ctx context.Context, o Options) error {
 	}
 	throttle := auth.NewThrottle(cfg.Limits.AuthFailures, cfg.Limits.AuthWindow.Duration)
 	smtp = smtpd.New(cfg, tlsSrv, users, throttle, q, log)
+	smtp.SetMetrics(reg)
+	reg.Gauge("tlsmail_queue_messages", "messages in the queue", func() float64 {
+		ids, _ := q.IDs()
+		return float64(len(ids))
+	})
 	pop := pop3d.New(cfg, tlsSrv, users, throttle, log)
 
 	var listeners []net.Listener
@@ -104,6 +124,21 @@ func Run(ctx context.Context, o Options) error {
 		if err := listen(pc.Name, pc.Address); err != nil {
 			return err
 		}
+	}
+	var metricsLn net.Listener
+	if cfg.Metrics != "" {
+		if metricsLn, err = net.Listen("tcp", cfg.Metrics); err != nil {
+			for _, x := range listeners {
+				x.Close()
+			}
+			return fmt.Errorf("metrics_address: %w", err)
+		}
+		addrs["metrics"] = metricsLn.Addr().String()
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", reg.Handler())
+		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = hs.Serve(metricsLn) }()
+		defer hs.Close()
 	}
 
 	qctx, stopQueue := context.WithCancel(context.Background())
@@ -147,6 +182,9 @@ func Run(ctx context.Context, o Options) error {
 	}
 	for _, pc := range cfg.POP3 {
 		attrs = append(attrs, pc.Name, addrs[pc.Name])
+	}
+	if addrs["metrics"] != "" {
+		attrs = append(attrs, "metrics", addrs["metrics"])
 	}
 	if o.Ready != nil {
 		o.Ready(addrs) // the banner first: "ready" is the last word of a start
@@ -225,12 +263,22 @@ func Banner(w io.Writer, cfg *config.Config, addrs map[string]string) {
   SMTPS (implicit TLS)  %s
   submission (AUTH)     %s
   POP3 (STLS) / POP3S   %s / %s
+  metrics               http://%s/metrics
   dev CA                %s
   user                  demo@localhost, password in %s
   mail lands in         %s
 
 Send a test mail:
   swaks --server %s --tls --tls-ca-path %s --auth PLAIN --auth-user demo --auth-password "$(cat %s)" --from demo@localhost --to demo@localhost
-`, cfg.DataDir, addrs["mx"], addrs["smtps"], addrs["submission"], addrs["pop3"], addrs["pop3s"], cfg.Path("tls/ca.pem"), cfg.Path("dev-password"),
+`, cfg.DataDir, addrs["mx"], addrs["smtps"], addrs["submission"], addrs["pop3"], addrs["pop3s"], addrs["metrics"], cfg.Path("tls/ca.pem"), cfg.Path("dev-password"),
 		cfg.Path("mail/demo/new"), addrs["submission"], cfg.Path("tls/ca.pem"), cfg.Path("dev-password"))
+}
+
+// newMetrics describes tlsmail's counters.
+func newMetrics() *metrics.Registry {
+	r := metrics.New()
+	r.Describe("tlsmail_smtp_sessions_total", "counter", "SMTP sessions by listener, TLS protocol and key-exchange group")
+	r.Describe("tlsmail_messages_accepted_total", "counter", "messages accepted (250 after a durable commit) by listener and TLS protocol")
+	r.Describe("tlsmail_deliveries_total", "counter", "delivery outcomes per recipient by kind, status, TLS policy level and TLS protocol")
+	return r
 }

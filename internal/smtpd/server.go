@@ -17,6 +17,7 @@ import (
 
 	"github.com/tlsmail/tlsmail/internal/auth"
 	"github.com/tlsmail/tlsmail/internal/config"
+	"github.com/tlsmail/tlsmail/internal/metrics"
 	"github.com/tlsmail/tlsmail/internal/queue"
 	"github.com/tlsmail/tlsmail/internal/tlsconf"
 )
@@ -29,6 +30,8 @@ type Server struct {
 	throttle *auth.Throttle
 	queue    *queue.Queue
 	log      *slog.Logger
+
+	metrics *metrics.Registry
 
 	mu       sync.Mutex
 	total    int
@@ -44,6 +47,9 @@ func New(cfg *config.Config, tls *tlsconf.Server, users *auth.Users, throttle *a
 	s.cfg.Store(cfg)
 	return s
 }
+
+// SetMetrics makes the server count sessions and messages.
+func (s *Server) SetMetrics(r *metrics.Registry) { s.metrics = r }
 
 // Config returns the current configuration.
 func (s *Server) Config() *config.Config { return s.cfg.Load() }

@@ -74,7 +74,15 @@ func (ss *session) flush() error {
 
 // run is the whole session: greeting, command loop, log line.
 func (ss *session) run() {
-	defer ss.raw.Close()
+	defer func() {
+		// Over TLS, end with close_notify: OpenSSL 3 clients treat a bare
+		// TCP close as an error ("unexpected eof while reading").
+		if tc, ok := ss.conn.(*tls.Conn); ok {
+			_ = tc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			_ = tc.Close()
+		}
+		ss.raw.Close()
+	}()
 	timer := time.AfterFunc(ss.cfg.Limits.SessionTimeout.Duration, func() { ss.raw.Close() })
 	defer timer.Stop()
 	ss.rdns = lookupRDNS(ss.ip)
@@ -89,6 +97,7 @@ func (ss *session) run() {
 		attrs = append(attrs, "client_offered", ss.hello)
 	}
 	ss.srv.log.Info("session", append(attrs, ss.tls.LogArgs()...)...)
+	ss.srv.metrics.Inc("tlsmail_smtp_sessions_total", "listener", ss.lc.Name, "tls", tlsLabel(ss.tls.Protocol), "group", ss.tls.Group)
 }
 
 func lookupRDNS(ip string) string {
@@ -359,4 +368,12 @@ func (ss *session) cmdStartTLS(arg string) string {
 	ss.abortTransaction()
 	ss.helo, ss.esmtp, ss.user = "", false, ""
 	return ""
+}
+
+// tlsLabel is the protocol for a metrics label ("none" for plaintext).
+func tlsLabel(protocol string) string {
+	if protocol == "" {
+		return "none"
+	}
+	return protocol
 }

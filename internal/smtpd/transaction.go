@@ -228,6 +228,7 @@ func (ss *session) commit(w *queue.Writer) *smtpwire.Reply {
 		attrs = append(attrs, "requiretls", true)
 	}
 	ss.srv.log.Info("message accepted", append(attrs, ss.tls.LogArgs()...)...)
+	ss.srv.metrics.Inc("tlsmail_messages_accepted_total", "listener", ss.lc.Name, "tls", tlsLabel(ss.tls.Protocol))
 	return smtpwire.R(250, "2.0.0", "Ok: queued as %s", id)
 }
 

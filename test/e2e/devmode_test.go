@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,7 +17,7 @@ import (
 // TestDevDefault runs the README's first command as it is — `tlsmail serve`
 // with no config — and sends a mail the way the banner says.
 func TestDevDefault(t *testing.T) {
-	for _, port := range []string{"2525", "2465", "2587", "2110", "2995"} {
+	for _, port := range []string{"2525", "2465", "2587", "2110", "2995", "2925"} {
 		if err := testpeer.WaitTCP("127.0.0.1:"+port, 0, nil); err == nil {
 			if testpeer.InCI() {
 				t.Fatalf("port %s is taken; the dev default cannot start", port)
@@ -41,6 +43,29 @@ func TestDevDefault(t *testing.T) {
 		}
 	}
 	pw, _ := os.ReadFile(filepath.Join(data, "dev-password"))
+	checkMetrics := func() {
+		// The delivery and the TLS session are counted (polling: the
+		// counters move just after the Maildir file appears).
+		var b []byte
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); waitABit() {
+			resp, err := http.Get("http://127.0.0.1:2925/metrics")
+			if err != nil {
+				t.Fatalf("metrics: %v", err)
+			}
+			b, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.Contains(string(b), `status="sent"`) {
+				break
+			}
+		}
+		for _, want := range []string{`tlsmail_messages_accepted_total{listener="submission",tls="TLSv1.3"} 1`,
+			`tlsmail_deliveries_total{kind="local",status="sent",level="",tls="none"} 1`, "tlsmail_queue_messages 0",
+			`tlsmail_smtp_sessions_total{listener="submission",tls="TLSv1.3",group="`} {
+			if !strings.Contains(string(b), want) {
+				t.Errorf("metrics lack %q:\n%s", want, b)
+			}
+		}
+	}
 	swaks(t, true, "--server", "127.0.0.1:2587", "--tls", "--tls-ca-path", filepath.Join(data, "tls", "ca.pem"), "--tls-verify",
 		"--auth", "PLAIN", "--auth-user", "demo", "--auth-password", string(pw),
 		"--from", "demo@localhost", "--to", "demo@localhost", "--header", "Subject: dev-default")
@@ -54,6 +79,7 @@ func TestDevDefault(t *testing.T) {
 	if err != nil || strings.TrimSpace(string(out)) != "demo" {
 		t.Errorf("user list --config %s: %v %s", cfg, err, out)
 	}
+	checkMetrics()
 	// SIGTERM stops it gracefully with exit 0.
 	if err := p.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

@@ -95,7 +95,7 @@ func TestOutboundTLSPolicies(t *testing.T) {
 	tlsmail(t, "cert", "issue", "--ca", caDir, "--host", "localhost,mx.dane-ok.test,mx.dane-bad.test,mx.dane-insecure.test,mx.dane-servfail.test,mx.sts-ok.test,mx.sts-nomatch.test", "--out", filepath.Join(work, "pf"))
 	domains := []string{"may.test", "encrypt.test", "verify.test", "wrongname.test", "strip-may.test", "strip-encrypt.test",
 		"strip-verify.test", "dane-ok.test", "dane-bad.test", "dane-insecure.test", "dane-servfail.test", "dane-only-insecure.test",
-		"sts-ok.test", "sts-nomatch.test"}
+		"sts-ok.test", "sts-nomatch.test", "tlsreq-no.test"}
 	pf := testpeer.StartPostfix(t,
 		"smtpd_tls_chain_files = "+filepath.Join(work, "pf.key")+", "+filepath.Join(work, "pf.pem"),
 		"smtpd_tls_security_level = may",
@@ -169,6 +169,7 @@ mta_sts_port = %s
 "wrongname.test" = "verify match=mail.example.org"
 "strip-encrypt.test" = "encrypt"
 "strip-verify.test" = "verify"
+"tlsreq-no.test" = "verify"
 "dane-ok.test" = "dane-only"
 "dane-bad.test" = "dane"
 "dane-insecure.test" = "dane"
@@ -186,6 +187,7 @@ first_retry = "1h"
 "strip-may.test" = %[6]q
 "strip-encrypt.test" = %[6]q
 "strip-verify.test" = %[6]q
+"tlsreq-no.test" = %[6]q
 "unknown.test" = "localhost:%[5]s"
 `, filepath.Join(caDir, "ca.pem"), dns.Addr, pfPort, stsPort, pfPort, strip)
 	m := newMailServer(t, extra)
@@ -193,13 +195,17 @@ first_retry = "1h"
 
 	send := func(to string) {
 		t.Helper()
-		out, errs, code := runTlsmail(t, []string{"TLSMAIL_PASSWORD=" + demoPassword}, "body for "+to+"\n", "send", "--server", m.addr["submission"],
-			"--cafile", m.ca, "--user", "demo", "--from", "demo@localhost", "--to", "user@"+to, "--subject", "out-"+to)
+		args := []string{"send", "--server", m.addr["submission"],
+			"--cafile", m.ca, "--user", "demo", "--from", "demo@localhost", "--to", "user@" + to, "--subject", "out-" + to}
+		if to == "tlsreq-no.test" {
+			args = append(args, "--header", "TLS-Required: No")
+		}
+		out, errs, code := runTlsmail(t, []string{"TLSMAIL_PASSWORD=" + demoPassword}, "body for "+to+"\n", args...)
 		if code != 0 {
 			t.Fatalf("send to %s: %d %s %s", to, code, out, errs)
 		}
 	}
-	delivered := []string{"may.test", "encrypt.test", "verify.test", "strip-may.test", "dane-ok.test", "dane-insecure.test", "sts-ok.test"}
+	delivered := []string{"may.test", "encrypt.test", "verify.test", "strip-may.test", "dane-ok.test", "dane-insecure.test", "sts-ok.test", "tlsreq-no.test"}
 	deferred := []string{"wrongname.test", "strip-encrypt.test", "strip-verify.test", "dane-bad.test", "dane-servfail.test", "dane-only-insecure.test", "sts-nomatch.test"}
 	bounced := []string{"nullmx.test", "unknown.test"}
 	for _, d := range append(append(append([]string{}, delivered...), deferred...), bounced...) {
@@ -218,6 +224,7 @@ first_retry = "1h"
 		"dane-insecure.test": {"policy=dane effective=may"},
 		"strip-may.test":     {"tls=none", "sent in plaintext"},
 		"sts-ok.test":        {"policy=dane effective=verify", `policy_source="mta-sts id=20261122 enforce"`, "verified=true"},
+		"tlsreq-no.test":     {"policy=may", `policy_source="TLS-Required: No header"`, "tls=none"},
 	} {
 		line := logLine(logText, "to=user@"+d+" ")
 		for _, want := range append(wants, "status=sent") {

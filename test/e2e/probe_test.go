@@ -168,6 +168,17 @@ func TestProbe(t *testing.T) {
 			t.Errorf("probe-bad.test report lacks %q:\n%s", want, out)
 		}
 	}
+	// Wrong name: a domain whose MX name is not in our server's certificate.
+	dns.Add(t, "wrongname.test. 300 IN MX 10 mx.wrongname.test.")
+	dns.Add(t, "mx.wrongname.test. 300 IN A 127.0.0.1")
+	_, mxPort, _ := net.SplitHostPort(m.addr["mx"])
+	out, _, _ = runTlsmail(t, nil, "", "probe", "--dns", dns.Addr, "--port", mxPort, "--cafile", m.ca, "wrongname.test")
+	for _, want := range []string{"verification: FAILED — chain verifies, but wrong host: certificate is for localhost, not mx.wrongname.test",
+		"name matches MX host: no", "Verdict: a sender can enforce encrypt; verify is blocked by mx.wrongname.test"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("wrongname.test report lacks %q:\n%s", want, out)
+		}
+	}
 	out, _, code = runTlsmail(t, nil, "", "probe", "--dns", dns.Addr, "nullmx.test")
 	if code != 1 || !strings.Contains(out, "null MX") {
 		t.Errorf("null MX: exit %d\n%s", code, out)
