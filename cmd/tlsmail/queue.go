@@ -18,7 +18,8 @@ const queueUsage = `usage: tlsmail queue <list|show ID|flush|retry ID|delete ID>
   show ID     one message's envelope and each recipient's state
   flush       try every queued message now (asks the running server)
   retry ID    try one message now (asks the running server)
-  delete ID   remove a message without delivering or bouncing it (asks the running server)`
+  delete ID   remove a message without delivering or bouncing it (asks the running server)
+  tlsrpt [DAY]  send the TLS-RPT (RFC 8460) reports of DAY (default today, so far) now`
 
 func runQueue(env *cliEnv, args []string) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
@@ -97,15 +98,17 @@ func runQueue(env *cliEnv, args []string) int {
 			fmt.Fprintln(env.stdout)
 		}
 		return exitOK
-	case "flush", "retry", "delete":
+	case "flush", "retry", "delete", "tlsrpt":
 		cmd := []string{sub}
-		if sub != "flush" {
+		if sub == "tlsrpt" {
+			cmd = append(cmd, pos...)
+		} else if sub != "flush" {
 			id, ok := needID()
 			if !ok {
 				return usageError(env, "want one queue ID")
 			}
 			cmd = append(cmd, id)
-		} else if len(pos) != 0 {
+		} else if sub == "flush" && len(pos) != 0 {
 			return usageError(env, "flush takes no arguments")
 		}
 		r, err := server.Control(dataDir, cmd...)

@@ -17,6 +17,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tlsmail/tlsmail/internal/dnsx"
 	"github.com/tlsmail/tlsmail/internal/policy"
@@ -35,6 +36,7 @@ type Deliverer struct {
 	Port      int               // default 25
 	Timeouts  smtpclient.Timeouts
 	Log       *slog.Logger
+	Reports   *TLSRPT // TLS-RPT results, if kept
 }
 
 // target is one host to try.
@@ -128,13 +130,25 @@ func (d *Deliverer) deliverDomain(ctx context.Context, env *queue.Envelope, doma
 			if stsNote != "" {
 				attrs = append(attrs, "mta_sts", stsNote)
 			}
+			ptype, pstrings, pmx := reportPolicy(pol, plan)
 			if err != nil {
+				d.Reports.Record(time.Now(), domain, ptype, pstrings, pmx, tg.host, ip.String(), false, err.Error())
 				last = queue.Outcome{Reply: "4.7.5 " + err.Error(), Attrs: attrs}
 				continue
 			}
 			outs, done := d.try(ctx, env, idx, addr, tg, plan, clientCert, open, attrs)
 			for i := range outs {
 				outs[i].Level = string(plan.Effective)
+			}
+			if len(outs) > 0 {
+				switch o := outs[0]; {
+				case o.TLS != "" && o.TLS != "plaintext":
+					d.Reports.Record(time.Now(), domain, ptype, pstrings, pmx, tg.host, ip.String(), true, "")
+				case o.TLS == "plaintext":
+					d.Reports.Record(time.Now(), domain, ptype, pstrings, pmx, tg.host, ip.String(), false, "the server does not offer STARTTLS")
+				case strings.HasPrefix(o.Reply, "4.7.5") || strings.HasPrefix(o.Reply, "5.7.30"):
+					d.Reports.Record(time.Now(), domain, ptype, pstrings, pmx, tg.host, ip.String(), false, o.Reply)
+				}
 			}
 			if done {
 				return outs
@@ -318,4 +332,25 @@ func tlsRequiredNo(open func() (io.ReadCloser, error)) bool {
 			return false
 		}
 	}
+}
+
+// reportPolicy describes the policy for TLS-RPT: sts (with the policy's
+// lines and mx patterns), tlsa (with the records) or no-policy-found.
+func reportPolicy(pol policy.Policy, plan policy.Plan) (string, []string, []string) {
+	if pol.STS != nil {
+		lines := []string{"version: STSv1", "mode: " + pol.STS.Mode}
+		for _, mx := range pol.STS.MX {
+			lines = append(lines, "mx: "+mx)
+		}
+		lines = append(lines, fmt.Sprintf("max_age: %d", pol.STS.MaxAge))
+		return "sts", lines, pol.STS.MX
+	}
+	if len(plan.TLSA) > 0 {
+		var recs []string
+		for _, r := range plan.TLSA {
+			recs = append(recs, r.String())
+		}
+		return "tlsa", recs, nil
+	}
+	return "no-policy-found", nil, nil
 }

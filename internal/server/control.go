@@ -28,7 +28,7 @@ type ControlReply struct {
 // serveControl answers `tlsmail queue flush|retry|delete` on a Unix
 // socket (mode 0600: only the server's user may use it). One line in,
 // one JSON line out.
-func serveControl(ctx context.Context, path string, q *queue.Queue, log *slog.Logger) error {
+func serveControl(ctx context.Context, path string, q *queue.Queue, rep *reporter, log *slog.Logger) error {
 	_ = os.Remove(path) // a stale socket from a crash
 	l, err := net.Listen("unix", path)
 	if err != nil {
@@ -56,7 +56,7 @@ func serveControl(ctx context.Context, path string, q *queue.Queue, log *slog.Lo
 				if err != nil {
 					return
 				}
-				r := control(q, strings.Fields(line))
+				r := control(ctx, q, rep, strings.Fields(line))
 				log.Info("control", "command", strings.TrimSpace(line), "ok", r.OK, "result", r.Text)
 				_ = json.NewEncoder(c).Encode(r)
 			}()
@@ -65,11 +65,21 @@ func serveControl(ctx context.Context, path string, q *queue.Queue, log *slog.Lo
 	return nil
 }
 
-func control(q *queue.Queue, args []string) ControlReply {
+func control(ctx context.Context, q *queue.Queue, rep *reporter, args []string) ControlReply {
 	if len(args) == 0 {
 		return ControlReply{Text: "empty command"}
 	}
 	switch {
+	case args[0] == "tlsrpt" && len(args) <= 2:
+		day := time.Now().UTC().Format("2006-01-02")
+		if len(args) == 2 {
+			day = args[1]
+		}
+		n, err := rep.send(ctx, day)
+		if err != nil {
+			return ControlReply{Text: err.Error()}
+		}
+		return ControlReply{OK: true, Count: n, Text: fmt.Sprintf("%d TLS reports sent for %s", n, day)}
 	case args[0] == "flush" && len(args) == 1:
 		n, err := q.Flush()
 		if err != nil {

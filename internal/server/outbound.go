@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"log/slog"
@@ -13,7 +14,7 @@ import (
 )
 
 // newRemote builds outbound delivery from the configuration.
-func newRemote(cfg *config.Config, log *slog.Logger) (*remote.Deliverer, error) {
+func newRemote(cfg *config.Config, log *slog.Logger, reports *remote.TLSRPT) (*remote.Deliverer, error) {
 	table := &policy.Table{Domains: map[string]policy.Policy{}}
 	def, err := policy.ParsePolicy(cfg.Outbound.TLSLevel)
 	if err != nil {
@@ -58,5 +59,12 @@ func newRemote(cfg *config.Config, log *slog.Logger) (*remote.Deliverer, error) 
 	if res != nil && cfg.Outbound.MTASTS != nil && *cfg.Outbound.MTASTS {
 		table.STS = &policy.STS{Resolver: res, Dir: cfg.Path("mta-sts"), RootCAs: table.RootCAs, Port: cfg.Outbound.MTASTSPort}
 	}
-	return &remote.Deliverer{Resolver: res, Policy: table, Transport: cfg.Transport, LocalName: cfg.Hostname, Port: cfg.Outbound.Port, Log: log}, nil
+	if reports != nil && reports.Resolver == nil {
+		reports.Resolver = res
+	}
+	return &remote.Deliverer{Resolver: res, Policy: table, Transport: cfg.Transport, LocalName: cfg.Hostname, Port: cfg.Outbound.Port, Log: log, Reports: reports}, nil
+}
+
+func tlsConfigWithRoots(roots *x509.CertPool) *tls.Config {
+	return &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 }

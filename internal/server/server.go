@@ -65,7 +65,8 @@ func Run(ctx context.Context, o Options) error {
 	var current sync.Mutex
 	cfgNow := func() *config.Config { current.Lock(); defer current.Unlock(); return cfg }
 	dlv := &delivery{cfg: cfgNow, log: log, syncer: safeio.NewDirSyncer()}
-	rem, err := newRemote(cfg, log)
+	reports := &remote.TLSRPT{Dir: cfg.Path("tlsrpt"), Submitter: cfg.Hostname}
+	rem, err := newRemote(cfg, log, reports)
 	if err != nil {
 		return err
 	}
@@ -142,7 +143,9 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	qctx, stopQueue := context.WithCancel(context.Background())
-	if err := serveControl(qctx, cfg.Path(ControlSocket), q, log); err != nil {
+	rep := &reporter{rpt: reports, q: q, resolve: smtp.BounceRecipient, roots: rem.Policy.RootCAs, log: log, host: cfg.Hostname}
+	go rep.daily(qctx)
+	if err := serveControl(qctx, cfg.Path(ControlSocket), q, rep, log); err != nil {
 		log.Warn("no control socket: `tlsmail queue flush|retry|delete` will not reach this server", "err", err)
 	}
 	var wg sync.WaitGroup
@@ -208,7 +211,7 @@ func Run(ctx context.Context, o Options) error {
 			next, err := reload(o, tlsSrv, users)
 			var rem *remote.Deliverer
 			if err == nil {
-				rem, err = newRemote(next, log)
+				rem, err = newRemote(next, log, reports)
 			}
 			if err != nil {
 				log.Error("reload failed; keeping the running configuration", "err", err)

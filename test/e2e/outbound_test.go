@@ -2,16 +2,23 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
+	"mime"
+	"mime/multipart"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/mail"
 	"os"
 	"path/filepath"
 	"strings"
@@ -156,6 +163,9 @@ func TestOutboundTLSPolicies(t *testing.T) {
 		dns.Add(t, fmt.Sprintf(`_mta-sts.%s. 300 IN TXT "v=STSv1; id=20261122"`, d))
 	}
 
+	for _, d := range []string{"sts-ok.test", "dane-bad.test", "strip-verify.test"} {
+		dns.Add(t, fmt.Sprintf(`_smtp._tls.%s. 300 IN TXT "v=TLSRPTv1; rua=mailto:demo@localhost"`, d))
+	}
 	extra := fmt.Sprintf(`
 [outbound]
 tls_level = "may"
@@ -255,6 +265,39 @@ first_retry = "1h"
 			t.Errorf("5xx DSN fields:\n%s", dsn)
 		}
 	}
+	// TLS-RPT: send today's reports now; they arrive as mail with a
+	// gzipped JSON report that has RFC 8460's fields.
+	if out, errs, code := runTlsmail(t, nil, "", "queue", "tlsrpt", "--config", m.config); code != 0 || !strings.Contains(out, "3 TLS reports sent") {
+		t.Fatalf("queue tlsrpt: %d %q %q", code, out, errs)
+	}
+	for d, want := range map[string][2]string{
+		"sts-ok.test":       {"sts", ""},
+		"dane-bad.test":     {"tlsa", "tlsa-invalid"},
+		"strip-verify.test": {"no-policy-found", "starttls-not-supported"},
+	} {
+		msg := m.findMail(t, "demo", "Report Domain: "+d)
+		rep := tlsReport(t, msg)
+		pol := rep["policies"].([]any)[0].(map[string]any)
+		if pol["policy"].(map[string]any)["policy-type"] != want[0] || pol["policy"].(map[string]any)["policy-domain"] != d {
+			t.Errorf("%s: policy %v", d, pol["policy"])
+		}
+		for _, k := range []string{"organization-name", "date-range", "contact-info", "report-id"} {
+			if rep[k] == nil {
+				t.Errorf("%s: report lacks %s", d, k)
+			}
+		}
+		sum := pol["summary"].(map[string]any)
+		if want[1] == "" {
+			if sum["total-successful-session-count"].(float64) < 1 {
+				t.Errorf("%s: summary %v", d, sum)
+			}
+			continue
+		}
+		fd := pol["failure-details"].([]any)[0].(map[string]any)
+		if sum["total-failure-session-count"].(float64) < 1 || fd["result-type"] != want[1] || fd["receiving-mx-hostname"] == "" {
+			t.Errorf("%s: failure %v %v", d, sum, fd)
+		}
+	}
 	box, _ := os.ReadDir(filepath.Join(vmail, "box", "new"))
 	for _, e := range box {
 		b, _ := os.ReadFile(filepath.Join(vmail, "box", "new", e.Name()))
@@ -342,5 +385,39 @@ tlsdestinations = %q
 	}
 	if line := logLine(m.log(), "to=u@qm-pin.test "); !strings.Contains(line, "status=deferred") || !strings.Contains(line, "fingerprint") {
 		t.Errorf("pin mismatch must defer: %s", line)
+	}
+}
+
+// tlsReport extracts and decodes the application/tlsrpt+gzip attachment.
+func tlsReport(t *testing.T, stored string) map[string]any {
+	t.Helper()
+	msg, err := mail.ReadMessage(strings.NewReader(stored))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, params, _ := mime.ParseMediaType(msg.Header.Get("Content-Type"))
+	mr := multipart.NewReader(msg.Body, params["boundary"])
+	for {
+		p, err := mr.NextPart()
+		if err != nil {
+			t.Fatalf("no tlsrpt attachment: %v", err)
+		}
+		if !strings.HasPrefix(p.Header.Get("Content-Type"), "application/tlsrpt+gzip") {
+			continue
+		}
+		b, _ := io.ReadAll(p)
+		gz, err := base64.StdEncoding.DecodeString(strings.NewReplacer("\r", "", "\n", "").Replace(string(b)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		zr, err := gzip.NewReader(bytes.NewReader(gz))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rep map[string]any
+		if err := json.NewDecoder(zr).Decode(&rep); err != nil {
+			t.Fatal(err)
+		}
+		return rep
 	}
 }
