@@ -6,6 +6,7 @@
 #   make fuzz    run each fuzz target for FUZZTIME (default 30s)
 #   make bench   tlsmail vs a private Postfix (root), see bench/compare.sh
 #   make bench-send  client PIPELINING vs lock-step at 1 ms RTT, tlsmail send vs msmtp
+#   make bench-outbound  outbound relaying vs Postfix's smtp client (root)
 
 GO          ?= go
 BIN         := $(CURDIR)/.bin
@@ -13,7 +14,7 @@ STATICCHECK := $(BIN)/staticcheck
 STATICCHECK_VERSION := v0.8.2
 FUZZTIME    ?= 30s
 
-.PHONY: test build peers lint vet staticcheck fuzz bench bench-send
+.PHONY: test build peers lint vet staticcheck fuzz bench bench-send bench-outbound
 
 test: peers vet staticcheck
 	$(GO) test -race -timeout 20m ./...
@@ -43,3 +44,6 @@ bench:
 
 bench-send:
 	go run ./bench/sendbench
+
+bench-outbound:
+	bash bench/outbound.sh

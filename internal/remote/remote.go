@@ -37,6 +37,8 @@ type Deliverer struct {
 	Timeouts  smtpclient.Timeouts
 	Log       *slog.Logger
 	Reports   *TLSRPT // TLS-RPT results, if kept
+
+	cache connCache // open connections kept for the next message to the same host
 }
 
 // target is one host to try.
@@ -167,42 +169,77 @@ func (d *Deliverer) deliverDomain(ctx context.Context, env *queue.Envelope, doma
 // try delivers over one connection. done says whether the outcomes are
 // final for this attempt (otherwise the next host is tried).
 func (d *Deliverer) try(ctx context.Context, env *queue.Envelope, idx []int, addr string, tg target, plan policy.Plan, clientCert *tls.Certificate, open func() (io.ReadCloser, error), attrs []any) ([]queue.Outcome, bool) {
+	_, senderDomain := smtpwire.SplitAddress(env.From)
+	key := strings.Join([]string{tg.host, addr, string(plan.Effective), plan.Policy.Source}, "|")
+	if clientCert != nil {
+		key += "|" + senderDomain // a client certificate belongs to the sender's domain
+	}
+	for attempt := 0; attempt < 2; attempt++ {
+		c := d.cache.get(key)
+		reused := c != nil
+		if c == nil {
+			var err error
+			c, err = d.dial(ctx, env, addr, tg, plan, clientCert)
+			if err != nil {
+				return d.dialFailure(env, idx, tg, plan, err, attrs), false
+			}
+		}
+		st := c.TLS()
+		a := append(append([]any{}, attrs...), st.LogArgs()...)
+		if reused {
+			a = append(a, "connection", "reused")
+		}
+		outs, done, reusable := d.transact(ctx, c, env, idx, plan, open, a)
+		if reused && !done && !reusable {
+			c.Close() // the cached connection had gone stale: once more, fresh
+			continue
+		}
+		if reusable {
+			d.cache.put(key, c)
+		} else {
+			_ = c.Quit()
+		}
+		for i := range outs {
+			outs[i].RemoteMTA, outs[i].TLS = tg.host, st.Summary()
+		}
+		return outs, done
+	}
+	return all(idx, queue.Outcome{Reply: "4.4.2 connection lost", Attrs: attrs}), false
+}
+
+func (d *Deliverer) dial(ctx context.Context, env *queue.Envelope, addr string, tg target, plan policy.Plan, clientCert *tls.Certificate) (*smtpclient.Client, error) {
 	opts := smtpclient.Options{
 		Mode: plan.Mode, ServerName: tg.host, LocalName: d.LocalName, RootCAs: d.Policy.RootCAs,
 		InsecureSkipVerify: plan.Insecure, Verify: plan.Verify, Timeouts: d.Timeouts, ClientCert: clientCert,
 	}
-	c, err := smtpclient.Dial(ctx, addr, opts)
-	if err != nil {
-		var te *smtpclient.TLSError
-		if errors.As(err, &te) {
-			if env.RequireTLS {
-				// RFC 8689 §4.2.1: a REQUIRETLS message that cannot get
-				// verified TLS is returned with 5.7.30.
-				return all(idx, queue.Outcome{Permanent: true, Reply: "5.7.30 REQUIRETLS: verified TLS not available at " + tg.host + ": " + te.Reason, Attrs: attrs}), false
-			}
-			return all(idx, queue.Outcome{Reply: "4.7.5 TLS policy " + string(plan.Effective) + " not met at " + tg.host + ": " + te.Reason, Attrs: attrs}), false
-		}
-		return all(idx, queue.Outcome{Reply: "4.4.1 " + err.Error(), Attrs: attrs}), false
-	}
-	defer c.Close()
-	st := c.TLS()
-	attrs = append(attrs, st.LogArgs()...)
-	outs, done := d.transact(ctx, c, env, idx, plan, open, attrs)
-	for i := range outs {
-		outs[i].RemoteMTA, outs[i].TLS = tg.host, st.Summary()
-	}
-	return outs, done
+	return smtpclient.Dial(ctx, addr, opts)
 }
 
-// transact runs the mail transaction on an open connection.
-func (d *Deliverer) transact(ctx context.Context, c *smtpclient.Client, env *queue.Envelope, idx []int, plan policy.Plan, open func() (io.ReadCloser, error), attrs []any) ([]queue.Outcome, bool) {
+// dialFailure turns a failed connection into outcomes: a TLS policy
+// failure defers (or, for REQUIRETLS, returns the message with 5.7.30).
+func (d *Deliverer) dialFailure(env *queue.Envelope, idx []int, tg target, plan policy.Plan, err error, attrs []any) []queue.Outcome {
+	var te *smtpclient.TLSError
+	if errors.As(err, &te) {
+		if env.RequireTLS {
+			// RFC 8689 §4.2.1: a REQUIRETLS message that cannot get
+			// verified TLS is returned with 5.7.30.
+			return all(idx, queue.Outcome{Permanent: true, Reply: "5.7.30 REQUIRETLS: verified TLS not available at " + tg.host + ": " + te.Reason, Attrs: attrs})
+		}
+		return all(idx, queue.Outcome{Reply: "4.7.5 TLS policy " + string(plan.Effective) + " not met at " + tg.host + ": " + te.Reason, Attrs: attrs})
+	}
+	return all(idx, queue.Outcome{Reply: "4.4.1 " + err.Error(), Attrs: attrs})
+}
+
+// transact runs the mail transaction on an open connection; reusable says
+// the connection is in a clean state for another transaction.
+func (d *Deliverer) transact(ctx context.Context, c *smtpclient.Client, env *queue.Envelope, idx []int, plan policy.Plan, open func() (io.ReadCloser, error), attrs []any) ([]queue.Outcome, bool, bool) {
 	st := c.TLS()
 	if plan.Effective == policy.May && !st.TLS {
 		attrs = append(attrs, "note", "sent in plaintext: the server did not offer STARTTLS (level may)")
 	}
 	rc, err := open()
 	if err != nil {
-		return all(idx, queue.Outcome{Reply: "4.3.0 " + err.Error(), Attrs: attrs}), true
+		return all(idx, queue.Outcome{Reply: "4.3.0 " + err.Error(), Attrs: attrs}), true, true
 	}
 	defer rc.Close()
 	cenv := smtpclient.Envelope{From: env.From, Size: env.Size, EightBit: env.Body == "8BITMIME", SMTPUTF8: env.SMTPUTF8,
@@ -214,19 +251,18 @@ func (d *Deliverer) transact(ctx context.Context, c *smtpclient.Client, env *que
 		cenv.Notify = n
 	}
 	res, err := c.Send(ctx, cenv, rc)
-	_ = c.Quit()
 	if err != nil {
 		var re *smtpclient.ReplyError
 		var te *smtpclient.TLSError
 		switch {
 		case errors.As(err, &te) && env.RequireTLS:
-			return all(idx, queue.Outcome{Permanent: true, Reply: "5.7.30 REQUIRETLS support required: " + te.Reason, Attrs: attrs}), true
+			return all(idx, queue.Outcome{Permanent: true, Reply: "5.7.30 REQUIRETLS support required: " + te.Reason, Attrs: attrs}), true, false
 		case errors.As(err, &re) && re.Stage != "RCPT":
-			return all(idx, queue.Outcome{Permanent: !re.Temporary(), Reply: re.Reply.String(), Attrs: attrs}), true
+			return all(idx, queue.Outcome{Permanent: !re.Temporary(), Reply: re.Reply.String(), Attrs: attrs}), true, false
 		case errors.As(err, &re):
 			// Every recipient refused: the per-recipient replies below say how.
 		default:
-			return all(idx, queue.Outcome{Reply: "4.4.2 " + err.Error(), Attrs: attrs}), false
+			return all(idx, queue.Outcome{Reply: "4.4.2 " + err.Error(), Attrs: attrs}), false, false
 		}
 	}
 	out := make([]queue.Outcome, len(idx))
@@ -241,7 +277,7 @@ func (d *Deliverer) transact(ctx context.Context, c *smtpclient.Client, env *que
 		}
 		out[k] = o
 	}
-	return out, true
+	return out, true, true
 }
 
 // route finds the hosts for a domain: the transport map, else MX records

@@ -243,6 +243,18 @@ first_retry = "1h"
 			}
 		}
 	}
+	// Connection reuse: two more messages to the same host in a row; the
+	// second goes over the connection the first left open.
+	send("verify.test")
+	send("verify.test")
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(m.log(), "to=user@verify.test") || !strings.Contains(logLine(m.log(), "to=user@verify.test "), "connection=reused") {
+		if time.Now().After(deadline) {
+			t.Errorf("no delivery reused a cached connection:\n%s", logLine(m.log(), "to=user@verify.test "))
+			break
+		}
+		waitABit()
+	}
 	// Deferred: never sent; the log says why.
 	for _, d := range deferred {
 		m.waitLog(t, "to=user@"+d+" ")
