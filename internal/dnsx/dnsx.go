@@ -70,6 +70,13 @@ func (r *Resolver) TrustsAD() bool { return r.trustAD }
 // query sends one question with DO and AD set; it returns the answer
 // records of type qtype and whether the answer was authenticated.
 func (r *Resolver) query(ctx context.Context, name string, qtype uint16) ([]dns.RR, bool, error) {
+	rrs, _, secure, err := r.queryCNAME(ctx, name, qtype)
+	return rrs, secure, err
+}
+
+// queryCNAME is query that also returns where a CNAME chain in the
+// answer ends ("" when there is none).
+func (r *Resolver) queryCNAME(ctx context.Context, name string, qtype uint16) ([]dns.RR, string, bool, error) {
 	m := new(dns.Msg)
 	m.SetQuestion(dns.Fqdn(name), qtype)
 	m.RecursionDesired = true
@@ -89,26 +96,30 @@ func (r *Resolver) query(ctx context.Context, name string, qtype uint16) ([]dns.
 	}
 	tname := dns.TypeToString[qtype]
 	if err != nil {
-		return nil, false, &TempError{Name: name, Type: tname, Err: err}
+		return nil, "", false, &TempError{Name: name, Type: tname, Err: err}
 	}
 	switch in.Rcode {
 	case dns.RcodeSuccess:
 	case dns.RcodeNameError:
-		return nil, in.AuthenticatedData && r.trustAD, fmt.Errorf("%s %s: %w (NXDOMAIN)", tname, name, ErrNotFound)
+		return nil, "", in.AuthenticatedData && r.trustAD, fmt.Errorf("%s %s: %w (NXDOMAIN)", tname, name, ErrNotFound)
 	default:
-		return nil, false, &TempError{Name: name, Type: tname, Err: fmt.Errorf("rcode %s", dns.RcodeToString[in.Rcode])}
+		return nil, "", false, &TempError{Name: name, Type: tname, Err: fmt.Errorf("rcode %s", dns.RcodeToString[in.Rcode])}
 	}
 	var out []dns.RR
+	canonical := ""
 	for _, rr := range in.Answer {
-		if rr.Header().Rrtype == qtype {
+		switch {
+		case rr.Header().Rrtype == qtype:
 			out = append(out, rr)
+		case rr.Header().Rrtype == dns.TypeCNAME:
+			canonical = strings.ToLower(strings.TrimSuffix(rr.(*dns.CNAME).Target, "."))
 		}
 	}
 	secure := in.AuthenticatedData && r.trustAD
 	if len(out) == 0 {
-		return nil, secure, fmt.Errorf("%s %s: %w", tname, name, ErrNotFound)
+		return nil, canonical, secure, fmt.Errorf("%s %s: %w", tname, name, ErrNotFound)
 	}
-	return out, secure, nil
+	return out, canonical, secure, nil
 }
 
 // MX is one mail exchanger.
@@ -149,6 +160,8 @@ func (r *Resolver) LookupMX(ctx context.Context, domain string) (MXResult, error
 // AddrResult is the answer to an address lookup.
 type AddrResult struct {
 	IPs []net.IP // IPv6 first, then IPv4
+	// Canonical is the name the host's CNAME chain ends at ("" if none).
+	Canonical string
 	// Secure is true when at least one address family's answer is
 	// DNSSEC-secure (RFC 7672 §2.2.2: enough to go on with TLSA).
 	Secure bool
@@ -163,7 +176,10 @@ func (r *Resolver) LookupAddrs(ctx context.Context, host string) (AddrResult, er
 	var res AddrResult
 	var errs []error
 	for _, t := range []uint16{dns.TypeAAAA, dns.TypeA} {
-		rrs, secure, err := r.query(ctx, host, t)
+		rrs, canonical, secure, err := r.queryCNAME(ctx, host, t)
+		if canonical != "" {
+			res.Canonical = canonical
+		}
 		if err != nil {
 			errs = append(errs, err)
 			continue

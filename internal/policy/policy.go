@@ -183,8 +183,9 @@ type Target struct {
 	Domain     string // the next-hop domain (recipient domain)
 	MXHost     string // the host being dialed
 	Port       int
-	AddrSecure bool // the host's address records were DNSSEC-validated
-	RequireTLS bool // the message carries REQUIRETLS (RFC 8689)
+	AddrSecure bool   // the host's address records were DNSSEC-validated
+	Canonical  string // where the host's CNAME chain ends, if it has one
+	RequireTLS bool   // the message carries REQUIRETLS (RFC 8689)
 }
 
 // Plan decides how to connect to a target under policy p.
@@ -253,7 +254,14 @@ func (t *Table) planDANE(ctx context.Context, r *dnsx.Resolver, pl *Plan, tg Tar
 	if !tg.AddrSecure {
 		return fallback("MX host addresses are not DNSSEC-signed")
 	}
+	// RFC 7672 §2.2.2: for a CNAME'd host (secure expansion) the TLSA base
+	// name is the target first, then the original name.
 	recs, secure, err := r.LookupTLSA(ctx, tg.MXHost, tg.Port)
+	if tg.Canonical != "" && tg.Canonical != tg.MXHost {
+		if crecs, csecure, cerr := r.LookupTLSA(ctx, tg.Canonical, tg.Port); cerr == nil || !errors.Is(cerr, dnsx.ErrNotFound) {
+			recs, secure, err = crecs, csecure, cerr
+		}
+	}
 	var te *dnsx.TempError
 	switch {
 	case errors.As(err, &te):
@@ -274,7 +282,11 @@ func (t *Table) planDANE(ctx context.Context, r *dnsx.Resolver, pl *Plan, tg Tar
 		return nil
 	}
 	pl.TLSA = usable
-	pl.Verify = daneCheck(usable, []string{tg.MXHost, tg.Domain})
+	names := []string{tg.MXHost, tg.Domain}
+	if tg.Canonical != "" {
+		names = append(names, tg.Canonical)
+	}
+	pl.Verify = daneCheck(usable, names)
 	return nil
 }
 

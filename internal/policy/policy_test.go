@@ -124,3 +124,31 @@ func FuzzParsePolicy(f *testing.F) {
 		}
 	})
 }
+
+func TestDANEFollowsCNAME(t *testing.T) {
+	ca, _ := certs.NewCA(certs.Template{Subject: pkix.Name{CommonName: "cname CA"}})
+	leaf, _ := certs.Issue(ca, certs.Template{Hosts: []string{"real.host.test"}})
+	spki := sha256.Sum256(leaf.Cert.RawSubjectPublicKeyInfo)
+	dns := testpeer.StartDNS(t,
+		"mx.alias.test. 300 IN CNAME real.host.test.",
+		"real.host.test. 300 IN A 127.0.0.1",
+		"_25._tcp.real.host.test. 300 IN TLSA 3 1 1 "+hex.EncodeToString(spki[:]),
+	)
+	for _, n := range []string{"mx.alias.test", "real.host.test", "_25._tcp.real.host.test"} {
+		dns.Secure(n)
+	}
+	r, _ := dnsx.New(dns.Addr, false)
+	a, err := r.LookupAddrs(context.Background(), "mx.alias.test")
+	if err != nil || a.Canonical != "real.host.test" || !a.Secure || len(a.IPs) != 1 {
+		t.Fatalf("CNAME'd address lookup: %+v %v", a, err)
+	}
+	tb := &Table{}
+	pl, err := tb.Plan(context.Background(), r, Policy{Level: DANEOnly}, Target{Domain: "alias.test", MXHost: "mx.alias.test", Canonical: a.Canonical, Port: 25, AddrSecure: a.Secure})
+	if err != nil || len(pl.TLSA) != 1 {
+		t.Fatalf("TLSA at the CNAME target not used: %+v %v", pl, err)
+	}
+	v := pl.Verify(tls.ConnectionState{PeerCertificates: []*x509.Certificate{leaf.Cert}})
+	if !v.Verified || v.Method != "dane-ee" {
+		t.Errorf("verification %+v", v)
+	}
+}

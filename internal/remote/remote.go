@@ -44,6 +44,7 @@ type Deliverer struct {
 // target is one host to try.
 type target struct {
 	host       string
+	canonical  string // CNAME target of host, if any
 	port       int
 	viaMX      bool
 	addrSecure bool
@@ -121,7 +122,7 @@ func (d *Deliverer) deliverDomain(ctx context.Context, env *queue.Envelope, doma
 				port = pol.Port // s/qmail's ";PORT" overrides the connection port
 			}
 			addr := net.JoinHostPort(ip.String(), strconv.Itoa(port))
-			plan, err := d.Policy.Plan(ctx, d.Resolver, pol, policy.Target{Domain: domain, MXHost: tg.host, Port: tg.port, AddrSecure: tg.addrSecure, RequireTLS: env.RequireTLS})
+			plan, err := d.Policy.Plan(ctx, d.Resolver, pol, policy.Target{Domain: domain, MXHost: tg.host, Canonical: tg.canonical, Port: tg.port, AddrSecure: tg.addrSecure, RequireTLS: env.RequireTLS})
 			attrs := []any{"domain", domain, "mx", tg.host, "addr", addr, "policy", string(pol.Level), "effective", string(plan.Effective)}
 			if pol.Source != "" {
 				attrs = append(attrs, "policy_source", pol.Source)
@@ -336,7 +337,7 @@ func (d *Deliverer) route(ctx context.Context, domain string) ([]target, bool, e
 			}
 			continue
 		}
-		targets = append(targets, target{host: h.Host, port: port, viaMX: len(mx.Hosts) > 0, addrSecure: a.Secure, ips: a.IPs})
+		targets = append(targets, target{host: h.Host, canonical: a.Canonical, port: port, viaMX: len(mx.Hosts) > 0, addrSecure: a.Secure, ips: a.IPs})
 	}
 	if len(targets) == 0 {
 		if tempErr != nil {

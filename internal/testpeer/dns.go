@@ -88,15 +88,29 @@ func (s *DNSServer) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 			m.Rcode = dns.RcodeServerFailure
 		default:
 			rrs, exists := s.records[name]
-			for _, rr := range rrs {
-				if rr.Header().Rrtype == q.Qtype || rr.Header().Rrtype == dns.TypeCNAME {
-					m.Answer = append(m.Answer, rr)
+			secure := s.secure[name]
+			for hops := 0; hops < 8; hops++ {
+				var next string
+				for _, rr := range rrs {
+					switch {
+					case rr.Header().Rrtype == q.Qtype:
+						m.Answer = append(m.Answer, rr)
+					case rr.Header().Rrtype == dns.TypeCNAME:
+						// Chase the alias as a recursive resolver would.
+						m.Answer = append(m.Answer, rr)
+						next = strings.ToLower(rr.(*dns.CNAME).Target)
+					}
 				}
+				if next == "" || q.Qtype == dns.TypeCNAME {
+					break
+				}
+				rrs = s.records[next]
+				secure = secure && s.secure[next]
 			}
 			if !exists && !s.hasSubdomain(name) {
 				m.Rcode = dns.RcodeNameError
 			}
-			m.AuthenticatedData = s.secure[name]
+			m.AuthenticatedData = secure
 		}
 		s.mu.Unlock()
 	}

@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tlsmail/tlsmail/internal/certs"
 	"github.com/tlsmail/tlsmail/internal/testpeer"
 )
 
@@ -163,8 +164,29 @@ func TestOutboundTLSPolicies(t *testing.T) {
 		dns.Add(t, fmt.Sprintf(`_mta-sts.%s. 300 IN TXT "v=STSv1; id=20261122"`, d))
 	}
 
+	// TLS-RPT destinations: mail to demo, and for dane-bad.test also HTTPS.
+	tlsmail(t, "cert", "issue", "--ca", caDir, "--host", "127.0.0.1", "--out", filepath.Join(work, "rua"))
+	ruaCert, err := tls.LoadX509KeyPair(filepath.Join(work, "rua.pem"), filepath.Join(work, "rua.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	posted := make(chan map[string]any, 4)
+	ruaSrv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var rep map[string]any
+		if zr, err := gzip.NewReader(r.Body); err == nil && r.Header.Get("Content-Type") == "application/tlsrpt+gzip" {
+			json.NewDecoder(zr).Decode(&rep)
+		}
+		posted <- rep
+	}))
+	ruaSrv.TLS = &tls.Config{Certificates: []tls.Certificate{ruaCert}}
+	ruaSrv.StartTLS()
+	defer ruaSrv.Close()
 	for _, d := range []string{"sts-ok.test", "dane-bad.test", "strip-verify.test"} {
-		dns.Add(t, fmt.Sprintf(`_smtp._tls.%s. 300 IN TXT "v=TLSRPTv1; rua=mailto:demo@localhost"`, d))
+		rua := "mailto:demo@localhost"
+		if d == "dane-bad.test" {
+			rua += "," + ruaSrv.URL + "/tlsrpt"
+		}
+		dns.Add(t, fmt.Sprintf(`_smtp._tls.%s. 300 IN TXT "v=TLSRPTv1; rua=%s"`, d, rua))
 	}
 	extra := fmt.Sprintf(`
 [outbound]
@@ -279,7 +301,7 @@ first_retry = "1h"
 	}
 	// TLS-RPT: send today's reports now; they arrive as mail with a
 	// gzipped JSON report that has RFC 8460's fields.
-	if out, errs, code := runTlsmail(t, nil, "", "queue", "tlsrpt", "--config", m.config); code != 0 || !strings.Contains(out, "3 TLS reports sent") {
+	if out, errs, code := runTlsmail(t, nil, "", "queue", "tlsrpt", "--config", m.config); code != 0 || !strings.Contains(out, "4 TLS reports sent") {
 		t.Fatalf("queue tlsrpt: %d %q %q", code, out, errs)
 	}
 	for d, want := range map[string][2]string{
@@ -309,6 +331,15 @@ first_retry = "1h"
 		if sum["total-failure-session-count"].(float64) < 1 || fd["result-type"] != want[1] || fd["receiving-mx-hostname"] == "" {
 			t.Errorf("%s: failure %v %v", d, sum, fd)
 		}
+	}
+	select {
+	case rep := <-posted:
+		pol, _ := rep["policies"].([]any)
+		if len(pol) == 0 || pol[0].(map[string]any)["policy"].(map[string]any)["policy-domain"] != "dane-bad.test" {
+			t.Errorf("HTTPS report: %v", rep)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("no report was POSTed to the https rua")
 	}
 	box, _ := os.ReadDir(filepath.Join(vmail, "box", "new"))
 	for _, e := range box {
@@ -431,5 +462,58 @@ func tlsReport(t *testing.T, stored string) map[string]any {
 			t.Fatal(err)
 		}
 		return rep
+	}
+}
+
+// TestOutboundExpiredCertAndClientCert: verify defers a destination whose
+// certificate expired; a domaincerts client certificate is presented.
+func TestOutboundExpiredCertAndClientCert(t *testing.T) {
+	dest := newMailServerFor(t, `"dest.test"`, "")
+	destCA, err := certs.LoadIssued(dest.ca, filepath.Join(dest.dir, "tls", "ca.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, _ := certs.Issue(destCA, certs.Template{Hosts: []string{"localhost"}, NotBefore: time.Now().Add(-20 * 24 * time.Hour), Validity: 10 * 24 * time.Hour})
+	if err := old.WriteFiles(filepath.Join(dest.dir, "tls", "server.pem"), filepath.Join(dest.dir, "tls", "server.key")); err != nil {
+		t.Fatal(err)
+	}
+	dest.start(t)
+
+	work := t.TempDir()
+	tlsmail(t, "cert", "new-ca", "--out", filepath.Join(work, "ca"))
+	tlsmail(t, "cert", "issue", "--ca", filepath.Join(work, "ca"), "--host", "localhost", "--out", filepath.Join(work, "pf"))
+	tlsmail(t, "cert", "issue", "--ca", filepath.Join(work, "ca"), "--client", "--cn", "sender.localhost", "--out", filepath.Join(work, "client"))
+	pf := testpeer.StartPostfix(t,
+		"smtpd_tls_chain_files = "+filepath.Join(work, "pf.key")+", "+filepath.Join(work, "pf.pem"),
+		"smtpd_tls_security_level = may", "smtpd_tls_ask_ccert = yes", "smtpd_tls_loglevel = 1",
+		"mydestination = cc.test", "local_recipient_maps =", "local_transport = discard:")
+	dc := filepath.Join(work, "domaincerts")
+	os.WriteFile(dc, []byte("localhost:"+filepath.Join(work, "client.pem")+"|"+filepath.Join(work, "client.key")+"\n"), 0o644)
+	m := newMailServer(t, fmt.Sprintf(`
+[outbound]
+ca_file = %q
+domaincerts = %q
+[outbound.policy]
+"dest.test" = "verify"
+[transport]
+"dest.test" = "localhost:%s"
+"cc.test" = %q
+`, dest.ca, dc, strings.Split(dest.addr["mx"], ":")[1], pf.Addr))
+	m.start(t)
+	for _, to := range []string{"bob@dest.test", "x@cc.test"} {
+		if _, errs, code := runTlsmail(t, []string{"TLSMAIL_PASSWORD=" + demoPassword}, "x\n", "send", "--server", m.addr["submission"],
+			"--cafile", m.ca, "--user", "demo", "--from", "demo@localhost", "--to", to, "--subject", "x"); code != 0 {
+			t.Fatalf("send %s: %s", to, errs)
+		}
+		m.waitLog(t, "to="+to+" delay=")
+	}
+	if line := logLine(m.log(), "to=bob@dest.test "); !strings.Contains(line, "status=deferred") || !strings.Contains(line, "expired 10 days ago") {
+		t.Errorf("expired certificate at verify: %s", line)
+	}
+	if line := logLine(m.log(), "to=x@cc.test "); !strings.Contains(line, "status=sent") {
+		t.Errorf("cc.test: %s", line)
+	}
+	if log := pf.LogText(); !strings.Contains(log, "Untrusted TLS connection established from localhost[127.0.0.1]") {
+		t.Errorf("Postfix saw no client certificate:\n%s", log)
 	}
 }
