@@ -18,6 +18,7 @@ peers=(
   "test -x /usr/sbin/dovecot|dovecot-core"
   "command -v fetchmail|fetchmail"
   "command -v mpop|mpop"
+  "command -v tcprules|ucspi-tcp"
 )
 
 missing() {
