@@ -48,7 +48,7 @@ func commands() map[string]command {
 		"probe":     {"report a mail server's TLS posture", runProbe},
 		"queue":     {"list, show, flush, delete and retry queued mail", runQueue},
 		"user":      {"manage the users file", runUser},
-		"sslserver": {"UCSPI-SSL compatible TLS server wrapper", notYet("sslserver", 4)},
+		"sslserver": {"UCSPI-SSL compatible TLS server wrapper", runSSLServer},
 		"sslclient": {"UCSPI-SSL compatible TLS client wrapper", notYet("sslclient", 4)},
 	}
 }

@@ -108,3 +108,26 @@ func TestUserCommandFlagsAfterName(t *testing.T) {
 		t.Error("plaintext password stored")
 	}
 }
+
+func TestGetopt(t *testing.T) {
+	opts, rest, err := getopt([]string{"-seVn", "-c40", "-x", "rules.cdb", "-B", "220 hi", "0", "25", "qmail-smtpd"}, sslserverArgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, o := range opts {
+		got = append(got, o[0]+"="+o[1])
+	}
+	if strings.Join(got, " ") != "s= e= V= n= c=40 x=rules.cdb B=220 hi" || strings.Join(rest, " ") != "0 25 qmail-smtpd" {
+		t.Errorf("%q %q", got, rest)
+	}
+	if _, _, err := getopt([]string{"-x"}, sslserverArgs); err == nil {
+		t.Error("missing value accepted")
+	}
+	if code, _, errs := runCLI(t, "sslserver", "-n", "0", "25", "prog"); code != 100 || !strings.Contains(errs, "-n is not implemented yet") {
+		t.Errorf("-n: %d %q", code, errs)
+	}
+	if code, _, _ := runCLI(t, "sslserver", "0", "25"); code != 100 {
+		t.Errorf("missing program: exit %d, want 100", code)
+	}
+}

@@ -1,0 +1,217 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/tlsmail/tlsmail/internal/tlsconf"
+	"github.com/tlsmail/tlsmail/internal/ucspi"
+)
+
+const sslserverUsage = `usage: sslserver [ -1346UXpPhHrRoOdDqQvVIeEsSnNmzZ ] [ -c limit ] [ -y ipcdb ] [ -x rules.cdb ] [ -B banner ] [ -g gid ] [ -u uid ] [ -b backlog ] [ -l localname ] [ -t timeout ] [ -T ssltimeout ] [ -w progtimeout ] [ -I interface ] host port program
+
+A drop-in for UCSPI-SSL's sslserver (see ../shared/ucspi-ssl.md). Certificates
+come from $CERTFILE / $KEYFILE / $CERTCHAINFILE, client CAs from $CAFILE /
+$CADIR / $CCAFILE, ciphers from $CIPHERS. TLS is done in this process; only
+the program is exec'd. Built so far: immediate mode (-N). Not yet: delayed
+TLS (-n), ident (-r), -3, -y, -I, -U.`
+
+// sslserverOpts are the getopt letters: those taking an argument.
+const sslserverArgs = "xtTuglbBcwIy"
+
+// getopt splits combined single-letter options ("-seVn", "-c40", "-c 40").
+func getopt(args []string, withArg string) (opts [][2]string, rest []string, err error) {
+	i := 0
+	for ; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			i++
+			break
+		}
+		if len(a) < 2 || a[0] != '-' {
+			break
+		}
+		for j := 1; j < len(a); j++ {
+			c := a[j]
+			if strings.IndexByte(withArg, c) >= 0 {
+				v := a[j+1:]
+				if v == "" {
+					if i+1 >= len(args) {
+						return nil, nil, fmt.Errorf("option -%c needs a value", c)
+					}
+					i++
+					v = args[i]
+				}
+				opts = append(opts, [2]string{string(c), v})
+				break
+			}
+			opts = append(opts, [2]string{string(c), ""})
+		}
+	}
+	return opts, args[i:], nil
+}
+
+func runSSLServer(env *cliEnv, args []string) int {
+	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help") {
+		// Alone, -h asks for help; with other arguments it is sslserver's
+		// "look up the remote host name".
+		fmt.Fprintln(env.stdout, sslserverUsage)
+		return exitOK
+	}
+	opts, rest, err := getopt(args, sslserverArgs)
+	if err != nil {
+		fmt.Fprintf(env.stderr, "sslserver: %v\n%s\n", err, sslserverUsage)
+		return 100
+	}
+	o := ucspi.ServerOptions{Verbosity: 1, MaxChildren: 40, LookupHost: true, TCPEnv: true, NoDelay: true,
+		HandshakeTimeout: 26 * time.Second, IdleTimeout: 3600 * time.Second, Log: env.stderr}
+	clientCert := ""
+	var uid, gid int = -1, -1
+	for _, kv := range opts {
+		switch v := kv[1]; kv[0] {
+		case "q":
+			o.Verbosity = 0
+		case "Q":
+			o.Verbosity = 1
+		case "v":
+			o.Verbosity = 2
+		case "V":
+			o.Verbosity = 3
+		case "1":
+			o.PrintPort = true
+		case "4", "6", "p", "P", "o", "O", "R":
+			// address family by the host argument; paranoid and IP-option
+			// switches have no effect in Go's socket model; no ident.
+		case "c", "b", "t", "T", "w", "u", "g":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				fmt.Fprintf(env.stderr, "sslserver: -%s %q is not a number\n", kv[0], v)
+				return 100
+			}
+			switch kv[0] {
+			case "c":
+				o.MaxChildren = n
+			case "T":
+				o.HandshakeTimeout = time.Duration(n) * time.Second
+			case "w":
+				o.IdleTimeout = time.Duration(n) * time.Second
+			case "u":
+				uid = n
+			case "g":
+				gid = n
+			}
+		case "x":
+			o.Rules = v
+		case "X":
+			o.RulesMissingOK = true
+		case "B":
+			o.Banner = v
+		case "l":
+			o.LocalHost = v
+		case "h":
+			o.LookupHost = true
+		case "H":
+			o.LookupHost = false
+		case "e":
+			o.TCPEnv = true
+		case "E":
+			o.TCPEnv = false
+		case "s":
+			o.SSLEnv = true
+		case "S":
+			o.SSLEnv = false
+		case "d":
+			o.NoDelay = false
+		case "D":
+			o.NoDelay = true
+		case "N":
+		case "z", "m":
+			clientCert = kv[0]
+		case "Z":
+			clientCert = ""
+		case "n", "r", "3", "y", "I", "U":
+			fmt.Fprintf(env.stderr, "sslserver: option -%s is not implemented yet in tlsmail (issue #4)\n", kv[0])
+			return 100
+		default:
+			fmt.Fprintf(env.stderr, "sslserver: unknown option -%s\n%s\n", kv[0], sslserverUsage)
+			return 100
+		}
+	}
+	if len(rest) < 3 {
+		fmt.Fprintln(env.stderr, sslserverUsage)
+		return 100
+	}
+	o.Host, o.Port, o.Prog = rest[0], rest[1], rest[2:]
+	if o.Host == "0" || o.Host == "" {
+		o.Host = "::"
+	}
+	if uid >= 0 || gid >= 0 {
+		o.Credential = &syscall.Credential{Uid: uint32(max(uid, 0)), Gid: uint32(max(gid, 0))}
+		if uid < 0 {
+			o.Credential.Uid = uint32(os.Getuid())
+		}
+		if gid < 0 {
+			o.Credential.Gid = uint32(os.Getgid())
+		}
+	}
+	o.MaxPerIP = o.MaxChildren
+	if v := env.getenv("MAXCONIP"); v != "" {
+		if n, err := strconv.Atoi(v); err == nil && n > 0 {
+			o.MaxPerIP = n
+		}
+	}
+	certFile, keyFile := env.getenv("CERTFILE"), env.getenv("KEYFILE")
+	if chain := env.getenv("CERTCHAINFILE"); chain != "" {
+		certFile = chain
+	}
+	settings := tlsconf.ServerSettings{Certs: []tlsconf.CertSpec{{CertFile: certFile, KeyFile: keyFile}}, Ciphers: env.getenv("CIPHERS")}
+	if clientCert != "" && env.getenv("CCAFILE") != "-" {
+		settings.ClientAuth = tlsconf.ClientAuthRequire
+		settings.ClientCAFile = env.getenv("CAFILE")
+		if f := env.getenv("CCAFILE"); f != "" {
+			settings.ClientCAFile = f
+		}
+		settings.ClientCADir = env.getenv("CADIR")
+		o.ClientCertHost = clientCert == "z"
+	}
+	srv, err := tlsconf.NewServer(settings)
+	if err != nil {
+		fmt.Fprintf(env.stderr, "sslserver: fatal: %v\n", err)
+		return 111
+	}
+	o.TLS = srv
+	if env.getenv("DHFILE") != "" && o.Verbosity >= 2 {
+		fmt.Fprintln(env.stderr, "sslserver: DHFILE is accepted and ignored: Go's TLS has no finite-field DHE; ECDHE and hybrid post-quantum key exchange are used")
+	}
+	port := o.Port
+	if _, err := strconv.Atoi(port); err != nil {
+		p, err := net.LookupPort("tcp", port)
+		if err != nil {
+			fmt.Fprintf(env.stderr, "sslserver: fatal: unable to figure out port number for %s\n", port)
+			return 111
+		}
+		port = strconv.Itoa(p)
+	}
+	l, err := net.Listen("tcp", net.JoinHostPort(o.Host, port))
+	if err != nil {
+		fmt.Fprintf(env.stderr, "sslserver: fatal: unable to bind: %v\n", err)
+		return 111
+	}
+	if o.PrintPort {
+		fmt.Fprintln(env.stdout, l.Addr().(*net.TCPAddr).Port)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := ucspi.NewServer(o).Serve(ctx, l); err != nil {
+		fmt.Fprintf(env.stderr, "sslserver: fatal: %v\n", err)
+		return 111
+	}
+	return 0
+}

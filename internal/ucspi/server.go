@@ -1,0 +1,333 @@
+package ucspi
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/tlsmail/tlsmail/internal/tlsconf"
+	"github.com/tlsmail/tlsmail/tlsinfo"
+)
+
+// ServerOptions are sslserver's options (ucspi-ssl.md §1.2) that this
+// implementation honours. Immediate mode only: delayed TLS (-n) is not
+// built yet and is refused by the command line.
+type ServerOptions struct {
+	Host, Port string
+	Prog       []string
+
+	Verbosity        int    // 0 -q, 1 default (errors), 2 -v, 3 -V
+	MaxChildren      int    // -c (40)
+	MaxPerIP         int    // MAXCONIP (default: MaxChildren)
+	Rules            string // -x cdb
+	RulesMissingOK   bool   // -X
+	Banner           string // -B
+	LookupHost       bool   // -h (default) / -H
+	LocalHost        string // -l
+	TCPEnv           bool   // -e (default) / -E
+	SSLEnv           bool   // -s / -S (default)
+	HandshakeTimeout time.Duration
+	IdleTimeout      time.Duration
+	PrintPort        bool // -1
+	NoDelay          bool // -D (default) / -d
+	Credential       *syscall.Credential
+	TLS              *tlsconf.Server
+	ClientCertHost   bool // -z: also check the client's host name
+
+	Log io.Writer // stderr
+}
+
+// Server is a running sslserver.
+type Server struct {
+	o   ServerOptions
+	log *log.Logger
+
+	mu     sync.Mutex
+	active int
+	perIP  map[string]int
+	cond   *sync.Cond
+}
+
+// NewServer makes a server.
+func NewServer(o ServerOptions) *Server {
+	s := &Server{o: o, log: log.New(o.Log, "sslserver: ", 0), perIP: map[string]int{}}
+	s.cond = sync.NewCond(&s.mu)
+	return s
+}
+
+func (s *Server) logf(level int, format string, a ...any) {
+	if s.o.Verbosity >= level {
+		s.log.Printf(format, a...)
+	}
+}
+
+// Serve accepts connections on l until ctx is done.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	go func() { <-ctx.Done(); l.Close() }()
+	for {
+		s.mu.Lock()
+		for s.active >= s.o.MaxChildren {
+			s.cond.Wait()
+		}
+		s.mu.Unlock()
+		c, err := l.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		ip := addrIP(c.RemoteAddr())
+		s.mu.Lock()
+		if s.perIP[ip] >= s.o.MaxPerIP {
+			s.mu.Unlock()
+			s.logf(1, "warning: ip connection limit of %d exceeded for: %s", s.o.MaxPerIP, ip)
+			c.Close()
+			continue
+		}
+		s.active++
+		s.perIP[ip]++
+		n := s.active
+		s.mu.Unlock()
+		s.logf(2, "status: %d/%d", n, s.o.MaxChildren)
+		go func() {
+			s.handle(c)
+			s.mu.Lock()
+			s.active--
+			if s.perIP[ip]--; s.perIP[ip] <= 0 {
+				delete(s.perIP, ip)
+			}
+			n := s.active
+			s.cond.Broadcast()
+			s.mu.Unlock()
+			s.logf(2, "status: %d/%d", n, s.o.MaxChildren)
+		}()
+	}
+}
+
+func addrIP(a net.Addr) string {
+	if t, ok := a.(*net.TCPAddr); ok {
+		if v4 := t.IP.To4(); v4 != nil {
+			return v4.String()
+		}
+		return t.IP.String()
+	}
+	h, _, _ := net.SplitHostPort(a.String())
+	return h
+}
+
+// logField sanitises a log field as sslserver does: characters below 33 or
+// above 126 and '%' become '?', at most 100 characters.
+func logField(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c < 33 || c > 126 || c == '%' {
+			b[i] = '?'
+		}
+	}
+	if len(b) > 100 {
+		return string(b[:100]) + "..."
+	}
+	return string(b)
+}
+
+// handle runs one connection: rules, TLS handshake, program, relay.
+func (s *Server) handle(c net.Conn) {
+	defer c.Close()
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(s.o.NoDelay)
+	}
+	local := c.LocalAddr().(*net.TCPAddr)
+	remote := c.RemoteAddr().(*net.TCPAddr)
+	localIP, remoteIP := addrIP(local), addrIP(remote)
+	remoteHost := ""
+	if s.o.LookupHost {
+		if names, err := net.DefaultResolver.LookupAddr(context.Background(), remoteIP); err == nil && len(names) > 0 {
+			remoteHost = strings.TrimSuffix(names[0], ".")
+		}
+	}
+	localHost := s.o.LocalHost
+	env := os.Environ()
+	set := func(k, v string) { env = append(env, k+"="+v) }
+	pid := os.Getpid()
+	ident := fmt.Sprintf("%s:%s:%d %s:%s::%d", logField(localHost), localIP, local.Port, logField(remoteHost), remoteIP, remote.Port)
+	if s.o.Rules != "" {
+		d, err := s.rules(remote.IP, remoteHost)
+		if err != nil {
+			s.logf(1, "warning: dropping connection, unable to read %s: %v", s.o.Rules, err)
+			return
+		}
+		if d.Deny {
+			s.logf(2, "deny %d %s", pid, ident)
+			return
+		}
+		env = append(env, d.Env...)
+	}
+	proto := "TLS"
+	if s.o.TCPEnv {
+		proto = "TCP"
+		if remote.IP.To4() == nil {
+			proto = "TCP6"
+		}
+	}
+	set("PROTO", proto)
+	for _, pre := range prefixes(s.o.TCPEnv) {
+		set(pre+"LOCALIP", localIP)
+		set(pre+"LOCALPORT", strconv.Itoa(local.Port))
+		if localHost != "" {
+			set(pre+"LOCALHOST", localHost)
+		}
+		set(pre+"REMOTEIP", remoteIP)
+		set(pre+"REMOTEPORT", strconv.Itoa(remote.Port))
+		if remoteHost != "" {
+			set(pre+"REMOTEHOST", remoteHost)
+		}
+	}
+	// Immediate mode: the program reads and writes plaintext on 0 and 1.
+	set("SSLREADFD", "0")
+	set("SSLWRITEFD", "1")
+
+	tconn := tls.Server(c, s.o.TLS.Config())
+	ctx, cancel := context.WithTimeout(context.Background(), s.o.HandshakeTimeout)
+	err := tconn.HandshakeContext(ctx)
+	cancel()
+	if err != nil {
+		s.logf(1, "warning: dropping SSL connection, unable to accept SSL: %v", err)
+		return
+	}
+	st := s.o.TLS.State(tconn.ConnectionState())
+	if reason := s.checkClientCert(st, remoteHost); reason != "" {
+		s.logf(1, "warning: dropping SSL connection, %s", reason)
+		return
+	}
+	if s.o.SSLEnv {
+		env = append(env, st.Env()...)
+	}
+	s.logf(2, "ok %d %s", pid, ident)
+	if s.o.Verbosity >= 3 {
+		s.logf(3, "ssl %d accept %s:%s", pid, st.Protocol, st.CipherSSL)
+	} else {
+		s.logf(2, "ssl %d accept ", pid)
+	}
+	s.run(tconn, env)
+}
+
+func prefixes(tcpEnv bool) []string {
+	if tcpEnv {
+		return []string{"SSL", "TCP"}
+	}
+	return []string{"SSL"}
+}
+
+// checkClientCert applies -z/-m (ucspi-ssl.md §1.6): "" means fine.
+func (s *Server) checkClientCert(st tlsinfo.State, remoteHost string) string {
+	if s.o.TLS.Config().ClientAuth != tls.RequireAndVerifyClientCert {
+		return ""
+	}
+	if st.Peer == nil {
+		return "no client certificate"
+	}
+	if !st.Verified {
+		return "missing credentials (CA) or unable to validate client certificate"
+	}
+	if s.o.ClientCertHost && remoteHost != "" {
+		names := st.Peer.X509.DNSNames
+		if len(names) == 0 {
+			names = []string{st.Peer.X509.Subject.CommonName}
+		}
+		for _, n := range names {
+			if strings.EqualFold(n, remoteHost) {
+				return ""
+			}
+		}
+		return "client hostname does not match certificate: " + remoteHost
+	}
+	return ""
+}
+
+func (s *Server) rules(ip net.IP, host string) (Decision, error) {
+	db, err := OpenCDB(s.o.Rules)
+	if errors.Is(err, os.ErrNotExist) && s.o.RulesMissingOK {
+		return Decision{}, nil
+	}
+	if err != nil {
+		return Decision{}, err
+	}
+	return Lookup(db, ip, host, "")
+}
+
+// run execs the program with pipes on fds 0 and 1 and relays them to the
+// TLS connection: EOF from the program sends close_notify; close_notify
+// from the peer closes the program's input.
+func (s *Server) run(tconn *tls.Conn, env []string) {
+	cmd := exec.Command(s.o.Prog[0], s.o.Prog[1:]...)
+	cmd.Env = env
+	cmd.Stderr = os.Stderr
+	if s.o.Credential != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.o.Credential}
+	}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		s.logf(1, "warning: %v", err)
+		return
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		s.logf(1, "warning: %v", err)
+		return
+	}
+	if err := cmd.Start(); err != nil {
+		s.logf(1, "warning: unable to run %s: %v", s.o.Prog[0], err)
+		return
+	}
+	s.logf(2, "pid %d from %s", cmd.Process.Pid, addrIP(tconn.RemoteAddr()))
+	if s.o.Banner != "" {
+		_, _ = io.WriteString(tconn, s.o.Banner)
+	}
+	idle := &idleConn{Conn: tconn, timeout: s.o.IdleTimeout}
+	done := make(chan struct{})
+	go func() {
+		// network -> program
+		_, _ = io.Copy(stdin, idle)
+		stdin.Close()
+		close(done)
+	}()
+	// program -> network
+	_, _ = io.Copy(idle, stdout)
+	_ = tconn.CloseWrite() // close_notify
+	err = cmd.Wait()
+	status := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		status = int(ee.Sys().(syscall.WaitStatus))
+	}
+	tconn.Close()
+	<-done
+	s.logf(2, "end %d status %d", cmd.Process.Pid, status)
+}
+
+// idleConn gives up when a read or write waits longer than timeout (-w).
+type idleConn struct {
+	net.Conn
+	timeout time.Duration
+}
+
+func (c *idleConn) Read(p []byte) (int, error) {
+	_ = c.Conn.SetReadDeadline(time.Now().Add(c.timeout))
+	return c.Conn.Read(p)
+}
+
+func (c *idleConn) Write(p []byte) (int, error) {
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(c.timeout))
+	return c.Conn.Write(p)
+}

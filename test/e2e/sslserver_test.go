@@ -1,0 +1,96 @@
+package e2e
+
+import (
+	"bufio"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tlsmail/tlsmail/internal/testpeer"
+)
+
+// TestSSLServerImmediateMode: a link named sslserver, run as s/qmail run
+// scripts do (-v -s -x rules.cdb, CERTFILE/KEYFILE in the environment),
+// serves TLS to openssl s_client and to a Go client; the program sees
+// plaintext on fds 0/1 and the UCSPI-SSL environment; rules from Debian's
+// tcprules set variables and deny; the log lines keep their format.
+func TestSSLServerImmediateMode(t *testing.T) {
+	openssl := testpeer.Require(t, "openssl")
+	tcprules := testpeer.Require(t, "tcprules")
+	dir := t.TempDir()
+	tlsmail(t, "cert", "new-ca", "--out", filepath.Join(dir, "ca"))
+	tlsmail(t, "cert", "issue", "--ca", filepath.Join(dir, "ca"), "--host", "localhost,127.0.0.1", "--out", filepath.Join(dir, "server"))
+	link := filepath.Join(dir, "sslserver")
+	if err := os.Symlink(tlsmailBin, link); err != nil {
+		t.Fatal(err)
+	}
+	rules := func(text string) {
+		cmd := exec.Command(tcprules, filepath.Join(dir, "rules.cdb"), filepath.Join(dir, "rules.tmp"))
+		cmd.Stdin = strings.NewReader(text)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("tcprules: %v %s", err, out)
+		}
+	}
+	rules("127.0.0.1:allow,RELAYCLIENT=\"\",X=\"fromrules\"\n:deny\n")
+	prog := `echo "PROTO=$PROTO SSL_PROTOCOL=$SSL_PROTOCOL SSL_CIPHER=$SSL_CIPHER SSL_KEX_GROUP=$SSL_KEX_GROUP TCPREMOTEIP=$TCPREMOTEIP SSLREMOTEIP=$SSLREMOTEIP X=$X"; read l; echo "got:$l"; exit 3`
+	p := testpeer.Start(t, testpeer.Cmd{
+		Path: link, Args: []string{"-1", "-v", "-s", "-x", filepath.Join(dir, "rules.cdb"), "127.0.0.1", "0", "sh", "-c", prog},
+		Env:       []string{"CERTFILE=" + filepath.Join(dir, "server.pem"), "KEYFILE=" + filepath.Join(dir, "server.key")},
+		ReadyLine: `^\d+$`,
+	})
+	port := regexp.MustCompile(`(?m)^(\d+)$`).FindStringSubmatch(p.Output())[1]
+	addr := "127.0.0.1:" + port
+
+	cmd := exec.Command(openssl, "s_client", "-connect", addr, "-CAfile", filepath.Join(dir, "ca", "ca.pem"), "-verify_return_error", "-brief", "-ign_eof")
+	cmd.Stdin = strings.NewReader("hello\n")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("s_client: %v\n%s", err, out)
+	}
+	cipher := regexp.MustCompile(`Ciphersuite: (\S+)`).FindSubmatch(out)
+	for _, want := range []string{"PROTO=TCP ", "SSL_PROTOCOL=TLSv1.3 ", "SSL_CIPHER=" + string(cipher[1]) + " ", "TCPREMOTEIP=127.0.0.1 ", "SSLREMOTEIP=127.0.0.1 ", "X=fromrules", "got:hello"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("program output lacks %q:\n%s", want, out)
+		}
+	}
+	// A Go client gets the hybrid post-quantum group, and the program sees it.
+	pem, _ := os.ReadFile(filepath.Join(dir, "ca", "ca.pem"))
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, ServerName: "localhost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "go\n")
+	all, _ := io.ReadAll(bufio.NewReader(c))
+	c.Close()
+	if !strings.Contains(string(all), "SSL_KEX_GROUP=X25519MLKEM768") || !strings.Contains(string(all), "got:go") {
+		t.Errorf("Go client: %q", all)
+	}
+	// The rules file is read per connection: now the same IP is denied.
+	rules("127.0.0.1:deny\n")
+	c, err = tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, ServerName: "localhost"})
+	if err == nil {
+		b, _ := io.ReadAll(c)
+		c.Close()
+		t.Errorf("a denied connection got a TLS session: %q", b)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(p.Output(), "sslserver: deny ") && time.Now().Before(deadline) {
+		waitABit()
+	}
+	log := p.Output()
+	for _, re := range []string{`sslserver: status: 1/40`, `sslserver: ok \d+ :127\.0\.0\.1:\d+ [^:]*:127\.0\.0\.1::\d+`,
+		`sslserver: pid \d+ from 127\.0\.0\.1`, `sslserver: end \d+ status 768`, `sslserver: deny \d+ `} {
+		if !regexp.MustCompile(re).MatchString(log) {
+			t.Errorf("log lacks %s:\n%s", re, log)
+		}
+	}
+}
