@@ -124,8 +124,8 @@ func TestGetopt(t *testing.T) {
 	if _, _, err := getopt([]string{"-x"}, sslserverArgs); err == nil {
 		t.Error("missing value accepted")
 	}
-	if code, _, errs := runCLI(t, "sslserver", "-n", "0", "25", "prog"); code != 100 || !strings.Contains(errs, "-n is not implemented yet") {
-		t.Errorf("-n: %d %q", code, errs)
+	if code, _, errs := runCLI(t, "sslserver", "-r", "0", "25", "prog"); code != 100 || !strings.Contains(errs, "-r is not implemented yet") {
+		t.Errorf("-r: %d %q", code, errs)
 	}
 	if code, _, _ := runCLI(t, "sslserver", "0", "25"); code != 100 {
 		t.Errorf("missing program: exit %d, want 100", code)

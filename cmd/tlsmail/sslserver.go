@@ -20,8 +20,9 @@ const sslserverUsage = `usage: sslserver [ -1346UXpPhHrRoOdDqQvVIeEsSnNmzZ ] [ -
 A drop-in for UCSPI-SSL's sslserver (see ../shared/ucspi-ssl.md). Certificates
 come from $CERTFILE / $KEYFILE / $CERTCHAINFILE, client CAs from $CAFILE /
 $CADIR / $CCAFILE, ciphers from $CIPHERS. TLS is done in this process; only
-the program is exec'd. Built so far: immediate mode (-N). Not yet: delayed
-TLS (-n), ident (-r), -3, -y, -I, -U.`
+the program is exec'd. Built: immediate mode (-N) and delayed TLS (-n,
+UCSPI-TLS: SSLCTLFD=3, SSLREADFD=4, SSLWRITEFD=5). Not yet: ident (-r), -3,
+-y, -I, -U.`
 
 // sslserverOpts are the getopt letters: those taking an argument.
 const sslserverArgs = "xtTuglbBcwIy"
@@ -132,11 +133,14 @@ func runSSLServer(env *cliEnv, args []string) int {
 		case "D":
 			o.NoDelay = true
 		case "N":
+			o.Delayed = false
+		case "n":
+			o.Delayed = true
 		case "z", "m":
 			clientCert = kv[0]
 		case "Z":
 			clientCert = ""
-		case "n", "r", "3", "y", "I", "U":
+		case "r", "3", "y", "I", "U":
 			fmt.Fprintf(env.stderr, "sslserver: option -%s is not implemented yet in tlsmail (issue #4)\n", kv[0])
 			return 100
 		default:

@@ -44,6 +44,7 @@ type ServerOptions struct {
 	Credential       *syscall.Credential
 	TLS              *tlsconf.Server
 	ClientCertHost   bool // -z: also check the client's host name
+	Delayed          bool // -n: UCSPI-TLS, the program starts TLS itself
 
 	Log io.Writer // stderr
 }
@@ -193,6 +194,11 @@ func (s *Server) handle(c net.Conn) {
 		if remoteHost != "" {
 			set(pre+"REMOTEHOST", remoteHost)
 		}
+	}
+	if s.o.Delayed {
+		s.logf(2, "ok %d %s", pid, ident)
+		s.runDelayed(c, env, remoteHost)
+		return
 	}
 	// Immediate mode: the program reads and writes plaintext on 0 and 1.
 	set("SSLREADFD", "0")

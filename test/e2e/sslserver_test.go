@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -92,5 +93,96 @@ func TestSSLServerImmediateMode(t *testing.T) {
 		if !regexp.MustCompile(re).MatchString(log) {
 			t.Errorf("log lacks %s:\n%s", re, log)
 		}
+	}
+}
+
+// TestSSLServerDelayedTLS: UCSPI-TLS (-n). The program talks plaintext on
+// fds 0/1, asks for TLS with 'y' (or 'Y' for the environment block) on
+// SSLCTLFD, then uses SSLREADFD/SSLWRITEFD; it never sees TLS bytes.
+// Plaintext injected after STARTTLS breaks the handshake instead of
+// reaching the program.
+func TestSSLServerDelayedTLS(t *testing.T) {
+	python := testpeer.Require(t, "python3")
+	dir := t.TempDir()
+	tlsmail(t, "cert", "new-ca", "--out", filepath.Join(dir, "ca"))
+	tlsmail(t, "cert", "issue", "--ca", filepath.Join(dir, "ca"), "--host", "localhost", "--out", filepath.Join(dir, "server"))
+	prog := filepath.Join(dir, "starttls.py")
+	os.WriteFile(prog, []byte(`import os, sys
+ctl, rd, wr = int(os.environ["SSLCTLFD"]), int(os.environ["SSLREADFD"]), int(os.environ["SSLWRITEFD"])
+os.write(1, b"220 plaintext hello\r\n")
+line = b""
+while not line.endswith(b"\n"):
+    c = os.read(0, 1)
+    if not c:
+        sys.exit(1)
+    line += c
+os.write(1, b"220 go ahead\r\n")
+os.write(ctl, b"Y")
+block = b""
+while not block.endswith(b"\0\0"):
+    block += os.read(ctl, 4096)
+env = dict(kv.split(b"=", 1) for kv in block.split(b"\0") if b"=" in kv)
+data = os.read(rd, 4096)
+os.write(wr, b"tls:" + data.strip() + b" protocol=" + env[b"SSL_PROTOCOL"] + b" group=" + env[b"SSL_KEX_GROUP"] + b"\n")
+`), 0o755)
+	p := testpeer.Start(t, testpeer.Cmd{
+		Path: tlsmailBin, Args: []string{"sslserver", "-1", "-v", "-n", "127.0.0.1", "0", python, prog},
+		Env:       []string{"CERTFILE=" + filepath.Join(dir, "server.pem"), "KEYFILE=" + filepath.Join(dir, "server.key")},
+		ReadyLine: `^\d+$`,
+	})
+	addr := "127.0.0.1:" + regexp.MustCompile(`(?m)^(\d+)$`).FindStringSubmatch(p.Output())[1]
+	pem, _ := os.ReadFile(filepath.Join(dir, "ca", "ca.pem"))
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	br := bufio.NewReader(conn)
+	if l, _ := br.ReadString('\n'); !strings.HasPrefix(l, "220 plaintext") {
+		t.Fatalf("greeting %q", l)
+	}
+	io.WriteString(conn, "STARTTLS\r\n")
+	if l, _ := br.ReadString('\n'); !strings.HasPrefix(l, "220 go ahead") {
+		t.Fatalf("STARTTLS reply %q", l)
+	}
+	tc := tls.Client(conn, &tls.Config{RootCAs: pool, ServerName: "localhost"})
+	if err := tc.Handshake(); err != nil {
+		t.Fatalf("handshake: %v\n%s", err, p.Output())
+	}
+	io.WriteString(tc, "hello\n")
+	got, _ := bufio.NewReader(tc).ReadString('\n')
+	if got != "tls:hello protocol=TLSv1.3 group=X25519MLKEM768\n" {
+		t.Errorf("program over TLS: %q", got)
+	}
+
+	// Injection: plaintext pipelined behind STARTTLS never reaches the
+	// program inside TLS; it lands in the handshake, which fails.
+	conn2, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn2.Close()
+	conn2.SetDeadline(time.Now().Add(20 * time.Second))
+	br2 := bufio.NewReader(conn2)
+	br2.ReadString('\n')
+	io.WriteString(conn2, "STARTTLS\r\nINJECTED\r\n")
+	br2.ReadString('\n')
+	tc2 := tls.Client(conn2, &tls.Config{RootCAs: pool, ServerName: "localhost"})
+	if err := tc2.Handshake(); err == nil {
+		io.WriteString(tc2, "x\n")
+		if got, _ := bufio.NewReader(tc2).ReadString('\n'); strings.Contains(got, "INJECTED") {
+			t.Errorf("injected plaintext reached the program inside TLS: %q", got)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(p.Output(), "unable to accept SSL") && time.Now().Before(deadline) {
+		waitABit()
+	}
+	if !strings.Contains(p.Output(), "sslserver: warning: dropping SSL connection, unable to accept SSL") {
+		t.Errorf("the broken handshake was not logged:\n%s", p.Output())
 	}
 }
