@@ -49,7 +49,7 @@ func commands() map[string]command {
 		"queue":     {"list, show, flush, delete and retry queued mail", runQueue},
 		"user":      {"manage the users file", runUser},
 		"sslserver": {"UCSPI-SSL compatible TLS server wrapper", runSSLServer},
-		"sslclient": {"UCSPI-SSL compatible TLS client wrapper", notYet("sslclient", 4)},
+		"sslclient": {"UCSPI-SSL compatible TLS client wrapper", runSSLClient},
 	}
 }
 
@@ -110,16 +110,6 @@ func usage(w io.Writer, cmds map[string]command) {
 	fmt.Fprintln(w, "Linked as sslserver, sslclient or sendmail, tlsmail behaves as that command.")
 }
 
-func notYet(name string, issue int) func(*cliEnv, []string) int {
-	return func(env *cliEnv, args []string) int {
-		fs := newFlags(env, "", "not yet implemented")
-		if code, done := parse(env, fs, args); done {
-			return code
-		}
-		fmt.Fprintf(env.stderr, "%s: not yet implemented (tracked in issue #%d)\n", env.name, issue)
-		return exitFail
-	}
-}
 
 // newFlags makes a flag set whose errors are one line and whose -h prints
 // usage to stdout.

@@ -186,3 +186,38 @@ os.write(wr, b"tls:" + data.strip() + b" protocol=" + env[b"SSL_PROTOCOL"] + b" 
 		t.Errorf("the broken handshake was not logged:\n%s", p.Output())
 	}
 }
+
+// TestSSLClientToOurServer: sslclient (via a link) to our SMTPS port: the
+// program talks on fds 6/7 with the server verified; a wrong CA fails with
+// sslclient's message and exit 111.
+func TestSSLClientToOurServer(t *testing.T) {
+	m := newMailServer(t, "")
+	m.start(t)
+	dir := t.TempDir()
+	link := filepath.Join(dir, "sslclient")
+	if err := os.Symlink(tlsmailBin, link); err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(m.addr["smtps"])
+	prog := `read greeting <&6; echo "server said: $greeting"; echo "env: $SSL_PROTOCOL $SSL_SERVER_S_DN_CN $SSL_KEX_GROUP"; printf 'QUIT\r\n' >&7; read bye <&6; echo "then: $bye"`
+	out, err := exec.Command(link, "-s", "-a", m.ca, "localhost", port, "sh", "-c", prog).CombinedOutput()
+	if err != nil {
+		t.Fatalf("sslclient: %v\n%s", err, out)
+	}
+	for _, want := range []string{"server said: 220 mail.e2e.test ESMTP tlsmail", "env: TLSv1.3 localhost X25519MLKEM768", "then: 221 2.0.0"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	other := filepath.Join(dir, "other")
+	tlsmail(t, "cert", "new-ca", "--out", other)
+	cmd := exec.Command(link, "-a", filepath.Join(other, "ca.pem"), "localhost", port, "true")
+	out, err = cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 111 || !strings.Contains(string(out), "missing credentials (CA) or unable to validate server certificate") {
+		t.Errorf("wrong CA: %v %q", err, out)
+	}
+	// The program's exit code is sslclient's.
+	if err := exec.Command(link, "-a", m.ca, "localhost", port, "sh", "-c", "exit 7").Run(); err == nil || err.(*exec.ExitError).ExitCode() != 7 {
+		t.Errorf("exit code: %v", err)
+	}
+}

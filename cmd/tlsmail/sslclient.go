@@ -1,0 +1,163 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tlsmail/tlsmail/internal/certs"
+	"github.com/tlsmail/tlsmail/internal/tlsconf"
+	"github.com/tlsmail/tlsmail/internal/ucspi"
+)
+
+const sslclientUsage = `usage: sslclient [ -qQvhHxXnNmMsSeEdD ] [ -i localip ] [ -p localport ] [ -T timeoutconn+timeouttls ] [ -a cafile ] [ -A cadir ] [ -c certfile ] [ -k keyfile ] [ -z ciphers ] [ -l localname ] [ -w progtimeout ] host port program
+
+A drop-in for UCSPI-SSL's sslclient (../shared/ucspi-ssl.md §3): connects,
+does TLS (verifying the server by default), and runs program with fd 6
+reading from the server and fd 7 writing to it. Not yet: -3, -K, -I, -r, -V.`
+
+const sslclientArgs = "ipTacktzlwVIK"
+
+func runSSLClient(env *cliEnv, args []string) int {
+	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help") {
+		fmt.Fprintln(env.stdout, sslclientUsage)
+		return exitOK
+	}
+	opts, rest, err := getopt(args, sslclientArgs)
+	if err != nil {
+		fmt.Fprintf(env.stderr, "sslclient: %v\n%s\n", err, sslclientUsage)
+		return 100
+	}
+	o := ucspi.ClientOptions{Verbosity: 1, ConnectTimeout: 60 * time.Second, TLSTimeout: 58 * time.Second, NoDelay: true,
+		Verify: true, CheckName: true, LookupHost: true, IdleTimeout: 3600 * time.Second, Log: env.stderr}
+	var caFile, caDir, certFile, keyFile, ciphers string
+	for _, kv := range opts {
+		switch v := kv[1]; kv[0] {
+		case "q":
+			o.Verbosity = 0
+		case "Q":
+			o.Verbosity = 1
+		case "v":
+			o.Verbosity = 2
+		case "4", "6", "r", "R":
+		case "i":
+			o.LocalIP = v
+		case "p":
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return usageFail(env, "-p %q is not a port", v)
+			}
+			o.LocalPort = n
+		case "T":
+			x, y, _ := strings.Cut(v, "+")
+			a, err1 := strconv.Atoi(x)
+			b, err2 := strconv.Atoi(y)
+			if err1 != nil || (y != "" && err2 != nil) {
+				return usageFail(env, "-T %q: want x+y seconds", v)
+			}
+			o.ConnectTimeout = time.Duration(a+b) * time.Second
+			o.TLSTimeout = time.Duration(a+b) * time.Second
+		case "a":
+			caFile = v
+		case "A":
+			caDir = v
+		case "c":
+			certFile = v
+		case "k":
+			keyFile = v
+		case "z":
+			ciphers = v
+		case "l":
+			o.LocalHost = v
+		case "w":
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return usageFail(env, "-w %q is not a number", v)
+			}
+			o.IdleTimeout = time.Duration(n) * time.Second
+		case "x":
+			o.Verify = true
+		case "X":
+			o.Verify = false
+		case "n":
+			o.CheckName = true
+		case "N":
+			o.CheckName = false
+		case "m":
+			o.SNI = true
+		case "M":
+			o.SNI = false
+		case "h":
+			o.LookupHost = true
+		case "H":
+			o.LookupHost = false
+		case "s":
+			o.SSLEnv = true
+		case "S":
+			o.SSLEnv = false
+		case "e":
+			o.TCPEnv = true
+		case "E":
+			o.TCPEnv = false
+		case "d":
+			o.NoDelay = false
+		case "D":
+			o.NoDelay = true
+		case "3", "K", "I", "V":
+			fmt.Fprintf(env.stderr, "sslclient: option -%s is not implemented yet in tlsmail (issue #4)\n", kv[0])
+			return 100
+		default:
+			fmt.Fprintf(env.stderr, "sslclient: unknown option -%s\n%s\n", kv[0], sslclientUsage)
+			return 100
+		}
+	}
+	if len(rest) < 3 {
+		fmt.Fprintln(env.stderr, sslclientUsage)
+		return 100
+	}
+	o.Host, o.Port, o.Prog = rest[0], rest[1], rest[2:]
+	if caFile != "" || caDir != "" {
+		pool, err := certs.LoadCAs(caFile, caDir)
+		if err != nil {
+			fmt.Fprintf(env.stderr, "sslclient: fatal: %v\n", err)
+			return 111
+		}
+		o.RootCAs = pool
+	}
+	if certFile != "" {
+		c, err := tlsconf.LoadCertificate(tlsconf.CertSpec{CertFile: certFile, KeyFile: keyFile})
+		if err != nil {
+			fmt.Fprintf(env.stderr, "sslclient: fatal: %v\n", err)
+			return 111
+		}
+		o.ClientCert = &c
+	}
+	if ciphers != "" {
+		cl, err := tlsconf.ParseCiphers(ciphers)
+		if err != nil {
+			fmt.Fprintf(env.stderr, "sslclient: fatal: %v\n", err)
+			return 111
+		}
+		o.CipherSuites = cl.Suites
+	}
+	code, err := ucspi.RunClient(o)
+	var f *ucspi.Failure
+	if errors.As(err, &f) {
+		if o.Verbosity > 0 {
+			fmt.Fprintf(env.stderr, "sslclient: %s\n", f.Msg)
+		}
+		return f.Code
+	}
+	if err != nil {
+		fmt.Fprintf(env.stderr, "sslclient: fatal: %v\n", err)
+		return 111
+	}
+	return code
+}
+
+func usageFail(env *cliEnv, format string, a ...any) int {
+	fmt.Fprintf(env.stderr, "sslclient: "+format+"\n", a...)
+	return 100
+}
