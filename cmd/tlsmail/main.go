@@ -110,7 +110,6 @@ func usage(w io.Writer, cmds map[string]command) {
 	fmt.Fprintln(w, "Linked as sslserver, sslclient or sendmail, tlsmail behaves as that command.")
 }
 
-
 // newFlags makes a flag set whose errors are one line and whose -h prints
 // usage to stdout.
 func newFlags(env *cliEnv, argsHelp, about string) *flag.FlagSet {
