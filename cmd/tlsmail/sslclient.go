@@ -18,7 +18,7 @@ A drop-in for UCSPI-SSL's sslclient (../shared/ucspi-ssl.md §3): connects,
 does TLS (verifying the server by default), and runs program with fd 6
 reading from the server and fd 7 writing to it. Not yet: -3, -K, -I, -r, -V.`
 
-const sslclientArgs = "ipTacktzlwVIK"
+const sslclientArgs = "ipTIKaAckVzltw"
 
 func runSSLClient(env *cliEnv, args []string) int {
 	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help") {
@@ -41,7 +41,7 @@ func runSSLClient(env *cliEnv, args []string) int {
 			o.Verbosity = 1
 		case "v":
 			o.Verbosity = 2
-		case "4", "6", "r", "R":
+		case "4", "6", "r", "R", "t": // ident lookups are not done; SSLREMOTEINFO stays unset
 		case "i":
 			o.LocalIP = v
 		case "p":

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -220,4 +221,51 @@ func TestSSLClientToOurServer(t *testing.T) {
 	if err := exec.Command(link, "-a", m.ca, "localhost", port, "sh", "-c", "exit 7").Run(); err == nil || err.(*exec.ExitError).ExitCode() != 7 {
 		t.Errorf("exit code: %v", err)
 	}
+}
+
+// TestSSLClientToOpenSSL: sslclient against a real openssl s_server that
+// demands a client certificate: the CA comes from a hashed directory (-A),
+// our client certificate (-c/-k) is presented, and the peer's report shows
+// it. An s_server without the client CA refuses the handshake.
+func TestSSLClientToOpenSSL(t *testing.T) {
+	openssl := testpeer.Require(t, "openssl")
+	dir := t.TempDir()
+	tlsmail(t, "cert", "new-ca", "--out", filepath.Join(dir, "ca"))
+	tlsmail(t, "cert", "issue", "--ca", filepath.Join(dir, "ca"), "--host", "localhost", "--out", filepath.Join(dir, "server"))
+	tlsmail(t, "cert", "issue", "--ca", filepath.Join(dir, "ca"), "--client", "--cn", "script client", "--out", filepath.Join(dir, "client"))
+	caDir := filepath.Join(dir, "cadir")
+	if err := os.Mkdir(caDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := os.ReadFile(filepath.Join(dir, "ca", "ca.pem"))
+	if err := os.WriteFile(filepath.Join(caDir, "root.pem"), ca, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tlsmail(t, "cert", "rehash", caDir)
+
+	port := strconv.Itoa(testpeer.FreePort(t))
+	testpeer.Start(t, testpeer.Cmd{
+		Path: openssl,
+		Args: []string{"s_server", "-accept", "127.0.0.1:" + port, "-cert", filepath.Join(dir, "server.pem"), "-key", filepath.Join(dir, "server.key"),
+			"-CAfile", filepath.Join(dir, "ca", "ca.pem"), "-Verify", "1", "-www", "-quiet"},
+		ReadyAddr: "127.0.0.1:" + port,
+	})
+	prog := `printf 'GET / HTTP/1.0\r\n\r\n' >&7; cat <&6`
+	out, err := exec.Command(tlsmailBin, "sslclient", "-A", caDir, "-c", filepath.Join(dir, "client.pem"), "-k", filepath.Join(dir, "client.key"),
+		"--", "localhost", port, "sh", "-c", prog).CombinedOutput()
+	if err != nil {
+		t.Fatalf("sslclient: %v\n%s", err, out)
+	}
+	for _, want := range []string{"HTTP/1.0 200 ok", "Protocol  : TLSv1.3", "Subject: CN=script client"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("s_server's report lacks %q:\n%s", want, out)
+		}
+	}
+	// Without a client certificate the server refuses: sslclient fails
+	// before or while the program runs, never with the program's success.
+	out, err = exec.Command(tlsmailBin, "sslclient", "-A", caDir, "localhost", port, "sh", "-c", prog).CombinedOutput()
+	if strings.Contains(string(out), "200 ok") {
+		t.Errorf("no client certificate, yet the server answered:\n%s", out)
+	}
+	t.Logf("without a client certificate: %v\n%s", err, out)
 }
