@@ -21,8 +21,9 @@ A drop-in for UCSPI-SSL's sslserver (see ../shared/ucspi-ssl.md). Certificates
 come from $CERTFILE / $KEYFILE / $CERTCHAINFILE, client CAs from $CAFILE /
 $CADIR / $CCAFILE, ciphers from $CIPHERS. TLS is done in this process; only
 the program is exec'd. Built: immediate mode (-N) and delayed TLS (-n,
-UCSPI-TLS: SSLCTLFD=3, SSLREADFD=4, SSLWRITEFD=5). Not yet: ident (-r), -3,
--y, -I, -U.`
+UCSPI-TLS: SSLCTLFD=3, SSLREADFD=4, SSLWRITEFD=5), ident (-r, -t), IP-only
+rules (-y), -U. Not yet: -3 (encrypted keys), -I. SSL_UID, SSL_GID and
+SSL_CHROOT from rules have no effect: TLS runs in this process.`
 
 // sslserverOpts are the getopt letters: those taking an argument.
 const sslserverArgs = "xtTuglbBcwIy"
@@ -72,7 +73,7 @@ func runSSLServer(env *cliEnv, args []string) int {
 		return 100
 	}
 	o := ucspi.ServerOptions{Verbosity: 1, MaxChildren: 40, LookupHost: true, TCPEnv: true, NoDelay: true,
-		HandshakeTimeout: 26 * time.Second, IdleTimeout: 3600 * time.Second, Log: env.stderr}
+		HandshakeTimeout: 26 * time.Second, IdentTimeout: 26 * time.Second, IdleTimeout: 3600 * time.Second, Log: env.stderr}
 	clientCert := ""
 	var uid, gid int = -1, -1
 	for _, kv := range opts {
@@ -87,9 +88,24 @@ func runSSLServer(env *cliEnv, args []string) int {
 			o.Verbosity = 3
 		case "1":
 			o.PrintPort = true
-		case "4", "6", "p", "P", "o", "O", "R":
+		case "4", "6", "p", "P", "o", "O":
 			// address family by the host argument; paranoid and IP-option
-			// switches have no effect in Go's socket model; no ident.
+			// switches have no effect in Go's socket model.
+		case "r":
+			o.Ident = true
+		case "R":
+			o.Ident = false
+		case "y":
+			o.IPRules = v
+		case "U":
+			for name, p := range map[string]*int{"UID": &uid, "GID": &gid} {
+				n, err := strconv.Atoi(env.getenv(name))
+				if err != nil || n < 0 {
+					fmt.Fprintf(env.stderr, "sslserver: fatal: -U: $%s %q is not a number\n", name, env.getenv(name))
+					return 100
+				}
+				*p = n
+			}
 		case "c", "b", "t", "T", "w", "u", "g":
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 0 {
@@ -99,6 +115,8 @@ func runSSLServer(env *cliEnv, args []string) int {
 			switch kv[0] {
 			case "c":
 				o.MaxChildren = n
+			case "t":
+				o.IdentTimeout = time.Duration(n) * time.Second
 			case "T":
 				o.HandshakeTimeout = time.Duration(n) * time.Second
 			case "w":
@@ -140,7 +158,7 @@ func runSSLServer(env *cliEnv, args []string) int {
 			clientCert = kv[0]
 		case "Z":
 			clientCert = ""
-		case "r", "3", "y", "I", "U":
+		case "3", "I":
 			fmt.Fprintf(env.stderr, "sslserver: option -%s is not implemented yet in tlsmail (issue #4)\n", kv[0])
 			return 100
 		default:

@@ -21,8 +21,7 @@ import (
 )
 
 // ServerOptions are sslserver's options (ucspi-ssl.md §1.2) that this
-// implementation honours. Immediate mode only: delayed TLS (-n) is not
-// built yet and is refused by the command line.
+// implementation honours, in immediate (-N) and delayed (-n) mode.
 type ServerOptions struct {
 	Host, Port string
 	Prog       []string
@@ -31,6 +30,10 @@ type ServerOptions struct {
 	MaxChildren      int    // -c (40)
 	MaxPerIP         int    // MAXCONIP (default: MaxChildren)
 	Rules            string // -x cdb
+	IPRules          string // -y cdb: IP-only rules; an allow skips -x
+	Ident            bool   // -r: ask the peer's ident service for SSLREMOTEINFO
+	IdentTimeout     time.Duration
+	IdentPort        int    // 0: 113 (IdentPort); other values for tests
 	RulesMissingOK   bool   // -X
 	Banner           string // -B
 	LookupHost       bool   // -h (default) / -H
@@ -152,19 +155,47 @@ func (s *Server) handle(c net.Conn) {
 	local := c.LocalAddr().(*net.TCPAddr)
 	remote := c.RemoteAddr().(*net.TCPAddr)
 	localIP, remoteIP := addrIP(local), addrIP(remote)
+	pid := os.Getpid()
+	env := os.Environ()
+	set := func(k, v string) { env = append(env, k+"="+v) }
+	// UNEW order (ucspi-ssl.md §1.7 step 3): -y on the IP alone, then
+	// the PTR lookup, ident, and -x with everything known.
+	ipAllowed := false
+	if s.o.IPRules != "" {
+		d, err := s.rules(s.o.IPRules, remote.IP, "", "")
+		if err != nil {
+			s.logf(1, "warning: dropping connection, unable to read %s: %v", s.o.IPRules, err)
+			return
+		}
+		if d.Deny {
+			s.logf(2, "deny %d %s:%d %s::%d (-y %s)", pid, localIP, local.Port, remoteIP, remote.Port, d.Key)
+			return
+		}
+		ipAllowed = d.Found
+		env = append(env, d.Env...)
+	}
 	remoteHost := ""
 	if s.o.LookupHost {
 		if names, err := net.DefaultResolver.LookupAddr(context.Background(), remoteIP); err == nil && len(names) > 0 {
 			remoteHost = strings.TrimSuffix(names[0], ".")
 		}
 	}
+	remoteInfo := ""
+	if s.o.Ident {
+		port := s.o.IdentPort
+		if port == 0 {
+			port = IdentPort
+		}
+		info, err := IdentLookup(context.Background(), local.IP, net.JoinHostPort(remoteIP, strconv.Itoa(port)), remote.Port, local.Port, s.o.IdentTimeout)
+		if err != nil {
+			s.logf(3, "%d %v", pid, err)
+		}
+		remoteInfo = info
+	}
 	localHost := s.o.LocalHost
-	env := os.Environ()
-	set := func(k, v string) { env = append(env, k+"="+v) }
-	pid := os.Getpid()
-	ident := fmt.Sprintf("%s:%s:%d %s:%s::%d", logField(localHost), localIP, local.Port, logField(remoteHost), remoteIP, remote.Port)
-	if s.o.Rules != "" {
-		d, err := s.rules(remote.IP, remoteHost)
+	ident := fmt.Sprintf("%s:%s:%d %s:%s:%s:%d", logField(localHost), localIP, local.Port, logField(remoteHost), remoteIP, logField(remoteInfo), remote.Port)
+	if s.o.Rules != "" && !ipAllowed {
+		d, err := s.rules(s.o.Rules, remote.IP, remoteHost, remoteInfo)
 		if err != nil {
 			s.logf(1, "warning: dropping connection, unable to read %s: %v", s.o.Rules, err)
 			return
@@ -193,6 +224,9 @@ func (s *Server) handle(c net.Conn) {
 		set(pre+"REMOTEPORT", strconv.Itoa(remote.Port))
 		if remoteHost != "" {
 			set(pre+"REMOTEHOST", remoteHost)
+		}
+		if remoteInfo != "" {
+			set(pre+"REMOTEINFO", remoteInfo)
 		}
 	}
 	if s.o.Delayed {
@@ -262,15 +296,15 @@ func (s *Server) checkClientCert(st tlsinfo.State, remoteHost string) string {
 	return ""
 }
 
-func (s *Server) rules(ip net.IP, host string) (Decision, error) {
-	db, err := OpenCDB(s.o.Rules)
+func (s *Server) rules(path string, ip net.IP, host, info string) (Decision, error) {
+	db, err := OpenCDB(path)
 	if errors.Is(err, os.ErrNotExist) && s.o.RulesMissingOK {
 		return Decision{}, nil
 	}
 	if err != nil {
 		return Decision{}, err
 	}
-	return Lookup(db, ip, host, "")
+	return Lookup(db, ip, host, info)
 }
 
 // run execs the program with pipes on fds 0 and 1 and relays them to the

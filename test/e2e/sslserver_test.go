@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -268,4 +270,128 @@ func TestSSLClientToOpenSSL(t *testing.T) {
 		t.Errorf("no client certificate, yet the server answered:\n%s", out)
 	}
 	t.Logf("without a client certificate: %v\n%s", err, out)
+}
+
+// TestSSLServerIdentAndIPRules: -r asks the client's ident service (a
+// responder on 127.0.0.1:113, so this test needs root as CI has) and the
+// answer reaches TCPREMOTEINFO and the INFO@IP rule key; -y's IP-only
+// rules are read first and an allow there skips the -x file.
+func TestSSLServerIdentAndIPRules(t *testing.T) {
+	tcprules := testpeer.Require(t, "tcprules")
+	il, err := net.Listen("tcp", "127.0.0.1:113")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("ident responder: %v", err)
+		}
+		t.Skipf("ident responder needs port 113: %v", err)
+	}
+	defer il.Close()
+	queries := make(chan string, 4)
+	var identUser sync.Map // "user" -> reply text after the ports
+	go func() {
+		for {
+			c, err := il.Accept()
+			if err != nil {
+				return
+			}
+			line, _ := bufio.NewReader(c).ReadString('\n')
+			line = strings.TrimSpace(line)
+			queries <- line
+			reply, _ := identUser.Load("user")
+			fmt.Fprintf(c, "%s : %s\r\n", line, reply)
+			c.Close()
+		}
+	}()
+
+	dir := t.TempDir()
+	tlsmail(t, "cert", "new-ca", "--out", filepath.Join(dir, "ca"))
+	tlsmail(t, "cert", "issue", "--ca", filepath.Join(dir, "ca"), "--host", "localhost", "--out", filepath.Join(dir, "server"))
+	rules := func(name, text string) {
+		cmd := exec.Command(tcprules, filepath.Join(dir, name), filepath.Join(dir, name+".tmp"))
+		cmd.Stdin = strings.NewReader(text)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("tcprules: %v %s", err, out)
+		}
+	}
+	rules("ip.cdb", "127.0.0.2:deny\n")
+	rules("rules.cdb", "joe@127.0.0.1:allow,WHO=\"ident\"\n:deny\n")
+	prog := `echo "INFO=$TCPREMOTEINFO SSLINFO=$SSLREMOTEINFO WHO=$WHO IPRULE=$IPRULE"`
+	p := testpeer.Start(t, testpeer.Cmd{
+		Path: tlsmailBin, Args: []string{"sslserver", "-1", "-v", "-r", "-t", "5", "-y", filepath.Join(dir, "ip.cdb"), "-x", filepath.Join(dir, "rules.cdb"), "127.0.0.1", "0", "sh", "-c", prog},
+		Env:       []string{"CERTFILE=" + filepath.Join(dir, "server.pem"), "KEYFILE=" + filepath.Join(dir, "server.key")},
+		ReadyLine: `^\d+$`,
+	})
+	port := regexp.MustCompile(`(?m)^(\d+)$`).FindStringSubmatch(p.Output())[1]
+	pem, _ := os.ReadFile(filepath.Join(dir, "ca", "ca.pem"))
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	session := func() (string, string) {
+		c, err := tls.Dial("tcp", "127.0.0.1:"+port, &tls.Config{RootCAs: pool, ServerName: "localhost"})
+		if err != nil {
+			return "", "handshake: " + err.Error()
+		}
+		defer c.Close()
+		_, local, _ := net.SplitHostPort(c.LocalAddr().String())
+		all, _ := io.ReadAll(c)
+		return string(all), local
+	}
+
+	identUser.Store("user", "USERID : UNIX : joe")
+	out, clientPort := session()
+	if !strings.Contains(out, "INFO=joe SSLINFO=joe WHO=ident IPRULE=\n") {
+		t.Errorf("ident user and the joe@127.0.0.1 rule: %q", out)
+	}
+	if q := <-queries; q != clientPort+" , "+port {
+		t.Errorf("ident query %q, want %q (client port first)", q, clientPort+" , "+port)
+	}
+
+	// No ident user: the -x file denies...
+	identUser.Store("user", "ERROR : NO-USER")
+	if out, _ := session(); strings.Contains(out, "INFO=") {
+		t.Errorf("without ident the default rule should deny: %q", out)
+	}
+	<-queries
+	// ...unless the IP-only file allows, which skips -x.
+	rules("ip.cdb", "127.0.0.1:allow,IPRULE=\"y\"\n")
+	if out, _ := session(); !strings.Contains(out, "INFO= SSLINFO= WHO= IPRULE=y\n") {
+		t.Errorf("-y allow: %q", out)
+	}
+}
+
+// TestSSLServerUIDFromEnvironment: -U takes the program's user and group
+// from $UID and $GID, as envuidgid sets them (needs root, as CI has).
+func TestSSLServerUIDFromEnvironment(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") != "" {
+			t.Fatal("CI runs as root; -U cannot be tested otherwise")
+		}
+		t.Skip("needs root")
+	}
+	dir := t.TempDir()
+	tlsmail(t, "cert", "new-ca", "--out", filepath.Join(dir, "ca"))
+	tlsmail(t, "cert", "issue", "--ca", filepath.Join(dir, "ca"), "--host", "localhost", "--out", filepath.Join(dir, "server"))
+	p := testpeer.Start(t, testpeer.Cmd{
+		Path: tlsmailBin, Args: []string{"sslserver", "-1", "-U", "127.0.0.1", "0", "sh", "-c", `echo "uid=$(id -u) gid=$(id -g)"`},
+		Env:       []string{"CERTFILE=" + filepath.Join(dir, "server.pem"), "KEYFILE=" + filepath.Join(dir, "server.key"), "UID=65534", "GID=65533"},
+		ReadyLine: `^\d+$`,
+	})
+	port := regexp.MustCompile(`(?m)^(\d+)$`).FindStringSubmatch(p.Output())[1]
+	c, err := tls.Dial("tcp", "127.0.0.1:"+port, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(c)
+	c.Close()
+	if string(out) != "uid=65534 gid=65533\n" {
+		t.Errorf("program ran as %q", out)
+	}
+	cmd := exec.Command(tlsmailBin, "sslserver", "-U", "127.0.0.1", "0", "true")
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "UID=") && !strings.HasPrefix(kv, "GID=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "$UID") {
+		t.Errorf("-U without $UID: %v %q", err, out)
+	}
 }
