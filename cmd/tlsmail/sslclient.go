@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -16,7 +17,8 @@ const sslclientUsage = `usage: sslclient [ -qQvhHxXnNmMsSeEdD ] [ -i localip ] [
 
 A drop-in for UCSPI-SSL's sslclient (../shared/ucspi-ssl.md §3): connects,
 does TLS (verifying the server by default), and runs program with fd 6
-reading from the server and fd 7 writing to it. Not yet: -3, -K, -I, -r, -V.`
+reading from the server and fd 7 writing to it. -3 (fd 3) and -K file give the
+password of an encrypted client key. Not yet: -I, -r, -V.`
 
 const sslclientArgs = "ipTIKaAckVzltw"
 
@@ -33,6 +35,7 @@ func runSSLClient(env *cliEnv, args []string) int {
 	o := ucspi.ClientOptions{Verbosity: 1, ConnectTimeout: 60 * time.Second, TLSTimeout: 58 * time.Second, NoDelay: true,
 		Verify: true, CheckName: true, LookupHost: true, IdleTimeout: 3600 * time.Second, Log: env.stderr}
 	var caFile, caDir, certFile, keyFile, ciphers string
+	var keyPassword []byte
 	for _, kv := range opts {
 		switch v := kv[1]; kv[0] {
 		case "q":
@@ -105,7 +108,22 @@ func runSSLClient(env *cliEnv, args []string) int {
 			o.NoDelay = false
 		case "D":
 			o.NoDelay = true
-		case "3", "K", "I", "V":
+		case "3", "K":
+			f := os.NewFile(3, "fd 3")
+			if kv[0] == "K" {
+				var err error
+				if f, err = os.Open(v); err != nil {
+					fmt.Fprintf(env.stderr, "sslclient: fatal: -K: %v\n", err)
+					return 111
+				}
+			}
+			pw, err := readKeyPassword(f)
+			if err != nil {
+				fmt.Fprintf(env.stderr, "sslclient: fatal: -%s: %v\n", kv[0], err)
+				return 111
+			}
+			keyPassword = pw
+		case "I", "V":
 			fmt.Fprintf(env.stderr, "sslclient: option -%s is not implemented yet in tlsmail (issue #4)\n", kv[0])
 			return 100
 		default:
@@ -127,7 +145,7 @@ func runSSLClient(env *cliEnv, args []string) int {
 		o.RootCAs = pool
 	}
 	if certFile != "" {
-		c, err := tlsconf.LoadCertificate(tlsconf.CertSpec{CertFile: certFile, KeyFile: keyFile})
+		c, err := tlsconf.LoadCertificate(tlsconf.CertSpec{CertFile: certFile, KeyFile: keyFile, KeyPassword: keyPassword})
 		if err != nil {
 			fmt.Fprintf(env.stderr, "sslclient: fatal: %v\n", err)
 			return 111

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/signal"
@@ -22,11 +24,31 @@ come from $CERTFILE / $KEYFILE / $CERTCHAINFILE, client CAs from $CAFILE /
 $CADIR / $CCAFILE, ciphers from $CIPHERS. TLS is done in this process; only
 the program is exec'd. Built: immediate mode (-N) and delayed TLS (-n,
 UCSPI-TLS: SSLCTLFD=3, SSLREADFD=4, SSLWRITEFD=5), ident (-r, -t), IP-only
-rules (-y), -U. Not yet: -3 (encrypted keys), -I. SSL_UID, SSL_GID and
+rules (-y), -U, -3 (key password on fd 3, for PKCS#8 PBES2 or legacy
+encrypted PEM keys). Not yet: -I. SSL_UID, SSL_GID and
 SSL_CHROOT from rules have no effect: TLS runs in this process.`
 
 // sslserverOpts are the getopt letters: those taking an argument.
 const sslserverArgs = "xtTuglbBcwIy"
+
+// readKeyPassword reads a key password as UCSPI-SSL's -3 does: up to a
+// NUL byte; at end of file without a NUL one trailing newline is dropped
+// so `3<file` works. The descriptor is closed so the program never sees it.
+func readKeyPassword(f *os.File) ([]byte, error) {
+	if f == nil {
+		return nil, fmt.Errorf("descriptor not open")
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, 4096))
+	if err != nil {
+		return nil, fmt.Errorf("reading the key password: %w", err)
+	}
+	if i := bytes.IndexByte(data, 0); i >= 0 {
+		return data[:i], nil
+	}
+	data = bytes.TrimSuffix(data, []byte("\n"))
+	return bytes.TrimSuffix(data, []byte("\r")), nil
+}
 
 // getopt splits combined single-letter options ("-seVn", "-c40", "-c 40").
 func getopt(args []string, withArg string) (opts [][2]string, rest []string, err error) {
@@ -76,6 +98,7 @@ func runSSLServer(env *cliEnv, args []string) int {
 		HandshakeTimeout: 26 * time.Second, IdentTimeout: 26 * time.Second, IdleTimeout: 3600 * time.Second, Log: env.stderr}
 	clientCert := ""
 	var uid, gid int = -1, -1
+	var keyPassword []byte
 	for _, kv := range opts {
 		switch v := kv[1]; kv[0] {
 		case "q":
@@ -158,7 +181,14 @@ func runSSLServer(env *cliEnv, args []string) int {
 			clientCert = kv[0]
 		case "Z":
 			clientCert = ""
-		case "3", "I":
+		case "3":
+			pw, err := readKeyPassword(os.NewFile(3, "fd 3"))
+			if err != nil {
+				fmt.Fprintf(env.stderr, "sslserver: fatal: -3: %v\n", err)
+				return 111
+			}
+			keyPassword = pw
+		case "I":
 			fmt.Fprintf(env.stderr, "sslserver: option -%s is not implemented yet in tlsmail (issue #4)\n", kv[0])
 			return 100
 		default:
@@ -193,7 +223,7 @@ func runSSLServer(env *cliEnv, args []string) int {
 	if chain := env.getenv("CERTCHAINFILE"); chain != "" {
 		certFile = chain
 	}
-	settings := tlsconf.ServerSettings{Certs: []tlsconf.CertSpec{{CertFile: certFile, KeyFile: keyFile}}, Ciphers: env.getenv("CIPHERS")}
+	settings := tlsconf.ServerSettings{Certs: []tlsconf.CertSpec{{CertFile: certFile, KeyFile: keyFile, KeyPassword: keyPassword}}, Ciphers: env.getenv("CIPHERS")}
 	if clientCert != "" && env.getenv("CCAFILE") != "-" {
 		settings.ClientAuth = tlsconf.ClientAuthRequire
 		settings.ClientCAFile = env.getenv("CAFILE")

@@ -183,7 +183,7 @@ func LoadIssued(certPath, keyPath string) (*Issued, error) {
 	if err != nil {
 		return nil, err
 	}
-	key, err := ReadPrivateKey(keyPath)
+	key, err := ReadPrivateKey(keyPath, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -193,13 +193,14 @@ func LoadIssued(certPath, keyPath string) (*Issued, error) {
 	return &Issued{Cert: cs[0], Key: key}, nil
 }
 
-// ReadPrivateKey reads and parses a private key file.
-func ReadPrivateKey(path string) (crypto.Signer, error) {
+// ReadPrivateKey reads and parses a private key file; password decrypts
+// an encrypted key (nil: encrypted keys are refused with ErrEncryptedKey).
+func ReadPrivateKey(path string, password []byte) (crypto.Signer, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	key, err := ParsePrivateKey(data)
+	key, err := ParsePrivateKeyWithPassword(data, password)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

@@ -19,7 +19,7 @@ import (
 
 // ErrEncryptedKey is returned for a passphrase-protected private key, which
 // tlsmail does not decrypt.
-var ErrEncryptedKey = errors.New("private key is encrypted (passphrase-protected keys are not supported; decrypt it with `openssl pkey -in KEY -out KEY.plain` and protect the file with mode 0600)")
+var ErrEncryptedKey = errors.New("private key is encrypted and no password was given (sslserver/sslclient -3 read one; or decrypt it with `openssl pkey -in KEY -out KEY.plain` and protect the file with mode 0600)")
 
 // ReadCertificates reads every certificate in a PEM file (or a single DER
 // certificate), in file order.
@@ -73,6 +73,12 @@ func ParseCertificates(data []byte) ([]*x509.Certificate, error) {
 // ("RSA PRIVATE KEY"), SEC1 ("EC PRIVATE KEY") or PKCS#8 ("PRIVATE KEY").
 // An encrypted key yields ErrEncryptedKey; other blocks are skipped.
 func ParsePrivateKey(data []byte) (crypto.Signer, error) {
+	return ParsePrivateKeyWithPassword(data, nil)
+}
+
+// ParsePrivateKeyWithPassword is ParsePrivateKey for keys that may be
+// encrypted: with a nil password an encrypted key gives ErrEncryptedKey.
+func ParsePrivateKeyWithPassword(data, password []byte) (crypto.Signer, error) {
 	rest := data
 	for {
 		var block *pem.Block
@@ -81,7 +87,14 @@ func ParsePrivateKey(data []byte) (crypto.Signer, error) {
 			return nil, errors.New("no private key found (expected a PEM block RSA PRIVATE KEY, EC PRIVATE KEY or PRIVATE KEY)")
 		}
 		if _, enc := block.Headers["DEK-Info"]; enc || block.Type == "ENCRYPTED PRIVATE KEY" {
-			return nil, ErrEncryptedKey
+			if password == nil {
+				return nil, ErrEncryptedKey
+			}
+			plain, err := decryptKeyBlock(block, password)
+			if err != nil {
+				return nil, err
+			}
+			block = plain
 		}
 		var key any
 		var err error

@@ -22,6 +22,9 @@ type CertSpec struct {
 	CertFile  string `toml:"cert"`
 	KeyFile   string `toml:"key"`
 	ChainFile string `toml:"chain"`
+	// KeyPassword decrypts an encrypted key (sslserver -3, sslclient
+	// -3/-K); never logged.
+	KeyPassword []byte `toml:"-"`
 }
 
 // LoadCertificate reads one certificate with its chain and key and checks
@@ -45,7 +48,7 @@ func LoadCertificate(spec CertSpec) (tls.Certificate, error) {
 	if keyFile == "" {
 		keyFile = spec.CertFile
 	}
-	key, err := certs.ReadPrivateKey(keyFile)
+	key, err := certs.ReadPrivateKey(keyFile, spec.KeyPassword)
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("key %w", err)
 	}

@@ -227,8 +227,8 @@ func TestSSLClientToOurServer(t *testing.T) {
 
 // TestSSLClientToOpenSSL: sslclient against a real openssl s_server that
 // demands a client certificate: the CA comes from a hashed directory (-A),
-// our client certificate (-c/-k) is presented, and the peer's report shows
-// it. An s_server without the client CA refuses the handshake.
+// our client certificate (-c/-k, the key encrypted by openssl, its password
+// from -K) is presented, and the peer's report shows it. An s_server without the client CA refuses the handshake.
 func TestSSLClientToOpenSSL(t *testing.T) {
 	openssl := testpeer.Require(t, "openssl")
 	dir := t.TempDir()
@@ -253,7 +253,13 @@ func TestSSLClientToOpenSSL(t *testing.T) {
 		ReadyAddr: "127.0.0.1:" + port,
 	})
 	prog := `printf 'GET / HTTP/1.0\r\n\r\n' >&7; cat <&6`
-	out, err := exec.Command(tlsmailBin, "sslclient", "-A", caDir, "-c", filepath.Join(dir, "client.pem"), "-k", filepath.Join(dir, "client.key"),
+	// The client key is encrypted by openssl; -K names the password file.
+	encKey := filepath.Join(dir, "client-enc.key")
+	testpeer.Output(t, openssl, "pkcs8", "-topk8", "-v2", "aes256", "-in", filepath.Join(dir, "client.key"), "-out", encKey, "-passout", "pass:open sesame")
+	if err := os.WriteFile(filepath.Join(dir, "keypass"), []byte("open sesame\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(tlsmailBin, "sslclient", "-A", caDir, "-c", filepath.Join(dir, "client.pem"), "-k", encKey, "-K", filepath.Join(dir, "keypass"),
 		"--", "localhost", port, "sh", "-c", prog).CombinedOutput()
 	if err != nil {
 		t.Fatalf("sslclient: %v\n%s", err, out)
@@ -393,5 +399,39 @@ func TestSSLServerUIDFromEnvironment(t *testing.T) {
 	}
 	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "$UID") {
 		t.Errorf("-U without $UID: %v %q", err, out)
+	}
+}
+
+// TestSSLServerKeyPasswordOnFD3: sslserver -3 reads the password of an
+// openssl-encrypted key from fd 3 (NUL-terminated); a wrong one is fatal
+// with exit 111 and a message that names the key, not the password.
+func TestSSLServerKeyPasswordOnFD3(t *testing.T) {
+	openssl := testpeer.Require(t, "openssl")
+	dir := t.TempDir()
+	tlsmail(t, "cert", "new-ca", "--out", filepath.Join(dir, "ca"))
+	tlsmail(t, "cert", "issue", "--ca", filepath.Join(dir, "ca"), "--host", "localhost", "--out", filepath.Join(dir, "server"))
+	encKey := filepath.Join(dir, "server-enc.key")
+	testpeer.Output(t, openssl, "pkey", "-aes256", "-in", filepath.Join(dir, "server.key"), "-out", encKey, "-passout", "pass:k3y-pw")
+	script := `printf 'k3y-pw\0' > "$DIR/pw"; exec "$TLSMAIL" sslserver -1 -3 127.0.0.1 0 echo served 3<"$DIR/pw"`
+	p := testpeer.Start(t, testpeer.Cmd{
+		Path: "/bin/sh", Args: []string{"-c", script},
+		Env:       []string{"DIR=" + dir, "TLSMAIL=" + tlsmailBin, "CERTFILE=" + filepath.Join(dir, "server.pem"), "KEYFILE=" + encKey},
+		ReadyLine: `^\d+$`,
+	})
+	port := regexp.MustCompile(`(?m)^(\d+)$`).FindStringSubmatch(p.Output())[1]
+	c, err := tls.Dial("tcp", "127.0.0.1:"+port, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(c)
+	c.Close()
+	if string(out) != "served\n" {
+		t.Errorf("got %q", out)
+	}
+	cmd := exec.Command("/bin/sh", "-c", `printf 'nope\0' | "$TLSMAIL" sslserver -3 127.0.0.1 0 true 3<&0`)
+	cmd.Env = append(os.Environ(), "TLSMAIL="+tlsmailBin, "CERTFILE="+filepath.Join(dir, "server.pem"), "KEYFILE="+encKey)
+	out, err = cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 111 || !strings.Contains(string(out), "wrong password") || !strings.Contains(string(out), encKey) || strings.Contains(string(out), "nope") {
+		t.Errorf("wrong password: %v %q", err, out)
 	}
 }
