@@ -18,7 +18,8 @@ const sslclientUsage = `usage: sslclient [ -qQvhHxXnNmMsSeEdD ] [ -i localip ] [
 A drop-in for UCSPI-SSL's sslclient (../shared/ucspi-ssl.md §3): connects,
 does TLS (verifying the server by default), and runs program with fd 6
 reading from the server and fd 7 writing to it. -3 (fd 3) and -K file give the
-password of an encrypted client key. Not yet: -I, -r, -V.`
+password of an encrypted client key. -V n limits the
+intermediate CAs (default 1, as UCSPI-SSL). Not yet: -I, -r.`
 
 const sslclientArgs = "ipTIKaAckVzltw"
 
@@ -33,7 +34,7 @@ func runSSLClient(env *cliEnv, args []string) int {
 		return 100
 	}
 	o := ucspi.ClientOptions{Verbosity: 1, ConnectTimeout: 60 * time.Second, TLSTimeout: 58 * time.Second, NoDelay: true,
-		Verify: true, CheckName: true, LookupHost: true, IdleTimeout: 3600 * time.Second, Log: env.stderr}
+		Verify: true, VerifyDepth: 1, CheckName: true, LookupHost: true, IdleTimeout: 3600 * time.Second, Log: env.stderr}
 	var caFile, caDir, certFile, keyFile, ciphers string
 	var keyPassword []byte
 	for _, kv := range opts {
@@ -123,7 +124,13 @@ func runSSLClient(env *cliEnv, args []string) int {
 				return 111
 			}
 			keyPassword = pw
-		case "I", "V":
+		case "V":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return usageFail(env, "-V %q is not a number", v)
+			}
+			o.VerifyDepth = n
+		case "I":
 			fmt.Fprintf(env.stderr, "sslclient: option -%s is not implemented yet in tlsmail (issue #4)\n", kv[0])
 			return 100
 		default:

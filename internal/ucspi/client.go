@@ -34,6 +34,7 @@ type ClientOptions struct {
 	ClientCert     *tls.Certificate
 	CipherSuites   []uint16
 	Verify         bool // -x (default) / -X
+	VerifyDepth    int  // -V: most intermediate CAs between leaf and trust anchor (OpenSSL's verify depth); 0: no limit
 	CheckName      bool // -n (default) / -N
 	SNI            bool // -m / -M (default)
 	LookupHost     bool // -h (default) / -H
@@ -191,6 +192,11 @@ func verifyServer(cs tls.ConnectionState, o ClientOptions) tlsinfo.Verification 
 		v.Reason = "missing credentials (CA) or unable to validate server certificate: " + v.Reason
 		return v
 	}
+	if o.VerifyDepth > 0 {
+		if n := intermediates(cs.PeerCertificates, o.RootCAs); n > o.VerifyDepth {
+			return tlsinfo.Verification{Reason: fmt.Sprintf("missing credentials (CA) or unable to validate server certificate: chain has %d intermediate CAs, verify depth (-V) is %d", n, o.VerifyDepth)}
+		}
+	}
 	if o.CheckName {
 		leaf := cs.PeerCertificates[0]
 		names := leaf.DNSNames
@@ -208,4 +214,22 @@ func verifyServer(cs tls.ConnectionState, o ClientOptions) tlsinfo.Verification 
 		return tlsinfo.Verification{Reason: "server hostname does not match certificate: " + o.Host + " <=> " + strings.Join(names, ",")}
 	}
 	return v
+}
+
+// intermediates counts the CAs between the leaf and the trust anchor on
+// the shortest verified chain, as OpenSSL's verify depth counts them.
+func intermediates(chain []*x509.Certificate, roots *x509.CertPool) int {
+	pool := x509.NewCertPool()
+	for _, c := range chain[1:] {
+		pool.AddCert(c)
+	}
+	chains, err := chain[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	if err != nil || len(chains) == 0 {
+		return 0
+	}
+	least := len(chains[0])
+	for _, c := range chains[1:] {
+		least = min(least, len(c))
+	}
+	return max(least-2, 0)
 }

@@ -1,0 +1,68 @@
+package ucspi
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"strings"
+	"testing"
+	"time"
+)
+
+// chainOf makes root -> n intermediates -> leaf for "localhost" and
+// returns the presented chain (leaf first, without the root) and a pool
+// holding the root.
+func chainOf(t *testing.T, n int) ([]*x509.Certificate, *x509.CertPool) {
+	t.Helper()
+	mk := func(cn string, ca bool, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey) {
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: ca, BasicConstraintsValid: true,
+			KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+		if !ca {
+			tmpl.DNSNames = []string{cn}
+		}
+		if parent == nil {
+			parent, parentKey = tmpl, key
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, _ := x509.ParseCertificate(der)
+		return c, key
+	}
+	root, rootKey := mk("root", true, nil, nil)
+	pool := x509.NewCertPool()
+	pool.AddCert(root)
+	parent, parentKey := root, rootKey
+	var inter []*x509.Certificate
+	for i := range n {
+		parent, parentKey = mk("intermediate "+string(rune('A'+i)), true, parent, parentKey)
+		inter = append([]*x509.Certificate{parent}, inter...)
+	}
+	leaf, _ := mk("localhost", false, parent, parentKey)
+	return append([]*x509.Certificate{leaf}, inter...), pool
+}
+
+// TestVerifyDepth: -V n allows n intermediate CAs, as OpenSSL's verify
+// depth does (sslclient's default 1 takes leaf + one intermediate).
+func TestVerifyDepth(t *testing.T) {
+	for _, tc := range []struct {
+		inters, depth int
+		ok            bool
+	}{{0, 1, true}, {1, 1, true}, {2, 1, false}, {2, 2, true}, {3, 0, true}} {
+		chain, pool := chainOf(t, tc.inters)
+		v := verifyServer(tls.ConnectionState{PeerCertificates: chain}, ClientOptions{Host: "localhost", RootCAs: pool, VerifyDepth: tc.depth, CheckName: true})
+		if v.Verified != tc.ok {
+			t.Errorf("%d intermediates, -V %d: verified %v (%s)", tc.inters, tc.depth, v.Verified, v.Reason)
+		}
+		if !tc.ok && !strings.Contains(v.Reason, "verify depth") {
+			t.Errorf("reason %q does not name the depth", v.Reason)
+		}
+	}
+}
