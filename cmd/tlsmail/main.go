@@ -50,6 +50,7 @@ func commands() map[string]command {
 		"user":      {"manage the users file", runUser},
 		"sslserver": {"UCSPI-SSL compatible TLS server wrapper", runSSLServer},
 		"sslclient": {"UCSPI-SSL compatible TLS client wrapper", runSSLClient},
+		"rules":     {"compile and check tcprules cdb files", runRules},
 	}
 }
 

@@ -124,10 +124,36 @@ func TestGetopt(t *testing.T) {
 	if _, _, err := getopt([]string{"-x"}, sslserverArgs); err == nil {
 		t.Error("missing value accepted")
 	}
-	if code, _, errs := runCLI(t, "sslserver", "-r", "0", "25", "prog"); code != 100 || !strings.Contains(errs, "-r is not implemented yet") {
-		t.Errorf("-r: %d %q", code, errs)
+	if code, _, errs := runCLI(t, "sslserver", "-I", "eth0", "0", "25", "prog"); code != 100 || !strings.Contains(errs, "-I is not implemented yet") {
+		t.Errorf("-I: %d %q", code, errs)
 	}
 	if code, _, _ := runCLI(t, "sslserver", "0", "25"); code != 100 {
 		t.Errorf("missing program: exit %d, want 100", code)
+	}
+}
+
+// TestRulesCompileAndCheck: `tlsmail rules compile` writes a cdb that
+// `rules check` reads back; a bad line is named by file and line.
+func TestRulesCompileAndCheck(t *testing.T) {
+	dir := t.TempDir()
+	text := filepath.Join(dir, "rules.txt")
+	cdb := filepath.Join(dir, "rules.cdb")
+	os.WriteFile(text, []byte("127.0.0.1:allow,RELAYCLIENT=\"\"\n10.0.0.:deny\n"), 0o644)
+	if code, _, errs := runCLI(t, "tlsmail", "rules", "compile", text, cdb); code != 0 {
+		t.Fatalf("compile: %d %s", code, errs)
+	}
+	if code, out, _ := runCLI(t, "tlsmail", "rules", "check", cdb, "127.0.0.1"); code != 0 || out != "rule 127.0.0.1:\nset environment variable RELAYCLIENT=\nallow connection\n" {
+		t.Errorf("check 127.0.0.1: %d %q", code, out)
+	}
+	if _, out, _ := runCLI(t, "tlsmail", "rules", "check", cdb, "10.0.0.9"); out != "rule 10.0.0.:\ndeny connection\n" {
+		t.Errorf("check 10.0.0.9: %q", out)
+	}
+	os.WriteFile(text, []byte("127.0.0.1:allow\n127.0.0.2:maybe\n"), 0o644)
+	code, _, errs := runCLI(t, "tlsmail", "rules", "compile", text, cdb)
+	if code != 100 || !strings.HasPrefix(errs, "tlsmail rules compile: "+text+":2: want allow or deny") || strings.Count(errs, "\n") != 1 {
+		t.Errorf("bad line: %d %q", code, errs)
+	}
+	if _, out, _ := runCLI(t, "tlsmail", "rules", "check", cdb, "127.0.0.1"); !strings.Contains(out, "allow connection") {
+		t.Errorf("a failed compile must leave the old cdb: %q", out)
 	}
 }
