@@ -29,8 +29,7 @@ func TestSSLServerImmediateMode(t *testing.T) {
 	openssl := testpeer.Require(t, "openssl")
 	tcprules := testpeer.Require(t, "tcprules")
 	dir := t.TempDir()
-	tlsmail(t, "cert", "new-ca", "--out", filepath.Join(dir, "ca"))
-	tlsmail(t, "cert", "issue", "--ca", filepath.Join(dir, "ca"), "--host", "localhost,127.0.0.1", "--out", filepath.Join(dir, "server"))
+	caAndServerCert(t, dir, "localhost,127.0.0.1")
 	link := filepath.Join(dir, "sslserver")
 	if err := os.Symlink(tlsmailBin, link); err != nil {
 		t.Fatal(err)
@@ -49,7 +48,7 @@ func TestSSLServerImmediateMode(t *testing.T) {
 		Env:       []string{"CERTFILE=" + filepath.Join(dir, "server.pem"), "KEYFILE=" + filepath.Join(dir, "server.key")},
 		ReadyLine: `^\d+$`,
 	})
-	port := regexp.MustCompile(`(?m)^(\d+)$`).FindStringSubmatch(p.Output())[1]
+	port := printedPort(t, p)
 	addr := "127.0.0.1:" + port
 
 	cmd := exec.Command(openssl, "s_client", "-connect", addr, "-CAfile", filepath.Join(dir, "ca", "ca.pem"), "-verify_return_error", "-brief", "-ign_eof")
@@ -107,8 +106,7 @@ func TestSSLServerImmediateMode(t *testing.T) {
 func TestSSLServerDelayedTLS(t *testing.T) {
 	python := testpeer.Require(t, "python3")
 	dir := t.TempDir()
-	tlsmail(t, "cert", "new-ca", "--out", filepath.Join(dir, "ca"))
-	tlsmail(t, "cert", "issue", "--ca", filepath.Join(dir, "ca"), "--host", "localhost", "--out", filepath.Join(dir, "server"))
+	caAndServerCert(t, dir, "localhost")
 	prog := filepath.Join(dir, "starttls.py")
 	os.WriteFile(prog, []byte(`import os, sys
 ctl, rd, wr = int(os.environ["SSLCTLFD"]), int(os.environ["SSLREADFD"]), int(os.environ["SSLWRITEFD"])
@@ -133,7 +131,7 @@ os.write(wr, b"tls:" + data.strip() + b" protocol=" + env[b"SSL_PROTOCOL"] + b" 
 		Env:       []string{"CERTFILE=" + filepath.Join(dir, "server.pem"), "KEYFILE=" + filepath.Join(dir, "server.key")},
 		ReadyLine: `^\d+$`,
 	})
-	addr := "127.0.0.1:" + regexp.MustCompile(`(?m)^(\d+)$`).FindStringSubmatch(p.Output())[1]
+	addr := "127.0.0.1:" + printedPort(t, p)
 	pem, _ := os.ReadFile(filepath.Join(dir, "ca", "ca.pem"))
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pem)
@@ -232,8 +230,7 @@ func TestSSLClientToOurServer(t *testing.T) {
 func TestSSLClientToOpenSSL(t *testing.T) {
 	openssl := testpeer.Require(t, "openssl")
 	dir := t.TempDir()
-	tlsmail(t, "cert", "new-ca", "--out", filepath.Join(dir, "ca"))
-	tlsmail(t, "cert", "issue", "--ca", filepath.Join(dir, "ca"), "--host", "localhost", "--out", filepath.Join(dir, "server"))
+	caAndServerCert(t, dir, "localhost")
 	tlsmail(t, "cert", "issue", "--ca", filepath.Join(dir, "ca"), "--client", "--cn", "script client", "--out", filepath.Join(dir, "client"))
 	caDir := filepath.Join(dir, "cadir")
 	if err := os.Mkdir(caDir, 0o755); err != nil {
@@ -310,8 +307,7 @@ func TestSSLServerIdentAndIPRules(t *testing.T) {
 	}()
 
 	dir := t.TempDir()
-	tlsmail(t, "cert", "new-ca", "--out", filepath.Join(dir, "ca"))
-	tlsmail(t, "cert", "issue", "--ca", filepath.Join(dir, "ca"), "--host", "localhost", "--out", filepath.Join(dir, "server"))
+	caAndServerCert(t, dir, "localhost")
 	rules := func(name, text string) {
 		cmd := exec.Command(tcprules, filepath.Join(dir, name), filepath.Join(dir, name+".tmp"))
 		cmd.Stdin = strings.NewReader(text)
@@ -327,7 +323,7 @@ func TestSSLServerIdentAndIPRules(t *testing.T) {
 		Env:       []string{"CERTFILE=" + filepath.Join(dir, "server.pem"), "KEYFILE=" + filepath.Join(dir, "server.key")},
 		ReadyLine: `^\d+$`,
 	})
-	port := regexp.MustCompile(`(?m)^(\d+)$`).FindStringSubmatch(p.Output())[1]
+	port := printedPort(t, p)
 	pem, _ := os.ReadFile(filepath.Join(dir, "ca", "ca.pem"))
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pem)
@@ -374,14 +370,13 @@ func TestSSLServerUIDFromEnvironment(t *testing.T) {
 		t.Skip("needs root")
 	}
 	dir := t.TempDir()
-	tlsmail(t, "cert", "new-ca", "--out", filepath.Join(dir, "ca"))
-	tlsmail(t, "cert", "issue", "--ca", filepath.Join(dir, "ca"), "--host", "localhost", "--out", filepath.Join(dir, "server"))
+	caAndServerCert(t, dir, "localhost")
 	p := testpeer.Start(t, testpeer.Cmd{
 		Path: tlsmailBin, Args: []string{"sslserver", "-1", "-U", "127.0.0.1", "0", "sh", "-c", `echo "uid=$(id -u) gid=$(id -g)"`},
 		Env:       []string{"CERTFILE=" + filepath.Join(dir, "server.pem"), "KEYFILE=" + filepath.Join(dir, "server.key"), "UID=65534", "GID=65533"},
 		ReadyLine: `^\d+$`,
 	})
-	port := regexp.MustCompile(`(?m)^(\d+)$`).FindStringSubmatch(p.Output())[1]
+	port := printedPort(t, p)
 	c, err := tls.Dial("tcp", "127.0.0.1:"+port, &tls.Config{InsecureSkipVerify: true})
 	if err != nil {
 		t.Fatal(err)
@@ -408,8 +403,7 @@ func TestSSLServerUIDFromEnvironment(t *testing.T) {
 func TestSSLServerKeyPasswordOnFD3(t *testing.T) {
 	openssl := testpeer.Require(t, "openssl")
 	dir := t.TempDir()
-	tlsmail(t, "cert", "new-ca", "--out", filepath.Join(dir, "ca"))
-	tlsmail(t, "cert", "issue", "--ca", filepath.Join(dir, "ca"), "--host", "localhost", "--out", filepath.Join(dir, "server"))
+	caAndServerCert(t, dir, "localhost")
 	encKey := filepath.Join(dir, "server-enc.key")
 	testpeer.Output(t, openssl, "pkey", "-aes256", "-in", filepath.Join(dir, "server.key"), "-out", encKey, "-passout", "pass:k3y-pw")
 	script := `printf 'k3y-pw\0' > "$DIR/pw"; exec "$TLSMAIL" sslserver -1 -3 127.0.0.1 0 echo served 3<"$DIR/pw"`
@@ -418,7 +412,7 @@ func TestSSLServerKeyPasswordOnFD3(t *testing.T) {
 		Env:       []string{"DIR=" + dir, "TLSMAIL=" + tlsmailBin, "CERTFILE=" + filepath.Join(dir, "server.pem"), "KEYFILE=" + encKey},
 		ReadyLine: `^\d+$`,
 	})
-	port := regexp.MustCompile(`(?m)^(\d+)$`).FindStringSubmatch(p.Output())[1]
+	port := printedPort(t, p)
 	c, err := tls.Dial("tcp", "127.0.0.1:"+port, &tls.Config{InsecureSkipVerify: true})
 	if err != nil {
 		t.Fatal(err)
@@ -434,4 +428,22 @@ func TestSSLServerKeyPasswordOnFD3(t *testing.T) {
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 111 || !strings.Contains(string(out), "wrong password") || !strings.Contains(string(out), encKey) || strings.Contains(string(out), "nope") {
 		t.Errorf("wrong password: %v %q", err, out)
 	}
+}
+
+// caAndServerCert makes DIR/ca (a CA) and DIR/server.pem/.key for hosts
+// with the tlsmail CLI.
+func caAndServerCert(t *testing.T, dir, hosts string) {
+	t.Helper()
+	tlsmail(t, "cert", "new-ca", "--out", filepath.Join(dir, "ca"))
+	tlsmail(t, "cert", "issue", "--ca", filepath.Join(dir, "ca"), "--host", hosts, "--out", filepath.Join(dir, "server"))
+}
+
+// printedPort is the port sslserver -1 printed.
+func printedPort(t *testing.T, p *testpeer.Proc) string {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^(\d+)$`).FindStringSubmatch(p.Output())
+	if m == nil {
+		t.Fatalf("sslserver -1 printed no port:\n%s", p.Output())
+	}
+	return m[1]
 }
