@@ -16,9 +16,9 @@ FUZZTIME    ?= 30s
 
 .PHONY: test build peers lint vet staticcheck fuzz bench bench-send bench-outbound
 
+# -count=1: the e2e tests run a tlsmail binary they build themselves, which
+# go test's cache does not see, so a cached result could hide a change.
 test: peers vet staticcheck
-	# -count=1: the e2e tests run a tlsmail binary they build themselves, which
-	# go test's cache does not see, so a cached result could hide a change.
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 build:
