@@ -19,6 +19,7 @@ peers=(
   "command -v fetchmail|fetchmail"
   "command -v mpop|mpop"
   "command -v tcprules|ucspi-tcp"
+  "command -v stunnel4|stunnel4"
 )
 
 missing() {

@@ -447,3 +447,48 @@ func printedPort(t *testing.T, p *testpeer.Proc) string {
 	}
 	return m[1]
 }
+
+// TestStunnelBothWays: stunnel4 as a verifying TLS client in front of our
+// sslserver, and as a TLS server exec'ing a program for our sslclient.
+func TestStunnelBothWays(t *testing.T) {
+	stunnel := testpeer.Require(t, "stunnel4")
+	dir := t.TempDir()
+	caAndServerCert(t, dir, "localhost")
+	ca := filepath.Join(dir, "ca", "ca.pem")
+
+	// stunnel (client) -> tlsmail sslserver -> program.
+	p := testpeer.Start(t, testpeer.Cmd{
+		Path: tlsmailBin, Args: []string{"sslserver", "-1", "-s", "127.0.0.1", "0", "sh", "-c", `echo "hello $SSL_PROTOCOL"; read l; echo "got:$l"`},
+		Env:       []string{"CERTFILE=" + filepath.Join(dir, "server.pem"), "KEYFILE=" + filepath.Join(dir, "server.key")},
+		ReadyLine: `^\d+$`,
+	})
+	front := "127.0.0.1:" + strconv.Itoa(testpeer.FreePort(t))
+	conf := filepath.Join(dir, "client.conf")
+	os.WriteFile(conf, []byte(fmt.Sprintf("foreground = yes\npid =\n[c]\nclient = yes\naccept = %s\nconnect = 127.0.0.1:%s\nCAfile = %s\nverifyChain = yes\ncheckHost = localhost\n",
+		front, printedPort(t, p), ca)), 0o644)
+	testpeer.Start(t, testpeer.Cmd{Path: stunnel, Args: []string{conf}, ReadyAddr: front})
+	c, err := net.Dial("tcp", front)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "via stunnel\n")
+	out, _ := io.ReadAll(c)
+	c.Close()
+	if string(out) != "hello TLSv1.3\ngot:via stunnel\n" {
+		t.Errorf("stunnel -> sslserver: %q", out)
+	}
+
+	// tlsmail sslclient -> stunnel (server, exec) -> program.
+	back := strconv.Itoa(testpeer.FreePort(t))
+	conf = filepath.Join(dir, "server.conf")
+	script := filepath.Join(dir, "prog.sh") // stunnel's execArgs splits on spaces, no quoting
+	os.WriteFile(script, []byte("echo from-stunnel; read l; echo \"stunnel got:$l\"\n"), 0o644)
+	os.WriteFile(conf, []byte(fmt.Sprintf("foreground = yes\npid =\n[s]\naccept = 127.0.0.1:%s\ncert = %s\nkey = %s\nexec = /bin/sh\nexecArgs = sh %s\n",
+		back, filepath.Join(dir, "server.pem"), filepath.Join(dir, "server.key"), script)), 0o644)
+	testpeer.Start(t, testpeer.Cmd{Path: stunnel, Args: []string{conf}, ReadyAddr: "127.0.0.1:" + back})
+	prog := `read a <&6; echo "$a"; echo "$SSL_PROTOCOL" >&7; read b <&6; echo "$b"`
+	got, err := exec.Command(tlsmailBin, "sslclient", "-s", "-a", ca, "localhost", back, "sh", "-c", prog).CombinedOutput()
+	if err != nil || string(got) != "from-stunnel\nstunnel got:TLSv1.3\n" {
+		t.Errorf("sslclient -> stunnel: %v %q", err, got)
+	}
+}
