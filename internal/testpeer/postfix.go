@@ -1,8 +1,10 @@
 package testpeer
 
 import (
+	"bufio"
 	_ "embed"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -75,6 +77,9 @@ func StartPostfix(t testing.TB, settings ...string) *Postfix {
 		"smtp_host_lookup = native",
 		"smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination",
 		"biff = no",
+		// A daemon that fails at start-up makes master pause the whole
+		// service for service_throttle_time (60s): a test would stall.
+		"service_throttle_time = 1s",
 		"shlib_directory = /usr/lib/postfix",
 		"daemon_directory = /usr/lib/postfix/sbin",
 		"meta_directory = /etc/postfix",
@@ -111,7 +116,41 @@ func StartPostfix(t testing.TB, settings ...string) *Postfix {
 		b, _ := os.ReadFile(p.Log)
 		t.Fatalf("postfix: %v\n%s", err, b)
 	}
+	// Ready means smtpd greets, not just that master listens.
+	if err := waitGreeting(p.Addr, 30*time.Second); err != nil {
+		b, _ := os.ReadFile(p.Log)
+		t.Fatalf("postfix: %v\n%s", err, b)
+	}
 	return p
+}
+
+// waitGreeting connects until the server at addr sends a 220 greeting.
+func waitGreeting(addr string, timeout time.Duration) error {
+	end := time.Now().Add(timeout)
+	for {
+		line, err := greeting(addr)
+		if err == nil && strings.HasPrefix(line, "220") {
+			return nil
+		}
+		if time.Now().After(end) {
+			return fmt.Errorf("no SMTP greeting from %s within %v (last: %q, %v)", addr, timeout, line, err)
+		}
+	}
+}
+
+func greeting(addr string) (string, error) {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		time.Sleep(100 * time.Millisecond) // nothing to wait on: retry pacing
+		return "", err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err == nil {
+		_, _ = c.Write([]byte("QUIT\r\n"))
+	}
+	return line, err
 }
 
 // LogText returns Postfix's log so far.
