@@ -283,7 +283,7 @@ func TestSSLServerIdentAndIPRules(t *testing.T) {
 	tcprules := testpeer.Require(t, "tcprules")
 	il, err := net.Listen("tcp", "127.0.0.1:113")
 	if err != nil {
-		if os.Getenv("CI") != "" {
+		if testpeer.InCI() {
 			t.Fatalf("ident responder: %v", err)
 		}
 		t.Skipf("ident responder needs port 113: %v", err)
@@ -364,7 +364,7 @@ func TestSSLServerIdentAndIPRules(t *testing.T) {
 // from $UID and $GID, as envuidgid sets them (needs root, as CI has).
 func TestSSLServerUIDFromEnvironment(t *testing.T) {
 	if os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
+		if testpeer.InCI() {
 			t.Fatal("CI runs as root; -U cannot be tested otherwise")
 		}
 		t.Skip("needs root")
