@@ -159,15 +159,9 @@ func RunClient(o ClientOptions) (int, error) {
 	}
 	fromServerR.Close()
 	toServerW.Close()
-	idle := &idleConn{Conn: tconn, timeout: o.IdleTimeout}
 	go func() {
-		_, _ = io.Copy(fromServerW, idle)
-		fromServerW.Close()
-	}()
-	go func() {
-		_, _ = io.Copy(idle, toServerR)
+		newRelayBuffers().relay(tconn, o.IdleTimeout, fromServerW, toServerR)
 		toServerR.Close()
-		_ = tconn.CloseWrite()
 	}()
 	err = cmd.Wait()
 	var ee *exec.ExitError

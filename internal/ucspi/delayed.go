@@ -117,13 +117,7 @@ func (s *Server) runDelayed(c net.Conn, env []string, remoteHost string) {
 			}
 			s.logf(3, "ssl %d accept %s:%s", cmd.Process.Pid, st.Protocol, st.CipherSSL)
 		}
-		idle := &idleConn{Conn: tconn, timeout: s.o.IdleTimeout}
-		go func() {
-			_, _ = io.Copy(netToProg, idle)
-			netToProg.Close()
-		}()
-		_, _ = io.Copy(idle, progToNet)
-		_ = tconn.CloseWrite()
+		s.bufs.relay(tconn, s.o.IdleTimeout, netToProg, progToNet)
 	}()
 	err = cmd.Wait()
 	status := 0

@@ -54,8 +54,9 @@ type ServerOptions struct {
 
 // Server is a running sslserver.
 type Server struct {
-	o   ServerOptions
-	log *log.Logger
+	o    ServerOptions
+	log  *log.Logger
+	bufs *relayBuffers
 
 	mu     sync.Mutex
 	active int
@@ -65,7 +66,7 @@ type Server struct {
 
 // NewServer makes a server.
 func NewServer(o ServerOptions) *Server {
-	s := &Server{o: o, log: log.New(o.Log, "sslserver: ", 0), perIP: map[string]int{}}
+	s := &Server{o: o, log: log.New(o.Log, "sslserver: ", 0), perIP: map[string]int{}, bufs: newRelayBuffers()}
 	s.cond = sync.NewCond(&s.mu)
 	return s
 }
@@ -317,17 +318,24 @@ func (s *Server) run(tconn *tls.Conn, env []string) {
 	if s.o.Credential != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.o.Credential}
 	}
-	stdin, err := cmd.StdinPipe()
+	progIn, toProg, err := os.Pipe()
 	if err != nil {
 		s.logf(1, "warning: %v", err)
 		return
 	}
-	stdout, err := cmd.StdoutPipe()
+	defer toProg.Close()
+	fromProg, progOut, err := os.Pipe()
 	if err != nil {
+		progIn.Close()
 		s.logf(1, "warning: %v", err)
 		return
 	}
-	if err := cmd.Start(); err != nil {
+	defer fromProg.Close()
+	cmd.Stdin, cmd.Stdout = progIn, progOut
+	err = cmd.Start()
+	progIn.Close()
+	progOut.Close()
+	if err != nil {
 		s.logf(1, "warning: unable to run %s: %v", s.o.Prog[0], err)
 		return
 	}
@@ -335,39 +343,13 @@ func (s *Server) run(tconn *tls.Conn, env []string) {
 	if s.o.Banner != "" {
 		_, _ = io.WriteString(tconn, s.o.Banner)
 	}
-	idle := &idleConn{Conn: tconn, timeout: s.o.IdleTimeout}
-	done := make(chan struct{})
-	go func() {
-		// network -> program
-		_, _ = io.Copy(stdin, idle)
-		stdin.Close()
-		close(done)
-	}()
-	// program -> network
-	_, _ = io.Copy(idle, stdout)
-	_ = tconn.CloseWrite() // close_notify
+	wait := s.bufs.relay(tconn, s.o.IdleTimeout, toProg, fromProg)
 	err = cmd.Wait()
 	status := 0
 	if ee, ok := err.(*exec.ExitError); ok {
 		status = int(ee.Sys().(syscall.WaitStatus))
 	}
 	tconn.Close()
-	<-done
+	wait()
 	s.logf(2, "end %d status %d", cmd.Process.Pid, status)
-}
-
-// idleConn gives up when a read or write waits longer than timeout (-w).
-type idleConn struct {
-	net.Conn
-	timeout time.Duration
-}
-
-func (c *idleConn) Read(p []byte) (int, error) {
-	_ = c.Conn.SetReadDeadline(time.Now().Add(c.timeout))
-	return c.Conn.Read(p)
-}
-
-func (c *idleConn) Write(p []byte) (int, error) {
-	_ = c.Conn.SetWriteDeadline(time.Now().Add(c.timeout))
-	return c.Conn.Write(p)
 }

@@ -1,0 +1,107 @@
+package ucspi
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/tlsmail/tlsmail/internal/certs"
+)
+
+// tlsPair is a connected TLS server/client pair over loopback TCP.
+func tlsPair(t *testing.T) (server, client *tls.Conn) {
+	t.Helper()
+	ca, err := certs.NewCA(certs.Template{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := certs.Issue(ca, certs.Template{Hosts: []string{"localhost"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Cert)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := l.Accept()
+		accepted <- c
+	}()
+	cc, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := <-accepted
+	server = tls.Server(sc, &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{leaf.Cert.Raw}, PrivateKey: leaf.Key}}})
+	client = tls.Client(cc, &tls.Config{RootCAs: roots, ServerName: "localhost"})
+	errc := make(chan error, 1)
+	go func() { errc <- server.Handshake() }()
+	if err := client.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Close(); client.Close() })
+	return server, client
+}
+
+// The relay carries data both ways byte for byte, in small and large
+// pieces, ends with close_notify when the program closes its output, and
+// an idle relay holds no pooled buffer.
+func TestRelayBothWaysAndIdleHoldsNoBuffer(t *testing.T) {
+	server, client := tlsPair(t)
+	toProgR, toProgW, _ := os.Pipe()
+	fromProgR, fromProgW, _ := os.Pipe()
+	bufs := newRelayBuffers()
+	relayed := make(chan func(), 1)
+	go func() { relayed <- bufs.relay(server, time.Minute, toProgW, fromProgR) }()
+
+	// The "program" echoes what it reads, so client writes come back.
+	go func() {
+		_, _ = io.Copy(fromProgW, toProgR)
+		fromProgW.Close()
+	}()
+	for _, size := range []int{1, smallRead - 1, smallRead, smallRead + 1, recordSize, 3*recordSize + 7, 1 << 20} {
+		data := make([]byte, size)
+		_, _ = rand.Read(data)
+		go func() { _, _ = client.Write(data) }()
+		got := make([]byte, size)
+		if _, err := io.ReadFull(client, got); err != nil {
+			t.Fatalf("size %d: %v", size, err)
+		}
+		if !bytes.Equal(got, data) {
+			t.Fatalf("size %d: relayed bytes differ", size)
+		}
+	}
+	// Idle now: both directions wait. Poll (bounded) until the relay's
+	// goroutines have given their buffers back.
+	deadline := time.Now().Add(5 * time.Second)
+	for bufs.inUse.Load() != 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if n := bufs.inUse.Load(); n != 0 {
+		t.Fatalf("idle relay holds %d pooled buffers, want 0", n)
+	}
+	// The client ends its side: the program sees EOF, closes its output,
+	// and the client gets close_notify (io.EOF, not a reset).
+	if err := client.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	wait := <-relayed
+	if n, err := client.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Fatalf("after the program ended: read %d, %v; want close_notify (EOF)", n, err)
+	}
+	server.Close()
+	wait()
+}
