@@ -124,8 +124,12 @@ func TestGetopt(t *testing.T) {
 	if _, _, err := getopt([]string{"-x"}, sslserverArgs); err == nil {
 		t.Error("missing value accepted")
 	}
-	if code, _, errs := runCLI(t, "sslserver", "-I", "eth0", "0", "25", "prog"); code != 100 || !strings.Contains(errs, "-I is not implemented yet") {
-		t.Errorf("-I: %d %q", code, errs)
+	// -I takes its argument (fehcom's getopt string forgot the colon) and
+	// names an interface that must exist.
+	for _, prog := range []string{"sslserver", "sslclient"} {
+		if code, _, errs := runCLI(t, prog, "-I", "nosuchif0", "127.0.0.1", "25", "prog"); code != 111 || !strings.Contains(errs, "-I nosuchif0") {
+			t.Errorf("%s -I: %d %q", prog, code, errs)
+		}
 	}
 	if code, _, _ := runCLI(t, "sslserver", "0", "25"); code != 100 {
 		t.Errorf("missing program: exit %d, want 100", code)

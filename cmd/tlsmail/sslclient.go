@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -13,13 +14,18 @@ import (
 	"github.com/tlsmail/tlsmail/internal/ucspi"
 )
 
-const sslclientUsage = `usage: sslclient [ -qQvhHxXnNmMsSeEdD ] [ -i localip ] [ -p localport ] [ -T timeoutconn+timeouttls ] [ -a cafile ] [ -A cadir ] [ -c certfile ] [ -k keyfile ] [ -z ciphers ] [ -l localname ] [ -w progtimeout ] host port program
+const sslclientUsage = `usage: sslclient [ -346qQvhHrRxXnNmMsSeEdDyY ] [ -i localip ] [ -p localport ] [ -I interface ] [ -T timeoutconn+timeouttls ] [ -a cafile ] [ -A cadir ] [ -c certfile ] [ -k keyfile ] [ -K keypassfile ] [ -V verifydepth ] [ -z ciphers ] [ -l localname ] [ -t identtimeout ] [ -w progtimeout ] host port program
 
 A drop-in for UCSPI-SSL's sslclient (../shared/ucspi-ssl.md §3): connects,
 does TLS (verifying the server by default), and runs program with fd 6
 reading from the server and fd 7 writing to it. -3 (fd 3) and -K file give the
-password of an encrypted client key. -V n limits the
-intermediate CAs (default 1, as UCSPI-SSL). Not yet: -I, -r.`
+password of an encrypted client key. SNI is sent when the host is a name
+(-M turns it off). -V n limits the
+intermediate CAs (default 1, as UCSPI-SSL). A server that fails
+verification exits 110 (as newer UCSPI-SSL; 111 is a connection failure).
+-y is client-side delayed TLS (UCSPI-TLS): fds 6/7 are the raw socket until
+the program writes 'y' or 'Y' to SSLCTLFD=3, then it uses SSLREADFD=4 and
+SSLWRITEFD=5. -r asks the server's ident service for SSLREMOTEINFO.`
 
 const sslclientArgs = "ipTIKaAckVzltw"
 
@@ -34,7 +40,7 @@ func runSSLClient(env *cliEnv, args []string) int {
 		return 100
 	}
 	o := ucspi.ClientOptions{Verbosity: 1, ConnectTimeout: 60 * time.Second, TLSTimeout: 58 * time.Second, NoDelay: true,
-		Verify: true, VerifyDepth: 1, CheckName: true, LookupHost: true, IdleTimeout: 3600 * time.Second, Log: env.stderr}
+		Verify: true, VerifyDepth: 1, CheckName: true, SNI: true, LookupHost: true, IdleTimeout: 3600 * time.Second, IdentTimeout: 26 * time.Second, Log: env.stderr}
 	var caFile, caDir, certFile, keyFile, ciphers string
 	var keyPassword []byte
 	for _, kv := range opts {
@@ -45,7 +51,15 @@ func runSSLClient(env *cliEnv, args []string) int {
 			o.Verbosity = 1
 		case "v":
 			o.Verbosity = 2
-		case "4", "6", "r", "R", "t": // ident lookups are not done; SSLREMOTEINFO stays unset
+		case "4", "6": // the address family follows the host argument
+		case "r":
+			o.Ident = true
+		case "R":
+			o.Ident = false
+		case "y":
+			o.Delayed = true
+		case "Y":
+			o.Delayed = false
 		case "i":
 			o.LocalIP = v
 		case "p":
@@ -75,12 +89,16 @@ func runSSLClient(env *cliEnv, args []string) int {
 			ciphers = v
 		case "l":
 			o.LocalHost = v
-		case "w":
+		case "w", "t":
 			n, err := strconv.Atoi(v)
-			if err != nil {
-				return usageFail(env, "-w %q is not a number", v)
+			if err != nil || n < 0 {
+				return usageFail(env, "-%s %q is not a number", kv[0], v)
 			}
-			o.IdleTimeout = time.Duration(n) * time.Second
+			if kv[0] == "w" {
+				o.IdleTimeout = time.Duration(n) * time.Second
+			} else {
+				o.IdentTimeout = time.Duration(n) * time.Second
+			}
 		case "x":
 			o.Verify = true
 		case "X":
@@ -131,8 +149,11 @@ func runSSLClient(env *cliEnv, args []string) int {
 			}
 			o.VerifyDepth = n
 		case "I":
-			fmt.Fprintf(env.stderr, "sslclient: option -%s is not implemented yet in tlsmail (issue #4)\n", kv[0])
-			return 100
+			if _, err := net.InterfaceByName(v); err != nil {
+				fmt.Fprintf(env.stderr, "sslclient: fatal: -I %s: %v\n", v, err)
+				return 111
+			}
+			o.Interface = v
 		default:
 			fmt.Fprintf(env.stderr, "sslclient: unknown option -%s\n%s\n", kv[0], sslclientUsage)
 			return 100

@@ -99,6 +99,7 @@ func runSSLServer(env *cliEnv, args []string) int {
 	clientCert := ""
 	var uid, gid int = -1, -1
 	var keyPassword []byte
+	iface := ""
 	for _, kv := range opts {
 		switch v := kv[1]; kv[0] {
 		case "q":
@@ -111,9 +112,13 @@ func runSSLServer(env *cliEnv, args []string) int {
 			o.Verbosity = 3
 		case "1":
 			o.PrintPort = true
-		case "4", "6", "p", "P", "o", "O":
-			// address family by the host argument; paranoid and IP-option
-			// switches have no effect in Go's socket model.
+		case "4", "6", "o", "O":
+			// The address family follows the host argument; Go's sockets
+			// never pass IP options through, so -o/-O change nothing.
+		case "p":
+			o.Paranoid = true
+		case "P":
+			o.Paranoid = false
 		case "r":
 			o.Ident = true
 		case "R":
@@ -189,8 +194,11 @@ func runSSLServer(env *cliEnv, args []string) int {
 			}
 			keyPassword = pw
 		case "I":
-			fmt.Fprintf(env.stderr, "sslserver: option -%s is not implemented yet in tlsmail (issue #4)\n", kv[0])
-			return 100
+			if _, err := net.InterfaceByName(v); err != nil {
+				fmt.Fprintf(env.stderr, "sslserver: fatal: -I %s: %v\n", v, err)
+				return 111
+			}
+			iface = v
 		default:
 			fmt.Fprintf(env.stderr, "sslserver: unknown option -%s\n%s\n", kv[0], sslserverUsage)
 			return 100
@@ -224,14 +232,24 @@ func runSSLServer(env *cliEnv, args []string) int {
 		certFile = chain
 	}
 	settings := tlsconf.ServerSettings{Certs: []tlsconf.CertSpec{{CertFile: certFile, KeyFile: keyFile, KeyPassword: keyPassword}}, Ciphers: env.getenv("CIPHERS")}
+	o.ClientCAFile, o.ClientCADir = env.getenv("CAFILE"), env.getenv("CADIR")
+	if f := env.getenv("CCAFILE"); f != "" && f != "-" {
+		o.ClientCAFile = f
+	}
+	o.TLSSettings = settings
 	if clientCert != "" && env.getenv("CCAFILE") != "-" {
 		settings.ClientAuth = tlsconf.ClientAuthRequire
-		settings.ClientCAFile = env.getenv("CAFILE")
-		if f := env.getenv("CCAFILE"); f != "" {
-			settings.ClientCAFile = f
-		}
-		settings.ClientCADir = env.getenv("CADIR")
+		settings.ClientCAFile, settings.ClientCADir = o.ClientCAFile, o.ClientCADir
 		o.ClientCertHost = clientCert == "z"
+	}
+	o.VerifyDepth = 1
+	if v := env.getenv("VERIFYDEPTH"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			fmt.Fprintf(env.stderr, "sslserver: fatal: VERIFYDEPTH %q is not a number\n", v)
+			return 111
+		}
+		o.VerifyDepth = n
 	}
 	srv, err := tlsconf.NewServer(settings)
 	if err != nil {
@@ -251,7 +269,7 @@ func runSSLServer(env *cliEnv, args []string) int {
 		}
 		port = strconv.Itoa(p)
 	}
-	l, err := net.Listen("tcp", net.JoinHostPort(o.Host, port))
+	l, err := net.Listen("tcp", net.JoinHostPort(ucspi.ScopedHost(o.Host, iface), port))
 	if err != nil {
 		fmt.Fprintf(env.stderr, "sslserver: fatal: unable to bind: %v\n", err)
 		return 111

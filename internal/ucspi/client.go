@@ -42,6 +42,11 @@ type ClientOptions struct {
 	SSLEnv         bool // -s
 	TCPEnv         bool // -e
 	IdleTimeout    time.Duration
+	Ident          bool          // -r: ask the server's ident service for SSLREMOTEINFO
+	IdentTimeout   time.Duration // -t
+	IdentPort      int           // 0: 113; other values for tests
+	Interface      string        // -I: scope of an IPv6 link-local host
+	Delayed        bool          // -y: UCSPI-TLS, the program starts TLS itself
 	Log            io.Writer
 }
 
@@ -53,15 +58,21 @@ type Failure struct {
 
 func (f *Failure) Error() string { return f.Msg }
 
-// RunClient connects, does TLS, and runs the program with fd 6 reading
-// from the server and fd 7 writing to it (through pipes to this process,
-// which does the TLS). It returns the program's exit code.
+// ExitVerify is the exit code for a server that fails verification (no
+// certificate, chain, name): UNEW's 110, so scripts can tell it from a
+// connection failure (111). U95 used 111 for both.
+const ExitVerify = 110
+
+// RunClient connects, does TLS (at once, or with Delayed when the program
+// asks), and runs the program with fd 6 reading from the server and fd 7
+// writing to it. It returns the program's exit code.
 func RunClient(o ClientOptions) (int, error) {
 	lg := log.New(o.Log, "sslclient: ", 0)
 	host := o.Host
 	if host == "0" || host == "" {
 		host = "127.0.0.1"
 	}
+	host = ScopedHost(host, o.Interface)
 	dialer := &net.Dialer{Timeout: o.ConnectTimeout}
 	if o.LocalIP != "" || o.LocalPort != 0 {
 		dialer.LocalAddr = &net.TCPAddr{IP: net.ParseIP(o.LocalIP), Port: o.LocalPort}
@@ -75,62 +86,16 @@ func RunClient(o ClientOptions) (int, error) {
 		_ = tc.SetNoDelay(o.NoDelay)
 	}
 	remote := conn.RemoteAddr().(*net.TCPAddr)
-	local := conn.LocalAddr().(*net.TCPAddr)
 	if o.Verbosity >= 2 {
 		lg.Printf("connected to %s port %d", addrIP(remote), remote.Port)
 	}
-	cfg := &tls.Config{InsecureSkipVerify: true, RootCAs: o.RootCAs, CipherSuites: o.CipherSuites, MinVersion: tls.VersionTLS12}
-	if o.SNI {
-		cfg.ServerName = o.Host
+	env := clientEnv(o, conn)
+	if o.Delayed {
+		return runClientDelayed(o, lg, conn, env)
 	}
-	if o.ClientCert != nil {
-		cfg.Certificates = []tls.Certificate{*o.ClientCert}
-	}
-	tconn := tls.Client(conn, cfg)
-	ctx, cancel := context.WithTimeout(context.Background(), o.TLSTimeout)
-	err = tconn.HandshakeContext(ctx)
-	cancel()
-	if err != nil {
-		return 111, &Failure{111, "fatal: unable to speak TLS: " + err.Error()}
-	}
-	cs := tconn.ConnectionState()
-	v := verifyServer(cs, o)
-	if o.Verify && !v.Verified {
-		return 111, &Failure{111, "fatal: " + v.Reason}
-	}
-	if o.Verbosity >= 2 {
-		lg.Printf("ssl connect")
-	}
-	var localCert *tlsinfo.Cert
-	if o.ClientCert != nil && o.ClientCert.Leaf != nil {
-		localCert = tlsinfo.NewCert(o.ClientCert.Leaf)
-	}
-	st := tlsinfo.New(cs, tlsinfo.RoleClient, v, localCert)
-
-	env := os.Environ()
-	set := func(k, v string) { env = append(env, k+"="+v) }
-	proto := "SSL"
-	if remote.IP.To4() == nil {
-		proto = "SSL6"
-	}
-	set("PROTO", proto)
-	remoteHost := ""
-	if o.LookupHost {
-		if names, err := net.DefaultResolver.LookupAddr(context.Background(), addrIP(remote)); err == nil && len(names) > 0 {
-			remoteHost = strings.TrimSuffix(names[0], ".")
-		}
-	}
-	for _, pre := range prefixes(o.TCPEnv) {
-		set(pre+"LOCALIP", addrIP(local))
-		set(pre+"LOCALPORT", strconv.Itoa(local.Port))
-		if o.LocalHost != "" {
-			set(pre+"LOCALHOST", o.LocalHost)
-		}
-		set(pre+"REMOTEIP", addrIP(remote))
-		set(pre+"REMOTEPORT", strconv.Itoa(remote.Port))
-		if remoteHost != "" {
-			set(pre+"REMOTEHOST", remoteHost)
-		}
+	tconn, st, f := clientHandshake(o, lg, conn)
+	if f != nil {
+		return f.Code, f
 	}
 	if o.SSLEnv {
 		env = append(env, st.Env()...)
@@ -154,16 +119,31 @@ func RunClient(o ClientOptions) (int, error) {
 	}
 	defer devnull.Close()
 	cmd.ExtraFiles = []*os.File{devnull, devnull, devnull, fromServerR, toServerW}
-	if err := cmd.Start(); err != nil {
-		return 111, &Failure{111, fmt.Sprintf("fatal: unable to run %s: %v", o.Prog[0], err)}
-	}
+	err = cmd.Start()
 	fromServerR.Close()
 	toServerW.Close()
+	if err != nil {
+		return 111, &Failure{111, fmt.Sprintf("fatal: unable to run %s: %v", o.Prog[0], err)}
+	}
 	go func() {
-		newRelayBuffers().relay(tconn, o.IdleTimeout, fromServerW, toServerR)
+		_, _ = newRelayBuffers().relay(tconn, o.IdleTimeout, fromServerW, toServerR)
 		toServerR.Close()
 	}()
-	err = cmd.Wait()
+	return programExit(cmd.Wait())
+}
+
+// ScopedHost gives an IPv6 link-local host the scope of interface iface
+// (-I); other hosts stay as they are, as UCSPI's socket_getifidx only
+// sets the scope id.
+func ScopedHost(host, iface string) string {
+	if ip := net.ParseIP(host); iface != "" && ip != nil && ip.To4() == nil && ip.IsLinkLocalUnicast() {
+		return host + "%" + iface
+	}
+	return host
+}
+
+// programExit turns the program's end into sslclient's exit code.
+func programExit(err error) (int, error) {
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Exited() {
@@ -172,6 +152,150 @@ func RunClient(o ClientOptions) (int, error) {
 		return 111, nil
 	}
 	return 0, err
+}
+
+// clientHandshake does the TLS handshake and the server checks.
+func clientHandshake(o ClientOptions, lg *log.Logger, conn net.Conn) (*tls.Conn, tlsinfo.State, *Failure) {
+	cfg := &tls.Config{InsecureSkipVerify: true, RootCAs: o.RootCAs, CipherSuites: o.CipherSuites, MinVersion: tls.VersionTLS12}
+	if o.SNI {
+		cfg.ServerName = o.Host
+	}
+	if o.ClientCert != nil {
+		cfg.Certificates = []tls.Certificate{*o.ClientCert}
+	}
+	tconn := tls.Client(conn, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), o.TLSTimeout)
+	err := tconn.HandshakeContext(ctx)
+	cancel()
+	if err != nil {
+		return nil, tlsinfo.State{}, &Failure{111, "fatal: unable to speak TLS: " + err.Error()}
+	}
+	cs := tconn.ConnectionState()
+	v := verifyServer(cs, o)
+	if o.Verify && !v.Verified {
+		return nil, tlsinfo.State{}, &Failure{ExitVerify, "fatal: " + v.Reason}
+	}
+	if o.Verbosity >= 2 {
+		lg.Printf("ssl connect")
+	}
+	var localCert *tlsinfo.Cert
+	if o.ClientCert != nil && o.ClientCert.Leaf != nil {
+		localCert = tlsinfo.NewCert(o.ClientCert.Leaf)
+	}
+	return tconn, tlsinfo.New(cs, tlsinfo.RoleClient, v, localCert), nil
+}
+
+// clientEnv is the program's environment before TLS (ucspi-ssl.md §3.4).
+func clientEnv(o ClientOptions, conn net.Conn) []string {
+	remote := conn.RemoteAddr().(*net.TCPAddr)
+	local := conn.LocalAddr().(*net.TCPAddr)
+	env := os.Environ()
+	set := func(k, v string) { env = append(env, k+"="+v) }
+	proto := "SSL"
+	if remote.IP.To4() == nil {
+		proto = "SSL6"
+	}
+	set("PROTO", proto)
+	remoteHost := ""
+	if o.LookupHost {
+		if names, err := net.DefaultResolver.LookupAddr(context.Background(), addrIP(remote)); err == nil && len(names) > 0 {
+			remoteHost = strings.TrimSuffix(names[0], ".")
+		}
+	}
+	remoteInfo := ""
+	if o.Ident {
+		port := o.IdentPort
+		if port == 0 {
+			port = IdentPort
+		}
+		remoteInfo, _ = IdentLookup(context.Background(), local.IP, net.JoinHostPort(addrIP(remote), strconv.Itoa(port)), remote.Port, local.Port, o.IdentTimeout)
+	}
+	for _, pre := range prefixes(o.TCPEnv) {
+		set(pre+"LOCALIP", addrIP(local))
+		set(pre+"LOCALPORT", strconv.Itoa(local.Port))
+		if o.LocalHost != "" {
+			set(pre+"LOCALHOST", o.LocalHost)
+		}
+		set(pre+"REMOTEIP", addrIP(remote))
+		set(pre+"REMOTEPORT", strconv.Itoa(remote.Port))
+		if remoteHost != "" {
+			set(pre+"REMOTEHOST", remoteHost)
+		}
+		if remoteInfo != "" {
+			set(pre+"REMOTEINFO", remoteInfo)
+		}
+	}
+	if o.TCPEnv && remote.Zone != "" {
+		set("TCP6INTERFACE", remote.Zone)
+	}
+	return env
+}
+
+// runClientDelayed is sslclient -y, client-side UCSPI-TLS (ucspi-ssl.md
+// §2.4, the contract of the GIF lineage; fehcom's sslclient has none): fds
+// 6 and 7 are the raw socket until the program writes 'y' or 'Y' to
+// SSLCTLFD; then sslclient does the handshake and verifies the server,
+// answers 'Y' with the TLS environment, and relays SSLREADFD/SSLWRITEFD.
+// A failed handshake or verification closes the control socket (the
+// program reads EOF), ends the program with SIGTERM, and sslclient exits
+// with its own code and message.
+func runClientDelayed(o ClientOptions, lg *log.Logger, conn net.Conn, env []string) (int, error) {
+	tc, ok := conn.(*net.TCPConn)
+	if !ok {
+		return 111, errors.New("not a TCP connection")
+	}
+	sock, err := tc.File() // a dup for the program's fds 6 and 7
+	if err != nil {
+		return 111, err
+	}
+	defer sock.Close()
+	t, err := newTLSControl()
+	if err != nil {
+		return 111, err
+	}
+	defer t.close()
+	cmd := exec.Command(o.Prog[0], o.Prog[1:]...)
+	cmd.Env = append(env, controlEnv()...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.ExtraFiles = append(append([]*os.File{}, t.child...), sock, sock)
+	err = cmd.Start()
+	t.closeChild()
+	sock.Close()
+	if err != nil {
+		return 111, &Failure{111, fmt.Sprintf("fatal: unable to run %s: %v", o.Prog[0], err)}
+	}
+	var failure *Failure
+	relayDone := make(chan struct{})
+	go func() {
+		defer close(relayDone)
+		defer t.close()
+		cmdByte, ok := t.command()
+		if !ok {
+			return
+		}
+		tconn, st, f := clientHandshake(o, lg, conn)
+		if f != nil {
+			failure = f
+			t.close()
+			conn.Close()
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			return
+		}
+		if cmdByte == 'Y' {
+			if err := t.sendEnv(st.Env()); err != nil {
+				return
+			}
+		}
+		_, _ = newRelayBuffers().relay(tconn, o.IdleTimeout, t.toProg, t.fromProg)
+	}()
+	code, err := programExit(cmd.Wait())
+	t.ctl.Close()
+	conn.Close()
+	<-relayDone
+	if failure != nil {
+		return failure.Code, failure
+	}
+	return code, err
 }
 
 // verifyServer checks the server as sslclient does: the chain against the
@@ -187,7 +311,7 @@ func verifyServer(cs tls.ConnectionState, o ClientOptions) tlsinfo.Verification 
 		return v
 	}
 	if o.VerifyDepth > 0 {
-		if n := intermediates(cs.PeerCertificates, o.RootCAs); n > o.VerifyDepth {
+		if n := intermediates(cs.PeerCertificates, o.RootCAs, x509.ExtKeyUsageServerAuth); n > o.VerifyDepth {
 			return tlsinfo.Verification{Reason: fmt.Sprintf("missing credentials (CA) or unable to validate server certificate: chain has %d intermediate CAs, verify depth (-V) is %d", n, o.VerifyDepth)}
 		}
 	}
@@ -212,12 +336,12 @@ func verifyServer(cs tls.ConnectionState, o ClientOptions) tlsinfo.Verification 
 
 // intermediates counts the CAs between the leaf and the trust anchor on
 // the shortest verified chain, as OpenSSL's verify depth counts them.
-func intermediates(chain []*x509.Certificate, roots *x509.CertPool) int {
+func intermediates(chain []*x509.Certificate, roots *x509.CertPool, usage x509.ExtKeyUsage) int {
 	pool := x509.NewCertPool()
 	for _, c := range chain[1:] {
 		pool.AddCert(c)
 	}
-	chains, err := chain[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	chains, err := chain[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: pool, KeyUsages: []x509.ExtKeyUsage{usage}})
 	if err != nil || len(chains) == 0 {
 		return 0
 	}

@@ -9,17 +9,95 @@ import (
 	"os/exec"
 	"strings"
 	"syscall"
+
+	"github.com/tlsmail/tlsmail/internal/tlsconf"
 )
 
-// runDelayed is UCSPI-TLS (ucspi-ssl.md §2): the program gets the raw
-// socket on fds 0 and 1 and speaks plaintext until it asks for TLS by
-// writing one byte to SSLCTLFD: 'y' (handshake) or 'Y' (handshake, then
-// the TLS environment as NAME=value\0…\0\0 on the same socket). After the
+// tlsControl is UCSPI-TLS's plumbing (ucspi-ssl.md §2), the same for
+// sslserver -n and sslclient -y: a control socket on which the program
+// writes one byte, 'y' (start TLS) or 'Y' (start TLS, then send the TLS
+// environment as NAME=value\0…\0\0), and two pipes that carry plaintext
+// once TLS runs. The program gets them as fds 3 (SSLCTLFD), 4 (SSLREADFD)
+// and 5 (SSLWRITEFD).
+type tlsControl struct {
+	ctl      *os.File // ours
+	toProg   *os.File // decrypted data for the program
+	fromProg *os.File // the program's data to encrypt
+	child    []*os.File
+}
+
+// controlEnv names the program's descriptors.
+func controlEnv() []string { return []string{"SSLCTLFD=3", "SSLREADFD=4", "SSLWRITEFD=5"} }
+
+func newTLSControl() (*tlsControl, error) {
+	pair, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	t := &tlsControl{ctl: os.NewFile(uintptr(pair[0]), "sslctl")}
+	ctlChild := os.NewFile(uintptr(pair[1]), "sslctl-child")
+	progIn, toProg, err := os.Pipe()
+	if err != nil {
+		t.ctl.Close()
+		ctlChild.Close()
+		return nil, err
+	}
+	fromProg, progOut, err := os.Pipe()
+	if err != nil {
+		t.ctl.Close()
+		ctlChild.Close()
+		progIn.Close()
+		toProg.Close()
+		return nil, err
+	}
+	t.toProg, t.fromProg = toProg, fromProg
+	t.child = []*os.File{ctlChild, progIn, progOut}
+	return t, nil
+}
+
+// closeChild closes the program's ends once it runs (or failed to start).
+func (t *tlsControl) closeChild() {
+	for _, f := range t.child {
+		f.Close()
+	}
+}
+
+// close closes our ends; the program sees EOF on all three.
+func (t *tlsControl) close() {
+	t.ctl.Close()
+	t.toProg.Close()
+	t.fromProg.Close()
+}
+
+// command waits for the program's one byte: 'y' or 'Y'. Anything else,
+// or the program ending first, is not a start.
+func (t *tlsControl) command() (byte, bool) {
+	var b [1]byte
+	if n, _ := t.ctl.Read(b[:]); n != 1 || (b[0] != 'y' && b[0] != 'Y') {
+		return 0, false
+	}
+	return b[0], true
+}
+
+// sendEnv answers 'Y' with the TLS environment.
+func (t *tlsControl) sendEnv(env []string) error {
+	var block strings.Builder
+	for _, kv := range env {
+		block.WriteString(kv)
+		block.WriteByte(0)
+	}
+	block.WriteByte(0)
+	_, err := io.WriteString(t.ctl, block.String())
+	return err
+}
+
+// runDelayed is sslserver -n: the program gets the raw socket on fds 0 and
+// 1 and speaks plaintext until it asks for TLS on SSLCTLFD. After the
 // handshake it reads decrypted data from SSLREADFD and writes data to
 // encrypt to SSLWRITEFD; it never sees TLS bytes. Anything the client sent
 // before the handshake and the program did not read goes into the TLS
 // handshake and fails it: plaintext cannot be injected into the session.
-func (s *Server) runDelayed(c net.Conn, env []string, remoteHost string) {
+func (s *Server) runDelayed(c net.Conn, env []string, srv *tlsconf.Server, remoteHost string) {
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
 		return
@@ -30,46 +108,25 @@ func (s *Server) runDelayed(c net.Conn, env []string, remoteHost string) {
 		return
 	}
 	defer sock.Close()
-	pair, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	t, err := newTLSControl()
 	if err != nil {
 		s.logf(1, "warning: control socket: %v", err)
 		return
 	}
-	ctlOurs := os.NewFile(uintptr(pair[0]), "sslctl")
-	ctlChild := os.NewFile(uintptr(pair[1]), "sslctl-child")
-	defer ctlOurs.Close()
-	progIn, netToProg, err := os.Pipe() // decrypted data for the program
-	if err != nil {
-		ctlChild.Close()
-		return
-	}
-	progToNet, progOut, err := os.Pipe() // data from the program to encrypt
-	if err != nil {
-		ctlChild.Close()
-		progIn.Close()
-		netToProg.Close()
-		return
-	}
+	defer t.close()
 	cmd := exec.Command(s.o.Prog[0], s.o.Prog[1:]...)
-	// fds 3, 4, 5 in the program.
-	cmd.ExtraFiles = []*os.File{ctlChild, progIn, progOut}
-	cmd.Env = append(env, "SSLCTLFD=3", "SSLREADFD=4", "SSLWRITEFD=5")
+	cmd.ExtraFiles = t.child
+	cmd.Env = append(env, controlEnv()...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = sock, sock, os.Stderr
 	if s.o.Credential != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.o.Credential}
 	}
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	t.closeChild()
+	if err != nil {
 		s.logf(1, "warning: unable to run %s: %v", s.o.Prog[0], err)
-		ctlChild.Close()
-		progIn.Close()
-		progOut.Close()
-		netToProg.Close()
-		progToNet.Close()
 		return
 	}
-	ctlChild.Close()
-	progIn.Close()
-	progOut.Close()
 	s.logf(2, "pid %d from %s", cmd.Process.Pid, addrIP(c.RemoteAddr()))
 	if s.o.Banner != "" {
 		_, _ = io.WriteString(sock, s.o.Banner)
@@ -78,13 +135,12 @@ func (s *Server) runDelayed(c net.Conn, env []string, remoteHost string) {
 	relayDone := make(chan struct{})
 	go func() {
 		defer close(relayDone)
-		defer netToProg.Close()
-		defer progToNet.Close()
-		var b [1]byte
-		if n, _ := ctlOurs.Read(b[:]); n != 1 || (b[0] != 'y' && b[0] != 'Y') {
+		defer t.close()
+		cmdByte, ok := t.command()
+		if !ok {
 			return // the program ended (or never asked for TLS)
 		}
-		tconn := tls.Server(c, s.o.TLS.Config())
+		tconn := tls.Server(c, srv.Config())
 		ctx, cancel := context.WithTimeout(context.Background(), s.o.HandshakeTimeout)
 		err := tconn.HandshakeContext(ctx)
 		cancel()
@@ -93,40 +149,33 @@ func (s *Server) runDelayed(c net.Conn, env []string, remoteHost string) {
 		drop := func(format string, a ...any) {
 			s.logf(1, "warning: dropping SSL connection, "+format, a...)
 			c.Close()
-			ctlOurs.Close()
+			t.close()
 			_ = cmd.Process.Signal(syscall.SIGTERM)
 		}
 		if err != nil {
 			drop("unable to accept SSL: %v", err)
 			return
 		}
-		st := s.o.TLS.State(tconn.ConnectionState())
-		if reason := s.checkClientCert(st, remoteHost); reason != "" {
+		st := srv.State(tconn.ConnectionState())
+		if reason := s.checkClientCert(srv, st, remoteHost); reason != "" {
 			drop("%s", reason)
 			return
 		}
-		if b[0] == 'Y' {
-			var block strings.Builder
-			for _, kv := range st.Env() {
-				block.WriteString(kv)
-				block.WriteByte(0)
-			}
-			block.WriteByte(0)
-			if _, err := io.WriteString(ctlOurs, block.String()); err != nil {
+		if cmdByte == 'Y' {
+			if err := t.sendEnv(st.Env()); err != nil {
 				return
 			}
 			s.logf(3, "ssl %d accept %s:%s", cmd.Process.Pid, st.Protocol, st.CipherSSL)
 		}
-		s.bufs.relay(tconn, s.o.IdleTimeout, netToProg, progToNet)
+		if ok, wait := s.bufs.relay(tconn, s.o.IdleTimeout, t.toProg, t.fromProg); !ok {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			wait()
+		}
 	}()
-	err = cmd.Wait()
-	status := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		status = int(ee.Sys().(syscall.WaitStatus))
-	}
 	// The program is gone: end the control channel and the relay.
-	ctlOurs.Close()
+	err = cmd.Wait()
+	t.ctl.Close()
 	c.Close()
 	<-relayDone
-	s.logf(2, "end %d status %d", cmd.Process.Pid, status)
+	s.logf(2, "end %d status %d", cmd.Process.Pid, waitStatus(err))
 }

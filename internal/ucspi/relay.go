@@ -2,6 +2,7 @@ package ucspi
 
 import (
 	"crypto/tls"
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -45,11 +46,34 @@ func (r *relayBuffers) put(b *[]byte) {
 	r.pool.Put(b)
 }
 
+// activity is the relay's idle clock (-w): a connection is given up when
+// no data has moved in either direction for the timeout, as sslserver's
+// relay does; data one way keeps the other way waiting.
+type activity struct {
+	timeout time.Duration
+	last    atomic.Int64 // UnixNano of the last data moved
+}
+
+func newActivity(timeout time.Duration) *activity {
+	a := &activity{timeout: timeout}
+	a.touch()
+	return a
+}
+
+func (a *activity) touch()              { a.last.Store(time.Now().UnixNano()) }
+func (a *activity) deadline() time.Time { return time.Unix(0, a.last.Load()).Add(a.timeout) }
+
+// retry reports whether err is a read deadline that data in the other
+// direction has since pushed back, so the read should simply go on.
+func (a *activity) retry(err error) bool {
+	return errors.Is(err, os.ErrDeadlineExceeded) && time.Now().Before(a.deadline())
+}
+
 // toProgram copies decrypted data from src to the program's pipe dst until
 // src ends or fails. While waiting it holds only a small buffer; once a
 // read fills it (a bigger record, or a stream) it reads whole records
 // into a pooled buffer until a read comes up short.
-func (r *relayBuffers) toProgram(dst io.Writer, src io.Reader) {
+func (r *relayBuffers) toProgram(dst io.Writer, src io.Reader, act *activity) {
 	small := make([]byte, smallRead)
 	for {
 		n, err := src.Read(small)
@@ -57,6 +81,9 @@ func (r *relayBuffers) toProgram(dst io.Writer, src io.Reader) {
 			if _, werr := dst.Write(small[:n]); werr != nil {
 				return
 			}
+		}
+		if act.retry(err) {
+			continue
 		}
 		if err != nil {
 			return
@@ -78,21 +105,25 @@ func (r *relayBuffers) toProgram(dst io.Writer, src io.Reader) {
 			}
 		}
 		r.put(bp)
-		if err != nil {
+		if err != nil && !act.retry(err) {
 			return
 		}
 	}
 }
 
 // fromProgram copies the program's output from the pipe src to dst until
-// the program closes it. It waits for the pipe to be readable without
-// holding a buffer (src must be a pipe Go polls, as os.Pipe's are).
-func (r *relayBuffers) fromProgram(dst io.Writer, src *os.File) error {
+// the program closes it (nil), or dst fails or nothing moved for the idle
+// timeout (an error). It waits for the pipe to be readable without holding
+// a buffer (src must be a pipe Go polls, as os.Pipe's are).
+func (r *relayBuffers) fromProgram(dst io.Writer, src *os.File, act *activity) error {
 	rc, err := src.SyscallConn()
 	if err != nil {
 		return err
 	}
 	for {
+		if err := src.SetReadDeadline(act.deadline()); err != nil {
+			return err
+		}
 		var bp *[]byte
 		var n int
 		var rerr error
@@ -110,12 +141,14 @@ func (r *relayBuffers) fromProgram(dst io.Writer, src *os.File) error {
 			err = rerr
 		}
 		if err == nil && n > 0 {
+			act.touch()
 			_, err = dst.Write((*bp)[:n])
 		}
 		if bp != nil {
 			r.put(bp)
 		}
 		switch {
+		case act.retry(err):
 		case err != nil:
 			return err
 		case n == 0:
@@ -124,36 +157,46 @@ func (r *relayBuffers) fromProgram(dst io.Writer, src *os.File) error {
 	}
 }
 
-// relay runs both directions between conn and the program's pipes and
-// returns when the program has closed its output: conn then gets
-// close_notify. toProg is closed when the peer ends its side (or the
-// connection fails), so the program sees EOF. The returned function waits
-// for the network-to-program direction to end; call it after closing conn.
-func (r *relayBuffers) relay(conn *tls.Conn, idle time.Duration, toProg, fromProg *os.File) (wait func()) {
-	ic := &idleConn{Conn: conn, timeout: idle}
+// relay runs both directions between conn and the program's pipes until
+// the program closes its output (ok: conn then gets close_notify), or
+// writing to the peer fails, or nothing moved either way for idle (not ok:
+// conn is closed). toProg is closed when the peer ends its side or the
+// connection ends, so the program sees EOF. wait waits for the
+// network-to-program direction to end; call it after closing conn.
+func (r *relayBuffers) relay(conn *tls.Conn, idle time.Duration, toProg, fromProg *os.File) (ok bool, wait func()) {
+	act := newActivity(idle)
+	ic := &idleConn{Conn: conn, act: act}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		r.toProgram(toProg, ic)
+		r.toProgram(toProg, ic, act)
 		toProg.Close()
 	}()
-	_ = r.fromProgram(ic, fromProg)
+	if err := r.fromProgram(ic, fromProg, act); err != nil {
+		conn.Close()
+		return false, func() { <-done }
+	}
 	_ = conn.CloseWrite() // close_notify
-	return func() { <-done }
+	return true, func() { <-done }
 }
 
-// idleConn gives up when a read or write waits longer than timeout (-w).
+// idleConn reads with the relay's idle deadline and gives up on a write
+// the peer does not take within the idle timeout.
 type idleConn struct {
 	net.Conn
-	timeout time.Duration
+	act *activity
 }
 
 func (c *idleConn) Read(p []byte) (int, error) {
-	_ = c.Conn.SetReadDeadline(time.Now().Add(c.timeout))
-	return c.Conn.Read(p)
+	_ = c.Conn.SetReadDeadline(c.act.deadline())
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.act.touch()
+	}
+	return n, err
 }
 
 func (c *idleConn) Write(p []byte) (int, error) {
-	_ = c.Conn.SetWriteDeadline(time.Now().Add(c.timeout))
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(c.act.timeout))
 	return c.Conn.Write(p)
 }

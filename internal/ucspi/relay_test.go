@@ -65,7 +65,13 @@ func TestRelayBothWaysAndIdleHoldsNoBuffer(t *testing.T) {
 	fromProgR, fromProgW, _ := os.Pipe()
 	bufs := newRelayBuffers()
 	relayed := make(chan func(), 1)
-	go func() { relayed <- bufs.relay(server, time.Minute, toProgW, fromProgR) }()
+	go func() {
+		ok, wait := bufs.relay(server, time.Minute, toProgW, fromProgR)
+		if !ok {
+			t.Error("relay: not ok after the program closed its output")
+		}
+		relayed <- wait
+	}()
 
 	// The "program" echoes what it reads, so client writes come back.
 	go func() {
@@ -104,4 +110,46 @@ func TestRelayBothWaysAndIdleHoldsNoBuffer(t *testing.T) {
 	}
 	server.Close()
 	wait()
+}
+
+// -w: data in either direction keeps the relay alive; when nothing moves
+// for the timeout it gives up (not ok) and closes the connection, even if
+// the program never closes its output.
+func TestRelayIdleTimeoutCountsBothDirections(t *testing.T) {
+	server, client := tlsPair(t)
+	toProgR, toProgW, _ := os.Pipe()
+	fromProgR, fromProgW, _ := os.Pipe()
+	defer fromProgW.Close() // the "program" never closes its output
+	go func() { _, _ = io.Copy(io.Discard, toProgR) }()
+	const idle = 400 * time.Millisecond
+	result := make(chan bool, 1)
+	go func() {
+		ok, wait := newRelayBuffers().relay(server, idle, toProgW, fromProgR)
+		wait()
+		result <- ok
+	}()
+	// The client talks for 3 idle periods; the program never answers, so
+	// only the network-to-program direction moves.
+	for range 12 {
+		if _, err := client.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-result:
+			t.Fatal("relay gave up while the peer was sending")
+		case <-time.After(idle / 4):
+		}
+	}
+	select {
+	case ok := <-result:
+		if ok {
+			t.Fatal("relay ended ok; want a timeout")
+		}
+	case <-time.After(20 * idle):
+		t.Fatal("relay did not time out")
+	}
+	_ = client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := client.Read(make([]byte, 1)); err == nil {
+		t.Fatal("connection still open after the idle timeout")
+	}
 }

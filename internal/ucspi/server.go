@@ -4,20 +4,16 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"io"
 	"log"
 	"net"
 	"os"
 	"os/exec"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/tlsmail/tlsmail/internal/tlsconf"
-	"github.com/tlsmail/tlsmail/tlsinfo"
 )
 
 // ServerOptions are sslserver's options (ucspi-ssl.md §1.2) that this
@@ -46,8 +42,16 @@ type ServerOptions struct {
 	NoDelay          bool // -D (default) / -d
 	Credential       *syscall.Credential
 	TLS              *tlsconf.Server
-	ClientCertHost   bool // -z: also check the client's host name
-	Delayed          bool // -n: UCSPI-TLS, the program starts TLS itself
+	// TLSSettings built TLS; rules that set CERTFILE, KEYFILE,
+	// CERTCHAINFILE or CCAVERIFY get a variant of it (tlsfor.go), whose
+	// client CAs are ClientCAFile and ClientCADir.
+	TLSSettings               tlsconf.ServerSettings
+	ClientCAFile, ClientCADir string
+	VerifyDepth               int           // VERIFYDEPTH: most intermediate CAs in a client chain; 0: no limit
+	Paranoid                  bool          // -p: a PTR name counts only if it resolves back to the peer
+	Resolver                  *net.Resolver // nil: net.DefaultResolver
+	ClientCertHost            bool          // -z: also check the client's host name
+	Delayed                   bool          // -n: UCSPI-TLS, the program starts TLS itself
 
 	Log io.Writer // stderr
 }
@@ -58,15 +62,16 @@ type Server struct {
 	log  *log.Logger
 	bufs *relayBuffers
 
-	mu     sync.Mutex
-	active int
-	perIP  map[string]int
-	cond   *sync.Cond
+	mu       sync.Mutex
+	variants map[tlsVariant]*tlsconf.Server
+	active   int
+	perIP    map[string]int
+	cond     *sync.Cond
 }
 
 // NewServer makes a server.
 func NewServer(o ServerOptions) *Server {
-	s := &Server{o: o, log: log.New(o.Log, "sslserver: ", 0), perIP: map[string]int{}, bufs: newRelayBuffers()}
+	s := &Server{o: o, log: log.New(o.Log, "sslserver: ", 0), perIP: map[string]int{}, variants: map[tlsVariant]*tlsconf.Server{}, bufs: newRelayBuffers()}
 	s.cond = sync.NewCond(&s.mu)
 	return s
 }
@@ -147,108 +152,43 @@ func logField(s string) string {
 	return string(b)
 }
 
-// handle runs one connection: rules, TLS handshake, program, relay.
+// handle runs one connection: admission (rules, lookups, limits), TLS
+// handshake, program, relay.
 func (s *Server) handle(c net.Conn) {
 	defer c.Close()
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(s.o.NoDelay)
 	}
-	local := c.LocalAddr().(*net.TCPAddr)
-	remote := c.RemoteAddr().(*net.TCPAddr)
-	localIP, remoteIP := addrIP(local), addrIP(remote)
-	pid := os.Getpid()
-	env := os.Environ()
+	p, ok := s.admit(c)
+	if !ok {
+		return
+	}
+	pid, ident, env := os.Getpid(), p.ident, p.env
 	set := func(k, v string) { env = append(env, k+"="+v) }
-	// UNEW order (ucspi-ssl.md §1.7 step 3): -y on the IP alone, then
-	// the PTR lookup, ident, and -x with everything known.
-	ipAllowed := false
-	if s.o.IPRules != "" {
-		d, err := s.rules(s.o.IPRules, remote.IP, "", "")
-		if err != nil {
-			s.logf(1, "warning: dropping connection, unable to read %s: %v", s.o.IPRules, err)
-			return
-		}
-		if d.Deny {
-			s.logf(2, "deny %d %s:%d %s::%d (-y %s)", pid, localIP, local.Port, remoteIP, remote.Port, d.Key)
-			return
-		}
-		ipAllowed = d.Found
-		env = append(env, d.Env...)
-	}
-	remoteHost := ""
-	if s.o.LookupHost {
-		if names, err := net.DefaultResolver.LookupAddr(context.Background(), remoteIP); err == nil && len(names) > 0 {
-			remoteHost = strings.TrimSuffix(names[0], ".")
-		}
-	}
-	remoteInfo := ""
-	if s.o.Ident {
-		port := s.o.IdentPort
-		if port == 0 {
-			port = IdentPort
-		}
-		info, err := IdentLookup(context.Background(), local.IP, net.JoinHostPort(remoteIP, strconv.Itoa(port)), remote.Port, local.Port, s.o.IdentTimeout)
-		if err != nil {
-			s.logf(3, "%d %v", pid, err)
-		}
-		remoteInfo = info
-	}
-	localHost := s.o.LocalHost
-	ident := fmt.Sprintf("%s:%s:%d %s:%s:%s:%d", logField(localHost), localIP, local.Port, logField(remoteHost), remoteIP, logField(remoteInfo), remote.Port)
-	if s.o.Rules != "" && !ipAllowed {
-		d, err := s.rules(s.o.Rules, remote.IP, remoteHost, remoteInfo)
-		if err != nil {
-			s.logf(1, "warning: dropping connection, unable to read %s: %v", s.o.Rules, err)
-			return
-		}
-		if d.Deny {
-			s.logf(2, "deny %d %s", pid, ident)
-			return
-		}
-		env = append(env, d.Env...)
-	}
-	proto := "TLS"
-	if s.o.TCPEnv {
-		proto = "TCP"
-		if remote.IP.To4() == nil {
-			proto = "TCP6"
-		}
-	}
-	set("PROTO", proto)
-	for _, pre := range prefixes(s.o.TCPEnv) {
-		set(pre+"LOCALIP", localIP)
-		set(pre+"LOCALPORT", strconv.Itoa(local.Port))
-		if localHost != "" {
-			set(pre+"LOCALHOST", localHost)
-		}
-		set(pre+"REMOTEIP", remoteIP)
-		set(pre+"REMOTEPORT", strconv.Itoa(remote.Port))
-		if remoteHost != "" {
-			set(pre+"REMOTEHOST", remoteHost)
-		}
-		if remoteInfo != "" {
-			set(pre+"REMOTEINFO", remoteInfo)
-		}
+	srv, err := s.tlsFor(p.ruleEnv)
+	if err != nil {
+		s.logf(1, "warning: dropping connection, %v", err)
+		return
 	}
 	if s.o.Delayed {
 		s.logf(2, "ok %d %s", pid, ident)
-		s.runDelayed(c, env, remoteHost)
+		s.runDelayed(c, env, srv, p.remoteHost)
 		return
 	}
 	// Immediate mode: the program reads and writes plaintext on 0 and 1.
 	set("SSLREADFD", "0")
 	set("SSLWRITEFD", "1")
 
-	tconn := tls.Server(c, s.o.TLS.Config())
+	tconn := tls.Server(c, srv.Config())
 	ctx, cancel := context.WithTimeout(context.Background(), s.o.HandshakeTimeout)
-	err := tconn.HandshakeContext(ctx)
+	err = tconn.HandshakeContext(ctx)
 	cancel()
 	if err != nil {
 		s.logf(1, "warning: dropping SSL connection, unable to accept SSL: %v", err)
 		return
 	}
-	st := s.o.TLS.State(tconn.ConnectionState())
-	if reason := s.checkClientCert(st, remoteHost); reason != "" {
+	st := srv.State(tconn.ConnectionState())
+	if reason := s.checkClientCert(srv, st, p.remoteHost); reason != "" {
 		s.logf(1, "warning: dropping SSL connection, %s", reason)
 		return
 	}
@@ -269,32 +209,6 @@ func prefixes(tcpEnv bool) []string {
 		return []string{"SSL", "TCP"}
 	}
 	return []string{"SSL"}
-}
-
-// checkClientCert applies -z/-m (ucspi-ssl.md §1.6): "" means fine.
-func (s *Server) checkClientCert(st tlsinfo.State, remoteHost string) string {
-	if s.o.TLS.Config().ClientAuth != tls.RequireAndVerifyClientCert {
-		return ""
-	}
-	if st.Peer == nil {
-		return "no client certificate"
-	}
-	if !st.Verified {
-		return "missing credentials (CA) or unable to validate client certificate"
-	}
-	if s.o.ClientCertHost && remoteHost != "" {
-		names := st.Peer.X509.DNSNames
-		if len(names) == 0 {
-			names = []string{st.Peer.X509.Subject.CommonName}
-		}
-		for _, n := range names {
-			if strings.EqualFold(n, remoteHost) {
-				return ""
-			}
-		}
-		return "client hostname does not match certificate: " + remoteHost
-	}
-	return ""
 }
 
 func (s *Server) rules(path string, ip net.IP, host, info string) (Decision, error) {
@@ -343,13 +257,31 @@ func (s *Server) run(tconn *tls.Conn, env []string) {
 	if s.o.Banner != "" {
 		_, _ = io.WriteString(tconn, s.o.Banner)
 	}
-	wait := s.bufs.relay(tconn, s.o.IdleTimeout, toProg, fromProg)
-	err = cmd.Wait()
-	status := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		status = int(ee.Sys().(syscall.WaitStatus))
+	ok, wait := s.bufs.relay(tconn, s.o.IdleTimeout, toProg, fromProg)
+	fromProg.Close() // a program still writing gets EPIPE
+	if !ok {
+		// The peer is gone or nothing moved for -w: the program gets
+		// SIGTERM, as from sslserver's TLS handler, and is reaped in the
+		// background so one that ignores it does not hold its -c slot.
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		wait()
+		go s.reap(cmd)
+		return
 	}
+	s.reap(cmd)
 	tconn.Close()
 	wait()
-	s.logf(2, "end %d status %d", cmd.Process.Pid, status)
+}
+
+// reap waits for the program and logs its raw wait status.
+func (s *Server) reap(cmd *exec.Cmd) {
+	s.logf(2, "end %d status %d", cmd.Process.Pid, waitStatus(cmd.Wait()))
+}
+
+// waitStatus is the raw wait status sslserver logs (0 for a clean exit).
+func waitStatus(err error) int {
+	if ee, ok := err.(*exec.ExitError); ok {
+		return int(ee.Sys().(syscall.WaitStatus))
+	}
+	return 0
 }

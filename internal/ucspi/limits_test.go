@@ -1,0 +1,253 @@
+package ucspi
+
+import (
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// children counts this process's child processes (the programs the
+// in-process server started) by command name; "" counts them all.
+func children(t *testing.T, name string) int {
+	t.Helper()
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", os.Getpid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, f := range tasks {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue // the thread ended
+		}
+		for _, pid := range strings.Fields(string(b)) {
+			comm, err := os.ReadFile("/proc/" + pid + "/comm")
+			if err == nil && (name == "" || strings.TrimSpace(string(comm)) == name) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// holdProgram greets and then waits for the client to hang up.
+var holdProgram = []string{"sh", "-c", "echo hi; exec cat >/dev/null"}
+
+// -c under 200 concurrent clients: never more than -c programs run, the
+// limit is actually reached, and every client is served in turn.
+func TestMaxChildrenUnder200Clients(t *testing.T) {
+	const limit, clients = 10, 200
+	f := newServerFixture(t)
+	addr, _, log := f.start(t, ServerOptions{MaxChildren: limit, Prog: holdProgram})
+	var served, maxSeen atomic.Int64
+	barrier := make(chan struct{})
+	var once sync.Once
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := f.dial(addr, "", nil)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			if l, err := readLine(c); err != nil || l != "hi\n" {
+				errs <- fmt.Errorf("greeting %q, %v", l, err)
+				return
+			}
+			n := int64(children(t, ""))
+			for m := maxSeen.Load(); n > m && !maxSeen.CompareAndSwap(m, n); m = maxSeen.Load() {
+			}
+			// The first -c clients hold their programs until all -c run
+			// at once; a lower effective limit would never get there.
+			if served.Add(1) == limit {
+				once.Do(func() { close(barrier) })
+			}
+			select {
+			case <-barrier:
+			case <-time.After(30 * time.Second):
+				errs <- fmt.Errorf("never %d programs at once", limit)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("client: %v\nlog:\n%s", err, log)
+	}
+	if served.Load() != clients {
+		t.Fatalf("served %d of %d", served.Load(), clients)
+	}
+	if m := maxSeen.Load(); m > limit || m < limit-1 {
+		// A client counts right after its greeting, when the other
+		// holders are still there: at least limit-1 besides a finishing one.
+		t.Fatalf("most programs seen at once: %d, limit %d", m, limit)
+	}
+	if strings.Contains(log.String(), fmt.Sprintf("status: %d/%d", limit+1, limit)) {
+		t.Fatalf("log shows more than -c children:\n%s", log)
+	}
+}
+
+// MAXCONIP under 200 concurrent clients from four addresses: exactly
+// MAXCONIP of each are served, the rest refused at once and logged; a
+// slot freed by a client is usable again.
+func TestMaxPerIPUnder200Clients(t *testing.T) {
+	const perIP, ips, each = 5, 4, 50
+	f := newServerFixture(t)
+	addr, _, log := f.start(t, ServerOptions{MaxChildren: 200, MaxPerIP: perIP, Prog: holdProgram})
+	type outcome struct {
+		from string
+		conn net.Conn
+	}
+	results := make(chan outcome, ips*each)
+	for i := range ips {
+		from := "127.0.0." + strconv.Itoa(10+i)
+		for range each {
+			go func() {
+				c, err := f.dial(addr, from, nil)
+				if err == nil {
+					if l, rerr := readLine(c); rerr != nil || l != "hi\n" {
+						c.Close()
+						err = fmt.Errorf("no greeting")
+					}
+				}
+				if err != nil {
+					results <- outcome{from: from}
+					return
+				}
+				results <- outcome{from: from, conn: c}
+			}()
+		}
+	}
+	servedBy := map[string][]net.Conn{}
+	for range ips * each {
+		o := <-results
+		if o.conn != nil {
+			servedBy[o.from] = append(servedBy[o.from], o.conn)
+		}
+	}
+	defer func() {
+		for _, cs := range servedBy {
+			for _, c := range cs {
+				c.Close()
+			}
+		}
+	}()
+	for i := range ips {
+		from := "127.0.0." + strconv.Itoa(10+i)
+		if n := len(servedBy[from]); n != perIP {
+			t.Errorf("%s: %d served, want %d", from, n, perIP)
+		}
+	}
+	if n := children(t, ""); n != perIP*ips {
+		t.Errorf("%d programs run, want %d", n, perIP*ips)
+	}
+	if !strings.Contains(log.String(), fmt.Sprintf("warning: ip connection limit of %d exceeded for: 127.0.0.10", perIP)) {
+		t.Errorf("refusals not logged:\n%s", log)
+	}
+	// Free one slot of 127.0.0.10: a new client from there gets in.
+	servedBy["127.0.0.10"][0].Close()
+	servedBy["127.0.0.10"] = servedBy["127.0.0.10"][1:]
+	waitFor(t, "the slot to be freed", log, func() bool { return children(t, "") == perIP*ips-1 })
+	var c net.Conn
+	waitFor(t, "a new connection from 127.0.0.10", log, func() bool {
+		tc, err := f.dial(addr, "127.0.0.10", nil)
+		if err != nil {
+			return false
+		}
+		if l, err := readLine(tc); err != nil || l != "hi\n" {
+			tc.Close()
+			return false
+		}
+		c = tc
+		return true
+	})
+	c.Close()
+}
+
+// A program that never exits holds one slot but does not stall the
+// others; with -w it gets SIGTERM once nothing moved for that long. The
+// server survives garbage and half-open connections (dropped after -T).
+func TestHungChildGarbageAndHalfOpen(t *testing.T) {
+	f := newServerFixture(t)
+	prog := []string{"sh", "-c", `read x; if [ "$x" = hang ]; then exec sleep 600; fi; echo "got $x"`}
+	addr, _, log := f.start(t, ServerOptions{MaxChildren: 12, IdleTimeout: time.Second, HandshakeTimeout: time.Second, Prog: prog})
+
+	hung, err := f.dial(addr, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(hung, "hang\n")
+	waitFor(t, "the hanging program", log, func() bool { return children(t, "sleep") == 1 })
+	hung.Close() // the program ignores its closed input and stays
+
+	// Half-open: connect and say nothing. Garbage: bytes that are no TLS.
+	var halfOpen []net.Conn
+	for range 5 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		halfOpen = append(halfOpen, c)
+	}
+	for i := range 20 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		junk := make([]byte, 1+rand.IntN(3000))
+		for j := range junk {
+			junk[j] = byte(rand.IntN(256))
+		}
+		if i%4 == 0 {
+			junk = []byte("GET / HTTP/1.0\r\n\r\n")
+		}
+		if i%4 == 1 {
+			junk = []byte{0x16, 0x03, 0x01, 0x02, 0x00, 0x01} // a truncated ClientHello
+		}
+		c.Write(junk)
+		c.Close()
+	}
+	// Meanwhile the others are served, one after another.
+	for i := range 20 {
+		out, err := f.output(t, addr, "", nil, fmt.Sprintf("n%d\n", i))
+		if err != nil || out != fmt.Sprintf("got n%d\n", i) {
+			t.Fatalf("client %d: %q, %v\nlog:\n%s", i, out, err, log)
+		}
+	}
+	// -T drops the half-open connections.
+	for _, c := range halfOpen {
+		c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		if n, err := c.Read(make([]byte, 1)); n != 0 || err == nil || isTimeout(err) {
+			t.Errorf("half-open connection: read %d, %v; want it closed by the server", n, err)
+		}
+		c.Close()
+	}
+	// -w: nothing moved for a second, so the hung program got SIGTERM.
+	waitFor(t, "the hung program to be terminated", log, func() bool { return children(t, "sleep") == 0 })
+	waitFor(t, "its end line", log, func() bool { return strings.Contains(log.String(), " status 15\n") })
+	if !strings.Contains(log.String(), "unable to accept SSL") {
+		t.Errorf("garbage not logged:\n%s", log)
+	}
+	out, err := f.output(t, addr, "", nil, "after\n")
+	if err != nil || out != "got after\n" {
+		t.Fatalf("after all that: %q, %v", out, err)
+	}
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
+}
