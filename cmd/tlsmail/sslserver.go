@@ -126,7 +126,11 @@ func runSSLServer(env *cliEnv, args []string) int {
 		case "y":
 			o.IPRules = v
 		case "U":
-			for name, p := range map[string]*int{"UID": &uid, "GID": &gid} {
+			for _, v := range []struct {
+				name string
+				p    *int
+			}{{"UID", &uid}, {"GID", &gid}} {
+				name, p := v.name, v.p
 				n, err := strconv.Atoi(env.getenv(name))
 				if err != nil || n < 0 {
 					fmt.Fprintf(env.stderr, "sslserver: fatal: -U: $%s %q is not a number\n", name, env.getenv(name))

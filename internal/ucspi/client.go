@@ -125,11 +125,19 @@ func RunClient(o ClientOptions) (int, error) {
 	if err != nil {
 		return 111, &Failure{111, fmt.Sprintf("fatal: unable to run %s: %v", o.Prog[0], err)}
 	}
+	relayed := make(chan func(), 1)
 	go func() {
-		_, _ = newRelayBuffers().relay(tconn, o.IdleTimeout, fromServerW, toServerR)
-		toServerR.Close()
+		_, wait := newRelayBuffers().relay(tconn, o.IdleTimeout, fromServerW, toServerR)
+		relayed <- wait
 	}()
-	return programExit(cmd.Wait())
+	code, err := programExit(cmd.Wait())
+	// What the program wrote before it ended still goes to the server,
+	// then close_notify; only then does the connection close.
+	waitIn := <-relayed
+	toServerR.Close()
+	tconn.Close()
+	waitIn()
+	return code, err
 }
 
 // ScopedHost gives an IPv6 link-local host the scope of interface iface
@@ -265,12 +273,17 @@ func runClientDelayed(o ClientOptions, lg *log.Logger, conn net.Conn, env []stri
 		return 111, &Failure{111, fmt.Sprintf("fatal: unable to run %s: %v", o.Prog[0], err)}
 	}
 	var failure *Failure
-	relayDone := make(chan struct{})
+	relayed := make(chan struct{})
+	waitIn := func() {}
 	go func() {
-		defer close(relayDone)
+		defer close(relayed)
 		defer t.close()
 		cmdByte, ok := t.command()
 		if !ok {
+			return
+		}
+		if err := reclaimSocket(conn); err != nil {
+			failure = &Failure{111, "fatal: " + err.Error()}
 			return
 		}
 		tconn, st, f := clientHandshake(o, lg, conn)
@@ -286,12 +299,13 @@ func runClientDelayed(o ClientOptions, lg *log.Logger, conn net.Conn, env []stri
 				return
 			}
 		}
-		_, _ = newRelayBuffers().relay(tconn, o.IdleTimeout, t.toProg, t.fromProg)
+		_, waitIn = newRelayBuffers().relay(tconn, o.IdleTimeout, t.toProg, t.fromProg)
 	}()
 	code, err := programExit(cmd.Wait())
 	t.ctl.Close()
+	<-relayed
 	conn.Close()
-	<-relayDone
+	waitIn()
 	if failure != nil {
 		return failure.Code, failure
 	}

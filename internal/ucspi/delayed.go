@@ -34,6 +34,14 @@ func newTLSControl() (*tlsControl, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Our end is non-blocking so Go's poller waits on it (a blocking
+	// read would hold an OS thread per waiting connection); the
+	// program's end stays blocking, as programs expect.
+	if err := syscall.SetNonblock(pair[0], true); err != nil {
+		syscall.Close(pair[0])
+		syscall.Close(pair[1])
+		return nil, err
+	}
 	t := &tlsControl{ctl: os.NewFile(uintptr(pair[0]), "sslctl")}
 	ctlChild := os.NewFile(uintptr(pair[1]), "sslctl-child")
 	progIn, toProg, err := os.Pipe()
@@ -91,6 +99,27 @@ func (t *tlsControl) sendEnv(env []string) error {
 	return err
 }
 
+// reclaimSocket makes the connection's socket non-blocking again once the
+// program has handed it over. The program's fds 0/1 (or 6/7) share the
+// socket's open file description, and exec made it blocking for the
+// program; blocking, Go's reads could not be interrupted by Close or by
+// the -w deadlines, and a connection would never end.
+func reclaimSocket(c net.Conn) error {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = syscall.SetNonblock(int(fd), true) }); err != nil {
+		return err
+	}
+	return serr
+}
+
 // runDelayed is sslserver -n: the program gets the raw socket on fds 0 and
 // 1 and speaks plaintext until it asks for TLS on SSLCTLFD. After the
 // handshake it reads decrypted data from SSLREADFD and writes data to
@@ -132,13 +161,20 @@ func (s *Server) runDelayed(c net.Conn, env []string, srv *tlsconf.Server, remot
 		_, _ = io.WriteString(sock, s.o.Banner)
 	}
 
-	relayDone := make(chan struct{})
+	// relayed closes when the program's output is all relayed (or TLS
+	// never ran); waitIn then waits for the other direction.
+	relayed := make(chan struct{})
+	waitIn := func() {}
 	go func() {
-		defer close(relayDone)
+		defer close(relayed)
 		defer t.close()
 		cmdByte, ok := t.command()
 		if !ok {
 			return // the program ended (or never asked for TLS)
+		}
+		if err := reclaimSocket(c); err != nil {
+			s.logf(1, "warning: %v", err)
+			return
 		}
 		tconn := tls.Server(c, srv.Config())
 		ctx, cancel := context.WithTimeout(context.Background(), s.o.HandshakeTimeout)
@@ -167,15 +203,18 @@ func (s *Server) runDelayed(c net.Conn, env []string, srv *tlsconf.Server, remot
 			}
 			s.logf(3, "ssl %d accept %s:%s", cmd.Process.Pid, st.Protocol, st.CipherSSL)
 		}
-		if ok, wait := s.bufs.relay(tconn, s.o.IdleTimeout, t.toProg, t.fromProg); !ok {
+		ok, wait := s.bufs.relay(tconn, s.o.IdleTimeout, t.toProg, t.fromProg)
+		if !ok {
 			_ = cmd.Process.Signal(syscall.SIGTERM)
-			wait()
 		}
+		waitIn = wait
 	}()
-	// The program is gone: end the control channel and the relay.
-	err = cmd.Wait()
+	// The program is gone: end the control channel, let its last words
+	// and close_notify go out, then end the connection.
+	err = waitProgram(cmd)
 	t.ctl.Close()
+	<-relayed
 	c.Close()
-	<-relayDone
+	waitIn()
 	s.logf(2, "end %d status %d", cmd.Process.Pid, waitStatus(err))
 }

@@ -1,6 +1,7 @@
 package ucspi
 
 import (
+	"crypto/tls"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -250,4 +251,85 @@ func TestHungChildGarbageAndHalfOpen(t *testing.T) {
 func isTimeout(err error) bool {
 	ne, ok := err.(net.Error)
 	return ok && ne.Timeout()
+}
+
+// threads is this process's OS thread count.
+func threads(t *testing.T) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "Threads:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(v))
+			return n
+		}
+	}
+	t.Fatal("no Threads line")
+	return 0
+}
+
+// Waiting for many programs costs no OS thread each: in -n mode each
+// program is waited for from the start, and Go allows 10,000 threads.
+func TestDelayedProgramsDoNotHoldThreads(t *testing.T) {
+	const conns = 60
+	f := newServerFixture(t)
+	addr, _, log := f.start(t, ServerOptions{Delayed: true, MaxChildren: 100, Prog: []string{"sh", "-c", "echo hi; exec cat >/dev/null"}})
+	before := threads(t)
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	for range conns {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+		c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		if n, err := c.Read(make([]byte, 3)); err != nil || n != 3 {
+			t.Fatalf("greeting: %d, %v\n%s", n, err, log)
+		}
+	}
+	waitFor(t, "all programs to run cat", log, func() bool { return children(t, "cat") == conns })
+	grown := threads(t) - before
+	t.Logf("%d waiting programs, %d more OS threads", conns, grown)
+	if grown > conns/3 {
+		t.Fatalf("%d waiting programs grew the process by %d OS threads", conns, grown)
+	}
+}
+
+// -n: when the program says its last words over TLS and exits, they
+// reach the client and the connection ends (the socket the program
+// shared must not stay blocking, or the server's read never returns).
+func TestDelayedProgramExitEndsConnection(t *testing.T) {
+	f := newServerFixture(t)
+	prog := []string{"sh", "-c", `echo 220 hi; read x; printf y >&3; printf 'bye\n' >&5`}
+	addr, _, log := f.start(t, ServerOptions{Delayed: true, Prog: prog})
+	for i := range 5 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(15 * time.Second))
+		greeting := make([]byte, 7)
+		if _, err := io.ReadFull(c, greeting); err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, "STARTTLS\n")
+		tc := tls.Client(c, &tls.Config{RootCAs: f.roots, ServerName: "localhost"})
+		got, err := io.ReadAll(tc)
+		if err != nil || string(got) != "bye\n" {
+			t.Fatalf("round %d: %q, %v; want the last words, then close_notify\nlog:\n%s", i, got, err, log)
+		}
+		// Like openssl s_client, wait for the server to close the TCP
+		// connection rather than closing it first.
+		if n, err := c.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+			t.Fatalf("round %d: after close_notify: %d, %v; want the server to close\nlog:\n%s", i, n, err, log)
+		}
+		c.Close()
+	}
 }

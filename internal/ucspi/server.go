@@ -275,7 +275,7 @@ func (s *Server) run(tconn *tls.Conn, env []string) {
 
 // reap waits for the program and logs its raw wait status.
 func (s *Server) reap(cmd *exec.Cmd) {
-	s.logf(2, "end %d status %d", cmd.Process.Pid, waitStatus(cmd.Wait()))
+	s.logf(2, "end %d status %d", cmd.Process.Pid, waitStatus(waitProgram(cmd)))
 }
 
 // waitStatus is the raw wait status sslserver logs (0 for a clean exit).
