@@ -128,15 +128,17 @@ func runSSLClient(env *cliEnv, args []string) int {
 		case "D":
 			o.NoDelay = true
 		case "3", "K":
-			f := os.NewFile(3, "fd 3")
+			var f *os.File
+			var err error
 			if kv[0] == "K" {
-				var err error
-				if f, err = os.Open(v); err != nil {
-					fmt.Fprintf(env.stderr, "sslclient: fatal: -K: %v\n", err)
-					return 111
-				}
+				f, err = os.Open(v)
+			} else {
+				f, err = ucspi.InheritedFile(3, "fd 3")
 			}
-			pw, err := readKeyPassword(f)
+			var pw []byte
+			if err == nil {
+				pw, err = readKeyPassword(f)
+			}
 			if err != nil {
 				fmt.Fprintf(env.stderr, "sslclient: fatal: -%s: %v\n", kv[0], err)
 				return 111

@@ -191,7 +191,11 @@ func runSSLServer(env *cliEnv, args []string) int {
 		case "Z":
 			clientCert = ""
 		case "3":
-			pw, err := readKeyPassword(os.NewFile(3, "fd 3"))
+			f, err := ucspi.InheritedFile(3, "fd 3")
+			var pw []byte
+			if err == nil {
+				pw, err = readKeyPassword(f)
+			}
 			if err != nil {
 				fmt.Fprintf(env.stderr, "sslserver: fatal: -3: %v\n", err)
 				return 111
@@ -216,14 +220,30 @@ func runSSLServer(env *cliEnv, args []string) int {
 	if o.Host == "0" || o.Host == "" {
 		o.Host = "::"
 	}
-	if uid >= 0 || gid >= 0 {
-		o.Credential = &syscall.Credential{Uid: uint32(max(uid, 0)), Gid: uint32(max(gid, 0))}
-		if uid < 0 {
-			o.Credential.Uid = uint32(os.Getuid())
+	// SSL_UID/SSL_GID name the TLS handler's user; TLS runs in this
+	// process, which must also start the programs as -u/-g, so those win
+	// when both are given.
+	for _, v := range []struct {
+		name string
+		p    *int
+	}{{"SSL_UID", &uid}, {"SSL_GID", &gid}} {
+		val := env.getenv(v.name)
+		if val == "" {
+			continue
 		}
-		if gid < 0 {
-			o.Credential.Gid = uint32(os.Getgid())
+		n, err := strconv.Atoi(val)
+		if err != nil || n < 0 {
+			fmt.Fprintf(env.stderr, "sslserver: fatal: $%s %q is not a number\n", v.name, val)
+			return 111
 		}
+		if *v.p < 0 {
+			*v.p = n
+		} else if *v.p != n && o.Verbosity >= 1 {
+			fmt.Fprintf(env.stderr, "sslserver: warning: $%s=%d ignored: TLS runs in the sslserver process, which runs as -u/-g %d\n", v.name, n, *v.p)
+		}
+	}
+	if env.getenv("SSL_CHROOT") != "" && o.Verbosity >= 1 {
+		fmt.Fprintln(env.stderr, "sslserver: warning: $SSL_CHROOT ignored: TLS runs in the sslserver process, which also starts the programs")
 	}
 	o.MaxPerIP = o.MaxChildren
 	if v := env.getenv("MAXCONIP"); v != "" {
@@ -261,8 +281,8 @@ func runSSLServer(env *cliEnv, args []string) int {
 		return 111
 	}
 	o.TLS = srv
-	if env.getenv("DHFILE") != "" && o.Verbosity >= 2 {
-		fmt.Fprintln(env.stderr, "sslserver: DHFILE is accepted and ignored: Go's TLS has no finite-field DHE; ECDHE and hybrid post-quantum key exchange are used")
+	if env.getenv("DHFILE") != "" && o.Verbosity >= 1 {
+		fmt.Fprintln(env.stderr, "sslserver: warning: DHFILE is accepted and ignored: Go's TLS has no finite-field DHE; ECDHE and hybrid post-quantum key exchange are used")
 	}
 	port := o.Port
 	if _, err := strconv.Atoi(port); err != nil {
@@ -280,6 +300,11 @@ func runSSLServer(env *cliEnv, args []string) int {
 	}
 	if o.PrintPort {
 		fmt.Fprintln(env.stdout, l.Addr().(*net.TCPAddr).Port)
+	}
+	// Bound, keys read: drop to -u/-g for good; the programs inherit it.
+	if err := ucspi.DropPrivileges(uid, gid); err != nil {
+		fmt.Fprintf(env.stderr, "sslserver: fatal: %v\n", err)
+		return 111
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

@@ -147,9 +147,6 @@ func (s *Server) runDelayed(c net.Conn, env []string, srv *tlsconf.Server, remot
 	cmd.ExtraFiles = t.child
 	cmd.Env = append(env, controlEnv()...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = sock, sock, os.Stderr
-	if s.o.Credential != nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.o.Credential}
-	}
 	err = cmd.Start()
 	t.closeChild()
 	if err != nil {

@@ -40,7 +40,6 @@ type ServerOptions struct {
 	IdleTimeout      time.Duration
 	PrintPort        bool // -1
 	NoDelay          bool // -D (default) / -d
-	Credential       *syscall.Credential
 	TLS              *tlsconf.Server
 	// TLSSettings built TLS; rules that set CERTFILE, KEYFILE,
 	// CERTCHAINFILE or CCAVERIFY get a variant of it (tlsfor.go), whose
@@ -229,9 +228,6 @@ func (s *Server) run(tconn *tls.Conn, env []string) {
 	cmd := exec.Command(s.o.Prog[0], s.o.Prog[1:]...)
 	cmd.Env = env
 	cmd.Stderr = os.Stderr
-	if s.o.Credential != nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.o.Credential}
-	}
 	progIn, toProg, err := os.Pipe()
 	if err != nil {
 		s.logf(1, "warning: %v", err)

@@ -386,6 +386,12 @@ func TestSSLServerUIDFromEnvironment(t *testing.T) {
 	if string(out) != "uid=65534 gid=65533\n" {
 		t.Errorf("program ran as %q", out)
 	}
+	// TLS runs in sslserver itself, so it dropped to -U's ids too.
+	status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Cmd.Process.Pid))
+	if !regexp.MustCompile(`(?m)^Uid:\s+65534\s+65534\s+65534\s+65534$`).Match(status) || !regexp.MustCompile(`(?m)^Gid:\s+65533\s+65533\s+65533\s+65533$`).Match(status) ||
+		!regexp.MustCompile(`(?m)^Groups:\s+65533\s*$`).Match(status) {
+		t.Errorf("sslserver kept its privileges:\n%s", status)
+	}
 	cmd := exec.Command(tlsmailBin, "sslserver", "-U", "127.0.0.1", "0", "true")
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "UID=") && !strings.HasPrefix(kv, "GID=") {
@@ -427,6 +433,14 @@ func TestSSLServerKeyPasswordOnFD3(t *testing.T) {
 	out, err = cmd.CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 111 || !strings.Contains(string(out), "wrong password") || !strings.Contains(string(out), encKey) || strings.Contains(string(out), "nope") {
 		t.Errorf("wrong password: %v %q", err, out)
+	}
+	// -3 with no descriptor 3 from the caller: refused, even though the Go
+	// runtime may have opened a descriptor 3 of its own by then.
+	cmd = exec.Command(tlsmailBin, "sslserver", "-3", "127.0.0.1", "0", "true")
+	cmd.Env = append(os.Environ(), "CERTFILE="+filepath.Join(dir, "server.pem"), "KEYFILE="+encKey)
+	out, err = cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 111 || !strings.Contains(string(out), "descriptor 3 is not open") {
+		t.Errorf("-3 without fd 3: %v %q", err, out)
 	}
 }
 

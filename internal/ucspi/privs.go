@@ -1,0 +1,61 @@
+package ucspi
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// DropPrivileges makes the whole process (every thread) run as uid and
+// gid with no supplementary groups. fehcom's sslserver keeps its listening
+// process as it was started and drops -u/-g in each per-connection TLS
+// process; here TLS runs in the one sslserver process, so that process
+// drops to -u/-g once it has bound the port and read the keys (rules
+// files and per-connection certificates are then read as that user, as
+// tcpserver reads its rules). A negative value leaves that id alone.
+func DropPrivileges(uid, gid int) error {
+	if gid >= 0 && (gid != os.Getgid() || gid != os.Getegid() || uid >= 0) {
+		if os.Geteuid() == 0 {
+			if err := syscall.Setgroups([]int{gid}); err != nil {
+				return fmt.Errorf("unable to set groups: %w", err)
+			}
+		}
+		if err := syscall.Setgid(gid); err != nil {
+			return fmt.Errorf("unable to set gid %d: %w", gid, err)
+		}
+	}
+	if uid >= 0 && (uid != os.Getuid() || uid != os.Geteuid()) {
+		if err := syscall.Setuid(uid); err != nil {
+			return fmt.Errorf("unable to set uid %d: %w", uid, err)
+		}
+	}
+	return nil
+}
+
+// InheritedFile returns descriptor fd as a file if the caller opened it
+// for this process (UCSPI-SSL's -3 reads a key password there). A
+// descriptor the Go runtime opened itself (its event poll, an eventfd,
+// cgroup files) is refused: a -3 without a descriptor 3 must fail, not read the
+// runtime's.
+func InheritedFile(fd int, name string) (*os.File, error) {
+	link, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+	if err != nil {
+		var st syscall.Stat_t
+		if serr := syscall.Fstat(fd, &st); serr != nil {
+			return nil, fmt.Errorf("descriptor %d is not open", fd)
+		}
+		// No /proc: fstat says it is open; trust it.
+		return os.NewFile(uintptr(fd), name), nil
+	}
+	// Go's runtime opens its event poll and eventfd (anon_inode:…) and,
+	// since Go 1.25, the cgroup CPU limit files before main runs, so the
+	// lowest free descriptor may already be one of those.
+	for _, own := range []string{"anon_inode:", "/sys/", "/proc/"} {
+		if strings.HasPrefix(link, own) {
+			return nil, fmt.Errorf("descriptor %d is not open (the caller gave none; %s is this process's own)", fd, link)
+		}
+	}
+	return os.NewFile(uintptr(fd), name), nil
+}
