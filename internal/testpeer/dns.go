@@ -30,14 +30,23 @@ func StartDNS(t testing.TB, zone ...string) *DNSServer {
 	for _, z := range zone {
 		s.Add(t, z)
 	}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Addr = pc.LocalAddr().String()
-	l, err := net.Listen("tcp", s.Addr)
-	if err != nil {
-		t.Fatal(err)
+	// UDP and TCP on the same port; another process may hold the TCP
+	// port the kernel's free UDP port happens to match, so try a few.
+	var pc net.PacketConn
+	var l net.Listener
+	for try := 0; ; try++ {
+		var err error
+		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		s.Addr = pc.LocalAddr().String()
+		if l, err = net.Listen("tcp", s.Addr); err == nil {
+			break
+		}
+		pc.Close()
+		if try == 20 {
+			t.Fatal(err)
+		}
 	}
 	udp := &dns.Server{PacketConn: pc, Handler: s}
 	tcp := &dns.Server{Listener: l, Handler: s}

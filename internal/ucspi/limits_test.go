@@ -1,13 +1,13 @@
 package ucspi
 
 import (
+	"bytes"
 	"crypto/tls"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,24 +17,34 @@ import (
 )
 
 // children counts this process's child processes (the programs the
-// in-process server started) by command name; "" counts them all.
+// in-process server started) by command name; "" counts them all. It
+// reads every process's parent from /proc/PID/stat: the per-thread
+// children files can list a child twice when threads come and go.
 func children(t *testing.T, name string) int {
 	t.Helper()
-	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", os.Getpid()))
+	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		t.Fatal(err)
 	}
+	self := strconv.Itoa(os.Getpid())
 	n := 0
-	for _, f := range tasks {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue // the thread ended
+	for _, e := range entries {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
 		}
-		for _, pid := range strings.Fields(string(b)) {
-			comm, err := os.ReadFile("/proc/" + pid + "/comm")
-			if err == nil && (name == "" || strings.TrimSpace(string(comm)) == name) {
-				n++
-			}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue // gone
+		}
+		// pid (comm) state ppid ...; comm may hold spaces and parentheses.
+		i := bytes.LastIndexByte(b, ')')
+		j := bytes.IndexByte(b, '(')
+		if i < 0 || j < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) >= 2 && f[1] == self && (name == "" || string(b[j+1:i]) == name) {
+			n++
 		}
 	}
 	return n
