@@ -7,6 +7,7 @@
 #   make bench   tlsmail vs a private Postfix (root), see bench/compare.sh
 #   make bench-send  client PIPELINING vs lock-step at 1 ms RTT, tlsmail send vs msmtp
 #   make bench-outbound  outbound relaying vs Postfix's smtp client (root)
+#   make bench-ssl   tlsmail sslserver vs stunnel4: conn/s, bulk MB/s, idle memory
 
 GO          ?= go
 BIN         := $(CURDIR)/.bin
@@ -14,7 +15,7 @@ STATICCHECK := $(BIN)/staticcheck
 STATICCHECK_VERSION := v0.8.2
 FUZZTIME    ?= 30s
 
-.PHONY: test build peers lint vet staticcheck fuzz bench bench-send bench-outbound
+.PHONY: test build peers lint vet staticcheck fuzz bench bench-send bench-outbound bench-ssl
 
 # -count=1: the e2e tests run a tlsmail binary they build themselves, which
 # go test's cache does not see, so a cached result could hide a change.
@@ -49,3 +50,6 @@ bench-send:
 
 bench-outbound:
 	bash bench/outbound.sh
+
+bench-ssl:
+	bash bench/sslserver.sh

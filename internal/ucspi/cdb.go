@@ -1,9 +1,9 @@
-// Package ucspi is tlsmail's UCSPI-SSL layer (sslserver, sslclient). This
-// file reads and writes djb's cdb constant-database format, in which
+package ucspi
+
+// This file reads and writes djb's cdb constant-database format, in which
 // tcprules stores access rules. It is written by hand on purpose: the
 // format is fixed since 1996 and a page long, and the Go cdb modules are
 // unmaintained or unobtainable here (DESIGN.md).
-package ucspi
 
 import (
 	"bytes"

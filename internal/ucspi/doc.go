@@ -1,0 +1,32 @@
+// Package ucspi is tlsmail's UCSPI-SSL layer: sslserver and sslclient as
+// drop-ins for fehcom's ucspi-ssl (../shared/ucspi-ssl.md is the
+// behavioural spec; U95 is the older line, UNEW the newer one).
+//
+// Where the two lines, or fehcom's documentation and code, disagree, this
+// package chooses as follows:
+//
+//   - Defaults are the newer line's: -e on (TCP* variables too), UNEW's
+//     -y IP-only rules pass and MAXCONIP, and its order: -y, PTR, ident,
+//     -x, all before the program starts.
+//   - sslclient exits 110 when the server fails verification (UNEW), 111
+//     when it cannot connect or speak TLS; U95 used 111 for both.
+//   - -I takes its argument (both lines forgot the colon in getopt).
+//   - One process serves all connections and runs TLS itself; only the
+//     program is exec'd. So the process drops to -u/-g after binding and
+//     reading its keys (fehcom's listening process keeps root and each
+//     per-connection TLS process drops); SSL_UID/SSL_GID apply when -u/-g
+//     are not given; SSL_CHROOT cannot apply (the programs live outside it).
+//   - -c counts running programs; a program that outlives its peer gets
+//     SIGTERM after -w seconds with no data either way, as from fehcom's
+//     TLS handler, and stops counting then.
+//   - Extensions fehcom documents but never implemented: a rule may set
+//     MAXCONIP (lower per-address limit), CERTFILE/KEYFILE/CERTCHAINFILE
+//     (the certificate for that client) and CCAVERIFY (require a verified
+//     client certificate); sslclient -y is client-side UCSPI-TLS with the
+//     same control-socket contract as sslserver -n (the GIF lineage's).
+//   - VERIFYDEPTH and -V count intermediate CAs as OpenSSL's verify depth
+//     does (default 1); DHFILE is accepted and ignored: Go's TLS has no
+//     finite-field DHE.
+//   - SSL_KEX_GROUP is added to the TLS environment (the key-exchange
+//     group, e.g. X25519MLKEM768).
+package ucspi
