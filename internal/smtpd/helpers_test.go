@@ -20,6 +20,7 @@ import (
 	"github.com/tlsmail/tlsmail/internal/certs"
 	"github.com/tlsmail/tlsmail/internal/config"
 	"github.com/tlsmail/tlsmail/internal/queue"
+	"github.com/tlsmail/tlsmail/internal/testpeer"
 	"github.com/tlsmail/tlsmail/internal/tlsconf"
 )
 
@@ -70,24 +71,7 @@ type testServer struct {
 	addr  map[string]string
 	rec   *recorder
 	roots *x509.CertPool
-	logs  *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs  *testpeer.Buffer
 }
 
 func startServer(t *testing.T, mutate func(*config.Config)) *testServer {
@@ -128,7 +112,7 @@ func startServer(t *testing.T, mutate func(*config.Config)) *testServer {
 	if err := users.Set("demo", h); err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testpeer.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	rec := &recorder{got: make(chan stored, 1000)}
 	q, err := queue.Open(cfg.Path("queue"), rec, queue.Options{Workers: 2}, log)

@@ -12,11 +12,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tlsmail/tlsmail/internal/certs"
+	"github.com/tlsmail/tlsmail/internal/testpeer"
 	"github.com/tlsmail/tlsmail/internal/tlsconf"
 )
 
@@ -60,26 +60,8 @@ func (f *serverFixture) issue(t *testing.T, name string, tmpl certs.Template) *c
 	return is
 }
 
-// lockedBuffer is the server's log, written from many goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // waitFor polls cond (bounded) and fails with what the log says.
-func waitFor(t *testing.T, what string, log *lockedBuffer, cond func() bool) {
+func waitFor(t *testing.T, what string, log *testpeer.Buffer, cond func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(20 * time.Second); !cond(); {
 		if time.Now().After(deadline) {
@@ -91,9 +73,9 @@ func waitFor(t *testing.T, what string, log *lockedBuffer, cond func() bool) {
 
 // start runs a Server on 127.0.0.1 with o's fields filled in as
 // sslserver's defaults would, and returns its address and log.
-func (f *serverFixture) start(t *testing.T, o ServerOptions) (string, *Server, *lockedBuffer) {
+func (f *serverFixture) start(t *testing.T, o ServerOptions) (string, *Server, *testpeer.Buffer) {
 	t.Helper()
-	log := &lockedBuffer{}
+	log := &testpeer.Buffer{}
 	if o.Verbosity == 0 {
 		o.Verbosity = 2
 	}
