@@ -3,8 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"net"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -34,15 +32,15 @@ func runSSLClient(env *cliEnv, args []string) int {
 		fmt.Fprintln(env.stdout, sslclientUsage)
 		return exitOK
 	}
+	c := ucspiCmd{env: env, name: "sslclient", usage: sslclientUsage}
 	opts, rest, err := getopt(args, sslclientArgs)
 	if err != nil {
-		fmt.Fprintf(env.stderr, "sslclient: %v\n%s\n", err, sslclientUsage)
-		return 100
+		return c.usageError("%v\n%s", err, sslclientUsage)
 	}
 	o := ucspi.ClientOptions{Verbosity: 1, ConnectTimeout: 60 * time.Second, TLSTimeout: 58 * time.Second, NoDelay: true,
 		Verify: true, VerifyDepth: 1, CheckName: true, SNI: true, LookupHost: true, IdleTimeout: 3600 * time.Second, IdentTimeout: 26 * time.Second, Log: env.stderr}
 	var caFile, caDir, certFile, keyFile, ciphers string
-	var keyPassword []byte
+	var keyPass []byte
 	for _, kv := range opts {
 		switch v := kv[1]; kv[0] {
 		case "q":
@@ -65,7 +63,7 @@ func runSSLClient(env *cliEnv, args []string) int {
 		case "p":
 			n, err := strconv.Atoi(v)
 			if err != nil {
-				return usageFail(env, "-p %q is not a port", v)
+				return c.usageError("-p %q is not a port", v)
 			}
 			o.LocalPort = n
 		case "T":
@@ -73,7 +71,7 @@ func runSSLClient(env *cliEnv, args []string) int {
 			a, err1 := strconv.Atoi(x)
 			b, err2 := strconv.Atoi(y)
 			if err1 != nil || (y != "" && err2 != nil) {
-				return usageFail(env, "-T %q: want x+y seconds", v)
+				return c.usageError("-T %q: want x+y seconds", v)
 			}
 			o.ConnectTimeout = time.Duration(a+b) * time.Second
 			o.TLSTimeout = time.Duration(a+b) * time.Second
@@ -92,7 +90,7 @@ func runSSLClient(env *cliEnv, args []string) int {
 		case "w", "t":
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 0 {
-				return usageFail(env, "-%s %q is not a number", kv[0], v)
+				return c.usageError("-%s %q is not a number", kv[0], v)
 			}
 			if kv[0] == "w" {
 				o.IdleTimeout = time.Duration(n) * time.Second
@@ -128,65 +126,50 @@ func runSSLClient(env *cliEnv, args []string) int {
 		case "D":
 			o.NoDelay = true
 		case "3", "K":
-			var f *os.File
-			var err error
+			file := ""
 			if kv[0] == "K" {
-				f, err = os.Open(v)
-			} else {
-				f, err = ucspi.InheritedFile(3, "fd 3")
+				file = v
 			}
-			var pw []byte
-			if err == nil {
-				pw, err = readKeyPassword(f)
+			if keyPass, err = keyPassword(file); err != nil {
+				return c.fatal("-%s: %v", kv[0], err)
 			}
-			if err != nil {
-				fmt.Fprintf(env.stderr, "sslclient: fatal: -%s: %v\n", kv[0], err)
-				return 111
-			}
-			keyPassword = pw
 		case "V":
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 0 {
-				return usageFail(env, "-V %q is not a number", v)
+				return c.usageError("-V %q is not a number", v)
 			}
 			o.VerifyDepth = n
 		case "I":
-			if _, err := net.InterfaceByName(v); err != nil {
-				fmt.Fprintf(env.stderr, "sslclient: fatal: -I %s: %v\n", v, err)
-				return 111
+			if err := checkInterface(v); err != nil {
+				return c.fatal("%v", err)
 			}
 			o.Interface = v
 		default:
-			fmt.Fprintf(env.stderr, "sslclient: unknown option -%s\n%s\n", kv[0], sslclientUsage)
-			return 100
+			return c.unknownOption(kv[0])
 		}
 	}
 	if len(rest) < 3 {
-		fmt.Fprintln(env.stderr, sslclientUsage)
-		return 100
+		return c.usageError("%s", sslclientUsage)
 	}
 	o.Host, o.Port, o.Prog = rest[0], rest[1], rest[2:]
 	if caFile != "" || caDir != "" {
 		pool, err := certs.LoadCAs(caFile, caDir)
 		if err != nil {
-			fmt.Fprintf(env.stderr, "sslclient: fatal: %v\n", err)
-			return 111
+			return c.fatal("%v", err)
 		}
 		o.RootCAs = pool
 	}
 	if certFile != "" {
-		c, err := tlsconf.LoadCertificate(tlsconf.CertSpec{CertFile: certFile, KeyFile: keyFile, KeyPassword: keyPassword})
+		cert, err := tlsconf.LoadCertificate(tlsconf.CertSpec{CertFile: certFile, KeyFile: keyFile, KeyPassword: keyPass})
 		if err != nil {
-			fmt.Fprintf(env.stderr, "sslclient: fatal: %v\n", err)
-			return 111
+			return c.fatal("%v", err)
 		}
-		o.ClientCert = &c
+		o.ClientCert = &cert
 	}
 	if ciphers != "" {
 		cl, err := tlsconf.ParseCiphers(ciphers)
 		if err != nil {
-			fmt.Fprintf(env.stderr, "sslclient: fatal: %v\n", err)
-			return 111
+			return c.fatal("%v", err)
 		}
 		o.CipherSuites = cl.Suites
 	}
@@ -199,13 +182,7 @@ func runSSLClient(env *cliEnv, args []string) int {
 		return f.Code
 	}
 	if err != nil {
-		fmt.Fprintf(env.stderr, "sslclient: fatal: %v\n", err)
-		return 111
+		return c.fatal("%v", err)
 	}
 	return code
-}
-
-func usageFail(env *cliEnv, format string, a ...any) int {
-	fmt.Fprintf(env.stderr, "sslclient: "+format+"\n", a...)
-	return 100
 }

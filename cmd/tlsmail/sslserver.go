@@ -89,16 +89,16 @@ func runSSLServer(env *cliEnv, args []string) int {
 		fmt.Fprintln(env.stdout, sslserverUsage)
 		return exitOK
 	}
+	c := ucspiCmd{env: env, name: "sslserver", usage: sslserverUsage}
 	opts, rest, err := getopt(args, sslserverArgs)
 	if err != nil {
-		fmt.Fprintf(env.stderr, "sslserver: %v\n%s\n", err, sslserverUsage)
-		return 100
+		return c.usageError("%v\n%s", err, sslserverUsage)
 	}
 	o := ucspi.ServerOptions{Verbosity: 1, MaxChildren: 40, LookupHost: true, TCPEnv: true, NoDelay: true,
 		HandshakeTimeout: 26 * time.Second, IdentTimeout: 26 * time.Second, IdleTimeout: 3600 * time.Second, Log: env.stderr}
 	clientCert := ""
 	var uid, gid int = -1, -1
-	var keyPassword []byte
+	var keyPass []byte
 	iface := ""
 	for _, kv := range opts {
 		switch v := kv[1]; kv[0] {
@@ -133,16 +133,14 @@ func runSSLServer(env *cliEnv, args []string) int {
 				name, p := v.name, v.p
 				n, err := strconv.Atoi(env.getenv(name))
 				if err != nil || n < 0 {
-					fmt.Fprintf(env.stderr, "sslserver: fatal: -U: $%s %q is not a number\n", name, env.getenv(name))
-					return 100
+					return c.usageError("fatal: -U: $%s %q is not a number", name, env.getenv(name))
 				}
 				*p = n
 			}
 		case "c", "b", "t", "T", "w", "u", "g":
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 0 {
-				fmt.Fprintf(env.stderr, "sslserver: -%s %q is not a number\n", kv[0], v)
-				return 100
+				return c.usageError("-%s %q is not a number", kv[0], v)
 			}
 			switch kv[0] {
 			case "c":
@@ -191,30 +189,20 @@ func runSSLServer(env *cliEnv, args []string) int {
 		case "Z":
 			clientCert = ""
 		case "3":
-			f, err := ucspi.InheritedFile(3, "fd 3")
-			var pw []byte
-			if err == nil {
-				pw, err = readKeyPassword(f)
+			if keyPass, err = keyPassword(""); err != nil {
+				return c.fatal("-3: %v", err)
 			}
-			if err != nil {
-				fmt.Fprintf(env.stderr, "sslserver: fatal: -3: %v\n", err)
-				return 111
-			}
-			keyPassword = pw
 		case "I":
-			if _, err := net.InterfaceByName(v); err != nil {
-				fmt.Fprintf(env.stderr, "sslserver: fatal: -I %s: %v\n", v, err)
-				return 111
+			if err := checkInterface(v); err != nil {
+				return c.fatal("%v", err)
 			}
 			iface = v
 		default:
-			fmt.Fprintf(env.stderr, "sslserver: unknown option -%s\n%s\n", kv[0], sslserverUsage)
-			return 100
+			return c.unknownOption(kv[0])
 		}
 	}
 	if len(rest) < 3 {
-		fmt.Fprintln(env.stderr, sslserverUsage)
-		return 100
+		return c.usageError("%s", sslserverUsage)
 	}
 	o.Host, o.Port, o.Prog = rest[0], rest[1], rest[2:]
 	if o.Host == "0" || o.Host == "" {
@@ -233,17 +221,16 @@ func runSSLServer(env *cliEnv, args []string) int {
 		}
 		n, err := strconv.Atoi(val)
 		if err != nil || n < 0 {
-			fmt.Fprintf(env.stderr, "sslserver: fatal: $%s %q is not a number\n", v.name, val)
-			return 111
+			return c.fatal("$%s %q is not a number", v.name, val)
 		}
 		if *v.p < 0 {
 			*v.p = n
 		} else if *v.p != n && o.Verbosity >= 1 {
-			fmt.Fprintf(env.stderr, "sslserver: warning: $%s=%d ignored: TLS runs in the sslserver process, which runs as -u/-g %d\n", v.name, n, *v.p)
+			c.warn("$%s=%d ignored: TLS runs in the sslserver process, which runs as -u/-g %d", v.name, n, *v.p)
 		}
 	}
 	if env.getenv("SSL_CHROOT") != "" && o.Verbosity >= 1 {
-		fmt.Fprintln(env.stderr, "sslserver: warning: $SSL_CHROOT ignored: TLS runs in the sslserver process, which also starts the programs")
+		c.warn("$SSL_CHROOT ignored: TLS runs in the sslserver process, which also starts the programs")
 	}
 	o.MaxPerIP = o.MaxChildren
 	if v := env.getenv("MAXCONIP"); v != "" {
@@ -255,7 +242,7 @@ func runSSLServer(env *cliEnv, args []string) int {
 	if chain := env.getenv("CERTCHAINFILE"); chain != "" {
 		certFile = chain
 	}
-	settings := tlsconf.ServerSettings{Certs: []tlsconf.CertSpec{{CertFile: certFile, KeyFile: keyFile, KeyPassword: keyPassword}}, Ciphers: env.getenv("CIPHERS")}
+	settings := tlsconf.ServerSettings{Certs: []tlsconf.CertSpec{{CertFile: certFile, KeyFile: keyFile, KeyPassword: keyPass}}, Ciphers: env.getenv("CIPHERS")}
 	o.ClientCAFile, o.ClientCADir = env.getenv("CAFILE"), env.getenv("CADIR")
 	if f := env.getenv("CCAFILE"); f != "" && f != "-" {
 		o.ClientCAFile = f
@@ -270,47 +257,41 @@ func runSSLServer(env *cliEnv, args []string) int {
 	if v := env.getenv("VERIFYDEPTH"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
-			fmt.Fprintf(env.stderr, "sslserver: fatal: VERIFYDEPTH %q is not a number\n", v)
-			return 111
+			return c.fatal("VERIFYDEPTH %q is not a number", v)
 		}
 		o.VerifyDepth = n
 	}
 	srv, err := tlsconf.NewServer(settings)
 	if err != nil {
-		fmt.Fprintf(env.stderr, "sslserver: fatal: %v\n", err)
-		return 111
+		return c.fatal("%v", err)
 	}
 	o.TLS = srv
 	if env.getenv("DHFILE") != "" && o.Verbosity >= 1 {
-		fmt.Fprintln(env.stderr, "sslserver: warning: DHFILE is accepted and ignored: Go's TLS has no finite-field DHE; ECDHE and hybrid post-quantum key exchange are used")
+		c.warn("DHFILE is accepted and ignored: Go's TLS has no finite-field DHE; ECDHE and hybrid post-quantum key exchange are used")
 	}
 	port := o.Port
 	if _, err := strconv.Atoi(port); err != nil {
 		p, err := net.LookupPort("tcp", port)
 		if err != nil {
-			fmt.Fprintf(env.stderr, "sslserver: fatal: unable to figure out port number for %s\n", port)
-			return 111
+			return c.fatal("unable to figure out port number for %s", port)
 		}
 		port = strconv.Itoa(p)
 	}
 	l, err := net.Listen("tcp", net.JoinHostPort(ucspi.ScopedHost(o.Host, iface), port))
 	if err != nil {
-		fmt.Fprintf(env.stderr, "sslserver: fatal: unable to bind: %v\n", err)
-		return 111
+		return c.fatal("unable to bind: %v", err)
 	}
 	if o.PrintPort {
 		fmt.Fprintln(env.stdout, l.Addr().(*net.TCPAddr).Port)
 	}
 	// Bound, keys read: drop to -u/-g for good; the programs inherit it.
 	if err := ucspi.DropPrivileges(uid, gid); err != nil {
-		fmt.Fprintf(env.stderr, "sslserver: fatal: %v\n", err)
-		return 111
+		return c.fatal("%v", err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := ucspi.NewServer(o).Serve(ctx, l); err != nil {
-		fmt.Fprintf(env.stderr, "sslserver: fatal: %v\n", err)
-		return 111
+		return c.fatal("%v", err)
 	}
 	return 0
 }
