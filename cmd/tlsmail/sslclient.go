@@ -37,7 +37,7 @@ func runSSLClient(env *cliEnv, args []string) int {
 	if err != nil {
 		return c.usageError("%v\n%s", err, sslclientUsage)
 	}
-	o := ucspi.ClientOptions{Verbosity: 1, ConnectTimeout: 60 * time.Second, TLSTimeout: 58 * time.Second, NoDelay: true,
+	o := ucspi.ClientOptions{Verbosity: 1, ConnectTimeout: 2 * time.Second, RetryTimeout: 58 * time.Second, TLSTimeout: 60 * time.Second, NoDelay: true,
 		Verify: true, VerifyDepth: 1, CheckName: true, SNI: true, LookupHost: true, IdleTimeout: 3600 * time.Second, IdentTimeout: 26 * time.Second, Log: env.stderr}
 	var caFile, caDir, certFile, keyFile, ciphers string
 	var keyPass []byte
@@ -73,8 +73,8 @@ func runSSLClient(env *cliEnv, args []string) int {
 			if err1 != nil || (y != "" && err2 != nil) {
 				return c.usageError("-T %q: want x+y seconds", v)
 			}
-			o.ConnectTimeout = time.Duration(a+b) * time.Second
-			o.TLSTimeout = time.Duration(a+b) * time.Second
+			o.ConnectTimeout, o.RetryTimeout = time.Duration(a)*time.Second, time.Duration(b)*time.Second
+			o.TLSTimeout = o.ConnectTimeout + o.RetryTimeout
 		case "a":
 			caFile = v
 		case "A":

@@ -25,8 +25,10 @@ type ClientOptions struct {
 	Prog       []string
 
 	Verbosity      int // 0 -q, 1 -Q (default), 2 -v
-	ConnectTimeout time.Duration
-	TLSTimeout     time.Duration
+	ConnectTimeout time.Duration // -T x: per address on the first pass
+	RetryTimeout   time.Duration // -T y: per timed-out address on the second pass
+	TLSTimeout     time.Duration // the handshake: x+y
+	Resolver       *net.Resolver // nil: net.DefaultResolver
 	LocalIP        string // -i
 	LocalPort      int    // -p
 	NoDelay        bool
@@ -73,11 +75,7 @@ func RunClient(o ClientOptions) (int, error) {
 		host = "127.0.0.1"
 	}
 	host = ScopedHost(host, o.Interface)
-	dialer := &net.Dialer{Timeout: o.ConnectTimeout}
-	if o.LocalIP != "" || o.LocalPort != 0 {
-		dialer.LocalAddr = &net.TCPAddr{IP: net.ParseIP(o.LocalIP), Port: o.LocalPort}
-	}
-	conn, err := dialer.Dial("tcp", net.JoinHostPort(host, o.Port))
+	conn, err := dialTimeouts(o, host)
 	if err != nil {
 		return 111, &Failure{111, fmt.Sprintf("fatal: unable to connect to %s port %s: %v", host, o.Port, err)}
 	}
@@ -140,6 +138,60 @@ func RunClient(o ClientOptions) (int, error) {
 	return code, err
 }
 
+// dialTimeouts connects as sslclient's -T x+y does: each address of the
+// host gets x on a first pass; those that timed out get y each on a
+// second; a host with one address gets x+y.
+func dialTimeouts(o ClientOptions, host string) (net.Conn, error) {
+	var local net.Addr
+	if o.LocalIP != "" || o.LocalPort != 0 {
+		local = &net.TCPAddr{IP: net.ParseIP(o.LocalIP), Port: o.LocalPort}
+	}
+	dial := func(ip string, timeout time.Duration) (net.Conn, error) {
+		d := &net.Dialer{Timeout: timeout, LocalAddr: local}
+		return d.Dial("tcp", net.JoinHostPort(ip, o.Port))
+	}
+	addrs := []string{host}
+	if net.ParseIP(strings.SplitN(host, "%", 2)[0]) == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), o.ConnectTimeout+o.RetryTimeout)
+		r := o.Resolver
+		if r == nil {
+			r = net.DefaultResolver
+		}
+		ips, err := r.LookupIPAddr(ctx, host)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		addrs = addrs[:0]
+		for _, ip := range ips {
+			addrs = append(addrs, ip.String())
+		}
+	}
+	if len(addrs) == 1 {
+		return dial(addrs[0], o.ConnectTimeout+o.RetryTimeout)
+	}
+	var timedOut []string
+	var last error
+	for _, a := range addrs {
+		c, err := dial(a, o.ConnectTimeout)
+		if err == nil {
+			return c, nil
+		}
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			timedOut = append(timedOut, a)
+		}
+		last = err
+	}
+	for _, a := range timedOut {
+		c, err := dial(a, o.RetryTimeout)
+		if err == nil {
+			return c, nil
+		}
+		last = err
+	}
+	return nil, last
+}
+
 // ScopedHost gives an IPv6 link-local host the scope of interface iface
 // (-I); other hosts stay as they are, as UCSPI's socket_getifidx only
 // sets the scope id.
@@ -168,13 +220,23 @@ func clientHandshake(o ClientOptions, lg *log.Logger, conn net.Conn) (*tls.Conn,
 	if o.SNI {
 		cfg.ServerName = o.Host
 	}
-	if o.ClientCert != nil {
-		cfg.Certificates = []tls.Certificate{*o.ClientCert}
+	asked := false
+	cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		asked = true
+		if o.ClientCert != nil {
+			return o.ClientCert, nil
+		}
+		return &tls.Certificate{}, nil
 	}
 	tconn := tls.Client(conn, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), o.TLSTimeout)
 	err := tconn.HandshakeContext(ctx)
 	cancel()
+	if asked && o.ClientCert == nil && o.Verbosity >= 1 {
+		// With TLS 1.3 the server refuses only after the handshake, so
+		// the program would just see the connection end: say why.
+		lg.Printf("warning: the server asked for a client certificate and none was given (-c)")
+	}
 	if err != nil {
 		return nil, tlsinfo.State{}, &Failure{111, "fatal: unable to speak TLS: " + err.Error()}
 	}

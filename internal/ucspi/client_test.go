@@ -1,6 +1,7 @@
 package ucspi
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -8,9 +9,12 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"math/big"
+	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tlsmail/tlsmail/internal/testpeer"
 )
 
 // chainOf makes root -> n intermediates -> leaf for "localhost" and
@@ -64,5 +68,34 @@ func TestVerifyDepth(t *testing.T) {
 		if !tc.ok && !strings.Contains(v.Reason, "verify depth") {
 			t.Errorf("reason %q does not name the depth", v.Reason)
 		}
+	}
+}
+
+// -T x+y: every address of the host is tried: a server on only the
+// second of a name's two addresses is reached (names from a real DNS
+// server on loopback).
+func TestDialTriesEveryAddress(t *testing.T) {
+	dns := testpeer.StartDNS(t, "multi.test. 60 IN A 127.0.0.1", "multi.test. 60 IN A 127.0.0.2")
+	resolver := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, dns.Addr)
+	}}
+	for _, ip := range []string{"127.0.0.1", "127.0.0.2"} {
+		l, err := net.Listen("tcp", ip+":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, port, _ := net.SplitHostPort(l.Addr().String())
+		// The other address has nothing on this port (a refusal).
+		c, err := dialTimeouts(ClientOptions{Port: port, ConnectTimeout: 2 * time.Second, RetryTimeout: 2 * time.Second, Resolver: resolver}, "multi.test")
+		if err != nil {
+			t.Errorf("server on %s only: %v", ip, err)
+		} else {
+			if got := c.RemoteAddr().(*net.TCPAddr).IP.String(); got != ip {
+				t.Errorf("connected to %s, want %s", got, ip)
+			}
+			c.Close()
+		}
+		l.Close()
 	}
 }

@@ -27,6 +27,11 @@
 //   - VERIFYDEPTH and -V count intermediate CAs as OpenSSL's verify depth
 //     does (default 1); DHFILE is accepted and ignored: Go's TLS has no
 //     finite-field DHE.
+//   - -1 prints the port alone (U95), not UNEW's "IP : PORT [LIMIT]"; -b
+//     is accepted and has no effect (Go listens with the kernel's
+//     somaxconn backlog); -o/-O change nothing (Go passes no IP options).
+//   - sslclient -T x+y: x per address on a first pass, y per timed-out
+//     address on a second, x+y for a single address and for TLS.
 //   - SSL_KEX_GROUP is added to the TLS environment (the key-exchange
 //     group, e.g. X25519MLKEM768).
 package ucspi
