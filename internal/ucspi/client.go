@@ -24,13 +24,13 @@ type ClientOptions struct {
 	Host, Port string
 	Prog       []string
 
-	Verbosity      int // 0 -q, 1 -Q (default), 2 -v
+	Verbosity      int           // 0 -q, 1 -Q (default), 2 -v
 	ConnectTimeout time.Duration // -T x: per address on the first pass
 	RetryTimeout   time.Duration // -T y: per timed-out address on the second pass
 	TLSTimeout     time.Duration // the handshake: x+y
 	Resolver       *net.Resolver // nil: net.DefaultResolver
-	LocalIP        string // -i
-	LocalPort      int    // -p
+	LocalIP        string        // -i
+	LocalPort      int           // -p
 	NoDelay        bool
 	RootCAs        *x509.CertPool // -a/-A; nil: system roots
 	ClientCert     *tls.Certificate
