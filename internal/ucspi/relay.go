@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The relay (ucspi-ssl.md §1.10) moves plaintext between a TLS connection
@@ -28,7 +30,23 @@ const smallRead = 512
 type relayBuffers struct {
 	pool  sync.Pool
 	inUse atomic.Int64 // buffers taken and not yet returned
+	// pipeBytes is what this server has added to its pipes' capacity;
+	// see streaming.
+	pipeBytes atomic.Int64
 }
+
+// Streaming pipes: a pipe holds 64 KiB by default, and a bulk transfer
+// then costs a context switch per 64 KiB between relay and program. A pipe
+// that carries a stream (a read filled the buffer) is grown to
+// bigPipe, which measured +25% bulk throughput here. The kernel charges
+// pipe capacity to the user (fs/pipe-user-pages-soft, 64 MiB by
+// default) and gives a user over it tiny pipes everywhere, so one server
+// grows at most pipeBudget worth at a time and returns it when the
+// connection ends.
+const (
+	bigPipe    = 256 << 10
+	pipeBudget = 16 << 20
+)
 
 func newRelayBuffers() *relayBuffers {
 	r := &relayBuffers{}
@@ -73,7 +91,7 @@ func (a *activity) retry(err error) bool {
 // src ends or fails. While waiting it holds only a small buffer; once a
 // read fills it (a bigger record, or a stream) it reads whole records
 // into a pooled buffer until a read comes up short.
-func (r *relayBuffers) toProgram(dst io.Writer, src io.Reader, act *activity) {
+func (r *relayBuffers) toProgram(dst io.Writer, src io.Reader, act *activity, streaming func()) {
 	small := make([]byte, smallRead)
 	for {
 		n, err := src.Read(small)
@@ -91,6 +109,7 @@ func (r *relayBuffers) toProgram(dst io.Writer, src io.Reader, act *activity) {
 		if n < len(small) {
 			continue
 		}
+		streaming()
 		bp := r.get()
 		big := (*bp)[:recordSize]
 		for {
@@ -115,7 +134,7 @@ func (r *relayBuffers) toProgram(dst io.Writer, src io.Reader, act *activity) {
 // the program closes it (nil), or dst fails or nothing moved for the idle
 // timeout (an error). It waits for the pipe to be readable without holding
 // a buffer (src must be a pipe Go polls, as os.Pipe's are).
-func (r *relayBuffers) fromProgram(dst io.Writer, src *os.File, act *activity) error {
+func (r *relayBuffers) fromProgram(dst io.Writer, src *os.File, act *activity, streaming func()) error {
 	rc, err := src.SyscallConn()
 	if err != nil {
 		return err
@@ -142,6 +161,9 @@ func (r *relayBuffers) fromProgram(dst io.Writer, src *os.File, act *activity) e
 		}
 		if err == nil && n > 0 {
 			act.touch()
+			if n == len(*bp) {
+				streaming()
+			}
 			_, err = dst.Write((*bp)[:n])
 		}
 		if bp != nil {
@@ -166,18 +188,45 @@ func (r *relayBuffers) fromProgram(dst io.Writer, src *os.File, act *activity) e
 func (r *relayBuffers) relay(conn *tls.Conn, idle time.Duration, toProg, fromProg *os.File) (ok bool, wait func()) {
 	act := newActivity(idle)
 	ic := &idleConn{Conn: conn, act: act}
+	var growIn, growOut sync.Once
+	var grown atomic.Int64
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		r.toProgram(toProg, ic, act)
+		r.toProgram(toProg, ic, act, func() { growIn.Do(func() { grown.Add(r.growPipe(toProg)) }) })
 		toProg.Close()
 	}()
-	if err := r.fromProgram(ic, fromProg, act); err != nil {
+	err := r.fromProgram(ic, fromProg, act, func() { growOut.Do(func() { grown.Add(r.growPipe(fromProg)) }) })
+	if err != nil {
 		conn.Close()
-		return false, func() { <-done }
+	} else {
+		_ = conn.CloseWrite() // close_notify
 	}
-	_ = conn.CloseWrite() // close_notify
-	return true, func() { <-done }
+	return err == nil, func() {
+		<-done
+		r.pipeBytes.Add(-grown.Load())
+	}
+}
+
+// growPipe makes a streaming pipe bigPipe large if the budget allows and
+// returns what it added to pipeBytes.
+func (r *relayBuffers) growPipe(f *os.File) int64 {
+	if r.pipeBytes.Add(bigPipe) > pipeBudget {
+		r.pipeBytes.Add(-bigPipe)
+		return 0
+	}
+	rc, err := f.SyscallConn()
+	if err == nil {
+		cerr := rc.Control(func(fd uintptr) { _, err = unix.FcntlInt(fd, unix.F_SETPIPE_SZ, bigPipe) })
+		if cerr != nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		r.pipeBytes.Add(-bigPipe)
+		return 0
+	}
+	return bigPipe
 }
 
 // idleConn reads with the relay's idle deadline and gives up on a write

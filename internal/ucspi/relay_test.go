@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tlsmail/tlsmail/internal/certs"
+	"golang.org/x/sys/unix"
 )
 
 // tlsPair is a connected TLS server/client pair over loopback TCP.
@@ -151,5 +152,67 @@ func TestRelayIdleTimeoutCountsBothDirections(t *testing.T) {
 	_ = client.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := client.Read(make([]byte, 1)); err == nil {
 		t.Fatal("connection still open after the idle timeout")
+	}
+}
+
+// Streaming pipes grow to bigPipe, but one server never reserves more
+// than pipeBudget of the user's pipe quota; what a connection took is
+// returned when it ends.
+func TestPipeGrowthBudget(t *testing.T) {
+	r := newRelayBuffers()
+	var files []*os.File
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	grown := 0
+	for range pipeBudget/bigPipe + 6 {
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, pr, pw)
+		if r.growPipe(pw) == bigPipe {
+			grown++
+			if size, err := unix.FcntlInt(pw.Fd(), unix.F_GETPIPE_SZ, 0); err != nil || size != bigPipe {
+				t.Fatalf("grown pipe holds %d (%v), want %d", size, err, bigPipe)
+			}
+		}
+	}
+	if grown != pipeBudget/bigPipe || r.pipeBytes.Load() != pipeBudget {
+		t.Fatalf("grew %d pipes (%d bytes), want %d (%d)", grown, r.pipeBytes.Load(), pipeBudget/bigPipe, pipeBudget)
+	}
+
+	// A relay that streams grows its pipes and gives the budget back.
+	r2 := newRelayBuffers()
+	server, client := tlsPair(t)
+	toProgR, toProgW, _ := os.Pipe()
+	fromProgR, fromProgW, _ := os.Pipe()
+	go func() {
+		_, _ = io.Copy(fromProgW, toProgR)
+		fromProgW.Close()
+	}()
+	relayed := make(chan func(), 1)
+	go func() {
+		_, wait := r2.relay(server, time.Minute, toProgW, fromProgR)
+		relayed <- wait
+	}()
+	data := make([]byte, 4<<20)
+	go func() {
+		client.Write(data)
+		client.CloseWrite()
+	}()
+	if n, err := io.Copy(io.Discard, client); err != nil || n != int64(len(data)) {
+		t.Fatalf("echoed %d bytes, %v", n, err)
+	}
+	wait := <-relayed
+	if got := r2.pipeBytes.Load(); got != 2*bigPipe {
+		t.Errorf("a streaming relay reserved %d bytes of pipe, want %d", got, 2*bigPipe)
+	}
+	server.Close()
+	wait()
+	if got := r2.pipeBytes.Load(); got != 0 {
+		t.Errorf("after the relay ended %d bytes of pipe are still reserved", got)
 	}
 }
