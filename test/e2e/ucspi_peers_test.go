@@ -2,12 +2,14 @@ package e2e
 
 import (
 	"math/big"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tlsmail/tlsmail/internal/testpeer"
 )
@@ -319,5 +321,89 @@ wait $srv
 	}
 	if strings.Contains(string(out), "bound without -I") || !strings.Contains(string(nobind), "unable to bind") {
 		t.Errorf("link-local bind without -I: %s %s", out, nobind)
+	}
+}
+
+// TestSSLClientToSSLServerWithClientCerts: our sslclient against our
+// sslserver -z: a client certificate for the client's PTR name is served
+// and its subject reaches the program; one for another name, or none, is
+// refused with sslserver's reasons. -X and -N relax sslclient's checks,
+// and -T bounds a server that never speaks TLS.
+func TestSSLClientToSSLServerWithClientCerts(t *testing.T) {
+	dir := t.TempDir()
+	caAndServerCert(t, dir, "localhost")
+	ca := filepath.Join(dir, "ca")
+	tlsmail(t, "cert", "issue", "--ca", ca, "--client", "--host", "localhost", "--cn", "good client", "--out", filepath.Join(dir, "good"))
+	tlsmail(t, "cert", "issue", "--ca", ca, "--client", "--host", "elsewhere.test", "--cn", "other client", "--out", filepath.Join(dir, "other"))
+	p := testpeer.Start(t, testpeer.Cmd{
+		Path: tlsmailBin, Args: []string{"sslserver", "-1", "-v", "-s", "-z", "127.0.0.1", "0", "sh", "-c", `echo "client=$SSL_CLIENT_S_DN_CN host=$SSLREMOTEHOST"`},
+		Env:       []string{"CERTFILE=" + filepath.Join(dir, "server.pem"), "KEYFILE=" + filepath.Join(dir, "server.key"), "CCAFILE=" + filepath.Join(ca, "ca.pem")},
+		ReadyLine: `^\d+$`,
+	})
+	port := printedPort(t, p)
+	client := func(args ...string) (string, int) {
+		t.Helper()
+		out, err := exec.Command(tlsmailBin, append(append([]string{"sslclient"}, args...), "sh", "-c", "cat <&6")...).CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), code
+	}
+	caFile := filepath.Join(ca, "ca.pem")
+	if out, code := client("-a", caFile, "-c", filepath.Join(dir, "good.pem"), "-k", filepath.Join(dir, "good.key"), "localhost", port); code != 0 || out != "client=good client host=localhost\n" {
+		t.Errorf("matching client certificate: exit %d, %q", code, out)
+	}
+	if out, _ := client("-a", caFile, "-c", filepath.Join(dir, "other.pem"), "-k", filepath.Join(dir, "other.key"), "localhost", port); strings.Contains(out, "client=") {
+		t.Errorf("a certificate for another name was served: %q", out)
+	}
+	if out, _ := client("-a", caFile, "localhost", port); strings.Contains(out, "client=") {
+		t.Errorf("no client certificate, yet served: %q", out)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(p.Output(), "client hostname does not match certificate: localhost") && time.Now().Before(deadline) {
+		waitABit()
+	}
+	if !strings.Contains(p.Output(), "sslserver: warning: dropping SSL connection, client hostname does not match certificate: localhost") {
+		t.Errorf("the -z refusal was not logged:\n%s", p.Output())
+	}
+
+	// sslclient's own checks: the host argument must match (-n) unless -N;
+	// an unknown CA fails unless -X.
+	good := []string{"-c", filepath.Join(dir, "good.pem"), "-k", filepath.Join(dir, "good.key")}
+	if out, code := client(append([]string{"-a", caFile}, append(good, "127.0.0.1", port)...)...); code != 110 || !strings.Contains(out, "server hostname does not match certificate: 127.0.0.1") {
+		t.Errorf("host argument not in the certificate: exit %d, %q", code, out)
+	}
+	if out, code := client(append([]string{"-N", "-a", caFile}, append(good, "127.0.0.1", port)...)...); code != 0 || !strings.Contains(out, "client=good client") {
+		t.Errorf("-N: exit %d, %q", code, out)
+	}
+	other := filepath.Join(dir, "otherca")
+	tlsmail(t, "cert", "new-ca", "--out", other)
+	if out, code := client(append([]string{"-X", "-a", filepath.Join(other, "ca.pem")}, append(good, "localhost", port)...)...); code != 0 || !strings.Contains(out, "client=good client") {
+		t.Errorf("-X: exit %d, %q", code, out)
+	}
+
+	// -T x+y: a server that accepts but never speaks TLS.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	_, silent, _ := net.SplitHostPort(l.Addr().String())
+	start := time.Now()
+	out, code := client("-T", "1+1", "-a", caFile, "localhost", silent)
+	if took := time.Since(start); code != 111 || !strings.Contains(out, "unable to speak TLS") || took > 15*time.Second {
+		t.Errorf("-T 1+1 against a silent server: exit %d after %v, %q", code, took, out)
 	}
 }
