@@ -343,3 +343,23 @@ func TestDelayedProgramExitEndsConnection(t *testing.T) {
 		c.Close()
 	}
 }
+
+// A program that closes its output but keeps running gets -w seconds to
+// exit, then SIGTERM, and its -c slot is free again.
+func TestProgramThatClosesOutputButStays(t *testing.T) {
+	f := newServerFixture(t)
+	prog := []string{"sh", "-c", `read x; echo "got $x"; exec >&- ; [ "$x" = stay ] && exec sleep 600; exit 0`}
+	addr, _, log := f.start(t, ServerOptions{MaxChildren: 1, IdleTimeout: time.Second, Prog: prog})
+	if out, err := f.output(t, addr, "", nil, "stay\n"); err != nil || out != "got stay\n" {
+		t.Fatalf("first: %q, %v", out, err)
+	}
+	// With -c 1 the next client is served only once the first program is
+	// gone: after -w, not never.
+	if out, err := f.output(t, addr, "", nil, "next\n"); err != nil || out != "got next\n" {
+		t.Fatalf("second: %q, %v\nlog:\n%s", out, err, log)
+	}
+	waitFor(t, "the staying program's end", log, func() bool { return strings.Contains(log.String(), " status 15\n") })
+	if n := children(t, "sleep"); n != 0 {
+		t.Fatalf("%d sleep programs still run", n)
+	}
+}

@@ -264,6 +264,16 @@ func (s *Server) run(tconn *tls.Conn, env []string) {
 		go s.reap(cmd)
 		return
 	}
+	// The program closed its output; it normally exits with it. One that
+	// keeps running gets -w seconds, then SIGTERM (fehcom's handler sends
+	// it at once), so it cannot hold its -c slot for good.
+	if !awaitExit(cmd, s.o.IdleTimeout) {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		tconn.Close()
+		wait()
+		go s.reap(cmd)
+		return
+	}
 	s.reap(cmd)
 	tconn.Close()
 	wait()
