@@ -18,7 +18,9 @@
 //     are not given; SSL_CHROOT cannot apply (the programs live outside it).
 //   - -c counts running programs; a program that outlives its peer gets
 //     SIGTERM after -w seconds with no data either way, as from fehcom's
-//     TLS handler, and stops counting then.
+//     TLS handler, and stops counting then. One that closes its output
+//     but keeps running gets -w seconds to exit, then SIGTERM (fehcom's
+//     handler sends it at once).
 //   - Extensions fehcom documents but never implemented: a rule may set
 //     MAXCONIP (lower per-address limit), CERTFILE/KEYFILE/CERTCHAINFILE
 //     (the certificate for that client) and CCAVERIFY (require a verified
