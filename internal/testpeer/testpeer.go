@@ -29,6 +29,19 @@ func InCI() bool {
 	return os.Getenv("CI") == "true"
 }
 
+// RequireRoot skips a test that needs root (to say why: what), or fails
+// it under CI, which runs as root.
+func RequireRoot(t testing.TB, what string) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if InCI() {
+		t.Fatalf("CI runs as root, yet this is not root: %s needs it", what)
+	}
+	t.Skipf("needs root: %s", what)
+}
+
 // Require returns the path of a peer program. When it is missing the test
 // fails under CI=true and is skipped (with the reason) otherwise.
 func Require(t testing.TB, name string) string {

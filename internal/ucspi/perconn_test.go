@@ -162,15 +162,20 @@ func TestServerVerifyDepth(t *testing.T) {
 
 func selfSigned(t *testing.T, cn string) (*x509.Certificate, *ecdsa.PrivateKey) {
 	t.Helper()
-	return mkCert(t, cn, true, nil, nil)
+	return mkCert(t, cn, true, nil, nil, x509.ExtKeyUsageClientAuth)
 }
 
-func mkCert(t *testing.T, cn string, ca bool, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey) {
+// mkCert makes a certificate for cn (a CA if ca) signed by parent, or
+// self-signed when parent is nil, with the extended key usage given.
+func mkCert(t *testing.T, cn string, ca bool, parent *x509.Certificate, parentKey *ecdsa.PrivateKey, usage x509.ExtKeyUsage) (*x509.Certificate, *ecdsa.PrivateKey) {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: ca, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{usage}}
+	if !ca {
+		tmpl.DNSNames = []string{cn}
+	}
 	if parent == nil {
 		parent, parentKey = tmpl, key
 	}
@@ -189,10 +194,10 @@ func clientChain(t *testing.T, root *x509.Certificate, rootKey *ecdsa.PrivateKey
 	parent, parentKey := root, rootKey
 	var inters [][]byte
 	for i := range n {
-		parent, parentKey = mkCert(t, "intermediate "+string(rune('A'+i)), true, parent, parentKey)
+		parent, parentKey = mkCert(t, "intermediate "+string(rune('A'+i)), true, parent, parentKey, x509.ExtKeyUsageClientAuth)
 		inters = append([][]byte{parent.Raw}, inters...)
 	}
-	leaf, key := mkCert(t, "depth client", false, parent, parentKey)
+	leaf, key := mkCert(t, "depth client", false, parent, parentKey, x509.ExtKeyUsageClientAuth)
 	return append([][]byte{leaf.Raw}, inters...), key
 }
 

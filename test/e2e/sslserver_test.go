@@ -365,12 +365,7 @@ func TestSSLServerIdentAndIPRules(t *testing.T) {
 // TestSSLServerUIDFromEnvironment: -U takes the program's user and group
 // from $UID and $GID, as envuidgid sets them (needs root, as CI has).
 func TestSSLServerUIDFromEnvironment(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if testpeer.InCI() {
-			t.Fatal("CI runs as root; -U cannot be tested otherwise")
-		}
-		t.Skip("needs root")
-	}
+	testpeer.RequireRoot(t, "-U (switching users)")
 	dir := t.TempDir()
 	caAndServerCert(t, dir, "localhost")
 	p := testpeer.Start(t, testpeer.Cmd{

@@ -287,12 +287,7 @@ func TestSSLClientDelayedTLS(t *testing.T) {
 func TestInterfaceScopeInNetworkNamespace(t *testing.T) {
 	unshare := testpeer.Require(t, "unshare")
 	ip := testpeer.Require(t, "ip")
-	if os.Geteuid() != 0 {
-		if testpeer.InCI() {
-			t.Fatal("CI runs as root; a network namespace cannot be made otherwise")
-		}
-		t.Skip("needs root for unshare -n")
-	}
+	testpeer.RequireRoot(t, "unshare -n (a network namespace)")
 	dir := t.TempDir()
 	caAndServerCert(t, dir, "fe80::1")
 	script := `set -u
