@@ -228,7 +228,7 @@ func clientHandshake(o ClientOptions, lg *log.Logger, conn net.Conn) (*tls.Conn,
 		}
 		return &tls.Certificate{}, nil
 	}
-	tconn := tls.Client(conn, cfg)
+	tconn := tls.Client(&batchConn{Conn: conn}, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), o.TLSTimeout)
 	err := tconn.HandshakeContext(ctx)
 	cancel()

@@ -173,7 +173,7 @@ func (s *Server) runDelayed(c net.Conn, env []string, srv *tlsconf.Server, remot
 			s.logf(1, "warning: %v", err)
 			return
 		}
-		tconn := tls.Server(c, srv.Config())
+		tconn := tls.Server(&batchConn{Conn: c}, srv.Config())
 		ctx, cancel := context.WithTimeout(context.Background(), s.o.HandshakeTimeout)
 		err := tconn.HandshakeContext(ctx)
 		cancel()

@@ -50,7 +50,9 @@ const (
 
 func newRelayBuffers() *relayBuffers {
 	r := &relayBuffers{}
-	r.pool.New = func() any { b := make([]byte, 2*recordSize); return &b }
+	// Room for two full records with their headers and tags, so one
+	// pipe read of 2*recordSize goes out as one batch (batch.go).
+	r.pool.New = func() any { b := make([]byte, 2*recordSize+1024); return &b }
 	return r
 }
 
@@ -134,7 +136,7 @@ func (r *relayBuffers) toProgram(dst io.Writer, src io.Reader, act *activity, st
 // the program closes it (nil), or dst fails or nothing moved for the idle
 // timeout (an error). It waits for the pipe to be readable without holding
 // a buffer (src must be a pipe Go polls, as os.Pipe's are).
-func (r *relayBuffers) fromProgram(dst io.Writer, src *os.File, act *activity, streaming func()) error {
+func (r *relayBuffers) fromProgram(dst io.Writer, src *os.File, act *activity, streaming func(), batch *batchConn) error {
 	rc, err := src.SyscallConn()
 	if err != nil {
 		return err
@@ -148,7 +150,7 @@ func (r *relayBuffers) fromProgram(dst io.Writer, src *os.File, act *activity, s
 		var rerr error
 		err := rc.Read(func(fd uintptr) bool {
 			bp = r.get()
-			n, rerr = syscall.Read(int(fd), *bp)
+			n, rerr = syscall.Read(int(fd), (*bp)[:2*recordSize])
 			if rerr == syscall.EAGAIN {
 				r.put(bp)
 				bp = nil
@@ -161,10 +163,18 @@ func (r *relayBuffers) fromProgram(dst io.Writer, src *os.File, act *activity, s
 		}
 		if err == nil && n > 0 {
 			act.touch()
-			if n == len(*bp) {
+			if n == 2*recordSize {
 				streaming()
 			}
+			if batch != nil {
+				batch.begin()
+			}
 			_, err = dst.Write((*bp)[:n])
+			if batch != nil {
+				if berr := batch.end(); err == nil {
+					err = berr
+				}
+			}
 		}
 		if bp != nil {
 			r.put(bp)
@@ -196,7 +206,11 @@ func (r *relayBuffers) relay(conn *tls.Conn, idle time.Duration, toProg, fromPro
 		r.toProgram(toProg, ic, act, func() { growIn.Do(func() { grown.Add(r.growPipe(toProg)) }) })
 		toProg.Close()
 	}()
-	err := r.fromProgram(ic, fromProg, act, func() { growOut.Do(func() { grown.Add(r.growPipe(fromProg)) }) })
+	batch, _ := conn.NetConn().(*batchConn)
+	if batch != nil {
+		batch.bufs = r
+	}
+	err := r.fromProgram(ic, fromProg, act, func() { growOut.Do(func() { grown.Add(r.growPipe(fromProg)) }) }, batch)
 	if err != nil {
 		conn.Close()
 	} else {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,7 +44,7 @@ func tlsPair(t *testing.T) (server, client *tls.Conn) {
 		t.Fatal(err)
 	}
 	sc := <-accepted
-	server = tls.Server(sc, &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{leaf.Cert.Raw}, PrivateKey: leaf.Key}}})
+	server = tls.Server(&batchConn{Conn: &countingConn{Conn: sc}}, &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{leaf.Cert.Raw}, PrivateKey: leaf.Key}}})
 	client = tls.Client(cc, &tls.Config{RootCAs: roots, ServerName: "localhost"})
 	errc := make(chan error, 1)
 	go func() { errc <- server.Handshake() }()
@@ -215,4 +216,51 @@ func TestPipeGrowthBudget(t *testing.T) {
 	if got := r2.pipeBytes.Load(); got != 0 {
 		t.Errorf("after the relay ended %d bytes of pipe are still reserved", got)
 	}
+}
+
+// countingConn counts write system calls.
+type countingConn struct {
+	net.Conn
+	writes atomic.Int64
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
+// The program's output goes out a pipe read at a time: one write for the
+// two records of a 32 KiB read, where Go's TLS alone makes one per record.
+func TestRelayBatchesRecords(t *testing.T) {
+	server, client := tlsPair(t)
+	counter := server.NetConn().(*batchConn).Conn.(*countingConn)
+	toProgR, toProgW, _ := os.Pipe()
+	fromProgR, fromProgW, _ := os.Pipe()
+	defer toProgR.Close()
+	relayed := make(chan func(), 1)
+	go func() {
+		_, wait := newRelayBuffers().relay(server, time.Minute, toProgW, fromProgR)
+		relayed <- wait
+	}()
+	const total = 8 << 20
+	data := make([]byte, total)
+	_, _ = rand.Read(data)
+	go func() {
+		fromProgW.Write(data)
+		fromProgW.Close()
+	}()
+	before := counter.writes.Load()
+	got, err := io.ReadAll(client)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("relayed %d bytes, %v; want the %d written", len(got), err, total)
+	}
+	writes := counter.writes.Load() - before
+	records := int64(total / recordSize)
+	if writes > records*3/4 {
+		t.Errorf("%d bytes went out in %d writes; records alone would be %d", total, writes, records)
+	}
+	t.Logf("%d bytes: %d writes for at least %d records", total, writes, records)
+	client.Close()
+	server.Close()
+	(<-relayed)()
 }

@@ -178,7 +178,7 @@ func (s *Server) handle(c net.Conn) {
 	set("SSLREADFD", "0")
 	set("SSLWRITEFD", "1")
 
-	tconn := tls.Server(c, srv.Config())
+	tconn := tls.Server(&batchConn{Conn: c}, srv.Config())
 	ctx, cancel := context.WithTimeout(context.Background(), s.o.HandshakeTimeout)
 	err = tconn.HandshakeContext(ctx)
 	cancel()
