@@ -1,7 +1,8 @@
 # tlsmail — build and test.
 #
 #   make test    install the Debian test peers if missing (root), then go vet,
-#                staticcheck and go test -race ./... (the CI command)
+#                staticcheck and go test -race -count=1 -timeout 20m ./...
+#                (.ci/run runs the same steps)
 #   make build   build ./tlsmail
 #   make fuzz    run each fuzz target for FUZZTIME (default 30s)
 #   make bench   tlsmail vs a private Postfix (root), see bench/compare.sh
