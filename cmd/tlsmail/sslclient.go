@@ -28,14 +28,10 @@ SSLWRITEFD=5. -r asks the server's ident service for SSLREMOTEINFO.`
 const sslclientArgs = "ipTIKaAckVzltw"
 
 func runSSLClient(env *cliEnv, args []string) int {
-	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help") {
-		fmt.Fprintln(env.stdout, sslclientUsage)
-		return exitOK
-	}
 	c := ucspiCmd{env: env, name: "sslclient", usage: sslclientUsage}
-	opts, rest, err := getopt(args, sslclientArgs)
-	if err != nil {
-		return c.usageError("%v\n%s", err, sslclientUsage)
+	opts, rest, code, done := c.options(args, sslclientArgs)
+	if done {
+		return code
 	}
 	o := ucspi.ClientOptions{Verbosity: 1, ConnectTimeout: 2 * time.Second, RetryTimeout: 58 * time.Second, TLSTimeout: 60 * time.Second, NoDelay: true,
 		Verify: true, VerifyDepth: 1, CheckName: true, SNI: true, LookupHost: true, IdleTimeout: 3600 * time.Second, IdentTimeout: 26 * time.Second, Log: env.stderr}
@@ -130,9 +126,11 @@ func runSSLClient(env *cliEnv, args []string) int {
 			if kv[0] == "K" {
 				file = v
 			}
-			if keyPass, err = keyPassword(file); err != nil {
+			pw, err := keyPassword(file)
+			if err != nil {
 				return c.fatal("-%s: %v", kv[0], err)
 			}
+			keyPass = pw
 		case "V":
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 0 {

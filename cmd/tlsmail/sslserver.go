@@ -83,16 +83,10 @@ func getopt(args []string, withArg string) (opts [][2]string, rest []string, err
 }
 
 func runSSLServer(env *cliEnv, args []string) int {
-	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help") {
-		// Alone, -h asks for help; with other arguments it is sslserver's
-		// "look up the remote host name".
-		fmt.Fprintln(env.stdout, sslserverUsage)
-		return exitOK
-	}
 	c := ucspiCmd{env: env, name: "sslserver", usage: sslserverUsage}
-	opts, rest, err := getopt(args, sslserverArgs)
-	if err != nil {
-		return c.usageError("%v\n%s", err, sslserverUsage)
+	opts, rest, code, done := c.options(args, sslserverArgs)
+	if done {
+		return code
 	}
 	o := ucspi.ServerOptions{Verbosity: 1, MaxChildren: 40, LookupHost: true, TCPEnv: true, NoDelay: true,
 		HandshakeTimeout: 26 * time.Second, IdentTimeout: 26 * time.Second, IdleTimeout: 3600 * time.Second, Log: env.stderr}
@@ -189,9 +183,11 @@ func runSSLServer(env *cliEnv, args []string) int {
 		case "Z":
 			clientCert = ""
 		case "3":
-			if keyPass, err = keyPassword(""); err != nil {
+			pw, err := keyPassword("")
+			if err != nil {
 				return c.fatal("-3: %v", err)
 			}
+			keyPass = pw
 		case "I":
 			if err := checkInterface(v); err != nil {
 				return c.fatal("%v", err)

@@ -17,6 +17,20 @@ type ucspiCmd struct {
 	usage string
 }
 
+// options handles a lone -h or --help (help; with other arguments -h is
+// an option) and splits the rest; done means the command ends with code.
+func (c ucspiCmd) options(args []string, withArg string) (opts [][2]string, rest []string, code int, done bool) {
+	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help") {
+		fmt.Fprintln(c.env.stdout, c.usage)
+		return nil, nil, exitOK, true
+	}
+	opts, rest, err := getopt(args, withArg)
+	if err != nil {
+		return nil, nil, c.usageError("%v\n%s", err, c.usage), true
+	}
+	return opts, rest, 0, false
+}
+
 func (c ucspiCmd) fatal(format string, a ...any) int {
 	fmt.Fprintf(c.env.stderr, c.name+": fatal: "+format+"\n", a...)
 	return 111

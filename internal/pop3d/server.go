@@ -7,16 +7,15 @@ package pop3d
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/tlsmail/tlsmail/internal/auth"
 	"github.com/tlsmail/tlsmail/internal/config"
+	"github.com/tlsmail/tlsmail/internal/listen"
 	"github.com/tlsmail/tlsmail/internal/tlsconf"
 )
 
@@ -50,41 +49,27 @@ func maildirOf(cfg *config.Config, user string) string {
 
 // Serve accepts connections on l until ctx is done.
 func (s *Server) Serve(ctx context.Context, l net.Listener, lc config.POP3Listener) error {
-	go func() {
-		<-ctx.Done()
-		l.Close()
-	}()
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			return err
-		}
-		if tc, ok := c.(*net.TCPConn); ok {
-			_ = tc.SetNoDelay(true)
-		}
-		sess := newSession(s, c, lc)
-		s.mu.Lock()
-		if s.closing {
-			s.mu.Unlock()
-			c.Close()
-			continue
-		}
-		s.sessions[sess] = struct{}{}
-		s.mu.Unlock()
-		go func() {
-			sess.run()
-			s.mu.Lock()
-			delete(s.sessions, sess)
-			s.mu.Unlock()
-		}()
+	return listen.Serve(ctx, l, func(c net.Conn) { s.handle(c, lc) })
+}
+
+// handle runs one session unless the server is shutting down.
+func (s *Server) handle(c net.Conn, lc config.POP3Listener) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
 	}
+	sess := newSession(s, c, lc)
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		c.Close()
+		return
+	}
+	s.sessions[sess] = struct{}{}
+	s.mu.Unlock()
+	sess.run()
+	s.mu.Lock()
+	delete(s.sessions, sess)
+	s.mu.Unlock()
 }
 
 // Shutdown closes idle sessions (nothing is deleted: they never reached
@@ -96,19 +81,12 @@ func (s *Server) Shutdown(ctx context.Context) {
 		sess.conn.Close()
 	}
 	s.mu.Unlock()
-	t := time.NewTicker(20 * time.Millisecond)
-	defer t.Stop()
-	for {
-		s.mu.Lock()
-		n := len(s.sessions)
-		s.mu.Unlock()
-		if n == 0 {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	listen.Drain(ctx, s.active)
+}
+
+// active is the number of running sessions.
+func (s *Server) active() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
 }

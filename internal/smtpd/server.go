@@ -8,7 +8,6 @@ package smtpd
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net"
 	"sync"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/tlsmail/tlsmail/internal/auth"
 	"github.com/tlsmail/tlsmail/internal/config"
+	"github.com/tlsmail/tlsmail/internal/listen"
 	"github.com/tlsmail/tlsmail/internal/metrics"
 	"github.com/tlsmail/tlsmail/internal/queue"
 	"github.com/tlsmail/tlsmail/internal/tlsconf"
@@ -61,24 +61,7 @@ func (s *Server) SetConfig(cfg *config.Config) { s.cfg.Store(cfg) }
 // Serve accepts connections on l for listener lc until ctx is done or l
 // fails. It returns nil after a shutdown.
 func (s *Server) Serve(ctx context.Context, l net.Listener, lc config.Listener) error {
-	go func() {
-		<-ctx.Done()
-		l.Close()
-	}()
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			return err
-		}
-		go s.handle(c, lc)
-	}
+	return listen.Serve(ctx, l, func(c net.Conn) { s.handle(c, lc) })
 }
 
 // handle runs one connection after checking the connection limits.
@@ -133,26 +116,20 @@ func (s *Server) Shutdown(ctx context.Context) {
 		sess.stopWhenIdle()
 	}
 	s.mu.Unlock()
-	t := time.NewTicker(20 * time.Millisecond)
-	defer t.Stop()
-	for {
-		s.mu.Lock()
-		n := len(s.sessions)
-		s.mu.Unlock()
-		if n == 0 {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			s.mu.Lock()
-			for sess := range s.sessions {
-				sess.conn.Close()
-			}
-			s.mu.Unlock()
-			return
-		case <-t.C:
-		}
+	listen.Drain(ctx, s.active)
+	// Whatever is still busy when ctx ends is cut off.
+	s.mu.Lock()
+	for sess := range s.sessions {
+		sess.conn.Close()
 	}
+	s.mu.Unlock()
+}
+
+// active is the number of running sessions.
+func (s *Server) active() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
 }
 
 func remoteIP(c net.Conn) string {

@@ -59,14 +59,7 @@ func StartDNS(t testing.TB, zone ...string) *DNSServer {
 // Add adds one record from its text form.
 func (s *DNSServer) Add(t testing.TB, line string) {
 	t.Helper()
-	rr, err := dns.NewRR(line)
-	if err != nil {
-		t.Fatalf("zone line %q: %v", line, err)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	name := strings.ToLower(rr.Header().Name)
-	s.records[name] = append(s.records[name], rr)
+	s.put(t, line, false)
 }
 
 // Secure marks a name's answers as DNSSEC-validated (AD bit set).
@@ -138,6 +131,13 @@ func (s *DNSServer) hasSubdomain(name string) bool {
 // Replace replaces the records of the same name and type with this one.
 func (s *DNSServer) Replace(t testing.TB, line string) {
 	t.Helper()
+	s.put(t, line, true)
+}
+
+// put parses one zone line and stores its record, after dropping the
+// name's records of the same type if replace.
+func (s *DNSServer) put(t testing.TB, line string, replace bool) {
+	t.Helper()
 	rr, err := dns.NewRR(line)
 	if err != nil {
 		t.Fatalf("zone line %q: %v", line, err)
@@ -145,11 +145,14 @@ func (s *DNSServer) Replace(t testing.TB, line string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	name := strings.ToLower(rr.Header().Name)
-	var keep []dns.RR
-	for _, old := range s.records[name] {
-		if old.Header().Rrtype != rr.Header().Rrtype {
-			keep = append(keep, old)
+	if replace {
+		var keep []dns.RR
+		for _, old := range s.records[name] {
+			if old.Header().Rrtype != rr.Header().Rrtype {
+				keep = append(keep, old)
+			}
 		}
+		s.records[name] = keep
 	}
-	s.records[name] = append(keep, rr)
+	s.records[name] = append(s.records[name], rr)
 }

@@ -99,14 +99,11 @@ func RunClient(o ClientOptions) (int, error) {
 		env = append(env, st.Env()...)
 	}
 
-	fromServerR, fromServerW, err := os.Pipe()
+	pp, err := newPlainPipes()
 	if err != nil {
 		return 111, err
 	}
-	toServerR, toServerW, err := os.Pipe()
-	if err != nil {
-		return 111, err
-	}
+	defer pp.close()
 	cmd := exec.Command(o.Prog[0], o.Prog[1:]...)
 	cmd.Env = env
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
@@ -116,23 +113,22 @@ func RunClient(o ClientOptions) (int, error) {
 		return 111, err
 	}
 	defer devnull.Close()
-	cmd.ExtraFiles = []*os.File{devnull, devnull, devnull, fromServerR, toServerW}
+	cmd.ExtraFiles = []*os.File{devnull, devnull, devnull, pp.progIn, pp.progOut}
 	err = cmd.Start()
-	fromServerR.Close()
-	toServerW.Close()
+	pp.closeChild()
 	if err != nil {
 		return 111, &Failure{111, fmt.Sprintf("fatal: unable to run %s: %v", o.Prog[0], err)}
 	}
 	relayed := make(chan func(), 1)
 	go func() {
-		_, wait := newRelayBuffers().relay(tconn, o.IdleTimeout, fromServerW, toServerR)
+		_, wait := newRelayBuffers().relay(tconn, o.IdleTimeout, pp.toProg, pp.fromProg)
 		relayed <- wait
 	}()
 	code, err := programExit(cmd.Wait())
 	// What the program wrote before it ended still goes to the server,
 	// then close_notify; only then does the connection close.
 	waitIn := <-relayed
-	toServerR.Close()
+	pp.fromProg.Close()
 	tconn.Close()
 	waitIn()
 	return code, err
@@ -327,7 +323,7 @@ func runClientDelayed(o ClientOptions, lg *log.Logger, conn net.Conn, env []stri
 	cmd := exec.Command(o.Prog[0], o.Prog[1:]...)
 	cmd.Env = append(env, controlEnv()...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.ExtraFiles = append(append([]*os.File{}, t.child...), sock, sock)
+	cmd.ExtraFiles = append(t.child(), sock, sock)
 	err = cmd.Start()
 	t.closeChild()
 	sock.Close()
@@ -340,11 +336,11 @@ func runClientDelayed(o ClientOptions, lg *log.Logger, conn net.Conn, env []stri
 	go func() {
 		defer close(relayed)
 		defer t.close()
-		cmdByte, ok := t.command()
+		cmdByte, ok, err := t.command(conn)
 		if !ok {
 			return
 		}
-		if err := reclaimSocket(conn); err != nil {
+		if err != nil {
 			failure = &Failure{111, "fatal: " + err.Error()}
 			return
 		}

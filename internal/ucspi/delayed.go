@@ -20,10 +20,9 @@ import (
 // once TLS runs. The program gets them as fds 3 (SSLCTLFD), 4 (SSLREADFD)
 // and 5 (SSLWRITEFD).
 type tlsControl struct {
+	*plainPipes
 	ctl      *os.File // ours
-	toProg   *os.File // decrypted data for the program
-	fromProg *os.File // the program's data to encrypt
-	child    []*os.File
+	ctlChild *os.File // the program's
 }
 
 // controlEnv names the program's descriptors.
@@ -42,49 +41,40 @@ func newTLSControl() (*tlsControl, error) {
 		syscall.Close(pair[1])
 		return nil, err
 	}
-	t := &tlsControl{ctl: os.NewFile(uintptr(pair[0]), "sslctl")}
-	ctlChild := os.NewFile(uintptr(pair[1]), "sslctl-child")
-	progIn, toProg, err := os.Pipe()
-	if err != nil {
+	t := &tlsControl{ctl: os.NewFile(uintptr(pair[0]), "sslctl"), ctlChild: os.NewFile(uintptr(pair[1]), "sslctl-child")}
+	if t.plainPipes, err = newPlainPipes(); err != nil {
 		t.ctl.Close()
-		ctlChild.Close()
+		t.ctlChild.Close()
 		return nil, err
 	}
-	fromProg, progOut, err := os.Pipe()
-	if err != nil {
-		t.ctl.Close()
-		ctlChild.Close()
-		progIn.Close()
-		toProg.Close()
-		return nil, err
-	}
-	t.toProg, t.fromProg = toProg, fromProg
-	t.child = []*os.File{ctlChild, progIn, progOut}
 	return t, nil
 }
 
+// child is the program's descriptors 3, 4 and 5.
+func (t *tlsControl) child() []*os.File { return []*os.File{t.ctlChild, t.progIn, t.progOut} }
+
 // closeChild closes the program's ends once it runs (or failed to start).
 func (t *tlsControl) closeChild() {
-	for _, f := range t.child {
-		f.Close()
-	}
+	t.ctlChild.Close()
+	t.plainPipes.closeChild()
 }
 
 // close closes our ends; the program sees EOF on all three.
 func (t *tlsControl) close() {
 	t.ctl.Close()
-	t.toProg.Close()
-	t.fromProg.Close()
+	t.plainPipes.close()
 }
 
 // command waits for the program's one byte: 'y' or 'Y'. Anything else,
-// or the program ending first, is not a start.
-func (t *tlsControl) command() (byte, bool) {
+// or the program ending first, is not a start (ok false). On a start the
+// socket c, which the program handed over, is made ours again
+// (reclaimSocket); err says if that failed.
+func (t *tlsControl) command(c net.Conn) (cmd byte, ok bool, err error) {
 	var b [1]byte
 	if n, _ := t.ctl.Read(b[:]); n != 1 || (b[0] != 'y' && b[0] != 'Y') {
-		return 0, false
+		return 0, false, nil
 	}
-	return b[0], true
+	return b[0], true, reclaimSocket(c)
 }
 
 // sendEnv answers 'Y' with the TLS environment.
@@ -144,7 +134,7 @@ func (s *Server) runDelayed(c net.Conn, env []string, srv *tlsconf.Server, remot
 	}
 	defer t.close()
 	cmd := exec.Command(s.o.Prog[0], s.o.Prog[1:]...)
-	cmd.ExtraFiles = t.child
+	cmd.ExtraFiles = t.child()
 	cmd.Env = append(env, controlEnv()...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = sock, sock, os.Stderr
 	err = cmd.Start()
@@ -165,17 +155,17 @@ func (s *Server) runDelayed(c net.Conn, env []string, srv *tlsconf.Server, remot
 	go func() {
 		defer close(relayed)
 		defer t.close()
-		cmdByte, ok := t.command()
+		cmdByte, ok, err := t.command(c)
 		if !ok {
 			return // the program ended (or never asked for TLS)
 		}
-		if err := reclaimSocket(c); err != nil {
+		if err != nil {
 			s.logf(1, "warning: %v", err)
 			return
 		}
 		tconn := tls.Server(&batchConn{Conn: c}, srv.Config())
 		ctx, cancel := context.WithTimeout(context.Background(), s.o.HandshakeTimeout)
-		err := tconn.HandshakeContext(ctx)
+		err = tconn.HandshakeContext(ctx)
 		cancel()
 		// On failure the program is told (EOF on its control socket) and
 		// terminated, as sslserver does.

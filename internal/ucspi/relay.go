@@ -189,6 +189,40 @@ func (r *relayBuffers) fromProgram(dst io.Writer, src *os.File, act *activity, s
 	}
 }
 
+// plainPipes are the two pipes between the relay and a program: what the
+// relay writes to toProg the program reads from progIn; what it writes to
+// progOut the relay reads from fromProg.
+type plainPipes struct {
+	toProg, fromProg *os.File // ours
+	progIn, progOut  *os.File // the program's
+}
+
+func newPlainPipes() (*plainPipes, error) {
+	progIn, toProg, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	fromProg, progOut, err := os.Pipe()
+	if err != nil {
+		progIn.Close()
+		toProg.Close()
+		return nil, err
+	}
+	return &plainPipes{toProg: toProg, fromProg: fromProg, progIn: progIn, progOut: progOut}, nil
+}
+
+// closeChild closes the program's ends once it runs (or failed to start).
+func (p *plainPipes) closeChild() {
+	p.progIn.Close()
+	p.progOut.Close()
+}
+
+// close closes our ends; the program sees EOF and EPIPE.
+func (p *plainPipes) close() {
+	p.toProg.Close()
+	p.fromProg.Close()
+}
+
 // relay runs both directions between conn and the program's pipes until
 // the program closes its output (ok: conn then gets close_notify), or
 // writing to the peer fails, or nothing moved either way for idle (not ok:

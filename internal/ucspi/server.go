@@ -228,23 +228,15 @@ func (s *Server) run(tconn *tls.Conn, env []string) {
 	cmd := exec.Command(s.o.Prog[0], s.o.Prog[1:]...)
 	cmd.Env = env
 	cmd.Stderr = os.Stderr
-	progIn, toProg, err := os.Pipe()
+	pp, err := newPlainPipes()
 	if err != nil {
 		s.logf(1, "warning: %v", err)
 		return
 	}
-	defer toProg.Close()
-	fromProg, progOut, err := os.Pipe()
-	if err != nil {
-		progIn.Close()
-		s.logf(1, "warning: %v", err)
-		return
-	}
-	defer fromProg.Close()
-	cmd.Stdin, cmd.Stdout = progIn, progOut
+	defer pp.close()
+	cmd.Stdin, cmd.Stdout = pp.progIn, pp.progOut
 	err = cmd.Start()
-	progIn.Close()
-	progOut.Close()
+	pp.closeChild()
 	if err != nil {
 		s.logf(1, "warning: unable to run %s: %v", s.o.Prog[0], err)
 		return
@@ -253,8 +245,8 @@ func (s *Server) run(tconn *tls.Conn, env []string) {
 	if s.o.Banner != "" {
 		_, _ = io.WriteString(tconn, s.o.Banner)
 	}
-	ok, wait := s.bufs.relay(tconn, s.o.IdleTimeout, toProg, fromProg)
-	fromProg.Close() // a program still writing gets EPIPE
+	ok, wait := s.bufs.relay(tconn, s.o.IdleTimeout, pp.toProg, pp.fromProg)
+	pp.fromProg.Close() // a program still writing gets EPIPE
 	if !ok {
 		// The peer is gone or nothing moved for -w: the program gets
 		// SIGTERM, as from sslserver's TLS handler, and is reaped in the

@@ -126,12 +126,8 @@ env = dict(kv.split(b"=", 1) for kv in block.split(b"\0") if b"=" in kv)
 data = os.read(rd, 4096)
 os.write(wr, b"tls:" + data.strip() + b" protocol=" + env[b"SSL_PROTOCOL"] + b" group=" + env[b"SSL_KEX_GROUP"] + b"\n")
 `), 0o755)
-	p := testpeer.Start(t, testpeer.Cmd{
-		Path: tlsmailBin, Args: []string{"sslserver", "-1", "-v", "-n", "127.0.0.1", "0", python, prog},
-		Env:       []string{"CERTFILE=" + filepath.Join(dir, "server.pem"), "KEYFILE=" + filepath.Join(dir, "server.key")},
-		ReadyLine: `^\d+$`,
-	})
-	addr := "127.0.0.1:" + printedPort(t, p)
+	p, port := startSSLServer(t, dir, nil, "-v", "-n", "127.0.0.1", "0", python, prog)
+	addr := "127.0.0.1:" + port
 	pem, _ := os.ReadFile(filepath.Join(dir, "ca", "ca.pem"))
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pem)
@@ -320,12 +316,7 @@ func TestSSLServerIdentAndIPRules(t *testing.T) {
 	rules("ip.cdb", "127.0.0.2:deny\n")
 	rules("rules.cdb", "joe@127.0.0.1:allow,WHO=\"ident\"\n:deny\n")
 	prog := `echo "INFO=$TCPREMOTEINFO SSLINFO=$SSLREMOTEINFO WHO=$WHO IPRULE=$IPRULE"`
-	p := testpeer.Start(t, testpeer.Cmd{
-		Path: tlsmailBin, Args: []string{"sslserver", "-1", "-v", "-r", "-t", "5", "-y", filepath.Join(dir, "ip.cdb"), "-x", filepath.Join(dir, "rules.cdb"), "127.0.0.1", "0", "sh", "-c", prog},
-		Env:       []string{"CERTFILE=" + filepath.Join(dir, "server.pem"), "KEYFILE=" + filepath.Join(dir, "server.key")},
-		ReadyLine: `^\d+$`,
-	})
-	port := printedPort(t, p)
+	_, port := startSSLServer(t, dir, nil, "-v", "-r", "-t", "5", "-y", filepath.Join(dir, "ip.cdb"), "-x", filepath.Join(dir, "rules.cdb"), "127.0.0.1", "0", "sh", "-c", prog)
 	pem, _ := os.ReadFile(filepath.Join(dir, "ca", "ca.pem"))
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pem)
@@ -368,12 +359,7 @@ func TestSSLServerUIDFromEnvironment(t *testing.T) {
 	testpeer.RequireRoot(t, "-U (switching users)")
 	dir := t.TempDir()
 	caAndServerCert(t, dir, "localhost")
-	p := testpeer.Start(t, testpeer.Cmd{
-		Path: tlsmailBin, Args: []string{"sslserver", "-1", "-U", "127.0.0.1", "0", "sh", "-c", `echo "uid=$(id -u) gid=$(id -g)"`},
-		Env:       []string{"CERTFILE=" + filepath.Join(dir, "server.pem"), "KEYFILE=" + filepath.Join(dir, "server.key"), "UID=65534", "GID=65533"},
-		ReadyLine: `^\d+$`,
-	})
-	port := printedPort(t, p)
+	p, port := startSSLServer(t, dir, []string{"UID=65534", "GID=65533"}, "-U", "127.0.0.1", "0", "sh", "-c", `echo "uid=$(id -u) gid=$(id -g)"`)
 	c, err := tls.Dial("tcp", "127.0.0.1:"+port, &tls.Config{InsecureSkipVerify: true})
 	if err != nil {
 		t.Fatal(err)
@@ -449,6 +435,18 @@ func caAndServerCert(t *testing.T, dir, hosts string) {
 	tlsmail(t, "cert", "issue", "--ca", filepath.Join(dir, "ca"), "--host", hosts, "--out", filepath.Join(dir, "server"))
 }
 
+// startSSLServer runs `tlsmail sslserver -1 ARGS…` with dir's server
+// certificate and key (plus env) and returns it with the port it printed.
+func startSSLServer(t *testing.T, dir string, env []string, args ...string) (*testpeer.Proc, string) {
+	t.Helper()
+	p := testpeer.Start(t, testpeer.Cmd{
+		Path: tlsmailBin, Args: append([]string{"sslserver", "-1"}, args...),
+		Env:       append([]string{"CERTFILE=" + filepath.Join(dir, "server.pem"), "KEYFILE=" + filepath.Join(dir, "server.key")}, env...),
+		ReadyLine: `^\d+$`,
+	})
+	return p, printedPort(t, p)
+}
+
 // printedPort is the port sslserver -1 printed.
 func printedPort(t *testing.T, p *testpeer.Proc) string {
 	t.Helper()
@@ -468,15 +466,11 @@ func TestStunnelBothWays(t *testing.T) {
 	ca := filepath.Join(dir, "ca", "ca.pem")
 
 	// stunnel (client) -> tlsmail sslserver -> program.
-	p := testpeer.Start(t, testpeer.Cmd{
-		Path: tlsmailBin, Args: []string{"sslserver", "-1", "-s", "127.0.0.1", "0", "sh", "-c", `echo "hello $SSL_PROTOCOL"; read l; echo "got:$l"`},
-		Env:       []string{"CERTFILE=" + filepath.Join(dir, "server.pem"), "KEYFILE=" + filepath.Join(dir, "server.key")},
-		ReadyLine: `^\d+$`,
-	})
+	_, backPort := startSSLServer(t, dir, nil, "-s", "127.0.0.1", "0", "sh", "-c", `echo "hello $SSL_PROTOCOL"; read l; echo "got:$l"`)
 	front := "127.0.0.1:" + strconv.Itoa(testpeer.FreePort(t))
 	conf := filepath.Join(dir, "client.conf")
 	os.WriteFile(conf, []byte(fmt.Sprintf("foreground = yes\npid =\n[c]\nclient = yes\naccept = %s\nconnect = 127.0.0.1:%s\nCAfile = %s\nverifyChain = yes\ncheckHost = localhost\n",
-		front, printedPort(t, p), ca)), 0o644)
+		front, backPort, ca)), 0o644)
 	testpeer.Start(t, testpeer.Cmd{Path: stunnel, Args: []string{conf}, ReadyAddr: front})
 	c, err := net.Dial("tcp", front)
 	if err != nil {

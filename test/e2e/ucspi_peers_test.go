@@ -75,12 +75,7 @@ func TestSSLServerDelayedWithSwaksAndOpenSSL(t *testing.T) {
 	if err := os.WriteFile(prog, []byte(miniSMTP), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	p := testpeer.Start(t, testpeer.Cmd{
-		Path: tlsmailBin, Args: []string{"sslserver", "-1", "-v", "-n", "127.0.0.1", "0", python, prog},
-		Env:       []string{"CERTFILE=" + filepath.Join(dir, "server.pem"), "KEYFILE=" + filepath.Join(dir, "server.key")},
-		ReadyLine: `^\d+$`,
-	})
-	port := printedPort(t, p)
+	p, port := startSSLServer(t, dir, nil, "-v", "-n", "127.0.0.1", "0", python, prog)
 
 	out, err := exec.Command(swaks, "--server", "127.0.0.1", "--port", port, "--tls", "--from", "a@example.test", "--to", "b@example.test", "--helo", "client.test").CombinedOutput()
 	if err != nil {
@@ -144,14 +139,14 @@ func TestSSLServerEnvMatchesOpenSSL(t *testing.T) {
 	seen := filepath.Join(dir, "seen.pem")
 	prog := `env | grep -E '^SSL_' | sort; printf '%s' "$SSL_CLIENT_CERT" > ` + seen
 	for _, withCert := range []bool{false, true} {
-		args := []string{"sslserver", "-1", "-s", "127.0.0.1", "0", "sh", "-c", prog}
-		env := []string{"CERTFILE=" + serverCert, "KEYFILE=" + filepath.Join(dir, "server.key")}
+		args := []string{"-s", "127.0.0.1", "0", "sh", "-c", prog}
+		var env []string
 		if withCert {
-			args = append([]string{"sslserver", "-m"}, args[1:]...)
-			env = append(env, "CCAFILE="+filepath.Join(ca, "ca.pem"))
+			args = append([]string{"-m"}, args...)
+			env = []string{"CCAFILE=" + filepath.Join(ca, "ca.pem")}
 		}
-		p := testpeer.Start(t, testpeer.Cmd{Path: tlsmailBin, Args: args, Env: env, ReadyLine: `^\d+$`})
-		addr := "127.0.0.1:" + printedPort(t, p)
+		p, port := startSSLServer(t, dir, env, args...)
+		addr := "127.0.0.1:" + port
 		for _, version := range []string{"-tls1_2", "-tls1_3"} {
 			sargs := []string{"s_client", "-connect", addr, version, "-CAfile", filepath.Join(ca, "ca.pem"), "-verify_return_error", "-ign_eof"}
 			if withCert {
@@ -330,12 +325,7 @@ func TestSSLClientToSSLServerWithClientCerts(t *testing.T) {
 	ca := filepath.Join(dir, "ca")
 	tlsmail(t, "cert", "issue", "--ca", ca, "--client", "--host", "localhost", "--cn", "good client", "--out", filepath.Join(dir, "good"))
 	tlsmail(t, "cert", "issue", "--ca", ca, "--client", "--host", "elsewhere.test", "--cn", "other client", "--out", filepath.Join(dir, "other"))
-	p := testpeer.Start(t, testpeer.Cmd{
-		Path: tlsmailBin, Args: []string{"sslserver", "-1", "-v", "-s", "-z", "127.0.0.1", "0", "sh", "-c", `echo "client=$SSL_CLIENT_S_DN_CN host=$SSLREMOTEHOST"`},
-		Env:       []string{"CERTFILE=" + filepath.Join(dir, "server.pem"), "KEYFILE=" + filepath.Join(dir, "server.key"), "CCAFILE=" + filepath.Join(ca, "ca.pem")},
-		ReadyLine: `^\d+$`,
-	})
-	port := printedPort(t, p)
+	p, port := startSSLServer(t, dir, []string{"CCAFILE=" + filepath.Join(ca, "ca.pem")}, "-v", "-s", "-z", "127.0.0.1", "0", "sh", "-c", `echo "client=$SSL_CLIENT_S_DN_CN host=$SSLREMOTEHOST"`)
 	client := func(args ...string) (string, int) {
 		t.Helper()
 		out, err := exec.Command(tlsmailBin, append(append([]string{"sslclient"}, args...), "sh", "-c", "cat <&6")...).CombinedOutput()
