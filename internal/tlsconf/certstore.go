@@ -86,6 +86,9 @@ func NewCertStore(specs []CertSpec) (*CertStore, error) {
 // Reload re-reads every certificate. If any fails to load, the old set
 // stays in use and the error is returned.
 func (s *CertStore) Reload() error {
+	// The stamp is taken before reading, so a file replaced while we read
+	// counts as changed again and the next Watch tick reads it anew.
+	st := s.fileStamp()
 	loaded := make([]tls.Certificate, 0, len(s.specs))
 	for _, spec := range s.specs {
 		c, err := LoadCertificate(spec)
@@ -95,7 +98,6 @@ func (s *CertStore) Reload() error {
 		loaded = append(loaded, c)
 	}
 	s.certs.Store(&loaded)
-	st := s.fileStamp()
 	s.stamp.Store(&st)
 	return nil
 }
@@ -161,26 +163,38 @@ func (s *CertStore) Changed() bool {
 }
 
 // Watch polls the files every interval and reloads when they change,
-// until ctx is done. Reload errors go to onError (the old certificates
-// stay in use). SIGHUP handling is the caller's: it calls Reload.
+// until ctx is done. A change is acted on once the files have stayed the
+// same for one more interval, so a certificate and key replaced one after
+// the other (as certbot and most deploy scripts do) are read as a pair.
+// Reload errors go to onReload (the old certificates stay in use) and the
+// same broken files are not retried; any later change is. SIGHUP handling
+// is the caller's: it calls Reload.
 func (s *CertStore) Watch(ctx context.Context, interval time.Duration, onReload func(error)) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var pending []byte // the stamp seen at the previous tick, while changed
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if s.Changed() {
-				err := s.Reload()
-				if err != nil {
-					// Do not retry the same broken files every tick.
-					st := s.fileStamp()
-					s.stamp.Store(&st)
-				}
-				if onReload != nil {
-					onReload(err)
-				}
+			now := s.fileStamp()
+			if bytes.Equal(*s.stamp.Load(), now) {
+				pending = nil
+				continue
+			}
+			if !bytes.Equal(pending, now) {
+				pending = now // still changing, or just changed: wait a tick
+				continue
+			}
+			pending = nil
+			err := s.Reload()
+			if err != nil {
+				// Do not retry the same broken files every tick.
+				s.stamp.Store(&now)
+			}
+			if onReload != nil {
+				onReload(err)
 			}
 		}
 	}
