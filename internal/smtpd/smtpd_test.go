@@ -212,7 +212,7 @@ func TestLongLines(t *testing.T) {
 
 func TestIdleClientTimesOutWithoutBlockingOthers(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, func(c *config.Config) { c.Limits.CommandTimeout.Duration = 400 * time.Millisecond })
+	ts := startServer(t, func(c *config.Config) { c.Limits.CommandTimeout.Duration = time.Second })
 	idle := dial(t, ts.addr["mx"])
 	idle.cmd("EHLO x", "250")
 	// Meanwhile another client keeps working, a command every 100 ms,
@@ -250,17 +250,17 @@ func TestIdleClientTimesOutWithoutBlockingOthers(t *testing.T) {
 
 func TestSlowButSteadyDataIsNotCutOff(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, func(c *config.Config) { c.Limits.DataTimeout.Duration = 400 * time.Millisecond })
+	ts := startServer(t, func(c *config.Config) { c.Limits.DataTimeout.Duration = time.Second })
 	c := dial(t, ts.addr["mx"])
 	c.cmd("EHLO x", "250")
 	c.cmd("MAIL FROM:<a@example.org>", "250")
 	c.cmd("RCPT TO:<demo@localhost>", "250")
 	c.cmd("DATA", "354")
 	c.send("Subject: slow\r\n\r\n")
-	// 12 chunks 150 ms apart: 1.8 s in all, far over the 400 ms per-read
-	// timeout, but no single wait exceeds it. (The pauses shape the load;
+	// 16 chunks 150 ms apart: 2.4 s in all, far over the 1 s per-read
+	// timeout, but no single wait comes near it. (The pauses shape the load;
 	// nothing waits on them for synchronisation.)
-	for i := range 12 {
+	for i := range 16 {
 		time.Sleep(150 * time.Millisecond)
 		c.send(fmt.Sprintf("line %d\r\n", i))
 	}

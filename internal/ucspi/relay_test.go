@@ -123,7 +123,7 @@ func TestRelayIdleTimeoutCountsBothDirections(t *testing.T) {
 	fromProgR, fromProgW, _ := os.Pipe()
 	defer fromProgW.Close() // the "program" never closes its output
 	go func() { _, _ = io.Copy(io.Discard, toProgR) }()
-	const idle = 400 * time.Millisecond
+	const idle = time.Second
 	result := make(chan bool, 1)
 	go func() {
 		ok, wait := newRelayBuffers().relay(server, idle, toProgW, fromProgR)
@@ -132,14 +132,14 @@ func TestRelayIdleTimeoutCountsBothDirections(t *testing.T) {
 	}()
 	// The client talks for 3 idle periods; the program never answers, so
 	// only the network-to-program direction moves.
-	for range 12 {
+	for range 24 {
 		if _, err := client.Write([]byte("x")); err != nil {
 			t.Fatal(err)
 		}
 		select {
 		case <-result:
 			t.Fatal("relay gave up while the peer was sending")
-		case <-time.After(idle / 4):
+		case <-time.After(idle / 8):
 		}
 	}
 	select {
