@@ -20,6 +20,7 @@ peers=(
   "command -v mpop|mpop"
   "command -v tcprules|ucspi-tcp"
   "command -v stunnel4|stunnel4"
+  "command -v ss && command -v ip|iproute2"
 )
 
 missing() {

@@ -92,6 +92,7 @@ func runSSLServer(env *cliEnv, args []string) int {
 		HandshakeTimeout: 26 * time.Second, IdentTimeout: 26 * time.Second, IdleTimeout: 3600 * time.Second, Log: env.stderr}
 	clientCert := ""
 	var uid, gid int = -1, -1
+	backlog := 0 // 0: the kernel's somaxconn, as Go listens
 	var keyPass []byte
 	iface := ""
 	for _, kv := range opts {
@@ -106,9 +107,12 @@ func runSSLServer(env *cliEnv, args []string) int {
 			o.Verbosity = 3
 		case "1":
 			o.PrintPort = true
-		case "4", "6", "o", "O":
-			// The address family follows the host argument; Go's sockets
-			// never pass IP options through, so -o/-O change nothing.
+		case "4", "6":
+			// The address family follows the host argument.
+		case "o":
+			o.KeepIPOptions = true
+		case "O":
+			o.KeepIPOptions = false
 		case "p":
 			o.Paranoid = true
 		case "P":
@@ -139,6 +143,8 @@ func runSSLServer(env *cliEnv, args []string) int {
 			switch kv[0] {
 			case "c":
 				o.MaxChildren = n
+			case "b":
+				backlog = n
 			case "t":
 				o.IdentTimeout = time.Duration(n) * time.Second
 			case "T":
@@ -276,6 +282,11 @@ func runSSLServer(env *cliEnv, args []string) int {
 	l, err := net.Listen("tcp", net.JoinHostPort(ucspi.ScopedHost(o.Host, iface), port))
 	if err != nil {
 		return c.fatal("unable to bind: %v", err)
+	}
+	if backlog > 0 {
+		if err := ucspi.SetBacklog(l.(*net.TCPListener), backlog); err != nil {
+			return c.fatal("unable to listen: %v", err)
+		}
 	}
 	if o.PrintPort {
 		fmt.Fprintln(env.stdout, l.Addr().(*net.TCPAddr).Port)

@@ -29,9 +29,13 @@
 //   - VERIFYDEPTH and -V count intermediate CAs as OpenSSL's verify depth
 //     does (default 1); DHFILE is accepted and ignored: Go's TLS has no
 //     finite-field DHE.
-//   - -1 prints the port alone (U95), not UNEW's "IP : PORT [LIMIT]"; -b
-//     is accepted and has no effect (Go listens with the kernel's
-//     somaxconn backlog); -o/-O change nothing (Go passes no IP options).
+//   - -1 prints the port alone (U95), not UNEW's "IP : PORT [LIMIT]".
+//     -b n sets the listen backlog; without it the backlog is the
+//     kernel's somaxconn (as Go listens), not fehcom's 20: one process
+//     accepts as fast as the kernel queues, and a short queue only drops
+//     SYNs in bursts. -O (the default) drops the IPv4 options a
+//     connection inherits from the client's SYN, as tcpserver does; -o
+//     keeps them.
 //   - sslclient -T x+y: x per address on a first pass, y per timed-out
 //     address on a second, x+y for a single address and for TLS.
 //   - SSL_KEX_GROUP is added to the TLS environment (the key-exchange

@@ -40,6 +40,7 @@ type ServerOptions struct {
 	IdleTimeout      time.Duration
 	PrintPort        bool // -1
 	NoDelay          bool // -D (default) / -d
+	KeepIPOptions    bool // -o; -O (default) kills IPv4 options such as source routes
 	TLS              *tlsconf.Server
 	// TLSSettings built TLS; rules that set CERTFILE, KEYFILE,
 	// CERTCHAINFILE or CCAVERIFY get a variant of it (tlsfor.go), whose
@@ -157,6 +158,9 @@ func (s *Server) handle(c net.Conn) {
 	defer c.Close()
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(s.o.NoDelay)
+		if !s.o.KeepIPOptions {
+			killIPOptions(tc)
+		}
 	}
 	p, ok := s.admit(c)
 	if !ok {

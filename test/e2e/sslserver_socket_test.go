@@ -1,0 +1,86 @@
+package e2e
+
+import (
+	"bufio"
+	"net"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tlsmail/tlsmail/internal/testpeer"
+)
+
+// recordRoute is an IPv4 Record Route option with two free slots, padded
+// with a NOP: a harmless option that Linux echoes onto the accepted
+// socket, as it would a source route.
+var recordRoute = string([]byte{7, 11, 4, 0, 0, 0, 0, 0, 0, 0, 0, 1})
+
+// TestSSLServerSocketOptions: -O (the default) drops the IP options the
+// client's SYN carried and -o keeps them, seen by the program itself on
+// its raw socket (-n gives it fd 0); -b sets the listen backlog, read
+// back with ss(8).
+func TestSSLServerSocketOptions(t *testing.T) {
+	python := testpeer.Require(t, "python3")
+	ss := testpeer.Require(t, "ss")
+	dir := t.TempDir()
+	caAndServerCert(t, dir, "localhost")
+	// The program prints the IP options of its socket in hex, "-" if none.
+	prog := `import os, socket
+s = socket.socket(fileno=0)
+o = s.getsockopt(socket.IPPROTO_IP, socket.IP_OPTIONS, 40)
+os.write(1, ((o.hex() or "-") + "\n").encode())`
+	options := func(t *testing.T, port string) string {
+		t.Helper()
+		d := net.Dialer{Timeout: 10 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
+			var err error
+			if cerr := rc.Control(func(fd uintptr) {
+				err = syscall.SetsockoptString(int(fd), syscall.IPPROTO_IP, syscall.IP_OPTIONS, recordRoute)
+			}); cerr != nil {
+				return cerr
+			}
+			return err
+		}}
+		c, err := d.Dial("tcp", "127.0.0.1:"+port)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil {
+			t.Fatalf("program's line: %q %v", line, err)
+		}
+		return strings.TrimSpace(line)
+	}
+	backlog := func(t *testing.T, port string) string {
+		t.Helper()
+		out, err := exec.Command(ss, "-ltnH", "sport = :"+port).Output()
+		if err != nil {
+			t.Fatalf("ss: %v", err)
+		}
+		// State Recv-Q Send-Q Local Peer: a listener's Send-Q is its backlog.
+		f := strings.Fields(string(out))
+		if len(f) < 3 || f[0] != "LISTEN" {
+			t.Fatalf("ss output: %q", out)
+		}
+		return f[2]
+	}
+
+	_, port := startSSLServer(t, dir, nil, "-n", "-b", "7", "127.0.0.1", "0", python, "-c", prog)
+	if got := options(t, port); got != "-" {
+		t.Errorf("default (-O): the program's socket still has IP options %s", got)
+	}
+	if got := backlog(t, port); got != "7" {
+		t.Errorf("-b 7: listen backlog %s", got)
+	}
+
+	_, port = startSSLServer(t, dir, nil, "-n", "-o", "127.0.0.1", "0", python, "-c", prog)
+	if got := options(t, port); !strings.HasPrefix(got, "07") {
+		t.Errorf("-o: want the echoed record-route option (07…), the program saw %q", got)
+	}
+	if got := backlog(t, port); got == "7" || got == "0" {
+		t.Errorf("without -b: listen backlog %s, want the kernel's somaxconn", got)
+	}
+}
