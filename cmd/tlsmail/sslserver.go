@@ -268,6 +268,21 @@ func runSSLServer(env *cliEnv, args []string) int {
 		return c.fatal("%v", err)
 	}
 	o.TLS = srv
+	if o.Verbosity >= 2 {
+		// UCSPI-SSL's start-up lines name the files in use. "param" named
+		// the DH file and the temporary RSA key length: Go's TLS uses
+		// neither, so the length is 0.
+		cca := env.getenv("CCAFILE")
+		if clientCert == "" || cca == "-" {
+			cca = ""
+		}
+		pid := os.Getpid()
+		for _, l := range [][2]string{{"cafile", env.getenv("CAFILE")}, {"ccafile", cca}, {"cadir", env.getenv("CADIR")},
+			{"chainfile", env.getenv("CERTCHAINFILE")}, {"cert", env.getenv("CERTFILE")}, {"key", env.getenv("KEYFILE")}} {
+			c.say("%s %d %s", l[0], pid, l[1])
+		}
+		c.say("param %d %s 0", pid, env.getenv("DHFILE"))
+	}
 	if env.getenv("DHFILE") != "" && o.Verbosity >= 1 {
 		c.warn("DHFILE is accepted and ignored: Go's TLS has no finite-field DHE; ECDHE and hybrid post-quantum key exchange are used")
 	}

@@ -37,8 +37,13 @@ func (c ucspiCmd) fatal(format string, a ...any) int {
 }
 
 func (c ucspiCmd) usageError(format string, a ...any) int {
-	fmt.Fprintf(c.env.stderr, c.name+": "+format+"\n", a...)
+	c.say(format, a...)
 	return 100
+}
+
+// say prints a plain "sslserver: …" line.
+func (c ucspiCmd) say(format string, a ...any) {
+	fmt.Fprintf(c.env.stderr, c.name+": "+format+"\n", a...)
 }
 
 func (c ucspiCmd) unknownOption(opt string) int {

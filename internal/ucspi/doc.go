@@ -28,7 +28,9 @@
 //     same control-socket contract as sslserver -n (the GIF lineage's).
 //   - VERIFYDEPTH and -V count intermediate CAs as OpenSSL's verify depth
 //     does (default 1); DHFILE is accepted and ignored: Go's TLS has no
-//     finite-field DHE.
+//     finite-field DHE. The -v start-up lines name the files as fehcom's
+//     do (cafile, ccafile, cadir, chainfile, cert, key); "param" gives
+//     DHFILE and 0 for the temporary RSA length, which Go does not use.
 //   - -1 prints the port alone (U95), not UNEW's "IP : PORT [LIMIT]".
 //     -b n sets the listen backlog; without it the backlog is the
 //     kernel's somaxconn (as Go listens), not fehcom's 20: one process

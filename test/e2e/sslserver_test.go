@@ -91,7 +91,11 @@ func TestSSLServerImmediateMode(t *testing.T) {
 	}
 	log := p.Output()
 	for _, re := range []string{`sslserver: status: 1/40`, `sslserver: ok \d+ :127\.0\.0\.1:\d+ [^:]*:127\.0\.0\.1::\d+`,
-		`sslserver: pid \d+ from 127\.0\.0\.1`, `sslserver: end \d+ status 768`, `sslserver: deny \d+ `} {
+		`sslserver: pid \d+ from 127\.0\.0\.1`, `sslserver: end \d+ status 768`, `sslserver: deny \d+ `,
+		// -v start-up lines: the files in use, unset ones empty.
+		`(?m)^sslserver: cafile \d+ $`, `(?m)^sslserver: ccafile \d+ $`, `(?m)^sslserver: cadir \d+ $`, `(?m)^sslserver: chainfile \d+ $`,
+		`(?m)^sslserver: cert \d+ /\S+/server\.pem$`, `(?m)^sslserver: key \d+ /\S+/server\.key$`, `(?m)^sslserver: param \d+  0$`,
+		`(?m)^sslserver: status: 0/40$`} {
 		if !regexp.MustCompile(re).MatchString(log) {
 			t.Errorf("log lacks %s:\n%s", re, log)
 		}
