@@ -11,6 +11,11 @@
 //   - sslclient exits 110 when the server fails verification (UNEW), 111
 //     when it cannot connect or speak TLS; U95 used 111 for both.
 //   - -I takes its argument (both lines forgot the colon in getopt).
+//   - SSLCTLFD, SSLREADFD and SSLWRITEFD are exported in -n mode only.
+//     fehcom exports them in immediate mode too, where the read and write
+//     numbers name closed descriptors and the control socket takes no
+//     second byte; leaving them out keeps a program from offering STARTTLS
+//     inside TLS.
 //   - One process serves all connections and runs TLS itself; only the
 //     program is exec'd. So the process drops to -u/-g after binding and
 //     reading its keys (fehcom's listening process keeps root and each
