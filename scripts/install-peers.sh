@@ -21,6 +21,7 @@ peers=(
   "command -v tcprules|ucspi-tcp"
   "command -v stunnel4|stunnel4"
   "command -v ss && command -v ip|iproute2"
+  "command -v mailfront|mailfront"
 )
 
 missing() {

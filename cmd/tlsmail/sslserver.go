@@ -310,6 +310,14 @@ func runSSLServer(env *cliEnv, args []string) int {
 	if err := ucspi.DropPrivileges(uid, gid); err != nil {
 		return c.fatal("%v", err)
 	}
+	for _, f := range []string{o.Rules, o.IPRules} {
+		if f == "" {
+			continue
+		}
+		if err := ucspi.CheckReadable(f); err != nil {
+			return c.fatal("%v", err)
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := ucspi.NewServer(o).Serve(ctx, l); err != nil {

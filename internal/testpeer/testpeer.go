@@ -142,11 +142,13 @@ type Cmd struct {
 // Proc is a started process. Its output is collected for assertions and
 // printed when the test fails.
 type Proc struct {
-	Cmd  *exec.Cmd
-	mu   sync.Mutex
-	out  bytes.Buffer
-	done chan struct{}
-	err  error
+	Cmd     *exec.Cmd
+	mu      sync.Mutex
+	out     bytes.Buffer
+	grew    chan struct{} // closed (and replaced) when a line is added
+	scanned chan struct{} // closed when the output has ended
+	done    chan struct{}
+	err     error
 }
 
 // Start starts the process, waits until it is ready, and arranges for it to
@@ -158,7 +160,7 @@ func Start(t testing.TB, c Cmd) *Proc {
 	cmd.Env = append(os.Environ(), c.Env...)
 	cmd.Stdin = c.Stdin
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	p := &Proc{Cmd: cmd, done: make(chan struct{})}
+	p := &Proc{Cmd: cmd, done: make(chan struct{}), grew: make(chan struct{}), scanned: make(chan struct{})}
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
 	var ready chan struct{}
@@ -173,10 +175,13 @@ func Start(t testing.TB, c Cmd) *Proc {
 	go func() {
 		sc := bufio.NewScanner(pr)
 		sc.Buffer(make([]byte, 64*1024), 1<<20)
+		defer close(p.scanned)
 		for sc.Scan() {
 			line := sc.Text()
 			p.mu.Lock()
 			p.out.WriteString(line + "\n")
+			close(p.grew)
+			p.grew = make(chan struct{})
 			p.mu.Unlock()
 			if re != nil && re.MatchString(line) {
 				close(ready)
@@ -246,6 +251,33 @@ func (p *Proc) Output() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.out.String()
+}
+
+// WaitOutput waits until the output matches the regular expression re,
+// and fails the test if the output ends or timeout passes first. It wakes
+// on each new line; nothing polls.
+func (p *Proc) WaitOutput(t testing.TB, re string, timeout time.Duration) {
+	t.Helper()
+	rx := regexp.MustCompile(re)
+	deadline := time.After(timeout)
+	for {
+		p.mu.Lock()
+		matched, grew := rx.Match(p.out.Bytes()), p.grew
+		p.mu.Unlock()
+		if matched {
+			return
+		}
+		select {
+		case <-grew:
+		case <-p.scanned:
+			if !rx.MatchString(p.Output()) {
+				t.Fatalf("%s ended without printing %q:\n%s", filepath.Base(p.Cmd.Path), re, p.Output())
+			}
+			return
+		case <-deadline:
+			t.Fatalf("%s did not print %q within %v:\n%s", filepath.Base(p.Cmd.Path), re, timeout, p.Output())
+		}
+	}
 }
 
 // Done is closed when the process has exited.

@@ -188,8 +188,8 @@ func (s *Server) runDelayed(c net.Conn, env []string, srv *tlsconf.Server, remot
 			if err := t.sendEnv(st.Env()); err != nil {
 				return
 			}
-			s.logf(3, "ssl %d accept %s:%s", cmd.Process.Pid, st.Protocol, st.CipherSSL)
 		}
+		s.logAccept(cmdByte == 'Y', st)
 		ok, wait := s.bufs.relay(tconn, s.o.IdleTimeout, t.toProg, t.fromProg)
 		if !ok {
 			_ = cmd.Process.Signal(syscall.SIGTERM)

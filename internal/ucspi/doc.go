@@ -11,16 +11,21 @@
 //   - sslclient exits 110 when the server fails verification (UNEW), 111
 //     when it cannot connect or speak TLS; U95 used 111 for both.
 //   - -I takes its argument (both lines forgot the colon in getopt).
-//   - SSLCTLFD, SSLREADFD and SSLWRITEFD are exported in -n mode only.
-//     fehcom exports them in immediate mode too, where the read and write
-//     numbers name closed descriptors and the control socket takes no
-//     second byte; leaving them out keeps a program from offering STARTTLS
-//     inside TLS.
+//   - SSLCTLFD is exported in -n mode only; in immediate mode SSLREADFD
+//     and SSLWRITEFD are 0 and 1, where the program's plaintext is.
+//     fehcom exports all three in immediate mode too, naming closed
+//     descriptors for reading and writing and a control socket that takes
+//     no second byte; leaving SSLCTLFD out keeps a program from offering
+//     STARTTLS inside TLS.
 //   - One process serves all connections and runs TLS itself; only the
 //     program is exec'd. So the process drops to -u/-g after binding and
 //     reading its keys (fehcom's listening process keeps root and each
 //     per-connection TLS process drops); SSL_UID/SSL_GID apply when -u/-g
 //     are not given; SSL_CHROOT cannot apply (the programs live outside it).
+//     The rules cdbs (-x, -y) and any CERTFILE/KEYFILE a rule names are
+//     read per connection by that user, where fehcom reads them as root,
+//     so they must be readable by it; a rules cdb that is not is refused
+//     at start (exit 111, naming the file).
 //   - -c counts running programs; a program that outlives its peer gets
 //     SIGTERM after -w seconds with no data either way, as from fehcom's
 //     TLS handler, and stops counting then. One that closes its output

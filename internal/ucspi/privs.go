@@ -1,7 +1,9 @@
 package ucspi
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strconv"
 	"strings"
@@ -30,6 +32,23 @@ func DropPrivileges(uid, gid int) error {
 		if err := syscall.Setuid(uid); err != nil {
 			return fmt.Errorf("unable to set uid %d: %w", uid, err)
 		}
+	}
+	return nil
+}
+
+// CheckReadable fails when a file the server reads per connection (the
+// rules cdbs) cannot be opened because of its permissions. Run after
+// DropPrivileges: fehcom reads rules as root in each connection process,
+// this process reads them as the -u user, so a root-only cdb that worked
+// there would drop every connection here; it is refused at start instead.
+// A missing file is left to the per-connection rules (-X).
+func CheckReadable(path string) error {
+	f, err := os.Open(path)
+	if err == nil {
+		return f.Close()
+	}
+	if errors.Is(err, fs.ErrPermission) {
+		return fmt.Errorf("%s is not readable by uid %d gid %d (the -u/-g user, which reads it for every connection): %w", path, os.Geteuid(), os.Getegid(), err)
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tlsmail/tlsmail/internal/tlsconf"
+	"github.com/tlsmail/tlsmail/tlsinfo"
 )
 
 // ServerOptions are sslserver's options (ucspi-ssl.md §1.2) that this
@@ -152,6 +153,18 @@ func logField(s string) string {
 	return string(b)
 }
 
+// logAccept writes UCSPI-SSL's "ssl PID accept" line: bare at -v; at -V
+// with protocol and cipher when the program was given the TLS
+// environment, the only case where fehcom's handler has them. PID is this
+// process, which does the TLS as fehcom's per-connection handler does.
+func (s *Server) logAccept(withEnv bool, st tlsinfo.State) {
+	if withEnv && s.o.Verbosity >= 3 {
+		s.logf(3, "ssl %d accept %s:%s", os.Getpid(), st.Protocol, st.CipherSSL)
+		return
+	}
+	s.logf(2, "ssl %d accept ", os.Getpid())
+}
+
 // handle runs one connection: admission (rules, lookups, limits), TLS
 // handshake, program, relay.
 func (s *Server) handle(c net.Conn) {
@@ -199,11 +212,7 @@ func (s *Server) handle(c net.Conn) {
 		env = append(env, st.Env()...)
 	}
 	s.logf(2, "ok %d %s", pid, ident)
-	if s.o.Verbosity >= 3 {
-		s.logf(3, "ssl %d accept %s:%s", pid, st.Protocol, st.CipherSSL)
-	} else {
-		s.logf(2, "ssl %d accept ", pid)
-	}
+	s.logAccept(s.o.SSLEnv, st)
 	s.run(tconn, env)
 }
 

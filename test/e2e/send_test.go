@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tlsmail/tlsmail/internal/testpeer"
 	"github.com/tlsmail/tlsmail/smtpclient"
@@ -244,11 +245,7 @@ func TestSendToAiosmtpd(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "via "+addr+" plaintext") {
 		t.Fatalf("send: %d %q %q", code, out, errs)
 	}
-	deadline := 200
-	for !strings.Contains(p.Output(), "Subject: to-aiosmtpd") && deadline > 0 {
-		deadline--
-		waitABit()
-	}
+	p.WaitOutput(t, "Subject: to-aiosmtpd", 10*time.Second)
 	if !strings.Contains(p.Output(), "hi aiosmtpd") {
 		t.Errorf("aiosmtpd did not print the message:\n%s", p.Output())
 	}

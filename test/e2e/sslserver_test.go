@@ -85,10 +85,7 @@ func TestSSLServerImmediateMode(t *testing.T) {
 		c.Close()
 		t.Errorf("a denied connection got a TLS session: %q", b)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(p.Output(), "sslserver: deny ") && time.Now().Before(deadline) {
-		waitABit()
-	}
+	p.WaitOutput(t, "sslserver: deny ", 10*time.Second)
 	log := p.Output()
 	for _, re := range []string{`sslserver: status: 1/40`, `sslserver: ok \d+ :127\.0\.0\.1:\d+ [^:]*:127\.0\.0\.1::\d+`,
 		`sslserver: pid \d+ from 127\.0\.0\.1`, `sslserver: end \d+ status 768`, `sslserver: deny \d+ `,
@@ -179,13 +176,7 @@ os.write(wr, b"tls:" + data.strip() + b" protocol=" + env[b"SSL_PROTOCOL"] + b" 
 			t.Errorf("injected plaintext reached the program inside TLS: %q", got)
 		}
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(p.Output(), "unable to accept SSL") && time.Now().Before(deadline) {
-		waitABit()
-	}
-	if !strings.Contains(p.Output(), "sslserver: warning: dropping SSL connection, unable to accept SSL") {
-		t.Errorf("the broken handshake was not logged:\n%s", p.Output())
-	}
+	p.WaitOutput(t, "sslserver: warning: dropping SSL connection, unable to accept SSL", 10*time.Second)
 }
 
 // TestSSLClientToOurServer: sslclient (via a link) to our SMTPS port: the
