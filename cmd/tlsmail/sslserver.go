@@ -82,6 +82,10 @@ func getopt(args []string, withArg string) (opts [][2]string, rest []string, err
 	return opts, args[i:], nil
 }
 
+// shutdownGrace is how long sslserver's running connections may go on
+// after SIGTERM (see ucspi.ServerOptions.ShutdownGrace).
+const shutdownGrace = 10 * time.Second
+
 func runSSLServer(env *cliEnv, args []string) int {
 	c := ucspiCmd{env: env, name: "sslserver", usage: sslserverUsage}
 	opts, rest, code, done := c.options(args, sslserverArgs)
@@ -318,8 +322,12 @@ func runSSLServer(env *cliEnv, args []string) int {
 			return c.fatal("%v", err)
 		}
 	}
+	// SIGTERM closes the listener; running connections get
+	// shutdownGrace to finish. A second SIGTERM ends the process at once.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	context.AfterFunc(ctx, stop)
+	o.ShutdownGrace = shutdownGrace
 	if err := ucspi.NewServer(o).Serve(ctx, l); err != nil {
 		return c.fatal("%v", err)
 	}

@@ -143,6 +143,7 @@ func (s *Server) runDelayed(c net.Conn, env []string, srv *tlsconf.Server, remot
 		s.logf(1, "warning: unable to run %s: %v", s.o.Prog[0], err)
 		return
 	}
+	s.started(cmd)
 	s.logf(2, "pid %d from %s", cmd.Process.Pid, addrIP(c.RemoteAddr()))
 	if s.o.Banner != "" {
 		_, _ = io.WriteString(sock, s.o.Banner)
@@ -203,5 +204,5 @@ func (s *Server) runDelayed(c net.Conn, env []string, srv *tlsconf.Server, remot
 	<-relayed
 	c.Close()
 	waitIn()
-	s.logf(2, "end %d status %d", cmd.Process.Pid, waitStatus(err))
+	s.ended(cmd, err)
 }

@@ -26,6 +26,11 @@
 //     read per connection by that user, where fehcom reads them as root,
 //     so they must be readable by it; a rules cdb that is not is refused
 //     at start (exit 111, naming the file).
+//   - SIGTERM closes the listening socket at once (a restarted sslserver
+//     can bind) and lets running connections finish for up to 10 s
+//     (ShutdownGrace); then their programs get SIGTERM and sslserver exits
+//     0. fehcom's exits at once and each connection's process goes on
+//     alone, which one process cannot do. A second SIGTERM ends it at once.
 //   - -c counts running programs; a program that outlives its peer gets
 //     SIGTERM after -w seconds with no data either way, as from fehcom's
 //     TLS handler, and stops counting then. One that closes its output

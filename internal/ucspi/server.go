@@ -53,6 +53,10 @@ type ServerOptions struct {
 	Resolver                  *net.Resolver // nil: net.DefaultResolver
 	ClientCertHost            bool          // -z: also check the client's host name
 	Delayed                   bool          // -n: UCSPI-TLS, the program starts TLS itself
+	// ShutdownGrace is how long running connections may go on once
+	// Serve's context is done (the listener closes at once); then their
+	// programs get SIGTERM and Serve returns. 0 ends them at once.
+	ShutdownGrace time.Duration
 
 	Log io.Writer // stderr
 }
@@ -66,13 +70,14 @@ type Server struct {
 	mu       sync.Mutex
 	variants map[tlsVariant]*tlsconf.Server
 	active   int
+	programs map[*os.Process]struct{} // running programs, for shutdown
 	perIP    map[string]int
 	cond     *sync.Cond
 }
 
 // NewServer makes a server.
 func NewServer(o ServerOptions) *Server {
-	s := &Server{o: o, log: log.New(o.Log, "sslserver: ", 0), perIP: map[string]int{}, variants: map[tlsVariant]*tlsconf.Server{}, bufs: newRelayBuffers()}
+	s := &Server{o: o, log: log.New(o.Log, "sslserver: ", 0), perIP: map[string]int{}, programs: map[*os.Process]struct{}{}, variants: map[tlsVariant]*tlsconf.Server{}, bufs: newRelayBuffers()}
 	s.cond = sync.NewCond(&s.mu)
 	return s
 }
@@ -83,18 +88,30 @@ func (s *Server) logf(level int, format string, a ...any) {
 	}
 }
 
-// Serve accepts connections on l until ctx is done.
+// Serve accepts connections on l until ctx is done, then lets the
+// running ones finish within ShutdownGrace (shutdown.go) and returns nil.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
-	go func() { <-ctx.Done(); l.Close() }()
+	stop := context.AfterFunc(ctx, func() {
+		l.Close()
+		s.mu.Lock()
+		s.cond.Broadcast() // a Serve waiting at the -c limit stops waiting
+		s.mu.Unlock()
+	})
+	defer stop()
 	for {
 		s.mu.Lock()
-		for s.active >= s.o.MaxChildren {
+		for s.active >= s.o.MaxChildren && ctx.Err() == nil {
 			s.cond.Wait()
 		}
 		s.mu.Unlock()
+		if ctx.Err() != nil {
+			s.drain()
+			return nil
+		}
 		c, err := l.Accept()
 		if err != nil {
 			if ctx.Err() != nil {
+				s.drain()
 				return nil
 			}
 			return err
@@ -254,6 +271,7 @@ func (s *Server) run(tconn *tls.Conn, env []string) {
 		s.logf(1, "warning: unable to run %s: %v", s.o.Prog[0], err)
 		return
 	}
+	s.started(cmd)
 	s.logf(2, "pid %d from %s", cmd.Process.Pid, addrIP(tconn.RemoteAddr()))
 	if s.o.Banner != "" {
 		_, _ = io.WriteString(tconn, s.o.Banner)
@@ -284,9 +302,9 @@ func (s *Server) run(tconn *tls.Conn, env []string) {
 	wait()
 }
 
-// reap waits for the program and logs its raw wait status.
+// reap waits for the program and logs its end.
 func (s *Server) reap(cmd *exec.Cmd) {
-	s.logf(2, "end %d status %d", cmd.Process.Pid, waitStatus(waitProgram(cmd)))
+	s.ended(cmd, waitProgram(cmd))
 }
 
 // waitStatus is the raw wait status sslserver logs (0 for a clean exit).

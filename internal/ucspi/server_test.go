@@ -75,6 +75,14 @@ func waitFor(t *testing.T, what string, log *testpeer.Buffer, cond func() bool) 
 // sslserver's defaults would, and returns its address and log.
 func (f *serverFixture) start(t *testing.T, o ServerOptions) (string, *Server, *testpeer.Buffer) {
 	t.Helper()
+	addr, s, log, _, _ := f.startStoppable(t, o)
+	return addr, s, log
+}
+
+// startStoppable is start, also returning what ends Serve's context and
+// a channel closed once Serve has returned.
+func (f *serverFixture) startStoppable(t *testing.T, o ServerOptions) (string, *Server, *testpeer.Buffer, func(), <-chan struct{}) {
+	t.Helper()
 	log := &testpeer.Buffer{}
 	if o.Verbosity == 0 {
 		o.Verbosity = 2
@@ -112,7 +120,7 @@ func (f *serverFixture) start(t *testing.T, o ServerOptions) (string, *Server, *
 	done := make(chan struct{})
 	go func() { _ = s.Serve(ctx, l); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return l.Addr().String(), s, log
+	return l.Addr().String(), s, log, cancel, done
 }
 
 // dial connects from local IP from (e.g. "127.0.0.2"; "" for any) with TLS.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -490,5 +492,66 @@ func TestStunnelBothWays(t *testing.T) {
 	got, err := exec.Command(tlsmailBin, "sslclient", "-s", "-a", ca, "localhost", back, "sh", "-c", prog).CombinedOutput()
 	if err != nil || string(got) != "from-stunnel\nstunnel got:TLSv1.3\n" {
 		t.Errorf("sslclient -> stunnel: %v %q", err, got)
+	}
+}
+
+// TestSSLServerSIGTERM: SIGTERM (daemontools' svc -d, runit's sv down)
+// closes the listening socket at once, lets a running session finish,
+// and then sslserver exits 0, as fehcom's does once its children are on
+// their own.
+func TestSSLServerSIGTERM(t *testing.T) {
+	dir := t.TempDir()
+	caAndServerCert(t, dir, "localhost")
+	p, port := startSSLServer(t, dir, nil, "-c", "1", "127.0.0.1", "0", "cat")
+	pem, _ := os.ReadFile(filepath.Join(dir, "ca", "ca.pem"))
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	c, err := tls.Dial("tcp", "127.0.0.1:"+port, &tls.Config{RootCAs: pool, ServerName: "localhost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	echo := func(s string) {
+		t.Helper()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(c, s); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := br.ReadString('\n'); got != s {
+			t.Fatalf("echo %q: got %q %v\n%s", s, got, err, p.Output())
+		}
+	}
+	echo("before\n")
+	// Only sslserver gets the signal, as from a supervisor (not its group).
+	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	refused := false
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && !refused; waitABit() {
+		nc, err := net.Dial("tcp", "127.0.0.1:"+port)
+		if err == nil {
+			nc.Close()
+			continue
+		}
+		refused = errors.Is(err, syscall.ECONNREFUSED)
+	}
+	if !refused {
+		t.Fatal("the port still accepts connections after SIGTERM")
+	}
+	echo("after SIGTERM\n")
+	select {
+	case <-p.Done():
+		t.Fatal("sslserver exited while a session was running")
+	default:
+	}
+	c.Close()
+	select {
+	case <-p.Done():
+	case <-time.After(8 * time.Second): // well inside the 10 s grace
+		t.Fatalf("sslserver did not exit after its last session:\n%s", p.Output())
+	}
+	if err := p.Err(); err != nil {
+		t.Errorf("exit after SIGTERM: %v, want 0\n%s", err, p.Output())
 	}
 }
