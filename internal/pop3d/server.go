@@ -49,7 +49,9 @@ func maildirOf(cfg *config.Config, user string) string {
 
 // Serve accepts connections on l until ctx is done.
 func (s *Server) Serve(ctx context.Context, l net.Listener, lc config.POP3Listener) error {
-	return listen.Serve(ctx, l, func(c net.Conn) { s.handle(c, lc) })
+	return listen.Serve(ctx, l, func(c net.Conn) { s.handle(c, lc) }, func(err error) {
+		s.log.Warn("accept paused", "listener", lc.Name, "err", err)
+	})
 }
 
 // handle runs one session unless the server is shutting down.

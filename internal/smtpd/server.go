@@ -61,7 +61,9 @@ func (s *Server) SetConfig(cfg *config.Config) { s.cfg.Store(cfg) }
 // Serve accepts connections on l for listener lc until ctx is done or l
 // fails. It returns nil after a shutdown.
 func (s *Server) Serve(ctx context.Context, l net.Listener, lc config.Listener) error {
-	return listen.Serve(ctx, l, func(c net.Conn) { s.handle(c, lc) })
+	return listen.Serve(ctx, l, func(c net.Conn) { s.handle(c, lc) }, func(err error) {
+		s.log.Warn("accept paused", "listener", lc.Name, "err", err)
+	})
 }
 
 // handle runs one connection after checking the connection limits.

@@ -31,6 +31,9 @@
 //     (ShutdownGrace); then their programs get SIGTERM and sslserver exits
 //     0. fehcom's exits at once and each connection's process goes on
 //     alone, which one process cannot do. A second SIGTERM ends it at once.
+//   - An accept error that passes (a full descriptor table, no buffers)
+//     is logged and waited out with a growing pause; fehcom's loop
+//     ignores it and retries at once.
 //   - -c counts running programs; a program that outlives its peer gets
 //     SIGTERM after -w seconds with no data either way, as from fehcom's
 //     TLS handler, and stops counting then. One that closes its output

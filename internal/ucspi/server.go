@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tlsmail/tlsmail/internal/listen"
 	"github.com/tlsmail/tlsmail/internal/tlsconf"
 	"github.com/tlsmail/tlsmail/tlsinfo"
 )
@@ -108,7 +109,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 			s.drain()
 			return nil
 		}
-		c, err := l.Accept()
+		c, err := listen.Accept(ctx, l, func(err error) { s.logf(1, "warning: unable to accept: %v", err) })
 		if err != nil {
 			if ctx.Err() != nil {
 				s.drain()

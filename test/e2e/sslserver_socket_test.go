@@ -2,8 +2,13 @@ package e2e
 
 import (
 	"bufio"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -82,5 +87,62 @@ os.write(1, ((o.hex() or "-") + "\n").encode())`
 	}
 	if got := backlog(t, port); got == "7" || got == "0" {
 		t.Errorf("without -b: listen backlog %s, want the kernel's somaxconn", got)
+	}
+}
+
+// TestSSLServerSurvivesFullDescriptorTable: with a small descriptor limit
+// (ulimit -n, hard, so Go cannot raise it) and more clients than it
+// allows, sslserver pauses accepting (and drops what it cannot serve)
+// instead of exiting; once the clients are gone it serves again.
+func TestSSLServerSurvivesFullDescriptorTable(t *testing.T) {
+	dir := t.TempDir()
+	caAndServerCert(t, dir, "localhost")
+	p := testpeer.Start(t, testpeer.Cmd{
+		Path: "/bin/sh", Args: []string{"-c", `ulimit -n 40 && exec "$0" sslserver -1 -v -c 200 127.0.0.1 0 cat`, tlsmailBin},
+		Env:       []string{"CERTFILE=" + filepath.Join(dir, "server.pem"), "KEYFILE=" + filepath.Join(dir, "server.key")},
+		ReadyLine: `^\d+$`,
+	})
+	addr := "127.0.0.1:" + printedPort(t, p)
+	pem, _ := os.ReadFile(filepath.Join(dir, "ca", "ca.pem"))
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	cfg := &tls.Config{RootCAs: pool, ServerName: "localhost"}
+	echo := func(c *tls.Conn) error {
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write([]byte("ping\n")); err != nil {
+			return err
+		}
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err == nil && line != "ping\n" {
+			err = fmt.Errorf("echo %q", line)
+		}
+		return err
+	}
+	// 60 plain TCP connections fill the table: each costs sslserver its
+	// socket while it waits for a handshake.
+	var held []net.Conn
+	for range 60 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err) // the kernel's backlog takes them even when sslserver cannot
+		}
+		held = append(held, c)
+	}
+	p.WaitOutput(t, "sslserver: warning: unable to accept: .*too many open files", 20*time.Second)
+	for _, c := range held {
+		c.Close()
+	}
+	select {
+	case <-p.Done():
+		t.Fatalf("sslserver exited: %v\n%s", p.Err(), p.Output())
+	default:
+	}
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 20 * time.Second}, "tcp", addr, cfg)
+	if err != nil {
+		t.Fatalf("after the clients left: %v\n%s", err, p.Output())
+	}
+	defer c.Close()
+	if err := echo(c); err != nil {
+		t.Fatalf("after the clients left: %v\n%s", err, p.Output())
 	}
 }
