@@ -254,7 +254,9 @@ func runSSLServer(env *cliEnv, args []string) int {
 		o.ClientCAFile = f
 	}
 	o.TLSSettings = settings
-	if clientCert != "" && env.getenv("CCAFILE") != "-" {
+	// -z/-m ask for a client certificate, unless CCAFILE is "-".
+	requireCert := clientCert != "" && env.getenv("CCAFILE") != "-"
+	if requireCert {
 		settings.ClientAuth = tlsconf.ClientAuthRequire
 		settings.ClientCAFile, settings.ClientCADir = o.ClientCAFile, o.ClientCADir
 		o.ClientCertHost = clientCert == "z"
@@ -276,9 +278,9 @@ func runSSLServer(env *cliEnv, args []string) int {
 		// UCSPI-SSL's start-up lines name the files in use. "param" named
 		// the DH file and the temporary RSA key length: Go's TLS uses
 		// neither, so the length is 0.
-		cca := env.getenv("CCAFILE")
-		if clientCert == "" || cca == "-" {
-			cca = ""
+		cca := ""
+		if requireCert {
+			cca = env.getenv("CCAFILE")
 		}
 		pid := os.Getpid()
 		for _, l := range [][2]string{{"cafile", env.getenv("CAFILE")}, {"ccafile", cca}, {"cadir", env.getenv("CADIR")},

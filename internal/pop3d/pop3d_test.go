@@ -22,6 +22,7 @@ import (
 	"github.com/tlsmail/tlsmail/internal/certs"
 	"github.com/tlsmail/tlsmail/internal/config"
 	"github.com/tlsmail/tlsmail/internal/maildir"
+	"github.com/tlsmail/tlsmail/internal/testpeer"
 	"github.com/tlsmail/tlsmail/internal/tlsconf"
 )
 
@@ -31,26 +32,10 @@ type testServer struct {
 	cfg   *config.Config
 	addr  map[string]string
 	roots *x509.CertPool
-	logs  *strings.Builder
-	mu    *sync.Mutex
+	logs  *testpeer.Buffer
 }
 
-type lockedWriter struct {
-	mu *sync.Mutex
-	b  *strings.Builder
-}
-
-func (w lockedWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (ts *testServer) log() string {
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	return ts.logs.String()
-}
+func (ts *testServer) log() string { return ts.logs.String() }
 
 func startPOP3(t *testing.T) *testServer {
 	t.Helper()
@@ -71,9 +56,9 @@ func startPOP3(t *testing.T) *testServer {
 	users, _ := auth.LoadUsers(cfg.Path("users"))
 	h, _ := auth.HashPassword(password)
 	users.Set("demo", h)
-	ts := &testServer{cfg: cfg, addr: map[string]string{}, roots: x509.NewCertPool(), logs: &strings.Builder{}, mu: &sync.Mutex{}}
+	ts := &testServer{cfg: cfg, addr: map[string]string{}, roots: x509.NewCertPool(), logs: &testpeer.Buffer{}}
 	ts.roots.AddCert(ca.Cert)
-	log := slog.New(slog.NewTextHandler(lockedWriter{ts.mu, ts.logs}, nil))
+	log := slog.New(slog.NewTextHandler(ts.logs, nil))
 	srv := New(cfg, tlsSrv, users, auth.NewThrottle(5, time.Minute), log)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

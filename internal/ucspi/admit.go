@@ -25,7 +25,6 @@ func (s *Server) admit(c net.Conn) (*peer, bool) {
 	local := c.LocalAddr().(*net.TCPAddr)
 	remote := c.RemoteAddr().(*net.TCPAddr)
 	localIP, remoteIP := addrIP(local), addrIP(remote)
-	pid := os.Getpid()
 	p := &peer{}
 	ipAllowed := false
 	if s.o.IPRules != "" {
@@ -35,7 +34,7 @@ func (s *Server) admit(c net.Conn) (*peer, bool) {
 			return nil, false
 		}
 		if d.Deny {
-			s.logf(2, "deny %d %s:%d %s::%d (-y %s)", pid, localIP, local.Port, remoteIP, remote.Port, d.Key)
+			s.logf(2, "deny %d %s:%d %s::%d (-y %s)", s.pid, localIP, local.Port, remoteIP, remote.Port, d.Key)
 			return nil, false
 		}
 		ipAllowed = d.Found
@@ -52,7 +51,7 @@ func (s *Server) admit(c net.Conn) (*peer, bool) {
 		}
 		info, err := IdentLookup(context.Background(), local.IP, net.JoinHostPort(remoteIP, strconv.Itoa(port)), remote.Port, local.Port, s.o.IdentTimeout)
 		if err != nil {
-			s.logf(3, "%d %v", pid, err)
+			s.logf(3, "%d %v", s.pid, err)
 		}
 		remoteInfo = info
 	}
@@ -65,7 +64,7 @@ func (s *Server) admit(c net.Conn) (*peer, bool) {
 			return nil, false
 		}
 		if d.Deny {
-			s.logf(2, "deny %d %s", pid, p.ident)
+			s.logf(2, "deny %d %s", s.pid, p.ident)
 			return nil, false
 		}
 		p.ruleEnv = append(p.ruleEnv, d.Env...)
@@ -78,7 +77,7 @@ func (s *Server) admit(c net.Conn) (*peer, bool) {
 			n := s.perIP[remoteIP]
 			s.mu.Unlock()
 			if n > limit {
-				s.logf(1, "deny %d %s ip connection limit:%d exceeded", pid, p.ident, limit)
+				s.logf(1, "deny %d %s ip connection limit:%d exceeded", s.pid, p.ident, limit)
 				return nil, false
 			}
 		}

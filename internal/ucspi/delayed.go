@@ -1,8 +1,6 @@
 package ucspi
 
 import (
-	"context"
-	"crypto/tls"
 	"io"
 	"net"
 	"os"
@@ -99,15 +97,7 @@ func reclaimSocket(c net.Conn) error {
 	if !ok {
 		return nil
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) { serr = syscall.SetNonblock(int(fd), true) }); err != nil {
-		return err
-	}
-	return serr
+	return onFD(sc, func(fd int) error { return syscall.SetNonblock(fd, true) })
 }
 
 // runDelayed is sslserver -n: the program gets the raw socket on fds 0 and
@@ -164,25 +154,14 @@ func (s *Server) runDelayed(c net.Conn, env []string, srv *tlsconf.Server, remot
 			s.logf(1, "warning: %v", err)
 			return
 		}
-		tconn := tls.Server(&batchConn{Conn: c}, srv.Config())
-		ctx, cancel := context.WithTimeout(context.Background(), s.o.HandshakeTimeout)
-		err = tconn.HandshakeContext(ctx)
-		cancel()
-		// On failure the program is told (EOF on its control socket) and
-		// terminated, as sslserver does.
-		drop := func(format string, a ...any) {
-			s.logf(1, "warning: dropping SSL connection, "+format, a...)
+		tconn, st, reason := s.acceptTLS(c, srv, remoteHost)
+		if reason != "" {
+			// The program is told (EOF on its control socket) and
+			// terminated, as sslserver does.
+			s.logf(1, "warning: dropping SSL connection, %s", reason)
 			c.Close()
 			t.close()
 			_ = cmd.Process.Signal(syscall.SIGTERM)
-		}
-		if err != nil {
-			drop("unable to accept SSL: %v", err)
-			return
-		}
-		st := srv.State(tconn.ConnectionState())
-		if reason := s.checkClientCert(srv, st, remoteHost); reason != "" {
-			drop("%s", reason)
 			return
 		}
 		if cmdByte == 'Y' {

@@ -263,13 +263,10 @@ func (r *relayBuffers) growPipe(f *os.File) int64 {
 		r.pipeBytes.Add(-bigPipe)
 		return 0
 	}
-	rc, err := f.SyscallConn()
-	if err == nil {
-		cerr := rc.Control(func(fd uintptr) { _, err = unix.FcntlInt(fd, unix.F_SETPIPE_SZ, bigPipe) })
-		if cerr != nil {
-			err = cerr
-		}
-	}
+	err := onFD(f, func(fd int) error {
+		_, err := unix.FcntlInt(uintptr(fd), unix.F_SETPIPE_SZ, bigPipe)
+		return err
+	})
 	if err != nil {
 		r.pipeBytes.Add(-bigPipe)
 		return 0

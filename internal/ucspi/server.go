@@ -65,6 +65,7 @@ type ServerOptions struct {
 // Server is a running sslserver.
 type Server struct {
 	o    ServerOptions
+	pid  int // this process, the PID of UCSPI-SSL's ok/deny/ssl lines
 	log  *log.Logger
 	bufs *relayBuffers
 
@@ -78,7 +79,7 @@ type Server struct {
 
 // NewServer makes a server.
 func NewServer(o ServerOptions) *Server {
-	s := &Server{o: o, log: log.New(o.Log, "sslserver: ", 0), perIP: map[string]int{}, programs: map[*os.Process]struct{}{}, variants: map[tlsVariant]*tlsconf.Server{}, bufs: newRelayBuffers()}
+	s := &Server{o: o, pid: os.Getpid(), log: log.New(o.Log, "sslserver: ", 0), perIP: map[string]int{}, programs: map[*os.Process]struct{}{}, variants: map[tlsVariant]*tlsconf.Server{}, bufs: newRelayBuffers()}
 	s.cond = sync.NewCond(&s.mu)
 	return s
 }
@@ -177,10 +178,10 @@ func logField(s string) string {
 // process, which does the TLS as fehcom's per-connection handler does.
 func (s *Server) logAccept(withEnv bool, st tlsinfo.State) {
 	if withEnv && s.o.Verbosity >= 3 {
-		s.logf(3, "ssl %d accept %s:%s", os.Getpid(), st.Protocol, st.CipherSSL)
+		s.logf(3, "ssl %d accept %s:%s", s.pid, st.Protocol, st.CipherSSL)
 		return
 	}
-	s.logf(2, "ssl %d accept ", os.Getpid())
+	s.logf(2, "ssl %d accept ", s.pid)
 }
 
 // handle runs one connection: admission (rules, lookups, limits), TLS
@@ -197,7 +198,7 @@ func (s *Server) handle(c net.Conn) {
 	if !ok {
 		return
 	}
-	pid, ident, env := os.Getpid(), p.ident, p.env
+	ident, env := p.ident, p.env
 	set := func(k, v string) { env = append(env, k+"="+v) }
 	srv, err := s.tlsFor(p.ruleEnv)
 	if err != nil {
@@ -205,7 +206,7 @@ func (s *Server) handle(c net.Conn) {
 		return
 	}
 	if s.o.Delayed {
-		s.logf(2, "ok %d %s", pid, ident)
+		s.logf(2, "ok %d %s", s.pid, ident)
 		s.runDelayed(c, env, srv, p.remoteHost)
 		return
 	}
@@ -213,23 +214,15 @@ func (s *Server) handle(c net.Conn) {
 	set("SSLREADFD", "0")
 	set("SSLWRITEFD", "1")
 
-	tconn := tls.Server(&batchConn{Conn: c}, srv.Config())
-	ctx, cancel := context.WithTimeout(context.Background(), s.o.HandshakeTimeout)
-	err = tconn.HandshakeContext(ctx)
-	cancel()
-	if err != nil {
-		s.logf(1, "warning: dropping SSL connection, unable to accept SSL: %v", err)
-		return
-	}
-	st := srv.State(tconn.ConnectionState())
-	if reason := s.checkClientCert(srv, st, p.remoteHost); reason != "" {
+	tconn, st, reason := s.acceptTLS(c, srv, p.remoteHost)
+	if reason != "" {
 		s.logf(1, "warning: dropping SSL connection, %s", reason)
 		return
 	}
 	if s.o.SSLEnv {
 		env = append(env, st.Env()...)
 	}
-	s.logf(2, "ok %d %s", pid, ident)
+	s.logf(2, "ok %d %s", s.pid, ident)
 	s.logAccept(s.o.SSLEnv, st)
 	s.run(tconn, env)
 }

@@ -1,9 +1,11 @@
 package ucspi
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"net"
 	"strings"
 
 	"github.com/tlsmail/tlsmail/internal/tlsconf"
@@ -80,6 +82,21 @@ func (s *Server) tlsFor(ruleEnv []string) (*tlsconf.Server, error) {
 	s.variants[v] = srv
 	s.mu.Unlock()
 	return srv, nil
+}
+
+// acceptTLS runs the server handshake on c within -T and checks the
+// client's certificate. A failure comes back as the reason sslserver logs
+// when it drops the connection.
+func (s *Server) acceptTLS(c net.Conn, srv *tlsconf.Server, remoteHost string) (*tls.Conn, tlsinfo.State, string) {
+	tconn := tls.Server(&batchConn{Conn: c}, srv.Config())
+	ctx, cancel := context.WithTimeout(context.Background(), s.o.HandshakeTimeout)
+	err := tconn.HandshakeContext(ctx)
+	cancel()
+	if err != nil {
+		return nil, tlsinfo.State{}, "unable to accept SSL: " + err.Error()
+	}
+	st := srv.State(tconn.ConnectionState())
+	return tconn, st, s.checkClientCert(srv, st, remoteHost)
 }
 
 // checkClientCert applies -z/-m and CCAVERIFY (ucspi-ssl.md §1.6) and

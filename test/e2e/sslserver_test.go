@@ -36,13 +36,7 @@ func TestSSLServerImmediateMode(t *testing.T) {
 	if err := os.Symlink(tlsmailBin, link); err != nil {
 		t.Fatal(err)
 	}
-	rules := func(text string) {
-		cmd := exec.Command(tcprules, filepath.Join(dir, "rules.cdb"), filepath.Join(dir, "rules.tmp"))
-		cmd.Stdin = strings.NewReader(text)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("tcprules: %v %s", err, out)
-		}
-	}
+	rules := func(text string) { tcprulesCDB(t, tcprules, filepath.Join(dir, "rules.cdb"), text) }
 	rules("127.0.0.1:allow,RELAYCLIENT=\"\",X=\"fromrules\"\n:deny\n")
 	prog := `echo "PROTO=$PROTO SSL_PROTOCOL=$SSL_PROTOCOL SSL_CIPHER=$SSL_CIPHER SSL_KEX_GROUP=$SSL_KEX_GROUP TCPREMOTEIP=$TCPREMOTEIP SSLREMOTEIP=$SSLREMOTEIP X=$X"; read l; echo "got:$l"; exit 3`
 	p := testpeer.Start(t, testpeer.Cmd{
@@ -303,13 +297,7 @@ func TestSSLServerIdentAndIPRules(t *testing.T) {
 
 	dir := t.TempDir()
 	caAndServerCert(t, dir, "localhost")
-	rules := func(name, text string) {
-		cmd := exec.Command(tcprules, filepath.Join(dir, name), filepath.Join(dir, name+".tmp"))
-		cmd.Stdin = strings.NewReader(text)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("tcprules: %v %s", err, out)
-		}
-	}
+	rules := func(name, text string) { tcprulesCDB(t, tcprules, filepath.Join(dir, name), text) }
 	rules("ip.cdb", "127.0.0.2:deny\n")
 	rules("rules.cdb", "joe@127.0.0.1:allow,WHO=\"ident\"\n:deny\n")
 	prog := `echo "INFO=$TCPREMOTEINFO SSLINFO=$SSLREMOTEINFO WHO=$WHO IPRULE=$IPRULE"`
@@ -442,6 +430,18 @@ func startSSLServer(t *testing.T, dir string, env []string, args ...string) (*te
 		ReadyLine: `^\d+$`,
 	})
 	return p, printedPort(t, p)
+}
+
+// tcprulesCDB builds the rules cdb from text with Debian's tcprules, as
+// an admin does (the cdb is replaced by rename, so a running sslserver
+// sees either the old or the new one).
+func tcprulesCDB(t *testing.T, tcprules, cdb, text string) {
+	t.Helper()
+	cmd := exec.Command(tcprules, cdb, cdb+".tmp")
+	cmd.Stdin = strings.NewReader(text)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("tcprules: %v %s", err, out)
+	}
 }
 
 // printedPort is the port sslserver -1 printed.

@@ -27,14 +27,7 @@ func TestSSLServerRunsMailfront(t *testing.T) {
 	testpeer.RequireRoot(t, "sslserver -u/-g")
 	dir := t.TempDir()
 	caAndServerCert(t, dir, "localhost")
-	rules := func(text string) {
-		t.Helper()
-		cmd := exec.Command(tcprules, filepath.Join(dir, "rules.cdb"), filepath.Join(dir, "rules.tmp"))
-		cmd.Stdin = strings.NewReader(text)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("tcprules: %v %s", err, out)
-		}
-	}
+	rules := func(text string) { tcprulesCDB(t, tcprules, filepath.Join(dir, "rules.cdb"), text) }
 	rules("127.0.0.1:allow,UCSPITLS=\"\"\n:deny\n")
 	args := []string{"-seVn", "-Rp", "-l", "mx.e2e.test", "-Xx", filepath.Join(dir, "rules.cdb"),
 		"-u", "65534", "-g", "65534", "127.0.0.1", "0", mailfront, "smtp", "echo", "accept", "starttls-ucspi"}
