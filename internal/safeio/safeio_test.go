@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func TestWriteFileReplacesAtomicallyWithMode(t *testing.T) {
@@ -59,5 +62,85 @@ func TestDirSyncerServesConcurrentCallers(t *testing.T) {
 	t.Logf("50 callers, %d fsyncs", st.started)
 	if err := s.Sync(filepath.Join(dir, "missing")); err == nil {
 		t.Error("sync of a missing dir succeeded")
+	}
+}
+
+// TestDirSyncerNeverReusesAnFsyncThatStartedEarlier: a caller that
+// arrives while an fsync is running (which may have started before the
+// caller's rename) must wait for a second fsync that starts after its
+// call; sharing the running one would acknowledge a rename that is not
+// yet durable.
+func TestDirSyncerNeverReusesAnFsyncThatStartedEarlier(t *testing.T) {
+	dir := t.TempDir()
+	var mu sync.Mutex
+	var events []string
+	note := func(e string) { mu.Lock(); events = append(events, e); mu.Unlock() }
+	started := make(chan int, 4)
+	release := make(chan struct{}, 4)
+	n := 0
+	s := NewDirSyncerFunc(func(d string) error {
+		mu.Lock()
+		n++
+		gen := n
+		events = append(events, fmt.Sprintf("start%d", gen))
+		mu.Unlock()
+		started <- gen
+		<-release
+		err := SyncDir(d)
+		note(fmt.Sprintf("end%d", gen))
+		return err
+	})
+	first := make(chan error, 1)
+	go func() { first <- s.Sync(dir) }()
+	select {
+	case g := <-started:
+		if g != 1 {
+			t.Fatalf("first fsync is #%d", g)
+		}
+	case <-first:
+		t.Fatal("Sync returned without an fsync")
+	case <-time.After(30 * time.Second):
+		t.Fatal("no fsync")
+	}
+	second := make(chan error, 1)
+	note("B calls")
+	go func() { second <- s.Sync(dir) }()
+	// B is waiting on the running fsync once the syncer counts it.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		s.mu.Lock()
+		w := s.dirs[dir].waiting
+		s.mu.Unlock()
+		if w == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("second caller never waited")
+		}
+		runtime.Gosched()
+	}
+	release <- struct{}{}
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case g := <-started:
+		if g != 2 {
+			t.Fatalf("fsync #%d, want #2", g)
+		}
+	case err := <-second:
+		t.Fatalf("second caller returned (%v) on an fsync that started before its call: %v", err, events)
+	case <-time.After(30 * time.Second):
+		t.Fatal("no second fsync")
+	}
+	release <- struct{}{}
+	if err := <-second; err != nil {
+		t.Fatal(err)
+	}
+	note("B returns")
+	mu.Lock()
+	defer mu.Unlock()
+	want := "start1 B calls end1 start2 end2 B returns"
+	if got := strings.Join(events, " "); got != want {
+		t.Errorf("order: %s\nwant   %s", got, want)
 	}
 }
