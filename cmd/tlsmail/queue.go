@@ -14,7 +14,9 @@ import (
 
 const queueUsage = `usage: tlsmail queue <list|show ID|flush|retry ID|delete ID> [--config FILE | --data DIR] [--json]
 
-  list        the queued messages: ID, age, size, sender, recipients pending, next try, last reply
+  list        the queued messages: ID, age, size, sender, recipients pending, next try, last reply;
+              then the messages set aside, never delivered (queue/corrupt/: failed their checks;
+              queue/hold/: undeliverable double-bounce notices), with the reason
   show ID     one message's envelope and each recipient's state
   flush       try every queued message now (asks the running server)
   retry ID    try one message now (asks the running server)
@@ -81,13 +83,19 @@ func runQueue(env *cliEnv, args []string) int {
 			return writeJSON(env, it)
 		}
 		e := it.Envelope
+		if a := it.Aside; a != nil {
+			fmt.Fprintf(env.stdout, "SET ASIDE (%s), not delivered: %s\n", asideWhere(a), a.Reason)
+		}
 		fmt.Fprintf(env.stdout, "id:       %s\nreceived: %s (%s ago)\nfrom:     <%s>\nsize:     %d\nclient:   %s helo=%s user=%s\ntls:      %s\n",
 			e.ID, e.Received.Format(time.RFC3339), time.Since(e.Received).Round(time.Second), e.From, e.Size, e.ClientIP, e.Helo, e.AuthUser, orDash(e.TLS))
 		if e.RequireTLS {
 			fmt.Fprintln(env.stdout, "requiretls: yes")
 		}
 		for i, r := range e.Recipients {
-			s := it.State.Rcpts[i]
+			var s queue.RcptState
+			if i < len(it.State.Rcpts) {
+				s = it.State.Rcpts[i]
+			}
 			fmt.Fprintf(env.stdout, "  <%s> %s attempts=%d", r.Addr, s.Status, s.Attempts)
 			if !s.NextTry.IsZero() && s.Status == queue.Pending {
 				fmt.Fprintf(env.stdout, " next=%s", s.NextTry.Format(time.RFC3339))
@@ -132,7 +140,26 @@ func orDash(s string) string {
 	return s
 }
 
-func printQueue(env *cliEnv, items []queue.Item) {
+// asideWhere names where a set-aside message is, for people.
+func asideWhere(a *queue.Aside) string {
+	if a.Where == "msg" {
+		return "corrupt, still in queue/msg/ until the server moves it"
+	}
+	return "queue/" + a.Where + "/"
+}
+
+func printQueue(env *cliEnv, all []queue.Item) {
+	var items, aside []queue.Item
+	for _, it := range all {
+		if it.Aside != nil {
+			aside = append(aside, it)
+		} else {
+			items = append(items, it)
+		}
+	}
+	if len(aside) > 0 {
+		defer printAside(env, aside)
+	}
 	if len(items) == 0 {
 		fmt.Fprintln(env.stdout, "queue is empty")
 		return
@@ -165,6 +192,29 @@ func printQueue(env *cliEnv, items []queue.Item) {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d/%d\t%s\t%s\n", it.Envelope.ID, time.Since(it.Envelope.Received).Round(time.Second), it.Envelope.Size,
 			from, pending, len(it.Envelope.Recipients), nextS, strings.ReplaceAll(last, "\t", " "))
+	}
+	tw.Flush()
+}
+
+// printAside lists the messages that are kept but not delivered.
+func printAside(env *cliEnv, items []queue.Item) {
+	fmt.Fprintf(env.stdout, "\n%d set aside, not delivered:\n", len(items))
+	tw := tabwriter.NewWriter(env.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tWHERE\tSINCE\tFROM\tREASON")
+	for _, it := range items {
+		where := it.Aside.Where + "/"
+		if it.Aside.Where == "msg" {
+			where = "msg/ (not moved yet)"
+		}
+		since := "-"
+		if !it.Aside.Since.IsZero() {
+			since = it.Aside.Since.UTC().Format(time.RFC3339)
+		}
+		from := it.Envelope.From
+		if from == "" {
+			from = "<>"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", it.Envelope.ID, where, since, from, strings.ReplaceAll(it.Aside.Reason, "\t", " "))
 	}
 	tw.Flush()
 }

@@ -141,6 +141,9 @@ func (q *Queue) IDs() ([]string, error) {
 type Item struct {
 	Envelope Envelope
 	State    State
+	// Aside is set for a message that is not being delivered: corrupt or
+	// held (see aside.go).
+	Aside *Aside `json:",omitempty"`
 }
 
 // Get reads a queued message's envelope and state.
@@ -150,7 +153,7 @@ func (q *Queue) Get(id string) (Item, error) {
 	}
 	env, _, err := readMessage(filepath.Join(q.dir, "msg", id))
 	if err != nil {
-		return Item{}, err
+		return Item{Envelope: env}, err
 	}
 	st, err := q.readState(id, len(env.Recipients))
 	return Item{Envelope: env, State: st}, err
@@ -187,6 +190,9 @@ func (q *Queue) Run(ctx context.Context) {
 // recoverOne schedules a message found on start at its next-try time.
 func (q *Queue) recoverOne(id string) {
 	it, err := q.Get(id)
+	if q.quarantine(id, err) {
+		return
+	}
 	if err != nil {
 		q.log.Error("queue: unreadable message left in place", "id", id, "err", err)
 		return
@@ -306,11 +312,17 @@ func (q *Queue) attempt(ctx context.Context, id string) {
 	if errors.Is(err, os.ErrNotExist) {
 		return // already finished
 	}
+	if q.quarantine(id, err) {
+		return
+	}
 	if err != nil {
 		q.log.Error("queue: cannot read message", "id", id, "err", err)
 		return
 	}
 	st, err := q.readState(id, len(env.Recipients))
+	if q.quarantine(id, err) {
+		return
+	}
 	if err != nil {
 		q.log.Error("queue: cannot read state", "id", id, "err", err)
 		return

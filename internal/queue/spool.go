@@ -113,14 +113,16 @@ func (w *Writer) Commit() (string, error) {
 	return w.env.ID, nil
 }
 
-// writeEnvelopeTrailer appends the envelope after the message: a line
-// "\n" + marker + JSON. Writing it last lets the message stream straight
-// to disk while the size is still unknown.
+// writeEnvelopeTrailer appends the envelope after the message: marker,
+// checksum and JSON on one line, then a line with the trailer's length.
+// Writing it last lets the message stream straight to disk while the size
+// is still unknown.
 func (w *Writer) writeEnvelopeTrailer() error {
 	b, err := json.Marshal(w.env)
 	if err != nil {
 		return err
 	}
+	b = seal(b)
 	_, err = fmt.Fprintf(w.f, "%s%s\n%d\n", envelopeMarker, b, len(b)+len(envelopeMarker)+1)
 	return err
 }
@@ -139,8 +141,30 @@ func (w *Writer) Abort() {
 	os.Remove(filepath.Join(w.q.dir, "tmp", w.env.ID))
 }
 
+// corruptError says a queue file cannot be trusted (bad trailer, checksum
+// mismatch, envelope not matching the file); such a message is moved to
+// corrupt/ and never delivered.
+type corruptError struct{ reason string }
+
+func (e *corruptError) Error() string { return "corrupt: " + e.reason }
+
+func corruptf(format string, a ...any) error {
+	return &corruptError{reason: fmt.Sprintf(format, a...)}
+}
+
+// corruptReason returns the reason if err says a file is corrupt.
+func corruptReason(err error) (string, bool) {
+	var ce *corruptError
+	if errors.As(err, &ce) {
+		return ce.reason, true
+	}
+	return "", false
+}
+
 // readMessage reads the envelope of msg/ID and returns it with the length
-// of the message content (which starts at offset 0).
+// of the message content (which starts at offset 0). A file that is not a
+// whole, unchanged queue file gives a corruptError; the envelope is still
+// returned when its JSON could be read (for `tlsmail queue list`).
 func readMessage(path string) (Envelope, int64, error) {
 	var env Envelope
 	f, err := os.Open(path)
@@ -162,32 +186,50 @@ func readMessage(path string) (Envelope, int64, error) {
 	nl := strings.LastIndexByte(ls, '\n')
 	var trailer int64
 	if nl < 0 || len(ls) == len(last) {
-		return env, 0, fmt.Errorf("%s: no envelope trailer", path)
+		return env, 0, fmt.Errorf("%s: %w", path, corruptf("no envelope trailer (file of %d bytes)", size))
 	}
 	if _, err := fmt.Sscanf(ls[nl+1:], "%d", &trailer); err != nil || trailer <= int64(len(envelopeMarker)) {
-		return env, 0, fmt.Errorf("%s: bad envelope trailer", path)
+		return env, 0, fmt.Errorf("%s: %w", path, corruptf("bad envelope trailer length"))
 	}
 	lenLine := int64(len(ls) - nl) // digits + final newline
 	content := size - lenLine - trailer
 	if content < 0 {
-		return env, 0, fmt.Errorf("%s: bad envelope trailer", path)
+		return env, 0, fmt.Errorf("%s: %w", path, corruptf("envelope trailer longer than the file"))
 	}
 	buf := make([]byte, trailer)
 	if _, err := f.ReadAt(buf, content); err != nil {
 		return env, 0, err
 	}
 	if !strings.HasPrefix(string(buf), envelopeMarker) || buf[len(buf)-1] != '\n' {
-		return env, 0, fmt.Errorf("%s: envelope marker not found", path)
+		return env, 0, fmt.Errorf("%s: %w", path, corruptf("envelope marker not found"))
 	}
-	if err := json.Unmarshal(buf[len(envelopeMarker):len(buf)-1], &env); err != nil {
-		return env, 0, fmt.Errorf("%s: envelope: %w", path, err)
+	js, sumErr := unseal(buf[len(envelopeMarker) : len(buf)-1])
+	if js != nil {
+		if err := json.Unmarshal(js, &env); err != nil {
+			return env, 0, fmt.Errorf("%s: %w", path, corruptf("envelope: %v", err))
+		}
+	}
+	id := filepath.Base(path)
+	switch {
+	case sumErr != nil:
+		return env, 0, fmt.Errorf("%s: %w", path, corruptf("envelope %v", sumErr))
+	case env.ID != id:
+		return env, 0, fmt.Errorf("%s: %w", path, corruptf("envelope of message %q in file %s", env.ID, id))
+	case env.Size != content:
+		return env, 0, fmt.Errorf("%s: %w", path, corruptf("message is %d bytes, envelope says %d", content, env.Size))
 	}
 	return env, content, nil
 }
 
 func (q *Queue) readState(id string, n int) (State, error) {
+	return readStateFile(filepath.Join(q.dir, "state", id), n)
+}
+
+// readStateFile reads a state file; a missing one means all n recipients
+// are pending.
+func readStateFile(path string, n int) (State, error) {
 	var st State
-	b, err := os.ReadFile(filepath.Join(q.dir, "state", id))
+	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		st.Rcpts = make([]RcptState, n)
 		for i := range st.Rcpts {
@@ -198,8 +240,12 @@ func (q *Queue) readState(id string, n int) (State, error) {
 	if err != nil {
 		return st, err
 	}
-	if err := json.Unmarshal(b, &st); err != nil || len(st.Rcpts) != n {
-		return st, fmt.Errorf("queue %s: corrupt state file", id)
+	js, err := unseal(b)
+	if err != nil {
+		return st, fmt.Errorf("%s: %w", path, corruptf("state %v", err))
+	}
+	if err := json.Unmarshal(js, &st); err != nil || len(st.Rcpts) != n {
+		return st, fmt.Errorf("%s: %w", path, corruptf("state file unreadable or for %d recipients, not %d", len(st.Rcpts), n))
 	}
 	return st, nil
 }
@@ -209,7 +255,7 @@ func (q *Queue) writeState(id string, st State) error {
 	if err != nil {
 		return err
 	}
-	return safeio.WriteFile(filepath.Join(q.dir, "state", id), b, 0o600)
+	return safeio.WriteFile(filepath.Join(q.dir, "state", id), seal(b), 0o600)
 }
 
 // remove deletes a finished message: the message first, then its state,

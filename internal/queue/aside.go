@@ -1,0 +1,120 @@
+package queue
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/tlsmail/tlsmail/internal/safeio"
+)
+
+// Messages the queue must not deliver are moved aside, out of msg/, with
+// a reason, and kept for the administrator (as Postfix's corrupt/ and
+// hold/ queues):
+//
+//	corrupt/ID         a message file that failed its checks (trailer,
+//	corrupt/ID.state   checksum, ID, size), with its state file if any,
+//	corrupt/ID.reason  and why, one line
+//	hold/ID ...        a double-bounce notice to the postmaster that could
+//	                   not be delivered either (never bounced again)
+//
+// `tlsmail queue list` shows them. They stay until an administrator
+// removes them (or moves a held message back to msg/ and restarts).
+const (
+	CorruptDir = "corrupt"
+	HoldDir    = "hold"
+)
+
+// Aside says why a message is not being delivered.
+type Aside struct {
+	Where  string    `json:"where"`  // "corrupt" or "hold"; "msg" for a corrupt file not moved yet
+	Reason string    `json:"reason"` // one line
+	Since  time.Time `json:"since,omitzero"`
+}
+
+// setAside moves msg/ID (and state/ID) to the directory where with a
+// reason file, so it is kept but never delivered.
+func (q *Queue) setAside(id, where, reason string) error {
+	dir := filepath.Join(q.dir, where)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("queue %s: %w", id, err)
+	}
+	reason = oneLine(reason)
+	if err := safeio.WriteFile(filepath.Join(dir, id+".reason"), []byte(reason+"\n"), 0o600); err != nil {
+		return fmt.Errorf("queue %s: %w", id, err)
+	}
+	if err := os.Rename(filepath.Join(q.dir, "state", id), filepath.Join(dir, id+".state")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("queue %s: %w", id, err)
+	}
+	if err := os.Rename(filepath.Join(q.dir, "msg", id), filepath.Join(dir, id)); err != nil {
+		return fmt.Errorf("queue %s: %w", id, err)
+	}
+	if err := safeio.SyncDir(dir); err != nil {
+		return fmt.Errorf("queue %s: %w", id, err)
+	}
+	q.mu.Lock()
+	if t, ok := q.timers[id]; ok {
+		t.Stop()
+		delete(q.timers, id)
+	}
+	delete(q.recovered, id)
+	delete(q.forced, id)
+	q.mu.Unlock()
+	// Without this fsync a crash could bring msg/ID back; it would only be
+	// found corrupt again.
+	return q.syncMsgDir()
+}
+
+// quarantine moves a message whose files failed their checks to corrupt/
+// and says so in the log; it reports whether err was such a failure.
+func (q *Queue) quarantine(id string, err error) bool {
+	reason, ok := corruptReason(err)
+	if !ok {
+		return false
+	}
+	if mErr := q.setAside(id, CorruptDir, reason); mErr != nil {
+		q.log.Error("queue: corrupt message could not be moved aside; not delivered", "id", id, "reason", reason, "err", mErr)
+		return true
+	}
+	q.log.Error("queue: corrupt message moved aside, not delivered", "id", id, "dir", filepath.Join(q.dir, CorruptDir), "reason", reason)
+	return true
+}
+
+// inspectAside lists the messages in corrupt/ and hold/.
+func inspectAside(dir string) []Item {
+	var out []Item
+	for _, where := range []string{CorruptDir, HoldDir} {
+		entries, err := os.ReadDir(filepath.Join(dir, where))
+		if err != nil {
+			continue // none yet
+		}
+		for _, e := range entries {
+			if validID(e.Name()) {
+				out = append(out, asideItem(dir, where, e.Name()))
+			}
+		}
+	}
+	return out
+}
+
+// asideItem reads what can be read of a message set aside.
+func asideItem(dir, where, id string) Item {
+	base := filepath.Join(dir, where, id)
+	a := &Aside{Where: where, Reason: "(no reason recorded)"}
+	if b, err := os.ReadFile(base + ".reason"); err == nil {
+		a.Reason = strings.TrimSpace(string(b))
+	}
+	if fi, err := os.Stat(base + ".reason"); err == nil {
+		a.Since = fi.ModTime()
+	}
+	env, _, _ := readMessage(base) // best effort: a corrupt one may not parse
+	env.ID = id
+	st, err := readStateFile(base+".state", len(env.Recipients))
+	if err != nil {
+		st = State{}
+	}
+	return Item{Envelope: env, State: st, Aside: a}
+}
