@@ -94,6 +94,9 @@ func Open(dir string, dlv Deliverer, opts Options, log *slog.Logger) (*Queue, er
 			return nil, fmt.Errorf("queue: %w", err)
 		}
 	}
+	if err := checkWritable(dir); err != nil {
+		return nil, err
+	}
 	q := &Queue{dir: dir, opts: opts, dlv: dlv, log: log, work: make(chan string, 1024), syncer: safeio.NewDirSyncer(),
 		inFlight: map[string]bool{}, timers: map[string]*time.Timer{}, recovered: map[string]bool{}, forced: map[string]bool{}}
 	tmps, err := os.ReadDir(filepath.Join(dir, "tmp"))
@@ -111,6 +114,36 @@ func Open(dir string, dlv Deliverer, opts Options, log *slog.Logger) (*Queue, er
 		}
 	}
 	return q, nil
+}
+
+// checkWritable fails if the spool's directories exist but cannot be
+// written (a read-only mount, wrong owner): better to refuse to start with
+// a clear line than to accept mail with 451s or never finish delivering.
+// It writes and removes a probe file; permission bits alone would not
+// tell, as root ignores them but not a read-only file system.
+func checkWritable(dir string) error {
+	for _, sub := range []string{"", "tmp", "msg", "state"} {
+		d := filepath.Join(dir, sub)
+		p := filepath.Join(d, ".write-probe")
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err == nil {
+			_, err = f.Write([]byte("probe\n"))
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if rerr := os.Remove(p); err == nil {
+				err = rerr
+			}
+		}
+		if err != nil {
+			var pe *os.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			return fmt.Errorf("queue directory %s is not writable: %w", d, err)
+		}
+	}
+	return nil
 }
 
 // Dir returns the spool directory.

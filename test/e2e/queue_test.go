@@ -193,3 +193,27 @@ s.quit()
 `
 	testpeer.Output(t, python, "-c", script, m.ca, m.addr["submission"], demoPassword, to)
 }
+
+// TestServeRefusesReadOnlyDataDir: a data directory with a queue in it
+// that has become read-only (here a read-only bind mount, which stops
+// root too) makes `tlsmail serve` exit non-zero at start with one line
+// naming the queue directory, instead of listening and then failing every
+// message.
+func TestServeRefusesReadOnlyDataDir(t *testing.T) {
+	m := newMailServer(t, "")
+	m.start(t)
+	m.proc.Stop()
+	testpeer.ReadOnly(t, m.dir)
+	p := testpeer.Start(t, testpeer.Cmd{Path: tlsmailBin, Args: []string{"serve", "--config", m.config}})
+	select {
+	case <-p.Done():
+	case <-time.After(60 * time.Second):
+		t.Fatalf("serve kept running on a read-only data dir:\n%s", p.Output())
+	}
+	out := p.Output()
+	want := "queue directory " + m.dir + "/queue is not writable"
+	if p.Err() == nil || !strings.Contains(out, want) || strings.Contains(out, "msg=ready") {
+		t.Fatalf("exit %v, want non-zero and %q:\n%s", p.Err(), want, out)
+	}
+	t.Logf("exit %v: %s", p.Err(), strings.TrimSpace(out))
+}
