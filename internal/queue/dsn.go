@@ -12,10 +12,15 @@ import (
 	"time"
 )
 
+// NoticeDoubleBounce is Envelope.Notice of a message that tells the
+// postmaster about a bounce that could not be delivered.
+const NoticeDoubleBounce = "double-bounce"
+
 // bounce queues one delivery status notification (RFC 3464) for the
 // recipients of env that failed in this attempt and have not been reported
-// yet. Nothing is sent for a null sender (no bounces of bounces) or for
-// recipients with NOTIFY=NEVER or a NOTIFY list without FAILURE.
+// yet. Nothing is sent to a null sender (no bounces of bounces: see
+// doubleBounce) or for recipients with NOTIFY=NEVER or a NOTIFY list
+// without FAILURE.
 func (q *Queue) bounce(env *Envelope, st *State, path string, size int64) {
 	var failed []int
 	for i := range st.Rcpts {
@@ -30,7 +35,11 @@ func (q *Queue) bounce(env *Envelope, st *State, path string, size int64) {
 		}
 		failed = append(failed, i)
 	}
-	if len(failed) == 0 || env.From == "" {
+	if len(failed) == 0 {
+		return
+	}
+	if env.From == "" {
+		q.doubleBounce(env, st, failed, path, size)
 		return
 	}
 	to := Recipient{Addr: env.From}
@@ -44,7 +53,9 @@ func (q *Queue) bounce(env *Envelope, st *State, path string, size int64) {
 		q.log.Error("queue: cannot create bounce", "id", env.ID, "err", err)
 		return
 	}
-	if err := q.writeDSN(w, env, st, failed, path, size); err != nil {
+	hdr := dsnHeader{to: env.From, subject: "Undelivered Mail Returned to Sender",
+		intro: "Your message could not be delivered to one or more recipients."}
+	if err := q.writeDSN(w, env, st, failed, path, size, hdr); err != nil {
 		w.Abort()
 		q.log.Error("queue: cannot write bounce", "id", env.ID, "err", err)
 		return
@@ -55,6 +66,68 @@ func (q *Queue) bounce(env *Envelope, st *State, path string, size int64) {
 		return
 	}
 	q.log.Info("bounce queued", "id", env.ID, "bounce_id", id, "to", env.From, "failed", len(failed))
+}
+
+// doubleBounce handles failed recipients of a null-sender message (a
+// bounce, or a notice): it is never bounced, which could loop. As
+// Postfix does with a double bounce, each failure is logged and the
+// postmaster gets a notice with the undeliverable message attached. A
+// notice that fails in turn, or a double bounce that cannot be reported,
+// is only logged and kept: st.Hold sends it to hold/ once finished.
+func (q *Queue) doubleBounce(env *Envelope, st *State, failed []int, path string, size int64) {
+	var reason string
+	for _, i := range failed {
+		reason = oneLine(st.Rcpts[i].LastReply)
+		attrs := []any{"id", env.ID, "to", env.Recipients[i].Addr, "reason", reason}
+		if env.Notice != "" {
+			attrs = append(attrs, "notice", env.Notice)
+		}
+		q.log.Warn("double bounce", attrs...)
+	}
+	hold := func(why string) {
+		if st.Hold == "" {
+			st.Hold = why + "; last reply: " + reason
+		}
+	}
+	if env.Notice != "" {
+		hold("notice to the postmaster undeliverable (not reported again)")
+		return
+	}
+	if q.opts.Postmaster == "" {
+		hold("double bounce, no postmaster address to report it to")
+		return
+	}
+	to := Recipient{Addr: q.opts.Postmaster}
+	if q.opts.BounceRecipient != nil {
+		if r, ok := q.opts.BounceRecipient(to.Addr); ok {
+			to = r
+		}
+	}
+	w, err := q.NewMessage(Envelope{From: "", Recipients: []Recipient{to}, Notice: NoticeDoubleBounce})
+	if err == nil {
+		hdr := dsnHeader{to: q.opts.Postmaster, subject: "Postmaster Copy: Undelivered Mail",
+			intro: "A delivery status notification (a bounce, sent with the null sender <>) could not be\r\n" +
+				"delivered. It is attached below for the postmaster; it is not bounced again."}
+		if err = q.writeDSN(w, env, st, failed, path, size, hdr); err != nil {
+			w.Abort()
+		}
+	}
+	var nid string
+	if err == nil {
+		nid, err = w.Commit()
+	}
+	if err != nil {
+		q.log.Error("queue: cannot queue the double-bounce notice to the postmaster", "id", env.ID, "err", err)
+		hold("double bounce, the notice to the postmaster could not be queued")
+		return
+	}
+	q.log.Info("double bounce notice queued", "id", env.ID, "notice_id", nid, "to", q.opts.Postmaster)
+}
+
+// dsnHeader is what differs between a bounce to the sender and a notice
+// to the postmaster.
+type dsnHeader struct {
+	to, subject, intro string
 }
 
 var enhancedRE = regexp.MustCompile(`\b([245])\.(\d{1,3})\.(\d{1,3})\b`)
@@ -69,14 +142,14 @@ func statusOf(reply string) string {
 	return "5." + m[2] + "." + m[3]
 }
 
-func (q *Queue) writeDSN(w io.Writer, env *Envelope, st *State, failed []int, path string, size int64) error {
+func (q *Queue) writeDSN(w io.Writer, env *Envelope, st *State, failed []int, path string, size int64, hdr dsnHeader) error {
 	host := q.opts.Hostname
 	bw := bufio.NewWriter(w)
 	mw := multipart.NewWriter(bw)
 	now := time.Now()
 	fmt.Fprintf(bw, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n", host)
-	fmt.Fprintf(bw, "To: <%s>\r\n", env.From)
-	fmt.Fprintf(bw, "Subject: Undelivered Mail Returned to Sender\r\n")
+	fmt.Fprintf(bw, "To: <%s>\r\n", hdr.to)
+	fmt.Fprintf(bw, "Subject: %s\r\n", hdr.subject)
 	fmt.Fprintf(bw, "Date: %s\r\n", now.Format(time.RFC1123Z))
 	fmt.Fprintf(bw, "Message-ID: <%s.dsn@%s>\r\n", NewID(now), host)
 	fmt.Fprintf(bw, "Auto-Submitted: auto-replied\r\n")
@@ -86,7 +159,7 @@ func (q *Queue) writeDSN(w io.Writer, env *Envelope, st *State, failed []int, pa
 
 	text, _ := mw.CreatePart(textproto.MIMEHeader{"Content-Type": {"text/plain; charset=utf-8"}, "Content-Description": {"Notification"}})
 	fmt.Fprintf(text, "This is the mail system at host %s.\r\n\r\n", host)
-	fmt.Fprintf(text, "Your message could not be delivered to one or more recipients.\r\n\r\n")
+	fmt.Fprintf(text, "%s\r\n\r\n", hdr.intro)
 	for _, i := range failed {
 		r := st.Rcpts[i]
 		fmt.Fprintf(text, "<%s>: %s\r\n", env.Recipients[i].Addr, oneLine(r.LastReply))

@@ -24,6 +24,9 @@ type Envelope struct {
 	// DSN (RFC 3461) parameters.
 	Ret   string `json:"ret,omitempty"`   // FULL or HDRS
 	EnvID string `json:"envid,omitempty"` // decoded xtext
+	// Notice marks a message the queue wrote itself for the postmaster:
+	// NoticeDoubleBounce. Such a message is never reported on again.
+	Notice string `json:"notice,omitempty"`
 
 	// Retry is set by the queue (never stored) when an earlier attempt may
 	// have delivered some recipients already: the message was recovered
@@ -66,6 +69,10 @@ type RcptState struct {
 // State is the delivery state of a queued message.
 type State struct {
 	Rcpts []RcptState `json:"rcpts"`
+	// Hold, if set, says why the message goes to hold/ instead of being
+	// removed once no recipient is pending: an undeliverable bounce that
+	// could not be reported to the postmaster (see dsn.go).
+	Hold string `json:"hold,omitempty"`
 }
 
 // Outcome is what a delivery attempt says about one recipient.

@@ -42,6 +42,11 @@ type Options struct {
 	// BounceRecipient turns a sender address into the recipient of its
 	// bounce (local user or remote address); nil means remote.
 	BounceRecipient func(addr string) (Recipient, bool)
+	// Postmaster is the address told about double bounces — bounces that
+	// could not be delivered (Postfix's 2bounce_notice_recipient); it is
+	// resolved through BounceRecipient. Empty: such bounces are kept in
+	// hold/ instead.
+	Postmaster string
 	// OnOutcome, if set, sees every delivery outcome with its status
 	// (sent, deferred, bounced, expired), for metrics.
 	OnOutcome func(env *Envelope, o Outcome, status string)
@@ -400,6 +405,17 @@ func (q *Queue) attempt(ctx context.Context, id string) {
 				next = r.NextTry
 			}
 		}
+	}
+	if pending == 0 && st.Hold != "" {
+		if err := q.writeState(id, st); err != nil {
+			q.log.Error("queue: write state", "id", id, "err", err)
+		}
+		if err := q.setAside(id, HoldDir, st.Hold); err != nil {
+			q.log.Error("queue: cannot move message to hold; left in the queue", "id", id, "reason", st.Hold, "err", err)
+			return
+		}
+		q.log.Warn("queue: message kept for the postmaster", "id", id, "dir", filepath.Join(q.dir, HoldDir), "reason", st.Hold)
+		return
 	}
 	if pending == 0 {
 		q.mu.Lock()

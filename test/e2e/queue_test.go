@@ -217,3 +217,66 @@ func TestServeRefusesReadOnlyDataDir(t *testing.T) {
 	}
 	t.Logf("exit %v: %s", p.Err(), strings.TrimSpace(out))
 }
+
+// rejectBackend is a go-smtp server that refuses every recipient with 550.
+type rejectBackend struct{}
+
+type rejectSession struct{}
+
+func (rejectBackend) NewSession(*gosmtp.Conn) (gosmtp.Session, error) { return rejectSession{}, nil }
+func (rejectSession) Mail(string, *gosmtp.MailOptions) error          { return nil }
+func (rejectSession) Rcpt(to string, _ *gosmtp.RcptOptions) error {
+	return &gosmtp.SMTPError{Code: 550, EnhancedCode: gosmtp.EnhancedCode{5, 1, 1}, Message: "<" + to + ">: no such user here"}
+}
+func (rejectSession) Data(io.Reader) error { return nil }
+func (rejectSession) Reset()               {}
+func (rejectSession) Logout() error        { return nil }
+
+// TestDoubleBounceGoesToPostmaster: a message to a host that refuses the
+// recipient bounces to its sender at the same host, which refuses that
+// too. The double bounce is logged (msg="double bounce" with ID,
+// recipient, reason) and the postmaster (aliased to demo) gets a notice
+// with the bounce attached, as Postfix's 2bounce notice; nothing loops and
+// the queue ends empty.
+func TestDoubleBounceGoesToPostmaster(t *testing.T) {
+	srv := gosmtp.NewServer(rejectBackend{})
+	srv.Domain = "reject.test"
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	defer srv.Close()
+	m := newMailServer(t, fmt.Sprintf("[transport]\n\"reject.test\" = %q\n", l.Addr().String()))
+	m.start(t)
+	if _, errs, code := runTlsmail(t, []string{"TLSMAIL_PASSWORD=" + demoPassword}, "hello\n", "send", "--server", m.addr["submission"],
+		"--cafile", m.ca, "--user", "demo", "--from", "gone@reject.test", "--to", "user@reject.test", "--subject", "double-bounce-e2e"); code != 0 {
+		t.Fatalf("send: %d %s", code, errs)
+	}
+	notice := m.findMail(t, "demo", "Postmaster Copy: Undelivered Mail")
+	for _, want := range []string{"Final-Recipient: rfc822; gone@reject.test", "no such user here", "Subject: Undelivered Mail Returned to Sender", "Subject: double-bounce-e2e"} {
+		if !strings.Contains(notice, want) {
+			t.Errorf("notice lacks %q:\n%s", want, notice)
+		}
+	}
+	var line string
+	for _, l := range strings.Split(m.log(), "\n") {
+		if strings.Contains(l, `msg="double bounce"`) {
+			line = l
+		}
+	}
+	if !strings.Contains(line, "to=gone@reject.test") || !strings.Contains(line, "id=") || !strings.Contains(line, "5.1.1") {
+		t.Errorf("double bounce log line: %q", line)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, _, _ := runTlsmail(t, nil, "", "queue", "list", "--config", m.config)
+		if strings.Contains(out, "queue is empty") && !strings.Contains(out, "set aside") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("queue not empty:\n%s", out)
+		}
+		waitABit()
+	}
+}

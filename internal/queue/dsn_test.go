@@ -1,0 +1,147 @@
+package queue
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tlsmail/tlsmail/internal/testpeer"
+)
+
+// waitEmpty waits (bounded) until dir has no entries.
+func waitEmpty(t *testing.T, dir string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		entries, err := os.ReadDir(dir)
+		if err == nil && len(entries) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still holds %v", dir, entries)
+		}
+		time.Sleep(10 * time.Millisecond) // polling a file system condition, bounded
+	}
+}
+
+// startLogged opens and runs a queue whose log goes to a buffer.
+func startLogged(t *testing.T, dir string, rec *recorder, opts Options) *testpeer.Buffer {
+	t.Helper()
+	var logs testpeer.Buffer
+	q, err := Open(dir, rec, opts, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { q.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	enqueue(t, q, "Subject: original\r\n\r\nhello\r\n", "x@local")
+	return &logs
+}
+
+// TestDoubleBounceIsLoggedAndSentToPostmaster: the original fails, its
+// bounce to the sender fails too (a double bounce). That is logged with
+// the ID, recipient and reason, and the postmaster gets a notice with the
+// bounce attached — as Postfix's 2bounce notice — instead of silence.
+func TestDoubleBounceIsLoggedAndSentToPostmaster(t *testing.T) {
+	dir := t.TempDir()
+	rec := newRecorder(func(rcpt string, _ int) Outcome {
+		switch rcpt {
+		case "x@local":
+			return Outcome{Permanent: true, Reply: "550 5.1.1 <x@local>: no such user"}
+		case "a@example.org":
+			return Outcome{Permanent: true, Reply: "550 5.1.1 <a@example.org>: sender gone"}
+		}
+		return Outcome{Delivered: true}
+	})
+	logs := startLogged(t, dir, rec, Options{Postmaster: "postmaster@local"})
+	wait(t, rec.done, 3) // original, bounce, notice
+	waitEmpty(t, filepath.Join(dir, "msg"))
+	rec.mu.Lock()
+	var notice string
+	for k, v := range rec.got {
+		if strings.HasSuffix(k, "/postmaster@local") {
+			notice = v
+		}
+	}
+	tries := len(rec.tries)
+	rec.mu.Unlock()
+	for _, want := range []string{"Subject: Postmaster Copy: Undelivered Mail", "To: <postmaster@local>",
+		"Final-Recipient: rfc822; a@example.org", "sender gone", "Subject: Undelivered Mail Returned to Sender"} {
+		if !strings.Contains(notice, want) {
+			t.Errorf("notice lacks %q:\n%s", want, notice)
+		}
+	}
+	log := logs.String()
+	line := logLineWith(log, `msg="double bounce"`)
+	for _, want := range []string{"id=", "to=a@example.org", `reason="550 5.1.1 <a@example.org>: sender gone"`} {
+		if !strings.Contains(line, want) {
+			t.Errorf("double bounce log line lacks %q: %q\n%s", want, line, log)
+		}
+	}
+	if !strings.Contains(log, `msg="double bounce notice queued"`) || tries != 3 {
+		t.Errorf("tries %d, log:\n%s", tries, log)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(dir, HoldDir)); len(entries) != 0 {
+		t.Errorf("hold/ has %v", entries)
+	}
+}
+
+// TestUndeliverableDoubleBounceNoticeIsKeptNotBounced: when the notice to
+// the postmaster fails as well, it is logged and kept in hold/ (listed by
+// Inspect) — never bounced or reported again, so nothing loops.
+func TestUndeliverableDoubleBounceNoticeIsKeptNotBounced(t *testing.T) {
+	dir := t.TempDir()
+	rec := newRecorder(func(rcpt string, _ int) Outcome {
+		return Outcome{Permanent: true, Reply: "550 5.1.1 <" + rcpt + ">: no such user"}
+	})
+	logs := startLogged(t, dir, rec, Options{Postmaster: "postmaster@local"})
+	wait(t, rec.done, 3)
+	waitEmpty(t, filepath.Join(dir, "msg"))
+	held, _ := os.ReadDir(filepath.Join(dir, HoldDir))
+	items, err := Inspect(dir)
+	if err != nil || len(items) != 1 || items[0].Aside == nil || items[0].Aside.Where != HoldDir ||
+		items[0].Envelope.Notice != NoticeDoubleBounce || !strings.Contains(items[0].Aside.Reason, "postmaster@local") {
+		t.Fatalf("inspect: %+v %v (hold/: %v)", items, err, held)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.tries) != 3 || rec.tries["postmaster@local"] != 1 {
+		t.Errorf("tries %v: the failed notice must not be bounced or retried", rec.tries)
+	}
+	log := logs.String()
+	if strings.Count(log, `msg="double bounce"`) != 2 || !strings.Contains(log, "kept for the postmaster") {
+		t.Errorf("log:\n%s", log)
+	}
+}
+
+// TestDoubleBounceWithoutPostmasterIsKept: with no postmaster address the
+// undeliverable bounce itself is kept in hold/, not dropped.
+func TestDoubleBounceWithoutPostmasterIsKept(t *testing.T) {
+	dir := t.TempDir()
+	rec := newRecorder(func(rcpt string, _ int) Outcome {
+		return Outcome{Permanent: true, Reply: "550 5.1.1 no such user"}
+	})
+	startLogged(t, dir, rec, Options{})
+	wait(t, rec.done, 2)
+	waitEmpty(t, filepath.Join(dir, "msg"))
+	items, _ := Inspect(dir)
+	if len(items) != 1 || items[0].Aside == nil || items[0].Aside.Where != HoldDir || items[0].Envelope.From != "" {
+		t.Fatalf("inspect: %+v", items)
+	}
+}
+
+// logLineWith returns the first log line containing s.
+func logLineWith(log, s string) string {
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, s) {
+			return l
+		}
+	}
+	return ""
+}
