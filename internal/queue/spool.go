@@ -21,6 +21,9 @@ import (
 //	tmp/ID     a message being received (removed on start: never acknowledged)
 //	msg/ID     an accepted message: one line of JSON envelope, then the message
 //	state/ID   per-recipient delivery state (absent: all pending)
+//	corrupt/, hold/  messages set aside, never delivered (aside.go)
+//
+// The envelope and the state are JSON behind a SHA-256 (checksum.go).
 //
 // A message is accepted when msg/ID exists: written to tmp/, fsynced,
 // renamed into msg/, msg/ fsynced. Only then does the server say 250.
