@@ -1,10 +1,14 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -278,5 +282,65 @@ func TestDoubleBounceGoesToPostmaster(t *testing.T) {
 			t.Fatalf("queue not empty:\n%s", out)
 		}
 		waitABit()
+	}
+}
+
+// TestCorruptQueueFileIsSetAsideAndListed: a queued message whose
+// envelope sender was changed on disk (same length, so only the checksum
+// can tell) is shown by `tlsmail queue list` as corrupt even before the
+// server looks at it, moved to queue/corrupt/ with the reason when the
+// server starts, and listed there (text and --json) — not silently left
+// out.
+func TestCorruptQueueFileIsSetAsideAndListed(t *testing.T) {
+	deadPort := testpeer.FreePort(t)
+	m := newMailServer(t, fmt.Sprintf("[queue]\nfirst_retry = \"1h\"\n[transport]\n\"dead.test\" = \"127.0.0.1:%d\"\n", deadPort))
+	m.start(t)
+	if _, errs, code := runTlsmail(t, []string{"TLSMAIL_PASSWORD=" + demoPassword}, "hello\n", "send", "--server", m.addr["submission"],
+		"--cafile", m.ca, "--user", "demo", "--from", "demo@localhost", "--to", "user@dead.test", "--subject", "corrupt-e2e"); code != 0 {
+		t.Fatalf("send: %d %s", code, errs)
+	}
+	m.waitLog(t, "to=user@dead.test delay=")
+	m.proc.Stop()
+	msgs, _ := filepath.Glob(filepath.Join(m.dir, "queue", "msg", "*"))
+	if len(msgs) != 1 {
+		t.Fatalf("queued: %v", msgs)
+	}
+	id := filepath.Base(msgs[0])
+	b, _ := os.ReadFile(msgs[0])
+	i := bytes.LastIndex(b, []byte(`"from":"demo@localhost"`))
+	if i < 0 {
+		t.Fatalf("no sender in the envelope:\n%s", b)
+	}
+	copy(b[i:], `"from":"evil@localhost"`)
+	os.WriteFile(msgs[0], b, 0o600)
+
+	out, _, code := runTlsmail(t, nil, "", "queue", "list", "--config", m.config)
+	if code != 0 || !strings.Contains(out, "1 set aside") || !strings.Contains(out, id+"  msg/ (not moved yet)") || !strings.Contains(out, "envelope checksum mismatch") {
+		t.Fatalf("queue list before start:\n%s", out)
+	}
+	m.start(t)
+	m.waitLog(t, `msg="queue: corrupt message moved aside, not delivered" id=`+id)
+	out, _, _ = runTlsmail(t, nil, "", "queue", "list", "--config", m.config)
+	if !strings.Contains(out, "queue is empty") || !regexp.MustCompile(id+` +corrupt/ +\S+ +evil@localhost +envelope checksum mismatch`).MatchString(out) {
+		t.Fatalf("queue list after start:\n%s", out)
+	}
+	t.Logf("tlsmail queue list:\n%s", out)
+	out, _, _ = runTlsmail(t, nil, "", "queue", "list", "--json", "--config", m.config)
+	var items []struct {
+		Envelope struct {
+			ID   string `json:"id"`
+			From string `json:"from"`
+		}
+		Aside *struct {
+			Where  string `json:"where"`
+			Reason string `json:"reason"`
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &items); err != nil || len(items) != 1 || items[0].Aside == nil ||
+		items[0].Aside.Where != "corrupt" || !strings.Contains(items[0].Aside.Reason, "checksum mismatch") || items[0].Envelope.ID != id {
+		t.Fatalf("queue list --json: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(m.dir, "queue", "corrupt", id+".reason")); err != nil {
+		t.Error(err)
 	}
 }
