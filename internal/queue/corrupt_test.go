@@ -165,3 +165,30 @@ func TestQueueFilesWithoutChecksumAreStillDelivered(t *testing.T) {
 		t.Error("old-format message moved to corrupt/")
 	}
 }
+
+// FuzzReadMessage: whatever bytes a queue file holds, reading it never
+// panics, and a file it accepts has a consistent envelope.
+func FuzzReadMessage(f *testing.F) {
+	dir := f.TempDir()
+	q, err := Open(dir, newRecorder(nil), Options{}, quiet())
+	if err != nil {
+		f.Fatal(err)
+	}
+	w, _ := q.NewMessage(Envelope{From: "a@example.org", Recipients: []Recipient{{Addr: "x@local"}}})
+	w.Write([]byte("Subject: s\r\n\r\nbody\r\n"))
+	id, _ := w.Commit()
+	good, _ := os.ReadFile(filepath.Join(dir, "msg", id))
+	f.Add(good)
+	f.Add([]byte(""))
+	f.Add([]byte("x\x00tlsmail-envelope {}\n21\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p := filepath.Join(t.TempDir(), id)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		env, n, err := readMessage(p)
+		if err == nil && (env.ID != id || env.Size != n || n < 0 || n > int64(len(b))) {
+			t.Fatalf("accepted an inconsistent file: id %q size %d content %d of %d", env.ID, env.Size, n, len(b))
+		}
+	})
+}
