@@ -247,8 +247,11 @@ func readStateFile(path string, n int) (State, error) {
 	if err != nil {
 		return st, fmt.Errorf("%s: %w", path, corruptf("state %v", err))
 	}
-	if err := json.Unmarshal(js, &st); err != nil || len(st.Rcpts) != n {
-		return st, fmt.Errorf("%s: %w", path, corruptf("state file unreadable or for %d recipients, not %d", len(st.Rcpts), n))
+	if err := json.Unmarshal(js, &st); err != nil {
+		return st, fmt.Errorf("%s: %w", path, corruptf("state: %v", err))
+	}
+	if len(st.Rcpts) != n {
+		return st, fmt.Errorf("%s: %w", path, corruptf("state for %d recipients, envelope has %d", len(st.Rcpts), n))
 	}
 	return st, nil
 }
