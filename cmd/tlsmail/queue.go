@@ -20,7 +20,7 @@ const queueUsage = `usage: tlsmail queue <list|show ID|flush|retry ID|delete ID>
   show ID     one message's envelope and each recipient's state
   flush       try every queued message now (asks the running server)
   retry ID    try one message now (asks the running server)
-  delete ID   remove a message without delivering or bouncing it (asks the running server)
+  delete ID   remove a message without delivering or bouncing it, also one set aside (asks the running server)
   tlsrpt [DAY]  send the TLS-RPT (RFC 8460) reports of DAY (default today, so far) now`
 
 func runQueue(env *cliEnv, args []string) int {

@@ -22,7 +22,8 @@ import (
 //	                   not be delivered either (never bounced again)
 //
 // `tlsmail queue list` shows them. They stay until an administrator
-// removes them (or moves a held message back to msg/ and restarts).
+// removes them (`tlsmail queue delete ID`, or by hand), or moves a held
+// message back to msg/ and restarts.
 const (
 	CorruptDir = "corrupt"
 	HoldDir    = "hold"
@@ -81,6 +82,24 @@ func (q *Queue) quarantine(id string, err error) bool {
 	}
 	q.log.Error("queue: corrupt message moved aside, not delivered", "id", id, "dir", filepath.Join(q.dir, CorruptDir), "reason", reason)
 	return true
+}
+
+// deleteAside removes a message set aside, with its state and reason.
+func (q *Queue) deleteAside(id string) error {
+	for _, where := range []string{CorruptDir, HoldDir} {
+		base := filepath.Join(q.dir, where, id)
+		if _, err := os.Stat(base); err != nil {
+			continue
+		}
+		for _, p := range []string{base, base + ".state", base + ".reason"} {
+			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("queue %s: %w", id, err)
+			}
+		}
+		q.log.Info("queue: message deleted by the administrator", "id", id, "dir", filepath.Join(q.dir, where))
+		return nil
+	}
+	return fmt.Errorf("queue: no message %s", id)
 }
 
 // inspectAside lists the messages in corrupt/ and hold/.

@@ -134,6 +134,17 @@ func TestDoubleBounceWithoutPostmasterIsKept(t *testing.T) {
 	if len(items) != 1 || items[0].Aside == nil || items[0].Aside.Where != HoldDir || items[0].Envelope.From != "" {
 		t.Fatalf("inspect: %+v", items)
 	}
+	// `tlsmail queue delete ID` removes a held message and its files.
+	q := &Queue{dir: dir, log: quiet()}
+	if err := q.Delete(items[0].Envelope.ID); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(dir, HoldDir)); len(entries) != 0 {
+		t.Errorf("hold/ after delete: %v", entries)
+	}
+	if err := q.Delete(items[0].Envelope.ID); err == nil || !strings.Contains(err.Error(), "no message") {
+		t.Errorf("second delete: %v", err)
+	}
 }
 
 // logLineWith returns the first log line containing s.

@@ -304,13 +304,13 @@ func (q *Queue) Retry(id string) error {
 }
 
 // Delete removes a queued message without delivering it (tlsmail queue
-// delete ID). No bounce is sent.
+// delete ID), or one set aside in corrupt/ or hold/. No bounce is sent.
 func (q *Queue) Delete(id string) error {
 	if !validID(id) {
 		return fmt.Errorf("queue: invalid ID %q", id)
 	}
 	if _, err := os.Stat(filepath.Join(q.dir, "msg", id)); err != nil {
-		return fmt.Errorf("queue: no message %s", id)
+		return q.deleteAside(id)
 	}
 	q.mu.Lock()
 	if t, ok := q.timers[id]; ok {

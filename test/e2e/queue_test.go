@@ -290,7 +290,7 @@ func TestDoubleBounceGoesToPostmaster(t *testing.T) {
 // can tell) is shown by `tlsmail queue list` as corrupt even before the
 // server looks at it, moved to queue/corrupt/ with the reason when the
 // server starts, and listed there (text and --json) — not silently left
-// out.
+// out; `tlsmail queue delete` removes it.
 func TestCorruptQueueFileIsSetAsideAndListed(t *testing.T) {
 	deadPort := testpeer.FreePort(t)
 	m := newMailServer(t, fmt.Sprintf("[queue]\nfirst_retry = \"1h\"\n[transport]\n\"dead.test\" = \"127.0.0.1:%d\"\n", deadPort))
@@ -342,5 +342,12 @@ func TestCorruptQueueFileIsSetAsideAndListed(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(m.dir, "queue", "corrupt", id+".reason")); err != nil {
 		t.Error(err)
+	}
+	// Once seen, the administrator deletes it through the running server.
+	if out, errs, code := runTlsmail(t, nil, "", "queue", "delete", id, "--config", m.config); code != 0 {
+		t.Fatalf("queue delete: %s %s", out, errs)
+	}
+	if out, _, _ = runTlsmail(t, nil, "", "queue", "list", "--config", m.config); strings.TrimSpace(out) != "queue is empty" {
+		t.Errorf("queue list after delete:\n%s", out)
 	}
 }
