@@ -93,11 +93,15 @@ func (q *Queue) doubleBounce(env *Envelope, st *State, failed []int, path string
 		hold("notice to the postmaster undeliverable (not reported again)")
 		return
 	}
-	if q.opts.Postmaster == "" {
+	var pm string
+	if q.opts.Postmaster != nil {
+		pm = q.opts.Postmaster()
+	}
+	if pm == "" {
 		hold("double bounce, no postmaster address to report it to")
 		return
 	}
-	to := Recipient{Addr: q.opts.Postmaster}
+	to := Recipient{Addr: pm}
 	if q.opts.BounceRecipient != nil {
 		if r, ok := q.opts.BounceRecipient(to.Addr); ok {
 			to = r
@@ -105,7 +109,7 @@ func (q *Queue) doubleBounce(env *Envelope, st *State, failed []int, path string
 	}
 	w, err := q.NewMessage(Envelope{From: "", Recipients: []Recipient{to}, Notice: NoticeDoubleBounce})
 	if err == nil {
-		hdr := dsnHeader{to: q.opts.Postmaster, subject: "Postmaster Copy: Undelivered Mail",
+		hdr := dsnHeader{to: pm, subject: "Postmaster Copy: Undelivered Mail",
 			intro: "A delivery status notification (a bounce, sent with the null sender <>) could not be\r\n" +
 				"delivered. It is attached below for the postmaster; it is not bounced again."}
 		if err = q.writeDSN(w, env, st, failed, path, size, hdr); err != nil {
@@ -121,7 +125,7 @@ func (q *Queue) doubleBounce(env *Envelope, st *State, failed []int, path string
 		hold("double bounce, the notice to the postmaster could not be queued")
 		return
 	}
-	q.log.Info("double bounce notice queued", "id", env.ID, "notice_id", nid, "to", q.opts.Postmaster)
+	q.log.Info("double bounce notice queued", "id", env.ID, "notice_id", nid, "to", pm)
 }
 
 // dsnHeader is what differs between a bounce to the sender and a notice

@@ -59,7 +59,7 @@ func TestDoubleBounceIsLoggedAndSentToPostmaster(t *testing.T) {
 		}
 		return Outcome{Delivered: true}
 	})
-	logs := startLogged(t, dir, rec, Options{Postmaster: "postmaster@local"})
+	logs := startLogged(t, dir, rec, Options{Postmaster: func() string { return "postmaster@local" }})
 	wait(t, rec.done, 3) // original, bounce, notice
 	waitEmpty(t, filepath.Join(dir, "msg"))
 	rec.mu.Lock()
@@ -100,7 +100,7 @@ func TestUndeliverableDoubleBounceNoticeIsKeptNotBounced(t *testing.T) {
 	rec := newRecorder(func(rcpt string, _ int) Outcome {
 		return Outcome{Permanent: true, Reply: "550 5.1.1 <" + rcpt + ">: no such user"}
 	})
-	logs := startLogged(t, dir, rec, Options{Postmaster: "postmaster@local"})
+	logs := startLogged(t, dir, rec, Options{Postmaster: func() string { return "postmaster@local" }})
 	wait(t, rec.done, 3)
 	waitEmpty(t, filepath.Join(dir, "msg"))
 	held, _ := os.ReadDir(filepath.Join(dir, HoldDir))

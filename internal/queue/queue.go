@@ -42,11 +42,12 @@ type Options struct {
 	// BounceRecipient turns a sender address into the recipient of its
 	// bounce (local user or remote address); nil means remote.
 	BounceRecipient func(addr string) (Recipient, bool)
-	// Postmaster is the address told about double bounces — bounces that
-	// could not be delivered (Postfix's 2bounce_notice_recipient); it is
-	// resolved through BounceRecipient. Empty: such bounces are kept in
-	// hold/ instead.
-	Postmaster string
+	// Postmaster, if set, gives the address told about double bounces —
+	// bounces that could not be delivered (Postfix's
+	// 2bounce_notice_recipient); it is resolved through BounceRecipient and
+	// asked each time, so a reloaded configuration applies. Nil or "":
+	// such bounces are kept in hold/ instead.
+	Postmaster func() string
 	// OnOutcome, if set, sees every delivery outcome with its status
 	// (sent, deferred, bounced, expired), for metrics.
 	OnOutcome func(env *Envelope, o Outcome, status string)

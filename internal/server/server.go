@@ -89,7 +89,7 @@ func Run(ctx context.Context, o Options) error {
 		MaxRetry: cfg.Queue.MaxRetry.Duration, Lifetime: cfg.Queue.Lifetime.Duration,
 		Hostname:        cfg.Hostname,
 		BounceRecipient: func(addr string) (queue.Recipient, bool) { return smtp.BounceRecipient(addr) },
-		Postmaster:      postmasterAddress(cfg),
+		Postmaster:      func() string { return postmasterAddress(cfgNow()) },
 	}, log)
 	if err != nil {
 		return err
