@@ -21,6 +21,7 @@ import (
 	"github.com/tlsmail/tlsmail/internal/auth"
 	"github.com/tlsmail/tlsmail/internal/certs"
 	"github.com/tlsmail/tlsmail/internal/config"
+	"github.com/tlsmail/tlsmail/internal/listen"
 	"github.com/tlsmail/tlsmail/internal/maildir"
 	"github.com/tlsmail/tlsmail/internal/testpeer"
 	"github.com/tlsmail/tlsmail/internal/tlsconf"
@@ -309,7 +310,7 @@ func FuzzSession(f *testing.F) {
 		a, b := net.Pipe()
 		done := make(chan struct{})
 		go func() {
-			newSession(srv, a, cfg.POP3[0]).run()
+			newSession(srv, listen.NewConn(a, time.Second), cfg.POP3[0]).run()
 			close(done)
 		}()
 		go io.Copy(io.Discard, b)
