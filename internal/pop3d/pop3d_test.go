@@ -38,11 +38,16 @@ type testServer struct {
 
 func (ts *testServer) log() string { return ts.logs.String() }
 
-func startPOP3(t *testing.T) *testServer {
+// startPOP3 runs a server with STLS and POP3S listeners on free ports;
+// mutate, if given, changes the configuration first.
+func startPOP3(t *testing.T, mutate ...func(*config.Config)) *testServer {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := config.Dev(dir)
 	cfg.POP3 = []config.POP3Listener{{Name: "pop3", Address: "127.0.0.1:0", Mode: config.ModeSTARTTLS}, {Name: "pop3s", Address: "127.0.0.1:0", Mode: config.ModeImplicit}}
+	for _, m := range mutate {
+		m(cfg)
+	}
 	cfg.Defaults()
 	ca, _ := certs.NewCA(certs.Template{Subject: pkix.Name{CommonName: "pop3 test CA"}})
 	leaf, _ := certs.Issue(ca, certs.Template{Hosts: []string{"localhost"}})
