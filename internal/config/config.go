@@ -153,6 +153,9 @@ type Listener struct {
 	// AllowInsecureAuth permits AUTH without TLS on this listener; only
 	// for loopback test setups. Off by default.
 	AllowInsecureAuth bool `toml:"allow_insecure_auth"`
+	// Optional: if the address cannot be bound (no IPv6 on this machine,
+	// say), the server logs it and runs without this listener.
+	Optional bool `toml:"optional,omitempty"`
 }
 
 // POP3Listener is one POP3 listening socket.
@@ -163,6 +166,8 @@ type POP3Listener struct {
 	// AllowPlaintextLogin permits USER/PASS/AUTH before STLS on this
 	// listener; off by default.
 	AllowPlaintextLogin bool `toml:"allow_plaintext_login"`
+	// Optional: as Listener.Optional.
+	Optional bool `toml:"optional,omitempty"`
 }
 
 // RequireTLSForAuth reports whether AUTH needs TLS (the default).

@@ -104,11 +104,19 @@ func Run(ctx context.Context, o Options) error {
 
 	var listeners []net.Listener
 	addrs := map[string]string{}
-	listen := func(name, address string) error {
+	listen := func(name, address string, optional bool) error {
 		l, err := net.Listen("tcp", address)
+		if err != nil && optional {
+			// e.g. [::1] on a machine without IPv6: go on without it.
+			log.Warn("optional listener not started", "listener", name, "address", address, "err", err)
+			listeners = append(listeners, nil)
+			return nil
+		}
 		if err != nil {
 			for _, x := range listeners {
-				x.Close()
+				if x != nil {
+					x.Close()
+				}
 			}
 			return fmt.Errorf("listener %s: %w", name, err)
 		}
@@ -117,12 +125,12 @@ func Run(ctx context.Context, o Options) error {
 		return nil
 	}
 	for _, lc := range cfg.Listeners {
-		if err := listen(lc.Name, lc.Address); err != nil {
+		if err := listen(lc.Name, lc.Address, lc.Optional); err != nil {
 			return err
 		}
 	}
 	for _, pc := range cfg.POP3 {
-		if err := listen(pc.Name, pc.Address); err != nil {
+		if err := listen(pc.Name, pc.Address, pc.Optional); err != nil {
 			return err
 		}
 	}
@@ -130,7 +138,9 @@ func Run(ctx context.Context, o Options) error {
 	if cfg.Metrics != "" {
 		if metricsLn, err = net.Listen("tcp", cfg.Metrics); err != nil {
 			for _, x := range listeners {
-				x.Close()
+				if x != nil {
+					x.Close()
+				}
 			}
 			return fmt.Errorf("metrics_address: %w", err)
 		}
@@ -153,6 +163,9 @@ func Run(ctx context.Context, o Options) error {
 	go func() { defer wg.Done(); q.Run(qctx) }()
 	lctx, stopListeners := context.WithCancel(context.Background())
 	for i, l := range listeners {
+		if l == nil {
+			continue // an optional listener that could not be bound
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -181,10 +194,14 @@ func Run(ctx context.Context, o Options) error {
 	}
 	attrs := []any{}
 	for _, lc := range cfg.Listeners {
-		attrs = append(attrs, lc.Name, addrs[lc.Name])
+		if addrs[lc.Name] != "" {
+			attrs = append(attrs, lc.Name, addrs[lc.Name])
+		}
 	}
 	for _, pc := range cfg.POP3 {
-		attrs = append(attrs, pc.Name, addrs[pc.Name])
+		if addrs[pc.Name] != "" {
+			attrs = append(attrs, pc.Name, addrs[pc.Name])
+		}
 	}
 	if addrs["metrics"] != "" {
 		attrs = append(attrs, "metrics", addrs["metrics"])
