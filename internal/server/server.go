@@ -101,6 +101,7 @@ func Run(ctx context.Context, o Options) error {
 		return float64(len(ids))
 	})
 	pop := pop3d.New(cfg, tlsSrv, users, throttle, log)
+	warnDescriptorLimit(cfg, log)
 
 	var listeners []net.Listener
 	addrs := map[string]string{}
