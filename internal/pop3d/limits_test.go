@@ -139,3 +139,20 @@ func TestPOP3SAutologoutIsACleanERR(t *testing.T) {
 		t.Fatalf("after the autologout: %v, want a clean close (close_notify)", err)
 	}
 }
+
+func TestPOP3StressModeShortensAutologout(t *testing.T) {
+	ts := startPOP3(t, func(c *config.Config) {
+		c.Limits.Connections = 2
+		c.Limits.POP3Timeout.Duration = time.Hour
+		c.Limits.StressTimeout.Duration = 300 * time.Millisecond
+	})
+	first := dialPOP(t, ts.addr["pop3"])
+	// The second connection is above 80% of 2: both sessions, the one
+	// already waiting included, are logged out after the stress timeout.
+	second := dialPOP(t, ts.addr["pop3"])
+	first.expect("-ERR autologout")
+	second.expect("-ERR autologout")
+	if !strings.Contains(ts.log(), `msg="stress mode" listener=pop3 state=on connections=2 limit=2`) {
+		t.Errorf("stress mode not logged:\n%s", ts.log())
+	}
+}
