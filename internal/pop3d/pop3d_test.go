@@ -315,7 +315,7 @@ func FuzzSession(f *testing.F) {
 		a, b := net.Pipe()
 		done := make(chan struct{})
 		go func() {
-			newSession(srv, listen.NewConn(a, time.Second), cfg.POP3[0]).run()
+			newSession(srv, listen.NewConn(a, cfg.Limits.POP3Timeout.Duration), cfg.POP3[0]).run()
 			close(done)
 		}()
 		go io.Copy(io.Discard, b)
@@ -324,7 +324,7 @@ func FuzzSession(f *testing.F) {
 		b.Close()
 		select {
 		case <-done:
-		case <-time.After(5 * time.Second):
+		case <-time.After(30 * time.Second): // a PASS costs a bcrypt: seconds under -race and load
 			t.Fatal("session did not end")
 		}
 	})
