@@ -209,11 +209,13 @@ func (ss *session) command(line string) string {
 		r = ss.cmdMail(arg)
 	case "RCPT":
 		r = ss.cmdRcpt(arg)
-	case "DATA":
-		r = ss.cmdData(arg)
-	case "BDAT":
+	case "DATA", "BDAT":
 		var end string
-		r, end = ss.cmdBdat(arg)
+		if verb == "DATA" {
+			r, end = ss.cmdData(arg)
+		} else {
+			r, end = ss.cmdBdat(arg)
+		}
 		if end != "" {
 			if r != nil {
 				ss.reply(r)
