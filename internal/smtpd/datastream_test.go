@@ -44,7 +44,7 @@ func isConnReset(err error) bool {
 func checkTimeoutReply(t *testing.T, r string) {
 	t.Helper()
 	if !strings.HasPrefix(r, "421 4.4.2 ") || !strings.Contains(r, "timeout") {
-		t.Fatalf("after a pause longer than data_timeout: %q, want 421 4.4.2 ... timeout", r)
+		t.Fatalf("after a pause longer than the timeout: %q, want 421 4.4.2 ... timeout", r)
 	}
 	if strings.Contains(r, "127.0.0.1") || strings.Contains(r, "tcp") {
 		t.Fatalf("the timeout reply reveals socket details: %q", r)
@@ -178,4 +178,19 @@ func TestQueueWriteErrorReadsTheBodyToTheEndThen451(t *testing.T) {
 	if r == nil || r.Code != 421 || end == "" || strings.Contains(r.String(), "127.0.0.1") {
 		t.Fatalf("stream error: reply %v, end %q; want 421 and the session ending", r, end)
 	}
+}
+
+// TestAUTHResponseTimeoutEndsTheSession: a client that stops in the middle
+// of an AUTH exchange is told it timed out, and the session ends (before,
+// it got 501 and the session waited for a command).
+func TestAUTHResponseTimeoutEndsTheSession(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, func(c *config.Config) { c.Limits.CommandTimeout.Duration = time.Second })
+	c := tlsDial(t, ts, "smtps")
+	c.cmd("EHLO client.example", "250")
+	c.cmd("AUTH LOGIN", "334 ")
+	// The pause: nothing until the server speaks.
+	checkTimeoutReply(t, c.reply())
+	_, _ = io.WriteString(c.conn, "ZGVtbw==\r\nNOOP\r\n")
+	c.expectOnlyClose()
 }

@@ -244,6 +244,10 @@ func (ss *session) command(line string) string {
 		}
 		return ""
 	}
+	if r.Code == 421 { // RFC 5321 §3.8: 421 closes the channel
+		ss.reply(r)
+		return fmt.Sprintf("%s: %d %s", verb, r.Code, strings.Join(r.Lines, " "))
+	}
 	// Refused recipients count too (Postfix's smtpd_hard_error_limit), so a
 	// client cannot harvest addresses with thousands of pipelined RCPTs.
 	// Elsewhere a 550-554 is a refusal of the message, not a client error.
