@@ -173,6 +173,14 @@ func (ss *session) loop() string {
 	}
 }
 
+// endWith queues a last reply, if any, and returns why the session ends.
+func (ss *session) endWith(r *smtpwire.Reply, reason string) string {
+	if r != nil {
+		ss.reply(r)
+	}
+	return reason
+}
+
 // bad replies with an error and reports whether the session has made too
 // many of them and must end.
 func (ss *session) bad(r *smtpwire.Reply) bool {
@@ -210,18 +218,15 @@ func (ss *session) command(line string) string {
 		r = ss.cmdMail(arg)
 	case "RCPT":
 		r = ss.cmdRcpt(arg)
-	case "DATA", "BDAT":
+	case "DATA":
 		var end string
-		if verb == "DATA" {
-			r, end = ss.cmdData(arg)
-		} else {
-			r, end = ss.cmdBdat(arg)
+		if r, end = ss.cmdData(arg); end != "" {
+			return ss.endWith(r, end)
 		}
-		if end != "" {
-			if r != nil {
-				ss.reply(r)
-			}
-			return end
+	case "BDAT":
+		var end string
+		if r, end = ss.cmdBdat(arg); end != "" {
+			return ss.endWith(r, end)
 		}
 	case "RSET":
 		ss.abortTransaction()

@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/tlsmail/tlsmail/internal/auth"
-
 	"github.com/tlsmail/tlsmail/internal/config"
 	"github.com/tlsmail/tlsmail/internal/queue"
 	"github.com/tlsmail/tlsmail/internal/smtpwire"
