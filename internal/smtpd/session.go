@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tlsmail/tlsmail/internal/auth"
 	"github.com/tlsmail/tlsmail/internal/config"
 	"github.com/tlsmail/tlsmail/internal/listen"
 	"github.com/tlsmail/tlsmail/internal/queue"
@@ -180,6 +181,14 @@ func (ss *session) loop() string {
 	}
 }
 
+// endWith queues a last reply, if any, and returns why the session ends.
+func (ss *session) endWith(r *smtpwire.Reply, reason string) string {
+	if r != nil {
+		ss.reply(r)
+	}
+	return reason
+}
+
 // bad replies with an error and reports whether the session has made too
 // many of them and must end.
 func (ss *session) bad(r *smtpwire.Reply) bool {
@@ -218,15 +227,14 @@ func (ss *session) command(line string) string {
 	case "RCPT":
 		r = ss.cmdRcpt(arg)
 	case "DATA":
-		r = ss.cmdData(arg)
+		var end string
+		if r, end = ss.cmdData(arg); end != "" {
+			return ss.endWith(r, end)
+		}
 	case "BDAT":
 		var end string
-		r, end = ss.cmdBdat(arg)
-		if end != "" {
-			if r != nil {
-				ss.reply(r)
-			}
-			return end
+		if r, end = ss.cmdBdat(arg); end != "" {
+			return ss.endWith(r, end)
 		}
 	case "RSET":
 		ss.abortTransaction()
@@ -249,7 +257,14 @@ func (ss *session) command(line string) string {
 		}
 		return ""
 	}
-	if r.Code >= 500 && r.Code != 550 && r.Code != 552 && r.Code != 554 && r.Code != 553 {
+	if r.Code == 421 { // RFC 5321 §3.8: 421 closes the channel
+		ss.reply(r)
+		return fmt.Sprintf("%s: %d %s", verb, r.Code, strings.Join(r.Lines, " "))
+	}
+	// Refused recipients count too (Postfix's smtpd_hard_error_limit), so a
+	// client cannot harvest addresses with thousands of pipelined RCPTs.
+	// Elsewhere a 550-554 is a refusal of the message, not a client error.
+	if r.Code >= 500 && (verb == "RCPT" || r.Code != 550 && r.Code != 552 && r.Code != 554 && r.Code != 553) {
 		if ss.bad(r) {
 			return "too many errors"
 		}
@@ -263,15 +278,18 @@ func (ss *session) cmdHelo(arg string, esmtp bool) *smtpwire.Reply {
 	if arg == "" {
 		return smtpwire.R(501, "5.5.4", "Syntax: %s hostname", map[bool]string{false: "HELO", true: "EHLO"}[esmtp])
 	}
-	if !smtpwire.IsASCII(arg) || strings.ContainsAny(arg, " \t") && !strings.HasPrefix(arg, "[") {
-		arg = strings.Fields(arg)[0]
+	name, ok := heloName(arg)
+	if !ok {
+		// Never echoed: the argument may hold anything.
+		ss.srv.log.Info("helo rejected", "client", ss.ip, "helo", strings.ToValidUTF8(auth.Printable(arg), "?"))
+		return smtpwire.R(501, "5.5.2", "Helo command rejected: Invalid name")
 	}
 	ss.abortTransaction()
-	ss.helo, ss.esmtp = arg, esmtp
+	ss.helo, ss.esmtp = name, esmtp
 	if !esmtp {
 		return smtpwire.R(250, "", "%s", ss.cfg.Hostname)
 	}
-	lines := []string{fmt.Sprintf("%s Hello %s [%s]", ss.cfg.Hostname, arg, ss.ip),
+	lines := []string{fmt.Sprintf("%s Hello %s [%s]", ss.cfg.Hostname, name, ss.ip),
 		"PIPELINING", fmt.Sprintf("SIZE %d", ss.cfg.Limits.MessageSize), "8BITMIME", "ENHANCEDSTATUSCODES",
 		"SMTPUTF8", "CHUNKING", "DSN"}
 	if ss.lc.Mode == config.ModeSTARTTLS && !ss.tls.TLS && ss.srv.tls != nil {
@@ -323,6 +341,8 @@ func (ss *session) handshake() error {
 	}
 	ss.hello = ""
 	ss.conn = tconn
+	// A fresh reader: nothing read before the handshake (plaintext after
+	// STARTTLS) can be read as if it came over TLS.
 	ss.br = bufio.NewReaderSize(tconn, 4096)
 	ss.tls = ss.srv.tls.State(tconn.ConnectionState())
 	return nil
