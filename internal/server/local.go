@@ -48,6 +48,9 @@ func (d *delivery) Deliver(ctx context.Context, env *queue.Envelope, rcpts []int
 // the earlier copy and stores nothing twice.
 func (d *delivery) local(cfg *config.Config, env *queue.Envelope, i int, open func() (io.ReadCloser, error)) queue.Outcome {
 	r := env.Recipients[i]
+	// User names are case-insensitive: the Maildir is the lowercase name
+	// (also for a message queued by an older version as "Alice").
+	r.Local = strings.ToLower(r.Local)
 	path := cfg.Path("mail/" + r.Local)
 	md := maildir.Dir(path)
 	if _, ok := d.made.Load(path); !ok {

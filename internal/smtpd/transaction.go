@@ -113,16 +113,7 @@ func (ss *session) cmdRcpt(arg string) *smtpwire.Reply {
 		ss.srv.log.Info("recipient rejected", "client", ss.ip, "to", auth.Printable(p.Addr), "reply", r.String())
 		return r
 	}
-next:
-	for _, t := range targets {
-		for _, have := range ss.rcpts {
-			if strings.EqualFold(have.Addr, t.Addr) && have.Local == t.Local {
-				continue next // the same mailbox twice: deliver once
-			}
-		}
-		t.Notify, t.ORcpt = notify, orcpt
-		ss.rcpts = append(ss.rcpts, t)
-	}
+	ss.rcpts = addRecipients(ss.rcpts, targets, notify, orcpt) // one copy per mailbox
 	return smtpwire.R(250, "2.1.5", "Ok")
 }
 
