@@ -170,6 +170,26 @@ next:
 	return have
 }
 
+// ResolveLocalSubmission resolves the recipients of a message a local user
+// submitted (the pickup directory) as RCPT does for an authenticated
+// client: aliases to users, one recipient per mailbox, relay allowed.
+// Refused maps each refused address to the reply's text.
+func (s *Server) ResolveLocalSubmission(rcpts []string, notify string) (out []queue.Recipient, refused map[string]string) {
+	cfg := s.Config()
+	for _, a := range rcpts {
+		targets, r := s.resolve(cfg, a, true)
+		if r != nil {
+			if refused == nil {
+				refused = map[string]string{}
+			}
+			refused[a] = r.String()
+			continue
+		}
+		out = addRecipients(out, targets, notify, "")
+	}
+	return out, refused
+}
+
 func ipOf(s string) net.IP { return net.ParseIP(s) }
 
 // BounceRecipient resolves the recipient of a bounce (the original
