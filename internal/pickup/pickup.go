@@ -82,7 +82,7 @@ func Submit(dir string, env Envelope, msg []byte) (string, error) {
 	data = append(append(append(append(data, magic...), head...), '\n'), msg...)
 	// 0644 as Postfix's maildrop files: the directory is not listable, and
 	// a server running as its own user must be able to read the file.
-	if err := safeio.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+	if err := safeio.WriteFileInDropDir(filepath.Join(dir, name), data, 0o644); err != nil {
 		return "", fmt.Errorf("pickup: %w", err)
 	}
 	return name, nil

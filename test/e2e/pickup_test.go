@@ -3,10 +3,14 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tlsmail/tlsmail/internal/testpeer"
 )
 
 // TestSendmailPickupSurvivesStoppedServer: with the server stopped,
@@ -73,5 +77,82 @@ cafile = %q
 	out, _, _ = runTlsmail(t, env, "", "sendmail", "-bp", "--config", m.config)
 	if !strings.Contains(out, "  empty") {
 		t.Errorf("sendmail -bp after collection:\n%s", out)
+	}
+}
+
+// TestSendmailPickupAsLocalUser: user nobody, with no account and no
+// credentials, drops mail for the server; the server names uid 65534 in
+// the Received header, sends nobody's own address as the sender, bounces
+// an unknown recipient to the -f sender, and sets aside a symlink nobody
+// planted in the drop (pointing at the users file) instead of mailing it.
+func TestSendmailPickupAsLocalUser(t *testing.T) {
+	testpeer.RequireRoot(t, "running sendmail as user nobody")
+	m := newMailServer(t, "")
+	m.start(t)
+	m.proc.Stop()
+	// nobody must reach the config and the drop, and run the binary.
+	for _, d := range []string{filepath.Dir(m.dir), m.dir} {
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	binDir := t.TempDir()
+	os.Chmod(filepath.Dir(binDir), 0o711)
+	os.Chmod(binDir, 0o755)
+	bin := filepath.Join(binDir, "sendmail")
+	b, err := os.ReadFile(tlsmailBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	asNobody := func(stdin string, args ...string) (string, int) {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = []string{"HOME=/nonexistent", "PATH=/usr/bin:/bin", "TLSMAIL_CONFIG=" + m.config}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		cmd.Stdin = strings.NewReader(stdin)
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), code
+	}
+	if out, code := asNobody("To: demo@localhost\nSubject: pickup-nobody\n\nfrom a local user\n", "-t"); code != 0 {
+		t.Fatalf("sendmail as nobody: exit %d %s", code, out)
+	}
+	if out, code := asNobody("Subject: pickup-bounce\n\nx\n", "-f", "demo@localhost", "nosuchuser@localhost"); code != 0 {
+		t.Fatalf("sendmail as nobody -f: exit %d %s", code, out)
+	}
+	if out, code := asNobody("", "-bp"); code != 0 || !strings.Contains(out, "not readable by this user") {
+		t.Errorf("-bp as nobody: exit %d\n%s", code, out)
+	}
+	evil := filepath.Join(m.dir, "pickup", "0.evil")
+	cmd := exec.Command("ln", "-s", filepath.Join(m.dir, "users"), evil)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("nobody cannot write to the drop: %v %s", err, out)
+	}
+
+	m.start(t)
+	msg := m.findMail(t, "demo", "Subject: pickup-nobody")
+	if !strings.Contains(msg, "(tlsmail, from userid 65534)") || !strings.Contains(msg, "Return-Path: <nobody@localhost>") {
+		t.Errorf("message from nobody:\n%s", msg)
+	}
+	bounce := m.findMail(t, "demo", "Subject: Undelivered Mail Returned to Sender")
+	if !strings.Contains(bounce, "<nosuchuser@localhost>: 550 5.1.1") || !strings.Contains(bounce, "Subject: pickup-bounce") {
+		t.Errorf("bounce:\n%s", bounce)
+	}
+	m.waitLog(t, "pickup: file refused and set aside")
+	if _, err := os.Lstat(filepath.Join(m.dir, "pickup.bad", "0.evil")); err != nil {
+		t.Errorf("the planted symlink was not set aside: %v", err)
+	}
+	for _, msg := range m.mail("demo") {
+		if strings.Contains(msg, "$2") { // a bcrypt hash from the users file
+			t.Errorf("the users file was mailed:\n%s", msg)
+		}
 	}
 }
