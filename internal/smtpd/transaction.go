@@ -77,7 +77,7 @@ func (ss *session) cmdRcpt(arg string) *smtpwire.Reply {
 	if ss.mail == nil {
 		return smtpwire.R(503, "5.5.1", "Error: need MAIL command")
 	}
-	if len(ss.rcpts) >= ss.cfg.Limits.Recipients {
+	if ss.rcptOK >= ss.cfg.Limits.Recipients {
 		return smtpwire.R(452, "4.5.3", "Error: too many recipients")
 	}
 	p, err := smtpwire.ParsePathArg(arg, "TO")
@@ -114,6 +114,7 @@ func (ss *session) cmdRcpt(arg string) *smtpwire.Reply {
 		return r
 	}
 	ss.rcpts = addRecipients(ss.rcpts, targets, notify, orcpt) // one copy per mailbox
+	ss.rcptOK++
 	return smtpwire.R(250, "2.1.5", "Ok")
 }
 
