@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -98,8 +99,8 @@ func (c *collector) one(name string) {
 	defer f.Close()
 	cfg := c.cfg()
 	who := uidName(f.UID)
-	if bad := badAddress(f.From); bad {
-		c.setAside(name, fmt.Errorf("bad sender address %q", f.From))
+	if badAddress(f.From) || len(f.Rcpts) == 0 {
+		c.setAside(name, fmt.Errorf("bad sender address %q or no recipients", f.From))
 		return
 	}
 	msg, err := io.ReadAll(io.LimitReader(f.Message(), cfg.Limits.MessageSize+1))
@@ -204,7 +205,13 @@ func (c *collector) enqueue(cfg *config.Config, f *pickup.File, who string, rcpt
 // bounce tells the sender which recipients were refused, from the null
 // sender, with the message's header.
 func (c *collector) bounce(cfg *config.Config, f *pickup.File, who string, refused map[string]string, msg []byte) error {
-	for a, why := range refused {
+	addrs := make([]string, 0, len(refused))
+	for a := range refused {
+		addrs = append(addrs, a)
+	}
+	sort.Strings(addrs)
+	for _, a := range addrs {
+		why := refused[a]
 		c.log.Warn("pickup: recipient refused", "pickup", f.Name, "uid", f.UID, "user", who, "to", a, "reply", why)
 	}
 	if f.From == "" {
@@ -225,8 +232,8 @@ func (c *collector) bounce(cfg *config.Config, f *pickup.File, who string, refus
 	fmt.Fprintf(&b, "Message-ID: %s\r\nAuto-Submitted: auto-replied\r\n", smtpclient.NewMessageID("MAILER-DAEMON@"+cfg.Hostname))
 	b.WriteString("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n")
 	fmt.Fprintf(&b, "This is the mail system at host %s.\r\n\r\nThe message you submitted with sendmail (local user %s) could not be\r\ndelivered to these recipients:\r\n\r\n", cfg.Hostname, who)
-	for a, why := range refused {
-		fmt.Fprintf(&b, "<%s>: %s\r\n", a, why)
+	for _, a := range addrs {
+		fmt.Fprintf(&b, "<%s>: %s\r\n", a, refused[a])
 	}
 	b.WriteString("\r\n--- The header of your message follows ---\r\n\r\n")
 	if _, err := io.WriteString(w, b.String()); err != nil {
