@@ -56,6 +56,13 @@ cafile = %q
 	if code != 0 || strings.Count(out, "demo@localhost") < 2 || !strings.Contains(out, "Mail drop") {
 		t.Fatalf("sendmail -bp: exit %d %s\n%s", code, errs, out)
 	}
+	mailq := filepath.Join(t.TempDir(), "mailq") // a link named mailq is sendmail -bp
+	if err := os.Symlink(tlsmailBin, mailq); err != nil {
+		t.Fatal(err)
+	}
+	if q, err := exec.Command(mailq, "--config", m.config).CombinedOutput(); err != nil || strings.Count(string(q), "demo@localhost") < 2 || !strings.Contains(string(q), "Mail drop") {
+		t.Errorf("mailq: %v\n%s\nwant the -bp listing:\n%s", err, q, out)
+	}
 
 	m.start(t)
 	cron := m.findMail(t, "demo", "Subject: pickup-cron")
