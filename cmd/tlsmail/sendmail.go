@@ -182,9 +182,13 @@ func runSendmail(env *cliEnv, args []string) int {
 	if code := obtainPassword(env, &req, ""); code != 0 {
 		return code
 	}
+	var unreached bool
+	req.unreached = &unreached
 	code := deliver(env, req)
-	if code == exTempFail && drop != nil {
-		// The server cannot be reached now: keep the message locally.
+	if code == exTempFail && unreached && drop != nil {
+		// The server cannot be reached now (nothing was sent): keep the
+		// message locally. A 4xx after the connection is left to the
+		// caller, as some recipients may have it already.
 		if code = drop.submit(env, req.from, req.rcpts, req.notify, req.message); code == exitOK {
 			fmt.Fprintf(env.stderr, "%s: the message waits in the local mail drop %s for the server\n", env.name, drop.dir)
 		}

@@ -163,3 +163,31 @@ func TestSendmailPickupAsLocalUser(t *testing.T) {
 		}
 	}
 }
+
+// TestSendmailNoDropAfterPartialDelivery: when the server was reached and
+// took the message for some recipients but answered 4xx for others,
+// sendmail exits 75 as before and does not put the message into the mail
+// drop (which would deliver it twice to those who have it).
+func TestSendmailNoDropAfterPartialDelivery(t *testing.T) {
+	m := newMailServer(t, "[limits]\nrecipients = 1\n")
+	m.start(t)
+	home := t.TempDir()
+	cfgDir := filepath.Join(home, "config", "tlsmail")
+	os.MkdirAll(cfgDir, 0o700)
+	os.WriteFile(filepath.Join(cfgDir, "send.toml"), []byte(fmt.Sprintf(`default = "mx"
+[account.mx]
+server = %q
+tls = "starttls"
+from = "a@example.org"
+cafile = %q
+`, m.addr["mx"], m.ca)), 0o600)
+	env := []string{"XDG_CONFIG_HOME=" + filepath.Join(home, "config"), "HOME=" + home, "TLSMAIL_ACCOUNT=", "TLSMAIL_CONFIG=" + m.config}
+	_, errs, code := runTlsmail(t, env, "Subject: partial\n\nx\n", "sendmail", "demo@localhost", "other@e2e.test")
+	if code != 75 || !strings.Contains(errs, "452") || strings.Contains(errs, "mail drop") {
+		t.Fatalf("partial delivery: exit %d %q, want 75 and no mail drop", code, errs)
+	}
+	m.findMail(t, "demo", "Subject: partial")
+	if names, _ := filepath.Glob(filepath.Join(m.dir, "pickup", "*")); len(names) != 0 {
+		t.Errorf("the message went into the mail drop too: %v", names)
+	}
+}
