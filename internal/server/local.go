@@ -30,12 +30,21 @@ func (d *delivery) Deliver(ctx context.Context, env *queue.Envelope, rcpts []int
 	cfg := d.cfg()
 	out := make([]queue.Outcome, 0, len(rcpts))
 	var remoteRcpts []int
+	done := map[string]queue.Outcome{} // one copy per mailbox (smtpd dedups too; older queue items may not be)
 	for _, i := range rcpts {
-		if env.Recipients[i].Local == "" {
+		local := strings.ToLower(env.Recipients[i].Local)
+		if local == "" {
 			remoteRcpts = append(remoteRcpts, i)
 			continue
 		}
-		out = append(out, d.local(cfg, env, i, open))
+		if o, ok := done[local]; ok {
+			o.Rcpt = i
+			out = append(out, o)
+			continue
+		}
+		o := d.local(cfg, env, i, open)
+		done[local] = o
+		out = append(out, o)
 	}
 	if len(remoteRcpts) > 0 {
 		out = append(out, d.remote.Load().Deliver(ctx, env, remoteRcpts, open)...)
