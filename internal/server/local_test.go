@@ -33,7 +33,9 @@ func TestLocalDeliveryStoresOneCopyPerMailbox(t *testing.T) {
 		env.Recipients = append(env.Recipients, queue.Recipient{Addr: "alice+" + string(rune('a'+i%26)) + "@localhost", Local: local})
 		rcpts = append(rcpts, i)
 	}
-	open := func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("Subject: x\r\n\r\nbody\r\n")), nil }
+	open := func() (io.ReadCloser, error) {
+		return io.NopCloser(strings.NewReader("Subject: x\r\n\r\nbody\r\n")), nil
+	}
 	out := d.Deliver(context.Background(), env, rcpts, open)
 	if len(out) != 100 {
 		t.Fatalf("%d outcomes, want 100", len(out))
