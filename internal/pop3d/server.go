@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,9 +46,10 @@ func New(cfg *config.Config, tls *tlsconf.Server, users *auth.Users, throttle *a
 // SetConfig installs a reloaded configuration for new sessions.
 func (s *Server) SetConfig(cfg *config.Config) { s.cfg.Store(cfg) }
 
-// maildirOf is where a user's mail lives.
+// maildirOf is where a user's mail lives: mail/ and the lowercase user
+// name, as local delivery stores it (user names are case-insensitive).
 func maildirOf(cfg *config.Config, user string) string {
-	return cfg.Path(filepath.Join("mail", user))
+	return cfg.Path(filepath.Join("mail", strings.ToLower(user)))
 }
 
 // Serve accepts connections on l until ctx is done. The listener has its

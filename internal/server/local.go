@@ -30,12 +30,21 @@ func (d *delivery) Deliver(ctx context.Context, env *queue.Envelope, rcpts []int
 	cfg := d.cfg()
 	out := make([]queue.Outcome, 0, len(rcpts))
 	var remoteRcpts []int
+	done := map[string]queue.Outcome{} // one copy per mailbox (smtpd dedups too; older queue items may not be)
 	for _, i := range rcpts {
-		if env.Recipients[i].Local == "" {
+		local := strings.ToLower(env.Recipients[i].Local)
+		if local == "" {
 			remoteRcpts = append(remoteRcpts, i)
 			continue
 		}
-		out = append(out, d.local(cfg, env, i, open))
+		if o, ok := done[local]; ok {
+			o.Rcpt = i
+			out = append(out, o)
+			continue
+		}
+		o := d.local(cfg, env, i, open)
+		done[local] = o
+		out = append(out, o)
 	}
 	if len(remoteRcpts) > 0 {
 		out = append(out, d.remote.Load().Deliver(ctx, env, remoteRcpts, open)...)
@@ -48,6 +57,9 @@ func (d *delivery) Deliver(ctx context.Context, env *queue.Envelope, rcpts []int
 // the earlier copy and stores nothing twice.
 func (d *delivery) local(cfg *config.Config, env *queue.Envelope, i int, open func() (io.ReadCloser, error)) queue.Outcome {
 	r := env.Recipients[i]
+	// User names are case-insensitive: the Maildir is the lowercase name
+	// (also for a message queued by an older version as "Alice").
+	r.Local = strings.ToLower(r.Local)
 	path := cfg.Path("mail/" + r.Local)
 	md := maildir.Dir(path)
 	if _, ok := d.made.Load(path); !ok {

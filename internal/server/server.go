@@ -162,6 +162,7 @@ func Run(ctx context.Context, o Options) error {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); q.Run(qctx) }()
+	startPickup(qctx, cfgNow, q, smtp, log) // sendmail's local mail drop (pickup.go)
 	lctx, stopListeners := context.WithCancel(context.Background())
 	for i, l := range listeners {
 		if l == nil {

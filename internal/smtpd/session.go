@@ -45,6 +45,7 @@ type session struct {
 	// The current mail transaction.
 	mail     *smtpwire.PathArg
 	rcpts    []queue.Recipient
+	rcptOK   int // RCPTs accepted; the limit counts these (rcpts holds one per mailbox)
 	bdat     *queue.Writer
 	bdatBad  error
 	bdatSize int64
@@ -316,7 +317,7 @@ func (ss *session) authOffered() bool {
 // abortTransaction forgets the current mail transaction.
 func (ss *session) abortTransaction() {
 	ss.mail = nil
-	ss.rcpts = nil
+	ss.rcpts, ss.rcptOK = nil, 0
 	if ss.bdat != nil {
 		ss.bdat.Abort()
 		ss.bdat = nil

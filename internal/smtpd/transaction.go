@@ -78,7 +78,7 @@ func (ss *session) cmdRcpt(arg string) *smtpwire.Reply {
 	if ss.mail == nil {
 		return smtpwire.R(503, "5.5.1", "Error: need MAIL command")
 	}
-	if len(ss.rcpts) >= ss.cfg.Limits.Recipients {
+	if ss.rcptOK >= ss.cfg.Limits.Recipients {
 		return smtpwire.R(452, "4.5.3", "Error: too many recipients")
 	}
 	p, err := smtpwire.ParsePathArg(arg, "TO")
@@ -114,16 +114,8 @@ func (ss *session) cmdRcpt(arg string) *smtpwire.Reply {
 		ss.srv.log.Info("recipient rejected", "client", ss.ip, "to", auth.Printable(p.Addr), "reply", r.String())
 		return r
 	}
-next:
-	for _, t := range targets {
-		for _, have := range ss.rcpts {
-			if strings.EqualFold(have.Addr, t.Addr) && have.Local == t.Local {
-				continue next // the same mailbox twice: deliver once
-			}
-		}
-		t.Notify, t.ORcpt = notify, orcpt
-		ss.rcpts = append(ss.rcpts, t)
-	}
+	ss.rcpts = addRecipients(ss.rcpts, targets, notify, orcpt) // one copy per mailbox
+	ss.rcptOK++
 	return smtpwire.R(250, "2.1.5", "Ok")
 }
 
