@@ -74,7 +74,7 @@ func main() {
 	flag.StringVar(&o.user, "user", "", "AUTH PLAIN user")
 	flag.StringVar(&o.pass, "pass-file", "", "file holding the AUTH password")
 	flag.StringVar(&o.tlsVersion, "tls-version", "", "1.2 or 1.3 (default: negotiate)")
-	flag.StringVar(&o.group, "group", "", "key exchange: X25519, X25519MLKEM768, P-256 (default: Go's)")
+	flag.StringVar(&o.group, "group", "", "key exchange groups in order, comma-separated: X25519, X25519MLKEM768, P-256 (default: Go's)")
 	flag.StringVar(&o.caFile, "cafile", "", "CA to verify the server with (default: no verification; this is a load tool)")
 	flag.StringVar(&o.from, "from", "load@bench.test", "envelope sender")
 	flag.StringVar(&o.to, "to", "sink@bench.test", "envelope recipient")
@@ -133,16 +133,22 @@ func tlsConfig(o options) (*tls.Config, error) {
 	default:
 		return nil, fmt.Errorf("-tls-version %q: want 1.2 or 1.3", o.tlsVersion)
 	}
-	switch o.group {
-	case "X25519":
-		cfg.CurvePreferences = []tls.CurveID{tls.X25519}
-	case "X25519MLKEM768":
-		cfg.CurvePreferences = []tls.CurveID{tls.X25519MLKEM768}
-	case "P-256":
-		cfg.CurvePreferences = []tls.CurveID{tls.CurveP256}
-	case "":
-	default:
-		return nil, fmt.Errorf("-group %q unknown", o.group)
+	// In TLS 1.2 the list also limits the curve of an ECDSA certificate:
+	// "X25519" alone makes OpenSSL refuse a P-256 certificate, hence
+	// "X25519,P-256" for an X25519 key exchange with such a server.
+	if o.group != "" {
+		for _, g := range strings.Split(o.group, ",") {
+			switch strings.TrimSpace(g) {
+			case "X25519":
+				cfg.CurvePreferences = append(cfg.CurvePreferences, tls.X25519)
+			case "X25519MLKEM768":
+				cfg.CurvePreferences = append(cfg.CurvePreferences, tls.X25519MLKEM768)
+			case "P-256":
+				cfg.CurvePreferences = append(cfg.CurvePreferences, tls.CurveP256)
+			default:
+				return nil, fmt.Errorf("-group %q: unknown group %q", o.group, g)
+			}
+		}
 	}
 	return cfg, nil
 }
