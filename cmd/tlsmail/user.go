@@ -65,6 +65,9 @@ func runUser(env *cliEnv, args []string) int {
 		return usageError(env, "want exactly one user NAME")
 	}
 	name := names[0]
+	if canon, ok := users.Lookup(name); ok {
+		name = canon // user names are case-insensitive; say the stored one
+	}
 	switch {
 	case sub == "add" && users.Exists(name):
 		return fail(env, "user %q exists; use `tlsmail user passwd %s`", name, name)
@@ -80,6 +83,8 @@ func runUser(env *cliEnv, args []string) int {
 	if !auth.ValidName(name) {
 		return usageError(env, "invalid user name %q (letters, digits and . _ -)", name)
 	}
+	name = auth.Canonical(name) // `user add Alice` stores alice
+
 	pw, err := readPassword(env)
 	if err != nil {
 		return fail(env, "%v", err)

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"encoding/base64"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -92,5 +93,68 @@ func TestThrottle(t *testing.T) {
 	}
 	if !th.Allowed("192.0.2.1", now.Add(2*time.Minute)) {
 		t.Error("not released after the window")
+	}
+}
+
+func TestUserNamesAreCaseInsensitive(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "users")
+	h, err := HashPassword("correct horse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A file written by hand (or by an older tlsmail) with a capital.
+	if err := os.WriteFile(path, []byte("Alice:"+h+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	u, err := LoadUsers(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"alice", "Alice", "ALICE"} {
+		if c, ok := u.Lookup(name); !ok || c != "alice" || !u.Exists(name) {
+			t.Errorf("Lookup(%q) = %q %v", name, c, ok)
+		}
+		if !u.Authenticate(name, "correct horse") {
+			t.Errorf("Authenticate(%q) failed", name)
+		}
+	}
+	if got := u.Names(); len(got) != 1 || got[0] != "alice" {
+		t.Errorf("Names() = %q", got)
+	}
+	if err := u.Set("BOB", h); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); !strings.Contains(string(b), "\nbob:") || strings.Contains(string(b), "BOB") || strings.Contains(string(b), "Alice") {
+		t.Errorf("file not in canonical form:\n%s", b)
+	}
+	if err := u.Delete("Bob"); err != nil || u.Exists("bob") {
+		t.Errorf("Delete(Bob): %v", err)
+	}
+	os.WriteFile(path, []byte("alice:"+h+"\nALICE:"+h+"\n"), 0o600)
+	if _, err := LoadUsers(path); err == nil || !strings.Contains(err.Error(), path+":2:") || !strings.Contains(err.Error(), "twice") {
+		t.Errorf("names differing only in case: %v", err)
+	}
+}
+
+func TestMissingUsersFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "users")
+	if u, err := LoadUsers(path); err != nil || len(u.Names()) != 0 {
+		t.Errorf("LoadUsers of a missing file (for `user add`): %v", err)
+	}
+	if _, err := LoadUsersFile(path); err == nil || !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("LoadUsersFile of a missing file: %v", err)
+	}
+	h, _ := HashPassword("correct horse")
+	os.WriteFile(path, []byte("alice:"+h+"\n"), 0o600)
+	u, err := LoadUsersFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Rename(path, path+".moved")
+	if err := u.Reload(); err == nil || !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Reload of a moved file: %v", err)
+	}
+	if !u.Exists("alice") {
+		t.Error("a failed reload dropped the old users")
 	}
 }
