@@ -3,10 +3,13 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -95,4 +98,171 @@ func TestTestsslFindsNothingOnMXAndSMTPS(t *testing.T) {
 			t.Errorf("testssl %s did not run the vulnerability checks:\n%s", r.name, r.out.String())
 		}
 	}
+}
+
+// chownTree gives dir and everything in it to uid:gid, and lets that user
+// reach dir through its 0700 test parent.
+func chownTree(t *testing.T, dir string, uid, gid int) {
+	t.Helper()
+	if err := os.Chmod(filepath.Dir(dir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	err := filepath.WalkDir(dir, func(p string, _ os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, uid, gid)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// procStatus returns the lines of /proc/PID/status by key.
+func procStatus(t *testing.T, pid int) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok {
+			out[k] = strings.Join(strings.Fields(v), " ")
+		}
+	}
+	return out
+}
+
+// TestServeDropsPrivileges: started as root with user = "nobody", serve
+// binds, reads its key, then runs as nobody:nogroup with no capabilities;
+// mail still flows into a Maildir owned by nobody, and a SIGHUP (which
+// re-reads key and users file as nobody) still works.
+func TestServeDropsPrivileges(t *testing.T) {
+	testpeer.RequireRoot(t, "switching to nobody")
+	m := newMailServer(t, "user = \"nobody\"\n")
+	chownTree(t, m.dir, 65534, 65534)
+	m.start(t)
+	st := procStatus(t, m.proc.Cmd.Process.Pid)
+	if st["Uid"] != "65534 65534 65534 65534" || st["Gid"] != "65534 65534 65534 65534" || st["Groups"] != "65534" {
+		t.Errorf("serve runs as Uid %q Gid %q Groups %q, want nobody:nogroup", st["Uid"], st["Gid"], st["Groups"])
+	}
+	for _, c := range []string{"CapEff", "CapPrm", "CapAmb"} {
+		if st[c] != "0000000000000000" {
+			t.Errorf("%s = %s, want none", c, st[c])
+		}
+	}
+	m.waitLog(t, "msg=\"switched user\" user=nobody uid=65534 gid=65534")
+	swaks(t, true, "--server", m.addr["mx"], "--tls", "--tls-ca-path", m.ca, "--from", "a@example.org", "--to", "demo@localhost",
+		"--header", "Subject: as-nobody")
+	m.findMail(t, "demo", "Subject: as-nobody")
+	var fst syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(m.dir, "mail", "demo", "new"), &fst); err != nil || fst.Uid != 65534 {
+		t.Errorf("Maildir owner %d (%v), want nobody", fst.Uid, err)
+	}
+	if err := m.proc.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	m.waitLog(t, "reloaded configuration, certificates and users")
+}
+
+// TestServeRefusesDataDirTheUserCannotWrite: with user = "nobody" and a
+// data directory left to root, serve stops at start with one line that
+// names the directory, its owner and the fix; a key nobody cannot read
+// (certificate renewal would fail) is refused the same way.
+func TestServeRefusesDataDirTheUserCannotWrite(t *testing.T) {
+	testpeer.RequireRoot(t, "switching to nobody")
+	m := newMailServer(t, "user = \"nobody\"\n")
+	os.Chmod(filepath.Dir(m.dir), 0o755)
+	os.Chmod(m.dir, 0o755)
+	code, out := serveExit(t, m.config)
+	want := regexp.MustCompile(`^tlsmail serve: ` + regexp.QuoteMeta(m.dir) + ` is owned by root:root \(0:0, mode 0755\) and not writable by nobody \(uid 65534 gid 65534\), the configured user: chown -R nobody ` + regexp.QuoteMeta(m.dir) + "\n$")
+	if code != 1 || !want.MatchString(lastLine(out)) {
+		t.Errorf("exit %d, last line %q; want 1 and %s", code, lastLine(out), want)
+	}
+	chownTree(t, m.dir, 65534, 65534)
+	key := filepath.Join(m.dir, "tls", "server.key")
+	os.Lchown(key, 0, 0)
+	code, out = serveExit(t, m.config)
+	if code != 1 || !strings.Contains(out, "tls key "+key+" is owned by root:root (0:0, mode 0600) and not readable by nobody") {
+		t.Errorf("unreadable key: exit %d, %q", code, lastLine(out))
+	}
+}
+
+// serveExit runs `tlsmail serve --config cfg`, which must exit on its own,
+// and returns the exit code and the output.
+func serveExit(t *testing.T, cfg string) (int, string) {
+	t.Helper()
+	p := testpeer.Start(t, testpeer.Cmd{Path: tlsmailBin, Args: []string{"serve", "--config", cfg}})
+	select {
+	case <-p.Done():
+	case <-time.After(60 * time.Second):
+		t.Fatalf("serve did not exit:\n%s", p.Output())
+	}
+	<-p.Done()
+	return p.Cmd.ProcessState.ExitCode(), p.Output()
+}
+
+func lastLine(s string) string {
+	lines := strings.SplitAfter(strings.TrimRight(s, "\n")+"\n", "\n")
+	return lines[len(lines)-2]
+}
+
+// TestServeConfigErrorsExit2WithFileAndLine: mistakes that used to exit 1
+// with no line (or start with a wrong value) exit 2 with one line naming
+// the file and the line of the setting.
+func TestServeConfigErrorsExit2WithFileAndLine(t *testing.T) {
+	m := newMailServer(t, "")
+	orig, err := os.ReadFile(m.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]struct{ from, to, at string }{
+		"duplicate address": {m.addr["smtps"], m.addr["mx"], m.addr["mx"]}, // the second use: the smtps listener
+		"port 99999":        {m.addr["smtps"], "127.0.0.1:99999", "127.0.0.1:99999"},
+		"missing cert":      {"tls/server.pem", "tls/missing.pem", "tls/missing.pem"},
+		"key mismatch":      {"tls/server.key", "tls/ca.key", "tls/ca.key"},
+		"missing users":     {"[aliases]", "users_file = \"no-users\"\n[aliases]", "users_file"},
+		"negative limit":    {"[aliases]", "[limits]\nconnections = -5\n[aliases]", "connections"},
+		"zero size":         {"[aliases]", "[limits]\nmessage_size = 0\n[aliases]", "message_size"},
+	} {
+		body := strings.Replace(string(orig), tc.from, tc.to, 1)
+		cfg := filepath.Join(m.dir, "case.toml")
+		if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		line := strings.Count(body[:strings.LastIndex(body, tc.at)], "\n") + 1
+		want := fmt.Sprintf("%s:%d: ", cfg, line)
+		code, out := serveExit(t, cfg)
+		if code != 2 || !strings.HasPrefix(out, "tlsmail serve: "+want) || strings.Count(out, "\n") != 1 {
+			t.Errorf("%s: exit %d, output %q; want exit 2 and one line starting %q", name, code, out, want)
+		}
+	}
+}
+
+// TestSIGHUPSaysWhatItCannotApply: a reload with the users file gone
+// logs an error and keeps the old users (AUTH still works); a reload with
+// a new listener says that it needs a restart.
+func TestSIGHUPSaysWhatItCannotApply(t *testing.T) {
+	m := newMailServer(t, "")
+	m.start(t)
+	users := filepath.Join(m.dir, "users")
+	if err := os.Rename(users, users+".moved"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.proc.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	m.proc.WaitOutput(t, `level=ERROR msg="reload failed; keeping the running configuration, certificates and users" err=.*users_file `+regexp.QuoteMeta(users)+`: no such file`, 60*time.Second)
+	swaks(t, true, "--server", m.addr["submission"], "--tls", "--tls-ca-path", m.ca, "--auth", "PLAIN", "--auth-user", "demo",
+		"--auth-password", demoPassword, "--from", "demo@localhost", "--to", "demo@localhost", "--header", "Subject: users-kept")
+	m.findMail(t, "demo", "Subject: users-kept")
+	os.Rename(users+".moved", users)
+	b, _ := os.ReadFile(m.config)
+	extra := fmt.Sprintf("\n[[listener]]\nname = \"late\"\naddress = \"127.0.0.1:%d\"\n", testpeer.FreePort(t))
+	os.WriteFile(m.config, append(b, extra...), 0o644)
+	if err := m.proc.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	m.proc.WaitOutput(t, `level=WARN msg="reload: these changes need a restart and are not applied" changes="new listener late"`, 60*time.Second)
 }
