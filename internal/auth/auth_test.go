@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -156,5 +157,29 @@ func TestMissingUsersFile(t *testing.T) {
 	}
 	if !u.Exists("alice") {
 		t.Error("a failed reload dropped the old users")
+	}
+}
+
+// TestSaveKeepsOwner: rewriting the users file as root keeps its owner,
+// so a server running as that user can still re-read it on SIGHUP.
+func TestSaveKeepsOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to chown")
+	}
+	path := filepath.Join(t.TempDir(), "users")
+	u, _ := LoadUsers(path)
+	h, _ := HashPassword("correct horse")
+	if err := u.Set("alice", h); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(path, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Set("bob", h); err != nil {
+		t.Fatal(err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil || st.Uid != 65534 || st.Gid != 65534 || st.Mode&0o777 != 0o600 {
+		t.Errorf("after Set: owner %d:%d mode %o (%v), want 65534:65534 0600", st.Uid, st.Gid, st.Mode&0o777, err)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
@@ -249,7 +250,20 @@ func (u *Users) saveLocked() error {
 	for _, n := range names {
 		b.WriteString(n + ":" + u.hash[n] + "\n")
 	}
-	return safeio.WriteFile(u.path, []byte(b.String()), 0o600)
+	// The file is replaced, not rewritten: keep its owner, so a users
+	// file that belongs to the server's user (which re-reads it on SIGHUP)
+	// stays readable by it after `tlsmail user add` as root.
+	var st syscall.Stat_t
+	had := syscall.Stat(u.path, &st) == nil
+	if err := safeio.WriteFile(u.path, []byte(b.String()), 0o600); err != nil {
+		return err
+	}
+	if had && os.Geteuid() == 0 && (st.Uid != 0 || st.Gid != 0) {
+		if err := os.Chown(u.path, int(st.Uid), int(st.Gid)); err != nil {
+			return fmt.Errorf("users file %s: keep owner: %w", u.path, err)
+		}
+	}
+	return nil
 }
 
 // Reload re-reads the users file (on SIGHUP). The file must exist; on any

@@ -160,10 +160,16 @@ func TestServeDropsPrivileges(t *testing.T) {
 	if err := syscall.Stat(filepath.Join(m.dir, "mail", "demo", "new"), &fst); err != nil || fst.Uid != 65534 {
 		t.Errorf("Maildir owner %d (%v), want nobody", fst.Uid, err)
 	}
+	// `user add` as root keeps the users file readable by nobody, so the
+	// reload (as nobody) picks the new user up.
+	runToEnd(t, testpeer.Cmd{Path: tlsmailBin, Args: []string{"user", "add", "--config", m.config, "newbie"}, Stdin: strings.NewReader("newbie-password\n")})
 	if err := m.proc.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	m.waitLog(t, "reloaded configuration, certificates and users")
+	swaks(t, true, "--server", m.addr["submission"], "--tls", "--tls-ca-path", m.ca, "--auth", "PLAIN", "--auth-user", "newbie",
+		"--auth-password", "newbie-password", "--from", "newbie@localhost", "--to", "demo@localhost", "--header", "Subject: newbie-as-nobody")
+	m.findMail(t, "demo", "Subject: newbie-as-nobody")
 }
 
 // TestServeRefusesDataDirTheUserCannotWrite: with user = "nobody" and a
