@@ -63,6 +63,9 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return cfg.ErrorAt(err.Error(), "users_file")
 	}
+	for _, w := range aliasWarnings(cfg, users) {
+		log.Warn(w)
+	}
 	var tlsSrv *tlsconf.Server
 	if needsTLS(cfg) {
 		if tlsSrv, err = tlsconf.NewServer(cfg.ServerTLS()); err != nil {
@@ -283,6 +286,9 @@ func reload(o Options, tlsSrv *tlsconf.Server, users *auth.Users, log *slog.Logg
 	}
 	if err := users.Reload(); err != nil {
 		return nil, err
+	}
+	for _, w := range aliasWarnings(next, users) {
+		log.Warn(w)
 	}
 	if tlsSrv != nil {
 		if err := tlsSrv.Reload(); err != nil {
