@@ -29,7 +29,7 @@ func dropPrivileges(cfg *config.Config, log *slog.Logger) error {
 		return cfg.ErrorAt(err.Error(), "user")
 	}
 	if !ok {
-		if os.Geteuid() == 0 {
+		if os.Geteuid() == 0 && cfg.File != "" { // the dev default has no user to switch to
 			log.Warn("running as root: set user = \"…\" in the configuration to switch to an unprivileged user after binding the ports")
 		}
 		return nil
