@@ -16,32 +16,34 @@ import (
 )
 
 // dropPrivileges switches to the configured `user`/`group` once the
-// listeners are bound and the keys read, then checks that the new user
-// can do what the server does from here on: write the data directory and
-// its queue, mail and report directories, and re-read the files a reload
+// listeners are bound and the keys read, then checks that the user the
+// server now runs as — switched, or started so by systemd (User=) — can do
+// what the server does from here on: write the data directory and its
+// queue, mail and report directories, and re-read the files a reload
 // (SIGHUP, certificate watch) reads — keys, certificates, users file,
 // configuration. Each failure is one line naming the path, its owner and
-// the fix. Without `user` nothing changes (a server started by systemd
-// with User= is already that user).
+// the fix.
 func dropPrivileges(cfg *config.Config, log *slog.Logger) error {
 	ids, ok, err := cfg.RunAs()
 	if err != nil {
 		return cfg.ErrorAt(err.Error(), "user")
 	}
-	if !ok {
-		if os.Geteuid() == 0 && cfg.File != "" { // the dev default has no user to switch to
+	if ok {
+		if err := privs.Drop(ids); err != nil {
+			return fmt.Errorf("switch to user %s (uid %d gid %d): %w", ids.Name, ids.UID, ids.GID, err)
+		}
+		log.Info("switched user", "user", ids.Name, "uid", os.Geteuid(), "gid", os.Getegid())
+	} else if os.Geteuid() == 0 {
+		if cfg.File != "" { // the dev default has no user to switch to
 			log.Warn("running as root: set user = \"…\" in the configuration to switch to an unprivileged user after binding the ports")
 		}
 		return nil
 	}
-	if err := privs.Drop(ids); err != nil {
-		return fmt.Errorf("switch to user %s (uid %d gid %d): %w", ids.Name, ids.UID, ids.GID, err)
-	}
-	who := fmt.Sprintf("%s (uid %d gid %d)", ids.Name, os.Geteuid(), os.Getegid())
-	log.Info("switched user", "user", ids.Name, "uid", os.Geteuid(), "gid", os.Getegid())
+	name := userName(os.Geteuid())
+	who := fmt.Sprintf("%s (uid %d gid %d)", name, os.Geteuid(), os.Getegid())
 	for _, dir := range []string{cfg.DataDir, cfg.Path("queue"), cfg.Path("mail"), cfg.Path("tlsrpt"), cfg.Path("mta-sts")} {
 		if at, err := writable(dir); err != nil {
-			return fmt.Errorf("%s is %s and not writable by %s, the configured user: chown -R %s %s", at, ownerOf(at), who, ids.Name, cfg.DataDir)
+			return fmt.Errorf("%s is %s and not writable by %s, the user tlsmail runs as: chown -R %s %s", at, ownerOf(at), who, name, cfg.DataDir)
 		}
 	}
 	reread := []struct{ what, path string }{{"users_file", cfg.Path(cfg.UsersFile)}, {"configuration", cfg.File}}
@@ -58,7 +60,7 @@ func dropPrivileges(cfg *config.Config, log *slog.Logger) error {
 			continue
 		}
 		if errors.Is(err, fs.ErrPermission) {
-			return fmt.Errorf("%s %s is %s and not readable by %s, the configured user; reloads (SIGHUP, certificate renewal) read it as that user: chgrp %s %s && chmod g+r %s", f.what, f.path, ownerOf(f.path), who, groupName(ids.GID), f.path, f.path)
+			return fmt.Errorf("%s %s is %s and not readable by %s, the user tlsmail runs as; reloads (SIGHUP, certificate renewal) read it as that user: chgrp %s %s && chmod g+r %s", f.what, f.path, ownerOf(f.path), who, groupName(os.Getegid()), f.path, f.path)
 		}
 	}
 	return nil

@@ -29,6 +29,16 @@ func TestUserNamesAreCaseInsensitive(t *testing.T) {
 		"--header", "Subject: mixed-rcpt")
 	m.findMail(t, "alice", "Subject: upper-rcpt")
 	m.findMail(t, "alice", "Subject: mixed-rcpt")
+	// POP3 as ALICE opens the same mailbox (python poplib over POP3S).
+	python := testpeer.Require(t, "python3")
+	host, port, _ := strings.Cut(m.addr["pop3s"], ":")
+	out := testpeer.Output(t, python, "-c", `import poplib, ssl, sys
+p = poplib.POP3_SSL(sys.argv[1], int(sys.argv[2]), context=ssl.create_default_context(cafile=sys.argv[3]))
+p.user("ALICE"); p.pass_("alice-password")
+print(p.stat()[0]); p.quit()`, host, port, m.ca)
+	if out != "2" {
+		t.Errorf("POP3 as ALICE sees %q messages, want 2", out)
+	}
 	for _, other := range []string{"ALICE", "Alice"} {
 		if _, err := os.Stat(filepath.Join(m.dir, "mail", other)); err == nil {
 			t.Errorf("a second Maildir mail/%s was made", other)
@@ -182,7 +192,7 @@ func TestServeRefusesDataDirTheUserCannotWrite(t *testing.T) {
 	os.Chmod(filepath.Dir(m.dir), 0o755)
 	os.Chmod(m.dir, 0o755)
 	code, out := serveExit(t, m.config)
-	want := regexp.MustCompile(`^tlsmail serve: ` + regexp.QuoteMeta(m.dir) + ` is owned by root:root \(0:0, mode 0755\) and not writable by nobody \(uid 65534 gid 65534\), the configured user: chown -R nobody ` + regexp.QuoteMeta(m.dir) + "\n$")
+	want := regexp.MustCompile(`^tlsmail serve: ` + regexp.QuoteMeta(m.dir) + ` is owned by root:root \(0:0, mode 0755\) and not writable by nobody \(uid 65534 gid 65534\), the user tlsmail runs as: chown -R nobody ` + regexp.QuoteMeta(m.dir) + "\n$")
 	if code != 1 || !want.MatchString(lastLine(out)) {
 		t.Errorf("exit %d, last line %q; want 1 and %s", code, lastLine(out), want)
 	}
@@ -193,19 +203,38 @@ func TestServeRefusesDataDirTheUserCannotWrite(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "tls key "+key+" is owned by root:root (0:0, mode 0600) and not readable by nobody") {
 		t.Errorf("unreadable key: exit %d, %q", code, lastLine(out))
 	}
+	// Started as nobody the systemd way (User=, AmbientCapabilities=),
+	// with no user setting: the same check, the same line.
+	setpriv := testpeer.Require(t, "setpriv")
+	os.Lchown(key, 65534, 65534)
+	os.Lchown(m.dir, 0, 0)
+	b, _ := os.ReadFile(m.config)
+	noUser := filepath.Join(m.dir, "nouser.toml")
+	os.WriteFile(noUser, []byte(strings.Replace(string(b), "user = \"nobody\"\n", "", 1)), 0o644)
+	code, out = runExit(t, setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=+net_bind_service",
+		"--ambient-caps=+net_bind_service", tlsmailBin, "serve", "--config", noUser)
+	if code != 1 || !want.MatchString(lastLine(out)) {
+		t.Errorf("started as nobody: exit %d, last line %q; want 1 and %s", code, lastLine(out), want)
+	}
 }
 
 // serveExit runs `tlsmail serve --config cfg`, which must exit on its own,
 // and returns the exit code and the output.
 func serveExit(t *testing.T, cfg string) (int, string) {
 	t.Helper()
-	p := testpeer.Start(t, testpeer.Cmd{Path: tlsmailBin, Args: []string{"serve", "--config", cfg}})
+	return runExit(t, tlsmailBin, "serve", "--config", cfg)
+}
+
+// runExit runs a command that must exit on its own and returns its exit
+// code and output.
+func runExit(t *testing.T, path string, args ...string) (int, string) {
+	t.Helper()
+	p := testpeer.Start(t, testpeer.Cmd{Path: path, Args: args})
 	select {
 	case <-p.Done():
 	case <-time.After(60 * time.Second):
-		t.Fatalf("serve did not exit:\n%s", p.Output())
+		t.Fatalf("%s did not exit:\n%s", filepath.Base(path), p.Output())
 	}
-	<-p.Done()
 	return p.Cmd.ProcessState.ExitCode(), p.Output()
 }
 
