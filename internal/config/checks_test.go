@@ -83,6 +83,8 @@ func TestCheckFilesNamesTheSetting(t *testing.T) {
 		"missing key":   {strings.Replace(base, "tls/server.key", "tls/nope.key", 1), `:8: key ` + dir + `/tls/nope.key: no such file or directory`},
 		"key mismatch":  {strings.Replace(base, "tls/server.key", "tls/other.key", 1), `:8: key ` + dir + `/tls/other.key does not match certificate`},
 		"missing users": {strings.Replace(base, "[tls]", "users_file = \"gone\"\n[tls]", 1), `:6: users_file ` + dir + `/gone: no such file or directory`},
+		"client CA":     {strings.Replace(base, "[limits]", "client_ca_file = \"nope.pem\"\n[limits]", 1), `:10: tls.client_ca_file ` + dir + `/nope.pem: no such file`},
+		"outbound CA":   {base + "[outbound]\nca_file = \"/nonexistent/ca.pem\"\n", `:23: outbound.ca_file /nonexistent/ca.pem: no such file`},
 		"default users": {strings.Replace(base, dir+"\"", dir+"/sub\"", 1), `tlsmail.toml: users_file ` + dir + `/sub/users: no such file`},
 	} {
 		_, err := load(tc.edit).CheckFiles()

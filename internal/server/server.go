@@ -132,7 +132,9 @@ func Run(ctx context.Context, o Options) error {
 	reports := &remote.TLSRPT{Dir: cfg.Path("tlsrpt"), Submitter: cfg.Hostname}
 	rem, err := newRemote(cfg, log, reports)
 	if err != nil {
-		return err
+		// "outbound.ca_file: …": a configuration error at that setting.
+		setting, _, _ := strings.Cut(err.Error(), ":")
+		return cfg.ErrorAt(err.Error(), strings.Split(strings.Fields(setting)[0], ".")...)
 	}
 	dlv.remote.Store(rem)
 	var smtp *smtpd.Server
