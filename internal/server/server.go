@@ -77,12 +77,23 @@ func Run(ctx context.Context, o Options) error {
 	}
 	var listeners []net.Listener
 	addrs := map[string]string{}
-	listen := func(name, address string, key ...string) error {
-		l, err := net.Listen("tcp", address)
-		if err != nil {
-			for _, x := range listeners {
+	closeListeners := func() {
+		for _, x := range listeners {
+			if x != nil {
 				x.Close()
 			}
+		}
+	}
+	listen := func(name, address string, optional bool, key ...string) error {
+		l, err := net.Listen("tcp", address)
+		if err != nil && optional {
+			// e.g. [::1] on a machine without IPv6: go on without it.
+			log.Warn("optional listener not started", "listener", name, "address", address, "err", err)
+			listeners = append(listeners, nil)
+			return nil
+		}
+		if err != nil {
+			closeListeners()
 			return bindError(cfg, "listener "+name, err, key...)
 		}
 		listeners = append(listeners, l)
@@ -90,21 +101,19 @@ func Run(ctx context.Context, o Options) error {
 		return nil
 	}
 	for i, lc := range cfg.Listeners {
-		if err := listen(lc.Name, lc.Address, "listener", strconv.Itoa(i), "address"); err != nil {
+		if err := listen(lc.Name, lc.Address, lc.Optional, "listener", strconv.Itoa(i), "address"); err != nil {
 			return err
 		}
 	}
 	for i, pc := range cfg.POP3 {
-		if err := listen(pc.Name, pc.Address, "pop3_listener", strconv.Itoa(i), "address"); err != nil {
+		if err := listen(pc.Name, pc.Address, pc.Optional, "pop3_listener", strconv.Itoa(i), "address"); err != nil {
 			return err
 		}
 	}
 	var metricsLn net.Listener
 	if cfg.Metrics != "" {
 		if metricsLn, err = net.Listen("tcp", cfg.Metrics); err != nil {
-			for _, x := range listeners {
-				x.Close()
-			}
+			closeListeners()
 			return bindError(cfg, "metrics_address", err, "metrics_address")
 		}
 		addrs["metrics"] = metricsLn.Addr().String()
@@ -115,9 +124,7 @@ func Run(ctx context.Context, o Options) error {
 	started := false
 	defer func() {
 		if !started { // a failed start releases the ports
-			for _, x := range listeners {
-				x.Close()
-			}
+			closeListeners()
 			if metricsLn != nil {
 				metricsLn.Close()
 			}
@@ -167,6 +174,7 @@ func Run(ctx context.Context, o Options) error {
 		return float64(len(ids))
 	})
 	pop := pop3d.New(cfg, tlsSrv, users, throttle, log)
+	warnDescriptorLimit(cfg, log)
 
 	if metricsLn != nil {
 		mux := http.NewServeMux()
@@ -188,6 +196,9 @@ func Run(ctx context.Context, o Options) error {
 	go func() { defer wg.Done(); q.Run(qctx) }()
 	lctx, stopListeners := context.WithCancel(context.Background())
 	for i, l := range listeners {
+		if l == nil {
+			continue // an optional listener that could not be bound
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -216,10 +227,14 @@ func Run(ctx context.Context, o Options) error {
 	}
 	attrs := []any{}
 	for _, lc := range cfg.Listeners {
-		attrs = append(attrs, lc.Name, addrs[lc.Name])
+		if addrs[lc.Name] != "" {
+			attrs = append(attrs, lc.Name, addrs[lc.Name])
+		}
 	}
 	for _, pc := range cfg.POP3 {
-		attrs = append(attrs, pc.Name, addrs[pc.Name])
+		if addrs[pc.Name] != "" {
+			attrs = append(attrs, pc.Name, addrs[pc.Name])
+		}
 	}
 	if addrs["metrics"] != "" {
 		attrs = append(attrs, "metrics", addrs["metrics"])

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tlsmail/tlsmail/internal/config"
+	"github.com/tlsmail/tlsmail/internal/listen"
 	"github.com/tlsmail/tlsmail/internal/queue"
 	"github.com/tlsmail/tlsmail/internal/smtpwire"
 	"github.com/tlsmail/tlsmail/tlsinfo"
@@ -49,13 +50,12 @@ type session struct {
 	bdatCR   bool // the last BDAT chunk ended in CR
 }
 
-func newSession(s *Server, c net.Conn, lc config.Listener) *session {
-	cfg := s.Config()
-	tc := newTimeoutConn(c, cfg.Limits.CommandTimeout.Duration)
-	return &session{srv: s, cfg: cfg, lc: lc, raw: c, tc: tc, conn: tc, ip: remoteIP(c), start: time.Now()}
+func newSession(s *Server, c *listen.Conn, lc config.Listener) *session {
+	tc := newTimeoutConn(c)
+	return &session{srv: s, cfg: s.Config(), lc: lc, raw: c.Conn, tc: tc, conn: tc, ip: remoteIP(c), start: time.Now()}
 }
 
-func (ss *session) stopWhenIdle() { ss.tc.interrupt() }
+func (ss *session) stopWhenIdle() { ss.tc.Interrupt() }
 
 // reply queues a reply; it is written before the next read that would
 // block (so pipelined commands get their replies in one write).
@@ -126,20 +126,28 @@ func (ss *session) loop() string {
 				return "write error: " + err.Error()
 			}
 		}
-		ss.tc.idle.Store(true)
+		ss.tc.setTimeout(ss.commandTimeout())
+		ss.tc.SetIdle(true)
+		var line string
+		var err error
 		if first && !ss.tls.TLS {
 			// A TLS ClientHello on a plaintext port would otherwise sit
 			// here until the command timeout.
 			first = false
-			if b, err := ss.br.Peek(1); err == nil && b[0] == 0x16 {
-				ss.tc.idle.Store(false)
+			var b []byte
+			if b, err = ss.br.Peek(1); err == nil && b[0] == 0x16 {
+				ss.tc.SetIdle(false)
 				ss.reply(smtpwire.R(421, "4.7.0", "%s TLS handshake on a plaintext port; use STARTTLS or the SMTPS port", ss.cfg.Hostname))
 				_ = ss.flush()
 				return "tls on plaintext port"
 			}
 		}
-		line, err := smtpwire.ReadLine(ss.br, ss.cfg.Limits.CommandLine)
-		ss.tc.idle.Store(false)
+		// A failed Peek is the answer: reading again would wait a second
+		// timeout (an idle client was kept twice command_timeout).
+		if err == nil {
+			line, err = smtpwire.ReadLine(ss.br, ss.cfg.Limits.CommandLine)
+		}
+		ss.tc.SetIdle(false)
 		switch {
 		case err == nil:
 		case errors.Is(err, smtpwire.ErrLineTooLong):
@@ -152,7 +160,7 @@ func (ss *session) loop() string {
 				return "too many errors"
 			}
 			continue
-		case ss.tc.stop.Load() && errors.Is(err, os.ErrDeadlineExceeded):
+		case ss.tc.Interrupted() && errors.Is(err, os.ErrDeadlineExceeded):
 			ss.reply(smtpwire.R(421, "4.3.2", "%s Service shutting down, try again later", ss.cfg.Hostname))
 			_ = ss.flush()
 			return "server shutdown"
