@@ -62,6 +62,11 @@ type Config struct {
 	Queue        Queue             `toml:"queue"`
 	Listeners    []Listener        `toml:"listener"`
 	POP3         []POP3Listener    `toml:"pop3_listener"`
+	// User and Group are whom `serve` runs as after binding its
+	// listeners and reading its keys as root (see runas.go); empty: no
+	// change.
+	User  string `toml:"user,omitempty"`
+	Group string `toml:"group,omitempty"`
 
 	// File is where the configuration came from ("" for built-in defaults).
 	File string `toml:"-"`

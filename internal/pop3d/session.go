@@ -360,6 +360,7 @@ func (ss *session) login(user, pass, method string) {
 		return
 	}
 	ss.srv.throttle.Success(ss.ip)
+	user = auth.Canonical(user) // names are case-insensitive; one Maildir per user
 	mb, err := openMailbox(maildirOf(ss.cfg, user))
 	if errors.Is(err, ErrInUse) {
 		ss.err("[IN-USE] mailbox is in use by another session")

@@ -5,6 +5,8 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +27,9 @@ func TestOptionalListenerThatCannotBindIsSkipped(t *testing.T) {
 	}}
 	cfg.Defaults()
 	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "users"), nil, 0o600); err != nil { // serve requires its users file
 		t.Fatal(err)
 	}
 	logs := &testpeer.Buffer{}
