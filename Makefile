@@ -5,7 +5,9 @@
 #                (.ci/run runs the same steps)
 #   make build   build ./tlsmail
 #   make fuzz    run each fuzz target for FUZZTIME (default 30s)
-#   make bench   tlsmail vs a private Postfix (root), see bench/compare.sh
+#   make bench   tlsmail vs a private Postfix (root) vs the no-queue sink: the
+#                issue-13 table (RUNS=3 MSGS=2000; quick: RUNS=1 MSGS=300),
+#                see bench/compare.sh
 #   make bench-send  client PIPELINING vs lock-step at 1 ms RTT, tlsmail send vs msmtp
 #   make bench-outbound  outbound relaying vs Postfix's smtp client (root)
 #   make bench-ssl   tlsmail sslserver vs stunnel4: conn/s, bulk MB/s, idle memory

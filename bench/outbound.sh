@@ -104,6 +104,7 @@ address = "127.0.0.1:$tport"
 mode = "plain"
 auth = "none"
 EOF
+: > "$data/users"   # no local users, but serve wants its users file to exist
 "$T" serve --config "$data/tlsmail.toml" 2> "$work/tlsmail.log" &
 pids+=($!)
 

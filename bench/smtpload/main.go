@@ -58,6 +58,7 @@ type Result struct {
 	PerSecond float64 `json:"msgs_per_s"`
 	P50ms     float64 `json:"p50_ms"`
 	P99ms     float64 `json:"p99_ms"`
+	TLS       string  `json:"tls,omitempty"` // negotiated, e.g. "TLS 1.3 X25519MLKEM768" (first session)
 	FirstErr  string  `json:"first_error,omitempty"`
 }
 
@@ -73,7 +74,7 @@ func main() {
 	flag.StringVar(&o.user, "user", "", "AUTH PLAIN user")
 	flag.StringVar(&o.pass, "pass-file", "", "file holding the AUTH password")
 	flag.StringVar(&o.tlsVersion, "tls-version", "", "1.2 or 1.3 (default: negotiate)")
-	flag.StringVar(&o.group, "group", "", "key exchange: X25519, X25519MLKEM768, P-256 (default: Go's)")
+	flag.StringVar(&o.group, "group", "", "key exchange groups in order, comma-separated: X25519, X25519MLKEM768, P-256 (default: Go's)")
 	flag.StringVar(&o.caFile, "cafile", "", "CA to verify the server with (default: no verification; this is a load tool)")
 	flag.StringVar(&o.from, "from", "load@bench.test", "envelope sender")
 	flag.StringVar(&o.to, "to", "sink@bench.test", "envelope recipient")
@@ -102,7 +103,7 @@ func main() {
 	if o.asJSON {
 		_ = json.NewEncoder(os.Stdout).Encode(r)
 	} else {
-		fmt.Printf("%-40s %7d msgs %4d errors %8.1f msgs/s  p50 %7.2f ms  p99 %7.2f ms\n", r.Label, r.Messages, r.Errors, r.PerSecond, r.P50ms, r.P99ms)
+		fmt.Printf("%-40s %7d msgs %4d errors %8.1f msgs/s  p50 %7.2f ms  p99 %7.2f ms  %s\n", r.Label, r.Messages, r.Errors, r.PerSecond, r.P50ms, r.P99ms, r.TLS)
 		if r.FirstErr != "" {
 			fmt.Printf("  first error: %s\n", r.FirstErr)
 		}
@@ -132,16 +133,22 @@ func tlsConfig(o options) (*tls.Config, error) {
 	default:
 		return nil, fmt.Errorf("-tls-version %q: want 1.2 or 1.3", o.tlsVersion)
 	}
-	switch o.group {
-	case "X25519":
-		cfg.CurvePreferences = []tls.CurveID{tls.X25519}
-	case "X25519MLKEM768":
-		cfg.CurvePreferences = []tls.CurveID{tls.X25519MLKEM768}
-	case "P-256":
-		cfg.CurvePreferences = []tls.CurveID{tls.CurveP256}
-	case "":
-	default:
-		return nil, fmt.Errorf("-group %q unknown", o.group)
+	// In TLS 1.2 the list also limits the curve of an ECDSA certificate:
+	// "X25519" alone makes OpenSSL refuse a P-256 certificate, hence
+	// "X25519,P-256" for an X25519 key exchange with such a server.
+	if o.group != "" {
+		for _, g := range strings.Split(o.group, ",") {
+			switch strings.TrimSpace(g) {
+			case "X25519":
+				cfg.CurvePreferences = append(cfg.CurvePreferences, tls.X25519)
+			case "X25519MLKEM768":
+				cfg.CurvePreferences = append(cfg.CurvePreferences, tls.X25519MLKEM768)
+			case "P-256":
+				cfg.CurvePreferences = append(cfg.CurvePreferences, tls.CurveP256)
+			default:
+				return nil, fmt.Errorf("-group %q: unknown group %q", o.group, g)
+			}
+		}
 	}
 	return cfg, nil
 }
@@ -177,8 +184,11 @@ func run(o options) Result {
 				if claimed < 0 {
 					n += int(claimed) // the last, partial share
 				}
-				l, err := session(o, cfg, body, n)
+				l, tlsState, err := session(o, cfg, body, n)
 				mu.Lock()
+				if res.TLS == "" && tlsState != "" {
+					res.TLS = tlsState
+				}
 				lat = append(lat, l...)
 				if err != nil {
 					res.Errors++
@@ -297,25 +307,31 @@ func open(o options, cfg *tls.Config) (*conn, error) {
 	return c, nil
 }
 
-// session sends n messages on one connection and returns their latencies.
-func session(o options, cfg *tls.Config, body []byte, n int) ([]time.Duration, error) {
+// session sends n messages on one connection and returns their latencies
+// and the negotiated TLS version and group ("" without TLS).
+func session(o options, cfg *tls.Config, body []byte, n int) ([]time.Duration, string, error) {
 	t0 := time.Now()
 	c, err := open(o, cfg)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	defer c.c.Close()
+	var state string
+	if tc, ok := c.c.(*tls.Conn); ok {
+		cs := tc.ConnectionState()
+		state = tls.VersionName(cs.Version) + " " + cs.CurveID.String()
+	}
 	var lat []time.Duration
 	for range n {
 		if err := send(c, o, body); err != nil {
-			return lat, err
+			return lat, state, err
 		}
 		now := time.Now()
 		lat = append(lat, now.Sub(t0))
 		t0 = now
 	}
 	_ = c.cmd("QUIT", "221")
-	return lat, nil
+	return lat, state, nil
 }
 
 func send(c *conn, o options, body []byte) error {
@@ -374,6 +390,15 @@ func idleMemory(o options) error {
 		return err
 	}
 	per := float64(after-before) / float64(o.idle)
+	if o.asJSON {
+		return json.NewEncoder(os.Stdout).Encode(struct {
+			Sessions   int     `json:"idle_sessions"`
+			Mode       string  `json:"mode"`
+			BeforeKiB  int64   `json:"rss_before_kib"`
+			AfterKiB   int64   `json:"rss_after_kib"`
+			PerSession float64 `json:"kib_per_session"`
+		}{o.idle, o.mode, before, after, per})
+	}
 	fmt.Printf("%d idle %s sessions: server RSS %d KiB -> %d KiB, %.1f KiB per session\n", o.idle, o.mode, before, after, per)
 	return nil
 }

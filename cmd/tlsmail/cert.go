@@ -224,6 +224,10 @@ func certIssue(env *cliEnv, args []string) int {
 	if err := refuseOverwrite(certPath, keyPath); err != nil {
 		return fail(env, "%v", err)
 	}
+	// Like new-ca, make the directory of PREFIX (the key itself is 0600).
+	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
+		return fail(env, "%v", err)
+	}
 	if err := leaf.WriteFiles(certPath, keyPath, ca.Cert); err != nil {
 		return fail(env, "%v", err)
 	}

@@ -55,7 +55,7 @@ func commands() map[string]command {
 }
 
 // multiCall maps a program name (argv[0] of a link) to a subcommand.
-var multiCall = map[string]string{"sslserver": "sslserver", "sslclient": "sslclient", "sendmail": "sendmail"}
+var multiCall = map[string]string{"sslserver": "sslserver", "sslclient": "sslclient", "sendmail": "sendmail", "mailq": "sendmail"}
 
 func main() {
 	env := &cliEnv{name: "tlsmail", stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}
@@ -67,7 +67,7 @@ func run(env *cliEnv, argv []string) int {
 	cmds := commands()
 	if len(argv) > 0 {
 		if sub, ok := multiCall[filepath.Base(argv[0])]; ok {
-			env.name = sub
+			env.name = filepath.Base(argv[0]) // "mailq" is sendmail -bp
 			return cmds[sub].run(env, argv[1:])
 		}
 	}
@@ -108,7 +108,7 @@ func usage(w io.Writer, cmds map[string]command) {
 		fmt.Fprintf(w, "  %-10s %s\n", n, cmds[n].summary)
 	}
 	fmt.Fprintln(w, "\nRun `tlsmail <command> -h` for a command's flags.")
-	fmt.Fprintln(w, "Linked as sslserver, sslclient or sendmail, tlsmail behaves as that command.")
+	fmt.Fprintln(w, "Linked as sslserver, sslclient or sendmail (or mailq: sendmail -bp), tlsmail behaves as that command.")
 }
 
 // newFlags makes a flag set whose errors are one line and whose -h prints

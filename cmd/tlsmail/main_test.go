@@ -90,6 +90,23 @@ func TestCertCommandsRoundTrip(t *testing.T) {
 	}
 }
 
+// TestCertIssueCreatesOutDir: --out DIR/name works when DIR does not
+// exist yet, as new-ca makes its own directory.
+func TestCertIssueCreatesOutDir(t *testing.T) {
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca")
+	if code, _, errs := runCLI(t, "tlsmail", "cert", "new-ca", "--out", ca); code != 0 {
+		t.Fatalf("new-ca: %s", errs)
+	}
+	prefix := filepath.Join(dir, "not", "yet", "server")
+	if code, _, errs := runCLI(t, "tlsmail", "cert", "issue", "--ca", ca, "--host", "localhost", "--out", prefix); code != 0 {
+		t.Fatalf("issue into a missing directory: %d %s", code, errs)
+	}
+	if st, err := os.Stat(prefix + ".key"); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v %v", st, err)
+	}
+}
+
 func TestUserCommandFlagsAfterName(t *testing.T) {
 	dir := t.TempDir()
 	var out, errb bytes.Buffer

@@ -34,7 +34,9 @@ func runProbe(env *cliEnv, args []string) int {
 	if *starttls && *implicit {
 		return usageError(env, "--starttls and --implicit exclude each other")
 	}
-	o := probe.Options{Port: *port, Timeout: *timeout, LocalName: "probe.tlsmail.invalid"}
+	// Without --dns, names DNS does not know (localhost, /etc/hosts
+	// entries) resolve through the system resolver.
+	o := probe.Options{Port: *port, Timeout: *timeout, LocalName: "probe.tlsmail.invalid", SystemHosts: *dnsServer == ""}
 	if *implicit {
 		o.Mode = smtpclient.Implicit
 	} else if *starttls {

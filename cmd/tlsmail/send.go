@@ -56,6 +56,10 @@ type sendRequest struct {
 	allowPlain bool
 	quiet      bool   // no summary line (sendmail is silent on success)
 	notify     string // DSN NOTIFY for every recipient
+	// unreached, if set, is set true when the connection or greeting
+	// failed, so nothing can have been delivered (sendmail's mail drop
+	// fallback must not duplicate mail some recipients already got).
+	unreached *bool
 }
 
 func runSend(env *cliEnv, args []string) int {
@@ -282,6 +286,9 @@ func deliver(env *cliEnv, req sendRequest) int {
 	defer cancel()
 	c, err := smtpclient.Dial(ctx, addr, opts)
 	if err != nil {
+		if req.unreached != nil {
+			*req.unreached = true
+		}
 		return sendFailure(env, err)
 	}
 	defer c.Close()

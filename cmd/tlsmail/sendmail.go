@@ -6,17 +6,26 @@ import (
 	"fmt"
 	"io"
 	"net/mail"
+	"os"
 	"strings"
 	"time"
 
+	"github.com/tlsmail/tlsmail/internal/config"
 	"github.com/tlsmail/tlsmail/smtpclient"
 )
 
-const sendmailUsage = `usage: sendmail [-t] [-i] [-f sender] [-F name] [-v] [-C accounts.toml] [--account NAME] [recipient ...]
+const sendmailUsage = `usage: sendmail [-t] [-i] [-f sender] [-F name] [-v] [-C accounts.toml] [--account NAME] [--config FILE] [recipient ...]
+       sendmail -bp [--config FILE]      (also: mailq)
 
 A sendmail-compatible entry point: reads a message on stdin and relays it
 through the default account of the accounts file (~/.config/tlsmail/send.toml,
 else /etc/tlsmail/send.toml; $TLSMAIL_ACCOUNT picks another account).
+Without an accounts file, or when the account's server cannot be reached
+(a temporary failure), the message goes into the local server's mail drop
+(DATA/pickup of --config FILE, else $TLSMAIL_CONFIG, else
+/etc/tlsmail/tlsmail.toml), which the running server collects: no
+credentials needed, and the message waits there while the server is down.
+  -bp       list the mail drop and the queue (as mailq)
   -t        take recipients from To, Cc and Bcc (Bcc is removed)
   -i, -oi   a line with a single "." does not end the message
   -f ADDR   envelope sender (also -r)
@@ -29,7 +38,8 @@ Exit codes are sysexits(3), as sendmail's.`
 // sendmailArgs is a parsed sendmail command line.
 type sendmailArgs struct {
 	from, fullName, accounts, account, notify string
-	extract, dotOK, verbose                   bool
+	config                                    string // the local server's configuration
+	extract, dotOK, verbose, list             bool
 	rcpts                                     []string
 }
 
@@ -66,6 +76,12 @@ func parseSendmail(args []string) (sendmailArgs, error) {
 			s.account = strings.TrimPrefix(a, "--account=")
 		case a == "--account":
 			s.account, err = value(&i, "--")
+		case strings.HasPrefix(a, "--config="):
+			s.config = strings.TrimPrefix(a, "--config=")
+		case a == "--config":
+			s.config, err = value(&i, "--")
+		case a == "-bp":
+			s.list = true
 		case strings.HasPrefix(a, "-f"), strings.HasPrefix(a, "-r"):
 			s.from, err = value(&i, a)
 		case strings.HasPrefix(a, "-F"):
@@ -103,6 +119,9 @@ func runSendmail(env *cliEnv, args []string) int {
 		fmt.Fprintf(env.stderr, "%s: %v\n", env.name, err)
 		return exUsage
 	}
+	if sa.list || env.name == "mailq" {
+		return sendmailList(env, sa)
+	}
 	msg, err := readSendmailInput(env.stdin, sa.dotOK)
 	if err != nil {
 		return failCode(env, exNoInput, "reading the message: %v", err)
@@ -112,8 +131,17 @@ func runSendmail(env *cliEnv, args []string) int {
 	if account == "" {
 		account = env.getenv("TLSMAIL_ACCOUNT")
 	}
-	if code := applyAccount(env, &req, sa.accounts, account, false); code != 0 {
-		return code
+	drop, err := findLocalDrop(env, sa.config)
+	if err != nil {
+		return failCode(env, exConfig, "%v", err)
+	}
+	// SMTP through an account when one is configured; else the local
+	// server's mail drop (no credentials), as Postfix's sendmail always does.
+	viaSMTP := drop == nil || sa.accounts != "" || account != "" || fileExists(config.DefaultAccountsFile())
+	if viaSMTP {
+		if code := applyAccount(env, &req, sa.accounts, account, false); code != 0 {
+			return code
+		}
 	}
 	hdr, _ := mail.ReadMessage(bytes.NewReader(msg))
 	if sa.extract {
@@ -138,6 +166,9 @@ func runSendmail(env *cliEnv, args []string) int {
 			req.from = list[0].Address
 		}
 	}
+	if req.from == "" && !viaSMTP {
+		req.from = drop.localSender(env)
+	}
 	if req.from == "" {
 		return failCode(env, exUsage, "no sender: give -f or set from in the account")
 	}
@@ -145,10 +176,30 @@ func runSendmail(env *cliEnv, args []string) int {
 	req.rcpts = sa.rcpts
 	req.message = msg
 	req.notify = sa.notify
+	if !viaSMTP {
+		return drop.submit(env, req.from, req.rcpts, req.notify, req.message)
+	}
 	if code := obtainPassword(env, &req, ""); code != 0 {
 		return code
 	}
-	return deliver(env, req)
+	var unreached bool
+	req.unreached = &unreached
+	code := deliver(env, req)
+	if code == exTempFail && unreached && drop != nil {
+		// The server cannot be reached now (nothing was sent): keep the
+		// message locally. A 4xx after the connection is left to the
+		// caller, as some recipients may have it already.
+		if code = drop.submit(env, req.from, req.rcpts, req.notify, req.message); code == exitOK {
+			fmt.Fprintf(env.stderr, "%s: the message waits in the local mail drop %s for the server\n", env.name, drop.dir)
+		}
+	}
+	return code
+}
+
+// fileExists reports whether path names an existing file.
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // readSendmailInput reads the message; without -i a line holding a single

@@ -39,12 +39,13 @@ func runUser(env *cliEnv, args []string) int {
 		return code
 	}
 	path := filepath.Join(*data, "users")
+	var cfg *config.Config
 	if *cfgFile != "" {
 		c, err := config.Load(*cfgFile)
 		if err != nil {
 			return usageError(env, "%v", err)
 		}
-		path = c.Path(c.UsersFile)
+		path, cfg = c.Path(c.UsersFile), c
 	}
 	users, err := auth.LoadUsers(path)
 	if err != nil {
@@ -65,6 +66,9 @@ func runUser(env *cliEnv, args []string) int {
 		return usageError(env, "want exactly one user NAME")
 	}
 	name := names[0]
+	if canon, ok := users.Lookup(name); ok {
+		name = canon // user names are case-insensitive; say the stored one
+	}
 	switch {
 	case sub == "add" && users.Exists(name):
 		return fail(env, "user %q exists; use `tlsmail user passwd %s`", name, name)
@@ -80,6 +84,8 @@ func runUser(env *cliEnv, args []string) int {
 	if !auth.ValidName(name) {
 		return usageError(env, "invalid user name %q (letters, digits and . _ -)", name)
 	}
+	name = auth.Canonical(name) // `user add Alice` stores alice
+
 	pw, err := readPassword(env)
 	if err != nil {
 		return fail(env, "%v", err)
@@ -89,6 +95,9 @@ func runUser(env *cliEnv, args []string) int {
 		return fail(env, "%v", err)
 	}
 	if err := users.Set(name, hash); err != nil {
+		return fail(env, "%v", err)
+	}
+	if err := giveToRunAs(cfg, path); err != nil {
 		return fail(env, "%v", err)
 	}
 	fmt.Fprintf(env.stdout, "%s %s in %s\n", map[string]string{"add": "added", "passwd": "changed password of"}[sub], name, path)
@@ -121,4 +130,21 @@ func readPassword(env *cliEnv) (string, error) {
 		return "", errors.New("no password on stdin")
 	}
 	return strings.TrimRight(line, "\r\n"), nil
+}
+
+// giveToRunAs makes a users file created by root belong to the config's
+// `user`, which re-reads it on SIGHUP. (An existing file keeps its owner:
+// see auth.Users.Set.)
+func giveToRunAs(cfg *config.Config, path string) error {
+	if cfg == nil || os.Geteuid() != 0 {
+		return nil
+	}
+	ids, ok, err := cfg.RunAs()
+	if err != nil || !ok {
+		return err
+	}
+	if err := os.Chown(path, ids.UID, ids.GID); err != nil {
+		return fmt.Errorf("users file %s: give it to %s: %w", path, ids.Name, err)
+	}
+	return nil
 }

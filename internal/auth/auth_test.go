@@ -2,9 +2,11 @@ package auth
 
 import (
 	"encoding/base64"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -92,5 +94,92 @@ func TestThrottle(t *testing.T) {
 	}
 	if !th.Allowed("192.0.2.1", now.Add(2*time.Minute)) {
 		t.Error("not released after the window")
+	}
+}
+
+func TestUserNamesAreCaseInsensitive(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "users")
+	h, err := HashPassword("correct horse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A file written by hand (or by an older tlsmail) with a capital.
+	if err := os.WriteFile(path, []byte("Alice:"+h+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	u, err := LoadUsers(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"alice", "Alice", "ALICE"} {
+		if c, ok := u.Lookup(name); !ok || c != "alice" || !u.Exists(name) {
+			t.Errorf("Lookup(%q) = %q %v", name, c, ok)
+		}
+		if !u.Authenticate(name, "correct horse") {
+			t.Errorf("Authenticate(%q) failed", name)
+		}
+	}
+	if got := u.Names(); len(got) != 1 || got[0] != "alice" {
+		t.Errorf("Names() = %q", got)
+	}
+	if err := u.Set("BOB", h); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); !strings.Contains(string(b), "\nbob:") || strings.Contains(string(b), "BOB") || strings.Contains(string(b), "Alice") {
+		t.Errorf("file not in canonical form:\n%s", b)
+	}
+	if err := u.Delete("Bob"); err != nil || u.Exists("bob") {
+		t.Errorf("Delete(Bob): %v", err)
+	}
+	os.WriteFile(path, []byte("alice:"+h+"\nALICE:"+h+"\n"), 0o600)
+	if _, err := LoadUsers(path); err == nil || !strings.Contains(err.Error(), path+":2:") || !strings.Contains(err.Error(), "twice") {
+		t.Errorf("names differing only in case: %v", err)
+	}
+}
+
+func TestMissingUsersFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "users")
+	if u, err := LoadUsers(path); err != nil || len(u.Names()) != 0 {
+		t.Errorf("LoadUsers of a missing file (for `user add`): %v", err)
+	}
+	if _, err := LoadUsersFile(path); err == nil || !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("LoadUsersFile of a missing file: %v", err)
+	}
+	h, _ := HashPassword("correct horse")
+	os.WriteFile(path, []byte("alice:"+h+"\n"), 0o600)
+	u, err := LoadUsersFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Rename(path, path+".moved")
+	if err := u.Reload(); err == nil || !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Reload of a moved file: %v", err)
+	}
+	if !u.Exists("alice") {
+		t.Error("a failed reload dropped the old users")
+	}
+}
+
+// TestSaveKeepsOwner: rewriting the users file as root keeps its owner,
+// so a server running as that user can still re-read it on SIGHUP.
+func TestSaveKeepsOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to chown")
+	}
+	path := filepath.Join(t.TempDir(), "users")
+	u, _ := LoadUsers(path)
+	h, _ := HashPassword("correct horse")
+	if err := u.Set("alice", h); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(path, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Set("bob", h); err != nil {
+		t.Fatal(err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil || st.Uid != 65534 || st.Gid != 65534 || st.Mode&0o777 != 0o600 {
+		t.Errorf("after Set: owner %d:%d mode %o (%v), want 65534:65534 0600", st.Uid, st.Gid, st.Mode&0o777, err)
 	}
 }

@@ -2,7 +2,9 @@
 // with bcrypt or argon2id hashes), the server side of the SASL mechanisms
 // PLAIN and LOGIN, and per-IP throttling of authentication failures.
 // Passwords are never logged and are checked in constant time, also for
-// unknown users.
+// unknown users. User names are case-insensitive: the store keeps each
+// name in its canonical (lower-case) form and every lookup folds case, so
+// "Alice" and "alice" are one user with one Maildir.
 package auth
 
 import (
@@ -16,6 +18,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
@@ -30,7 +33,7 @@ const BcryptCost = bcrypt.DefaultCost
 type Users struct {
 	path string
 	mu   sync.RWMutex
-	hash map[string]string
+	hash map[string]string // by Canonical name
 	// dummy is checked for unknown users so a login takes the same time
 	// whether or not the user exists.
 	dummy string
@@ -51,9 +54,28 @@ func ValidName(name string) bool {
 	return true
 }
 
+// Canonical is the one form of a user name that the store, the Maildir
+// directory (DATA/mail/NAME) and the logs use: the name in lower case.
+// User names are ASCII (see ValidName), so this is simple case folding.
+func Canonical(name string) string { return strings.ToLower(name) }
+
 // LoadUsers reads a users file. A missing file is an empty store (so
-// `tlsmail user add` can create it). Errors name the file and line.
+// `tlsmail user add` can create it); a server that needs the file to exist
+// uses LoadUsersFile. Names are stored in Canonical form, so a file
+// written with "Alice:…" still works; two lines that differ only in case
+// are an error. Errors name the file and line.
 func LoadUsers(path string) (*Users, error) {
+	return load(path, false)
+}
+
+// LoadUsersFile is LoadUsers for a file that must exist (the server's
+// configured users_file): a missing file is an error, not an empty store,
+// so an accidental mv does not turn every local recipient into a 550.
+func LoadUsersFile(path string) (*Users, error) {
+	return load(path, true)
+}
+
+func load(path string, mustExist bool) (*Users, error) {
 	u := &Users{path: path, hash: map[string]string{}}
 	dummy, err := bcrypt.GenerateFromPassword([]byte("tlsmail-dummy"), BcryptCost)
 	if err != nil {
@@ -61,11 +83,11 @@ func LoadUsers(path string) (*Users, error) {
 	}
 	u.dummy = string(dummy)
 	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
+	if errors.Is(err, os.ErrNotExist) && !mustExist {
 		return u, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("users file: %w", err)
 	}
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for n := 1; sc.Scan(); n++ {
@@ -74,6 +96,7 @@ func LoadUsers(path string) (*Users, error) {
 			continue
 		}
 		name, h, ok := strings.Cut(line, ":")
+		key := Canonical(name)
 		switch {
 		case !ok:
 			return nil, fmt.Errorf("%s:%d: want name:hash", path, n)
@@ -81,10 +104,10 @@ func LoadUsers(path string) (*Users, error) {
 			return nil, fmt.Errorf("%s:%d: invalid user name %q", path, n, name)
 		case !knownHash(h):
 			return nil, fmt.Errorf("%s:%d: user %s: unsupported password hash (want bcrypt $2b$… or $argon2id$…)", path, n, name)
-		case u.hash[name] != "":
-			return nil, fmt.Errorf("%s:%d: user %s listed twice", path, n, name)
+		case u.hash[key] != "":
+			return nil, fmt.Errorf("%s:%d: user %s listed twice (user names are case-insensitive)", path, n, name)
 		}
-		u.hash[name] = h
+		u.hash[key] = h
 	}
 	return u, sc.Err()
 }
@@ -93,15 +116,26 @@ func knownHash(h string) bool {
 	return strings.HasPrefix(h, "$2a$") || strings.HasPrefix(h, "$2b$") || strings.HasPrefix(h, "$2y$") || strings.HasPrefix(h, "$argon2id$")
 }
 
-// Exists reports whether the user exists.
+// Exists reports whether the user exists, ignoring case.
 func (u *Users) Exists(name string) bool {
-	u.mu.RLock()
-	defer u.mu.RUnlock()
-	_, ok := u.hash[name]
+	_, ok := u.Lookup(name)
 	return ok
 }
 
-// Names lists the users, sorted.
+// Lookup finds a user ignoring case and returns its Canonical name (the
+// name of its Maildir).
+func (u *Users) Lookup(name string) (canonical string, ok bool) {
+	key := Canonical(name)
+	u.mu.RLock()
+	defer u.mu.RUnlock()
+	_, ok = u.hash[key]
+	if !ok {
+		return "", false
+	}
+	return key, true
+}
+
+// Names lists the users (Canonical names), sorted.
 func (u *Users) Names() []string {
 	u.mu.RLock()
 	defer u.mu.RUnlock()
@@ -113,11 +147,11 @@ func (u *Users) Names() []string {
 	return out
 }
 
-// Authenticate checks a password. It takes as long for an unknown user as
-// for a wrong password.
+// Authenticate checks a password; the name is matched ignoring case. It
+// takes as long for an unknown user as for a wrong password.
 func (u *Users) Authenticate(name, password string) bool {
 	u.mu.RLock()
-	h, ok := u.hash[name]
+	h, ok := u.hash[Canonical(name)]
 	u.mu.RUnlock()
 	if !ok {
 		h = u.dummy
@@ -166,11 +200,13 @@ func HashPassword(password string) (string, error) {
 	return string(h), err
 }
 
-// Set adds a user or changes its password hash, and saves the file.
+// Set adds a user (stored under its Canonical name) or changes its
+// password hash, and saves the file.
 func (u *Users) Set(name, hash string) error {
 	if !ValidName(name) {
 		return fmt.Errorf("invalid user name %q (letters, digits and . _ -)", name)
 	}
+	name = Canonical(name)
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	old, had := u.hash[name]
@@ -186,8 +222,9 @@ func (u *Users) Set(name, hash string) error {
 	return nil
 }
 
-// Delete removes a user and saves the file.
+// Delete removes a user (name matched ignoring case) and saves the file.
 func (u *Users) Delete(name string) error {
+	name = Canonical(name)
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	old, ok := u.hash[name]
@@ -213,12 +250,26 @@ func (u *Users) saveLocked() error {
 	for _, n := range names {
 		b.WriteString(n + ":" + u.hash[n] + "\n")
 	}
-	return safeio.WriteFile(u.path, []byte(b.String()), 0o600)
+	// The file is replaced, not rewritten: keep its owner, so a users
+	// file that belongs to the server's user (which re-reads it on SIGHUP)
+	// stays readable by it after `tlsmail user add` as root.
+	var st syscall.Stat_t
+	had := syscall.Stat(u.path, &st) == nil
+	if err := safeio.WriteFile(u.path, []byte(b.String()), 0o600); err != nil {
+		return err
+	}
+	if had && os.Geteuid() == 0 && (st.Uid != 0 || st.Gid != 0) {
+		if err := os.Chown(u.path, int(st.Uid), int(st.Gid)); err != nil {
+			return fmt.Errorf("users file %s: keep owner: %w", u.path, err)
+		}
+	}
+	return nil
 }
 
-// Reload re-reads the users file (on SIGHUP). On error the old users stay.
+// Reload re-reads the users file (on SIGHUP). The file must exist; on any
+// error, a missing file included, the old users stay.
 func (u *Users) Reload() error {
-	fresh, err := LoadUsers(u.path)
+	fresh, err := LoadUsersFile(u.path)
 	if err != nil {
 		return err
 	}

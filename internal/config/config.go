@@ -62,6 +62,11 @@ type Config struct {
 	Queue        Queue             `toml:"queue"`
 	Listeners    []Listener        `toml:"listener"`
 	POP3         []POP3Listener    `toml:"pop3_listener"`
+	// User and Group are whom `serve` runs as after binding its
+	// listeners and reading its keys as root (see runas.go); empty: no
+	// change.
+	User  string `toml:"user,omitempty"`
+	Group string `toml:"group,omitempty"`
 
 	// File is where the configuration came from ("" for built-in defaults).
 	File string `toml:"-"`
@@ -125,6 +130,14 @@ type Limits struct {
 	AuthWindow       Duration `toml:"auth_window"`        // default 10m
 	BadCommands      int      `toml:"bad_commands"`       // errors before disconnect; default 20
 	POP3Timeout      Duration `toml:"pop3_timeout"`       // POP3 autologout; RFC 1939 says at least 10m
+	// HeloTimeout is command_timeout for a client that has not yet sent
+	// a successful HELO/EHLO (default 1m): a connection that only holds a
+	// slot gets less time than a session that is talking.
+	HeloTimeout Duration `toml:"helo_timeout"`
+	// StressTimeout replaces longer command, DATA and POP3 timeouts while
+	// a listener uses more than 80% of its connections (default 10s,
+	// Postfix's stress value).
+	StressTimeout Duration `toml:"stress_timeout"`
 }
 
 // Queue tunes the spool and retries.
@@ -145,6 +158,9 @@ type Listener struct {
 	// AllowInsecureAuth permits AUTH without TLS on this listener; only
 	// for loopback test setups. Off by default.
 	AllowInsecureAuth bool `toml:"allow_insecure_auth"`
+	// Optional: if the address cannot be bound (no IPv6 on this machine,
+	// say), the server logs it and runs without this listener.
+	Optional bool `toml:"optional,omitempty"`
 }
 
 // POP3Listener is one POP3 listening socket.
@@ -155,6 +171,8 @@ type POP3Listener struct {
 	// AllowPlaintextLogin permits USER/PASS/AUTH before STLS on this
 	// listener; off by default.
 	AllowPlaintextLogin bool `toml:"allow_plaintext_login"`
+	// Optional: as Listener.Optional.
+	Optional bool `toml:"optional,omitempty"`
 }
 
 // RequireTLSForAuth reports whether AUTH needs TLS (the default).
@@ -189,6 +207,8 @@ func (c *Config) Defaults() {
 	setDur(&l.AuthWindow, 10*time.Minute)
 	setInt(&l.BadCommands, 20)
 	setDur(&l.POP3Timeout, 10*time.Minute)
+	setDur(&l.HeloTimeout, time.Minute)
+	setDur(&l.StressTimeout, 10*time.Second)
 	setInt(&c.Queue.Workers, 8)
 	setInt(&c.Outbound.Port, 25)
 	if c.Outbound.MTASTS == nil {

@@ -89,7 +89,18 @@ func TestDevConfigRoundTrips(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the written dev config does not load: %v", err)
 	}
-	if len(back.Listeners) != 3 || back.Listeners[2].Auth != AuthRequired || back.Limits.MessageSize != 35*1024*1024 {
+	if len(back.Listeners) != 6 || back.Listeners[2].Auth != AuthRequired || back.Limits.MessageSize != 35*1024*1024 {
 		t.Errorf("round trip: %+v", back.Listeners)
+	}
+	// The dev certificate names ::1: every listener is on [::1] too,
+	// optional so that a machine without IPv6 still starts.
+	if l := back.Listeners[5]; l.Name != "submission-ipv6" || l.Address != "[::1]:2587" || !l.Optional || l.Auth != AuthRequired {
+		t.Errorf("IPv6 submission listener: %+v", l)
+	}
+	if p := back.POP3[3]; p.Name != "pop3s-ipv6" || p.Address != "[::1]:2995" || !p.Optional || p.Mode != ModeImplicit {
+		t.Errorf("IPv6 POP3S listener: %+v", p)
+	}
+	if back.Listeners[0].Optional {
+		t.Error("the IPv4 listeners must not be optional")
 	}
 }

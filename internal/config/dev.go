@@ -1,10 +1,17 @@
 package config
 
+import (
+	"net"
+	"strings"
+)
+
 // Dev is the configuration `tlsmail serve` runs with when given no
-// --config: everything on 127.0.0.1, local domain localhost, the dev CA's
-// server certificate, and three listeners — MX with STARTTLS on 2525,
+// --config: everything on loopback, local domain localhost, the dev CA's
+// server certificate, and five listeners — MX with STARTTLS on 2525,
 // SMTPS on 2465, submission (STARTTLS, AUTH required) on 2587, and POP3
-// with STLS on 2110 and POP3S on 2995.
+// with STLS on 2110 and POP3S on 2995 — on 127.0.0.1 and, as optional
+// "-ipv6" listeners, on [::1] with the same ports (the dev certificate
+// names both; a machine without IPv6 runs on 127.0.0.1 alone).
 func Dev(dataDir string) *Config {
 	c := &Config{
 		Hostname:     "localhost",
@@ -24,6 +31,20 @@ func Dev(dataDir string) *Config {
 			{Name: "pop3s", Address: "127.0.0.1:2995", Mode: ModeImplicit},
 		},
 	}
+	for _, l := range c.Listeners {
+		l.Name, l.Address, l.Optional = l.Name+"-ipv6", ipv6Loopback(l.Address), true
+		c.Listeners = append(c.Listeners, l)
+	}
+	for _, p := range c.POP3 {
+		p.Name, p.Address, p.Optional = p.Name+"-ipv6", ipv6Loopback(p.Address), true
+		c.POP3 = append(c.POP3, p)
+	}
 	c.Defaults()
 	return c
+}
+
+// ipv6Loopback is addr (127.0.0.1:PORT) with the host ::1.
+func ipv6Loopback(addr string) string {
+	_, port, _ := strings.Cut(addr, ":")
+	return net.JoinHostPort("::1", port)
 }

@@ -56,8 +56,12 @@ func Load(path string) (*Config, error) {
 		return nil, &Error{File: path, Line: loc.line(k...), Msg: fmt.Sprintf("unknown setting %q", k.String())}
 	}
 	c.File = path
+	err = checkExplicit(md, &c)
 	c.Defaults()
-	if err := c.validate(); err != nil {
+	if err == nil {
+		err = c.validate()
+	}
+	if err != nil {
 		var ve *validationError
 		if errors.As(err, &ve) {
 			return nil, &Error{File: path, Line: loc.line(ve.key...), Msg: ve.msg}
@@ -187,7 +191,10 @@ func (c *Config) validate() error {
 	if c.Limits.CommandLine < 512 {
 		return bad("limits.command_line must be at least 512 (RFC 5321 §4.5.3.1.4)", "limits", "command_line")
 	}
-	return nil
+	if err := c.checkListeners(); err != nil {
+		return err
+	}
+	return c.checkRunAs()
 }
 
 // locator finds the line of a key in TOML source: it follows [table] and

@@ -21,6 +21,7 @@ import (
 	"github.com/tlsmail/tlsmail/internal/auth"
 	"github.com/tlsmail/tlsmail/internal/certs"
 	"github.com/tlsmail/tlsmail/internal/config"
+	"github.com/tlsmail/tlsmail/internal/listen"
 	"github.com/tlsmail/tlsmail/internal/maildir"
 	"github.com/tlsmail/tlsmail/internal/testpeer"
 	"github.com/tlsmail/tlsmail/internal/tlsconf"
@@ -37,11 +38,16 @@ type testServer struct {
 
 func (ts *testServer) log() string { return ts.logs.String() }
 
-func startPOP3(t *testing.T) *testServer {
+// startPOP3 runs a server with STLS and POP3S listeners on free ports;
+// mutate, if given, changes the configuration first.
+func startPOP3(t *testing.T, mutate ...func(*config.Config)) *testServer {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := config.Dev(dir)
 	cfg.POP3 = []config.POP3Listener{{Name: "pop3", Address: "127.0.0.1:0", Mode: config.ModeSTARTTLS}, {Name: "pop3s", Address: "127.0.0.1:0", Mode: config.ModeImplicit}}
+	for _, m := range mutate {
+		m(cfg)
+	}
 	cfg.Defaults()
 	ca, _ := certs.NewCA(certs.Template{Subject: pkix.Name{CommonName: "pop3 test CA"}})
 	leaf, _ := certs.Issue(ca, certs.Template{Hosts: []string{"localhost"}})
@@ -309,7 +315,7 @@ func FuzzSession(f *testing.F) {
 		a, b := net.Pipe()
 		done := make(chan struct{})
 		go func() {
-			newSession(srv, a, cfg.POP3[0]).run()
+			newSession(srv, listen.NewConn(a, cfg.Limits.POP3Timeout.Duration), cfg.POP3[0]).run()
 			close(done)
 		}()
 		go io.Copy(io.Discard, b)
@@ -318,7 +324,7 @@ func FuzzSession(f *testing.F) {
 		b.Close()
 		select {
 		case <-done:
-		case <-time.After(5 * time.Second):
+		case <-time.After(30 * time.Second): // a PASS costs a bcrypt: seconds under -race and load
 			t.Fatal("session did not end")
 		}
 	})

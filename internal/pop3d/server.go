@@ -7,11 +7,15 @@ package pop3d
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"log/slog"
 	"net"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/tlsmail/tlsmail/internal/auth"
 	"github.com/tlsmail/tlsmail/internal/config"
@@ -42,24 +46,50 @@ func New(cfg *config.Config, tls *tlsconf.Server, users *auth.Users, throttle *a
 // SetConfig installs a reloaded configuration for new sessions.
 func (s *Server) SetConfig(cfg *config.Config) { s.cfg.Store(cfg) }
 
-// maildirOf is where a user's mail lives.
+// maildirOf is where a user's mail lives: mail/ and the lowercase user
+// name, as local delivery stores it (user names are case-insensitive).
 func maildirOf(cfg *config.Config, user string) string {
-	return cfg.Path(filepath.Join("mail", user))
+	return cfg.Path(filepath.Join("mail", strings.ToLower(user)))
 }
 
-// Serve accepts connections on l until ctx is done.
+// Serve accepts connections on l until ctx is done. The listener has its
+// own connection limits: [limits] connections and connections_per_ip, as
+// every SMTP listener.
 func (s *Server) Serve(ctx context.Context, l net.Listener, lc config.POP3Listener) error {
-	return listen.Serve(ctx, l, func(c net.Conn) { s.handle(c, lc) }, func(err error) {
+	lim := listen.NewLimiter(lc.Name, s.log)
+	return listen.Serve(ctx, l, func(c net.Conn) { s.handle(c, lc, lim) }, func(err error) {
 		s.log.Warn("accept paused", "listener", lc.Name, "err", err)
 	})
 }
 
-// handle runs one session unless the server is shutting down.
-func (s *Server) handle(c net.Conn, lc config.POP3Listener) {
+// refuseTimeout bounds the refusal of an over-limit connection, TLS
+// handshake included.
+const refuseTimeout = 10 * time.Second
+
+// handle runs one session unless the connection limits are reached or the
+// server is shutting down.
+func (s *Server) handle(c net.Conn, lc config.POP3Listener, lim *listen.Limiter) {
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
-	sess := newSession(s, c, lc)
+	cfg := s.cfg.Load()
+	conn, err := lim.Admit(c, listen.Limits{Connections: cfg.Limits.Connections, PerIP: cfg.Limits.ConnectionsPerIP,
+		StressTimeout: cfg.Limits.StressTimeout.Duration}, cfg.Limits.POP3Timeout.Duration)
+	if err != nil {
+		s.log.Warn("pop3: connection refused: limit reached", "listener", lc.Name, "client", listen.RemoteIP(c), "err", err)
+		reply := "-ERR [SYS/TEMP] too many connections, try again later\r\n"
+		if errors.Is(err, listen.ErrTooManyFromIP) {
+			reply = "-ERR [SYS/TEMP] too many connections from your address, try again later\r\n"
+		}
+		var tlsCfg *tls.Config
+		if lc.Mode == config.ModeImplicit && s.tls != nil {
+			tlsCfg = s.tls.Config()
+		}
+		lim.Refuse(c, tlsCfg, reply, refuseTimeout)
+		return
+	}
+	defer conn.Release()
+	sess := newSession(s, conn, lc)
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()

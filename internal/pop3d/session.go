@@ -15,6 +15,7 @@ import (
 
 	"github.com/tlsmail/tlsmail/internal/auth"
 	"github.com/tlsmail/tlsmail/internal/config"
+	"github.com/tlsmail/tlsmail/internal/listen"
 	"github.com/tlsmail/tlsmail/internal/smtpwire"
 	"github.com/tlsmail/tlsmail/tlsinfo"
 )
@@ -42,8 +43,11 @@ type session struct {
 	deleted   int
 }
 
-func newSession(s *Server, c net.Conn, lc config.POP3Listener) *session {
-	ip, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+// newSession starts a session on c, whose reads and writes each get the
+// POP3 timeout (or the stress timeout): the autologout reply goes out
+// under a fresh write deadline, never the read deadline that just expired.
+func newSession(s *Server, c *listen.Conn, lc config.POP3Listener) *session {
+	ip := listen.RemoteIP(c)
 	return &session{srv: s, cfg: s.cfg.Load(), lc: lc, conn: c, ip: ip, start: time.Now()}
 }
 
@@ -86,12 +90,10 @@ func (ss *session) loop() string {
 	ss.ok("tlsmail POP3 server ready")
 	for {
 		if ss.br.Buffered() == 0 {
-			_ = ss.conn.SetWriteDeadline(time.Now().Add(ss.cfg.Limits.POP3Timeout.Duration))
 			if err := ss.bw.Flush(); err != nil {
 				return "write error"
 			}
 		}
-		_ = ss.conn.SetReadDeadline(time.Now().Add(ss.cfg.Limits.POP3Timeout.Duration))
 		line, err := smtpwire.ReadLine(ss.br, maxLine)
 		switch {
 		case err == nil:
@@ -358,6 +360,7 @@ func (ss *session) login(user, pass, method string) {
 		return
 	}
 	ss.srv.throttle.Success(ss.ip)
+	user = auth.Canonical(user) // names are case-insensitive; one Maildir per user
 	mb, err := openMailbox(maildirOf(ss.cfg, user))
 	if errors.Is(err, ErrInUse) {
 		ss.err("[IN-USE] mailbox is in use by another session")
@@ -417,7 +420,6 @@ func (ss *session) retr(arg string, lines int) {
 		return
 	}
 	ss.ok("%d octets", m.size)
-	_ = ss.conn.SetWriteDeadline(time.Now().Add(ss.cfg.Limits.POP3Timeout.Duration))
 	if err := ss.mb.writeMessage(ss.bw, m, lines); err != nil {
 		ss.srv.log.Error("pop3: reading message", "user", ss.user, "err", err)
 		ss.conn.Close() // the response is cut: the client must see an error

@@ -28,14 +28,20 @@ import (
 
 // Options configure a probe.
 type Options struct {
-	Port      int             // SMTP port for MX hosts (default 25)
-	Mode      smtpclient.Mode // "": STARTTLS, or implicit on port 465
-	RootCAs   *x509.CertPool  // nil: system roots
-	Resolver  *dnsx.Resolver  // nil: no DNS (host targets only)
-	STS       *policy.STS     // nil: no MTA-STS check
-	LocalName string
-	Timeout   time.Duration // per connection (default 30s)
-	Now       time.Time     // for days-left (default now)
+	Port     int             // SMTP port for MX hosts (default 25)
+	Mode     smtpclient.Mode // "": STARTTLS, or implicit on port 465
+	RootCAs  *x509.CertPool  // nil: system roots
+	Resolver *dnsx.Resolver  // nil: no DNS (host targets only)
+	STS      *policy.STS     // nil: no MTA-STS check
+	// SystemHosts lets host names that DNS does not resolve (or a
+	// domain target whose MX lookup fails) resolve through the system
+	// resolver (/etc/hosts, nsswitch), as a host named on a command line
+	// should on an offline or DNS-less machine. Set it when no DNS
+	// server was named; MX, TLSA and DNSSEC answers still come from DNS.
+	SystemHosts bool
+	LocalName   string
+	Timeout     time.Duration // per connection (default 30s)
+	Now         time.Time     // for days-left (default now)
 }
 
 // Report is the whole result; its JSON form is documented in
@@ -64,6 +70,7 @@ type HostReport struct {
 	Preference    *int         `json:"preference,omitempty"`
 	Addresses     []string     `json:"addresses"`
 	DNSSEC        bool         `json:"addresses_dnssec"`
+	AddrSource    string       `json:"addresses_from,omitempty"` // "system": the system resolver, not DNS
 	Reached       bool         `json:"reached"`
 	Error         string       `json:"error,omitempty"`
 	Banner        string       `json:"banner,omitempty"`
@@ -170,6 +177,12 @@ func Run(ctx context.Context, target string, o Options) (*Report, error) {
 		probeAddrs(ctx, &hr, sys)
 		probeHost(ctx, &hr, "", o, nil)
 		rep.Hosts = append(rep.Hosts, hr)
+	} else if o.Resolver == nil && o.SystemHosts {
+		// No DNS at all: the name can only be a host.
+		hr := HostReport{Host: strings.Trim(target, "[]"), Port: o.Port}
+		probeAddrs(ctx, &hr, o)
+		probeHost(ctx, &hr, "", o, nil)
+		rep.Hosts = append(rep.Hosts, hr)
 	} else {
 		rep.Domain = strings.ToLower(strings.TrimSuffix(target, "."))
 		if err := probeDomain(ctx, rep, o); err != nil {
@@ -210,6 +223,17 @@ func probeDomain(ctx context.Context, rep *Report, o Options) error {
 		hosts = []dnsx.MX{{Host: rep.Domain}}
 	case err != nil:
 		rep.MX.Error = err.Error()
+		if !o.SystemHosts {
+			return nil
+		}
+		// DNS failed, but the name may be a host the system knows
+		// (/etc/hosts on a DNS-less machine): probe it as the mail host.
+		hr := HostReport{Host: rep.Domain, Port: o.Port}
+		if systemAddrs(ctx, &hr); len(hr.Addresses) == 0 {
+			return nil
+		}
+		probeHost(ctx, &hr, rep.Domain, o, sts)
+		rep.Hosts = append(rep.Hosts, hr)
 		return nil
 	case mx.Null:
 		rep.MX.Null = true
@@ -242,23 +266,36 @@ func probeAddrs(ctx context.Context, hr *HostReport, o Options) {
 		return
 	}
 	if o.Resolver == nil {
-		addrs, err := net.DefaultResolver.LookupIPAddr(ctx, hr.Host)
-		if err != nil {
-			hr.Error = err.Error()
-		}
-		for _, a := range addrs {
-			hr.Addresses = append(hr.Addresses, a.IP.String())
-		}
+		systemAddrs(ctx, hr)
 		return
 	}
 	a, err := o.Resolver.LookupAddrs(ctx, hr.Host)
 	if err != nil {
 		hr.Error = err.Error()
+		if o.SystemHosts {
+			systemAddrs(ctx, hr)
+		}
 		return
 	}
 	hr.DNSSEC = a.Secure
 	for _, ip := range a.IPs {
 		hr.Addresses = append(hr.Addresses, ip.String())
+	}
+}
+
+// systemAddrs looks the host up through the system resolver (Go's,
+// which reads /etc/hosts and nsswitch.conf), for a host DNS does not know.
+func systemAddrs(ctx context.Context, hr *HostReport) {
+	addrs, err := net.DefaultResolver.LookupIPAddr(ctx, hr.Host)
+	if err != nil {
+		if hr.Error == "" {
+			hr.Error = err.Error()
+		}
+		return
+	}
+	hr.Error, hr.AddrSource = "", "system"
+	for _, a := range addrs {
+		hr.Addresses = append(hr.Addresses, a.IP.String())
 	}
 }
 

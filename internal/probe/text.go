@@ -45,7 +45,11 @@ func (r *Report) WriteText(w io.Writer) {
 		}
 		p(0, "")
 		p(0, "%s port %d%s", h.Host, h.Port, pref)
-		p(1, "addresses: %s%s", strings.Join(h.Addresses, ", "), dnssec(h.DNSSEC))
+		from := ""
+		if h.AddrSource == "system" {
+			from = " (from the system resolver)"
+		}
+		p(1, "addresses: %s%s%s", strings.Join(h.Addresses, ", "), dnssec(h.DNSSEC), from)
 		if !h.Reached {
 			p(1, "NOT REACHED: %s", h.Error)
 			continue

@@ -6,6 +6,7 @@
 package safeio
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -43,6 +44,21 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 	}
 	ok = true
 	return SyncDir(dir)
+}
+
+// WriteFileInDropDir is WriteFile for a directory the writer may write
+// but not read, as a mail drop of mode 1733: the directory cannot be
+// opened to be fsynced, so after the file's fsync and rename a denied
+// directory fsync is not an error (the rename becomes durable with the
+// file system's next commit, as for Postfix's maildrop).
+func WriteFileInDropDir(path string, data []byte, perm os.FileMode) error {
+	err := WriteFile(path, data, perm)
+	if errors.Is(err, os.ErrPermission) {
+		if _, serr := os.Stat(path); serr == nil {
+			return nil // written and renamed; only the directory fsync was denied
+		}
+	}
+	return err
 }
 
 // SyncDir fsyncs a directory so that renames and links in it are durable.

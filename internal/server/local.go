@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/tlsmail/tlsmail/internal/auth"
 	"github.com/tlsmail/tlsmail/internal/config"
 	"github.com/tlsmail/tlsmail/internal/maildir"
 	"github.com/tlsmail/tlsmail/internal/queue"
@@ -30,12 +31,21 @@ func (d *delivery) Deliver(ctx context.Context, env *queue.Envelope, rcpts []int
 	cfg := d.cfg()
 	out := make([]queue.Outcome, 0, len(rcpts))
 	var remoteRcpts []int
+	done := map[string]queue.Outcome{} // one copy per mailbox (smtpd dedups too; older queue items may not be)
 	for _, i := range rcpts {
-		if env.Recipients[i].Local == "" {
+		local := auth.Canonical(env.Recipients[i].Local)
+		if local == "" {
 			remoteRcpts = append(remoteRcpts, i)
 			continue
 		}
-		out = append(out, d.local(cfg, env, i, open))
+		if o, ok := done[local]; ok {
+			o.Rcpt = i
+			out = append(out, o)
+			continue
+		}
+		o := d.local(cfg, env, i, open)
+		done[local] = o
+		out = append(out, o)
 	}
 	if len(remoteRcpts) > 0 {
 		out = append(out, d.remote.Load().Deliver(ctx, env, remoteRcpts, open)...)
@@ -48,7 +58,10 @@ func (d *delivery) Deliver(ctx context.Context, env *queue.Envelope, rcpts []int
 // the earlier copy and stores nothing twice.
 func (d *delivery) local(cfg *config.Config, env *queue.Envelope, i int, open func() (io.ReadCloser, error)) queue.Outcome {
 	r := env.Recipients[i]
-	path := cfg.Path("mail/" + r.Local)
+	// One Maildir per user whatever the case of the address (or of a
+	// queue item written before names were folded): DATA/mail/alice.
+	user := auth.Canonical(r.Local)
+	path := cfg.Path("mail/" + user)
 	md := maildir.Dir(path)
 	if _, ok := d.made.Load(path); !ok {
 		var err error
@@ -70,9 +83,9 @@ func (d *delivery) local(cfg *config.Config, env *queue.Envelope, i int, open fu
 		return queue.Outcome{Rcpt: i, Reply: "4.3.0 " + err.Error()}
 	}
 	if !stored {
-		return queue.Outcome{Rcpt: i, Delivered: true, Reply: "already in maildir " + r.Local + " (not stored twice)"}
+		return queue.Outcome{Rcpt: i, Delivered: true, Reply: "already in maildir " + user + " (not stored twice)"}
 	}
-	return queue.Outcome{Rcpt: i, Delivered: true, Reply: "delivered to maildir " + r.Local}
+	return queue.Outcome{Rcpt: i, Delivered: true, Reply: "delivered to maildir " + user}
 }
 
 // lfReader turns the CRLF line ends of a stored SMTP message into the LF

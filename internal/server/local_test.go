@@ -1,11 +1,58 @@
 package server
 
 import (
+	"context"
 	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
+
+	"github.com/tlsmail/tlsmail/internal/config"
+	"github.com/tlsmail/tlsmail/internal/queue"
+	"github.com/tlsmail/tlsmail/internal/safeio"
 )
+
+// TestLocalDeliveryStoresOneCopyPerMailbox: a queued envelope that lists
+// one mailbox many times (queued before smtpd deduplicated, or spelled
+// Alice and alice) is stored once, in the lowercase Maildir, and every
+// recipient is reported delivered.
+func TestLocalDeliveryStoresOneCopyPerMailbox(t *testing.T) {
+	cfg := config.Dev(t.TempDir())
+	d := &delivery{cfg: func() *config.Config { return cfg }, log: slog.New(slog.DiscardHandler), syncer: safeio.NewDirSyncer()}
+	env := &queue.Envelope{ID: "T1", From: "a@example.org", Received: time.Now()}
+	var rcpts []int
+	for i := range 100 {
+		local := "alice"
+		if i%2 == 1 {
+			local = "Alice"
+		}
+		env.Recipients = append(env.Recipients, queue.Recipient{Addr: "alice+" + string(rune('a'+i%26)) + "@localhost", Local: local})
+		rcpts = append(rcpts, i)
+	}
+	open := func() (io.ReadCloser, error) {
+		return io.NopCloser(strings.NewReader("Subject: x\r\n\r\nbody\r\n")), nil
+	}
+	out := d.Deliver(context.Background(), env, rcpts, open)
+	if len(out) != 100 {
+		t.Fatalf("%d outcomes, want 100", len(out))
+	}
+	for i, o := range out {
+		if !o.Delivered || o.Rcpt != i {
+			t.Fatalf("outcome %d: %+v", i, o)
+		}
+	}
+	files, _ := os.ReadDir(filepath.Join(cfg.DataDir, "mail", "alice", "new"))
+	if len(files) != 1 {
+		t.Errorf("mail/alice/new holds %d files, want 1", len(files))
+	}
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, "mail", "Alice")); err == nil {
+		t.Error("a second Maildir mail/Alice was made")
+	}
+}
 
 func TestLFReader(t *testing.T) {
 	for in, want := range map[string]string{

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -49,9 +50,21 @@ func Run(ctx context.Context, o Options) error {
 	if o.Grace == 0 {
 		o.Grace = 10 * time.Second
 	}
-	users, err := auth.LoadUsers(cfg.Path(cfg.UsersFile))
+	// Files first, with the setting's line on failure (exit 2): a missing
+	// users file or key is a configuration error, not "no users".
+	warnings, err := cfg.CheckFiles()
 	if err != nil {
 		return err
+	}
+	for _, w := range warnings {
+		log.Warn(w)
+	}
+	users, err := auth.LoadUsersFile(cfg.Path(cfg.UsersFile))
+	if err != nil {
+		return cfg.ErrorAt(err.Error(), "users_file")
+	}
+	for _, w := range aliasWarnings(cfg, users) {
+		log.Warn(w)
 	}
 	var tlsSrv *tlsconf.Server
 	if needsTLS(cfg) {
@@ -62,13 +75,73 @@ func Run(ctx context.Context, o Options) error {
 			log.Warn("tls: cipher names Go does not implement were ignored", "ciphers", tlsSrv.Ignored)
 		}
 	}
+	var listeners []net.Listener
+	addrs := map[string]string{}
+	closeListeners := func() {
+		for _, x := range listeners {
+			if x != nil {
+				x.Close()
+			}
+		}
+	}
+	listen := func(name, address string, optional bool, key ...string) error {
+		l, err := net.Listen("tcp", address)
+		if err != nil && optional {
+			// e.g. [::1] on a machine without IPv6: go on without it.
+			log.Warn("optional listener not started", "listener", name, "address", address, "err", err)
+			listeners = append(listeners, nil)
+			return nil
+		}
+		if err != nil {
+			closeListeners()
+			return bindError(cfg, "listener "+name, err, key...)
+		}
+		listeners = append(listeners, l)
+		addrs[name] = l.Addr().String()
+		return nil
+	}
+	for i, lc := range cfg.Listeners {
+		if err := listen(lc.Name, lc.Address, lc.Optional, "listener", strconv.Itoa(i), "address"); err != nil {
+			return err
+		}
+	}
+	for i, pc := range cfg.POP3 {
+		if err := listen(pc.Name, pc.Address, pc.Optional, "pop3_listener", strconv.Itoa(i), "address"); err != nil {
+			return err
+		}
+	}
+	var metricsLn net.Listener
+	if cfg.Metrics != "" {
+		if metricsLn, err = net.Listen("tcp", cfg.Metrics); err != nil {
+			closeListeners()
+			return bindError(cfg, "metrics_address", err, "metrics_address")
+		}
+		addrs["metrics"] = metricsLn.Addr().String()
+	}
+	// Listeners bound and keys read: from here on the server runs as
+	// `user`, and everything it makes in the data directory is that
+	// user's.
+	started := false
+	defer func() {
+		if !started { // a failed start releases the ports
+			closeListeners()
+			if metricsLn != nil {
+				metricsLn.Close()
+			}
+		}
+	}()
+	if err := dropPrivileges(cfg, log); err != nil {
+		return err
+	}
 	var current sync.Mutex
 	cfgNow := func() *config.Config { current.Lock(); defer current.Unlock(); return cfg }
 	dlv := &delivery{cfg: cfgNow, log: log, syncer: safeio.NewDirSyncer()}
 	reports := &remote.TLSRPT{Dir: cfg.Path("tlsrpt"), Submitter: cfg.Hostname}
 	rem, err := newRemote(cfg, log, reports)
 	if err != nil {
-		return err
+		// "outbound.ca_file: …": a configuration error at that setting.
+		setting, _, _ := strings.Cut(err.Error(), ":")
+		return cfg.ErrorAt(err.Error(), strings.Split(strings.Fields(setting)[0], ".")...)
 	}
 	dlv.remote.Store(rem)
 	var smtp *smtpd.Server
@@ -102,40 +175,9 @@ func Run(ctx context.Context, o Options) error {
 		return float64(len(ids))
 	})
 	pop := pop3d.New(cfg, tlsSrv, users, throttle, log)
+	warnDescriptorLimit(cfg, log)
 
-	var listeners []net.Listener
-	addrs := map[string]string{}
-	listen := func(name, address string) error {
-		l, err := net.Listen("tcp", address)
-		if err != nil {
-			for _, x := range listeners {
-				x.Close()
-			}
-			return fmt.Errorf("listener %s: %w", name, err)
-		}
-		listeners = append(listeners, l)
-		addrs[name] = l.Addr().String()
-		return nil
-	}
-	for _, lc := range cfg.Listeners {
-		if err := listen(lc.Name, lc.Address); err != nil {
-			return err
-		}
-	}
-	for _, pc := range cfg.POP3 {
-		if err := listen(pc.Name, pc.Address); err != nil {
-			return err
-		}
-	}
-	var metricsLn net.Listener
-	if cfg.Metrics != "" {
-		if metricsLn, err = net.Listen("tcp", cfg.Metrics); err != nil {
-			for _, x := range listeners {
-				x.Close()
-			}
-			return fmt.Errorf("metrics_address: %w", err)
-		}
-		addrs["metrics"] = metricsLn.Addr().String()
+	if metricsLn != nil {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", reg.Handler())
 		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
@@ -143,6 +185,7 @@ func Run(ctx context.Context, o Options) error {
 		defer hs.Close()
 	}
 
+	started = true
 	qctx, stopQueue := context.WithCancel(context.Background())
 	rep := &reporter{rpt: reports, q: q, resolve: smtp.BounceRecipient, roots: rem.Policy.RootCAs, log: log, host: cfg.Hostname}
 	go rep.daily(qctx)
@@ -152,8 +195,12 @@ func Run(ctx context.Context, o Options) error {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); q.Run(qctx) }()
+	startPickup(qctx, cfgNow, q, smtp, log) // sendmail's local mail drop (pickup.go)
 	lctx, stopListeners := context.WithCancel(context.Background())
 	for i, l := range listeners {
+		if l == nil {
+			continue // an optional listener that could not be bound
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -182,10 +229,14 @@ func Run(ctx context.Context, o Options) error {
 	}
 	attrs := []any{}
 	for _, lc := range cfg.Listeners {
-		attrs = append(attrs, lc.Name, addrs[lc.Name])
+		if addrs[lc.Name] != "" {
+			attrs = append(attrs, lc.Name, addrs[lc.Name])
+		}
 	}
 	for _, pc := range cfg.POP3 {
-		attrs = append(attrs, pc.Name, addrs[pc.Name])
+		if addrs[pc.Name] != "" {
+			attrs = append(attrs, pc.Name, addrs[pc.Name])
+		}
 	}
 	if addrs["metrics"] != "" {
 		attrs = append(attrs, "metrics", addrs["metrics"])
@@ -209,14 +260,17 @@ func Run(ctx context.Context, o Options) error {
 			log.Info("stopped")
 			return nil
 		case <-o.Reload:
-			next, err := reload(o, tlsSrv, users)
+			next, err := reload(o, tlsSrv, users, log)
 			var rem *remote.Deliverer
 			if err == nil {
 				rem, err = newRemote(next, log, reports)
 			}
 			if err != nil {
-				log.Error("reload failed; keeping the running configuration", "err", err)
+				log.Error("reload failed; keeping the running configuration, certificates and users", "err", err)
 			} else {
+				if changes := next.RestartNeeded(cfgNow()); len(changes) > 0 {
+					log.Warn("reload: these changes need a restart and are not applied", "changes", strings.Join(changes, "; "))
+				}
 				dlv.remote.Store(rem)
 				current.Lock()
 				cfg = next
@@ -229,21 +283,49 @@ func Run(ctx context.Context, o Options) error {
 	}
 }
 
-func reload(o Options, tlsSrv *tlsconf.Server, users *auth.Users) (*config.Config, error) {
+// reload re-reads the configuration file, the certificates and the users
+// file. Any failure (a missing users file included) leaves everything as
+// it was: the caller keeps the running configuration, CertStore and Users
+// keep their old contents on error.
+func reload(o Options, tlsSrv *tlsconf.Server, users *auth.Users, log *slog.Logger) (*config.Config, error) {
 	next := o.Config
 	if o.ConfigFile != "" {
 		c, err := config.Load(o.ConfigFile)
 		if err != nil {
 			return nil, err
 		}
+		warnings, err := c.CheckFiles()
+		if err != nil {
+			return nil, err
+		}
+		for _, w := range warnings {
+			log.Warn(w)
+		}
 		next = c
 	}
-	var errs []error
-	if tlsSrv != nil {
-		errs = append(errs, tlsSrv.Reload())
+	if err := users.Reload(); err != nil {
+		return nil, err
 	}
-	errs = append(errs, users.Reload())
-	return next, errors.Join(errs...)
+	for _, w := range aliasWarnings(next, users) {
+		log.Warn(w)
+	}
+	if tlsSrv != nil {
+		if err := tlsSrv.Reload(); err != nil {
+			return nil, err
+		}
+	}
+	return next, nil
+}
+
+// bindError names the setting of a listener that cannot be bound (in use
+// by another program, or a privileged port without root or
+// CAP_NET_BIND_SERVICE).
+func bindError(cfg *config.Config, what string, err error, key ...string) error {
+	msg := what + ": " + err.Error()
+	if errors.Is(err, os.ErrPermission) {
+		msg += " (ports below 1024 need root or CAP_NET_BIND_SERVICE; see `user` in the README)"
+	}
+	return errors.New(cfg.ErrorAt(msg, key...).Error())
 }
 
 func needsTLS(cfg *config.Config) bool {

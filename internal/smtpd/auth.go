@@ -1,6 +1,8 @@
 package smtpd
 
 import (
+	"errors"
+	"os"
 	"strings"
 	"time"
 
@@ -85,11 +87,19 @@ func (ss *session) cmdAuth(arg string) *smtpwire.Reply {
 func (ss *session) challenge(prompt string) (string, *smtpwire.Reply) {
 	ss.reply(&smtpwire.Reply{Code: 334, Lines: []string{prompt}})
 	if err := ss.flush(); err != nil {
-		return "", smtpwire.R(421, "4.4.2", "write error")
+		return "", smtpwire.R(421, "4.4.2", "%s Error: write error, closing", ss.cfg.Hostname)
 	}
 	line, err := smtpwire.ReadLine(ss.br, maxAuthLine)
-	if err != nil {
+	switch {
+	case err == nil:
+	case errors.Is(err, smtpwire.ErrLineTooLong), errors.Is(err, smtpwire.ErrBareLF), errors.Is(err, smtpwire.ErrBareCR):
+		// The line was consumed: the session is still in step.
 		return "", smtpwire.R(501, "5.5.2", "Error: bad authentication response")
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// As for any error on the stream, the session ends (421 closes it).
+		return "", smtpwire.R(421, "4.4.2", "%s Error: timeout exceeded", ss.cfg.Hostname)
+	default:
+		return "", smtpwire.R(421, "4.4.2", "%s Error: connection broken in AUTH, closing", ss.cfg.Hostname)
 	}
 	if line == "*" {
 		return "", smtpwire.R(501, "5.7.0", "Authentication cancelled")

@@ -1,10 +1,11 @@
 package smtpd
 
 import (
-	"github.com/tlsmail/tlsmail/internal/auth"
 	"net"
+	"net/netip"
 	"strings"
 
+	"github.com/tlsmail/tlsmail/internal/auth"
 	"github.com/tlsmail/tlsmail/internal/config"
 	"github.com/tlsmail/tlsmail/internal/queue"
 	"github.com/tlsmail/tlsmail/internal/smtpwire"
@@ -14,33 +15,43 @@ import (
 const maxAliasDepth = 8
 
 // resolve maps an RCPT address to queue recipients: a local domain's
-// address goes through the aliases to local users (unknown: 550 5.1.1);
-// any other domain is relayed only if relay is allowed (else 554 5.7.1).
+// address (or an address literal naming one of this server's own
+// addresses, as Postfix's resolve_numeric_domain) goes through the
+// aliases to local users (unknown: 550 5.1.1); any other domain is
+// relayed only if relay is allowed (else 554 5.7.1). A refusal names only
+// the address the client gave, never an alias's target.
 func (s *Server) resolve(cfg *config.Config, addr string, mayRelay bool) ([]queue.Recipient, *smtpwire.Reply) {
 	if strings.EqualFold(addr, "postmaster") && len(cfg.LocalDomains) > 0 {
 		addr = "postmaster@" + cfg.LocalDomains[0]
 	}
-	out, r := s.expand(cfg, addr, mayRelay, 0)
-	if r != nil {
-		return nil, r
-	}
-	return out, nil
+	return s.expand(cfg, addr, addr, mayRelay, 0)
 }
 
-func (s *Server) expand(cfg *config.Config, addr string, mayRelay bool, depth int) ([]queue.Recipient, *smtpwire.Reply) {
+// expand resolves addr, which is orig or one of its alias targets; every
+// reply names orig only.
+func (s *Server) expand(cfg *config.Config, orig, addr string, mayRelay bool, depth int) ([]queue.Recipient, *smtpwire.Reply) {
 	if depth > maxAliasDepth {
-		return nil, smtpwire.R(550, "5.4.6", "Error: alias loop for <%s>", auth.Printable(addr))
+		return nil, smtpwire.R(550, "5.4.6", "<%s>: Recipient address rejected: alias loop", auth.Printable(orig))
 	}
 	local, domain := smtpwire.SplitAddress(addr)
 	if !cfg.IsLocalDomain(domain) {
-		if !mayRelay && depth == 0 {
-			return nil, smtpwire.R(554, "5.7.1", "<%s>: Relay access denied", auth.Printable(addr))
+		if !isOwnLiteral(cfg, domain) {
+			if !mayRelay && depth == 0 {
+				return nil, smtpwire.R(554, "5.7.1", "<%s>: Relay access denied", auth.Printable(orig))
+			}
+			return []queue.Recipient{{Addr: addr}}, nil
 		}
-		return []queue.Recipient{{Addr: addr}}, nil
+		// user@[own IP] is local: aliases and relative alias targets
+		// use the primary local domain.
+		domain = "localhost"
+		if len(cfg.LocalDomains) > 0 {
+			domain = cfg.LocalDomains[0]
+		}
 	}
-	// Addresses are matched case-insensitively in the local part, as
-	// nearly every MTA does in practice; "user+ext" delivers to user.
-	lower := strings.ToLower(local)
+	// Local users and aliases are case-insensitive in the local part and
+	// the domain ("Alice@Example.org" is alice@example.org); "user+ext"
+	// delivers to user.
+	lower, domain := strings.ToLower(local), strings.ToLower(domain)
 	base, _, _ := strings.Cut(lower, "+")
 	for _, key := range []string{lower + "@" + domain, lower, base + "@" + domain, base} {
 		target, ok := cfg.Aliases[key]
@@ -56,7 +67,7 @@ func (s *Server) expand(cfg *config.Config, addr string, mayRelay bool, depth in
 			if !strings.Contains(t, "@") {
 				t += "@" + domain
 			}
-			more, r := s.expand(cfg, t, true, depth+1)
+			more, r := s.expand(cfg, orig, t, true, depth+1)
 			if r != nil {
 				return nil, r
 			}
@@ -65,13 +76,118 @@ func (s *Server) expand(cfg *config.Config, addr string, mayRelay bool, depth in
 		return out, nil
 	}
 	if s.users != nil {
-		for _, name := range []string{local, lower, base} {
+		// The mailbox is the lowercase user name: "Alice@" and "ALICE@"
+		// are one user with one Maildir (mail/alice). local itself is
+		// tried too for a users file that still spells a name in capitals.
+		for _, name := range []string{lower, base, local} {
 			if s.users.Exists(name) {
-				return []queue.Recipient{{Addr: addr, Local: name}}, nil
+				return []queue.Recipient{{Addr: addr, Local: strings.ToLower(name)}}, nil
 			}
 		}
 	}
-	return nil, smtpwire.R(550, "5.1.1", "<%s>: Recipient address rejected: User unknown in local recipient table", auth.Printable(addr))
+	return nil, smtpwire.R(550, "5.1.1", "<%s>: Recipient address rejected: User unknown in local recipient table", auth.Printable(orig))
+}
+
+// isOwnLiteral reports whether domain is an address literal ("[192.0.2.1]",
+// "[IPv6:2001:db8::1]") naming one of this server's addresses: the SMTP
+// listeners' IPs, or every interface address for a listener on the
+// wildcard address (Postfix: $inet_interfaces).
+func isOwnLiteral(cfg *config.Config, domain string) bool {
+	lit, ok := strings.CutPrefix(domain, "[")
+	if !ok {
+		return false
+	}
+	lit, ok = strings.CutSuffix(lit, "]")
+	if !ok {
+		return false
+	}
+	if v6, ok := cutPrefixFold(lit, "IPv6:"); ok {
+		lit = v6
+	}
+	ip, err := netip.ParseAddr(lit)
+	if err != nil || ip.Zone() != "" {
+		return false
+	}
+	ip = ip.Unmap()
+	wildcard := false
+	for _, lc := range cfg.Listeners {
+		host, _, err := net.SplitHostPort(lc.Address)
+		if err != nil {
+			continue
+		}
+		if host == "" {
+			wildcard = true
+			continue
+		}
+		a, err := netip.ParseAddr(host)
+		if err != nil {
+			continue // a host name: its addresses are not looked up here
+		}
+		if a.IsUnspecified() {
+			wildcard = true
+		} else if a.Unmap() == ip {
+			return true
+		}
+	}
+	if !wildcard {
+		return false
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil && p.Addr().Unmap() == ip {
+			return true
+		}
+	}
+	return false
+}
+
+func cutPrefixFold(s, prefix string) (string, bool) {
+	if len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix) {
+		return s[len(prefix):], true
+	}
+	return s, false
+}
+
+// addRecipients appends an RCPT's resolved targets to the transaction's
+// recipients, one per final mailbox: a local target whose user is already
+// there (alice+0@, alice+1@, Alice@, an alias to alice) is not added again,
+// so the message is stored once per Maildir (as Postfix's local delivery
+// does); a remote target is dropped if the same address is there.
+func addRecipients(have, targets []queue.Recipient, notify, orcpt string) []queue.Recipient {
+next:
+	for _, t := range targets {
+		for _, h := range have {
+			if t.Local != "" && h.Local == t.Local || t.Local == "" && h.Local == "" && strings.EqualFold(h.Addr, t.Addr) {
+				continue next
+			}
+		}
+		t.Notify, t.ORcpt = notify, orcpt
+		have = append(have, t)
+	}
+	return have
+}
+
+// ResolveLocalSubmission resolves the recipients of a message a local user
+// submitted (the pickup directory) as RCPT does for an authenticated
+// client: aliases to users, one recipient per mailbox, relay allowed.
+// Refused maps each refused address to the reply's text.
+func (s *Server) ResolveLocalSubmission(rcpts []string, notify string) (out []queue.Recipient, refused map[string]string) {
+	cfg := s.Config()
+	for _, a := range rcpts {
+		targets, r := s.resolve(cfg, a, true)
+		if r != nil {
+			if refused == nil {
+				refused = map[string]string{}
+			}
+			refused[a] = r.String()
+			continue
+		}
+		out = addRecipients(out, targets, notify, "")
+	}
+	return out, refused
 }
 
 func ipOf(s string) net.IP { return net.ParseIP(s) }
@@ -80,7 +196,7 @@ func ipOf(s string) net.IP { return net.ParseIP(s) }
 // sender): a local address becomes its local user, anything else stays
 // remote. Used by the queue for DSNs.
 func (s *Server) BounceRecipient(addr string) (queue.Recipient, bool) {
-	rs, r := s.expand(s.Config(), addr, true, 0)
+	rs, r := s.expand(s.Config(), addr, addr, true, 0)
 	if r != nil || len(rs) == 0 {
 		return queue.Recipient{}, false
 	}

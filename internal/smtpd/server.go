@@ -8,6 +8,8 @@ package smtpd
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"log/slog"
 	"net"
 	"sync"
@@ -34,8 +36,6 @@ type Server struct {
 	metrics *metrics.Registry
 
 	mu       sync.Mutex
-	total    int
-	perIP    map[string]int
 	sessions map[*session]struct{}
 	closing  bool
 }
@@ -43,7 +43,7 @@ type Server struct {
 // New makes a server. tls may be nil if every listener is plain.
 func New(cfg *config.Config, tls *tlsconf.Server, users *auth.Users, throttle *auth.Throttle, q *queue.Queue, log *slog.Logger) *Server {
 	s := &Server{tls: tls, users: users, throttle: throttle, queue: q, log: log,
-		perIP: map[string]int{}, sessions: map[*session]struct{}{}}
+		sessions: map[*session]struct{}{}}
 	s.cfg.Store(cfg)
 	return s
 }
@@ -59,52 +59,62 @@ func (s *Server) Config() *config.Config { return s.cfg.Load() }
 func (s *Server) SetConfig(cfg *config.Config) { s.cfg.Store(cfg) }
 
 // Serve accepts connections on l for listener lc until ctx is done or l
-// fails. It returns nil after a shutdown.
+// fails. It returns nil after a shutdown. The listener has its own
+// connection limits ([limits] connections and connections_per_ip).
 func (s *Server) Serve(ctx context.Context, l net.Listener, lc config.Listener) error {
-	return listen.Serve(ctx, l, func(c net.Conn) { s.handle(c, lc) }, func(err error) {
+	lim := listen.NewLimiter(lc.Name, s.log)
+	return listen.Serve(ctx, l, func(c net.Conn) { s.handle(c, lc, lim) }, func(err error) {
 		s.log.Warn("accept paused", "listener", lc.Name, "err", err)
 	})
 }
 
 // handle runs one connection after checking the connection limits.
-func (s *Server) handle(c net.Conn, lc config.Listener) {
+func (s *Server) handle(c net.Conn, lc config.Listener, lim *listen.Limiter) {
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
-	ip := remoteIP(c)
-	if !s.admit(ip) {
-		s.log.Warn("connection refused: limit reached", "listener", lc.Name, "client", ip)
-		_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-		_, _ = c.Write([]byte("421 4.7.0 " + s.Config().Hostname + " Too many connections, try again later\r\n"))
+	cfg := s.Config()
+	conn, err := lim.Admit(c, limits(cfg), cfg.Limits.CommandTimeout.Duration)
+	if err != nil {
+		ip := listen.RemoteIP(c)
+		s.log.Warn("connection refused: limit reached", "listener", lc.Name, "client", ip, "err", err)
+		reply := "421 4.7.0 " + cfg.Hostname + " Error: too many connections, try again later\r\n"
+		if errors.Is(err, listen.ErrTooManyFromIP) {
+			reply = "421 4.7.0 " + cfg.Hostname + " Error: too many connections from " + ip + ", try again later\r\n"
+		}
+		var tlsCfg *tls.Config
+		if lc.Mode == config.ModeImplicit && s.tls != nil {
+			tlsCfg = s.tls.Config()
+		}
+		lim.Refuse(c, tlsCfg, reply, refuseTimeout)
+		return
+	}
+	defer conn.Release()
+	sess := newSession(s, conn, lc)
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
 		c.Close()
 		return
 	}
-	sess := newSession(s, c, lc)
-	s.mu.Lock()
 	s.sessions[sess] = struct{}{}
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
 		delete(s.sessions, sess)
-		s.total--
-		if s.perIP[ip]--; s.perIP[ip] <= 0 {
-			delete(s.perIP, ip)
-		}
 		s.mu.Unlock()
 	}()
 	sess.run()
 }
 
-func (s *Server) admit(ip string) bool {
-	lim := s.Config().Limits
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing || s.total >= lim.Connections || s.perIP[ip] >= lim.ConnectionsPerIP {
-		return false
-	}
-	s.total++
-	s.perIP[ip]++
-	return true
+// refuseTimeout bounds the refusal of an over-limit connection, TLS
+// handshake included.
+const refuseTimeout = 10 * time.Second
+
+// limits are a listener's connection limits in cfg.
+func limits(cfg *config.Config) listen.Limits {
+	return listen.Limits{Connections: cfg.Limits.Connections, PerIP: cfg.Limits.ConnectionsPerIP,
+		StressTimeout: cfg.Limits.StressTimeout.Duration}
 }
 
 // Shutdown stops taking new sessions (the listeners close with their
@@ -134,13 +144,4 @@ func (s *Server) active() int {
 	return len(s.sessions)
 }
 
-func remoteIP(c net.Conn) string {
-	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-		if v4 := a.IP.To4(); v4 != nil {
-			return v4.String()
-		}
-		return a.IP.String()
-	}
-	host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
-	return host
-}
+func remoteIP(c net.Conn) string { return listen.RemoteIP(c) }

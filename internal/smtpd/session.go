@@ -12,7 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tlsmail/tlsmail/internal/auth"
 	"github.com/tlsmail/tlsmail/internal/config"
+	"github.com/tlsmail/tlsmail/internal/listen"
 	"github.com/tlsmail/tlsmail/internal/queue"
 	"github.com/tlsmail/tlsmail/internal/smtpwire"
 	"github.com/tlsmail/tlsmail/tlsinfo"
@@ -43,19 +45,19 @@ type session struct {
 	// The current mail transaction.
 	mail     *smtpwire.PathArg
 	rcpts    []queue.Recipient
+	rcptOK   int // RCPTs accepted; the limit counts these (rcpts holds one per mailbox)
 	bdat     *queue.Writer
 	bdatBad  error
 	bdatSize int64
 	bdatCR   bool // the last BDAT chunk ended in CR
 }
 
-func newSession(s *Server, c net.Conn, lc config.Listener) *session {
-	cfg := s.Config()
-	tc := newTimeoutConn(c, cfg.Limits.CommandTimeout.Duration)
-	return &session{srv: s, cfg: cfg, lc: lc, raw: c, tc: tc, conn: tc, ip: remoteIP(c), start: time.Now()}
+func newSession(s *Server, c *listen.Conn, lc config.Listener) *session {
+	tc := newTimeoutConn(c)
+	return &session{srv: s, cfg: s.Config(), lc: lc, raw: c.Conn, tc: tc, conn: tc, ip: remoteIP(c), start: time.Now()}
 }
 
-func (ss *session) stopWhenIdle() { ss.tc.interrupt() }
+func (ss *session) stopWhenIdle() { ss.tc.Interrupt() }
 
 // reply queues a reply; it is written before the next read that would
 // block (so pipelined commands get their replies in one write).
@@ -126,20 +128,28 @@ func (ss *session) loop() string {
 				return "write error: " + err.Error()
 			}
 		}
-		ss.tc.idle.Store(true)
+		ss.tc.setTimeout(ss.commandTimeout())
+		ss.tc.SetIdle(true)
+		var line string
+		var err error
 		if first && !ss.tls.TLS {
 			// A TLS ClientHello on a plaintext port would otherwise sit
 			// here until the command timeout.
 			first = false
-			if b, err := ss.br.Peek(1); err == nil && b[0] == 0x16 {
-				ss.tc.idle.Store(false)
+			var b []byte
+			if b, err = ss.br.Peek(1); err == nil && b[0] == 0x16 {
+				ss.tc.SetIdle(false)
 				ss.reply(smtpwire.R(421, "4.7.0", "%s TLS handshake on a plaintext port; use STARTTLS or the SMTPS port", ss.cfg.Hostname))
 				_ = ss.flush()
 				return "tls on plaintext port"
 			}
 		}
-		line, err := smtpwire.ReadLine(ss.br, ss.cfg.Limits.CommandLine)
-		ss.tc.idle.Store(false)
+		// A failed Peek is the answer: reading again would wait a second
+		// timeout (an idle client was kept twice command_timeout).
+		if err == nil {
+			line, err = smtpwire.ReadLine(ss.br, ss.cfg.Limits.CommandLine)
+		}
+		ss.tc.SetIdle(false)
 		switch {
 		case err == nil:
 		case errors.Is(err, smtpwire.ErrLineTooLong):
@@ -152,7 +162,7 @@ func (ss *session) loop() string {
 				return "too many errors"
 			}
 			continue
-		case ss.tc.stop.Load() && errors.Is(err, os.ErrDeadlineExceeded):
+		case ss.tc.Interrupted() && errors.Is(err, os.ErrDeadlineExceeded):
 			ss.reply(smtpwire.R(421, "4.3.2", "%s Service shutting down, try again later", ss.cfg.Hostname))
 			_ = ss.flush()
 			return "server shutdown"
@@ -170,6 +180,14 @@ func (ss *session) loop() string {
 			return quit
 		}
 	}
+}
+
+// endWith queues a last reply, if any, and returns why the session ends.
+func (ss *session) endWith(r *smtpwire.Reply, reason string) string {
+	if r != nil {
+		ss.reply(r)
+	}
+	return reason
 }
 
 // bad replies with an error and reports whether the session has made too
@@ -210,15 +228,14 @@ func (ss *session) command(line string) string {
 	case "RCPT":
 		r = ss.cmdRcpt(arg)
 	case "DATA":
-		r = ss.cmdData(arg)
+		var end string
+		if r, end = ss.cmdData(arg); end != "" {
+			return ss.endWith(r, end)
+		}
 	case "BDAT":
 		var end string
-		r, end = ss.cmdBdat(arg)
-		if end != "" {
-			if r != nil {
-				ss.reply(r)
-			}
-			return end
+		if r, end = ss.cmdBdat(arg); end != "" {
+			return ss.endWith(r, end)
 		}
 	case "RSET":
 		ss.abortTransaction()
@@ -241,7 +258,14 @@ func (ss *session) command(line string) string {
 		}
 		return ""
 	}
-	if r.Code >= 500 && r.Code != 550 && r.Code != 552 && r.Code != 554 && r.Code != 553 {
+	if r.Code == 421 { // RFC 5321 §3.8: 421 closes the channel
+		ss.reply(r)
+		return fmt.Sprintf("%s: %d %s", verb, r.Code, strings.Join(r.Lines, " "))
+	}
+	// Refused recipients count too (Postfix's smtpd_hard_error_limit), so a
+	// client cannot harvest addresses with thousands of pipelined RCPTs.
+	// Elsewhere a 550-554 is a refusal of the message, not a client error.
+	if r.Code >= 500 && (verb == "RCPT" || r.Code != 550 && r.Code != 552 && r.Code != 554 && r.Code != 553) {
 		if ss.bad(r) {
 			return "too many errors"
 		}
@@ -255,15 +279,18 @@ func (ss *session) cmdHelo(arg string, esmtp bool) *smtpwire.Reply {
 	if arg == "" {
 		return smtpwire.R(501, "5.5.4", "Syntax: %s hostname", map[bool]string{false: "HELO", true: "EHLO"}[esmtp])
 	}
-	if !smtpwire.IsASCII(arg) || strings.ContainsAny(arg, " \t") && !strings.HasPrefix(arg, "[") {
-		arg = strings.Fields(arg)[0]
+	name, ok := heloName(arg)
+	if !ok {
+		// Never echoed: the argument may hold anything.
+		ss.srv.log.Info("helo rejected", "client", ss.ip, "helo", strings.ToValidUTF8(auth.Printable(arg), "?"))
+		return smtpwire.R(501, "5.5.2", "Helo command rejected: Invalid name")
 	}
 	ss.abortTransaction()
-	ss.helo, ss.esmtp = arg, esmtp
+	ss.helo, ss.esmtp = name, esmtp
 	if !esmtp {
 		return smtpwire.R(250, "", "%s", ss.cfg.Hostname)
 	}
-	lines := []string{fmt.Sprintf("%s Hello %s [%s]", ss.cfg.Hostname, arg, ss.ip),
+	lines := []string{fmt.Sprintf("%s Hello %s [%s]", ss.cfg.Hostname, name, ss.ip),
 		"PIPELINING", fmt.Sprintf("SIZE %d", ss.cfg.Limits.MessageSize), "8BITMIME", "ENHANCEDSTATUSCODES",
 		"SMTPUTF8", "CHUNKING", "DSN"}
 	if ss.lc.Mode == config.ModeSTARTTLS && !ss.tls.TLS && ss.srv.tls != nil {
@@ -290,7 +317,7 @@ func (ss *session) authOffered() bool {
 // abortTransaction forgets the current mail transaction.
 func (ss *session) abortTransaction() {
 	ss.mail = nil
-	ss.rcpts = nil
+	ss.rcpts, ss.rcptOK = nil, 0
 	if ss.bdat != nil {
 		ss.bdat.Abort()
 		ss.bdat = nil
@@ -315,6 +342,8 @@ func (ss *session) handshake() error {
 	}
 	ss.hello = ""
 	ss.conn = tconn
+	// A fresh reader: nothing read before the handshake (plaintext after
+	// STARTTLS) can be read as if it came over TLS.
 	ss.br = bufio.NewReaderSize(tconn, 4096)
 	ss.tls = ss.srv.tls.State(tconn.ConnectionState())
 	return nil

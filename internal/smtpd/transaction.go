@@ -2,11 +2,12 @@ package smtpd
 
 import (
 	"errors"
-	"github.com/tlsmail/tlsmail/internal/auth"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 
+	"github.com/tlsmail/tlsmail/internal/auth"
 	"github.com/tlsmail/tlsmail/internal/config"
 	"github.com/tlsmail/tlsmail/internal/queue"
 	"github.com/tlsmail/tlsmail/internal/smtpwire"
@@ -77,7 +78,7 @@ func (ss *session) cmdRcpt(arg string) *smtpwire.Reply {
 	if ss.mail == nil {
 		return smtpwire.R(503, "5.5.1", "Error: need MAIL command")
 	}
-	if len(ss.rcpts) >= ss.cfg.Limits.Recipients {
+	if ss.rcptOK >= ss.cfg.Limits.Recipients {
 		return smtpwire.R(452, "4.5.3", "Error: too many recipients")
 	}
 	p, err := smtpwire.ParsePathArg(arg, "TO")
@@ -113,16 +114,8 @@ func (ss *session) cmdRcpt(arg string) *smtpwire.Reply {
 		ss.srv.log.Info("recipient rejected", "client", ss.ip, "to", auth.Printable(p.Addr), "reply", r.String())
 		return r
 	}
-next:
-	for _, t := range targets {
-		for _, have := range ss.rcpts {
-			if strings.EqualFold(have.Addr, t.Addr) && have.Local == t.Local {
-				continue next // the same mailbox twice: deliver once
-			}
-		}
-		t.Notify, t.ORcpt = notify, orcpt
-		ss.rcpts = append(ss.rcpts, t)
-	}
+	ss.rcpts = addRecipients(ss.rcpts, targets, notify, orcpt) // one copy per mailbox
+	ss.rcptOK++
 	return smtpwire.R(250, "2.1.5", "Ok")
 }
 
@@ -165,48 +158,88 @@ func (ss *session) beginMessage() (*queue.Writer, *smtpwire.Reply) {
 	return w, nil
 }
 
-func (ss *session) cmdData(arg string) *smtpwire.Reply {
+// cmdData handles DATA. It returns a non-empty reason when the session
+// must end: when the data could not be read to its end, the unread rest
+// must never be taken as commands.
+func (ss *session) cmdData(arg string) (*smtpwire.Reply, string) {
 	switch {
 	case arg != "":
-		return smtpwire.R(501, "5.5.4", "Syntax: DATA")
+		return smtpwire.R(501, "5.5.4", "Syntax: DATA"), ""
 	case ss.mail == nil:
-		return smtpwire.R(503, "5.5.1", "Error: need MAIL command")
+		return smtpwire.R(503, "5.5.1", "Error: need MAIL command"), ""
 	case len(ss.rcpts) == 0:
-		return smtpwire.R(554, "5.5.1", "Error: no valid recipients")
+		return smtpwire.R(554, "5.5.1", "Error: no valid recipients"), ""
 	case ss.bdat != nil:
-		return smtpwire.R(503, "5.5.1", "Error: DATA after BDAT")
+		return smtpwire.R(503, "5.5.1", "Error: DATA after BDAT"), ""
 	}
 	w, r := ss.beginMessage()
 	if r != nil {
-		return r
+		return r, ""
 	}
 	ss.reply(smtpwire.R(354, "", "End data with <CR><LF>.<CR><LF>"))
 	if err := ss.flush(); err != nil {
 		w.Abort()
-		return smtpwire.R(421, "4.4.2", "write error")
+		ss.abortTransaction()
+		return nil, "write error"
 	}
 	ss.tc.setTimeout(ss.cfg.Limits.DataTimeout.Duration)
-	_, err := smtpwire.ReadData(w, ss.br, ss.cfg.Limits.MessageSize)
+	_, err := smtpwire.ReadData(queueSink{w}, ss.br, ss.cfg.Limits.MessageSize)
 	ss.tc.setTimeout(ss.cfg.Limits.CommandTimeout.Duration)
 	if err != nil {
 		w.Abort()
-		return ss.dataError(err)
+		return ss.dataError("DATA", err)
 	}
-	return ss.commit(w)
+	return ss.commit(w), ""
 }
 
-// dataError maps a failure while reading message data to a reply.
-func (ss *session) dataError(err error) *smtpwire.Reply {
+// queueSink marks the errors of writing message data to the queue, so
+// that they can be told from errors reading it from the client.
+type queueSink struct{ w io.Writer }
+
+func (q queueSink) Write(p []byte) (int, error) {
+	n, err := q.w.Write(p)
+	if err != nil {
+		err = &queueWriteError{err}
+	}
+	return n, err
+}
+
+// queueWriteError is a failure to store message data that was read in
+// full from the client.
+type queueWriteError struct{ err error }
+
+func (e *queueWriteError) Error() string { return "queue write: " + e.err.Error() }
+func (e *queueWriteError) Unwrap() error { return e.err }
+
+// dataError maps a failure of DATA or BDAT to a reply and ends the
+// transaction. The failures found while the data is read to its end (too
+// big, bare CR or LF, a queue write error) leave the session in step and
+// it goes on. Any other error is on the data stream itself (a timeout, a
+// broken connection): part of the message may be unread, and were the
+// session to go on it would run the rest of the body as commands (a pause
+// mid-DATA would smuggle a second message). So the session ends, with 421,
+// and the reason is returned. The reply never carries the error text,
+// which holds socket addresses.
+func (ss *session) dataError(cmd string, err error) (*smtpwire.Reply, string) {
 	defer ss.abortTransaction()
+	var qerr *queueWriteError
 	switch {
 	case errors.Is(err, smtpwire.ErrTooBig):
-		return smtpwire.R(552, "5.3.4", "Error: message size exceeds fixed limit of %d octets", ss.cfg.Limits.MessageSize)
+		return smtpwire.R(552, "5.3.4", "Error: message size exceeds fixed limit of %d octets", ss.cfg.Limits.MessageSize), ""
 	case errors.Is(err, smtpwire.ErrBareLF), errors.Is(err, smtpwire.ErrBareCR):
 		ss.srv.log.Warn("message rejected: bare CR or LF", "client", ss.ip, "err", err)
-		return smtpwire.R(550, "5.6.0", "Error: message contains a %v; see RFC 5321 §2.3.8", err)
+		return smtpwire.R(550, "5.6.0", "Error: message contains a %v; see RFC 5321 §2.3.8", err), ""
+	case errors.As(err, &qerr):
+		ss.srv.log.Error("queue: cannot write message", "client", ss.ip, "err", err)
+		return smtpwire.R(451, "4.3.0", "Error: local error in processing, try again later"), ""
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		ss.srv.log.Warn("message data not received: timeout", "client", ss.ip, "command", cmd)
+		return smtpwire.R(421, "4.4.2", "%s Error: timeout exceeded", ss.cfg.Hostname), "timeout in " + cmd
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return nil, "client disconnected in " + cmd
 	}
-	ss.srv.log.Warn("message data not received", "client", ss.ip, "err", err)
-	return smtpwire.R(451, "4.3.0", "Error: local error in processing")
+	ss.srv.log.Warn("message data not received", "client", ss.ip, "command", cmd, "err", err)
+	return smtpwire.R(421, "4.4.2", "%s Error: connection broken in %s, closing", ss.cfg.Hostname, cmd), "read error in " + cmd
 }
 
 // commit makes the message durable and replies 250 only then.
@@ -233,19 +266,26 @@ func (ss *session) commit(w *queue.Writer) *smtpwire.Reply {
 }
 
 // cmdBdat handles RFC 3030 CHUNKING. The chunk is always read in full, so
-// the session stays in step even when the chunk is refused.
+// the session stays in step even when the chunk is refused, also for a
+// syntax error after a valid size. Without a valid size the end of the
+// chunk is unknown, and the session ends rather than run the chunk's
+// bytes as commands; so does a chunk that cannot be read to its end.
 func (ss *session) cmdBdat(arg string) (*smtpwire.Reply, string) {
 	f := strings.Fields(arg)
-	if len(f) == 0 || len(f) > 2 || (len(f) == 2 && !strings.EqualFold(f[1], "LAST")) {
-		return smtpwire.R(501, "5.5.4", "Syntax: BDAT size [LAST]"), ""
+	if len(f) == 0 || !allDigits(f[0]) {
+		ss.abortTransaction()
+		return smtpwire.R(421, "4.5.4", "%s Syntax: BDAT size [LAST]; the chunk cannot be skipped, closing", ss.cfg.Hostname), "bad BDAT size"
 	}
 	size, err := strconv.ParseInt(f[0], 10, 64)
-	if err != nil || size < 0 {
-		return smtpwire.R(501, "5.5.4", "Syntax: BDAT size [LAST]"), "bad BDAT size"
+	if err != nil {
+		ss.abortTransaction()
+		return smtpwire.R(421, "4.5.4", "%s Error: BDAT size too large, closing", ss.cfg.Hostname), "bad BDAT size"
 	}
-	last := len(f) == 2
+	last := len(f) == 2 && strings.EqualFold(f[1], "LAST")
 	var r *smtpwire.Reply
 	switch {
+	case len(f) > 2 || len(f) == 2 && !last:
+		r = smtpwire.R(501, "5.5.4", "Syntax: BDAT size [LAST]")
 	case ss.mail == nil:
 		r = smtpwire.R(503, "5.5.1", "Error: need MAIL command")
 	case len(ss.rcpts) == 0:
@@ -259,11 +299,9 @@ func (ss *session) cmdBdat(arg string) (*smtpwire.Reply, string) {
 	if r == nil && ss.bdatBad == nil {
 		dst = &bdatChecker{ss: ss}
 	}
+	// bdatChecker never fails a write: an error here is on the stream.
 	if _, err := io.CopyN(dst, ss.br, size); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, "client disconnected in BDAT"
-		}
-		return smtpwire.R(421, "4.4.2", "Error: %v", err), "bdat read error"
+		return ss.dataError("BDAT", err)
 	}
 	if r != nil {
 		ss.abortTransaction()
@@ -279,7 +317,7 @@ func (ss *session) cmdBdat(arg string) (*smtpwire.Reply, string) {
 		ss.bdatBad = smtpwire.ErrBareCR
 	}
 	if ss.bdatBad != nil {
-		return ss.dataError(ss.bdatBad), ""
+		return ss.dataError("BDAT", ss.bdatBad)
 	}
 	w := ss.bdat
 	ss.bdat = nil
@@ -318,7 +356,18 @@ func (b *bdatChecker) Write(p []byte) (int, error) {
 		ss.bdatCR = p[len(p)-1] == '\r'
 	}
 	if _, err := ss.bdat.Write(p); err != nil {
-		ss.bdatBad = err
+		ss.bdatBad = &queueWriteError{err}
 	}
 	return len(p), nil
+}
+
+// allDigits reports whether s is a non-empty string of ASCII digits
+// (RFC 3030's chunk-size; strconv would also take a sign).
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }

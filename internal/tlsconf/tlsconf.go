@@ -1,8 +1,10 @@
 // Package tlsconf builds tlsmail's *tls.Config values — server and client —
 // from file names and OpenSSL-style settings, and turns a finished
 // handshake into a tlsinfo.State. Defaults are the safe ones: TLS 1.2
-// minimum, Go's cipher suites, X25519MLKEM768 hybrid key exchange first,
-// certificate verification on, no session tickets on servers.
+// minimum, X25519MLKEM768 hybrid key exchange first, certificate
+// verification on, no session tickets on servers; servers offer only
+// ECDHE with AEAD ciphers (AES-GCM, ChaCha20-Poly1305) for TLS 1.2, clients
+// Go's wider default list.
 package tlsconf
 
 import (
@@ -34,7 +36,9 @@ type ServerSettings struct {
 	ClientCADir  string
 	// MinVersion is the lowest TLS version accepted (default TLSv1.2).
 	MinVersion string
-	// Ciphers is an OpenSSL cipher string for TLS ≤ 1.2 (default: Go's).
+	// Ciphers is an OpenSSL cipher string for TLS ≤ 1.2 (default:
+	// DefaultServerSuites, forward-secret AEAD only). TLS 1.3 suites are
+	// not configurable.
 	Ciphers string
 	// SessionTickets enables TLS session tickets. Off by default: Outlook
 	// and Exchange abort STARTTLS on Go's TLS 1.3 NewSessionTicket.
@@ -62,10 +66,14 @@ func NewServer(s ServerSettings) (*Server, error) {
 		return nil, err
 	}
 	srv := &Server{Store: store, Ignored: ciphers.Ignored}
+	suites := ciphers.Suites
+	if suites == nil {
+		suites = DefaultServerSuites()
+	}
 	cfg := &tls.Config{
 		GetCertificate:         store.GetCertificate,
 		MinVersion:             minV,
-		CipherSuites:           ciphers.Suites,
+		CipherSuites:           suites,
 		SessionTicketsDisabled: !s.SessionTickets,
 	}
 	switch s.ClientAuth {
@@ -90,6 +98,25 @@ func NewServer(s ServerSettings) (*Server, error) {
 	}
 	srv.config = cfg
 	return srv, nil
+}
+
+// DefaultServerSuites are the TLS 1.2 cipher suites a server offers when
+// no cipher string is set: ECDHE key exchange with AES-GCM or
+// ChaCha20-Poly1305 (OpenSSL "ECDHE+AESGCM:ECDHE+CHACHA20"). Go's own
+// default adds the ECDHE CBC-SHA suites, which testssl.sh flags as LUCKY13
+// and internet.nl rates "phase out"; a site that must serve old peers can
+// widen the list with `ciphers` (e.g. "HIGH"). Clients keep Go's default:
+// for opportunistic TLS any encryption beats plaintext, as with Postfix's
+// smtp client at level may.
+func DefaultServerSuites() []uint16 {
+	return []uint16{
+		tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+		tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+		tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+		tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+		tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+		tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+	}
 }
 
 // Config returns the server's *tls.Config. It is shared; do not modify it.
@@ -132,7 +159,8 @@ type ClientSettings struct {
 	Cert CertSpec
 	// MinVersion is the lowest TLS version offered (default TLSv1.2).
 	MinVersion string
-	// Ciphers is an OpenSSL cipher string for TLS ≤ 1.2 (default: Go's).
+	// Ciphers is an OpenSSL cipher string for TLS ≤ 1.2 (default: Go's,
+	// which still offers ECDHE CBC suites to old servers).
 	Ciphers string
 	// InsecureSkipVerify lets a handshake with an unverifiable server
 	// succeed; the State still records that it did not verify and why.

@@ -7,6 +7,7 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -534,5 +535,41 @@ func TestKeyFormatsAndErrors(t *testing.T) {
 	_, err = LoadCertificate(CertSpec{CertFile: f.serverCert, KeyFile: f.caFile})
 	if err == nil || !strings.Contains(err.Error(), "no private key found") {
 		t.Errorf("file without key: %v", err)
+	}
+}
+
+// TestServerDefaultsToAEADSuitesForTLS12: with no cipher string a server
+// refuses a TLS 1.2 client that offers only CBC suites (LUCKY13), takes
+// AES-GCM and ChaCha20, and `ciphers` can widen the list again.
+func TestServerDefaultsToAEADSuitesForTLS12(t *testing.T) {
+	f := newFixture(t)
+	hello := func(ciphers string, suite uint16) error {
+		srv, err := NewServer(ServerSettings{Certs: []CertSpec{{CertFile: f.serverCert, KeyFile: f.serverKey}}, Ciphers: ciphers})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, b := net.Pipe()
+		defer a.Close()
+		defer b.Close()
+		go func() {
+			c := tls.Server(b, srv.Config())
+			_ = c.Handshake()
+			c.Close()
+		}()
+		c := tls.Client(a, &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{suite}})
+		return c.Handshake()
+	}
+	for _, s := range []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA, tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256} {
+		if err := hello("", s); err == nil {
+			t.Errorf("default server accepted %s", tls.CipherSuiteName(s))
+		}
+	}
+	for _, s := range []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305} {
+		if err := hello("", s); err != nil {
+			t.Errorf("default server refused %s: %v", tls.CipherSuiteName(s), err)
+		}
+	}
+	if err := hello("HIGH", tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA); err != nil {
+		t.Errorf("ciphers = HIGH did not widen the list: %v", err)
 	}
 }

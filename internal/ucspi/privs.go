@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/tlsmail/tlsmail/internal/privs"
 )
 
 // DropPrivileges makes the whole process (every thread) run as uid and
@@ -18,22 +20,7 @@ import (
 // files and per-connection certificates are then read as that user, as
 // tcpserver reads its rules). A negative value leaves that id alone.
 func DropPrivileges(uid, gid int) error {
-	if gid >= 0 && (gid != os.Getgid() || gid != os.Getegid() || uid >= 0) {
-		if os.Geteuid() == 0 {
-			if err := syscall.Setgroups([]int{gid}); err != nil {
-				return fmt.Errorf("unable to set groups: %w", err)
-			}
-		}
-		if err := syscall.Setgid(gid); err != nil {
-			return fmt.Errorf("unable to set gid %d: %w", gid, err)
-		}
-	}
-	if uid >= 0 && (uid != os.Getuid() || uid != os.Geteuid()) {
-		if err := syscall.Setuid(uid); err != nil {
-			return fmt.Errorf("unable to set uid %d: %w", uid, err)
-		}
-	}
-	return nil
+	return privs.Drop(privs.IDs{Name: fmt.Sprintf("uid %d", uid), UID: uid, GID: gid, Groups: []int{gid}})
 }
 
 // CheckReadable fails when a file the server reads per connection (the

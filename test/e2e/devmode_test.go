@@ -1,7 +1,11 @@
 package e2e
 
 import (
+	"bufio"
+	"crypto/tls"
+	"crypto/x509"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -80,6 +84,7 @@ func TestDevDefault(t *testing.T) {
 		t.Errorf("user list --config %s: %v %s", cfg, err, out)
 	}
 	checkMetrics()
+	checkIPv6(t, filepath.Join(data, "tls", "ca.pem"))
 	// SIGTERM stops it gracefully with exit 0.
 	if err := p.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -92,6 +97,50 @@ func TestDevDefault(t *testing.T) {
 	if p.Err() != nil || !strings.Contains(p.Output(), "msg=stopped") {
 		t.Errorf("exit after SIGTERM: %v\n%s", p.Err(), p.Output())
 	}
+}
+
+// checkIPv6: the dev server answers on [::1]:2525 as on 127.0.0.1, and
+// its certificate is valid for ::1 after STARTTLS.
+func checkIPv6(t *testing.T, caFile string) {
+	t.Helper()
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	c, err := net.DialTimeout("tcp", "[::1]:2525", 10*time.Second)
+	if err != nil {
+		t.Fatalf("the dev server does not listen on [::1]:2525: %v", err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	br := bufio.NewReader(c)
+	expect := func(r *bufio.Reader, prefix string) {
+		t.Helper()
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil || !strings.HasPrefix(line, prefix[:3]) {
+				t.Fatalf("[::1]:2525: got %q (%v), want %q", line, err, prefix)
+			}
+			if len(line) > 3 && line[3] == ' ' {
+				if !strings.HasPrefix(line, prefix) {
+					t.Fatalf("[::1]:2525: got %q, want %q", line, prefix)
+				}
+				return
+			}
+		}
+	}
+	expect(br, "220 ")
+	io.WriteString(c, "EHLO ipv6.test\r\nSTARTTLS\r\n")
+	expect(br, "250 ")
+	expect(br, "220 2.0.0")
+	tc := tls.Client(c, &tls.Config{RootCAs: roots, ServerName: "::1"})
+	if err := tc.Handshake(); err != nil {
+		t.Fatalf("STARTTLS on [::1]:2525: %v", err)
+	}
+	io.WriteString(tc, "QUIT\r\n")
+	expect(bufio.NewReader(tc), "221 ")
 }
 
 func TestBadConfigIsOneLineWithFileAndLine(t *testing.T) {

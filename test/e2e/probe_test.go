@@ -187,3 +187,29 @@ func TestProbe(t *testing.T) {
 		t.Errorf("usage: %d %q", code, errs)
 	}
 }
+
+// TestProbeLocalhostThroughSystemResolver: `tlsmail probe --port PORT
+// localhost` against our server reports its TLS posture although this
+// machine's DNS does not answer "localhost": without --dns, names DNS does
+// not know resolve through the system resolver (/etc/hosts). With --dns,
+// DNS alone answers.
+func TestProbeLocalhostThroughSystemResolver(t *testing.T) {
+	m := newMailServer(t, "")
+	m.start(t)
+	_, port, _ := net.SplitHostPort(m.addr["mx"])
+	out, errs, code := runTlsmail(t, nil, "", "probe", "--port", port, "--cafile", m.ca, "localhost")
+	if code != 0 {
+		t.Fatalf("probe localhost: exit %d %s\n%s", code, errs, out)
+	}
+	for _, want := range []string{"Domain localhost", "(from the system resolver)", "key exchange X25519MLKEM768",
+		"verification: OK — chain verified to a trusted CA", "Verdict: a sender can enforce verify"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	dns := testpeer.StartDNS(t, "other.test. 300 IN A 192.0.2.1")
+	out, _, code = runTlsmail(t, nil, "", "probe", "--dns", dns.Addr, "--port", port, "localhost")
+	if code != 1 || strings.Contains(out, "system resolver") {
+		t.Errorf("with --dns the system resolver was used: exit %d\n%s", code, out)
+	}
+}

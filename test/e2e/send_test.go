@@ -219,10 +219,10 @@ cafile = %q
 		t.Errorf("text after the lone dot was sent:\n%s", msg)
 	}
 	// A bad option is a usage error (EX_USAGE).
-	cmd = exec.Command(link, "-bp")
+	cmd = exec.Command(link, "-bs")
 	cmd.Env = append(os.Environ(), env...)
 	if err := cmd.Run(); err == nil || err.(*exec.ExitError).ExitCode() != 64 {
-		t.Errorf("-bp: %v", err)
+		t.Errorf("-bs: %v", err)
 	}
 }
 

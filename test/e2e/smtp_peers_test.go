@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"net/textproto"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,16 +36,42 @@ func TestSwaksToEveryPort(t *testing.T) {
 	// SMTPS (implicit TLS).
 	swaks(t, true, append([]string{"--server", m.addr["smtps"], "--tlsc", "--from", "a@example.org", "--to", "demo@e2e.test",
 		"--header", "Subject: swaks-smtps"}, caArgs...)...)
-	// Submission: AUTH PLAIN and LOGIN after STARTTLS.
+	// Submission: AUTH PLAIN and LOGIN after STARTTLS, each one accepted
+	// by the server with 235 (not skipped, not "not advertised").
 	for _, mech := range []string{"PLAIN", "LOGIN"} {
-		swaks(t, true, append([]string{"--server", m.addr["submission"], "--tls", "--auth", mech, "--auth-user", "demo",
+		out := swaks(t, true, append([]string{"--server", m.addr["submission"], "--tls", "--auth", mech, "--auth-user", "demo",
 			"--auth-password", demoPassword, "--from", "demo@localhost", "--to", "demo@localhost", "--header", "Subject: swaks-sub-" + mech}, caArgs...)...)
+		if !regexp.MustCompile(`(?m)^ ~> AUTH `+mech+`\b`).MatchString(out) || !strings.Contains(out, "<~  235 2.7.0 ") {
+			t.Errorf("AUTH %s after STARTTLS did not succeed with 235:\n%s", mech, out)
+		}
 	}
-	// AUTH refused before TLS on submission.
+	// Before TLS, submission advertises no AUTH (swaks gives up), and an
+	// AUTH sent anyway gets 538: the refusal is for the missing TLS.
 	out := swaks(t, false, "--server", m.addr["submission"], "--auth", "PLAIN", "--auth-user", "demo", "--auth-password", demoPassword,
 		"--from", "demo@localhost", "--to", "demo@localhost")
-	if !strings.Contains(out, "Host did not advertise authentication") && !strings.Contains(out, "538") {
-		t.Errorf("AUTH before TLS was not refused as expected:\n%s", out)
+	if !strings.Contains(out, "Host did not advertise authentication") || strings.Contains(out, "235 ") {
+		t.Errorf("AUTH was advertised or accepted before TLS:\n%s", out)
+	}
+	c, err := textproto.Dial("tcp", m.addr["submission"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, _, err = c.ReadResponse(220)
+	if err == nil {
+		err = c.PrintfLine("EHLO plain.example")
+	}
+	if err == nil {
+		_, _, err = c.ReadResponse(250)
+	}
+	if err == nil {
+		err = c.PrintfLine("AUTH PLAIN AGRlbW8AeA==")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, msg, err := c.ReadResponse(538); err != nil {
+		t.Errorf("AUTH before TLS: %d %s (%v), want 538", code, msg, err)
 	}
 	for marker, with := range map[string]string{"swaks-mx": "ESMTPS", "swaks-smtps": "ESMTPS", "swaks-sub-PLAIN": "ESMTPSA", "swaks-sub-LOGIN": "ESMTPSA"} {
 		msg := m.findMail(t, "demo", "Subject: "+marker)

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"net/smtp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// startSink runs a sink with a self-signed certificate on a free loopback
+// port until the test ends.
+func startSink(t *testing.T) (*sink, string) {
+	t.Helper()
+	cert, err := selfSigned()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &sink{
+		hostname: "sink.test",
+		timeout:  time.Minute,
+		tls:      &tls.Config{Certificates: []tls.Certificate{cert}, SessionTicketsDisabled: true},
+	}
+	ln, err := listenLoopback("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Error(err)
+			}
+		case <-time.After(time.Minute):
+			t.Error("sink did not stop")
+		}
+	})
+	return s, ln.Addr().String()
+}
+
+func TestSinkAnswersSTARTTLSSessionAndCountsMessage(t *testing.T) {
+	s, addr := startSink(t)
+	c, err := smtp.Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Hello("client.test"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := c.Extension("STARTTLS"); !ok {
+		t.Fatal("no STARTTLS in the EHLO reply")
+	}
+	if err := c.StartTLS(&tls.Config{ServerName: "localhost", InsecureSkipVerify: true}); err != nil {
+		t.Fatalf("STARTTLS: %v", err)
+	}
+	if st, ok := c.TLSConnectionState(); !ok || !st.HandshakeComplete {
+		t.Fatal("session not under TLS after STARTTLS")
+	}
+	if ok, _ := c.Extension("STARTTLS"); ok {
+		t.Error("STARTTLS offered again under TLS")
+	}
+	if err := c.Mail("a@client.test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt("b@sink.test"); err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A line longer than the sink's read buffer, and a dot-stuffed line,
+	// must not end the message early.
+	body := "Subject: t\r\n\r\n" + strings.Repeat("x", 10000) + "\r\n.\r\nlast\r\n"
+	if _, err := w.Write([]byte(body)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil { // waits for the 250
+		t.Fatalf("end of DATA: %v", err)
+	}
+	if got := s.Messages(); got != 1 {
+		t.Errorf("Messages() = %d after one message, want 1", got)
+	}
+	if err := c.Quit(); err != nil {
+		t.Errorf("QUIT: %v", err)
+	}
+}
+
+func TestSinkRefusesNonLoopbackAddress(t *testing.T) {
+	for _, addr := range []string{"0.0.0.0:0", ":0", "192.0.2.1:25"} {
+		if ln, err := listenLoopback(addr); err == nil {
+			ln.Close()
+			t.Errorf("listenLoopback(%q) succeeded", addr)
+		}
+	}
+}

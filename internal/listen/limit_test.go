@@ -1,0 +1,126 @@
+package listen
+
+import (
+	"errors"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tlsmail/tlsmail/internal/testpeer"
+)
+
+// fakeConn is a connection from a given client address.
+type fakeConn struct {
+	net.Conn
+	ip string
+}
+
+func (c fakeConn) RemoteAddr() net.Addr { return &net.TCPAddr{IP: net.ParseIP(c.ip), Port: 4242} }
+
+func TestLimiterTotalPerIPAndStressHysteresis(t *testing.T) {
+	logs := &testpeer.Buffer{}
+	l := NewLimiter("mx", slog.New(slog.NewTextHandler(logs, nil)))
+	lim := Limits{Connections: 10, PerIP: 3, StressTimeout: time.Second}
+	var held []*Conn
+	admit := func(ip string) error {
+		c, err := l.Admit(fakeConn{ip: ip}, lim, time.Minute)
+		if err == nil {
+			held = append(held, c)
+		}
+		return err
+	}
+	for range 3 {
+		if err := admit("192.0.2.1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := admit("::ffff:192.0.2.1"); !errors.Is(err, ErrTooManyFromIP) {
+		t.Fatalf("fourth from one address (v4-mapped): %v", err)
+	}
+	for i := range 5 {
+		if err := admit("192.0.2." + string(rune('2'+i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if l.Stressed() || strings.Contains(logs.String(), "stress") {
+		t.Fatalf("stress at 8 of 10:\n%s", logs)
+	}
+	if err := admit("198.51.100.1"); err != nil {
+		t.Fatal(err)
+	}
+	if !l.Stressed() || !strings.Contains(logs.String(), `msg="stress mode" listener=mx state=on connections=9 limit=10`) {
+		t.Fatalf("no stress at 9 of 10:\n%s", logs)
+	}
+	if err := admit("198.51.100.2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := admit("198.51.100.3"); !errors.Is(err, ErrTooMany) {
+		t.Fatalf("eleventh: %v", err)
+	}
+	// Down to 8 of 10: still stressed (no flapping around 80%).
+	for range 2 {
+		held[len(held)-1].Release()
+		held[len(held)-1].Release() // twice is harmless
+		held = held[:len(held)-1]
+	}
+	if !l.Stressed() || l.Count() != 8 {
+		t.Fatalf("at %d of 10: stressed %v", l.Count(), l.Stressed())
+	}
+	held[0].Release()
+	if l.Stressed() || !strings.Contains(logs.String(), `msg="stress mode" listener=mx state=off connections=7 limit=10`) {
+		t.Fatalf("still stressed at 7 of 10:\n%s", logs)
+	}
+	if n := strings.Count(logs.String(), "stress mode"); n != 2 {
+		t.Errorf("%d stress mode lines, want 2 (on, off):\n%s", n, logs)
+	}
+}
+
+// Entering stress mode cuts short a read that was already waiting under
+// the long timeout.
+func TestStressModeShortensAWaitingRead(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	l := NewLimiter("pop3", slog.New(slog.NewTextHandler(&testpeer.Buffer{}, nil)))
+	lim := Limits{Connections: 2, StressTimeout: 100 * time.Millisecond}
+	dial := func() *Conn {
+		cc, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cc.Close() })
+		sc, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { sc.Close() })
+		c, err := l.Admit(sc, lim, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	waiting := dial()
+	done := make(chan error, 1)
+	go func() {
+		_, err := waiting.Read(make([]byte, 1))
+		done <- err
+	}()
+	for waiting.readStart.Load() == 0 {
+		time.Sleep(time.Millisecond) // until the read has begun
+	}
+	dial() // 2 of 2: stress
+	select {
+	case err := <-done:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("read: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the waiting read kept its one-hour timeout")
+	}
+}

@@ -1,0 +1,56 @@
+package server
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/tlsmail/tlsmail/internal/auth"
+	"github.com/tlsmail/tlsmail/internal/config"
+)
+
+// aliasWarnings names alias targets in a local domain (or bare local
+// parts) that are neither a user nor another alias: mail to the alias
+// would be refused with "User unknown" although the configuration
+// accepted it. Warnings, not errors: users come and go with `tlsmail user`
+// without a config change. Each names the file and line.
+func aliasWarnings(cfg *config.Config, users *auth.Users) []string {
+	known := func(local string) bool {
+		local = strings.ToLower(local)
+		base, _, _ := strings.Cut(local, "+")
+		if users.Exists(local) || users.Exists(base) {
+			return true
+		}
+		for k := range cfg.Aliases {
+			k = strings.ToLower(k)
+			if k == local || k == base || strings.HasPrefix(k, local+"@") || strings.HasPrefix(k, base+"@") {
+				return true
+			}
+		}
+		return false
+	}
+	keys := make([]string, 0, len(cfg.Aliases))
+	for k := range cfg.Aliases {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var out []string
+	for _, k := range keys {
+		for _, t := range strings.Split(cfg.Aliases[k], ",") {
+			t = strings.TrimSpace(t)
+			local := t
+			if at := strings.LastIndex(t, "@"); at >= 0 {
+				if !cfg.IsLocalDomain(t[at+1:]) {
+					continue // delivered elsewhere
+				}
+				local = t[:at]
+			}
+			if t == "" || known(local) {
+				continue
+			}
+			msg := fmt.Sprintf("warning: alias %q: target %q is no local user or alias; mail to the alias would be refused", k, t)
+			out = append(out, cfg.ErrorAt(msg, "aliases", k).Error())
+		}
+	}
+	return out
+}

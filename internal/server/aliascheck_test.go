@@ -1,0 +1,42 @@
+package server
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tlsmail/tlsmail/internal/auth"
+	"github.com/tlsmail/tlsmail/internal/config"
+)
+
+func TestAliasWarningsNameUnresolvableTargets(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "tlsmail.toml")
+	os.WriteFile(file, []byte(`local_domains = ["example.org"]
+[aliases]
+postmaster = "Alice"
+abuse = "postmaster, alice+abuse@example.org"
+"sales@example.org" = "bob@elsewhere.example, nobody-here"
+typo = "alcie@example.org"
+[[listener]]
+address = "127.0.0.1:25"
+mode = "plain"
+auth = "none"
+`), 0o644)
+	cfg, err := config.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	users, _ := auth.LoadUsers(filepath.Join(dir, "users"))
+	h, _ := auth.HashPassword("correct horse")
+	users.Set("alice", h)
+	got := aliasWarnings(cfg, users)
+	want := []string{
+		file + `:5: warning: alias "sales@example.org": target "nobody-here" is no local user or alias; mail to the alias would be refused`,
+		file + `:6: warning: alias "typo": target "alcie@example.org" is no local user or alias; mail to the alias would be refused`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

@@ -1,0 +1,118 @@
+package smtpd
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/tlsmail/tlsmail/internal/auth"
+	"github.com/tlsmail/tlsmail/internal/config"
+)
+
+// sendData ends the transaction with a small message and returns what
+// was queued.
+func (ts *testServer) sendData(t *testing.T, c *client) stored {
+	t.Helper()
+	c.cmd("DATA", "354")
+	c.send("Subject: t\r\n\r\nbody\r\n.\r\n")
+	c.expect("250 2.0.0")
+	return ts.waitMessage(t)
+}
+
+func TestOneCopyPerMailboxFor1000Recipients(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, nil)
+	c := dial(t, ts.addr["mx"])
+	c.cmd("EHLO client.example", "250")
+	c.cmd("MAIL FROM:<a@example.org>", "250")
+	// 996 addresses of one mailbox, pipelined; each gets its own 250.
+	var b strings.Builder
+	for i := range 996 {
+		fmt.Fprintf(&b, "RCPT TO:<demo+%d@localhost>\r\n", i)
+	}
+	c.send(b.String())
+	for i := range 996 {
+		if r := c.reply(); !strings.HasPrefix(r, "250 2.1.5") {
+			t.Fatalf("RCPT %d: %q", i, r)
+		}
+	}
+	// Other spellings of the same mailbox: case, alias, bare postmaster.
+	for _, a := range []string{"DEMO@LOCALHOST", "Demo+x@localhost", "abuse@localhost", "postmaster"} {
+		c.cmd("RCPT TO:<"+a+">", "250 2.1.5")
+	}
+	// The limit (1000) counts accepted RCPTs, as Postfix's
+	// smtpd_recipient_limit, not mailboxes.
+	c.cmd("RCPT TO:<demo+1000@localhost>", "452 4.5.3")
+	m := ts.sendData(t, c)
+	if len(m.env.Recipients) != 1 || m.env.Recipients[0].Local != "demo" || m.env.Recipients[0].Addr != "demo+0@localhost" {
+		t.Fatalf("recipients = %+v, want one: demo+0@localhost for demo", m.env.Recipients)
+	}
+}
+
+func TestAliasRefusalNamesOnlyTheGivenAddress(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, func(c *config.Config) {
+		c.Aliases["sales"] = "demo, secret-target"
+		c.Aliases["loop-a"] = "loop-b"
+		c.Aliases["loop-b"] = "loop-a@localhost"
+	})
+	c := dial(t, ts.addr["mx"])
+	c.cmd("EHLO client.example", "250")
+	c.cmd("MAIL FROM:<a@example.org>", "250")
+	for _, tc := range []struct{ rcpt, want string }{
+		{"sales@localhost", "550 5.1.1 <sales@localhost>:"},
+		{"loop-a@localhost", "550 5.4.6 <loop-a@localhost>:"},
+	} {
+		r := c.cmd("RCPT TO:<"+tc.rcpt+">", tc.want)
+		if strings.Contains(r, "secret") || strings.Contains(r, "loop-b") {
+			t.Errorf("RCPT %s: reply reveals the alias target: %q", tc.rcpt, r)
+		}
+	}
+}
+
+func TestUserNamesAndDomainsAreCaseInsensitive(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, func(c *config.Config) { c.Aliases["sales@localhost"] = "demo" })
+	h, _ := auth.HashPassword("bob-password-1")
+	if err := ts.srv.users.Set("Bob", h); err != nil { // a users file that spells a name in capitals
+		t.Fatal(err)
+	}
+	c := dial(t, ts.addr["mx"])
+	c.cmd("EHLO client.example", "250")
+	c.cmd("MAIL FROM:<a@example.org>", "250")
+	c.cmd("RCPT TO:<Bob@LOCALHOST>", "250 2.1.5")
+	c.cmd("RCPT TO:<SALES@LocalHost>", "250 2.1.5") // alias keyed by the lowercase address
+	m := ts.sendData(t, c)
+	var got []string
+	for _, r := range m.env.Recipients {
+		got = append(got, r.Local)
+	}
+	if strings.Join(got, " ") != "bob demo" {
+		t.Fatalf("mailboxes = %q, want the lowercase users [bob demo]", got)
+	}
+}
+
+func TestAddressLiteralOfOwnAddressIsLocal(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, nil) // listeners on 127.0.0.1
+	c := dial(t, ts.addr["mx"])
+	c.cmd("EHLO client.example", "250")
+	c.cmd("MAIL FROM:<a@example.org>", "250")
+	c.cmd("RCPT TO:<nobody@[127.0.0.1]>", "550 5.1.1")
+	c.cmd("RCPT TO:<demo@[127.0.0.2]>", "554 5.7.1") // not ours: relay
+	c.cmd("RCPT TO:<Demo@[127.0.0.1]>", "250 2.1.5")
+	m := ts.sendData(t, c)
+	if len(m.env.Recipients) != 1 || m.env.Recipients[0].Local != "demo" {
+		t.Fatalf("recipients = %+v, want local user demo", m.env.Recipients)
+	}
+	for lit, want := range map[string]bool{"[127.0.0.1]": true, "[IPv6:::ffff:127.0.0.1]": true, "[127.0.0.2]": false, "127.0.0.1": false, "[::1]": false, "[x]": false} {
+		if got := isOwnLiteral(ts.cfg, lit); got != want {
+			t.Errorf("isOwnLiteral(%q) = %v, want %v", lit, got, want)
+		}
+	}
+	wild := *ts.cfg
+	wild.Listeners = []config.Listener{{Address: ":25"}}
+	if !isOwnLiteral(&wild, "[127.0.0.1]") {
+		t.Error("a wildcard listener: [127.0.0.1] (an interface address) is not own")
+	}
+}
