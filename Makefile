@@ -3,6 +3,10 @@
 #   make test    install the Debian test peers if missing (root), then go vet,
 #                staticcheck and go test -race -count=1 -timeout 20m ./...
 #                (.ci/run runs the same steps)
+#   make stress  the unit-test packages (all but ./test/e2e; PKGS=... for some)
+#                with go test -race -count=5 -cpu 1,2 while busy loops keep
+#                every core busy: run it when touching concurrency or timing
+#                (scripts/stress.sh). CI stays `make test`.
 #   make build   build ./tlsmail
 #   make fuzz    run each fuzz target for FUZZTIME (default 30s)
 #   make bench   tlsmail vs a private Postfix (root) vs the no-queue sink: the
@@ -18,12 +22,15 @@ STATICCHECK := $(BIN)/staticcheck
 STATICCHECK_VERSION := v0.8.2
 FUZZTIME    ?= 30s
 
-.PHONY: test build peers lint vet staticcheck fuzz bench bench-send bench-outbound bench-ssl
+.PHONY: test stress build peers lint vet staticcheck fuzz bench bench-send bench-outbound bench-ssl
 
 # -count=1: the e2e tests run a tlsmail binary they build themselves, which
 # go test's cache does not see, so a cached result could hide a change.
 test: peers vet staticcheck
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+stress:
+	GO=$(GO) bash scripts/stress.sh
 
 build:
 	$(GO) build -o tlsmail ./cmd/tlsmail

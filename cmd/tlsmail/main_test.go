@@ -49,6 +49,28 @@ func TestMultiCallByProgramName(t *testing.T) {
 	}
 }
 
+// The UCSPI help says what works and points only into the project: -I
+// is built, and the reference is the README, not a file outside it.
+func TestUCSPIHelpIsCurrent(t *testing.T) {
+	for _, name := range []string{"sslserver", "sslclient"} {
+		code, out, _ := runCLI(t, name, "-h")
+		if code != 0 {
+			t.Fatalf("%s -h: exit %d", name, code)
+		}
+		for _, stale := range []string{"Not yet", "../", "ucspi-ssl.md"} {
+			if strings.Contains(out, stale) {
+				t.Errorf("%s -h still says %q:\n%s", name, stale, out)
+			}
+		}
+		if !strings.Contains(out, "README.md") {
+			t.Errorf("%s -h does not point to the README:\n%s", name, out)
+		}
+	}
+	if _, out, _ := runCLI(t, "sslserver", "-h"); !strings.Contains(out, "-I ifname (the scope of an IPv6") {
+		t.Errorf("sslserver -h does not describe -I:\n%s", out)
+	}
+}
+
 func TestCertCommandsRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	ca := filepath.Join(dir, "ca")

@@ -14,7 +14,8 @@ import (
 
 const sslclientUsage = `usage: sslclient [ -346qQvhHrRxXnNmMsSeEdDyY ] [ -i localip ] [ -p localport ] [ -I interface ] [ -T timeoutconn+timeouttls ] [ -a cafile ] [ -A cadir ] [ -c certfile ] [ -k keyfile ] [ -K keypassfile ] [ -V verifydepth ] [ -z ciphers ] [ -l localname ] [ -t identtimeout ] [ -w progtimeout ] host port program
 
-A drop-in for UCSPI-SSL's sslclient (../shared/ucspi-ssl.md §3): connects,
+A drop-in for UCSPI-SSL's sslclient (see the UCSPI-SSL section of tlsmail's
+README.md): connects,
 does TLS (verifying the server by default), and runs program with fd 6
 reading from the server and fd 7 writing to it. -3 (fd 3) and -K file give the
 password of an encrypted client key. SNI is sent when the host is a name

@@ -19,14 +19,15 @@ import (
 
 const sslserverUsage = `usage: sslserver [ -1346UXpPhHrRoOdDqQvVIeEsSnNmzZ ] [ -c limit ] [ -y ipcdb ] [ -x rules.cdb ] [ -B banner ] [ -g gid ] [ -u uid ] [ -b backlog ] [ -l localname ] [ -t timeout ] [ -T ssltimeout ] [ -w progtimeout ] [ -I interface ] host port program
 
-A drop-in for UCSPI-SSL's sslserver (see ../shared/ucspi-ssl.md). Certificates
-come from $CERTFILE / $KEYFILE / $CERTCHAINFILE, client CAs from $CAFILE /
-$CADIR / $CCAFILE, ciphers from $CIPHERS. TLS is done in this process; only
-the program is exec'd. Built: immediate mode (-N) and delayed TLS (-n,
-UCSPI-TLS: SSLCTLFD=3, SSLREADFD=4, SSLWRITEFD=5), ident (-r, -t), IP-only
-rules (-y), -U, -3 (key password on fd 3, for PKCS#8 PBES2 or legacy
-encrypted PEM keys). Not yet: -I. SSL_UID, SSL_GID and
-SSL_CHROOT from rules have no effect: TLS runs in this process.`
+A drop-in for UCSPI-SSL's sslserver (see the UCSPI-SSL section of tlsmail's
+README.md). Certificates come from $CERTFILE / $KEYFILE / $CERTCHAINFILE,
+client CAs from $CAFILE / $CADIR / $CCAFILE, ciphers from $CIPHERS. TLS is
+done in this process; only the program is exec'd. Immediate mode (-N) and
+delayed TLS (-n, UCSPI-TLS: SSLCTLFD=3, SSLREADFD=4, SSLWRITEFD=5), ident
+(-r, -t), IP-only rules (-y), -U, -3 (key password on fd 3, for PKCS#8
+PBES2 or legacy encrypted PEM keys), -I ifname (the scope of an IPv6
+link-local host). SSL_UID, SSL_GID and SSL_CHROOT from rules have no
+effect: TLS runs in this process.`
 
 // sslserverOpts are the getopt letters: those taking an argument.
 const sslserverArgs = "xtTuglbBcwIy"

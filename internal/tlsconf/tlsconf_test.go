@@ -409,8 +409,15 @@ func TestWatchReloadsOnFileChange(t *testing.T) {
 	}
 
 	// A broken key is reported and the old pair stays in service; mending
-	// it is picked up by the next change.
-	if err := os.WriteFile(f.serverKey, []byte("garbage"), 0o600); err != nil {
+	// it is picked up by the next change. The garbage is put in place in
+	// one step (rename): os.WriteFile truncates first, and a watcher that
+	// caught the empty file would report two failures, the second of
+	// which the mended pair's waitReload would then take as its own.
+	garbage := f.serverKey + ".new"
+	if err := os.WriteFile(garbage, []byte("garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(garbage, f.serverKey); err != nil {
 		t.Fatal(err)
 	}
 	select {

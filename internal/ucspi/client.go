@@ -353,14 +353,14 @@ func runClientDelayed(o ClientOptions, lg *log.Logger, conn net.Conn, env []stri
 			return
 		}
 		if cmdByte == 'Y' {
-			if err := t.sendEnv(st.Env()); err != nil {
-				return
-			}
+			// A program that has already exited cannot read it; its
+			// last words on SSLWRITEFD still go out.
+			_ = t.sendEnv(st.Env())
 		}
 		_, waitIn = newRelayBuffers().relay(tconn, o.IdleTimeout, t.toProg, t.fromProg)
 	}()
 	code, err := programExit(cmd.Wait())
-	t.ctl.Close()
+	t.programGone() // a control byte written before the exit still counts
 	<-relayed
 	conn.Close()
 	waitIn()

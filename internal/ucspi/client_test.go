@@ -5,6 +5,8 @@ import (
 	"crypto/ecdsa"
 	"crypto/tls"
 	"crypto/x509"
+	"io"
+	"log"
 	"net"
 	"strings"
 	"testing"
@@ -78,5 +80,55 @@ func TestDialTriesEveryAddress(t *testing.T) {
 			c.Close()
 		}
 		l.Close()
+	}
+}
+
+// sslclient -y: a program that writes its control byte and its last
+// words and exits at once gets them to the server, whether the client
+// sees the byte or the exit first ('Y': the environment the exited
+// program no longer reads does not cost them).
+func TestClientDelayedProgramExit(t *testing.T) {
+	root, rootKey := mkCert(t, "root", true, nil, nil, x509.ExtKeyUsageServerAuth)
+	leaf, leafKey := mkCert(t, "localhost", false, root, rootKey, x509.ExtKeyUsageServerAuth)
+	pool := x509.NewCertPool()
+	pool.AddCert(root)
+	l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{leaf.Raw}, PrivateKey: leafKey}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	type result struct {
+		got string
+		err error
+	}
+	results := make(chan result, 10)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.SetDeadline(time.Now().Add(30 * time.Second))
+			got, err := io.ReadAll(c)
+			c.Close()
+			results <- result{string(got), err}
+		}
+	}()
+	o := ClientOptions{Host: "localhost", RootCAs: pool, Verify: true, CheckName: true, TLSTimeout: 30 * time.Second, IdleTimeout: 30 * time.Second}
+	for _, ctl := range []string{"y", "Y"} {
+		o.Prog = []string{"sh", "-c", "printf " + ctl + " >&3; printf 'bye\\n' >&5"}
+		for i := range 5 {
+			conn, err := net.Dial("tcp", l.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			code, err := runClientDelayed(o, log.New(io.Discard, "", 0), conn, nil)
+			if code != 0 || err != nil {
+				t.Fatalf("%s round %d: exit %d, %v", ctl, i, code, err)
+			}
+			if r := <-results; r.got != "bye\n" || r.err != nil {
+				t.Fatalf("%s round %d: the server read %q, %v; want the last words, then close_notify", ctl, i, r.got, r.err)
+			}
+		}
 	}
 }

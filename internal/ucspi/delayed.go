@@ -63,6 +63,16 @@ func (t *tlsControl) close() {
 	t.plainPipes.close()
 }
 
+// programGone ends a wait for the control byte once the program has
+// exited, without losing a byte it wrote before: shutdown(SHUT_RD) wakes
+// the reader, which still gets what is queued and then EOF. Closing the
+// socket instead made a 'y' written just before exit be lost whenever the
+// exit was seen first, and the connection reset. A descendant still
+// holding SSLCTLFD cannot keep the wait going.
+func (t *tlsControl) programGone() {
+	_ = onFD(t.ctl, func(fd int) error { return syscall.Shutdown(fd, syscall.SHUT_RD) })
+}
+
 // command waits for the program's one byte: 'y' or 'Y'. Anything else,
 // or the program ending first, is not a start (ok false). On a start the
 // socket c, which the program handed over, is made ours again
@@ -165,9 +175,9 @@ func (s *Server) runDelayed(c net.Conn, env []string, srv *tlsconf.Server, remot
 			return
 		}
 		if cmdByte == 'Y' {
-			if err := t.sendEnv(st.Env()); err != nil {
-				return
-			}
+			// A program that has already exited cannot read it; its
+			// last words on SSLWRITEFD still go out.
+			_ = t.sendEnv(st.Env())
 		}
 		s.logAccept(cmdByte == 'Y', st)
 		ok, wait := s.bufs.relay(tconn, s.o.IdleTimeout, t.toProg, t.fromProg)
@@ -176,10 +186,11 @@ func (s *Server) runDelayed(c net.Conn, env []string, srv *tlsconf.Server, remot
 		}
 		waitIn = wait
 	}()
-	// The program is gone: end the control channel, let its last words
-	// and close_notify go out, then end the connection.
+	// The program is gone: end the wait for its control byte (one it
+	// wrote before exiting still starts TLS), let its last words and
+	// close_notify go out, then end the connection.
 	err = waitProgram(cmd)
-	t.ctl.Close()
+	t.programGone()
 	<-relayed
 	c.Close()
 	waitIn()

@@ -315,9 +315,19 @@ func TestDelayedProgramsDoNotHoldThreads(t *testing.T) {
 // -n: when the program says its last words over TLS and exits, they
 // reach the client and the connection ends (the socket the program
 // shared must not stay blocking, or the server's read never returns).
+// The program exits right after its control byte, so the server often
+// sees the exit before the byte: the byte must still start TLS ('y'),
+// and with 'Y' the environment nobody reads any more must not cost the
+// last words.
 func TestDelayedProgramExitEndsConnection(t *testing.T) {
+	for _, ctl := range []string{"y", "Y"} {
+		t.Run(ctl, func(t *testing.T) { testDelayedProgramExit(t, ctl) })
+	}
+}
+
+func testDelayedProgramExit(t *testing.T, ctl string) {
 	f := newServerFixture(t)
-	prog := []string{"sh", "-c", `echo 220 hi; read x; printf y >&3; printf 'bye\n' >&5`}
+	prog := []string{"sh", "-c", `echo 220 hi; read x; printf ` + ctl + ` >&3; printf 'bye\n' >&5`}
 	addr, _, log := f.start(t, ServerOptions{Delayed: true, Prog: prog})
 	for i := range 5 {
 		c, err := net.Dial("tcp", addr)

@@ -15,6 +15,17 @@ import (
 // compile runs Debian's tcprules on rules text and opens the cdb.
 func compile(t *testing.T, rules string) *CDB {
 	t.Helper()
+	db, err := OpenCDB(compileFile(t, rules))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// compileFile runs Debian's tcprules on rules text and returns the cdb's
+// path.
+func compileFile(t *testing.T, rules string) string {
+	t.Helper()
 	bin := testpeer.Require(t, "tcprules")
 	dir := t.TempDir()
 	cdb, tmp := filepath.Join(dir, "rules.cdb"), filepath.Join(dir, "rules.tmp")
@@ -23,11 +34,7 @@ func compile(t *testing.T, rules string) *CDB {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("tcprules: %v\n%s", err, out)
 	}
-	db, err := OpenCDB(cdb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return db
+	return cdb
 }
 
 func TestRulesFromDebianTcprules(t *testing.T) {
@@ -130,4 +137,70 @@ func FuzzCDB(f *testing.F) {
 		}
 		_, _, _ = (&CDB{data: b}).Get(k2)
 	})
+}
+
+// TestRulesCompetingKeys: when several rules match one client, the first
+// key in tcpserver's order wins: INFO@IP, INFO@=HOST, the exact IP,
+// =HOST, IP prefixes (longest first), =.suffixes (longest first), "=",
+// then the default. Every client below matches several rules of a cdb
+// built by Debian's tcprules, and Debian's tcprulescheck must name the
+// same rule, so the order is ucspi-tcp's, not only this table's.
+func TestRulesCompetingKeys(t *testing.T) {
+	check := testpeer.Require(t, "tcprulescheck")
+	rules := `joe@192.0.2.7:allow,WHO="info@ip"
+joe@=mail.example.org:allow,WHO="info@host"
+192.0.2.7:allow,WHO="ip"
+=mail.example.org:allow,WHO="host"
+192.0.2.:allow,WHO="prefix3"
+192.0.:allow,WHO="prefix2"
+=.mail.example.org:allow,WHO="suffix-long"
+=.example.org:allow,WHO="suffix"
+=:allow,WHO="named"
+:allow,WHO="default"
+`
+	cdb := compileFile(t, rules)
+	db, err := OpenCDB(cdb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		ip, host, info string
+		key            string
+	}{
+		{"192.0.2.7", "mail.example.org", "joe", "joe@192.0.2.7"},         // info@ip over everything
+		{"192.0.2.8", "mail.example.org", "joe", "joe@=mail.example.org"}, // info@=host over ip, =host
+		{"192.0.2.7", "mail.example.org", "ann", "192.0.2.7"},             // other info: exact ip over =host
+		{"192.0.2.7", "mail.example.org", "", "192.0.2.7"},                // exact ip over =host, prefixes
+		{"192.0.2.8", "mail.example.org", "", "=mail.example.org"},        // =host over prefixes, suffixes
+		{"192.0.2.8", "a.mail.example.org", "", "192.0.2."},               // prefix over suffixes
+		{"192.0.9.9", "a.mail.example.org", "", "192.0."},                 // shorter prefix still over suffixes
+		{"198.51.100.1", "a.mail.example.org", "", "=.mail.example.org"},  // longest suffix first
+		{"198.51.100.1", "other.example.org", "", "=.example.org"},        // suffix over "="
+		{"198.51.100.1", "other.test", "", "="},                           // "=" over the default
+		{"198.51.100.1", "", "", ""},                                      // no name: default
+	} {
+		d, err := Lookup(db, net.ParseIP(tc.ip), tc.host, tc.info)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !d.Found || d.Key != tc.key {
+			t.Errorf("%s %q %q: key %q, want %q", tc.ip, tc.host, tc.info, d.Key, tc.key)
+		}
+		c := exec.Command(check, cdb)
+		c.Env = []string{"TCPREMOTEIP=" + tc.ip}
+		if tc.host != "" {
+			c.Env = append(c.Env, "TCPREMOTEHOST="+tc.host)
+		}
+		if tc.info != "" {
+			c.Env = append(c.Env, "TCPREMOTEINFO="+tc.info)
+		}
+		out, err := c.CombinedOutput()
+		if err != nil {
+			t.Fatalf("tcprulescheck: %v\n%s", err, out)
+		}
+		first, _, _ := strings.Cut(string(out), "\n")
+		if want := "rule " + tc.key + ":"; first != want {
+			t.Errorf("%s %q %q: tcprulescheck says %q, the table %q", tc.ip, tc.host, tc.info, first, want)
+		}
+	}
 }
