@@ -394,13 +394,19 @@ func (c *Client) cmd(timeout time.Duration, line string) (*smtpwire.Reply, error
 
 // write sends raw protocol text; shown is what the transcript gets.
 func (c *Client) write(timeout time.Duration, s, shown string) error {
+	return c.writeBytes(timeout, []byte(s), shown)
+}
+
+// writeBytes sends raw protocol octets in one write; shown is what the
+// transcript gets.
+func (c *Client) writeBytes(timeout time.Duration, b []byte, shown string) error {
 	_ = c.conn.SetWriteDeadline(time.Now().Add(timeout))
 	if c.opts.Transcript != nil && shown != "" {
 		for _, l := range strings.Split(strings.TrimRight(shown, "\r\n"), "\r\n") {
 			fmt.Fprintf(c.opts.Transcript, "C: %s\n", l)
 		}
 	}
-	if _, err := io.WriteString(c.conn, s); err != nil {
+	if _, err := c.conn.Write(b); err != nil {
 		return &NetError{Op: "write", Addr: c.addr, Err: err}
 	}
 	return nil
