@@ -88,10 +88,11 @@ type inFlight struct {
 }
 
 // sendChunked is SendBatch with PIPELINING and CHUNKING. Every message
-// but the first starts with RSET, because a server may keep the
-// transaction open after refusing a BDAT (go-smtp does when no recipient
-// was accepted), and the next MAIL is written before that reply is read.
-// RSET costs a reply, not a round trip.
+// but the first starts with RSET: RFC 3030 does not say whether a refused
+// BDAT ends the transaction (Postfix and tlsmail end it, go-smtp keeps the
+// sender), and the next MAIL is written before that reply is read, so a
+// server that keeps it would refuse the MAIL as nested. RSET costs a
+// reply, not a round trip.
 func (c *Client) sendChunked(batch []Outgoing, results []*Result) error {
 	t := c.opts.Timeouts
 	var (

@@ -183,8 +183,10 @@ func TestBatchWithoutChunkingPipelinesDATA(t *testing.T) {
 	}
 }
 
-// chunkServer is a scripted server with PIPELINING and CHUNKING. It
-// holds its replies until it has read hold messages (0: reply at once),
+// chunkServer is a scripted server with PIPELINING and CHUNKING that
+// refuses recipients nobody@…, keeps the transaction open after refusing a
+// BDAT for want of recipients and refuses a nested MAIL (RFC 3030 leaves
+// that open; RSET is the way out). It holds its replies until it has read hold messages (0: reply at once),
 // and closes the connection after reading message dropAt (counted from
 // 1; 0: never), before replying to it.
 type chunkServer struct {
@@ -216,7 +218,7 @@ func (cs *chunkServer) serve(c net.Conn) {
 	br := bufio.NewReader(c)
 	io.WriteString(c, "220 chunk.test ESMTP\r\n")
 	var pending strings.Builder
-	msgs := 0
+	msgs, rcpts, inMail := 0, 0, false
 	reply := func(s string) {
 		pending.WriteString(s)
 		if msgs >= cs.hold {
@@ -237,7 +239,22 @@ func (cs *chunkServer) serve(c net.Conn) {
 		switch strings.ToUpper(f[0]) {
 		case "EHLO":
 			io.WriteString(c, "250-chunk.test\r\n250-PIPELINING\r\n250 CHUNKING\r\n")
-		case "MAIL", "RCPT", "RSET":
+		case "MAIL":
+			if inMail {
+				reply("503 5.5.1 Error: nested MAIL command\r\n")
+				continue
+			}
+			inMail = true
+			reply("250 2.0.0 ok\r\n")
+		case "RCPT":
+			if strings.Contains(line, "nobody@") {
+				reply("550 5.1.1 no such user\r\n")
+				continue
+			}
+			rcpts++
+			reply("250 2.0.0 ok\r\n")
+		case "RSET":
+			inMail, rcpts = false, 0
 			reply("250 2.0.0 ok\r\n")
 		case "BDAT":
 			n, _ := strconv.Atoi(f[1])
@@ -248,10 +265,33 @@ func (cs *chunkServer) serve(c net.Conn) {
 			if msgs == cs.dropAt {
 				return
 			}
+			if !inMail || rcpts == 0 {
+				// Like a strict server, keep the transaction open.
+				reply("554 5.5.1 Error: no valid recipients\r\n")
+				continue
+			}
+			inMail, rcpts = false, 0
 			cs.mu.Lock()
 			cs.got++
 			cs.mu.Unlock()
 			reply(fmt.Sprintf("250 2.0.0 queued as M%d\r\n", msgs))
+		case "DATA":
+			if !inMail || rcpts == 0 {
+				reply("554 5.5.1 Error: no valid recipients\r\n")
+				continue
+			}
+			io.WriteString(c, "354 go on\r\n")
+			for {
+				l, err := br.ReadString('\n')
+				if err != nil {
+					return
+				}
+				if l == ".\r\n" {
+					break
+				}
+			}
+			inMail, rcpts = false, 0
+			reply("250 2.0.0 queued\r\n")
 		case "QUIT":
 			io.WriteString(c, "221 bye\r\n")
 			return
@@ -322,5 +362,43 @@ func TestBatchConnectionLostMidBatch(t *testing.T) {
 		if i >= 4 && (r == nil || r.Err == nil || r.Accepted != 0) {
 			t.Errorf("message %d: %+v, want an error and nothing accepted", i, r)
 		}
+	}
+}
+
+// TestBatchLeavesAFailedTransactionBeforeTheNext: a server that keeps the
+// transaction open after a refused BDAT would refuse the next pipelined
+// MAIL as nested; SendBatch sends RSET between messages (and after a
+// batch that ends on a refusal), so only the messages whose recipient was
+// refused fail.
+func TestBatchLeavesAFailedTransactionBeforeTheNext(t *testing.T) {
+	cs := &chunkServer{}
+	addr := cs.start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, addr, Options{Mode: Plain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var batch []Outgoing
+	for i := range 4 {
+		to := "b@y.test"
+		if i == 1 || i == 3 {
+			to = "nobody@y.test"
+		}
+		batch = append(batch, Outgoing{Envelope: Envelope{From: "a@x.test", To: []string{to}}, Data: []byte("Subject: x\r\n\r\nhi\r\n")})
+	}
+	results, err := c.SendBatch(ctx, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range results {
+		if delivered := r.Final != nil && r.Final.Code == 250; delivered != (i%2 == 0) {
+			t.Errorf("message %d: delivered %v (%v)", i, delivered, r.Err)
+		}
+	}
+	// The batch ended on a refusal: the connection is reset for the next use.
+	if res, err := c.SendBytes(ctx, Envelope{From: "a@x.test", To: []string{"b@y.test"}}, []byte("x\r\n")); err != nil || res.Accepted != 1 {
+		t.Fatalf("send after the batch: %+v %v", res, err)
 	}
 }
