@@ -8,6 +8,7 @@ package remote
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -17,6 +18,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tlsmail/tlsmail/internal/dnsx"
@@ -64,9 +66,11 @@ func (d *Deliverer) Deliver(ctx context.Context, env *queue.Envelope, rcpts []in
 		}
 		byDomain[dom] = append(byDomain[dom], i)
 	}
+	// The message is read once, for every domain and every host tried.
+	read := sync.OnceValues(func() ([]byte, error) { return readMessage(open) })
 	var out []queue.Outcome
 	for _, dom := range order {
-		out = append(out, d.deliverDomain(ctx, env, dom, byDomain[dom], open)...)
+		out = append(out, d.deliverDomain(ctx, env, dom, byDomain[dom], read)...)
 	}
 	return out
 }
@@ -81,7 +85,7 @@ func all(idx []int, o queue.Outcome) []queue.Outcome {
 	return out
 }
 
-func (d *Deliverer) deliverDomain(ctx context.Context, env *queue.Envelope, domain string, idx []int, open func() (io.ReadCloser, error)) []queue.Outcome {
+func (d *Deliverer) deliverDomain(ctx context.Context, env *queue.Envelope, domain string, idx []int, read func() ([]byte, error)) []queue.Outcome {
 	targets, perm, err := d.route(ctx, domain)
 	if err != nil {
 		return all(idx, queue.Outcome{Permanent: perm, Reply: err.Error(), Attrs: []any{"domain", domain}})
@@ -97,7 +101,7 @@ func (d *Deliverer) deliverDomain(ctx context.Context, env *queue.Envelope, doma
 		return all(idx, queue.Outcome{Reply: "4.3.5 TLS policy: " + err.Error(), Attrs: []any{"domain", domain}})
 	}
 	var stsNote string
-	if !env.RequireTLS && tlsRequiredNo(open) {
+	if !env.RequireTLS && tlsRequiredNo(read) {
 		// RFC 8689 §5: the sender asks that TLS policy be ignored for
 		// this message; deliver with opportunistic TLS.
 		pol = policy.Policy{Level: policy.May, Source: "TLS-Required: No header"}
@@ -140,7 +144,7 @@ func (d *Deliverer) deliverDomain(ctx context.Context, env *queue.Envelope, doma
 				last = queue.Outcome{Reply: "4.7.5 " + err.Error(), Attrs: attrs}
 				continue
 			}
-			outs, done := d.try(ctx, env, idx, addr, tg, plan, clientCert, open, attrs)
+			outs, done := d.try(ctx, env, idx, addr, tg, plan, clientCert, read, attrs)
 			for i := range outs {
 				outs[i].Level = string(plan.Effective)
 			}
@@ -170,13 +174,13 @@ func (d *Deliverer) deliverDomain(ctx context.Context, env *queue.Envelope, doma
 
 // try delivers over one connection. done says whether the outcomes are
 // final for this attempt (otherwise the next host is tried).
-func (d *Deliverer) try(ctx context.Context, env *queue.Envelope, idx []int, addr string, tg target, plan policy.Plan, clientCert *tls.Certificate, open func() (io.ReadCloser, error), attrs []any) ([]queue.Outcome, bool) {
+func (d *Deliverer) try(ctx context.Context, env *queue.Envelope, idx []int, addr string, tg target, plan policy.Plan, clientCert *tls.Certificate, read func() ([]byte, error), attrs []any) ([]queue.Outcome, bool) {
 	_, senderDomain := smtpwire.SplitAddress(env.From)
 	key := strings.Join([]string{tg.host, addr, string(plan.Effective), plan.Policy.Source}, "|")
 	if clientCert != nil {
 		key += "|" + senderDomain // a client certificate belongs to the sender's domain
 	}
-	data, err := readMessage(open)
+	data, err := read()
 	if err != nil {
 		return all(idx, queue.Outcome{Reply: "4.3.0 " + err.Error(), Attrs: attrs}), true
 	}
@@ -299,13 +303,12 @@ func (d *Deliverer) route(ctx context.Context, domain string) ([]target, bool, e
 }
 
 // tlsRequiredNo reports whether the message header has "TLS-Required: No".
-func tlsRequiredNo(open func() (io.ReadCloser, error)) bool {
-	rc, err := open()
+func tlsRequiredNo(read func() ([]byte, error)) bool {
+	data, err := read()
 	if err != nil {
 		return false
 	}
-	defer rc.Close()
-	br := bufio.NewReader(io.LimitReader(rc, 256*1024))
+	br := bufio.NewReader(io.LimitReader(bytes.NewReader(data), 256*1024))
 	for {
 		line, err := br.ReadString('\n')
 		l := strings.TrimRight(line, "\r\n")
