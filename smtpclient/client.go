@@ -3,7 +3,8 @@
 // STARTTLS that refuses to go on in plaintext, opportunistic STARTTLS or
 // plain; certificate verification with host-name checks on by default;
 // AUTH (PLAIN, LOGIN, CRAM-MD5, XOAUTH2) never over plaintext unless
-// allowed by name; PIPELINING; per-stage timeouts (RFC 5321 §4.5.3.2);
+// allowed by name; PIPELINING, also across the messages of a batch, with
+// BDAT where the server offers CHUNKING; per-stage timeouts (RFC 5321 §4.5.3.2);
 // per-recipient results; and the TLS outcome of every connection as a
 // tlsinfo.State. Compose builds MIME messages.
 //
