@@ -18,12 +18,15 @@ type Outgoing struct {
 }
 
 // The window of a pipelined BDAT batch: at most this many messages, and
-// (beyond the first) this many octets of message data, are written ahead
-// of their replies. It bounds what a slow server makes the client hold
-// and what a lost connection leaves in doubt.
+// (beyond the first) this many octets of message data and replies owed,
+// are written ahead of their replies. It bounds what a slow server makes
+// the client hold, what a lost connection leaves in doubt, and the replies
+// a server must be able to buffer while the client is still writing (RFC
+// 2920 §3.1's deadlock).
 const (
 	windowMessages = 32
 	windowBytes    = 1 << 20
+	windowReplies  = 256
 )
 
 // SendBatch sends several messages over the connection and returns one
@@ -81,10 +84,11 @@ func (c *Client) endBatch(results []*Result, from int, err error) error {
 
 // inFlight is a message written whose replies are still to come.
 type inFlight struct {
-	i     int
-	env   Envelope
-	rset  bool // an RSET went before its MAIL
-	bytes int
+	i       int
+	env     Envelope
+	rset    bool // an RSET went before its MAIL
+	bytes   int
+	replies int
 }
 
 // sendChunked is SendBatch with PIPELINING and CHUNKING. Every message
@@ -98,6 +102,7 @@ func (c *Client) sendChunked(batch []Outgoing, results []*Result) error {
 	var (
 		flights []inFlight
 		bytesIn int
+		owed    int // replies to come
 		next    int
 		buf     bytes.Buffer
 		shown   strings.Builder
@@ -107,10 +112,10 @@ func (c *Client) sendChunked(batch []Outgoing, results []*Result) error {
 	)
 	for next < len(batch) || len(flights) > 0 {
 		// Refill the window when it is half empty, in one write.
-		if len(flights) <= windowMessages/2 && bytesIn <= windowBytes/2 {
+		if len(flights) <= windowMessages/2 && bytesIn <= windowBytes/2 && owed <= windowReplies/2 {
 			buf.Reset()
 			shown.Reset()
-			for next < len(batch) && len(flights) < windowMessages && (len(flights) == 0 || bytesIn < windowBytes) {
+			for next < len(batch) && len(flights) < windowMessages && (len(flights) == 0 || bytesIn < windowBytes && owed+len(batch[next].Envelope.To)+3 <= windowReplies) {
 				i := next
 				next++
 				env := prepare(batch[i].Envelope, batch[i].Data)
@@ -135,8 +140,13 @@ func (c *Client) sendChunked(batch []Outgoing, results []*Result) error {
 				shown.WriteString(cmds)
 				fmt.Fprintf(&shown, "<message data, %d octets>\r\n", len(body))
 				res.Bytes = int64(len(body))
-				flights = append(flights, inFlight{i: i, env: env, rset: rset, bytes: len(body)})
+				f := inFlight{i: i, env: env, rset: rset, bytes: len(body), replies: len(rcpts) + 2}
+				if rset {
+					f.replies++
+				}
+				flights = append(flights, f)
 				bytesIn += len(body)
+				owed += f.replies
 			}
 			if buf.Len() > 0 {
 				if err := c.writeBytes(t.Block, buf.Bytes(), shown.String()); err != nil {
@@ -173,6 +183,7 @@ func (c *Client) sendChunked(batch []Outgoing, results []*Result) error {
 		last = res.Err
 		flights = flights[1:]
 		bytesIn -= f.bytes
+		owed -= f.replies
 	}
 	if last != nil {
 		c.reset() // leave no transaction open for the next user

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -193,6 +194,7 @@ type chunkServer struct {
 	hold, dropAt int
 	mu           sync.Mutex
 	got          int
+	replied      atomic.Int64 // replies to BDAT written
 }
 
 func (cs *chunkServer) start(t *testing.T) string {
@@ -267,6 +269,7 @@ func (cs *chunkServer) serve(c net.Conn) {
 			}
 			if !inMail || rcpts == 0 {
 				// Like a strict server, keep the transaction open.
+				cs.replied.Add(1)
 				reply("554 5.5.1 Error: no valid recipients\r\n")
 				continue
 			}
@@ -274,6 +277,7 @@ func (cs *chunkServer) serve(c net.Conn) {
 			cs.mu.Lock()
 			cs.got++
 			cs.mu.Unlock()
+			cs.replied.Add(1)
 			reply(fmt.Sprintf("250 2.0.0 queued as M%d\r\n", msgs))
 		case "DATA":
 			if !inMail || rcpts == 0 {
@@ -400,5 +404,69 @@ func TestBatchLeavesAFailedTransactionBeforeTheNext(t *testing.T) {
 	// The batch ended on a refusal: the connection is reset for the next use.
 	if res, err := c.SendBytes(ctx, Envelope{From: "a@x.test", To: []string{"b@y.test"}}, []byte("x\r\n")); err != nil || res.Accepted != 1 {
 		t.Fatalf("send after the batch: %+v %v", res, err)
+	}
+}
+
+// countingDialer dials TCP and counts the BDAT commands written.
+type countingDialer struct {
+	bdats atomic.Int64
+	check func(written int64)
+}
+
+func (d *countingDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+	return &countingConn{Conn: c, d: d}, err
+}
+
+type countingConn struct {
+	net.Conn
+	d *countingDialer
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.d.check(c.d.bdats.Add(int64(strings.Count(string(p), "BDAT "))))
+	return c.Conn.Write(p)
+}
+
+// TestBatchWindowBoundsMessagesInFlight: however fast the server, the
+// client never has more than the window's messages written and not yet
+// answered (the server's count of replies sent is a lower bound of the
+// replies the client has read).
+func TestBatchWindowBoundsMessagesInFlight(t *testing.T) {
+	cs := &chunkServer{}
+	addr := cs.start(t)
+	var maxAhead atomic.Int64
+	d := &countingDialer{}
+	d.check = func(written int64) {
+		ahead := written - cs.replied.Load()
+		for {
+			m := maxAhead.Load()
+			if ahead <= m || maxAhead.CompareAndSwap(m, ahead) {
+				return
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, addr, Options{Mode: Plain, Dialer: d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var batch []Outgoing
+	for range 300 {
+		batch = append(batch, Outgoing{Envelope: Envelope{From: "a@x.test", To: []string{"b@y.test"}}, Data: []byte("Subject: x\r\n\r\nhi\r\n")})
+	}
+	results, err := c.SendBatch(ctx, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range results {
+		if r.Err != nil {
+			t.Fatalf("message %d: %v", i, r.Err)
+		}
+	}
+	if m := maxAhead.Load(); m > windowMessages || m < 2 {
+		t.Errorf("up to %d messages in flight, want 2..%d", m, windowMessages)
 	}
 }
