@@ -3,7 +3,8 @@
 // STARTTLS that refuses to go on in plaintext, opportunistic STARTTLS or
 // plain; certificate verification with host-name checks on by default;
 // AUTH (PLAIN, LOGIN, CRAM-MD5, XOAUTH2) never over plaintext unless
-// allowed by name; PIPELINING; per-stage timeouts (RFC 5321 §4.5.3.2);
+// allowed by name; PIPELINING, also across the messages of a batch, with
+// BDAT where the server offers CHUNKING; per-stage timeouts (RFC 5321 §4.5.3.2);
 // per-recipient results; and the TLS outcome of every connection as a
 // tlsinfo.State. Compose builds MIME messages.
 //
@@ -394,13 +395,19 @@ func (c *Client) cmd(timeout time.Duration, line string) (*smtpwire.Reply, error
 
 // write sends raw protocol text; shown is what the transcript gets.
 func (c *Client) write(timeout time.Duration, s, shown string) error {
+	return c.writeBytes(timeout, []byte(s), shown)
+}
+
+// writeBytes sends raw protocol octets in one write; shown is what the
+// transcript gets.
+func (c *Client) writeBytes(timeout time.Duration, b []byte, shown string) error {
 	_ = c.conn.SetWriteDeadline(time.Now().Add(timeout))
 	if c.opts.Transcript != nil && shown != "" {
 		for _, l := range strings.Split(strings.TrimRight(shown, "\r\n"), "\r\n") {
 			fmt.Fprintf(c.opts.Transcript, "C: %s\n", l)
 		}
 	}
-	if _, err := io.WriteString(c.conn, s); err != nil {
+	if _, err := c.conn.Write(b); err != nil {
 		return &NetError{Op: "write", Addr: c.addr, Err: err}
 	}
 	return nil

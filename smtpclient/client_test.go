@@ -109,7 +109,11 @@ func (s *script) serve(c net.Conn) {
 		case "AUTH":
 			s.write(conn, "235 2.7.0 ok\r\n")
 		case "MAIL":
-			s.write(conn, "250 2.1.0 ok\r\n")
+			if strings.Contains(line, "refused@") {
+				s.write(conn, "550 5.7.1 sender refused\r\n")
+			} else {
+				s.write(conn, "250 2.1.0 ok\r\n")
+			}
 		case "RCPT":
 			if strings.Contains(line, "nobody@") {
 				s.write(conn, "550 5.1.1 no such user\r\n")

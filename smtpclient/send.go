@@ -44,22 +44,37 @@ type RcptResult struct {
 
 // Result is what a transaction achieved.
 type Result struct {
-	Server     string          `json:"server"`
-	Recipients []RcptResult    `json:"recipients"`
-	Accepted   int             `json:"accepted"`
-	Reply      string          `json:"reply,omitempty"` // the final reply to the message data
-	Bytes      int64           `json:"bytes"`
-	Pipelined  bool            `json:"pipelined"`
-	TLS        tlsinfo.State   `json:"tls"`
-	Auth       string          `json:"auth,omitempty"`
-	Duration   time.Duration   `json:"-"`
-	Millis     int64           `json:"duration_ms"`
-	Final      *smtpwire.Reply `json:"-"`
+	Server     string       `json:"server"`
+	Recipients []RcptResult `json:"recipients"`
+	// Accepted is the number of recipients the message was delivered to:
+	// 0 unless the server accepted the message data (Final is a 250).
+	Accepted  int           `json:"accepted"`
+	Reply     string        `json:"reply,omitempty"` // the final reply to the message data, or the refusal
+	Bytes     int64         `json:"bytes"`
+	Pipelined bool          `json:"pipelined"`
+	Chunking  bool          `json:"chunking,omitempty"` // sent with BDAT (RFC 3030)
+	TLS       tlsinfo.State `json:"tls"`
+	Auth      string        `json:"auth,omitempty"`
+	Duration  time.Duration `json:"-"`
+	Millis    int64         `json:"duration_ms"`
+	// Final is the server's reply to the message data; nil when the data
+	// was not sent or its reply never came.
+	Final *smtpwire.Reply `json:"-"`
+	// Err is, in a SendBatch result, what Send would have returned for
+	// this message: nil when it was delivered to at least one recipient,
+	// a *ReplyError for a refusal, another error when the batch ended
+	// before the message's outcome was known.
+	Err error `json:"-"`
 }
 
 // SendBytes sends a ready message, filling Size, EightBit and SMTPUTF8
 // from the message and addresses.
 func (c *Client) SendBytes(ctx context.Context, env Envelope, msg []byte) (*Result, error) {
+	return c.Send(ctx, prepare(env, msg), bytes.NewReader(msg))
+}
+
+// prepare fills Size, EightBit and SMTPUTF8 from a ready message.
+func prepare(env Envelope, msg []byte) Envelope {
 	env.Size = int64(len(msg))
 	env.EightBit = env.EightBit || !smtpwire.IsASCII(string(msg))
 	if !smtpwire.IsASCII(env.From) {
@@ -70,7 +85,7 @@ func (c *Client) SendBytes(ctx context.Context, env Envelope, msg []byte) (*Resu
 			env.SMTPUTF8 = true
 		}
 	}
-	return c.Send(ctx, env, bytes.NewReader(msg))
+	return env
 }
 
 // Send runs one mail transaction: MAIL, RCPT for each recipient, DATA —
@@ -82,40 +97,22 @@ func (c *Client) Send(ctx context.Context, env Envelope, msg io.Reader) (*Result
 	start := time.Now()
 	stop := context.AfterFunc(ctx, func() { c.conn.Close() })
 	defer stop()
-	res := &Result{Server: c.addr, TLS: c.tls, Auth: c.authed}
-	if len(env.To) == 0 {
-		return res, fmt.Errorf("smtp: no recipients")
-	}
-	if err := c.checkEnvelope(env); err != nil {
+	res := c.newResult()
+	mail, rcpts, err := c.commands(env)
+	if err != nil {
 		return res, err
-	}
-	mail := "MAIL FROM:<" + env.From + ">" + c.mailParams(env)
-	rcpts := make([]string, len(env.To))
-	for i, to := range env.To {
-		rcpts[i] = "RCPT TO:<" + to + ">"
-		if env.Notify != "" {
-			if _, ok := c.ext["DSN"]; ok {
-				rcpts[i] += " NOTIFY=" + env.Notify
-			}
-		}
 	}
 	t := c.opts.Timeouts
 	var mailR, dataR *smtpwire.Reply
 	rcptR := make([]*smtpwire.Reply, len(rcpts))
-	var err error
-	if _, ok := c.ext["PIPELINING"]; ok && !c.opts.NoPipelining {
+	if c.pipelining() {
 		res.Pipelined = true
 		batch := mail + "\r\n" + strings.Join(rcpts, "\r\n") + "\r\nDATA\r\n"
 		if err = c.write(t.Command, batch, batch); err != nil {
 			return res, err
 		}
-		if mailR, err = c.read(t.Command); err != nil {
+		if mailR, rcptR, err = c.readEnvelopeReplies(len(rcpts)); err != nil {
 			return res, err
-		}
-		for i := range rcpts {
-			if rcptR[i], err = c.read(t.Command); err != nil {
-				return res, err
-			}
 		}
 		if dataR, err = c.read(t.DataInit); err != nil {
 			return res, err
@@ -132,33 +129,12 @@ func (c *Client) Send(ctx context.Context, env Envelope, msg io.Reader) (*Result
 			}
 		}
 	}
-	if mailR.Code != 250 {
-		if dataR != nil && dataR.Code == 354 {
-			_ = c.endData(nil)
-		}
-		c.reset()
-		return res, &ReplyError{Stage: "MAIL", Reply: mailR}
-	}
-	var firstRefusal *smtpwire.Reply
-	for i, r := range rcptR {
-		ok := r != nil && (r.Code == 250 || r.Code == 251)
-		reply := ""
-		if r != nil {
-			reply = r.String()
-		}
-		res.Recipients = append(res.Recipients, RcptResult{Addr: env.To[i], Accepted: ok, Reply: reply})
-		if ok {
-			res.Accepted++
-		} else if firstRefusal == nil {
-			firstRefusal = r
-		}
-	}
-	if res.Accepted == 0 {
+	if err := envelopeResults(res, env.To, mailR, rcptR); err != nil {
 		if dataR != nil && dataR.Code == 354 {
 			_ = c.endData(nil) // a server that wants data anyway gets none
 		}
 		c.reset()
-		return res, &ReplyError{Stage: "RCPT", Reply: firstRefusal}
+		return res, err
 	}
 	if dataR == nil {
 		if dataR, err = c.cmd(t.DataInit, "DATA"); err != nil {
@@ -166,6 +142,7 @@ func (c *Client) Send(ctx context.Context, env Envelope, msg io.Reader) (*Result
 		}
 	}
 	if dataR.Code != 354 {
+		res.Accepted = 0
 		c.reset()
 		return res, &ReplyError{Stage: "DATA", Reply: dataR}
 	}
@@ -178,13 +155,98 @@ func (c *Client) Send(ctx context.Context, env Envelope, msg io.Reader) (*Result
 	if err != nil {
 		return res, err
 	}
-	res.Final, res.Reply = final, final.String()
 	res.Duration = time.Since(start)
 	res.Millis = res.Duration.Milliseconds()
-	if final.Code != 250 {
-		return res, &ReplyError{Stage: "end of data", Reply: final}
+	return res, finalResult(res, "end of data", final)
+}
+
+// pipelining reports whether commands may be pipelined (RFC 2920).
+func (c *Client) pipelining() bool {
+	_, ok := c.ext["PIPELINING"]
+	return ok && !c.opts.NoPipelining
+}
+
+func (c *Client) newResult() *Result {
+	return &Result{Server: c.addr, TLS: c.tls, Auth: c.authed}
+}
+
+// commands checks an envelope and turns it into the MAIL command and one
+// RCPT command per recipient (with DSN NOTIFY where offered). It is the
+// one place that does so, for Send and SendBatch alike.
+func (c *Client) commands(env Envelope) (string, []string, error) {
+	if len(env.To) == 0 {
+		return "", nil, fmt.Errorf("smtp: no recipients")
 	}
-	return res, nil
+	if err := c.checkEnvelope(env); err != nil {
+		return "", nil, err
+	}
+	mail := "MAIL FROM:<" + env.From + ">" + c.mailParams(env)
+	rcpts := make([]string, len(env.To))
+	for i, to := range env.To {
+		rcpts[i] = "RCPT TO:<" + to + ">"
+		if env.Notify != "" {
+			if _, ok := c.ext["DSN"]; ok {
+				rcpts[i] += " NOTIFY=" + env.Notify
+			}
+		}
+	}
+	return mail, rcpts, nil
+}
+
+// readEnvelopeReplies reads the pipelined replies to MAIL and n RCPTs.
+func (c *Client) readEnvelopeReplies(n int) (*smtpwire.Reply, []*smtpwire.Reply, error) {
+	mailR, err := c.read(c.opts.Timeouts.Command)
+	if err != nil {
+		return nil, nil, err
+	}
+	rcptR := make([]*smtpwire.Reply, n)
+	for i := range rcptR {
+		if rcptR[i], err = c.read(c.opts.Timeouts.Command); err != nil {
+			return nil, nil, err
+		}
+	}
+	return mailR, rcptR, nil
+}
+
+// envelopeResults records the replies to MAIL and the RCPTs in res (a
+// recipient counts as accepted only if MAIL was too) and returns the
+// refusal that ends the transaction: MAIL refused, or every recipient.
+// A nil RCPT reply is a command that was not sent.
+func envelopeResults(res *Result, to []string, mailR *smtpwire.Reply, rcptR []*smtpwire.Reply) error {
+	var firstRefusal *smtpwire.Reply
+	for i, r := range rcptR {
+		ok := mailR.Code == 250 && r != nil && (r.Code == 250 || r.Code == 251)
+		reply := ""
+		if r != nil {
+			reply = r.String()
+		}
+		res.Recipients = append(res.Recipients, RcptResult{Addr: to[i], Accepted: ok, Reply: reply})
+		if ok {
+			res.Accepted++
+		} else if firstRefusal == nil {
+			firstRefusal = r
+		}
+	}
+	switch {
+	case mailR.Code != 250:
+		res.Accepted, res.Reply = 0, mailR.String()
+		return &ReplyError{Stage: "MAIL", Reply: mailR}
+	case res.Accepted == 0:
+		res.Reply = firstRefusal.String()
+		return &ReplyError{Stage: "RCPT", Reply: firstRefusal}
+	}
+	return nil
+}
+
+// finalResult records the reply to the message data: the message is
+// delivered (to the accepted recipients) only on 250.
+func finalResult(res *Result, stage string, final *smtpwire.Reply) error {
+	res.Final, res.Reply = final, final.String()
+	if final.Code != 250 {
+		res.Accepted = 0
+		return &ReplyError{Stage: stage, Reply: final}
+	}
+	return nil
 }
 
 func (c *Client) checkEnvelope(env Envelope) error {

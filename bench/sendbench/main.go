@@ -1,6 +1,8 @@
 // Command sendbench measures tlsmail's client: 1,000 small messages over
-// one connection with PIPELINING and in lock-step, through a proxy that
-// adds a round-trip delay (default 1 ms) in front of Postfix's smtp-sink;
+// one connection with smtpclient.SendBatch, pipelined and in lock-step,
+// through a proxy that adds a round-trip delay (default 1 ms), in front of
+// Postfix's smtp-sink (no CHUNKING, so DATA) and of an in-process go-smtp
+// sink (CHUNKING, so BDAT);
 // and the `tlsmail send` command against msmtp, one message per process,
 // through the same proxy. It prints messages/s and the ratios. Loopback
 // only; every loop is bounded in count and time.
@@ -18,6 +20,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/tlsmail/tlsmail/smtpclient"
 )
@@ -67,30 +71,42 @@ func run(n, procs int, rtt time.Duration, bin string) error {
 	if err := waitTCP(sinkAddr); err != nil {
 		return err
 	}
-	proxyLn, err := net.Listen("tcp", "127.0.0.1:0")
+	chunkSink, err := goSink()
 	if err != nil {
 		return err
 	}
-	defer proxyLn.Close()
-	go proxy(proxyLn, sinkAddr, rtt/2)
-	addr := proxyLn.Addr().String()
-
+	defer chunkSink.Close()
 	msg := []byte("From: a@bench.test\r\nTo: b@bench.test\r\nSubject: sendbench\r\n\r\nhello\r\n")
-	fmt.Printf("client through a proxy adding %v RTT to Postfix smtp-sink\n", rtt)
-	var rates [2]float64
-	for i, noPipe := range []bool{false, true} {
-		r, err := library(addr, n, noPipe, msg)
+	var addr string // smtp-sink through the proxy, for the command part
+	for _, sk := range []struct{ name, addr string }{
+		{"Postfix smtp-sink (PIPELINING, no CHUNKING: DATA)", sinkAddr},
+		{"go-smtp sink (PIPELINING, CHUNKING: BDAT)", chunkSink.Addr().String()},
+	} {
+		proxyLn, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return err
 		}
-		rates[i] = r
-		mode := "PIPELINING"
-		if noPipe {
-			mode = "lock-step "
+		defer proxyLn.Close()
+		go proxy(proxyLn, sk.addr, rtt/2)
+		if addr == "" {
+			addr = proxyLn.Addr().String()
 		}
-		fmt.Printf("  smtpclient, %d msgs on one connection, %s  %8.1f msgs/s\n", n, mode, r)
+		fmt.Printf("client through a proxy adding %v RTT to %s\n", rtt, sk.name)
+		var rates [2]float64
+		for i, noPipe := range []bool{false, true} {
+			r, err := library(proxyLn.Addr().String(), n, noPipe, msg)
+			if err != nil {
+				return err
+			}
+			rates[i] = r
+			mode := "pipelined"
+			if noPipe {
+				mode = "lock-step"
+			}
+			fmt.Printf("  smtpclient.SendBatch, %d msgs on one connection, %s  %8.1f msgs/s\n", n, mode, r)
+		}
+		fmt.Printf("  ratio pipelined / lock-step: %.2f\n", rates[0]/rates[1])
 	}
-	fmt.Printf("  ratio PIPELINING / lock-step: %.2f\n", rates[0]/rates[1])
 
 	rcfile := filepath.Join(work, "msmtprc")
 	host, port, _ := net.SplitHostPort(addr)
@@ -105,6 +121,7 @@ func run(n, procs int, rtt time.Duration, bin string) error {
 		cmd.Stdin = strings.NewReader("Subject: x\n\nhello\n")
 		return cmd.Run()
 	}
+	fmt.Printf("commands, one message per process, through the proxy to smtp-sink\n")
 	var cmdRates [2]float64
 	for i, f := range []func() error{ours, theirs} {
 		start := time.Now()
@@ -210,3 +227,30 @@ func delayed(dst io.Writer, src io.Reader, delay time.Duration) {
 		}
 	}
 }
+
+// goSink is an in-process go-smtp server that offers CHUNKING (smtp-sink
+// does not) and discards what it receives.
+func goSink() (net.Listener, error) {
+	srv := gosmtp.NewServer(discard{})
+	srv.Domain = "gosink.bench.test"
+	srv.AllowInsecureAuth = true
+	srv.ReadTimeout, srv.WriteTimeout = time.Minute, time.Minute
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	go srv.Serve(l)
+	return l, nil
+}
+
+type discard struct{}
+
+func (discard) NewSession(*gosmtp.Conn) (gosmtp.Session, error) { return discard{}, nil }
+func (discard) Mail(string, *gosmtp.MailOptions) error          { return nil }
+func (discard) Rcpt(string, *gosmtp.RcptOptions) error          { return nil }
+func (discard) Data(r io.Reader) error {
+	_, err := io.Copy(io.Discard, r)
+	return err
+}
+func (discard) Reset()        {}
+func (discard) Logout() error { return nil }

@@ -13,7 +13,7 @@ const connIdle = 5 * time.Second
 
 // connCache keeps open SMTP connections per destination key (host,
 // address, enforced policy): the next message to the same place skips the
-// TCP and TLS handshakes. A connection is used by one delivery at a time.
+// TCP and TLS handshakes. A connection carries one batch at a time.
 type connCache struct {
 	mu sync.Mutex
 	m  map[string][]*cachedConn

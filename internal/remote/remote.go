@@ -8,6 +8,7 @@ package remote
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -17,6 +18,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tlsmail/tlsmail/internal/dnsx"
@@ -39,6 +41,7 @@ type Deliverer struct {
 	Reports   *TLSRPT // TLS-RPT results, if kept
 
 	cache connCache // open connections kept for the next message to the same host
+	lanes lanes     // deliveries waiting for a connection, sent in batches
 }
 
 // target is one host to try.
@@ -63,9 +66,11 @@ func (d *Deliverer) Deliver(ctx context.Context, env *queue.Envelope, rcpts []in
 		}
 		byDomain[dom] = append(byDomain[dom], i)
 	}
+	// The message is read once, for every domain and every host tried.
+	read := sync.OnceValues(func() ([]byte, error) { return readMessage(open) })
 	var out []queue.Outcome
 	for _, dom := range order {
-		out = append(out, d.deliverDomain(ctx, env, dom, byDomain[dom], open)...)
+		out = append(out, d.deliverDomain(ctx, env, dom, byDomain[dom], read)...)
 	}
 	return out
 }
@@ -80,7 +85,7 @@ func all(idx []int, o queue.Outcome) []queue.Outcome {
 	return out
 }
 
-func (d *Deliverer) deliverDomain(ctx context.Context, env *queue.Envelope, domain string, idx []int, open func() (io.ReadCloser, error)) []queue.Outcome {
+func (d *Deliverer) deliverDomain(ctx context.Context, env *queue.Envelope, domain string, idx []int, read func() ([]byte, error)) []queue.Outcome {
 	targets, perm, err := d.route(ctx, domain)
 	if err != nil {
 		return all(idx, queue.Outcome{Permanent: perm, Reply: err.Error(), Attrs: []any{"domain", domain}})
@@ -96,7 +101,7 @@ func (d *Deliverer) deliverDomain(ctx context.Context, env *queue.Envelope, doma
 		return all(idx, queue.Outcome{Reply: "4.3.5 TLS policy: " + err.Error(), Attrs: []any{"domain", domain}})
 	}
 	var stsNote string
-	if !env.RequireTLS && tlsRequiredNo(open) {
+	if !env.RequireTLS && tlsRequiredNo(read) {
 		// RFC 8689 §5: the sender asks that TLS policy be ignored for
 		// this message; deliver with opportunistic TLS.
 		pol = policy.Policy{Level: policy.May, Source: "TLS-Required: No header"}
@@ -139,7 +144,7 @@ func (d *Deliverer) deliverDomain(ctx context.Context, env *queue.Envelope, doma
 				last = queue.Outcome{Reply: "4.7.5 " + err.Error(), Attrs: attrs}
 				continue
 			}
-			outs, done := d.try(ctx, env, idx, addr, tg, plan, clientCert, open, attrs)
+			outs, done := d.try(ctx, env, idx, addr, tg, plan, clientCert, read, attrs)
 			for i := range outs {
 				outs[i].Level = string(plan.Effective)
 			}
@@ -169,43 +174,42 @@ func (d *Deliverer) deliverDomain(ctx context.Context, env *queue.Envelope, doma
 
 // try delivers over one connection. done says whether the outcomes are
 // final for this attempt (otherwise the next host is tried).
-func (d *Deliverer) try(ctx context.Context, env *queue.Envelope, idx []int, addr string, tg target, plan policy.Plan, clientCert *tls.Certificate, open func() (io.ReadCloser, error), attrs []any) ([]queue.Outcome, bool) {
+func (d *Deliverer) try(ctx context.Context, env *queue.Envelope, idx []int, addr string, tg target, plan policy.Plan, clientCert *tls.Certificate, read func() ([]byte, error), attrs []any) ([]queue.Outcome, bool) {
 	_, senderDomain := smtpwire.SplitAddress(env.From)
 	key := strings.Join([]string{tg.host, addr, string(plan.Effective), plan.Policy.Source}, "|")
 	if clientCert != nil {
 		key += "|" + senderDomain // a client certificate belongs to the sender's domain
 	}
-	for attempt := 0; attempt < 2; attempt++ {
-		c := d.cache.get(key)
-		reused := c != nil
-		if c == nil {
-			var err error
-			c, err = d.dial(ctx, env, addr, tg, plan, clientCert)
-			if err != nil {
-				return d.dialFailure(env, idx, tg, plan, err, attrs), false
-			}
-		}
-		st := c.TLS()
-		a := append(append([]any{}, attrs...), st.LogArgs()...)
-		if reused {
-			a = append(a, "connection", "reused")
-		}
-		outs, done, reusable := d.transact(ctx, c, env, idx, plan, open, a)
-		if reused && !done && !reusable {
-			c.Close() // the cached connection had gone stale: once more, fresh
-			continue
-		}
-		if reusable {
-			d.cache.put(key, c)
-		} else {
-			_ = c.Quit()
-		}
-		for i := range outs {
-			outs[i].RemoteMTA, outs[i].TLS = tg.host, st.Summary()
-		}
-		return outs, done
+	data, err := read()
+	if err != nil {
+		return all(idx, queue.Outcome{Reply: "4.3.0 " + err.Error(), Attrs: attrs}), true
 	}
-	return all(idx, queue.Outcome{Reply: "4.4.2 connection lost", Attrs: attrs}), false
+	j := &job{env: env, idx: idx, cenv: clientEnvelope(env, idx), data: data, addr: addr, tg: tg, plan: plan,
+		clientCert: clientCert, attrs: attrs, fin: make(chan struct{})}
+	return d.deliverJob(ctx, key, j)
+}
+
+// readMessage reads the stored message.
+func readMessage(open func() (io.ReadCloser, error)) ([]byte, error) {
+	rc, err := open()
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(rc)
+}
+
+// clientEnvelope is the SMTP envelope for the recipients idx of env.
+func clientEnvelope(env *queue.Envelope, idx []int) smtpclient.Envelope {
+	cenv := smtpclient.Envelope{From: env.From, Size: env.Size, EightBit: env.Body == "8BITMIME", SMTPUTF8: env.SMTPUTF8,
+		RequireTLS: env.RequireTLS, Ret: env.Ret, EnvID: env.EnvID}
+	for _, i := range idx {
+		cenv.To = append(cenv.To, env.Recipients[i].Addr)
+	}
+	if n := env.Recipients[idx[0]].Notify; n != "" {
+		cenv.Notify = n
+	}
+	return cenv
 }
 
 func (d *Deliverer) dial(ctx context.Context, env *queue.Envelope, addr string, tg target, plan policy.Plan, clientCert *tls.Certificate) (*smtpclient.Client, error) {
@@ -229,56 +233,6 @@ func (d *Deliverer) dialFailure(env *queue.Envelope, idx []int, tg target, plan 
 		return all(idx, queue.Outcome{Reply: "4.7.5 TLS policy " + string(plan.Effective) + " not met at " + tg.host + ": " + te.Reason, Attrs: attrs})
 	}
 	return all(idx, queue.Outcome{Reply: "4.4.1 " + err.Error(), Attrs: attrs})
-}
-
-// transact runs the mail transaction on an open connection; reusable says
-// the connection is in a clean state for another transaction.
-func (d *Deliverer) transact(ctx context.Context, c *smtpclient.Client, env *queue.Envelope, idx []int, plan policy.Plan, open func() (io.ReadCloser, error), attrs []any) ([]queue.Outcome, bool, bool) {
-	st := c.TLS()
-	if plan.Effective == policy.May && !st.TLS {
-		attrs = append(attrs, "note", "sent in plaintext: the server did not offer STARTTLS (level may)")
-	}
-	rc, err := open()
-	if err != nil {
-		return all(idx, queue.Outcome{Reply: "4.3.0 " + err.Error(), Attrs: attrs}), true, true
-	}
-	defer rc.Close()
-	cenv := smtpclient.Envelope{From: env.From, Size: env.Size, EightBit: env.Body == "8BITMIME", SMTPUTF8: env.SMTPUTF8,
-		RequireTLS: env.RequireTLS, Ret: env.Ret, EnvID: env.EnvID}
-	for _, i := range idx {
-		cenv.To = append(cenv.To, env.Recipients[i].Addr)
-	}
-	if n := env.Recipients[idx[0]].Notify; n != "" {
-		cenv.Notify = n
-	}
-	res, err := c.Send(ctx, cenv, rc)
-	if err != nil {
-		var re *smtpclient.ReplyError
-		var te *smtpclient.TLSError
-		switch {
-		case errors.As(err, &te) && env.RequireTLS:
-			return all(idx, queue.Outcome{Permanent: true, Reply: "5.7.30 REQUIRETLS support required: " + te.Reason, Attrs: attrs}), true, false
-		case errors.As(err, &re) && re.Stage != "RCPT":
-			return all(idx, queue.Outcome{Permanent: !re.Temporary(), Reply: re.Reply.String(), Attrs: attrs}), true, false
-		case errors.As(err, &re):
-			// Every recipient refused: the per-recipient replies below say how.
-		default:
-			return all(idx, queue.Outcome{Reply: "4.4.2 " + err.Error(), Attrs: attrs}), false, false
-		}
-	}
-	out := make([]queue.Outcome, len(idx))
-	for k, i := range idx {
-		r := res.Recipients[k]
-		o := queue.Outcome{Rcpt: i, Reply: r.Reply, Attrs: attrs}
-		switch {
-		case r.Accepted:
-			o.Delivered, o.Reply = true, res.Reply
-		default:
-			o.Permanent = strings.HasPrefix(r.Reply, "5")
-		}
-		out[k] = o
-	}
-	return out, true, true
 }
 
 // route finds the hosts for a domain: the transport map, else MX records
@@ -349,13 +303,12 @@ func (d *Deliverer) route(ctx context.Context, domain string) ([]target, bool, e
 }
 
 // tlsRequiredNo reports whether the message header has "TLS-Required: No".
-func tlsRequiredNo(open func() (io.ReadCloser, error)) bool {
-	rc, err := open()
+func tlsRequiredNo(read func() ([]byte, error)) bool {
+	data, err := read()
 	if err != nil {
 		return false
 	}
-	defer rc.Close()
-	br := bufio.NewReader(io.LimitReader(rc, 256*1024))
+	br := bufio.NewReader(io.LimitReader(bytes.NewReader(data), 256*1024))
 	for {
 		line, err := br.ReadString('\n')
 		l := strings.TrimRight(line, "\r\n")

@@ -20,15 +20,26 @@ import (
 
 // TLSRPT records the outcome of every outbound TLS session per policy
 // domain and day, and sends RFC 8460 aggregate reports to the rua of
-// _smtp._tls.<domain>. Results are kept on disk so a restart loses none.
+// _smtp._tls.<domain>. Results are kept on disk, written behind: at most
+// saveDelay after they change and on Flush (at shutdown), so a restart
+// loses none and a crash at most the last moments' counts — never a
+// message. Writing (and fsyncing) the day's file on every delivery, under
+// the lock every delivery takes, made all outbound deliveries wait on one
+// fsync after another.
 type TLSRPT struct {
 	Dir       string // DATA/tlsrpt
 	Submitter string // our host name, the report's organization and contact
 	Resolver  *dnsx.Resolver
 
-	mu   sync.Mutex
-	days map[string]*dayResults // "2026-11-22" -> results
+	mu      sync.Mutex
+	days    map[string]*dayResults // "2026-11-22" -> results
+	dirty   map[string]bool        // days changed since they were saved
+	pending bool                   // a save is scheduled
+	saveMu  sync.Mutex             // one save at a time, in order
 }
+
+// saveDelay is how long results may wait in memory before they are saved.
+const saveDelay = time.Second
 
 type dayResults struct {
 	Policies map[string]*policyResult `json:"policies"` // key: domain|type|policy strings
@@ -107,7 +118,36 @@ func (t *TLSRPT) Record(now time.Time, domain, ptype string, pstrings, mxPattern
 		}
 		f.Count++
 	}
-	t.save(day, d)
+	if t.dirty == nil {
+		t.dirty = map[string]bool{}
+	}
+	t.dirty[day] = true
+	if !t.pending {
+		t.pending = true
+		time.AfterFunc(saveDelay, t.Flush)
+	}
+}
+
+// Flush saves the results changed since the last save.
+func (t *TLSRPT) Flush() {
+	if t == nil {
+		return
+	}
+	t.saveMu.Lock()
+	defer t.saveMu.Unlock()
+	t.mu.Lock()
+	files := map[string][]byte{}
+	for day := range t.dirty {
+		if b, err := json.Marshal(t.days[day]); err == nil {
+			files[day] = b
+		}
+	}
+	t.dirty, t.pending = nil, false
+	t.mu.Unlock()
+	for day, b := range files {
+		_ = os.MkdirAll(t.Dir, 0o700)
+		_ = safeio.WriteFile(filepath.Join(t.Dir, day+".json"), b, 0o600)
+	}
 }
 
 func (t *TLSRPT) load(day string) *dayResults {
@@ -119,15 +159,6 @@ func (t *TLSRPT) load(day string) *dayResults {
 		}
 	}
 	return d
-}
-
-func (t *TLSRPT) save(day string, d *dayResults) {
-	b, err := json.Marshal(d)
-	if err != nil {
-		return
-	}
-	_ = os.MkdirAll(t.Dir, 0o700)
-	_ = safeio.WriteFile(filepath.Join(t.Dir, day+".json"), b, 0o600)
 }
 
 // Report is an RFC 8460 §4.4 aggregate report.

@@ -257,6 +257,7 @@ func Run(ctx context.Context, o Options) error {
 			cancel()
 			stopQueue()
 			wg.Wait()
+			reports.Flush() // TLS-RPT results are written behind
 			log.Info("stopped")
 			return nil
 		case <-o.Reload:
