@@ -43,6 +43,14 @@ func findLocalDrop(env *cliEnv, file string) (*localDrop, error) {
 			return nil, nil
 		}
 	}
+	// Not readable by this user: said apart from a broken file (Load's
+	// error does not wrap it), so the caller can treat it as no local
+	// server.
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	f.Close()
 	cfg, err := config.Load(file)
 	if err != nil {
 		return nil, err
