@@ -298,7 +298,10 @@ func (c *collector) enqueue(cfg *config.Config, f *pickup.File, who string, rcpt
 }
 
 // bounce tells the sender which recipients were refused, from the null
-// sender, with the message's header.
+// sender, with the message's header. It is plain text, not the queue's
+// RFC 3464 DSN: the queue writes DSNs only for a queued message's failed
+// recipients (unexported, from its envelope and state), and a refused
+// file has no queued message.
 func (c *collector) bounce(cfg *config.Config, f *pickup.File, who string, refused map[string]string, msg []byte) error {
 	addrs := make([]string, 0, len(refused))
 	for a := range refused {
