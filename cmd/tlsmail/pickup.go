@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/user"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -43,6 +43,14 @@ func findLocalDrop(env *cliEnv, file string) (*localDrop, error) {
 			return nil, nil
 		}
 	}
+	// Not readable by this user: said apart from a broken file (Load's
+	// error does not wrap it), so the caller can treat it as no local
+	// server.
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	f.Close()
 	cfg, err := config.Load(file)
 	if err != nil {
 		return nil, err
@@ -50,12 +58,40 @@ func findLocalDrop(env *cliEnv, file string) (*localDrop, error) {
 	return &localDrop{cfg: cfg, dir: cfg.Path(server.PickupDir)}, nil
 }
 
+// localDropFor finds the local mail drop for sending: nil when there is
+// none, also when this user may not read the server's configuration
+// (that is said on stderr, with the fix); a named configuration that is
+// broken is EX_CONFIG.
+func localDropFor(env *cliEnv, file string) (*localDrop, int) {
+	d, err := findLocalDrop(env, file)
+	switch {
+	case errors.Is(err, os.ErrPermission):
+		fmt.Fprintf(env.stderr, "%s: no local mail drop: %v (local users need to read the server's configuration and search its data directory: chmod 644 the file, chmod 711 the data directory)\n", env.name, err)
+		return nil, 0
+	case err != nil:
+		return nil, failCode(env, exConfig, "%v", err)
+	}
+	return d, 0
+}
+
 // submit writes the message into the mail drop for the server to collect.
 func (d *localDrop) submit(env *cliEnv, from string, rcpts []string, notify string, msg []byte) int {
-	if st, err := os.Stat(d.dir); err != nil || !st.IsDir() {
+	st, err := os.Stat(d.dir)
+	switch {
+	case errors.Is(err, os.ErrPermission):
+		return failCode(env, exTempFail, "the local mail drop %s is not reachable by this user (%v): the data directory %s must be searchable by all (chmod 711): the message was not sent", d.dir, err, d.cfg.DataDir)
+	case err != nil || !st.IsDir():
 		return failCode(env, exTempFail, "no local mail drop %s (start `tlsmail serve` once to make it): the message was not sent", d.dir)
 	}
-	if _, err := pickup.Submit(d.dir, pickup.Envelope{From: from, Rcpts: rcpts, Notify: notify}, msg); err != nil {
+	uid := os.Getuid()
+	if name := server.UserName(uid); !pickup.Authorized(d.cfg.AuthorizedSubmitUsers, name, uint32(uid)) {
+		return failCode(env, exNoPerm, "user %s is not in the server's authorized_submit_users: the message was not sent", name)
+	}
+	e := pickup.Envelope{From: from, Rcpts: rcpts, Notify: notify}
+	if err := e.Check(d.cfg.Limits.Recipients); err != nil {
+		return failCode(env, exDataErr, "%v: the message was not sent", err)
+	}
+	if _, err := pickup.Submit(d.dir, e, msg, d.cfg.Limits.Recipients); err != nil {
 		return failCode(env, exCantCreat, "%v: the message was not sent", err)
 	}
 	return exitOK
@@ -65,9 +101,9 @@ func (d *localDrop) submit(env *cliEnv, from string, rcpts []string, notify stri
 // server's first local domain (or its host name): the sender of mail
 // dropped without -f or an account.
 func (d *localDrop) localSender(env *cliEnv) string {
-	name := ""
-	if u, err := user.Current(); err == nil {
-		name = u.Username
+	name := server.UserName(os.Getuid())
+	if _, err := strconv.Atoi(name); err == nil { // unknown to the system
+		name = ""
 	}
 	if name == "" {
 		name = env.getenv("LOGNAME")
@@ -93,7 +129,7 @@ func sendmailList(env *cliEnv, sa sendmailArgs) int {
 		return failCode(env, exConfig, "no local server: give --config FILE or set $TLSMAIL_CONFIG (default %s)", defaultServerConfig)
 	}
 	fmt.Fprintf(env.stdout, "Mail drop %s (not yet collected by the server):\n", d.dir)
-	entries, err := pickup.List(d.dir)
+	entries, err := pickup.List(d.dir, d.cfg.Limits.Recipients)
 	switch {
 	case errors.Is(err, os.ErrPermission):
 		fmt.Fprintln(env.stdout, "  not readable by this user (root or the server's user can list it)")
@@ -109,10 +145,7 @@ func sendmailList(env *cliEnv, sa sendmailArgs) int {
 			if from == "" {
 				from = "<>"
 			}
-			who := fmt.Sprint(e.UID)
-			if u, err := user.LookupId(who); err == nil {
-				who = u.Username
-			}
+			who := server.UserName(int(e.UID))
 			fmt.Fprintf(tw, "  %s\t%s\t%d\t%s\t%s\t%s\n", e.Name, time.Since(e.Time).Round(time.Second), e.Size, who, from, strings.Join(e.Rcpts, ","))
 		}
 		tw.Flush()

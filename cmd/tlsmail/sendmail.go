@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tlsmail/tlsmail/internal/config"
+	"github.com/tlsmail/tlsmail/internal/pickup"
 	"github.com/tlsmail/tlsmail/smtpclient"
 )
 
@@ -131,13 +132,19 @@ func runSendmail(env *cliEnv, args []string) int {
 	if account == "" {
 		account = env.getenv("TLSMAIL_ACCOUNT")
 	}
-	drop, err := findLocalDrop(env, sa.config)
-	if err != nil {
-		return failCode(env, exConfig, "%v", err)
-	}
 	// SMTP through an account when one is configured; else the local
-	// server's mail drop (no credentials), as Postfix's sendmail always does.
-	viaSMTP := drop == nil || sa.accounts != "" || account != "" || fileExists(config.DefaultAccountsFile())
+	// server's mail drop (no credentials), as Postfix's sendmail always
+	// does. The server's configuration is read only for the drop: an
+	// account works for a user who cannot read it.
+	viaSMTP := sa.accounts != "" || account != "" || fileExists(config.DefaultAccountsFile())
+	var drop *localDrop
+	if !viaSMTP {
+		var code int
+		if drop, code = localDropFor(env, sa.config); code != 0 {
+			return code
+		}
+		viaSMTP = drop == nil
+	}
 	if viaSMTP {
 		if code := applyAccount(env, &req, sa.accounts, account, false); code != 0 {
 			return code
@@ -185,12 +192,15 @@ func runSendmail(env *cliEnv, args []string) int {
 	var unreached bool
 	req.unreached = &unreached
 	code := deliver(env, req)
-	if code == exTempFail && unreached && drop != nil {
+	if code == exTempFail && unreached {
 		// The server cannot be reached now (nothing was sent): keep the
-		// message locally. A 4xx after the connection is left to the
-		// caller, as some recipients may have it already.
-		if code = drop.submit(env, req.from, req.rcpts, req.notify, req.message); code == exitOK {
-			fmt.Fprintf(env.stderr, "%s: the message waits in the local mail drop %s for the server\n", env.name, drop.dir)
+		// message locally if there is a local server. A 4xx after the
+		// connection is left to the caller, as some recipients may have
+		// it already.
+		if drop, dcode := localDropFor(env, sa.config); drop != nil && dcode == 0 {
+			if code = drop.submit(env, req.from, req.rcpts, req.notify, req.message); code == exitOK {
+				fmt.Fprintf(env.stderr, "%s: the message waits in the local mail drop %s for the server\n", env.name, drop.dir)
+			}
 		}
 	}
 	return code
@@ -225,26 +235,10 @@ func readSendmailInput(r io.Reader, dotOK bool) ([]byte, error) {
 	}
 }
 
-// headerEnd is the offset of the blank line ending the header, or -1.
-func headerEnd(msg []byte) int {
-	for i := 0; i < len(msg); {
-		j := bytes.IndexByte(msg[i:], '\n')
-		if j < 0 {
-			return -1
-		}
-		line := bytes.TrimRight(msg[i:i+j], "\r")
-		if len(line) == 0 {
-			return i
-		}
-		i += j + 1
-	}
-	return -1
-}
-
 // removeHeader deletes every field named name (with its continuation
 // lines) from the message header.
 func removeHeader(msg []byte, name string) []byte {
-	end := headerEnd(msg)
+	end := pickup.HeaderEnd(msg)
 	if end < 0 {
 		end = len(msg)
 	}

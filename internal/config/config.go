@@ -68,6 +68,12 @@ type Config struct {
 	User  string `toml:"user,omitempty"`
 	Group string `toml:"group,omitempty"`
 
+	// AuthorizedSubmitUsers is Postfix's authorized_submit_users: the
+	// local users whose files the pickup collector takes (sendmail's
+	// mail drop), as names, "!name" or "static:anyone"; the first match
+	// decides (see pickup.Authorized). Empty: everyone.
+	AuthorizedSubmitUsers []string `toml:"authorized_submit_users"`
+
 	// File is where the configuration came from ("" for built-in defaults).
 	File string `toml:"-"`
 	// relayNets is RelayNets parsed.

@@ -5,8 +5,11 @@
 // removes it. So mail from a cron job survives a stopped server.
 //
 // The directory is mode 1733 (sticky, writable by every local user, not
-// listable by them), as Postfix's world-writable maildrop: a user can drop
-// a file but not see, read or remove the files of others. A file is
+// listable by them), as Postfix's historical world-writable maildrop (its
+// default now is 1730 written by the setgid postdrop helper; tlsmail has
+// no such helper): a user can drop a file but not see, read or remove the
+// files of others. Which users may submit is the server's
+// authorized_submit_users (see Authorized). A file is
 // written to a dot-name, fsynced and renamed into place (safeio), so the
 // collector sees only complete files. The submitter is the file's owner
 // (fstat), which the writer cannot forge; the collector refuses anything
@@ -15,6 +18,7 @@ package pickup
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -38,8 +42,18 @@ const DirMode = os.ModeSticky | 0o733
 // magic starts every pickup file, followed by the JSON envelope line.
 const magic = "tlsmail-pickup 1 "
 
-// maxHeader bounds the envelope line (a 10,000-recipient envelope fits).
-const maxHeader = 4 << 20
+// The envelope line is bounded before it is parsed: headerBase plus
+// headerPerRcpt for each recipient the server allows (an address of up to
+// 512 octets, quoted, with its comma), so a file cannot make the server
+// hold more than the limits allow.
+const (
+	headerBase    = 64 << 10
+	headerPerRcpt = 520
+)
+
+// MaxHeader is the longest envelope line accepted with at most maxRcpts
+// recipients.
+func MaxHeader(maxRcpts int) int { return headerBase + headerPerRcpt*max(maxRcpts, 0) }
 
 // Envelope is what the submitter says about the message. The submitting
 // user is not part of it: the collector takes the file's owner.
@@ -58,16 +72,51 @@ type Entry struct {
 	Envelope
 }
 
+// ValidNotify reports whether n is a DSN NOTIFY value as SMTP's RCPT
+// accepts it (RFC 3461): "" (not given), NEVER, or a list of SUCCESS,
+// FAILURE and DELAY; case does not matter.
+func ValidNotify(n string) bool {
+	if n == "" {
+		return true
+	}
+	n = strings.ToUpper(n)
+	if n == "NEVER" {
+		return true
+	}
+	for _, v := range strings.Split(n, ",") {
+		if v != "SUCCESS" && v != "FAILURE" && v != "DELAY" {
+			return false
+		}
+	}
+	return true
+}
+
+// Check validates an envelope against the server's recipient limit
+// (maxRcpts; 0 is no limit): at least one recipient, not more than
+// maxRcpts, a valid NOTIFY, no line breaks or NULs in the addresses.
+func (e Envelope) Check(maxRcpts int) error {
+	switch {
+	case len(e.Rcpts) == 0:
+		return errors.New("no recipients")
+	case maxRcpts > 0 && len(e.Rcpts) > maxRcpts:
+		return fmt.Errorf("too many recipients: %d, the limit is %d", len(e.Rcpts), maxRcpts)
+	case !ValidNotify(e.Notify):
+		return fmt.Errorf("bad NOTIFY %.40q", e.Notify)
+	}
+	for _, a := range append([]string{e.From}, e.Rcpts...) {
+		if strings.ContainsAny(a, "\r\n\x00") {
+			return fmt.Errorf("bad address %.80q", a)
+		}
+	}
+	return nil
+}
+
 // Submit writes msg with env into dir durably and returns the file's
 // name. msg is stored as given; the collector makes line ends CRLF.
-func Submit(dir string, env Envelope, msg []byte) (string, error) {
-	if len(env.Rcpts) == 0 {
-		return "", errors.New("pickup: no recipients")
-	}
-	for _, a := range append([]string{env.From}, env.Rcpts...) {
-		if strings.ContainsAny(a, "\r\n\x00") {
-			return "", fmt.Errorf("pickup: bad address %q", a)
-		}
+// maxRcpts is the server's recipient limit (0: none).
+func Submit(dir string, env Envelope, msg []byte, maxRcpts int) (string, error) {
+	if err := env.Check(maxRcpts); err != nil {
+		return "", fmt.Errorf("pickup: %w", err)
 	}
 	head, err := json.Marshal(env)
 	if err != nil {
@@ -129,8 +178,9 @@ var ErrNotPickup = errors.New("not a pickup file")
 
 // Open opens one file of dir without following symlinks (and without
 // blocking on a FIFO), checks it is a regular file with one link, and
-// reads its envelope.
-func Open(dir, name string) (*File, error) {
+// reads its envelope: a line of at most MaxHeader(maxRcpts) octets,
+// checked with Envelope.Check (NOTIFY is made uppercase).
+func Open(dir, name string, maxRcpts int) (*File, error) {
 	if !validName(name) {
 		return nil, fmt.Errorf("pickup %s: %w: bad name", name, ErrNotPickup)
 	}
@@ -141,7 +191,7 @@ func Open(dir, name string) (*File, error) {
 		}
 		return nil, fmt.Errorf("pickup %s: %w", name, err)
 	}
-	f, err := readEntry(fd, name)
+	f, err := readEntry(fd, name, maxRcpts)
 	if err != nil {
 		fd.Close()
 		return nil, err
@@ -149,7 +199,7 @@ func Open(dir, name string) (*File, error) {
 	return f, nil
 }
 
-func readEntry(fd *os.File, name string) (*File, error) {
+func readEntry(fd *os.File, name string, maxRcpts int) (*File, error) {
 	fi, err := fd.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("pickup %s: %w", name, err)
@@ -164,25 +214,35 @@ func readEntry(fd *os.File, name string) (*File, error) {
 		return nil, fmt.Errorf("pickup %s: %w: %d links", name, ErrNotPickup, st.Nlink)
 	}
 	br := bufio.NewReaderSize(fd, 64*1024)
-	line, err := readLine(br, maxHeader)
+	line, err := readLine(br, MaxHeader(maxRcpts))
 	if err != nil || !strings.HasPrefix(line, magic) {
-		return nil, fmt.Errorf("pickup %s: %w: no envelope line", name, ErrNotPickup)
+		why := "no envelope line"
+		if errors.Is(err, errLineTooLong) {
+			why = fmt.Sprintf("envelope line longer than %d octets", MaxHeader(maxRcpts))
+		}
+		return nil, fmt.Errorf("pickup %s: %w: %s", name, ErrNotPickup, why)
 	}
 	f := &File{f: fd, br: br, Entry: Entry{Name: name, UID: st.Uid, Time: fi.ModTime()}}
 	if err := json.Unmarshal([]byte(line[len(magic):]), &f.Envelope); err != nil {
 		return nil, fmt.Errorf("pickup %s: %w: envelope: %v", name, ErrNotPickup, err)
 	}
+	if err := f.Envelope.Check(maxRcpts); err != nil {
+		return nil, fmt.Errorf("pickup %s: %w: %v", name, ErrNotPickup, err)
+	}
+	f.Notify = strings.ToUpper(f.Notify)
 	f.Size = fi.Size() - int64(len(line)) - 1
 	return f, nil
 }
 
-// readLine reads one LF-terminated line of at most max bytes.
-func readLine(br *bufio.Reader, max int) (string, error) {
+var errLineTooLong = errors.New("line too long")
+
+// readLine reads one LF-terminated line of at most limit bytes.
+func readLine(br *bufio.Reader, limit int) (string, error) {
 	var b strings.Builder
 	for {
 		chunk, err := br.ReadSlice('\n')
-		if b.Len()+len(chunk) > max {
-			return "", errors.New("line too long")
+		if b.Len()+len(chunk) > limit+1 {
+			return "", errLineTooLong
 		}
 		b.Write(chunk)
 		if err == nil {
@@ -196,14 +256,14 @@ func readLine(br *bufio.Reader, max int) (string, error) {
 
 // List returns the envelopes of the files waiting in dir, oldest first;
 // files that vanish or cannot be read are left out.
-func List(dir string) ([]Entry, error) {
+func List(dir string, maxRcpts int) ([]Entry, error) {
 	names, err := Names(dir)
 	if err != nil {
 		return nil, err
 	}
 	var out []Entry
 	for _, n := range names {
-		f, err := Open(dir, n)
+		f, err := Open(dir, n, maxRcpts)
 		if err != nil {
 			continue
 		}
@@ -248,4 +308,43 @@ func CRLF(w io.Writer, r io.Reader) (int64, error) {
 			return n, err
 		}
 	}
+}
+
+// Authorized reports whether the local user name (with uid) may submit
+// mail, by a list like Postfix's authorized_submit_users: an empty list
+// allows everyone (Postfix's default static:anyone); otherwise the first
+// entry that matches decides: "name" or a numeric uid allows, "!name"
+// refuses, "static:anyone" (or "*") matches everyone; no match refuses.
+// So "!www-data, static:anyone" is everyone but www-data.
+func Authorized(list []string, name string, uid uint32) bool {
+	if len(list) == 0 {
+		return true
+	}
+	id := fmt.Sprint(uid)
+	for _, e := range list {
+		e = strings.TrimSpace(e)
+		neg := strings.HasPrefix(e, "!")
+		e = strings.TrimSpace(strings.TrimPrefix(e, "!"))
+		if e == "static:anyone" || e == "*" || e == name || e == id {
+			return !neg
+		}
+	}
+	return false
+}
+
+// HeaderEnd is the offset of the blank line that ends the message
+// header, or -1 if there is none (the whole message is header).
+func HeaderEnd(msg []byte) int {
+	for i := 0; i < len(msg); {
+		j := bytes.IndexByte(msg[i:], '\n')
+		if j < 0 {
+			return -1
+		}
+		line := bytes.TrimRight(msg[i:i+j], "\r")
+		if len(line) == 0 {
+			return i
+		}
+		i += j + 1
+	}
+	return -1
 }

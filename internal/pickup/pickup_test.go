@@ -13,7 +13,7 @@ import (
 func TestSubmitOpenRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	msg := []byte("Subject: x\n\nbody\n")
-	name, err := Submit(dir, Envelope{From: "a@example.org", Rcpts: []string{"b@example.org", "c@localhost"}, Notify: "NEVER"}, msg)
+	name, err := Submit(dir, Envelope{From: "a@example.org", Rcpts: []string{"b@example.org", "c@localhost"}, Notify: "NEVER"}, msg, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -21,7 +21,7 @@ func TestSubmitOpenRoundTrip(t *testing.T) {
 	if err != nil || len(names) != 1 || names[0] != name {
 		t.Fatalf("Names = %v %v, want [%s]", names, err, name)
 	}
-	f, err := Open(dir, name)
+	f, err := Open(dir, name, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,10 +34,10 @@ func TestSubmitOpenRoundTrip(t *testing.T) {
 		f.UID != uint32(os.Getuid()) || f.Size != int64(len(msg)) || !bytes.Equal(got.Bytes(), msg) {
 		t.Errorf("read back %+v %q", f.Entry, got.String())
 	}
-	if _, err := Submit(dir, Envelope{From: "a@example.org"}, msg); err == nil {
+	if _, err := Submit(dir, Envelope{From: "a@example.org"}, msg, 0); err == nil {
 		t.Error("a submission without recipients was accepted")
 	}
-	if _, err := Submit(dir, Envelope{From: "a@example.org\r\nRCPT TO:<x@y>", Rcpts: []string{"b@c"}}, msg); err == nil {
+	if _, err := Submit(dir, Envelope{From: "a@example.org\r\nRCPT TO:<x@y>", Rcpts: []string{"b@c"}}, msg, 0); err == nil {
 		t.Error("an address with CRLF was accepted")
 	}
 }
@@ -65,7 +65,7 @@ func TestOpenRefusesWhatAUserCouldPlantForTheServer(t *testing.T) {
 		t.Errorf("Names = %v (temporary dot files must be skipped)", names)
 	}
 	for _, n := range names {
-		f, err := Open(dir, n)
+		f, err := Open(dir, n, 0)
 		if !errors.Is(err, ErrNotPickup) {
 			if f != nil {
 				f.Close()
@@ -73,7 +73,7 @@ func TestOpenRefusesWhatAUserCouldPlantForTheServer(t *testing.T) {
 			t.Errorf("Open(%s) = %v, want ErrNotPickup", n, err)
 		}
 	}
-	if _, err := Open(dir, "../x"); !errors.Is(err, ErrNotPickup) {
+	if _, err := Open(dir, "../x", 0); !errors.Is(err, ErrNotPickup) {
 		t.Errorf("Open(../x) = %v", err)
 	}
 }
