@@ -114,7 +114,10 @@ func (ss *session) cmdRcpt(arg string) *smtpwire.Reply {
 		ss.srv.log.Info("recipient rejected", "client", ss.ip, "to", auth.Printable(p.Addr), "reply", r.String())
 		return r
 	}
-	ss.rcpts = addRecipients(ss.rcpts, targets, notify, orcpt) // one copy per mailbox
+	if ss.rcptSeen == nil {
+		ss.rcptSeen = map[string]bool{}
+	}
+	ss.rcpts = addRecipients(ss.rcpts, ss.rcptSeen, p.Addr, targets, notify, orcpt)
 	ss.rcptOK++
 	return smtpwire.R(250, "2.1.5", "Ok")
 }
