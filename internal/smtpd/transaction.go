@@ -255,6 +255,10 @@ func (ss *session) commit(w *queue.Writer) *smtpwire.Reply {
 		return smtpwire.R(451, "4.3.0", "Error: local error in processing, try again later")
 	}
 	ss.msgs++
+	// A delivered message clears the error count (Postfix counts errors
+	// without delivering mail): a long session that sends real mail and
+	// meets the odd unknown recipient is not cut off by bad_commands.
+	ss.errors = 0
 	rcpts := make([]string, len(env.Recipients))
 	for i, r := range env.Recipients {
 		rcpts[i] = r.Addr
