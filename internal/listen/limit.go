@@ -83,6 +83,25 @@ func (l *Limiter) Admit(c net.Conn, lim Limits, timeout time.Duration) (*Conn, e
 	return tc, nil
 }
 
+// RefuseTimeout bounds the refusal of an over-limit connection, TLS
+// handshake included.
+const RefuseTimeout = 10 * time.Second
+
+// AdmitOrRefuse is Admit for a line protocol's accept loop: over a limit
+// it logs the refusal, answers c with the line refusal makes of the error
+// and the client address (without CRLF) through Refuse (after a handshake
+// with tlsConfig on an implicit-TLS listener, else nil), and returns nil.
+func (l *Limiter) AdmitOrRefuse(c net.Conn, lim Limits, timeout time.Duration, tlsConfig *tls.Config, refusal func(err error, ip string) string) *Conn {
+	conn, err := l.Admit(c, lim, timeout)
+	if err == nil {
+		return conn
+	}
+	ip := RemoteIP(c)
+	l.log.Warn("connection refused: limit reached", "listener", l.name, "client", ip, "err", err)
+	l.Refuse(c, tlsConfig, refusal(err, ip)+"\r\n", RefuseTimeout)
+	return nil
+}
+
 // release gives back c's slot.
 func (l *Limiter) release(c *Conn) {
 	l.mu.Lock()

@@ -2,6 +2,7 @@ package listen
 
 import (
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -152,5 +153,32 @@ func TestStressModeShortensAWaitingRead(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("the waiting read kept its one-hour timeout")
+	}
+}
+
+// AdmitOrRefuse answers an over-limit connection with the protocol's
+// line for the error, logs it, and returns nil.
+func TestAdmitOrRefuseSendsTheProtocolsLine(t *testing.T) {
+	logs := &testpeer.Buffer{}
+	l := NewLimiter("pop3", slog.New(slog.NewTextHandler(logs, nil)))
+	lim := Limits{PerIP: 1}
+	refusal := func(err error, ip string) string { return "-ERR " + err.Error() + " " + ip }
+	a, _ := net.Pipe()
+	if c := l.AdmitOrRefuse(fakeConn{Conn: a, ip: "192.0.2.1"}, lim, time.Minute, nil, refusal); c == nil {
+		t.Fatal("first connection refused")
+	}
+	b, peer := net.Pipe()
+	done := make(chan *Conn)
+	go func() { done <- l.AdmitOrRefuse(fakeConn{Conn: b, ip: "192.0.2.1"}, lim, time.Minute, nil, refusal) }()
+	_ = peer.SetDeadline(time.Now().Add(30 * time.Second))
+	line, err := io.ReadAll(peer)
+	if err != nil || string(line) != "-ERR too many connections from this address 192.0.2.1\r\n" {
+		t.Fatalf("refusal %q, %v", line, err)
+	}
+	if c := <-done; c != nil {
+		t.Fatal("over-limit connection admitted")
+	}
+	if !strings.Contains(logs.String(), `msg="connection refused: limit reached" listener=pop3 client=192.0.2.1`) {
+		t.Errorf("log:\n%s", logs)
 	}
 }

@@ -81,7 +81,7 @@ func (s *Server) expand(cfg *config.Config, orig, addr string, mayRelay bool, de
 		// tried too for a users file that still spells a name in capitals.
 		for _, name := range []string{lower, base, local} {
 			if s.users.Exists(name) {
-				return []queue.Recipient{{Addr: addr, Local: strings.ToLower(name)}}, nil
+				return []queue.Recipient{{Addr: addr, Local: auth.Canonical(name)}}, nil
 			}
 		}
 	}
