@@ -104,11 +104,12 @@ func (q *Queue) doubleBounce(env *Envelope, st *State, failed []int, path string
 	}
 	to := Recipient{Addr: pm}
 	if q.opts.BounceRecipient != nil {
-		// The notice goes only to a local mailbox: a postmaster address
-		// that no alias or user resolves would send it to the own
-		// domain's MX (or nowhere); the message is kept in hold/ instead.
+		// A postmaster address that no alias or user resolves (refused,
+		// or left as it is, not a local mailbox) would send the notice to
+		// the own domain's MX, or nowhere; the message is kept in hold/
+		// instead. An alias to a remote address is followed.
 		r, ok := q.opts.BounceRecipient(to.Addr)
-		if !ok || r.Local == "" {
+		if !ok || r.Local == "" && strings.EqualFold(r.Addr, pm) {
 			hold("double bounce, postmaster address " + pm + " is not a local mailbox (add a postmaster alias)")
 			return
 		}

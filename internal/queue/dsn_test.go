@@ -176,6 +176,33 @@ func TestDoubleBounceToANonLocalPostmasterIsKept(t *testing.T) {
 	}
 }
 
+// A postmaster aliased to a remote address gets the notice there.
+func TestDoubleBounceNoticeFollowsAPostmasterAliasToARemoteAddress(t *testing.T) {
+	dir := t.TempDir()
+	rec := newRecorder(func(rcpt string, _ int) Outcome {
+		if rcpt == "admin@example.net" {
+			return Outcome{Delivered: true}
+		}
+		return Outcome{Permanent: true, Reply: "550 5.1.1 no such user"}
+	})
+	startLogged(t, dir, rec, Options{
+		Postmaster: func() string { return "postmaster@local" },
+		BounceRecipient: func(addr string) (Recipient, bool) {
+			if addr == "postmaster@local" {
+				return Recipient{Addr: "admin@example.net"}, true
+			}
+			return Recipient{Addr: addr}, true
+		},
+	})
+	wait(t, rec.done, 3) // the original, its bounce, the notice
+	waitEmpty(t, filepath.Join(dir, "msg"))
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if rec.tries["admin@example.net"] != 1 {
+		t.Errorf("tries %v: the notice must go to the postmaster alias's target", rec.tries)
+	}
+}
+
 // waitLog waits (bounded) until the log holds s.
 func waitLog(t *testing.T, logs *testpeer.Buffer, s string) {
 	t.Helper()
