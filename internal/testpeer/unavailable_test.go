@@ -36,7 +36,7 @@ func run(f func(tb testing.TB)) string {
 // Under CI=true a test that cannot make its directory read-only fails
 // instead of skipping; outside CI it skips, saying why.
 func TestReadOnlyFailsUnderCIWhenItCannotWork(t *testing.T) {
-	RequireRoot(t, "ReadOnly's bind-mount path") // mode bits always work otherwise
+	RequireRoot(t, "ReadOnly's bind-mount path")     // mode bits always work otherwise
 	missing := filepath.Join(t.TempDir(), "missing") // a bind mount of it fails
 	t.Setenv("CI", "true")
 	if got := run(func(tb testing.TB) { ReadOnly(tb, missing) }); len(got) < 5 || got[:5] != "fail:" {
