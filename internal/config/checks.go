@@ -147,7 +147,7 @@ func (c *Config) CheckFiles() (warnings []string, err error) {
 			return nil, c.ErrorAt(fmt.Sprintf("%s.%s %s: %v", f.table, f.leaf, c.Path(f.path), unwrapPath(err)), f.table, f.leaf)
 		}
 	}
-	if !c.needsTLS() {
+	if !c.NeedsTLS() {
 		return nil, nil
 	}
 	type spec struct {
@@ -198,7 +198,9 @@ func unwrapPath(err error) error {
 	return err
 }
 
-func (c *Config) needsTLS() bool {
+// NeedsTLS reports whether any SMTP or POP3 listener uses TLS (STARTTLS
+// or implicit), so the server needs its certificate and key.
+func (c *Config) NeedsTLS() bool {
 	for _, l := range c.Listeners {
 		if l.Mode != ModePlain {
 			return true

@@ -67,6 +67,10 @@ func (c *Conn) current() (d, stress time.Duration) {
 	return d, stress
 }
 
+// Read reads under a fresh deadline: the timeout set (SetTimeout), or the
+// stress timeout if the listener is in stress mode and that is shorter.
+// It fails at once with os.ErrDeadlineExceeded when the session waits for
+// a command and Interrupt was called (shutdown).
 func (c *Conn) Read(p []byte) (int, error) {
 	start := time.Now()
 	c.readStart.Store(start.UnixNano())
@@ -109,6 +113,8 @@ func (c *Conn) Interrupt() {
 	}
 }
 
+// Write writes under a fresh deadline (the current timeout, as Read), so
+// a reply after a read timeout never goes out under the expired one.
 func (c *Conn) Write(p []byte) (int, error) {
 	d, _ := c.current()
 	if err := c.Conn.SetWriteDeadline(time.Now().Add(d)); err != nil {

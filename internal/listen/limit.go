@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,7 +64,7 @@ func NewLimiter(name string, log *slog.Logger) *Limiter {
 // or ErrTooMany or ErrTooManyFromIP. The caller must Release the Conn when
 // the session ends.
 func (l *Limiter) Admit(c net.Conn, lim Limits, timeout time.Duration) (*Conn, error) {
-	ip := RemoteIP(c)
+	ip := ClientKey(RemoteIP(c))
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.lim = lim
@@ -80,6 +81,25 @@ func (l *Limiter) Admit(c net.Conn, lim Limits, timeout time.Duration) (*Conn, e
 	l.conns[tc] = struct{}{}
 	l.update()
 	return tc, nil
+}
+
+// RefuseTimeout bounds the refusal of an over-limit connection, TLS
+// handshake included.
+const RefuseTimeout = 10 * time.Second
+
+// AdmitOrRefuse is Admit for a line protocol's accept loop: over a limit
+// it logs the refusal, answers c with the line refusal makes of the error
+// and the client address (without CRLF) through Refuse (after a handshake
+// with tlsConfig on an implicit-TLS listener, else nil), and returns nil.
+func (l *Limiter) AdmitOrRefuse(c net.Conn, lim Limits, timeout time.Duration, tlsConfig *tls.Config, refusal func(err error, ip string) string) *Conn {
+	conn, err := l.Admit(c, lim, timeout)
+	if err == nil {
+		return conn
+	}
+	ip := RemoteIP(c)
+	l.log.Warn("connection refused: limit reached", "listener", l.name, "client", ip, "err", err)
+	l.Refuse(c, tlsConfig, refusal(err, ip)+"\r\n", RefuseTimeout)
+	return nil
 }
 
 // release gives back c's slot.
@@ -169,6 +189,30 @@ func (l *Limiter) Refuse(c net.Conn, tlsConfig *tls.Config, reply string, timeou
 		w = tc
 	}
 	_, _ = w.Write([]byte(reply))
+}
+
+// IPv6PrefixLength is how much of an IPv6 client address counts as one
+// client for the per-IP limit. One host (one LAN, one customer) is
+// normally given a whole /64 and can pick a fresh address in it for every
+// connection, so counting each address alone would let one /64 fill a
+// listener. Postfix's anvil counts smtpd_client_ipv6_prefix_length bits
+// (84 there); 84 bits still leave 2^20 separate counts inside one /64, so
+// the per-IP limit counts the /64.
+const IPv6PrefixLength = 64
+
+// ClientKey is what the per-IP limit counts for the client address ip
+// (as RemoteIP writes it): an IPv4 address itself, an IPv6 address's
+// /64 prefix ("2001:db8:1:2::/64").
+func ClientKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil || !a.Is6() || a.Is4In6() {
+		return ip
+	}
+	p, err := a.WithZone("").Prefix(IPv6PrefixLength)
+	if err != nil {
+		return ip
+	}
+	return p.String()
 }
 
 // RemoteIP is the client address of c without the port; IPv4-mapped IPv6

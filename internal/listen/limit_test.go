@@ -2,6 +2,7 @@ package listen
 
 import (
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -80,6 +81,36 @@ func TestLimiterTotalPerIPAndStressHysteresis(t *testing.T) {
 
 // Entering stress mode cuts short a read that was already waiting under
 // the long timeout.
+// One IPv6 /64 is one client for the per-IP limit (a host can use a new
+// address of its /64 for every connection); other /64s and IPv4
+// addresses count on their own.
+func TestPerIPLimitCountsAnIPv6Slash64AsOneClient(t *testing.T) {
+	l := NewLimiter("mx", slog.New(slog.NewTextHandler(&testpeer.Buffer{}, nil)))
+	lim := Limits{Connections: 100, PerIP: 2}
+	admit := func(ip string) error {
+		_, err := l.Admit(fakeConn{ip: ip}, lim, time.Minute)
+		return err
+	}
+	for _, ip := range []string{"2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:fffe"} {
+		if err := admit(ip); err != nil {
+			t.Fatalf("%s: %v", ip, err)
+		}
+	}
+	if err := admit("2001:db8:1:2:abcd::9"); !errors.Is(err, ErrTooManyFromIP) {
+		t.Fatalf("third connection from one /64: %v, want ErrTooManyFromIP", err)
+	}
+	for _, ip := range []string{"2001:db8:1:3::1", "192.0.2.1", "192.0.2.2"} {
+		if err := admit(ip); err != nil {
+			t.Fatalf("%s (another client): %v", ip, err)
+		}
+	}
+	for ip, want := range map[string]string{"2001:db8:1:2:3:4:5:6": "2001:db8:1:2::/64", "192.0.2.7": "192.0.2.7", "::1": "::/64"} {
+		if got := ClientKey(ip); got != want {
+			t.Errorf("ClientKey(%s) = %s, want %s", ip, got, want)
+		}
+	}
+}
+
 func TestStressModeShortensAWaitingRead(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -122,5 +153,32 @@ func TestStressModeShortensAWaitingRead(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("the waiting read kept its one-hour timeout")
+	}
+}
+
+// AdmitOrRefuse answers an over-limit connection with the protocol's
+// line for the error, logs it, and returns nil.
+func TestAdmitOrRefuseSendsTheProtocolsLine(t *testing.T) {
+	logs := &testpeer.Buffer{}
+	l := NewLimiter("pop3", slog.New(slog.NewTextHandler(logs, nil)))
+	lim := Limits{PerIP: 1}
+	refusal := func(err error, ip string) string { return "-ERR " + err.Error() + " " + ip }
+	a, _ := net.Pipe()
+	if c := l.AdmitOrRefuse(fakeConn{Conn: a, ip: "192.0.2.1"}, lim, time.Minute, nil, refusal); c == nil {
+		t.Fatal("first connection refused")
+	}
+	b, peer := net.Pipe()
+	done := make(chan *Conn)
+	go func() { done <- l.AdmitOrRefuse(fakeConn{Conn: b, ip: "192.0.2.1"}, lim, time.Minute, nil, refusal) }()
+	_ = peer.SetDeadline(time.Now().Add(30 * time.Second))
+	line, err := io.ReadAll(peer)
+	if err != nil || string(line) != "-ERR too many connections from this address 192.0.2.1\r\n" {
+		t.Fatalf("refusal %q, %v", line, err)
+	}
+	if c := <-done; c != nil {
+		t.Fatal("over-limit connection admitted")
+	}
+	if !strings.Contains(logs.String(), `msg="connection refused: limit reached" listener=pop3 client=192.0.2.1`) {
+		t.Errorf("log:\n%s", logs)
 	}
 }

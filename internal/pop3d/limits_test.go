@@ -71,7 +71,7 @@ func TestPOP3ConnectionsPerIPAreLimited(t *testing.T) {
 	if err != nil {
 		t.Fatalf("after QUIT: %v\n%s", err, out)
 	}
-	if !strings.Contains(ts.log(), `msg="pop3: connection refused: limit reached" listener=pop3 client=127.0.0.1`) {
+	if !strings.Contains(ts.log(), `msg="connection refused: limit reached" listener=pop3 client=127.0.0.1`) {
 		t.Errorf("the refusal was not logged:\n%s", ts.log())
 	}
 }

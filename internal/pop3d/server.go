@@ -12,10 +12,8 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/tlsmail/tlsmail/internal/auth"
 	"github.com/tlsmail/tlsmail/internal/config"
@@ -47,9 +45,9 @@ func New(cfg *config.Config, tls *tlsconf.Server, users *auth.Users, throttle *a
 func (s *Server) SetConfig(cfg *config.Config) { s.cfg.Store(cfg) }
 
 // maildirOf is where a user's mail lives: mail/ and the lowercase user
-// name, as local delivery stores it (user names are case-insensitive).
+// name (auth.Canonical), as local delivery stores it.
 func maildirOf(cfg *config.Config, user string) string {
-	return cfg.Path(filepath.Join("mail", strings.ToLower(user)))
+	return cfg.Path(filepath.Join("mail", auth.Canonical(user)))
 }
 
 // Serve accepts connections on l until ctx is done. The listener has its
@@ -62,10 +60,6 @@ func (s *Server) Serve(ctx context.Context, l net.Listener, lc config.POP3Listen
 	})
 }
 
-// refuseTimeout bounds the refusal of an over-limit connection, TLS
-// handshake included.
-const refuseTimeout = 10 * time.Second
-
 // handle runs one session unless the connection limits are reached or the
 // server is shutting down.
 func (s *Server) handle(c net.Conn, lc config.POP3Listener, lim *listen.Limiter) {
@@ -73,19 +67,18 @@ func (s *Server) handle(c net.Conn, lc config.POP3Listener, lim *listen.Limiter)
 		_ = tc.SetNoDelay(true)
 	}
 	cfg := s.cfg.Load()
-	conn, err := lim.Admit(c, listen.Limits{Connections: cfg.Limits.Connections, PerIP: cfg.Limits.ConnectionsPerIP,
-		StressTimeout: cfg.Limits.StressTimeout.Duration}, cfg.Limits.POP3Timeout.Duration)
-	if err != nil {
-		s.log.Warn("pop3: connection refused: limit reached", "listener", lc.Name, "client", listen.RemoteIP(c), "err", err)
-		reply := "-ERR [SYS/TEMP] too many connections, try again later\r\n"
+	var tlsCfg *tls.Config
+	if lc.Mode == config.ModeImplicit && s.tls != nil {
+		tlsCfg = s.tls.Config()
+	}
+	conn := lim.AdmitOrRefuse(c, listen.Limits{Connections: cfg.Limits.Connections, PerIP: cfg.Limits.ConnectionsPerIP,
+		StressTimeout: cfg.Limits.StressTimeout.Duration}, cfg.Limits.POP3Timeout.Duration, tlsCfg, func(err error, _ string) string {
 		if errors.Is(err, listen.ErrTooManyFromIP) {
-			reply = "-ERR [SYS/TEMP] too many connections from your address, try again later\r\n"
+			return "-ERR [SYS/TEMP] too many connections from your address, try again later"
 		}
-		var tlsCfg *tls.Config
-		if lc.Mode == config.ModeImplicit && s.tls != nil {
-			tlsCfg = s.tls.Config()
-		}
-		lim.Refuse(c, tlsCfg, reply, refuseTimeout)
+		return "-ERR [SYS/TEMP] too many connections, try again later"
+	})
+	if conn == nil {
 		return
 	}
 	defer conn.Release()

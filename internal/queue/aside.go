@@ -47,10 +47,14 @@ func (q *Queue) setAside(id, where, reason string) error {
 	if err := safeio.WriteFile(filepath.Join(dir, id+".reason"), []byte(reason+"\n"), 0o600); err != nil {
 		return fmt.Errorf("queue %s: %w", id, err)
 	}
-	if err := os.Rename(filepath.Join(q.dir, "state", id), filepath.Join(dir, id+".state")); err != nil && !errors.Is(err, os.ErrNotExist) {
+	// The message first: a crash before the state follows leaves an orphan
+	// state file, which Open moves after it (adoptAsideState). The other
+	// order would leave msg/ID without its state, so every recipient,
+	// delivered ones included, would be tried again.
+	if err := os.Rename(filepath.Join(q.dir, "msg", id), filepath.Join(dir, id)); err != nil {
 		return fmt.Errorf("queue %s: %w", id, err)
 	}
-	if err := os.Rename(filepath.Join(q.dir, "msg", id), filepath.Join(dir, id)); err != nil {
+	if err := os.Rename(filepath.Join(q.dir, "state", id), filepath.Join(dir, id+".state")); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("queue %s: %w", id, err)
 	}
 	if err := safeio.SyncDir(dir); err != nil {
@@ -67,6 +71,30 @@ func (q *Queue) setAside(id, where, reason string) error {
 	// Without this fsync a crash could bring msg/ID back; it would only be
 	// found corrupt again.
 	return q.syncMsgDir()
+}
+
+// adoptAsideState moves the orphan state file state/ID (its msg/ID is
+// gone) next to the message if that was set aside (a crash inside
+// setAside), and reports whether it did; the caller removes other orphans.
+func adoptAsideState(dir, id string) bool {
+	if !validID(id) {
+		return false
+	}
+	for _, where := range []string{CorruptDir, HoldDir} {
+		aside := filepath.Join(dir, where, id)
+		if _, err := os.Stat(aside); err != nil {
+			continue
+		}
+		if _, err := os.Stat(aside + ".state"); err == nil {
+			return false // it has its state already: this one is stale
+		}
+		if os.Rename(filepath.Join(dir, "state", id), aside+".state") != nil {
+			return false
+		}
+		safeio.SyncDir(filepath.Join(dir, where))
+		return true
+	}
+	return false
 }
 
 // quarantine moves a message whose files failed their checks to corrupt/

@@ -72,8 +72,9 @@ func (q *Queue) bounce(env *Envelope, st *State, path string, size int64) {
 // bounce, or a notice): it is never bounced, which could loop. As
 // Postfix does with a double bounce, each failure is logged and the
 // postmaster gets a notice with the undeliverable message attached. A
-// notice that fails in turn, or a double bounce that cannot be reported,
-// is only logged and kept: st.Hold sends it to hold/ once finished.
+// notice that fails in turn, or a double bounce that cannot be reported
+// (no postmaster address, or one that is not a local mailbox), is only
+// logged and kept: st.Hold sends it to hold/ once finished.
 func (q *Queue) doubleBounce(env *Envelope, st *State, failed []int, path string, size int64) {
 	var reason string
 	for _, i := range failed {
@@ -103,9 +104,16 @@ func (q *Queue) doubleBounce(env *Envelope, st *State, failed []int, path string
 	}
 	to := Recipient{Addr: pm}
 	if q.opts.BounceRecipient != nil {
-		if r, ok := q.opts.BounceRecipient(to.Addr); ok {
-			to = r
+		// A postmaster address that no alias or user resolves (refused,
+		// or left as it is, not a local mailbox) would send the notice to
+		// the own domain's MX, or nowhere; the message is kept in hold/
+		// instead. An alias to a remote address is followed.
+		r, ok := q.opts.BounceRecipient(to.Addr)
+		if !ok || r.Local == "" && strings.EqualFold(r.Addr, pm) {
+			hold("double bounce, postmaster address " + pm + " is not a local mailbox (add a postmaster alias)")
+			return
 		}
+		to = r
 	}
 	w, err := q.NewMessage(Envelope{From: "", Recipients: []Recipient{to}, Notice: NoticeDoubleBounce})
 	if err == nil {

@@ -103,6 +103,7 @@ func TestUndeliverableDoubleBounceNoticeIsKeptNotBounced(t *testing.T) {
 	logs := startLogged(t, dir, rec, Options{Postmaster: func() string { return "postmaster@local" }})
 	wait(t, rec.done, 3)
 	waitEmpty(t, filepath.Join(dir, "msg"))
+	waitLog(t, logs, "kept for the postmaster") // logged after the move
 	held, _ := os.ReadDir(filepath.Join(dir, HoldDir))
 	items, err := Inspect(dir)
 	if err != nil || len(items) != 1 || items[0].Aside == nil || items[0].Aside.Where != HoldDir ||
@@ -144,6 +145,73 @@ func TestDoubleBounceWithoutPostmasterIsKept(t *testing.T) {
 	}
 	if err := q.Delete(items[0].Envelope.ID); err == nil || !strings.Contains(err.Error(), "no message") {
 		t.Errorf("second delete: %v", err)
+	}
+}
+
+// TestDoubleBounceToANonLocalPostmasterIsKept: a postmaster address
+// that resolves to no local mailbox would send the notice out to the own
+// domain's MX; the double bounce is kept in hold/ instead, and nothing is
+// sent to the postmaster address.
+func TestDoubleBounceToANonLocalPostmasterIsKept(t *testing.T) {
+	dir := t.TempDir()
+	rec := newRecorder(func(rcpt string, _ int) Outcome {
+		return Outcome{Permanent: true, Reply: "550 5.1.1 no such user"}
+	})
+	logs := startLogged(t, dir, rec, Options{
+		Postmaster:      func() string { return "postmaster@example.org" },
+		BounceRecipient: func(addr string) (Recipient, bool) { return Recipient{Addr: addr}, true }, // remote
+	})
+	wait(t, rec.done, 2) // the original, its bounce
+	waitEmpty(t, filepath.Join(dir, "msg"))
+	waitLog(t, logs, "kept for the postmaster")
+	items, _ := Inspect(dir)
+	if len(items) != 1 || items[0].Aside == nil || items[0].Aside.Where != HoldDir || items[0].Envelope.From != "" ||
+		!strings.Contains(items[0].Aside.Reason, "postmaster@example.org is not a local mailbox") {
+		t.Fatalf("inspect: %+v", items)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if n := rec.tries["postmaster@example.org"]; n != 0 {
+		t.Errorf("the notice was sent to the non-local postmaster (%d tries): %v", n, rec.tries)
+	}
+}
+
+// A postmaster aliased to a remote address gets the notice there.
+func TestDoubleBounceNoticeFollowsAPostmasterAliasToARemoteAddress(t *testing.T) {
+	dir := t.TempDir()
+	rec := newRecorder(func(rcpt string, _ int) Outcome {
+		if rcpt == "admin@example.net" {
+			return Outcome{Delivered: true}
+		}
+		return Outcome{Permanent: true, Reply: "550 5.1.1 no such user"}
+	})
+	startLogged(t, dir, rec, Options{
+		Postmaster: func() string { return "postmaster@local" },
+		BounceRecipient: func(addr string) (Recipient, bool) {
+			if addr == "postmaster@local" {
+				return Recipient{Addr: "admin@example.net"}, true
+			}
+			return Recipient{Addr: addr}, true
+		},
+	})
+	wait(t, rec.done, 3) // the original, its bounce, the notice
+	waitEmpty(t, filepath.Join(dir, "msg"))
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if rec.tries["admin@example.net"] != 1 {
+		t.Errorf("tries %v: the notice must go to the postmaster alias's target", rec.tries)
+	}
+}
+
+// waitLog waits (bounded) until the log holds s.
+func waitLog(t *testing.T, logs *testpeer.Buffer, s string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(logs.String(), s) {
+		if time.Now().After(deadline) {
+			t.Fatalf("log never said %q:\n%s", s, logs.String())
+		}
+		time.Sleep(10 * time.Millisecond) // polling a log written by another goroutine, bounded
 	}
 }
 

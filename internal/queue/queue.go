@@ -115,7 +115,7 @@ func Open(dir string, dlv Deliverer, opts Options, log *slog.Logger) (*Queue, er
 	}
 	states, _ := os.ReadDir(filepath.Join(dir, "state"))
 	for _, e := range states {
-		if _, err := os.Stat(filepath.Join(dir, "msg", e.Name())); errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(filepath.Join(dir, "msg", e.Name())); errors.Is(err, os.ErrNotExist) && !adoptAsideState(dir, e.Name()) {
 			os.Remove(filepath.Join(dir, "state", e.Name()))
 		}
 	}

@@ -13,7 +13,9 @@ import (
 // parts) that are neither a user nor another alias: mail to the alias
 // would be refused with "User unknown" although the configuration
 // accepted it. Warnings, not errors: users come and go with `tlsmail user`
-// without a config change. Each names the file and line.
+// without a config change. Each names the file and line. It also warns
+// when postmaster is neither a user nor an alias: the queue then keeps
+// double bounces in hold/ (it never sends them to a remote postmaster).
 func aliasWarnings(cfg *config.Config, users *auth.Users) []string {
 	known := func(local string) bool {
 		local = strings.ToLower(local)
@@ -51,6 +53,9 @@ func aliasWarnings(cfg *config.Config, users *auth.Users) []string {
 			msg := fmt.Sprintf("warning: alias %q: target %q is no local user or alias; mail to the alias would be refused", k, t)
 			out = append(out, cfg.ErrorAt(msg, "aliases", k).Error())
 		}
+	}
+	if pm := postmasterAddress(cfg); !known("postmaster") {
+		out = append(out, fmt.Sprintf("warning: %s is no local user or alias (add `postmaster = \"USER\"` to [aliases]); double-bounce notices will be kept in the queue's hold/ directory instead of being delivered", pm))
 	}
 	return out
 }

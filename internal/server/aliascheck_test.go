@@ -40,3 +40,33 @@ auth = "none"
 		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// Without a postmaster alias or user, double-bounce notices cannot be
+// delivered locally; serve says so at start.
+func TestAliasWarningsSayWhenPostmasterIsNotLocal(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "tlsmail.toml")
+	os.WriteFile(file, []byte(`local_domains = ["example.org"]
+[aliases]
+abuse = "alice"
+[[listener]]
+address = "127.0.0.1:25"
+mode = "plain"
+auth = "none"
+`), 0o644)
+	cfg, err := config.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	users, _ := auth.LoadUsers(filepath.Join(dir, "users"))
+	h, _ := auth.HashPassword("correct horse")
+	users.Set("alice", h)
+	got := strings.Join(aliasWarnings(cfg, users), "\n")
+	if !strings.Contains(got, "postmaster@example.org is no local user or alias") || !strings.Contains(got, "hold/") {
+		t.Errorf("warnings:\n%s\nwant one about postmaster@example.org", got)
+	}
+	users.Set("postmaster", h)
+	if got := aliasWarnings(cfg, users); len(got) != 0 {
+		t.Errorf("with a postmaster user: %q", got)
+	}
+}

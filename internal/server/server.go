@@ -67,7 +67,7 @@ func Run(ctx context.Context, o Options) error {
 		log.Warn(w)
 	}
 	var tlsSrv *tlsconf.Server
-	if needsTLS(cfg) {
+	if cfg.NeedsTLS() {
 		if tlsSrv, err = tlsconf.NewServer(cfg.ServerTLS()); err != nil {
 			return fmt.Errorf("tls: %w", err)
 		}
@@ -327,20 +327,6 @@ func bindError(cfg *config.Config, what string, err error, key ...string) error 
 		msg += " (ports below 1024 need root or CAP_NET_BIND_SERVICE; see `user` in the README)"
 	}
 	return errors.New(cfg.ErrorAt(msg, key...).Error())
-}
-
-func needsTLS(cfg *config.Config) bool {
-	for _, l := range cfg.Listeners {
-		if l.Mode != config.ModePlain {
-			return true
-		}
-	}
-	for _, p := range cfg.POP3 {
-		if p.Mode != config.ModePlain {
-			return true
-		}
-	}
-	return false
 }
 
 // Banner is the short text `tlsmail serve` prints in dev mode.

@@ -71,6 +71,33 @@ func TestUTF8HeloNeverRawInReceived(t *testing.T) {
 	}
 }
 
+// TestBadCommandsResetAfterEachMessage: a long session that sends real
+// mail, each message with a few refused recipients, is not cut off: a
+// 250 to DATA or BDAT LAST clears the error count, as Postfix counts
+// errors without delivering mail. Without mail, the count still ends it.
+func TestBadCommandsResetAfterEachMessage(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, nil)
+	c := dial(t, ts.addr["mx"])
+	c.cmd("EHLO client.example", "250")
+	limit := ts.cfg.Limits.BadCommands
+	for i := range 3 {
+		c.cmd("MAIL FROM:<a@example.org>", "250")
+		for range limit - 1 {
+			c.cmd("RCPT TO:<nobody@localhost>", "550 5.1.1")
+		}
+		c.cmd("RCPT TO:<demo@localhost>", "250")
+		if i == 1 {
+			c.send("BDAT 20 LAST\r\nSubject: t\r\n\r\nbody\r\n")
+			c.expect("250 2.0.0")
+			ts.waitMessage(t)
+		} else {
+			ts.sendData(t, c)
+		}
+	}
+	c.cmd("NOOP", "250")
+}
+
 // TestPipelinedUnknownRecipientsAreCutOff: refused RCPTs count toward
 // bad_commands, so address harvesting by pipelining ends with 421.
 func TestPipelinedUnknownRecipientsAreCutOff(t *testing.T) {

@@ -81,7 +81,7 @@ func (s *Server) expand(cfg *config.Config, orig, addr string, mayRelay bool, de
 		// tried too for a users file that still spells a name in capitals.
 		for _, name := range []string{lower, base, local} {
 			if s.users.Exists(name) {
-				return []queue.Recipient{{Addr: addr, Local: strings.ToLower(name)}}, nil
+				return []queue.Recipient{{Addr: addr, Local: auth.Canonical(name)}}, nil
 			}
 		}
 	}
@@ -151,16 +151,27 @@ func cutPrefixFold(s, prefix string) (string, bool) {
 	return s, false
 }
 
-// addRecipients appends an RCPT's resolved targets to the transaction's
-// recipients, one per final mailbox: a local target whose user is already
-// there (alice+0@, alice+1@, Alice@, an alias to alice) is not added again,
-// so the message is stored once per Maildir (as Postfix's local delivery
-// does); a remote target is dropped if the same address is there.
-func addRecipients(have, targets []queue.Recipient, notify, orcpt string) []queue.Recipient {
+// addRecipients appends the resolved targets of the RCPT address orig to
+// the transaction's recipients. Every RCPT keeps its own entries, with
+// its NOTIFY and ORCPT, even when it names a mailbox already there
+// (alice+0@, alice+1@, Alice@, an alias to alice): local delivery stores
+// one copy per mailbox and copies that outcome to each of its
+// recipients, so a DSN reports every address the client gave and honours
+// each one's NOTIFY. Only a repeat of the same address with the same
+// NOTIFY and ORCPT (seen remembers those) adds nothing, and an alias
+// naming one target twice adds it once: Postfix's cleanup dedups on
+// (original recipient, recipient, NOTIFY, ORCPT) likewise.
+func addRecipients(have []queue.Recipient, seen map[string]bool, orig string, targets []queue.Recipient, notify, orcpt string) []queue.Recipient {
+	key := strings.ToLower(orig) + "\x00" + notify + "\x00" + orcpt
+	if seen[key] {
+		return have
+	}
+	seen[key] = true
+	n := len(have)
 next:
 	for _, t := range targets {
-		for _, h := range have {
-			if t.Local != "" && h.Local == t.Local || t.Local == "" && h.Local == "" && strings.EqualFold(h.Addr, t.Addr) {
+		for _, h := range have[n:] {
+			if h.Local == t.Local && strings.EqualFold(h.Addr, t.Addr) {
 				continue next
 			}
 		}
@@ -172,10 +183,12 @@ next:
 
 // ResolveLocalSubmission resolves the recipients of a message a local user
 // submitted (the pickup directory) as RCPT does for an authenticated
-// client: aliases to users, one recipient per mailbox, relay allowed.
+// client: aliases to users, relay allowed; local delivery stores one copy
+// per mailbox.
 // Refused maps each refused address to the reply's text.
 func (s *Server) ResolveLocalSubmission(rcpts []string, notify string) (out []queue.Recipient, refused map[string]string) {
 	cfg := s.Config()
+	seen := map[string]bool{}
 	for _, a := range rcpts {
 		targets, r := s.resolve(cfg, a, true)
 		if r != nil {
@@ -185,7 +198,7 @@ func (s *Server) ResolveLocalSubmission(rcpts []string, notify string) (out []qu
 			refused[a] = r.String()
 			continue
 		}
-		out = addRecipients(out, targets, notify, "")
+		out = addRecipients(out, seen, a, targets, notify, "")
 	}
 	return out, refused
 }

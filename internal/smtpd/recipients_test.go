@@ -1,12 +1,15 @@
 package smtpd
 
 import (
+	"encoding/json"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/tlsmail/tlsmail/internal/auth"
 	"github.com/tlsmail/tlsmail/internal/config"
+	"github.com/tlsmail/tlsmail/internal/queue"
 )
 
 // sendData ends the transaction with a small message and returns what
@@ -44,8 +47,49 @@ func TestOneCopyPerMailboxFor1000Recipients(t *testing.T) {
 	// smtpd_recipient_limit, not mailboxes.
 	c.cmd("RCPT TO:<demo+1000@localhost>", "452 4.5.3")
 	m := ts.sendData(t, c)
-	if len(m.env.Recipients) != 1 || m.env.Recipients[0].Local != "demo" || m.env.Recipients[0].Addr != "demo+0@localhost" {
-		t.Fatalf("recipients = %+v, want one: demo+0@localhost for demo", m.env.Recipients)
+	// Every accepted RCPT stays a recipient of its own (for its DSN), all
+	// of mailbox demo; local delivery stores one copy for them.
+	if len(m.env.Recipients) != 1000 {
+		t.Fatalf("%d recipients, want 1000 (one per accepted RCPT)", len(m.env.Recipients))
+	}
+	for i, r := range m.env.Recipients {
+		if r.Local != "demo" {
+			t.Fatalf("recipient %d = %+v, want mailbox demo", i, r)
+		}
+	}
+	if r := m.env.Recipients[5]; r.Addr != "demo+5@localhost" {
+		t.Errorf("recipient 5 = %q, want demo+5@localhost", r.Addr)
+	}
+	// The envelope stays small: one short JSON object per recipient.
+	b.Reset()
+	if err := json.NewEncoder(&b).Encode(m.env); err != nil {
+		t.Fatal(err)
+	}
+	if b.Len() > 100_000 {
+		t.Errorf("envelope of 1,000 recipients is %d bytes, want < 100 kB", b.Len())
+	}
+	t.Logf("envelope of 1,000 recipients: %d bytes of JSON", b.Len())
+}
+
+// A second RCPT for a mailbox already in the transaction keeps its own
+// NOTIFY and ORCPT (so a failed delivery is reported to each address as
+// it asked); only an identical repeat is dropped.
+func TestEveryRecipientOfOneMailboxKeepsItsNotifyAndORcpt(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, nil)
+	c := dial(t, ts.addr["mx"])
+	c.cmd("EHLO client.example", "250")
+	c.cmd("MAIL FROM:<a@example.org>", "250")
+	c.cmd("RCPT TO:<demo+1@localhost> NOTIFY=NEVER", "250 2.1.5")
+	c.cmd("RCPT TO:<Demo@localhost> NOTIFY=FAILURE ORCPT=rfc822;demo@example.net", "250 2.1.5")
+	c.cmd("RCPT TO:<Demo@localhost> NOTIFY=FAILURE ORCPT=rfc822;demo@example.net", "250 2.1.5") // identical: one entry
+	m := ts.sendData(t, c)
+	want := []queue.Recipient{
+		{Addr: "demo+1@localhost", Local: "demo", Notify: "NEVER"},
+		{Addr: "Demo@localhost", Local: "demo", Notify: "FAILURE", ORcpt: "rfc822;demo@example.net"},
+	}
+	if !reflect.DeepEqual(m.env.Recipients, want) {
+		t.Fatalf("recipients = %+v\nwant %+v", m.env.Recipients, want)
 	}
 }
 

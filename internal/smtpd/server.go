@@ -14,7 +14,6 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/tlsmail/tlsmail/internal/auth"
 	"github.com/tlsmail/tlsmail/internal/config"
@@ -74,19 +73,17 @@ func (s *Server) handle(c net.Conn, lc config.Listener, lim *listen.Limiter) {
 		_ = tc.SetNoDelay(true)
 	}
 	cfg := s.Config()
-	conn, err := lim.Admit(c, limits(cfg), cfg.Limits.CommandTimeout.Duration)
-	if err != nil {
-		ip := listen.RemoteIP(c)
-		s.log.Warn("connection refused: limit reached", "listener", lc.Name, "client", ip, "err", err)
-		reply := "421 4.7.0 " + cfg.Hostname + " Error: too many connections, try again later\r\n"
+	var tlsCfg *tls.Config
+	if lc.Mode == config.ModeImplicit && s.tls != nil {
+		tlsCfg = s.tls.Config()
+	}
+	conn := lim.AdmitOrRefuse(c, limits(cfg), cfg.Limits.CommandTimeout.Duration, tlsCfg, func(err error, ip string) string {
 		if errors.Is(err, listen.ErrTooManyFromIP) {
-			reply = "421 4.7.0 " + cfg.Hostname + " Error: too many connections from " + ip + ", try again later\r\n"
+			return "421 4.7.0 " + cfg.Hostname + " Error: too many connections from " + ip + ", try again later"
 		}
-		var tlsCfg *tls.Config
-		if lc.Mode == config.ModeImplicit && s.tls != nil {
-			tlsCfg = s.tls.Config()
-		}
-		lim.Refuse(c, tlsCfg, reply, refuseTimeout)
+		return "421 4.7.0 " + cfg.Hostname + " Error: too many connections, try again later"
+	})
+	if conn == nil {
 		return
 	}
 	defer conn.Release()
@@ -106,10 +103,6 @@ func (s *Server) handle(c net.Conn, lc config.Listener, lim *listen.Limiter) {
 	}()
 	sess.run()
 }
-
-// refuseTimeout bounds the refusal of an over-limit connection, TLS
-// handshake included.
-const refuseTimeout = 10 * time.Second
 
 // limits are a listener's connection limits in cfg.
 func limits(cfg *config.Config) listen.Limits {

@@ -45,7 +45,8 @@ type session struct {
 	// The current mail transaction.
 	mail     *smtpwire.PathArg
 	rcpts    []queue.Recipient
-	rcptOK   int // RCPTs accepted; the limit counts these (rcpts holds one per mailbox)
+	rcptOK   int             // RCPTs accepted; the limit counts these (an identical repeat adds no entry to rcpts)
+	rcptSeen map[string]bool // RCPT address+NOTIFY+ORCPT already in rcpts
 	bdat     *queue.Writer
 	bdatBad  error
 	bdatSize int64
@@ -317,7 +318,7 @@ func (ss *session) authOffered() bool {
 // abortTransaction forgets the current mail transaction.
 func (ss *session) abortTransaction() {
 	ss.mail = nil
-	ss.rcpts, ss.rcptOK = nil, 0
+	ss.rcpts, ss.rcptOK, ss.rcptSeen = nil, 0, nil
 	if ss.bdat != nil {
 		ss.bdat.Abort()
 		ss.bdat = nil

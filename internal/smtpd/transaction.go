@@ -114,7 +114,10 @@ func (ss *session) cmdRcpt(arg string) *smtpwire.Reply {
 		ss.srv.log.Info("recipient rejected", "client", ss.ip, "to", auth.Printable(p.Addr), "reply", r.String())
 		return r
 	}
-	ss.rcpts = addRecipients(ss.rcpts, targets, notify, orcpt) // one copy per mailbox
+	if ss.rcptSeen == nil {
+		ss.rcptSeen = map[string]bool{}
+	}
+	ss.rcpts = addRecipients(ss.rcpts, ss.rcptSeen, p.Addr, targets, notify, orcpt)
 	ss.rcptOK++
 	return smtpwire.R(250, "2.1.5", "Ok")
 }
@@ -252,6 +255,10 @@ func (ss *session) commit(w *queue.Writer) *smtpwire.Reply {
 		return smtpwire.R(451, "4.3.0", "Error: local error in processing, try again later")
 	}
 	ss.msgs++
+	// A delivered message clears the error count (Postfix counts errors
+	// without delivering mail): a long session that sends real mail and
+	// meets the odd unknown recipient is not cut off by bad_commands.
+	ss.errors = 0
 	rcpts := make([]string, len(env.Recipients))
 	for i, r := range env.Recipients {
 		rcpts[i] = r.Addr

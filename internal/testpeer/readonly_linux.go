@@ -11,8 +11,9 @@ import (
 // ReadOnly makes dir and everything under it unwritable until the test
 // ends, in a way that holds for root too: as root, a read-only bind mount
 // of dir onto itself (root ignores permission bits, not a read-only
-// mount); otherwise mode bits. It skips the test, saying why, when
-// neither is possible (root without CAP_SYS_ADMIN, as in some containers).
+// mount); otherwise mode bits. When neither is possible (root without
+// CAP_SYS_ADMIN, as in some containers) it skips the test, saying why, or
+// fails it under CI=true (Unavailable).
 func ReadOnly(t testing.TB, dir string) {
 	t.Helper()
 	if os.Geteuid() != 0 {
@@ -36,7 +37,7 @@ func ReadOnly(t testing.TB, dir string) {
 		return
 	}
 	if err := syscall.Mount(dir, dir, "", syscall.MS_BIND, ""); err != nil {
-		t.Skipf("cannot make %s read-only for root: bind mount: %v", dir, err)
+		Unavailable(t, "cannot make %s read-only for root: bind mount: %v", dir, err)
 	}
 	t.Cleanup(func() {
 		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
@@ -44,6 +45,6 @@ func ReadOnly(t testing.TB, dir string) {
 		}
 	})
 	if err := syscall.Mount("", dir, "", syscall.MS_REMOUNT|syscall.MS_BIND|syscall.MS_RDONLY, ""); err != nil {
-		t.Skipf("cannot make %s read-only for root: remount: %v", dir, err)
+		Unavailable(t, "cannot make %s read-only for root: remount: %v", dir, err)
 	}
 }

@@ -29,6 +29,17 @@ func InCI() bool {
 	return os.Getenv("CI") == "true"
 }
 
+// Unavailable skips a test whose environment lacks something it needs
+// (saying what), or fails it under CI=true: CI provides everything, so
+// a skip there would hide a test that never ran.
+func Unavailable(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if InCI() {
+		t.Fatalf("CI=true, yet "+format, args...)
+	}
+	t.Skipf(format, args...)
+}
+
 // RequireRoot skips a test that needs root (to say why: what), or fails
 // it under CI, which runs as root.
 func RequireRoot(t testing.TB, what string) {
