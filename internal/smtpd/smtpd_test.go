@@ -124,6 +124,32 @@ func TestRelayControl(t *testing.T) {
 	s.cmd("RCPT TO:<friend@example.net>", "250 2.1.5")
 }
 
+// TestRelayFromInsideARelayNetwork: a client inside relay_networks may relay
+// without AUTH (Postfix's permit_mynetworks); the same client, once its
+// network is no longer listed, may not, and a network that merely overlaps
+// in its first octets does not count.
+func TestRelayFromInsideARelayNetwork(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		nets []string
+		want string
+	}{
+		{[]string{"192.0.2.0/24", "127.0.0.0/8"}, "250 2.1.5"},
+		{[]string{"127.0.0.1/32"}, "250 2.1.5"},
+		{[]string{"127.0.0.2/32", "128.0.0.0/8"}, "554 5.7.1"},
+		{nil, "554 5.7.1"},
+	} {
+		ts := startServer(t, func(c *config.Config) { c.RelayNets = tc.nets })
+		c := dial(t, ts.addr["mx"])
+		c.cmd("EHLO client.example", "250")
+		c.cmd("MAIL FROM:<a@example.org>", "250")
+		if got := c.cmd("RCPT TO:<friend@example.net>", tc.want[:3]); !strings.HasPrefix(got, tc.want) {
+			t.Errorf("relay_networks %v: RCPT to a remote domain got %q, want %q", tc.nets, got, tc.want)
+		}
+		c.cmd("QUIT", "221")
+	}
+}
+
 func TestSubmissionNeedsTLSAndAuth(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, nil)
