@@ -7,6 +7,7 @@
 package maildir
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -71,7 +72,14 @@ func (d Dir) Deliver(name string, r io.Reader, o Options) (delivered bool, err e
 	if err != nil {
 		return false, fmt.Errorf("maildir deliver: %w", err)
 	}
-	_, err = io.Copy(f, r)
+	// Buffered, so the caller's header and the message go out in one
+	// write when they fit (the struct hides bufio's ReadFrom, which would
+	// write the parts one by one).
+	bw := bufio.NewWriterSize(f, 64*1024)
+	_, err = io.Copy(struct{ io.Writer }{bw}, r)
+	if err == nil {
+		err = bw.Flush()
+	}
 	if err == nil {
 		err = f.Sync()
 	}
@@ -92,7 +100,7 @@ func (d Dir) Deliver(name string, r io.Reader, o Options) (delivered bool, err e
 			}
 			return false, fmt.Errorf("maildir deliver: %w", err)
 		}
-	} else if err := os.Rename(tmp, dst); err != nil {
+	} else if err := safeio.Rename(tmp, dst); err != nil {
 		os.Remove(tmp)
 		return false, fmt.Errorf("maildir deliver: %w", err)
 	}

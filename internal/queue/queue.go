@@ -86,8 +86,16 @@ type Queue struct {
 	recovered map[string]bool // found on start: may be partly delivered
 	forced    map[string]bool // flush/retry: try every pending recipient now
 	closed    bool
+	// stateFiles holds the IDs that have a state file: listed once in
+	// Open, kept up to date by writeState, remove and setAside (only this
+	// process writes state/), so that a message without one — every new
+	// message until a delivery defers — is never looked up (a failing
+	// open per attempt) or unlinked (two failing calls per message).
+	// Nil (Inspect's read-only view): unknown, look at the disk.
+	stateFiles map[string]bool
 
 	syncer *safeio.DirSyncer // group-commits fsyncs of msg/
+	msgDir *safeio.OpenDir   // msg/, kept open for its fsyncs
 }
 
 // Open opens (creating if needed) the spool in dir. Leftovers of messages
@@ -103,8 +111,20 @@ func Open(dir string, dlv Deliverer, opts Options, log *slog.Logger) (*Queue, er
 	if err := checkWritable(dir); err != nil {
 		return nil, err
 	}
-	q := &Queue{dir: dir, opts: opts, dlv: dlv, log: log, work: make(chan string, 1024), syncer: safeio.NewDirSyncer(),
-		inFlight: map[string]bool{}, timers: map[string]*time.Timer{}, recovered: map[string]bool{}, forced: map[string]bool{}}
+	msgPath := filepath.Join(dir, "msg")
+	msgDir, err := safeio.OpenDirForSync(msgPath)
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	q := &Queue{dir: dir, opts: opts, dlv: dlv, log: log, work: make(chan string, 1024), msgDir: msgDir,
+		inFlight: map[string]bool{}, timers: map[string]*time.Timer{}, recovered: map[string]bool{}, forced: map[string]bool{},
+		stateFiles: map[string]bool{}}
+	q.syncer = safeio.NewDirSyncerFunc(func(d string) error {
+		if d == msgPath {
+			return msgDir.Sync()
+		}
+		return safeio.SyncDir(d)
+	})
 	tmps, err := os.ReadDir(filepath.Join(dir, "tmp"))
 	if err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
@@ -113,11 +133,16 @@ func Open(dir string, dlv Deliverer, opts Options, log *slog.Logger) (*Queue, er
 		os.Remove(filepath.Join(dir, "tmp", e.Name()))
 		log.Info("queue: removed partial message", "id", e.Name())
 	}
-	states, _ := os.ReadDir(filepath.Join(dir, "state"))
+	states, err := os.ReadDir(filepath.Join(dir, "state"))
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
 	for _, e := range states {
 		if _, err := os.Stat(filepath.Join(dir, "msg", e.Name())); errors.Is(err, os.ErrNotExist) {
 			os.Remove(filepath.Join(dir, "state", e.Name()))
+			continue
 		}
+		q.stateFiles[e.Name()] = true
 	}
 	return q, nil
 }
@@ -347,10 +372,16 @@ func (q *Queue) worker(ctx context.Context) {
 // attempt tries every due recipient of one message once.
 func (q *Queue) attempt(ctx context.Context, id string) {
 	path := filepath.Join(q.dir, "msg", id)
-	env, size, err := readMessage(path)
+	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return // already finished
 	}
+	if err != nil {
+		q.log.Error("queue: cannot read message", "id", id, "err", err)
+		return
+	}
+	defer f.Close()
+	env, size, err := readMessageFile(f, path)
 	if q.quarantine(id, err) {
 		return
 	}
@@ -380,15 +411,10 @@ func (q *Queue) attempt(ctx context.Context, id string) {
 		env.Retry = env.Retry || r.Attempts > 0
 	}
 	if len(due) > 0 {
+		// Every reader shares the one open file (ReadAt has no offset
+		// of its own); the file is closed when the attempt ends.
 		open := func() (io.ReadCloser, error) {
-			f, err := os.Open(path)
-			if err != nil {
-				return nil, err
-			}
-			return struct {
-				io.Reader
-				io.Closer
-			}{io.LimitReader(f, size), f}, nil
+			return io.NopCloser(io.NewSectionReader(f, 0, size)), nil
 		}
 		for _, o := range q.dlv.Deliver(ctx, &env, due, open) {
 			if o.Rcpt < 0 || o.Rcpt >= len(st.Rcpts) {

@@ -1,7 +1,9 @@
 package safeio
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -142,5 +144,38 @@ func TestDirSyncerNeverReusesAnFsyncThatStartedEarlier(t *testing.T) {
 	want := "start1 B calls end1 start2 end2 B returns"
 	if got := strings.Join(events, " "); got != want {
 		t.Errorf("order: %s\nwant   %s", got, want)
+	}
+}
+
+// TestRenameUnlinkAndOpenDir: the one-system-call helpers keep the errors
+// of their os counterparts (a missing file is fs.ErrNotExist), and an
+// OpenDir syncs again and again.
+func TestRenameUnlinkAndOpenDir(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	if err := os.WriteFile(a, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := Rename(a, b); err != nil {
+		t.Fatal(err)
+	}
+	if err := Rename(a, b); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("rename of a missing file: %v", err)
+	}
+	if err := Unlink(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := Unlink(b); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("unlink of a missing file: %v", err)
+	}
+	d, err := OpenDirForSync(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for range 3 {
+		if err := d.Sync(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
