@@ -2,6 +2,8 @@ package queue
 
 import (
 	"context"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -79,4 +81,76 @@ func TestStateFileFoundAfterRestart(t *testing.T) {
 	if rec.tries["ok@local"] != 0 || rec.tries["slow@local"] != 1 {
 		t.Errorf("tries after restart: %v (ok@local was delivered before it)", rec.tries)
 	}
+}
+
+// durableRecorder delivers every recipient at once but reports the
+// delivery durable only when its Durable func is let through.
+type durableRecorder struct {
+	called  chan string // an ID whose Durable was called
+	release chan error  // what Durable returns
+	retries chan bool   // env.Retry of each attempt
+}
+
+func (r *durableRecorder) Deliver(_ context.Context, env *Envelope, rcpts []int, _ func() (io.ReadCloser, error)) []Outcome {
+	r.retries <- env.Retry
+	var out []Outcome
+	for _, i := range rcpts {
+		id := env.ID
+		out = append(out, Outcome{Rcpt: i, Delivered: true, Durable: func() error {
+			r.called <- id
+			return <-r.release
+		}})
+	}
+	return out
+}
+
+// TestFinishedMessageStaysQueuedUntilDeliveryDurable: a delivery that is
+// done but not yet durable (a Maildir name whose new/ fsync is shared)
+// must keep the message in msg/ until its Durable func returned nil: a
+// crash before then retries it, and the retry finds the copy by name. A
+// Durable error leaves it queued and tries again as after a crash.
+func TestFinishedMessageStaysQueuedUntilDeliveryDurable(t *testing.T) {
+	dir := t.TempDir()
+	rec := &durableRecorder{called: make(chan string, 10), release: make(chan error), retries: make(chan bool, 10)}
+	q, err := Open(dir, rec, Options{FirstRetry: time.Millisecond, MaxRetry: time.Millisecond}, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { q.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	id := enqueue(t, q, "x\r\n", "x@local")
+	msg := filepath.Join(dir, "msg", id)
+	waitDurableCall := func() {
+		t.Helper()
+		select {
+		case got := <-rec.called:
+			if got != id {
+				t.Fatalf("Durable of %s", got)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("the queue never waited for the delivery to be durable")
+		}
+		if _, err := os.Stat(msg); err != nil {
+			t.Fatalf("message removed before its delivery was durable: %v", err)
+		}
+	}
+	if retry := <-rec.retries; retry {
+		t.Error("first attempt marked as a retry")
+	}
+	waitDurableCall()
+	rec.release <- errors.New("fsync: input/output error")
+	// Tried again as after a crash: MaybeDelivered, so no second copy.
+	select {
+	case retry := <-rec.retries:
+		if !retry {
+			t.Error("attempt after a failed fsync not marked as a retry")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("not tried again after Durable failed")
+	}
+	waitDurableCall()
+	rec.release <- nil
+	waitGone(t, msg)
 }

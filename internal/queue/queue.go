@@ -94,6 +94,8 @@ type Queue struct {
 	// Nil (Inspect's read-only view): unknown, look at the disk.
 	stateFiles map[string]bool
 
+	completing chan completion // finished messages for the completer (complete.go)
+
 	syncer *safeio.DirSyncer // group-commits fsyncs of msg/
 	msgDir *safeio.OpenDir   // msg/, kept open for its fsyncs
 }
@@ -118,7 +120,7 @@ func Open(dir string, dlv Deliverer, opts Options, log *slog.Logger) (*Queue, er
 	}
 	q := &Queue{dir: dir, opts: opts, dlv: dlv, log: log, work: make(chan string, 1024), msgDir: msgDir,
 		inFlight: map[string]bool{}, timers: map[string]*time.Timer{}, recovered: map[string]bool{}, forced: map[string]bool{},
-		stateFiles: map[string]bool{}}
+		stateFiles: map[string]bool{}, completing: make(chan completion, completeBatch)}
 	q.syncer = safeio.NewDirSyncerFunc(func(d string) error {
 		if d == msgPath {
 			return msgDir.Sync()
@@ -230,6 +232,11 @@ func (q *Queue) Run(ctx context.Context) {
 	if err != nil {
 		q.log.Error("queue: list", "err", err)
 	}
+	stopCompleter, completerDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		q.completer(stopCompleter)
+		close(completerDone)
+	}()
 	var wg sync.WaitGroup
 	for range q.opts.Workers {
 		wg.Add(1)
@@ -249,6 +256,8 @@ func (q *Queue) Run(ctx context.Context) {
 	}
 	q.mu.Unlock()
 	wg.Wait()
+	close(stopCompleter)
+	<-completerDone
 }
 
 // recoverOne schedules a message found on start at its next-try time.
@@ -361,7 +370,9 @@ func (q *Queue) worker(ctx context.Context) {
 			if busy {
 				continue // another worker has it; it reschedules if needed
 			}
-			q.attempt(ctx, id)
+			if q.attempt(ctx, id) {
+				continue // the completer finishes it and clears inFlight
+			}
 			q.mu.Lock()
 			delete(q.inFlight, id)
 			q.mu.Unlock()
@@ -369,8 +380,9 @@ func (q *Queue) worker(ctx context.Context) {
 	}
 }
 
-// attempt tries every due recipient of one message once.
-func (q *Queue) attempt(ctx context.Context, id string) {
+// attempt tries every due recipient of one message once. It reports
+// whether it handed the finished message to the completer.
+func (q *Queue) attempt(ctx context.Context, id string) (handedOff bool) {
 	path := filepath.Join(q.dir, "msg", id)
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -410,6 +422,7 @@ func (q *Queue) attempt(ctx context.Context, id string) {
 		}
 		env.Retry = env.Retry || r.Attempts > 0
 	}
+	var durable []func() error // deliveries done but not yet durable
 	if len(due) > 0 {
 		// Every reader shares the one open file (ReadAt has no offset
 		// of its own); the file is closed when the attempt ends.
@@ -419,6 +432,9 @@ func (q *Queue) attempt(ctx context.Context, id string) {
 		for _, o := range q.dlv.Deliver(ctx, &env, due, open) {
 			if o.Rcpt < 0 || o.Rcpt >= len(st.Rcpts) {
 				continue
+			}
+			if o.Durable != nil {
+				durable = append(durable, o.Durable)
 			}
 			q.apply(&env, &st.Rcpts[o.Rcpt], o, now)
 		}
@@ -432,6 +448,15 @@ func (q *Queue) attempt(ctx context.Context, id string) {
 				next = r.NextTry
 			}
 		}
+	}
+	if pending == 0 && st.Hold == "" && len(durable) > 0 && q.completeLater(ctx, id, durable) {
+		return true // removed once its deliveries are durable
+	}
+	// What is written below outlives a crash and says these recipients
+	// are done: their deliveries must be durable first.
+	if err := waitDurable(durable); err != nil {
+		q.retryUndurable(id, err)
+		return false
 	}
 	if pending == 0 && st.Hold != "" {
 		if err := q.writeState(id, st); err != nil {
@@ -458,6 +483,7 @@ func (q *Queue) attempt(ctx context.Context, id string) {
 		q.log.Error("queue: write state", "id", id, "err", err)
 	}
 	q.schedule(id, next)
+	return false
 }
 
 // apply records one outcome in a recipient's state.

@@ -179,3 +179,31 @@ func TestRenameUnlinkAndOpenDir(t *testing.T) {
 		}
 	}
 }
+
+// TestDirSyncerTicketsWaitedInTurnShareOneFsync: changes marked before
+// the first Wait are all covered by the fsync that Wait starts, so one
+// goroutine finishing a batch (the queue's completer) costs one fsync,
+// while a change marked after that fsync started needs another.
+func TestDirSyncerTicketsWaitedInTurnShareOneFsync(t *testing.T) {
+	dir := t.TempDir()
+	var n int
+	s := NewDirSyncerFunc(func(d string) error { n++; return SyncDir(d) })
+	t1, t2, t3 := s.Mark(dir), s.Mark(dir), s.Mark(dir)
+	for _, tk := range []Ticket{t1, t2, t3} {
+		if err := s.Wait(tk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d fsyncs for three changes marked before the first wait, want 1", n)
+	}
+	if err := s.Wait(s.Mark(dir)); err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 {
+		t.Errorf("%d fsyncs: a change marked after the last fsync started needs its own", n)
+	}
+	if err := s.Wait(Ticket{}); err != nil || n != 2 {
+		t.Errorf("zero ticket: %v, %d fsyncs", err, n)
+	}
+}
