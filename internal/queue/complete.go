@@ -84,9 +84,8 @@ func (q *Queue) completer(stop <-chan struct{}) {
 // made durable is tried again.
 func (q *Queue) finish(batch []completion) {
 	for _, c := range batch {
-		if err := waitDurable(c.durable); err != nil {
-			q.retryUndurable(c.id, err)
-		} else {
+		err := waitDurable(c.durable)
+		if err == nil {
 			q.mu.Lock()
 			delete(q.recovered, c.id)
 			q.mu.Unlock()
@@ -96,9 +95,10 @@ func (q *Queue) finish(batch []completion) {
 				q.log.Info("queue: message done", "id", c.id)
 			}
 		}
-		q.mu.Lock()
-		delete(q.inFlight, c.id)
-		q.mu.Unlock()
+		q.release(c.id)
+		if err != nil {
+			q.retryUndurable(c.id, err)
+		}
 	}
 }
 

@@ -82,6 +82,7 @@ type Queue struct {
 
 	mu        sync.Mutex
 	inFlight  map[string]bool
+	again     map[string]bool // became due while in flight: schedule once it is not
 	timers    map[string]*time.Timer
 	recovered map[string]bool // found on start: may be partly delivered
 	forced    map[string]bool // flush/retry: try every pending recipient now
@@ -119,7 +120,7 @@ func Open(dir string, dlv Deliverer, opts Options, log *slog.Logger) (*Queue, er
 		return nil, fmt.Errorf("queue: %w", err)
 	}
 	q := &Queue{dir: dir, opts: opts, dlv: dlv, log: log, work: make(chan string, 1024), msgDir: msgDir,
-		inFlight: map[string]bool{}, timers: map[string]*time.Timer{}, recovered: map[string]bool{}, forced: map[string]bool{},
+		inFlight: map[string]bool{}, again: map[string]bool{}, timers: map[string]*time.Timer{}, recovered: map[string]bool{}, forced: map[string]bool{},
 		stateFiles: map[string]bool{}, completing: make(chan completion, completeBatch)}
 	q.syncer = safeio.NewDirSyncerFunc(func(d string) error {
 		if d == msgPath {
@@ -365,18 +366,36 @@ func (q *Queue) worker(ctx context.Context) {
 		case id := <-q.work:
 			q.mu.Lock()
 			busy := q.inFlight[id]
+			if busy {
+				// Another worker (or the completer) has it. It may have
+				// scheduled this very try before letting go, so the try is
+				// not dropped: it runs once the message is free.
+				q.again[id] = true
+			}
 			q.inFlight[id] = true
 			q.mu.Unlock()
 			if busy {
-				continue // another worker has it; it reschedules if needed
+				continue
 			}
 			if q.attempt(ctx, id) {
-				continue // the completer finishes it and clears inFlight
+				continue // the completer finishes it and calls release
 			}
-			q.mu.Lock()
-			delete(q.inFlight, id)
-			q.mu.Unlock()
+			q.release(id)
 		}
+	}
+}
+
+// release ends a message's time in flight and schedules the try that
+// came due meanwhile, if any (a message removed meanwhile is then not
+// found, which is fine).
+func (q *Queue) release(id string) {
+	q.mu.Lock()
+	delete(q.inFlight, id)
+	again := q.again[id]
+	delete(q.again, id)
+	q.mu.Unlock()
+	if again {
+		q.schedule(id, time.Now())
 	}
 }
 
