@@ -7,6 +7,7 @@
 package maildir
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -50,12 +51,21 @@ type Options struct {
 	// SyncDir fsyncs a directory; nil means safeio.SyncDir. A
 	// group-committing safeio.DirSyncer serves many deliveries at once.
 	SyncDir func(dir string) error
+	// DeferDirSync leaves the fsync of new/ (NewDir) to the caller: the
+	// message file itself is durable when Deliver returns, but its name in
+	// new/ is not until the caller has fsynced new/ — which it must do
+	// before it records the delivery as done anywhere that outlives a
+	// crash. It lets one fsync of new/ serve a batch of deliveries.
+	DeferDirSync bool
 }
 
+// NewDir is the directory a delivered message is renamed into.
+func (d Dir) NewDir() string { return filepath.Join(string(d), "new") }
+
 // Deliver stores the message read from r under name (see UniqueName):
-// tmp/NAME is written and fsynced, moved into new/, and new/ is fsynced.
-// With MaybeDelivered, a name already in new/ or cur/ is reported as
-// delivered=false and nothing is stored.
+// tmp/NAME is written and fsynced, moved into new/, and new/ is fsynced
+// (unless DeferDirSync). With MaybeDelivered, a name already in new/ or
+// cur/ is reported as delivered=false and nothing is stored.
 func (d Dir) Deliver(name string, r io.Reader, o Options) (delivered bool, err error) {
 	if strings.ContainsAny(name, "/:") || name == "" {
 		return false, fmt.Errorf("maildir: invalid name %q", name)
@@ -71,7 +81,14 @@ func (d Dir) Deliver(name string, r io.Reader, o Options) (delivered bool, err e
 	if err != nil {
 		return false, fmt.Errorf("maildir deliver: %w", err)
 	}
-	_, err = io.Copy(f, r)
+	// Buffered, so the caller's header and the message go out in one
+	// write when they fit (the struct hides bufio's ReadFrom, which would
+	// write the parts one by one).
+	bw := bufio.NewWriterSize(f, 64*1024)
+	_, err = io.Copy(struct{ io.Writer }{bw}, r)
+	if err == nil {
+		err = bw.Flush()
+	}
 	if err == nil {
 		err = f.Sync()
 	}
@@ -92,11 +109,14 @@ func (d Dir) Deliver(name string, r io.Reader, o Options) (delivered bool, err e
 			}
 			return false, fmt.Errorf("maildir deliver: %w", err)
 		}
-	} else if err := os.Rename(tmp, dst); err != nil {
+	} else if err := safeio.Rename(tmp, dst); err != nil {
 		os.Remove(tmp)
 		return false, fmt.Errorf("maildir deliver: %w", err)
 	}
-	if err := o.SyncDir(filepath.Join(string(d), "new")); err != nil {
+	if o.DeferDirSync {
+		return true, nil
+	}
+	if err := o.SyncDir(d.NewDir()); err != nil {
 		return false, err
 	}
 	return true, nil

@@ -54,6 +54,7 @@ func (q *Queue) setAside(id, where, reason string) error {
 	if err := os.Rename(filepath.Join(q.dir, "msg", id), filepath.Join(dir, id)); err != nil {
 		return fmt.Errorf("queue %s: %w", id, err)
 	}
+	q.noteState(id, false)
 	if err := os.Rename(filepath.Join(q.dir, "state", id), filepath.Join(dir, id+".state")); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("queue %s: %w", id, err)
 	}

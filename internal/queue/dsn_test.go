@@ -28,6 +28,18 @@ func waitEmpty(t *testing.T, dir string) {
 	}
 }
 
+// waitLog waits until the log holds s.
+func waitLog(t *testing.T, logs *testpeer.Buffer, s string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(logs.String(), s) {
+		if time.Now().After(deadline) {
+			t.Fatalf("log never said %q:\n%s", s, logs.String())
+		}
+		time.Sleep(10 * time.Millisecond) // polling a log written by another goroutine, bounded
+	}
+}
+
 // startLogged opens and runs a queue whose log goes to a buffer.
 func startLogged(t *testing.T, dir string, rec *recorder, opts Options) *testpeer.Buffer {
 	t.Helper()
@@ -103,7 +115,9 @@ func TestUndeliverableDoubleBounceNoticeIsKeptNotBounced(t *testing.T) {
 	logs := startLogged(t, dir, rec, Options{Postmaster: func() string { return "postmaster@local" }})
 	wait(t, rec.done, 3)
 	waitEmpty(t, filepath.Join(dir, "msg"))
-	waitLog(t, logs, "kept for the postmaster") // logged after the move
+	// The notice leaves msg/ by its rename into hold/; the log line comes
+	// after the fsyncs that follow, so wait for it rather than race it.
+	waitLog(t, logs, "kept for the postmaster")
 	held, _ := os.ReadDir(filepath.Join(dir, HoldDir))
 	items, err := Inspect(dir)
 	if err != nil || len(items) != 1 || items[0].Aside == nil || items[0].Aside.Where != HoldDir ||
@@ -200,18 +214,6 @@ func TestDoubleBounceNoticeFollowsAPostmasterAliasToARemoteAddress(t *testing.T)
 	defer rec.mu.Unlock()
 	if rec.tries["admin@example.net"] != 1 {
 		t.Errorf("tries %v: the notice must go to the postmaster alias's target", rec.tries)
-	}
-}
-
-// waitLog waits (bounded) until the log holds s.
-func waitLog(t *testing.T, logs *testpeer.Buffer, s string) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(logs.String(), s) {
-		if time.Now().After(deadline) {
-			t.Fatalf("log never said %q:\n%s", s, logs.String())
-		}
-		time.Sleep(10 * time.Millisecond) // polling a log written by another goroutine, bounded
 	}
 }
 

@@ -85,4 +85,12 @@ type Outcome struct {
 	TLS       string // tlsinfo summary of the connection, if any
 	Level     string // the TLS policy level enforced (remote delivery)
 	Attrs     []any  // more log attributes (MX, policy, TLS state)
+	// Durable, if set, says a delivery is done but not yet durable (a
+	// Maildir name whose directory fsync is shared with other deliveries):
+	// the queue calls it and waits for nil before it records the
+	// recipient as done anywhere that outlives a crash — the state file,
+	// or the removal of the message. Calls made one after another may
+	// share one fsync. An error means the delivery may be lost: the queue
+	// tries it again (the retry finds a copy that did survive).
+	Durable func() error `json:"-"`
 }

@@ -82,12 +82,23 @@ type Queue struct {
 
 	mu        sync.Mutex
 	inFlight  map[string]bool
+	again     map[string]bool // became due while in flight: schedule once it is not
 	timers    map[string]*time.Timer
 	recovered map[string]bool // found on start: may be partly delivered
 	forced    map[string]bool // flush/retry: try every pending recipient now
 	closed    bool
+	// stateFiles holds the IDs that have a state file: listed once in
+	// Open, kept up to date by writeState, remove and setAside (only this
+	// process writes state/), so that a message without one — every new
+	// message until a delivery defers — is never looked up (a failing
+	// open per attempt) or unlinked (two failing calls per message).
+	// Nil (Inspect's read-only view): unknown, look at the disk.
+	stateFiles map[string]bool
+
+	completing chan completion // finished messages for the completer (complete.go)
 
 	syncer *safeio.DirSyncer // group-commits fsyncs of msg/
+	msgDir *safeio.OpenDir   // msg/, kept open for its fsyncs
 }
 
 // Open opens (creating if needed) the spool in dir. Leftovers of messages
@@ -103,8 +114,20 @@ func Open(dir string, dlv Deliverer, opts Options, log *slog.Logger) (*Queue, er
 	if err := checkWritable(dir); err != nil {
 		return nil, err
 	}
-	q := &Queue{dir: dir, opts: opts, dlv: dlv, log: log, work: make(chan string, 1024), syncer: safeio.NewDirSyncer(),
-		inFlight: map[string]bool{}, timers: map[string]*time.Timer{}, recovered: map[string]bool{}, forced: map[string]bool{}}
+	msgPath := filepath.Join(dir, "msg")
+	msgDir, err := safeio.OpenDirForSync(msgPath)
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	q := &Queue{dir: dir, opts: opts, dlv: dlv, log: log, work: make(chan string, 1024), msgDir: msgDir,
+		inFlight: map[string]bool{}, again: map[string]bool{}, timers: map[string]*time.Timer{}, recovered: map[string]bool{}, forced: map[string]bool{},
+		stateFiles: map[string]bool{}, completing: make(chan completion, completeBatch)}
+	q.syncer = safeio.NewDirSyncerFunc(func(d string) error {
+		if d == msgPath {
+			return msgDir.Sync()
+		}
+		return safeio.SyncDir(d)
+	})
 	tmps, err := os.ReadDir(filepath.Join(dir, "tmp"))
 	if err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
@@ -113,11 +136,20 @@ func Open(dir string, dlv Deliverer, opts Options, log *slog.Logger) (*Queue, er
 		os.Remove(filepath.Join(dir, "tmp", e.Name()))
 		log.Info("queue: removed partial message", "id", e.Name())
 	}
-	states, _ := os.ReadDir(filepath.Join(dir, "state"))
+	states, err := os.ReadDir(filepath.Join(dir, "state"))
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
 	for _, e := range states {
-		if _, err := os.Stat(filepath.Join(dir, "msg", e.Name())); errors.Is(err, os.ErrNotExist) && !adoptAsideState(dir, e.Name()) {
-			os.Remove(filepath.Join(dir, "state", e.Name()))
+		if _, err := os.Stat(filepath.Join(dir, "msg", e.Name())); errors.Is(err, os.ErrNotExist) {
+			// An orphan: moved beside its message set aside before a
+			// crash, or removed.
+			if !adoptAsideState(dir, e.Name()) {
+				os.Remove(filepath.Join(dir, "state", e.Name()))
+			}
+			continue
 		}
+		q.stateFiles[e.Name()] = true
 	}
 	return q, nil
 }
@@ -205,6 +237,11 @@ func (q *Queue) Run(ctx context.Context) {
 	if err != nil {
 		q.log.Error("queue: list", "err", err)
 	}
+	stopCompleter, completerDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		q.completer(stopCompleter)
+		close(completerDone)
+	}()
 	var wg sync.WaitGroup
 	for range q.opts.Workers {
 		wg.Add(1)
@@ -224,6 +261,8 @@ func (q *Queue) Run(ctx context.Context) {
 	}
 	q.mu.Unlock()
 	wg.Wait()
+	close(stopCompleter)
+	<-completerDone
 }
 
 // recoverOne schedules a message found on start at its next-try time.
@@ -331,26 +370,53 @@ func (q *Queue) worker(ctx context.Context) {
 		case id := <-q.work:
 			q.mu.Lock()
 			busy := q.inFlight[id]
+			if busy {
+				// Another worker (or the completer) has it. It may have
+				// scheduled this very try before letting go, so the try is
+				// not dropped: it runs once the message is free.
+				q.again[id] = true
+			}
 			q.inFlight[id] = true
 			q.mu.Unlock()
 			if busy {
-				continue // another worker has it; it reschedules if needed
+				continue
 			}
-			q.attempt(ctx, id)
-			q.mu.Lock()
-			delete(q.inFlight, id)
-			q.mu.Unlock()
+			if q.attempt(ctx, id) {
+				continue // the completer finishes it and calls release
+			}
+			q.release(id)
 		}
 	}
 }
 
-// attempt tries every due recipient of one message once.
-func (q *Queue) attempt(ctx context.Context, id string) {
+// release ends a message's time in flight and schedules the try that
+// came due meanwhile, if any (a message removed meanwhile is then not
+// found, which is fine).
+func (q *Queue) release(id string) {
+	q.mu.Lock()
+	delete(q.inFlight, id)
+	again := q.again[id]
+	delete(q.again, id)
+	q.mu.Unlock()
+	if again {
+		q.schedule(id, time.Now())
+	}
+}
+
+// attempt tries every due recipient of one message once. It reports
+// whether it handed the finished message to the completer.
+func (q *Queue) attempt(ctx context.Context, id string) (handedOff bool) {
 	path := filepath.Join(q.dir, "msg", id)
-	env, size, err := readMessage(path)
+	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return // already finished
 	}
+	if err != nil {
+		q.log.Error("queue: cannot read message", "id", id, "err", err)
+		return
+	}
+	defer f.Close()
+	env, size, err := readMessageFile(f, path)
 	if q.quarantine(id, err) {
 		return
 	}
@@ -379,20 +445,19 @@ func (q *Queue) attempt(ctx context.Context, id string) {
 		}
 		env.Retry = env.Retry || r.Attempts > 0
 	}
+	var durable []func() error // deliveries done but not yet durable
 	if len(due) > 0 {
+		// Every reader shares the one open file (ReadAt has no offset
+		// of its own); the file is closed when the attempt ends.
 		open := func() (io.ReadCloser, error) {
-			f, err := os.Open(path)
-			if err != nil {
-				return nil, err
-			}
-			return struct {
-				io.Reader
-				io.Closer
-			}{io.LimitReader(f, size), f}, nil
+			return io.NopCloser(io.NewSectionReader(f, 0, size)), nil
 		}
 		for _, o := range q.dlv.Deliver(ctx, &env, due, open) {
 			if o.Rcpt < 0 || o.Rcpt >= len(st.Rcpts) {
 				continue
+			}
+			if o.Durable != nil {
+				durable = append(durable, o.Durable)
 			}
 			q.apply(&env, &st.Rcpts[o.Rcpt], o, now)
 		}
@@ -406,6 +471,15 @@ func (q *Queue) attempt(ctx context.Context, id string) {
 				next = r.NextTry
 			}
 		}
+	}
+	if pending == 0 && st.Hold == "" && len(durable) > 0 && q.completeLater(ctx, id, durable) {
+		return true // removed once its deliveries are durable
+	}
+	// What is written below outlives a crash and says these recipients
+	// are done: their deliveries must be durable first.
+	if err := waitDurable(durable); err != nil {
+		q.retryUndurable(id, err)
+		return false
 	}
 	if pending == 0 && st.Hold != "" {
 		if err := q.writeState(id, st); err != nil {
@@ -432,6 +506,7 @@ func (q *Queue) attempt(ctx context.Context, id string) {
 		q.log.Error("queue: write state", "id", id, "err", err)
 	}
 	q.schedule(id, next)
+	return false
 }
 
 // apply records one outcome in a recipient's state.

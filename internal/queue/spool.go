@@ -90,9 +90,9 @@ func (w *Writer) Commit() (string, error) {
 	}
 	w.done = true
 	w.env.Size = w.size
-	err := w.bw.Flush()
+	err := w.writeEnvelopeTrailer()
 	if err == nil {
-		err = w.writeEnvelopeTrailer()
+		err = w.bw.Flush() // message and trailer in one write when they fit
 	}
 	if err == nil {
 		err = w.f.Sync()
@@ -105,7 +105,7 @@ func (w *Writer) Commit() (string, error) {
 		os.Remove(tmp)
 		return "", fmt.Errorf("queue %s: write: %w", w.env.ID, err)
 	}
-	if err := os.Rename(tmp, filepath.Join(w.q.dir, "msg", w.env.ID)); err != nil {
+	if err := safeio.Rename(tmp, filepath.Join(w.q.dir, "msg", w.env.ID)); err != nil {
 		os.Remove(tmp)
 		return "", fmt.Errorf("queue %s: %w", w.env.ID, err)
 	}
@@ -126,7 +126,7 @@ func (w *Writer) writeEnvelopeTrailer() error {
 		return err
 	}
 	b = seal(b)
-	_, err = fmt.Fprintf(w.f, "%s%s\n%d\n", envelopeMarker, b, len(b)+len(envelopeMarker)+1)
+	_, err = fmt.Fprintf(w.bw, "%s%s\n%d\n", envelopeMarker, b, len(b)+len(envelopeMarker)+1)
 	return err
 }
 
@@ -169,12 +169,17 @@ func corruptReason(err error) (string, bool) {
 // whole, unchanged queue file gives a corruptError; the envelope is still
 // returned when its JSON could be read (for `tlsmail queue list`).
 func readMessage(path string) (Envelope, int64, error) {
-	var env Envelope
 	f, err := os.Open(path)
 	if err != nil {
-		return env, 0, err
+		return Envelope{}, 0, err
 	}
 	defer f.Close()
+	return readMessageFile(f, path)
+}
+
+// readMessageFile is readMessage of a file already open.
+func readMessageFile(f *os.File, path string) (Envelope, int64, error) {
+	var env Envelope
 	st, err := f.Stat()
 	if err != nil {
 		return env, 0, err
@@ -225,7 +230,24 @@ func readMessage(path string) (Envelope, int64, error) {
 }
 
 func (q *Queue) readState(id string, n int) (State, error) {
+	if q.stateFiles != nil {
+		q.mu.Lock()
+		has := q.stateFiles[id]
+		q.mu.Unlock()
+		if !has {
+			return allPending(n), nil
+		}
+	}
 	return readStateFile(filepath.Join(q.dir, "state", id), n)
+}
+
+// allPending is the state of a message no delivery has changed yet.
+func allPending(n int) State {
+	st := State{Rcpts: make([]RcptState, n)}
+	for i := range st.Rcpts {
+		st.Rcpts[i].Status = Pending
+	}
+	return st
 }
 
 // readStateFile reads a state file; a missing one means all n recipients
@@ -234,11 +256,7 @@ func readStateFile(path string, n int) (State, error) {
 	var st State
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		st.Rcpts = make([]RcptState, n)
-		for i := range st.Rcpts {
-			st.Rcpts[i].Status = Pending
-		}
-		return st, nil
+		return allPending(n), nil
 	}
 	if err != nil {
 		return st, err
@@ -261,7 +279,33 @@ func (q *Queue) writeState(id string, st State) error {
 	if err != nil {
 		return err
 	}
+	// Recorded before the write: a failed write may still leave a file.
+	q.noteState(id, true)
 	return safeio.WriteFile(filepath.Join(q.dir, "state", id), seal(b), 0o600)
+}
+
+// noteState records whether id has a state file (see Queue.stateFiles).
+func (q *Queue) noteState(id string, has bool) {
+	if q.stateFiles == nil {
+		return
+	}
+	q.mu.Lock()
+	if has {
+		q.stateFiles[id] = true
+	} else {
+		delete(q.stateFiles, id)
+	}
+	q.mu.Unlock()
+}
+
+// hasState says whether id may have a state file.
+func (q *Queue) hasState(id string) bool {
+	if q.stateFiles == nil {
+		return true
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.stateFiles[id]
 }
 
 // remove deletes a finished message: the message first, then its state,
@@ -269,11 +313,15 @@ func (q *Queue) writeState(id string, st State) error {
 // start). The removal is not fsynced: if a crash undoes it, the message is
 // tried again and the idempotent Maildir delivery stores nothing twice.
 func (q *Queue) remove(id string) error {
-	if err := os.Remove(filepath.Join(q.dir, "msg", id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := safeio.Unlink(filepath.Join(q.dir, "msg", id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	if err := os.Remove(filepath.Join(q.dir, "state", id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if !q.hasState(id) {
+		return nil
+	}
+	if err := safeio.Unlink(filepath.Join(q.dir, "state", id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
+	q.noteState(id, false)
 	return nil
 }

@@ -17,6 +17,7 @@ type DirSyncer struct {
 }
 
 type dirState struct {
+	dir     string
 	cond    *sync.Cond
 	started uint64 // fsyncs started
 	done    uint64 // the generation of the last finished fsync
@@ -41,13 +42,40 @@ func NewDirSyncerFunc(fsync func(dir string) error) *DirSyncer {
 // Sync returns once dir has been fsynced by an fsync that started after
 // Sync was called.
 func (s *DirSyncer) Sync(dir string) error {
+	return s.Wait(s.Mark(dir))
+}
+
+// Ticket stands for the changes made in a directory before Mark: Wait
+// on it returns once they are durable.
+type Ticket struct {
+	st     *dirState
+	target uint64 // the first fsync that starts after Mark
+}
+
+// Mark notes that dir has changed (a rename into it happened before this
+// call). Waiting for the ticket later lets many changes share one fsync
+// even when they are waited for one after another by one goroutine: the
+// first Wait starts an fsync that covers every Mark made before it.
+func (s *DirSyncer) Mark(dir string) Ticket {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	st, ok := s.dirs[dir]
 	if !ok {
-		st = &dirState{cond: sync.NewCond(&s.mu)}
+		st = &dirState{dir: dir, cond: sync.NewCond(&s.mu)}
 		s.dirs[dir] = st
 	}
-	target := st.started + 1 // an fsync that starts from now on
+	return Ticket{st: st, target: st.started + 1}
+}
+
+// Wait returns once an fsync of the ticket's directory that started after
+// its Mark has completed, starting one if needed.
+func (s *DirSyncer) Wait(t Ticket) error {
+	if t.st == nil {
+		return nil // the zero Ticket: nothing was marked
+	}
+	s.mu.Lock()
+	st, target := t.st, t.target
+	dir := st.dir
 	for st.done < target {
 		if st.running {
 			st.waiting++

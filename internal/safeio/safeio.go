@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // WriteFile writes data to path atomically and durably with the given mode.
@@ -39,7 +40,7 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := Rename(tmp, path); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	ok = true
@@ -108,3 +109,54 @@ func SyncDir(dir string) error {
 	}
 	return nil
 }
+
+// Rename renames oldpath to newpath with one rename(2). Unlike os.Rename
+// it does not first stat newpath (os.Rename does, to refuse replacing a
+// directory): on the hot path of the queue and of Maildir delivery the
+// destination is a fresh name in a directory of files, and that stat is
+// one failing system call per message.
+func Rename(oldpath, newpath string) error {
+	if err := syscall.Rename(oldpath, newpath); err != nil {
+		return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: err}
+	}
+	return nil
+}
+
+// Unlink removes a file with one unlink(2). Unlike os.Remove it does not
+// retry as rmdir when the unlink fails, so removing a file that may be
+// gone costs one system call, not two.
+func Unlink(path string) error {
+	if err := syscall.Unlink(path); err != nil {
+		return &os.PathError{Op: "unlink", Path: path, Err: err}
+	}
+	return nil
+}
+
+// OpenDir is a directory kept open to be fsynced again and again (the
+// queue's msg/): each Sync is one fsync, without the open and close that
+// SyncDir costs. Keep it only for a directory that is never replaced
+// while open — an fsync of a directory removed and made again would sync
+// the old one.
+type OpenDir struct {
+	f *os.File
+}
+
+// OpenDirForSync opens dir for repeated fsyncs.
+func OpenDirForSync(dir string) (*OpenDir, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("fsync dir %s: %w", dir, err)
+	}
+	return &OpenDir{f: f}, nil
+}
+
+// Sync fsyncs the directory.
+func (d *OpenDir) Sync() error {
+	if err := d.f.Sync(); err != nil {
+		return fmt.Errorf("fsync dir %s: %w", d.f.Name(), err)
+	}
+	return nil
+}
+
+// Close closes the directory.
+func (d *OpenDir) Close() error { return d.f.Close() }

@@ -1,7 +1,9 @@
 package safeio
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -142,5 +144,66 @@ func TestDirSyncerNeverReusesAnFsyncThatStartedEarlier(t *testing.T) {
 	want := "start1 B calls end1 start2 end2 B returns"
 	if got := strings.Join(events, " "); got != want {
 		t.Errorf("order: %s\nwant   %s", got, want)
+	}
+}
+
+// TestRenameUnlinkAndOpenDir: the one-system-call helpers keep the errors
+// of their os counterparts (a missing file is fs.ErrNotExist), and an
+// OpenDir syncs again and again.
+func TestRenameUnlinkAndOpenDir(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	if err := os.WriteFile(a, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := Rename(a, b); err != nil {
+		t.Fatal(err)
+	}
+	if err := Rename(a, b); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("rename of a missing file: %v", err)
+	}
+	if err := Unlink(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := Unlink(b); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("unlink of a missing file: %v", err)
+	}
+	d, err := OpenDirForSync(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for range 3 {
+		if err := d.Sync(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestDirSyncerTicketsWaitedInTurnShareOneFsync: changes marked before
+// the first Wait are all covered by the fsync that Wait starts, so one
+// goroutine finishing a batch (the queue's completer) costs one fsync,
+// while a change marked after that fsync started needs another.
+func TestDirSyncerTicketsWaitedInTurnShareOneFsync(t *testing.T) {
+	dir := t.TempDir()
+	var n int
+	s := NewDirSyncerFunc(func(d string) error { n++; return SyncDir(d) })
+	t1, t2, t3 := s.Mark(dir), s.Mark(dir), s.Mark(dir)
+	for _, tk := range []Ticket{t1, t2, t3} {
+		if err := s.Wait(tk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d fsyncs for three changes marked before the first wait, want 1", n)
+	}
+	if err := s.Wait(s.Mark(dir)); err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 {
+		t.Errorf("%d fsyncs: a change marked after the last fsync started needs its own", n)
+	}
+	if err := s.Wait(Ticket{}); err != nil || n != 2 {
+		t.Errorf("zero ticket: %v, %d fsyncs", err, n)
 	}
 }

@@ -78,14 +78,23 @@ func (d *delivery) local(cfg *config.Config, env *queue.Envelope, i int, open fu
 	head := fmt.Sprintf("Return-Path: <%s>\nDelivered-To: %s\n", env.From, r.Addr)
 	name := maildir.UniqueName(env.Received.Unix(), fmt.Sprintf("%sR%d", env.ID, i), cfg.Hostname)
 	stored, err := md.Deliver(name, io.MultiReader(strings.NewReader(head), newLFReader(rc)),
-		maildir.Options{MaybeDelivered: env.Retry, SyncDir: d.syncer.Sync})
+		maildir.Options{MaybeDelivered: env.Retry, SyncDir: d.syncer.Sync, DeferDirSync: true})
 	if err != nil {
 		return queue.Outcome{Rcpt: i, Reply: "4.3.0 " + err.Error()}
 	}
+	// The name in new/ is durable only after new/ is fsynced; the queue
+	// waits for this ticket before it records the recipient as done, and
+	// the tickets of a batch of finished messages share one fsync. A copy
+	// found from an earlier attempt is waited for too: its rename may
+	// still be only in the page cache (the process was killed, not the
+	// machine).
+	tk := d.syncer.Mark(md.NewDir())
+	o := queue.Outcome{Rcpt: i, Delivered: true, Reply: "delivered to maildir " + user,
+		Durable: func() error { return d.syncer.Wait(tk) }}
 	if !stored {
-		return queue.Outcome{Rcpt: i, Delivered: true, Reply: "already in maildir " + user + " (not stored twice)"}
+		o.Reply = "already in maildir " + user + " (not stored twice)"
 	}
-	return queue.Outcome{Rcpt: i, Delivered: true, Reply: "delivered to maildir " + user}
+	return o
 }
 
 // lfReader turns the CRLF line ends of a stored SMTP message into the LF

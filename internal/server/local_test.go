@@ -71,3 +71,42 @@ func TestLFReader(t *testing.T) {
 		}
 	}
 }
+
+// TestLocalDeliveryIsDurableOnlyAfterNewDirSync: a Maildir delivery
+// reports its name in new/ as not yet durable (Outcome.Durable), and
+// waiting for it fsyncs new/ — after the rename, so the fsync covers it.
+// The queue removes the message only after that wait (queue's
+// TestFinishedMessageStaysQueuedUntilDeliveryDurable); a retry that finds
+// the copy already there waits for the fsync too.
+func TestLocalDeliveryIsDurableOnlyAfterNewDirSync(t *testing.T) {
+	cfg := config.Dev(t.TempDir())
+	newDir := filepath.Join(cfg.DataDir, "mail", "alice", "new")
+	var synced []int // files in new/ at each fsync of new/
+	syncer := safeio.NewDirSyncerFunc(func(dir string) error {
+		if dir == newDir {
+			files, _ := os.ReadDir(dir)
+			synced = append(synced, len(files))
+		}
+		return safeio.SyncDir(dir)
+	})
+	d := &delivery{cfg: func() *config.Config { return cfg }, log: slog.New(slog.DiscardHandler), syncer: syncer}
+	env := &queue.Envelope{ID: "T2", From: "a@example.org", Received: time.Now(),
+		Recipients: []queue.Recipient{{Addr: "alice@localhost", Local: "alice"}}}
+	open := func() (io.ReadCloser, error) {
+		return io.NopCloser(strings.NewReader("Subject: x\r\n\r\nbody\r\n")), nil
+	}
+	for _, retry := range []bool{false, true} {
+		env.Retry = retry
+		out := d.Deliver(context.Background(), env, []int{0}, open)
+		if len(out) != 1 || !out[0].Delivered || out[0].Durable == nil {
+			t.Fatalf("retry=%v: outcome %+v: want delivered, with a Durable wait", retry, out)
+		}
+		n := len(synced)
+		if err := out[0].Durable(); err != nil {
+			t.Fatal(err)
+		}
+		if len(synced) != n+1 || synced[n] != 1 {
+			t.Errorf("retry=%v: fsyncs of new/ (files seen each time): %v; want one more, after the rename", retry, synced)
+		}
+	}
+}
