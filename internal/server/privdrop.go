@@ -34,10 +34,7 @@ func dropPrivileges(cfg *config.Config, log *slog.Logger) error {
 		}
 		log.Info("switched user", "user", ids.Name, "uid", os.Geteuid(), "gid", os.Getegid())
 	} else if os.Geteuid() == 0 {
-		if cfg.File != "" { // the dev default has no user to switch to
-			log.Warn("running as root: set user = \"…\" in the configuration to switch to an unprivileged user after binding the ports")
-		}
-		return nil
+		return nil // warnRoot says so once the files are read
 	}
 	name := userName(os.Geteuid())
 	who := fmt.Sprintf("%s (uid %d gid %d)", name, os.Geteuid(), os.Getegid())
@@ -64,6 +61,15 @@ func dropPrivileges(cfg *config.Config, log *slog.Logger) error {
 		}
 	}
 	return nil
+}
+
+// warnRoot warns when the server (not the dev default, which has no user
+// to switch to) runs on as root; it is called after the files are read, so
+// that a configuration error stays the one line of a failed start.
+func warnRoot(cfg *config.Config, log *slog.Logger) {
+	if os.Geteuid() == 0 && cfg.File != "" {
+		log.Warn("running as root: set user = \"…\" in the configuration to switch to an unprivileged user after binding the ports")
+	}
 }
 
 // writable checks that this process can create files in dir; a directory
