@@ -19,7 +19,7 @@ import (
 // listeners are bound and the keys read, then checks that the user the
 // server now runs as — switched, or started so by systemd (User=) — can do
 // what the server does from here on: write the data directory and its
-// queue, mail and report directories, and re-read the files a reload
+// queue, mail and report directories, own the pickup directories, and re-read the files a reload
 // (SIGHUP, certificate watch) reads — keys, certificates, users file,
 // configuration. Each failure is one line naming the path, its owner and
 // the fix.
@@ -41,6 +41,18 @@ func dropPrivileges(cfg *config.Config, log *slog.Logger) error {
 	for _, dir := range []string{cfg.DataDir, cfg.Path("queue"), cfg.Path("mail"), cfg.Path("tlsrpt"), cfg.Path("mta-sts")} {
 		if at, err := writable(dir); err != nil {
 			return fmt.Errorf("%s is %s and not writable by %s, the user tlsmail runs as: chown -R %s %s", at, ownerOf(at), who, name, cfg.DataDir)
+		}
+	}
+	// The pickup collector lists and removes other users' files in
+	// pickup/ (mode 1733, sticky) and moves refused ones to pickup.bad/:
+	// only the directories' owner can, so one left to root by an earlier
+	// start as root would fail every second and no mail be collected.
+	// Refused like the data directory, not chowned here: a chown as root
+	// of a name in a directory the user controls could follow a symlink.
+	for _, dir := range []string{cfg.Path(PickupDir), cfg.Path(PickupBadDir)} {
+		var st syscall.Stat_t
+		if err := syscall.Lstat(dir, &st); err == nil && int(st.Uid) != os.Geteuid() {
+			return fmt.Errorf("%s is %s and not owned by %s, the user tlsmail runs as, which collects (reads and removes) the files in it: chown -R %s %s", dir, ownerOf(dir), who, name, cfg.DataDir)
 		}
 	}
 	reread := []struct{ what, path string }{{"users_file", cfg.Path(cfg.UsersFile)}, {"configuration", cfg.File}}

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/tlsmail/tlsmail/internal/testpeer"
@@ -34,5 +35,28 @@ func TestServeReadsUsersFileAsItsUser(t *testing.T) {
 	}
 	if code != 1 || !strings.Contains(lastLine(out), "users_file "+users+" is ") || !strings.Contains(lastLine(out), "not readable by nobody") {
 		t.Errorf("exit %d, last line %q; want 1 and users_file not readable by nobody", code, lastLine(out))
+	}
+}
+
+// TestServeRefusesPickupDirItDoesNotOwn: a pickup/ (or pickup.bad/) left
+// to root by an earlier start as root cannot be collected by nobody (it
+// lists and removes others' files in a sticky directory); serve says so
+// at start in one line instead of failing every second.
+func TestServeRefusesPickupDirItDoesNotOwn(t *testing.T) {
+	testpeer.RequireRoot(t, "switching to nobody")
+	m := newMailServer(t, "user = \"nobody\"\n")
+	chownTree(t, m.dir, 65534, 65534)
+	for _, name := range []string{"pickup", "pickup.bad"} {
+		dir := filepath.Join(m.dir, name)
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		syscall.Chmod(dir, 0o1733) // os.Chmod takes os.ModeSticky, not 0o1000
+		want := dir + " is owned by root:root (0:0, mode 1733) and not owned by nobody (uid 65534 gid 65534), the user tlsmail runs as, which collects (reads and removes) the files in it: chown -R nobody " + m.dir + "\n"
+		code, out := serveExit(t, m.config)
+		if code != 1 || lastLine(out) != "tlsmail serve: "+want {
+			t.Errorf("root's %s: exit %d, last line %q; want 1 and %q", name, code, lastLine(out), want)
+		}
+		os.Lchown(dir, 65534, 65534)
 	}
 }
