@@ -1,8 +1,10 @@
 // Package privs switches a server process to an unprivileged user once it
-// has bound its ports and read its keys, and proves the switch took: after
+// has bound its ports, and proves the switch took: after
 // Drop the process (every thread — Go's setuid applies to all of them on
 // Linux since Go 1.16) runs as that user's ids — the kernel clears the
-// capability sets when root switches to another uid — and setuid(0) fails. `tlsmail serve` and `tlsmail sslserver` share it.
+// capability sets when root switches to another uid — and setuid(0) fails.
+// DropCapabilities clears what a process started as its user with ambient
+// capabilities keeps. `tlsmail serve` and `tlsmail sslserver` share it.
 package privs
 
 import (

@@ -2,10 +2,14 @@ package privs
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -24,6 +28,9 @@ func TestMain(m *testing.M) {
 	spec := os.Getenv(helperEnv)
 	if spec == "" {
 		os.Exit(m.Run())
+	}
+	if spec == "caps" {
+		os.Exit(capsChild())
 	}
 	var ids IDs
 	if spec == "own" {
@@ -70,6 +77,9 @@ func dropInChild(t *testing.T, spec string, cred *syscall.Credential) string {
 	cmd := exec.Command(bin, "-test.run=^$")
 	cmd.Env = append(os.Environ(), helperEnv+"="+spec)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	if spec == "caps" { // started the systemd way: AmbientCapabilities=CAP_NET_BIND_SERVICE
+		cmd.SysProcAttr.AmbientCaps = []uintptr{capNetBindService}
+	}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
@@ -130,5 +140,97 @@ func TestDropOfUIDAloneClearsRootsGroups(t *testing.T) {
 	out = dropInChild(t, "65534 65534", &syscall.Credential{Uid: 0, Gid: 0, Groups: []uint32{0, 4, 27}})
 	if !strings.Contains(out, "Gid:65534 65534 65534 65534\nGroups:65534\n") {
 		t.Errorf("after Drop(65534, 65534):\n%s", out)
+	}
+}
+
+const capNetBindService = 10
+
+// capsChild runs in a child started as uid 65534 with CAP_NET_BIND_SERVICE
+// ambient: it has os/signal's thread started, parks goroutines on OS
+// threads of their own, drops, and then
+// has each of those threads (and itself) try to bind a port below 1024.
+func capsChild() int {
+	status := func() string { b, _ := os.ReadFile("/proc/self/status"); return string(b) }
+	if !strings.Contains(status(), "CapAmb:\t0000000000000400") {
+		fmt.Println("child does not hold CAP_NET_BIND_SERVICE:", status())
+		return 1
+	}
+	// As serve does for SIGHUP: os/signal then runs a thread that blocks
+	// every signal not asked for.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP)
+	const parked = 8
+	try := make([]chan chan error, parked)
+	ready := make(chan struct{})
+	for i := range try {
+		try[i] = make(chan chan error)
+		go func() {
+			runtime.LockOSThread() // keep this thread, made before the drop
+			ready <- struct{}{}
+			for res := range try[i] {
+				l, err := net.Listen("tcp", "127.0.0.1:1")
+				if err == nil {
+					l.Close()
+				}
+				res <- err
+			}
+		}()
+		<-ready
+	}
+	if err := DropCapabilities(); err != nil {
+		fmt.Println("DropCapabilities:", err)
+		return 1
+	}
+	bad := 0
+	for i := range try {
+		res := make(chan error)
+		try[i] <- res
+		if err := <-res; !errors.Is(err, syscall.EACCES) {
+			fmt.Printf("a thread made before the drop binds port 1: %v\n", err)
+			bad++
+		}
+	}
+	if left, err := threadsNotDropped(); err != nil || len(left) > 0 {
+		fmt.Printf("threads not dropped: %v %v\n", left, err)
+		bad++
+	}
+	if !Dropped([]byte(status())) {
+		fmt.Println("process status:", status())
+		bad++
+	}
+	if bad > 0 {
+		return 1
+	}
+	fmt.Println("dropped")
+	return 0
+}
+
+// TestDropCapabilitiesReachesEveryThread: a server started as its user
+// with an ambient CAP_NET_BIND_SERVICE (systemd's way) holds no capability
+// on any thread after DropCapabilities, and no_new_privs is set; threads
+// made before the drop cannot bind a low port any more. The test binary
+// is built with cgo (always with -race), where the runtime refuses
+// AllThreadsSyscall; `CGO_ENABLED=0 go test` covers the other path.
+func TestDropCapabilitiesReachesEveryThread(t *testing.T) {
+	testpeer.RequireRoot(t, "starting a child as nobody with an ambient capability")
+	out := dropInChild(t, "caps", &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{65534}})
+	if out != "dropped\n" {
+		t.Errorf("child:\n%s", out)
+	}
+}
+
+func TestDroppedReadsProcStatus(t *testing.T) {
+	none := "CapInh:\t0000000000000000\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\nCapBnd:\t000001ffffffffff\nCapAmb:\t0000000000000000\nNoNewPrivs:\t1\n"
+	if !Dropped([]byte(none)) {
+		t.Error("all zero and NoNewPrivs 1: not dropped")
+	}
+	for _, c := range []string{
+		strings.Replace(none, "CapAmb:\t0000000000000000", "CapAmb:\t0000000000000400", 1),
+		strings.Replace(none, "CapPrm:\t0000000000000000", "CapPrm:\t0000000000000400", 1),
+		strings.Replace(none, "NoNewPrivs:\t1", "NoNewPrivs:\t0", 1),
+		strings.Replace(none, "NoNewPrivs:\t1\n", "", 1),
+	} {
+		if Dropped([]byte(c)) {
+			t.Errorf("dropped:\n%s", c)
+		}
 	}
 }

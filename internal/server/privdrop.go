@@ -16,7 +16,8 @@ import (
 )
 
 // dropPrivileges switches to the configured `user`/`group` once the
-// listeners are bound and the keys read, then checks that the user the
+// listeners are bound, drops every capability on every thread and sets
+// no_new_privs, then checks that the user the
 // server now runs as — switched, or started so by systemd (User=) — can do
 // what the server does from here on: write the data directory and its
 // queue, mail and report directories, own the pickup directories, and re-read the files a reload
@@ -35,6 +36,13 @@ func dropPrivileges(cfg *config.Config, log *slog.Logger) error {
 		log.Info("switched user", "user", ids.Name, "uid", os.Geteuid(), "gid", os.Getegid())
 	} else if os.Geteuid() == 0 {
 		return nil // warnRoot says so once the files are read
+	}
+	// Neither way leaves a capability: a switch from root clears them,
+	// but a server started as its user with an ambient
+	// CAP_NET_BIND_SERVICE would keep it for life. No thread keeps one,
+	// and no_new_privs bars gaining any back through a setuid program.
+	if err := privs.DropCapabilities(); err != nil {
+		return err
 	}
 	name := userName(os.Geteuid())
 	who := fmt.Sprintf("%s (uid %d gid %d)", name, os.Geteuid(), os.Getegid())

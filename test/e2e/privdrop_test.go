@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,4 +60,62 @@ func TestServeRefusesPickupDirItDoesNotOwn(t *testing.T) {
 		}
 		os.Lchown(dir, 65534, 65534)
 	}
+}
+
+// checkNoCapabilities checks that no thread of process pid holds a
+// capability and that no_new_privs is set on each.
+func checkNoCapabilities(t *testing.T, pid int) {
+	t.Helper()
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil || len(tasks) == 0 {
+		t.Fatalf("threads of %d: %v", pid, err)
+	}
+	for _, task := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, task.Name()))
+		if err != nil {
+			continue // the thread has exited
+		}
+		st := map[string]string{}
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok {
+				st[k] = strings.TrimSpace(v)
+			}
+		}
+		for _, c := range []string{"CapInh", "CapPrm", "CapEff", "CapAmb"} {
+			if st[c] != "0000000000000000" {
+				t.Errorf("thread %s: %s = %s, want none", task.Name(), c, st[c])
+			}
+		}
+		if st["NoNewPrivs"] != "1" {
+			t.Errorf("thread %s: NoNewPrivs = %q, want 1", task.Name(), st["NoNewPrivs"])
+		}
+	}
+}
+
+// TestServeStartedTheSystemdWayKeepsNoCapability: started as nobody with
+// an ambient CAP_NET_BIND_SERVICE (systemd's User= and
+// AmbientCapabilities=, here through setpriv) and no user setting, serve
+// binds, then drops the capability on every thread and sets no_new_privs
+// (the old code kept CapPrm/CapEff/CapAmb 0x400 for its whole life); mail
+// still flows.
+func TestServeStartedTheSystemdWayKeepsNoCapability(t *testing.T) {
+	testpeer.RequireRoot(t, "starting serve as nobody")
+	setpriv := testpeer.Require(t, "setpriv")
+	m := newMailServer(t, "")
+	chownTree(t, m.dir, 65534, 65534)
+	m.proc = testpeer.Start(t, testpeer.Cmd{
+		Path: setpriv,
+		Args: []string{"--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=+net_bind_service",
+			"--ambient-caps=+net_bind_service", tlsmailBin, "serve", "--config", m.config},
+		ReadyLine: `msg=ready`,
+	})
+	pid := m.proc.Cmd.Process.Pid
+	if st := procStatus(t, pid); st["Uid"] != "65534 65534 65534 65534" {
+		t.Fatalf("serve runs as Uid %q, want nobody", st["Uid"])
+	}
+	checkNoCapabilities(t, pid)
+	swaks(t, true, "--server", m.addr["mx"], "--tls", "--tls-ca-path", m.ca, "--from", "a@example.org", "--to", "demo@localhost",
+		"--header", "Subject: systemd-way")
+	m.findMail(t, "demo", "Subject: systemd-way")
+	checkNoCapabilities(t, pid) // threads made since hold none either
 }
