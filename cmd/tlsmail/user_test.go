@@ -98,7 +98,7 @@ func TestUserAddAsRootNeverChownsBySymlink(t *testing.T) {
 			}
 		}
 	}()
-	for i := range 10 {
+	for i := range 5 {
 		user("a-long-password\n", "add", fmt.Sprintf("u%d", i)) // may fail to parse the link's target: fine
 		if err := syscall.Stat(shadow, &st); err != nil || st.Uid != 0 || st.Gid != 0 || st.Mode&0o777 != 0o600 {
 			break
