@@ -51,6 +51,9 @@ func runUser(env *cliEnv, args []string) int {
 	if err != nil {
 		return fail(env, "%v", err)
 	}
+	if err := createForRunAs(cfg, users); err != nil {
+		return fail(env, "%v", err)
+	}
 	switch sub {
 	case "list":
 		for _, n := range users.Names() {
@@ -97,9 +100,6 @@ func runUser(env *cliEnv, args []string) int {
 	if err := users.Set(name, hash); err != nil {
 		return fail(env, "%v", err)
 	}
-	if err := giveToRunAs(cfg, path); err != nil {
-		return fail(env, "%v", err)
-	}
 	fmt.Fprintf(env.stdout, "%s %s in %s\n", map[string]string{"add": "added", "passwd": "changed password of"}[sub], name, path)
 	return exitOK
 }
@@ -132,10 +132,14 @@ func readPassword(env *cliEnv) (string, error) {
 	return strings.TrimRight(line, "\r\n"), nil
 }
 
-// giveToRunAs makes a users file created by root belong to the config's
-// `user`, which re-reads it on SIGHUP. (An existing file keeps its owner:
-// see auth.Users.Set.)
-func giveToRunAs(cfg *config.Config, path string) error {
+// createForRunAs makes a users file that root creates for a server with a
+// `user` root:<that user's group> 0640: the server reads it (at start and
+// on SIGHUP) but never writes it, so it gets no more than read access — a
+// compromised server cannot add accounts. An existing file keeps its owner
+// and mode (auth.Users.Set), and nothing is ever chowned by path: the data
+// directory belongs to the server's user, who could swap the name for a
+// symlink (to /etc/shadow) between a rename and a chown.
+func createForRunAs(cfg *config.Config, users *auth.Users) error {
 	if cfg == nil || os.Geteuid() != 0 {
 		return nil
 	}
@@ -143,8 +147,6 @@ func giveToRunAs(cfg *config.Config, path string) error {
 	if err != nil || !ok {
 		return err
 	}
-	if err := os.Chown(path, ids.UID, ids.GID); err != nil {
-		return fmt.Errorf("users file %s: give it to %s: %w", path, ids.Name, err)
-	}
+	users.CreateAs(0, ids.GID, 0o640)
 	return nil
 }

@@ -2,10 +2,15 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+
+	"github.com/tlsmail/tlsmail/internal/privs"
+	"github.com/tlsmail/tlsmail/internal/testpeer"
 )
 
 // TestUserNamesFoldCase: `user add Alice` stores alice, and a second add
@@ -34,5 +39,103 @@ func TestUserNamesFoldCase(t *testing.T) {
 	}
 	if code, out, errs := user("", "del", "ALICE"); code != exitOK || !strings.Contains(out, "removed alice") {
 		t.Errorf("del ALICE: %d %q %q", code, out, errs)
+	}
+}
+
+// TestUserAddAsRootNeverChownsBySymlink: the data directory belongs to the
+// server's user, who can swap the users file for a symlink to /etc/shadow
+// while root runs `tlsmail user add`; root must never give the link's
+// target away (the old code chowned the path after the rename). A swapper
+// replaces the name with such a symlink as fast as it can during a series
+// of adds (the target parses as an empty users file, so each add goes
+// as far as the write); the target must keep its owner and mode, and a users file
+// created by root for a server with `user` is root:<its group> 0640.
+func TestUserAddAsRootNeverChownsBySymlink(t *testing.T) {
+	testpeer.RequireRoot(t, "tlsmail user add as root")
+	data := t.TempDir()
+	cfg := filepath.Join(data, "tlsmail.toml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("hostname = \"x.test\"\ndata_dir = %q\nlocal_domains = [\"x.test\"]\nuser = \"nobody\"\n[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:0\"\nmode = \"plain\"\nauth = \"none\"\n", data)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ids, err := privs.Lookup("nobody", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	user := func(stdin string, args ...string) (int, string) {
+		var out, errb bytes.Buffer
+		env := &cliEnv{name: "tlsmail", stdin: strings.NewReader(stdin), stdout: &out, stderr: &errb, getenv: func(string) string { return "" }}
+		code := run(env, append([]string{"tlsmail", "user"}, append(args, "--config", cfg)...))
+		return code, out.String() + errb.String()
+	}
+	users := filepath.Join(data, "users")
+	if code, out := user("a-long-password\n", "add", "first"); code != exitOK {
+		t.Fatalf("add: %d %s", code, out)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Lstat(users, &st); err != nil || st.Uid != 0 || int(st.Gid) != ids.GID || st.Mode&0o777 != 0o640 {
+		t.Errorf("new users file: owner %d:%d mode %o (%v), want 0:%d 0640", st.Uid, st.Gid, st.Mode&0o777, err, ids.GID)
+	}
+
+	shadow := filepath.Join(t.TempDir(), "shadow")
+	if err := os.WriteFile(shadow, []byte("# a root-only file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	swapped := make(chan int)
+	go func() {
+		n := 0
+		defer func() { swapped <- n }()
+		link := filepath.Join(data, "link")
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			os.Remove(link)
+			if os.Symlink(shadow, link) == nil && os.Rename(link, users) == nil {
+				n++
+			}
+		}
+	}()
+	for i := range 5 {
+		user("a-long-password\n", "add", fmt.Sprintf("u%d", i)) // may fail to parse the link's target: fine
+		if err := syscall.Stat(shadow, &st); err != nil || st.Uid != 0 || st.Gid != 0 || st.Mode&0o777 != 0o600 {
+			break
+		}
+	}
+	close(stop)
+	n := <-swapped
+	if err := syscall.Stat(shadow, &st); err != nil || st.Uid != 0 || st.Gid != 0 || st.Mode&0o777 != 0o600 {
+		t.Fatalf("the symlink's target now has owner %d:%d mode %o (%v): root gave it away", st.Uid, st.Gid, st.Mode&0o777, err)
+	}
+	if b, _ := os.ReadFile(shadow); string(b) != "# a root-only file\n" {
+		t.Fatalf("the symlink's target was written: %q", b)
+	}
+	t.Logf("%d swaps", n)
+}
+
+// TestUserAddKeepsOwnerAndMode: a root:nogroup 0640 users file (the layout
+// serve's own message recommends) stays root:nogroup 0640 after `user add`
+// as root; the old code reset it to 0600, which the server's group cannot
+// read on SIGHUP.
+func TestUserAddKeepsOwnerAndMode(t *testing.T) {
+	testpeer.RequireRoot(t, "tlsmail user add as root")
+	data := t.TempDir()
+	users := filepath.Join(data, "users")
+	if err := os.WriteFile(users, nil, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(users, 0, 65534); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	env := &cliEnv{name: "tlsmail", stdin: strings.NewReader("a-long-password\n"), stdout: &out, stderr: &errb, getenv: func(string) string { return "" }}
+	if code := run(env, []string{"tlsmail", "user", "add", "alice", "--data", data}); code != exitOK {
+		t.Fatalf("add: %d %s", code, errb.String())
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(users, &st); err != nil || st.Uid != 0 || st.Gid != 65534 || st.Mode&0o777 != 0o640 {
+		t.Errorf("after add: owner %d:%d mode %o (%v), want 0:65534 0640", st.Uid, st.Gid, st.Mode&0o777, err)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/argon2"
+
+	"github.com/tlsmail/tlsmail/internal/testpeer"
 )
 
 func TestUsersFileRoundTrip(t *testing.T) {
@@ -163,9 +165,7 @@ func TestMissingUsersFile(t *testing.T) {
 // TestSaveKeepsOwner: rewriting the users file as root keeps its owner,
 // so a server running as that user can still re-read it on SIGHUP.
 func TestSaveKeepsOwner(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to chown")
-	}
+	testpeer.RequireRoot(t, "chown")
 	path := filepath.Join(t.TempDir(), "users")
 	u, _ := LoadUsers(path)
 	h, _ := HashPassword("correct horse")
@@ -181,5 +181,28 @@ func TestSaveKeepsOwner(t *testing.T) {
 	var st syscall.Stat_t
 	if err := syscall.Stat(path, &st); err != nil || st.Uid != 65534 || st.Gid != 65534 || st.Mode&0o777 != 0o600 {
 		t.Errorf("after Set: owner %d:%d mode %o (%v), want 65534:65534 0600", st.Uid, st.Gid, st.Mode&0o777, err)
+	}
+	// root:nogroup 0640 (the server reads, never writes) stays that.
+	if err := os.Chown(path, 0, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Delete("bob"); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Stat(path, &st); err != nil || st.Uid != 0 || st.Gid != 65534 || st.Mode&0o777 != 0o640 {
+		t.Errorf("after Delete: owner %d:%d mode %o (%v), want 0:65534 0640", st.Uid, st.Gid, st.Mode&0o777, err)
+	}
+	// A new file gets what CreateAs says.
+	fresh := filepath.Join(t.TempDir(), "users")
+	nu, _ := LoadUsers(fresh)
+	nu.CreateAs(0, 65534, 0o640)
+	if err := nu.Set("alice", h); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Stat(fresh, &st); err != nil || st.Uid != 0 || st.Gid != 65534 || st.Mode&0o777 != 0o640 {
+		t.Errorf("created: owner %d:%d mode %o (%v), want 0:65534 0640", st.Uid, st.Gid, st.Mode&0o777, err)
 	}
 }

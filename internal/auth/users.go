@@ -37,6 +37,23 @@ type Users struct {
 	// dummy is checked for unknown users so a login takes the same time
 	// whether or not the user exists.
 	dummy string
+	// create is the owner and mode a users file made by Set gets.
+	create fileOwner
+}
+
+// fileOwner is a file's owner and mode; -1 is the writing process's id.
+type fileOwner struct {
+	uid, gid int
+	perm     os.FileMode
+}
+
+// CreateAs sets the owner and mode the users file gets when Set or Delete
+// has to create it (an existing file keeps its own owner and mode). The
+// default is the writing process's ids and mode 0600.
+func (u *Users) CreateAs(uid, gid int, perm os.FileMode) {
+	u.mu.Lock()
+	u.create = fileOwner{uid, gid, perm}
+	u.mu.Unlock()
 }
 
 // ValidName reports whether name can be a user name: letters, digits and
@@ -76,7 +93,7 @@ func LoadUsersFile(path string) (*Users, error) {
 }
 
 func load(path string, mustExist bool) (*Users, error) {
-	u := &Users{path: path, hash: map[string]string{}}
+	u := &Users{path: path, hash: map[string]string{}, create: fileOwner{-1, -1, 0o600}}
 	dummy, err := bcrypt.GenerateFromPassword([]byte("tlsmail-dummy"), BcryptCost)
 	if err != nil {
 		return nil, err
@@ -250,18 +267,23 @@ func (u *Users) saveLocked() error {
 	for _, n := range names {
 		b.WriteString(n + ":" + u.hash[n] + "\n")
 	}
-	// The file is replaced, not rewritten: keep its owner, so a users
-	// file that belongs to the server's user (which re-reads it on SIGHUP)
-	// stays readable by it after `tlsmail user add` as root.
+	// The file is replaced, not rewritten: keep its owner and mode (a
+	// root:mail 0640 file stays that, one that belongs to the server's
+	// user stays readable by it). They are set on the new file's
+	// descriptor before the rename, never by path: the directory may be
+	// writable by the server's user, who could swap the name for a symlink.
+	// What is at the path is looked at with lstat, so a symlink there
+	// gives nothing of its target's; it is replaced by a new file.
+	own := u.create
 	var st syscall.Stat_t
-	had := syscall.Stat(u.path, &st) == nil
-	if err := safeio.WriteFile(u.path, []byte(b.String()), 0o600); err != nil {
-		return err
+	if syscall.Lstat(u.path, &st) == nil && st.Mode&syscall.S_IFMT == syscall.S_IFREG {
+		own = fileOwner{int(st.Uid), int(st.Gid), os.FileMode(st.Mode & 0o777)}
 	}
-	if had && os.Geteuid() == 0 && (st.Uid != 0 || st.Gid != 0) {
-		if err := os.Chown(u.path, int(st.Uid), int(st.Gid)); err != nil {
-			return fmt.Errorf("users file %s: keep owner: %w", u.path, err)
-		}
+	if os.Geteuid() != 0 {
+		own.uid, own.gid = -1, -1 // only root can give a file away
+	}
+	if err := safeio.WriteFileAs(u.path, []byte(b.String()), own.perm, own.uid, own.gid); err != nil {
+		return fmt.Errorf("users file: %w", err)
 	}
 	return nil
 }

@@ -1,8 +1,10 @@
 // Package privs switches a server process to an unprivileged user once it
-// has bound its ports and read its keys, and proves the switch took: after
+// has bound its ports, and proves the switch took: after
 // Drop the process (every thread — Go's setuid applies to all of them on
 // Linux since Go 1.16) runs as that user's ids — the kernel clears the
-// capability sets when root switches to another uid — and setuid(0) fails. `tlsmail serve` and `tlsmail sslserver` share it.
+// capability sets when root switches to another uid — and setuid(0) fails.
+// DropCapabilities clears what a process started as its user with ambient
+// capabilities keeps. `tlsmail serve` and `tlsmail sslserver` share it.
 package privs
 
 import (
@@ -72,25 +74,35 @@ func Lookup(userName, groupName string) (IDs, error) {
 // Drop switches the process to ids: supplementary groups (as root), gid,
 // then uid. A negative UID or GID leaves that id alone, and so does a UID
 // the process already has; a server started as its own user by systemd
-// (User=) passes through unchanged. After a switch away from root it
-// checks that root cannot be regained.
+// (User=) passes through unchanged. Root's supplementary groups never
+// survive a switch of the uid away from root: they are set to ids.Groups
+// (its non-negative ids; none if there are none) even when the gid is left
+// alone. After a switch away from root it checks that root cannot be
+// regained.
 func Drop(ids IDs) error {
-	if ids.GID >= 0 && (ids.GID != os.Getgid() || ids.GID != os.Getegid() || ids.UID >= 0) {
-		if os.Geteuid() == 0 {
-			groups := ids.Groups
-			if len(groups) == 0 {
-				groups = []int{ids.GID}
-			}
-			if err := syscall.Setgroups(groups); err != nil {
-				return fmt.Errorf("unable to set groups: %w", err)
+	wasRoot := os.Geteuid() == 0
+	switchGID := ids.GID >= 0 && (ids.GID != os.Getgid() || ids.GID != os.Getegid() || ids.UID >= 0)
+	switchUID := ids.UID >= 0 && (ids.UID != os.Getuid() || ids.UID != os.Geteuid())
+	if wasRoot && (switchGID || switchUID && ids.UID != 0) {
+		groups := []int{}
+		for _, g := range ids.Groups {
+			if g >= 0 {
+				groups = append(groups, g)
 			}
 		}
+		if len(groups) == 0 && ids.GID >= 0 {
+			groups = []int{ids.GID}
+		}
+		if err := syscall.Setgroups(groups); err != nil {
+			return fmt.Errorf("unable to set groups: %w", err)
+		}
+	}
+	if switchGID {
 		if err := syscall.Setgid(ids.GID); err != nil {
 			return fmt.Errorf("unable to set gid %d: %w", ids.GID, err)
 		}
 	}
-	wasRoot := os.Geteuid() == 0
-	if ids.UID >= 0 && (ids.UID != os.Getuid() || ids.UID != os.Geteuid()) {
+	if switchUID {
 		if err := syscall.Setuid(ids.UID); err != nil {
 			return fmt.Errorf("unable to set uid %d: %w", ids.UID, err)
 		}

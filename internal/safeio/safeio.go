@@ -15,6 +15,16 @@ import (
 
 // WriteFile writes data to path atomically and durably with the given mode.
 func WriteFile(path string, data []byte, perm os.FileMode) error {
+	return WriteFileAs(path, data, perm, -1, -1)
+}
+
+// WriteFileAs is WriteFile that also gives the new file to uid and gid
+// (-1 leaves that id as the creating process's). Owner and mode are set
+// with fchown and fchmod on the temporary file's descriptor before the
+// rename, never by path: in a directory another user can write, the path
+// may be a symlink by the time a chown by name runs, and root would then
+// give that user the symlink's target (say /etc/shadow).
+func WriteFileAs(path string, data []byte, perm os.FileMode, uid, gid int) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
@@ -28,6 +38,11 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 			_ = os.Remove(tmp)
 		}
 	}()
+	if uid >= 0 || gid >= 0 {
+		if err := f.Chown(uid, gid); err != nil { // fchown: before fchmod, which it could undo
+			return fmt.Errorf("write %s: %w", path, err)
+		}
+	}
 	if err := f.Chmod(perm); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}

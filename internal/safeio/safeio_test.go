@@ -9,8 +9,11 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tlsmail/tlsmail/internal/testpeer"
 )
 
 func TestWriteFileReplacesAtomicallyWithMode(t *testing.T) {
@@ -205,5 +208,39 @@ func TestDirSyncerTicketsWaitedInTurnShareOneFsync(t *testing.T) {
 	}
 	if err := s.Wait(Ticket{}); err != nil || n != 2 {
 		t.Errorf("zero ticket: %v, %d fsyncs", err, n)
+	}
+}
+
+// TestWriteFileAsSetsOwnerAndModeBeforeRename: the file appears under its
+// name already with its owner and mode (a chown by path after the rename
+// could follow a symlink swapped in by the directory's owner).
+func TestWriteFileAsSetsOwnerAndModeBeforeRename(t *testing.T) {
+	testpeer.RequireRoot(t, "giving a file to another user")
+	dir := t.TempDir()
+	p := filepath.Join(dir, "users")
+	if err := WriteFileAs(p, []byte("x"), 0o640, 0, 65534); err != nil {
+		t.Fatal(err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Lstat(p, &st); err != nil || st.Uid != 0 || st.Gid != 65534 || st.Mode&0o7777 != 0o640 {
+		t.Errorf("owner %d:%d mode %o (%v), want 0:65534 0640", st.Uid, st.Gid, st.Mode&0o7777, err)
+	}
+	// A symlink in the file's place is replaced, its target untouched.
+	target := filepath.Join(t.TempDir(), "shadow")
+	if err := os.WriteFile(target, []byte("secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(p)
+	if err := os.Symlink(target, p); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFileAs(p, []byte("y"), 0o640, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Stat(target, &st); err != nil || st.Uid != 0 || st.Mode&0o7777 != 0o600 {
+		t.Errorf("symlink target: owner %d mode %o (%v)", st.Uid, st.Mode&0o7777, err)
+	}
+	if err := syscall.Lstat(p, &st); err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFREG || st.Uid != 65534 {
+		t.Errorf("users: mode %o owner %d (%v), want a regular file of 65534", st.Mode, st.Uid, err)
 	}
 }

@@ -50,31 +50,6 @@ func Run(ctx context.Context, o Options) error {
 	if o.Grace == 0 {
 		o.Grace = 10 * time.Second
 	}
-	// Files first, with the setting's line on failure (exit 2): a missing
-	// users file or key is a configuration error, not "no users".
-	warnings, err := cfg.CheckFiles()
-	if err != nil {
-		return err
-	}
-	for _, w := range warnings {
-		log.Warn(w)
-	}
-	users, err := auth.LoadUsersFile(cfg.Path(cfg.UsersFile))
-	if err != nil {
-		return cfg.ErrorAt(err.Error(), "users_file")
-	}
-	for _, w := range aliasWarnings(cfg, users) {
-		log.Warn(w)
-	}
-	var tlsSrv *tlsconf.Server
-	if cfg.NeedsTLS() {
-		if tlsSrv, err = tlsconf.NewServer(cfg.ServerTLS()); err != nil {
-			return fmt.Errorf("tls: %w", err)
-		}
-		if len(tlsSrv.Ignored) > 0 {
-			log.Warn("tls: cipher names Go does not implement were ignored", "ciphers", tlsSrv.Ignored)
-		}
-	}
 	var listeners []net.Listener
 	addrs := map[string]string{}
 	closeListeners := func() {
@@ -112,15 +87,16 @@ func Run(ctx context.Context, o Options) error {
 	}
 	var metricsLn net.Listener
 	if cfg.Metrics != "" {
+		var err error
 		if metricsLn, err = net.Listen("tcp", cfg.Metrics); err != nil {
 			closeListeners()
 			return bindError(cfg, "metrics_address", err, "metrics_address")
 		}
 		addrs["metrics"] = metricsLn.Addr().String()
 	}
-	// Listeners bound and keys read: from here on the server runs as
-	// `user`, and everything it makes in the data directory is that
-	// user's.
+	// Listeners bound: from here on the server runs as `user` (with no
+	// capabilities), and everything it reads or makes in the data
+	// directory is read or made as that user.
 	started := false
 	defer func() {
 		if !started { // a failed start releases the ports
@@ -133,6 +109,37 @@ func Run(ctx context.Context, o Options) error {
 	if err := dropPrivileges(cfg, log); err != nil {
 		return err
 	}
+	// Then the files, as that user: the data directory (and maybe the
+	// key's) is the user's, who could swap a name there for a symlink to
+	// a root-only file; read as root, that file's content would end up in
+	// an error message or in this process's memory. dropPrivileges has
+	// checked they are readable by the user (reloads read them so anyway).
+	// A failure gives the setting's line (exit 2): a missing users file or
+	// key is a configuration error, not "no users".
+	warnings, err := cfg.CheckFiles()
+	if err != nil {
+		return err
+	}
+	for _, w := range warnings {
+		log.Warn(w)
+	}
+	users, err := auth.LoadUsersFile(cfg.Path(cfg.UsersFile))
+	if err != nil {
+		return cfg.ErrorAt(err.Error(), "users_file")
+	}
+	for _, w := range aliasWarnings(cfg, users) {
+		log.Warn(w)
+	}
+	var tlsSrv *tlsconf.Server
+	if cfg.NeedsTLS() {
+		if tlsSrv, err = tlsconf.NewServer(cfg.ServerTLS()); err != nil {
+			return fmt.Errorf("tls: %w", err)
+		}
+		if len(tlsSrv.Ignored) > 0 {
+			log.Warn("tls: cipher names Go does not implement were ignored", "ciphers", tlsSrv.Ignored)
+		}
+	}
+	warnRoot(cfg, log)
 	var current sync.Mutex
 	cfgNow := func() *config.Config { current.Lock(); defer current.Unlock(); return cfg }
 	dlv := &delivery{cfg: cfgNow, log: log, syncer: safeio.NewDirSyncer()}

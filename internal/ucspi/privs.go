@@ -20,7 +20,11 @@ import (
 // files and per-connection certificates are then read as that user, as
 // tcpserver reads its rules). A negative value leaves that id alone.
 func DropPrivileges(uid, gid int) error {
-	return privs.Drop(privs.IDs{Name: fmt.Sprintf("uid %d", uid), UID: uid, GID: gid, Groups: []int{gid}})
+	ids := privs.IDs{Name: fmt.Sprintf("uid %d", uid), UID: uid, GID: gid}
+	if gid >= 0 {
+		ids.Groups = []int{gid}
+	}
+	return privs.Drop(ids) // no supplementary groups, also with -u and no -g
 }
 
 // CheckReadable fails when a file the server reads per connection (the
