@@ -25,8 +25,33 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 // may be a symlink by the time a chown by name runs, and root would then
 // give that user the symlink's target (say /etc/shadow).
 func WriteFileAs(path string, data []byte, perm os.FileMode, uid, gid int) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err := writeRename(path, data, perm, uid, gid); err != nil {
+		return err
+	}
+	return SyncDir(filepath.Dir(path))
+}
+
+// WriteFileInDropDir is WriteFile for a directory the writer may write
+// but not read, as a mail drop of mode 1733: the directory cannot be
+// opened to be fsynced, so after the file's fsync and rename a denied
+// directory fsync is not an error (the rename becomes durable with the
+// file system's next commit, as for Postfix's maildrop). Any other
+// error, a denied rename included, is returned.
+func WriteFileInDropDir(path string, data []byte, perm os.FileMode) error {
+	if err := writeRename(path, data, perm, -1, -1); err != nil {
+		return err
+	}
+	if err := SyncDir(filepath.Dir(path)); err != nil && !errors.Is(err, os.ErrPermission) {
+		return err
+	}
+	return nil
+}
+
+// writeRename is WriteFileAs without the directory fsync: a temporary
+// file in path's directory, given its owner (uid/gid >= 0) and mode on
+// its descriptor, written, fsynced and renamed to path.
+func writeRename(path string, data []byte, perm os.FileMode, uid, gid int) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
@@ -56,56 +81,6 @@ func WriteFileAs(path string, data []byte, perm os.FileMode, uid, gid int) error
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if err := Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	ok = true
-	return SyncDir(dir)
-}
-
-// WriteFileInDropDir is WriteFile for a directory the writer may write
-// but not read, as a mail drop of mode 1733: the directory cannot be
-// opened to be fsynced, so after the file's fsync and rename a denied
-// directory fsync is not an error (the rename becomes durable with the
-// file system's next commit, as for Postfix's maildrop). Any other
-// error, a denied rename included, is returned.
-func WriteFileInDropDir(path string, data []byte, perm os.FileMode) error {
-	if err := writeRename(path, data, perm); err != nil {
-		return err
-	}
-	if err := SyncDir(filepath.Dir(path)); err != nil && !errors.Is(err, os.ErrPermission) {
-		return err
-	}
-	return nil
-}
-
-// writeRename is WriteFile without the directory fsync: a temporary
-// file in path's directory, written, fsynced and renamed to path.
-func writeRename(path string, data []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			_ = f.Close()
-			_ = os.Remove(tmp)
-		}
-	}()
-	if err := f.Chmod(perm); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("write %s: fsync: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	ok = true
