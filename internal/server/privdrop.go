@@ -6,9 +6,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"syscall"
 
 	"github.com/tlsmail/tlsmail/internal/config"
@@ -44,7 +42,7 @@ func dropPrivileges(cfg *config.Config, log *slog.Logger) error {
 	if err := privs.DropCapabilities(); err != nil {
 		return err
 	}
-	name := userName(os.Geteuid())
+	name := UserName(os.Geteuid())
 	who := fmt.Sprintf("%s (uid %d gid %d)", name, os.Geteuid(), os.Getegid())
 	for _, dir := range []string{cfg.DataDir, cfg.Path("queue"), cfg.Path("mail"), cfg.Path("tlsrpt"), cfg.Path("mta-sts")} {
 		if at, err := writable(dir); err != nil {
@@ -116,19 +114,6 @@ func ownerOf(path string) string {
 	if err := syscall.Stat(path, &st); err != nil {
 		return "not accessible (" + err.Error() + ")"
 	}
-	return fmt.Sprintf("owned by %s:%s (%d:%d, mode %04o)", userName(int(st.Uid)), groupName(int(st.Gid)), st.Uid, st.Gid, st.Mode&0o7777)
+	return fmt.Sprintf("owned by %s:%s (%d:%d, mode %04o)", UserName(int(st.Uid)), groupName(int(st.Gid)), st.Uid, st.Gid, st.Mode&0o7777)
 }
 
-func userName(uid int) string {
-	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
-		return u.Username
-	}
-	return strconv.Itoa(uid)
-}
-
-func groupName(gid int) string {
-	if g, err := user.LookupGroupId(strconv.Itoa(gid)); err == nil {
-		return g.Name
-	}
-	return strconv.Itoa(gid)
-}

@@ -13,3 +13,11 @@ func UserName(uid int) string {
 	}
 	return strconv.Itoa(uid)
 }
+
+// groupName is UserName for a group.
+func groupName(gid int) string {
+	if g, err := user.LookupGroupId(strconv.Itoa(gid)); err == nil {
+		return g.Name
+	}
+	return strconv.Itoa(gid)
+}
