@@ -116,4 +116,3 @@ func ownerOf(path string) string {
 	}
 	return fmt.Sprintf("owned by %s:%s (%d:%d, mode %04o)", UserName(int(st.Uid)), groupName(int(st.Gid)), st.Uid, st.Gid, st.Mode&0o7777)
 }
-
