@@ -143,7 +143,11 @@ func runSendmail(env *cliEnv, args []string) int {
 		if drop, code = localDropFor(env, sa.config); code != 0 {
 			return code
 		}
-		viaSMTP = drop == nil
+		if drop == nil {
+			// Neither a local server nor an account: say both, not only
+			// the missing accounts file.
+			return failCode(env, exConfig, "nowhere to send: no local server configuration (%s; give --config FILE or set $TLSMAIL_CONFIG) and no accounts file (%s)", defaultServerConfig, config.DefaultAccountsFile())
+		}
 	}
 	if viaSMTP {
 		if code := applyAccount(env, &req, sa.accounts, account, false); code != 0 {
@@ -156,11 +160,11 @@ func runSendmail(env *cliEnv, args []string) int {
 			return failCode(env, exDataErr, "-t: the message has no header to take recipients from")
 		}
 		for _, h := range []string{"To", "Cc", "Bcc"} {
-			if list, err := hdr.Header.AddressList(h); err == nil {
-				for _, a := range list {
-					sa.rcpts = append(sa.rcpts, a.Address)
-				}
+			list, err := headerRecipients(hdr.Header, h)
+			if err != nil {
+				return failCode(env, exDataErr, "-t: %v", err)
 			}
+			sa.rcpts = append(sa.rcpts, list...)
 		}
 		msg = removeHeader(msg, "Bcc")
 	}
@@ -281,4 +285,58 @@ func addMissingHeaders(msg []byte, hdr *mail.Message, from, fullName string) []b
 		add.WriteString("\r\n")
 	}
 	return append(add.Bytes(), msg...)
+}
+
+// headerRecipients returns the addresses of a To/Cc/Bcc header for -t. A
+// bare local name ("To: root", "To: Admin <root>"), which cron and
+// logwatch write and RFC 5322 parsers refuse, is taken as it is (the mail
+// drop's collector qualifies it with the first local domain, as Postfix's
+// append_at_myorigin). A part that is neither is an error naming the
+// header, never silently dropped.
+func headerRecipients(h mail.Header, name string) ([]string, error) {
+	v := h.Get(name)
+	if strings.TrimSpace(v) == "" {
+		return nil, nil
+	}
+	if list, err := h.AddressList(name); err == nil {
+		out := make([]string, 0, len(list))
+		for _, a := range list {
+			out = append(out, a.Address)
+		}
+		return out, nil
+	}
+	var out []string
+	for _, part := range strings.Split(v, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		if a, err := mail.ParseAddress(part); err == nil {
+			out = append(out, a.Address)
+			continue
+		}
+		local := part
+		if i, j := strings.LastIndex(part, "<"), strings.LastIndex(part, ">"); i >= 0 && j > i {
+			local = strings.TrimSpace(part[i+1 : j])
+		}
+		if !bareLocalName(local) {
+			return nil, fmt.Errorf("%s: cannot read the address %q", name, part)
+		}
+		out = append(out, local)
+	}
+	return out, nil
+}
+
+// bareLocalName reports whether s is a local part without a domain, such
+// as root or mail-admin.
+func bareLocalName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune(".-_+=", c)) {
+			return false
+		}
+	}
+	return true
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"net/mail"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -96,5 +97,35 @@ func TestSendmailExplainsAnUnreachableDrop(t *testing.T) {
 	}
 	if names, _ := pickup.Names(filepath.Join(data, "pickup")); len(names) != 1 {
 		t.Errorf("drop holds %v", names)
+	}
+}
+
+// TestHeaderRecipientsTakesBareLocalNames: -t reads "To: root" and
+// "To: Admin <root>" (cron, logwatch) as the local name, RFC 5322
+// addresses as usual, and refuses what is neither instead of dropping it.
+func TestHeaderRecipientsTakesBareLocalNames(t *testing.T) {
+	for _, tc := range []struct {
+		to   string
+		want string
+		bad  bool
+	}{
+		{"root", "root", false},
+		{"Cron Daemon <root>", "root", false},
+		{"root, alice@example.org", "root alice@example.org", false},
+		{"Alice <alice@example.org>, bob@example.org", "alice@example.org bob@example.org", false},
+		{"", "", false},
+		{"root; DROP", "", true},
+		{"two words", "", true},
+	} {
+		got, err := headerRecipients(mail.Header{"To": {tc.to}}, "To")
+		if tc.bad {
+			if err == nil {
+				t.Errorf("To: %q: got %q, want an error", tc.to, got)
+			}
+			continue
+		}
+		if err != nil || strings.Join(got, " ") != tc.want {
+			t.Errorf("To: %q: got %q, %v; want %q", tc.to, got, err, tc.want)
+		}
 	}
 }

@@ -34,6 +34,11 @@ func TestSendmailPickupSurvivesStoppedServer(t *testing.T) {
 	if code != 0 || out != "" || errs != "" {
 		t.Fatalf("sendmail -t into the mail drop: exit %d %q %q (must be silent on success)", code, out, errs)
 	}
+	// 1b. A bare local name in the header, as cron and logwatch write it
+	// ("To: root"): taken as it is, qualified by the collector.
+	if _, errs, code := runTlsmail(t, append(env, "TLSMAIL_CONFIG="+m.config), "To: Cron Daemon <demo>\nSubject: pickup-bare\n\ncron output\n", "sendmail", "-t"); code != 0 {
+		t.Fatalf("sendmail -t with a bare local name in To: exit %d %q", code, errs)
+	}
 	// 2. An account whose server is down: SMTP fails (75), the drop takes it.
 	cfgDir := filepath.Join(home, "config", "tlsmail")
 	os.MkdirAll(cfgDir, 0o700)
@@ -70,6 +75,7 @@ cafile = %q
 		t.Errorf("collected message lacks the Received header naming uid %d:\n%s", uid, cron)
 	}
 	m.findMail(t, "demo", "Subject: pickup-fallback")
+	m.findMail(t, "demo", "Subject: pickup-bare")
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		names, _ := filepath.Glob(filepath.Join(drop, "*"))
