@@ -262,7 +262,13 @@ func (ss *session) stls(arg string) string {
 
 func (ss *session) handshake() error {
 	tc := tls.Server(ss.conn, ss.srv.tls.Config())
-	ctx, cancel := context.WithTimeout(context.Background(), ss.cfg.Limits.CommandTimeout.Duration)
+	// A client that never finishes a handshake only holds a slot: it gets
+	// helo_timeout (as an SMTP client that never says HELO), if shorter.
+	d := ss.cfg.Limits.CommandTimeout.Duration
+	if h := ss.cfg.Limits.HeloTimeout.Duration; h > 0 && h < d {
+		d = h
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return err

@@ -74,6 +74,29 @@ func TestHeloTimeoutOnlyBeforeHelo(t *testing.T) {
 	}
 }
 
+// TestSilentClientOnImplicitTLSPortGetsHeloTimeout: a client that
+// connects to the SMTPS port and never starts its handshake is dropped
+// after helo_timeout, not command_timeout (it held a slot for 5 minutes).
+func TestSilentClientOnImplicitTLSPortGetsHeloTimeout(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, func(c *config.Config) {
+		c.Limits.CommandTimeout.Duration = time.Hour
+		c.Limits.HeloTimeout.Duration = 300 * time.Millisecond
+	})
+	conn, err := net.Dial("tcp", ts.addr["smtps"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(60 * time.Second))
+	start := time.Now()
+	if _, err := conn.Read(make([]byte, 1)); err == nil {
+		t.Fatal("the server sent something before a TLS handshake")
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatalf("still open after %v: a silent client holds its slot past helo_timeout", time.Since(start))
+	}
+}
+
 func TestIdleTimeoutOverTLSEndsWithA421(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, func(c *config.Config) { c.Limits.CommandTimeout.Duration = 500 * time.Millisecond })

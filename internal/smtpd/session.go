@@ -335,7 +335,9 @@ func (ss *session) handshake() error {
 		return nil, nil
 	}
 	tconn := tls.Server(ss.tc, cfg)
-	ctx, cancel := context.WithTimeout(context.Background(), ss.cfg.Limits.CommandTimeout.Duration)
+	// On an implicit-TLS port the handshake comes before HELO: a client
+	// that never starts it gets helo_timeout, not command_timeout.
+	ctx, cancel := context.WithTimeout(context.Background(), ss.commandTimeout())
 	defer cancel()
 	if err := tconn.HandshakeContext(ctx); err != nil {
 		ss.srv.log.Warn("tls handshake failed", "listener", ss.lc.Name, "client", ss.ip, "err", err, "client_offered", ss.hello)
