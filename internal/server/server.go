@@ -349,7 +349,7 @@ func Banner(w io.Writer, cfg *config.Config, addrs map[string]string) {
   mail lands in         %s
 
 Send a test mail:
-  swaks --server %s --tls --tls-ca-path %s --auth PLAIN --auth-user demo --auth-password "$(cat %s)" --from demo@localhost --to demo@localhost
+  swaks --server %s --tls --tls-verify --tls-ca-path %s --auth PLAIN --auth-user demo --auth-password "$(cat %s)" --from demo@localhost --to demo@localhost
 `, cfg.DataDir, addrs["mx"], addrs["smtps"], addrs["submission"], addrs["pop3"], addrs["pop3s"], addrs["metrics"], cfg.Path("tls/ca.pem"), cfg.Path("dev-password"),
 		cfg.Path("mail/demo/new"), addrs["submission"], cfg.Path("tls/ca.pem"), cfg.Path("dev-password"))
 }
