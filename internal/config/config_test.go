@@ -67,6 +67,7 @@ func TestLoadErrorsNameFileAndLine(t *testing.T) {
 		"bad cidr":     {strings.Replace(good, "192.0.2.0/24", "192.0.2.0/33", 1), `:3: relay_networks`},
 		"bad ciphers":  {strings.Replace(good, "[limits]", "ciphers = \"HIGH:NOPE\"\n[limits]", 1), ":9: cipher string"},
 		"plain auth":   {good + "mode = \"plain\"\n", ":20: listener submission: auth on a plain listener"},
+		"wrong type":   {strings.Replace(good, "message_size = 10485760", `message_size = "big"`, 1), `:10: limits.message_size: incompatible types`},
 	} {
 		_, err := Load(write(t, tc.edit))
 		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Count(err.Error(), "\n") != 0 {

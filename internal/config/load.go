@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -31,6 +32,9 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s: %s", e.File, e.Msg)
 }
 
+// decodeErrRe matches BurntSushi/toml's type-mismatch error text.
+var decodeErrRe = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
+
 // Load reads, defaults and validates a configuration file.
 func Load(path string) (*Config, error) {
 	src, err := os.ReadFile(path)
@@ -47,6 +51,14 @@ func Load(path string) (*Config, error) {
 				line-- // the parser counts the newline that ended the bad line
 			}
 			return nil, &Error{File: path, Line: line, Msg: pe.Message}
+		}
+		// A value of the wrong type (message_size = "big") comes back as a
+		// plain string error; its line and key are taken from the text so
+		// it reads like every other config error. Any other shape is kept
+		// whole.
+		if m := decodeErrRe.FindStringSubmatch(err.Error()); m != nil {
+			line, _ := strconv.Atoi(m[1])
+			return nil, &Error{File: path, Line: line, Msg: m[2] + ": " + m[3]}
 		}
 		return nil, &Error{File: path, Msg: err.Error()}
 	}
