@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"strings"
 )
@@ -25,7 +27,12 @@ func ParsePolicy(s string) (Policy, error) {
 			return Policy{}, fmt.Errorf("policy attribute %q: want match=…", attr)
 		}
 		if lvl == Fingerprint {
-			p.Fingerprints = append(p.Fingerprints, splitFingerprints(v)...)
+			for _, fp := range splitFingerprints(v) {
+				if b, err := hex.DecodeString(fp); err != nil || len(b) != sha256.Size {
+					return Policy{}, fmt.Errorf("fingerprint %q: want a SHA-256 digest, 64 hex digits (colons allowed)", fp)
+				}
+				p.Fingerprints = append(p.Fingerprints, fp)
+			}
 			continue
 		}
 		if lvl != Verify && lvl != Secure && lvl != DANE && lvl != DANEOnly {

@@ -25,7 +25,7 @@ func TestParsePolicyAndTable(t *testing.T) {
 	if p, err := ParsePolicy("fingerprint match=" + fp); err != nil || p.Fingerprints[0] != strings.Repeat("ab", 32) {
 		t.Errorf("fingerprint: %+v %v", p, err)
 	}
-	for _, bad := range []string{"", "sometimes", "may match=x", "fingerprint", "verify match", "verify foo=bar"} {
+	for _, bad := range []string{"", "sometimes", "may match=x", "fingerprint", "verify match", "verify foo=bar", "fingerprint match=nonsense", "fingerprint match=5F:3A:…", "fingerprint match=" + strings.Repeat("ab", 20)} {
 		if _, err := ParsePolicy(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
