@@ -104,6 +104,9 @@ func (a *Accounts) Pick(name string) (Account, error) {
 	}
 	acc, ok := a.Accounts[name]
 	if !ok {
+		if name == "" && len(a.Accounts) == 0 {
+			return Account{}, fmt.Errorf("%s: no [account.NAME] sections", a.File)
+		}
 		if name == "" {
 			return Account{}, fmt.Errorf("%s: several accounts and no default; use --account", a.File)
 		}

@@ -105,3 +105,22 @@ func TestDevConfigRoundTrips(t *testing.T) {
 		t.Error("the IPv4 listeners must not be optional")
 	}
 }
+
+// TestPickSaysWhatTheAccountsFileLacks: an accounts file with no accounts
+// says so (it used to claim "several accounts and no default").
+func TestPickSaysWhatTheAccountsFileLacks(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty.toml")
+	two := filepath.Join(dir, "two.toml")
+	os.WriteFile(empty, nil, 0o600)
+	os.WriteFile(two, []byte("[account.a]\nserver = \"a.example:465\"\n[account.b]\nserver = \"b.example:465\"\n"), 0o600)
+	for path, want := range map[string]string{empty: "no [account.NAME] sections", two: "several accounts and no default"} {
+		a, err := LoadAccounts(path)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		if _, err := a.Pick(""); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: Pick: %v, want %q", path, err, want)
+		}
+	}
+}
