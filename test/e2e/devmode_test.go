@@ -41,7 +41,7 @@ func TestDevDefault(t *testing.T) {
 	if err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("dev-password: %v %v", st, err)
 	}
-	for _, want := range []string{"127.0.0.1:2525", "127.0.0.1:2465", "127.0.0.1:2587", "127.0.0.1:2110", "127.0.0.1:2995", "tls/ca.pem", "swaks --server", "--tls-verify"} {
+	for _, want := range []string{"127.0.0.1:2525", "127.0.0.1:2465", "127.0.0.1:2587", "127.0.0.1:2110", "127.0.0.1:2995", "tls/ca.pem", "swaks --server", "--tls-verify", "[::1]:2525"} {
 		if !strings.Contains(p.Output(), want) {
 			t.Errorf("banner lacks %q:\n%s", want, p.Output())
 		}
