@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -89,15 +90,44 @@ func Output(t testing.TB, path string, args ...string) string {
 	return strings.TrimSpace(stdout.String())
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago,
+// for a server the test starts later on that port (Postfix, a restarted
+// tlsmail). The port is taken below the kernel's ephemeral range, so the
+// local end of some other outgoing connection cannot take it in the
+// meantime (a port from 127.0.0.1:0 is ephemeral, and on a busy machine
+// one was taken between the check and Postfix's bind).
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	lo := ephemeralLow()
+	first := 10000
+	if lo-first < 1000 {
+		first = 1024
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	for range 200 {
+		port := first + rand.IntN(lo-first)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port
+	}
+	t.Fatal("no free TCP port below the ephemeral range after 200 tries")
+	return 0
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (Linux's
+// default 32768 when it cannot be read).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	var lo, hi int
+	if _, err := fmt.Sscan(string(b), &lo, &hi); err != nil || lo <= 1024 {
+		return 32768
+	}
+	return lo
 }
 
 // Build compiles the tlsmail binary into dir and returns its path. The
@@ -204,6 +234,10 @@ func Start(t testing.TB, c Cmd) *Proc {
 	go func() {
 		p.err = cmd.Wait()
 		pw.Close()
+		// Done means the output is complete too: the scanner may still be
+		// appending the last lines when Wait returns (a test that read
+		// Output right after Done missed the final error line).
+		<-p.scanned
 		close(p.done)
 	}()
 	t.Cleanup(func() {
@@ -291,7 +325,7 @@ func (p *Proc) WaitOutput(t testing.TB, re string, timeout time.Duration) {
 	}
 }
 
-// Done is closed when the process has exited.
+// Done is closed when the process has exited and all its output has been read.
 func (p *Proc) Done() <-chan struct{} { return p.done }
 
 // Err is the process's exit error, valid after Done is closed.
