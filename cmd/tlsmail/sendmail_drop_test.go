@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"github.com/tlsmail/tlsmail/internal/testpeer"
 	"net/mail"
 	"os"
 	"path/filepath"
@@ -18,9 +19,7 @@ import (
 // the goroutine).
 func sendmailAsNobody(t *testing.T, stdin string, args ...string) (int, string) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to act as uid 65534")
-	}
+	testpeer.RequireRoot(t, "acting as uid 65534")
 	t.Setenv("XDG_CONFIG_HOME", t.TempDir()) // no default accounts file
 	var out, errb bytes.Buffer
 	env := &cliEnv{name: "sendmail", stdin: strings.NewReader(stdin), stdout: &out, stderr: &errb,

@@ -2,6 +2,7 @@ package safeio
 
 import (
 	"errors"
+	"github.com/tlsmail/tlsmail/internal/testpeer"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -14,9 +15,7 @@ import (
 // The thread is never given back, so it ends with the goroutine.
 func asUID(t *testing.T, uid int, fn func() error) error {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to act as another uid")
-	}
+	testpeer.RequireRoot(t, "acting as another uid")
 	done := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread() // not unlocked: the thread exits with the goroutine

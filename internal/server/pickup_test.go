@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/tlsmail/tlsmail/internal/testpeer"
 	"log/slog"
 	"net"
 	"os"
@@ -142,9 +143,7 @@ func TestPickupSetsAsideWhatItCannotOpenOnce(t *testing.T) {
 
 	// The server as uid 65534 owning its data directory, a file of root's
 	// it cannot read.
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for the mode-000 file of another user")
-	}
+	testpeer.RequireRoot(t, "a mode-000 file of another user")
 	os.Chmod(filepath.Dir(c.cfg().DataDir), 0o711)
 	filepath.Walk(c.cfg().DataDir, func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, 65534, 65534) })
 	drop(t, c, "2.unreadable", `{"from":"a@example.org","rcpt":["root"]}`, "x\n")
