@@ -74,6 +74,8 @@ type Config struct {
 	// decides (see pickup.Authorized). Empty: everyone.
 	AuthorizedSubmitUsers []string `toml:"authorized_submit_users"`
 
+	RelayByCert // relay_clientcerts, permit_tls_all_clientcerts (route.go)
+
 	// File is where the configuration came from ("" for built-in defaults).
 	File string `toml:"-"`
 	// relayNets is RelayNets parsed.

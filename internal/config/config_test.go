@@ -60,14 +60,18 @@ func TestLoadAppliesDefaults(t *testing.T) {
 
 func TestLoadErrorsNameFileAndLine(t *testing.T) {
 	for name, tc := range map[string]struct{ edit, want string }{
-		"syntax":       {strings.Replace(good, "[limits]", "[limits", 1), ":9:"},
-		"unknown key":  {strings.Replace(good, "message_size", "message_sise", 1), `:10: unknown setting "limits.message_sise"`},
-		"bad mode":     {good + "mode = \"tls\"\n", `:21: listener submission: mode "tls"`},
-		"bad duration": {strings.Replace(good, `"2m"`, `"2 minutes"`, 1), "invalid duration"},
-		"bad cidr":     {strings.Replace(good, "192.0.2.0/24", "192.0.2.0/33", 1), `:3: relay_networks`},
-		"bad ciphers":  {strings.Replace(good, "[limits]", "ciphers = \"HIGH:NOPE\"\n[limits]", 1), ":9: cipher string"},
-		"plain auth":   {good + "mode = \"plain\"\n", ":20: listener submission: auth on a plain listener"},
-		"wrong type":   {strings.Replace(good, "message_size = 10485760", `message_size = "big"`, 1), `:10: limits.message_size: incompatible types`},
+		"syntax":                    {strings.Replace(good, "[limits]", "[limits", 1), ":9:"},
+		"unknown key":               {strings.Replace(good, "message_size", "message_sise", 1), `:10: unknown setting "limits.message_sise"`},
+		"bad mode":                  {good + "mode = \"tls\"\n", `:21: listener submission: mode "tls"`},
+		"bad duration":              {strings.Replace(good, `"2m"`, `"2 minutes"`, 1), "invalid duration"},
+		"bad cidr":                  {strings.Replace(good, "192.0.2.0/24", "192.0.2.0/33", 1), `:3: relay_networks`},
+		"bad ciphers":               {strings.Replace(good, "[limits]", "ciphers = \"HIGH:NOPE\"\n[limits]", 1), ":9: cipher string"},
+		"plain auth":                {good + "mode = \"plain\"\n", ":20: listener submission: auth on a plain listener"},
+		"wrong type":                {strings.Replace(good, "message_size = 10485760", `message_size = "big"`, 1), `:10: limits.message_size: incompatible types`},
+		"mixed-script domain":       {strings.Replace(good, `["example.org"]`, `["example.org", "pаypal.example"]`, 1), `:2: local_domains "pаypal.example": invalid domain: label "pаypal" mixes scripts (Latin, Cyrillic)`},
+		"bad A-label transport":     {good + "[transport]\n\"xn--zz.example\" = \"h:25\"\n", `:22: transport "xn--zz.example": invalid domain`},
+		"relay cert fingerprint":    {strings.Replace(good, "[tls]", "relay_clientcerts = [\"12:34\"]\n[tls]", 1), `:5: relay_clientcerts: "12:34" is neither`},
+		"relay certs, no client CA": {strings.Replace(good, "[tls]", "permit_tls_all_clientcerts = true\n[tls]", 1), `:5: permit_tls_all_clientcerts needs client certificates`},
 	} {
 		_, err := Load(write(t, tc.edit))
 		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Count(err.Error(), "\n") != 0 {

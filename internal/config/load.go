@@ -206,6 +206,9 @@ func (c *Config) validate() error {
 	if err := c.checkListeners(); err != nil {
 		return err
 	}
+	if err := c.checkRoute(); err != nil {
+		return err
+	}
 	return c.checkRunAs()
 }
 

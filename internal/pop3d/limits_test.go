@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tlsmail/tlsmail/internal/config"
 	"github.com/tlsmail/tlsmail/internal/testpeer"
 )
 
@@ -45,7 +44,7 @@ except poplib.error_proto as e:
 
 func TestPOP3ConnectionsPerIPAreLimited(t *testing.T) {
 	python := testpeer.Require(t, "python3")
-	ts := startPOP3(t, func(c *config.Config) { c.Limits.ConnectionsPerIP = 2 })
+	ts := startPOP3(t, func(c *Settings) { c.Limits.ConnectionsPerIP = 2 })
 	host, port, _ := net.SplitHostPort(ts.addr["pop3"])
 	dialPOP(t, ts.addr["pop3"])
 	held := dialPOP(t, ts.addr["pop3"])
@@ -77,7 +76,7 @@ func TestPOP3ConnectionsPerIPAreLimited(t *testing.T) {
 }
 
 func TestPOP3ConnectionsInTotalAreLimited(t *testing.T) {
-	ts := startPOP3(t, func(c *config.Config) { c.Limits.Connections = 3 })
+	ts := startPOP3(t, func(c *Settings) { c.Limits.Connections = 3 })
 	for _, src := range []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"} {
 		if _, line := dialFrom(t, src, ts.addr["pop3"]); !strings.HasPrefix(line, "+OK") {
 			t.Fatalf("from %s: %q", src, line)
@@ -97,7 +96,7 @@ func TestPOP3ConnectionsInTotalAreLimited(t *testing.T) {
 }
 
 func TestPOP3SOverLimitHandshakesBeforeRefusing(t *testing.T) {
-	ts := startPOP3(t, func(c *config.Config) { c.Limits.ConnectionsPerIP = 1 })
+	ts := startPOP3(t, func(c *Settings) { c.Limits.ConnectionsPerIP = 1 })
 	cfg := &tls.Config{RootCAs: ts.roots, ServerName: "localhost"}
 	first, err := tls.Dial("tcp", ts.addr["pop3s"], cfg)
 	if err != nil {
@@ -122,7 +121,7 @@ func TestPOP3SOverLimitHandshakesBeforeRefusing(t *testing.T) {
 }
 
 func TestPOP3SAutologoutIsACleanERR(t *testing.T) {
-	ts := startPOP3(t, func(c *config.Config) { c.Limits.POP3Timeout.Duration = 500 * time.Millisecond })
+	ts := startPOP3(t, func(c *Settings) { c.Limits.Timeout = 500 * time.Millisecond })
 	tc, err := tls.Dial("tcp", ts.addr["pop3s"], &tls.Config{RootCAs: ts.roots, ServerName: "localhost"})
 	if err != nil {
 		t.Fatal(err)
@@ -141,10 +140,10 @@ func TestPOP3SAutologoutIsACleanERR(t *testing.T) {
 }
 
 func TestPOP3StressModeShortensAutologout(t *testing.T) {
-	ts := startPOP3(t, func(c *config.Config) {
+	ts := startPOP3(t, func(c *Settings) {
 		c.Limits.Connections = 2
-		c.Limits.POP3Timeout.Duration = time.Hour
-		c.Limits.StressTimeout.Duration = 300 * time.Millisecond
+		c.Limits.Timeout = time.Hour
+		c.Limits.StressTimeout = 300 * time.Millisecond
 	})
 	first := dialPOP(t, ts.addr["pop3"])
 	// The second connection is above 80% of 2: both sessions, the one

@@ -20,7 +20,6 @@ import (
 
 	"github.com/tlsmail/tlsmail/internal/auth"
 	"github.com/tlsmail/tlsmail/internal/certs"
-	"github.com/tlsmail/tlsmail/internal/config"
 	"github.com/tlsmail/tlsmail/internal/listen"
 	"github.com/tlsmail/tlsmail/internal/maildir"
 	"github.com/tlsmail/tlsmail/internal/testpeer"
@@ -30,7 +29,7 @@ import (
 const password = "pop3-test-password"
 
 type testServer struct {
-	cfg   *config.Config
+	cfg   *Settings
 	addr  map[string]string
 	roots *x509.CertPool
 	logs  *testpeer.Buffer
@@ -40,26 +39,26 @@ func (ts *testServer) log() string { return ts.logs.String() }
 
 // startPOP3 runs a server with STLS and POP3S listeners on free ports;
 // mutate, if given, changes the configuration first.
-func startPOP3(t *testing.T, mutate ...func(*config.Config)) *testServer {
+func startPOP3(t *testing.T, mutate ...func(*Settings)) *testServer {
 	t.Helper()
 	dir := t.TempDir()
-	cfg := config.Dev(dir)
-	cfg.POP3 = []config.POP3Listener{{Name: "pop3", Address: "127.0.0.1:0", Mode: config.ModeSTARTTLS}, {Name: "pop3s", Address: "127.0.0.1:0", Mode: config.ModeImplicit}}
+	cfg := devSettings(dir)
+	listeners := []Listener{{Name: "pop3", Mode: listen.STARTTLS}, {Name: "pop3s", Mode: listen.Implicit}}
 	for _, m := range mutate {
 		m(cfg)
 	}
-	cfg.Defaults()
 	ca, _ := certs.NewCA(certs.Template{Subject: pkix.Name{CommonName: "pop3 test CA"}})
 	leaf, _ := certs.Issue(ca, certs.Template{Hosts: []string{"localhost"}})
 	os.MkdirAll(filepath.Join(dir, "tls"), 0o700)
-	if err := leaf.WriteFiles(cfg.Path(cfg.TLS.Cert), cfg.Path(cfg.TLS.Key)); err != nil {
+	certFile, keyFile := filepath.Join(dir, "tls/server.pem"), filepath.Join(dir, "tls/server.key")
+	if err := leaf.WriteFiles(certFile, keyFile); err != nil {
 		t.Fatal(err)
 	}
-	tlsSrv, err := tlsconf.NewServer(cfg.ServerTLS())
+	tlsSrv, err := tlsconf.NewServer(tlsconf.ServerSettings{Certs: []tlsconf.CertSpec{{CertFile: certFile, KeyFile: keyFile}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	users, _ := auth.LoadUsers(cfg.Path("users"))
+	users, _ := auth.LoadUsers(filepath.Join(dir, "users"))
 	h, _ := auth.HashPassword(password)
 	users.Set("demo", h)
 	ts := &testServer{cfg: cfg, addr: map[string]string{}, roots: x509.NewCertPool(), logs: &testpeer.Buffer{}}
@@ -68,8 +67,8 @@ func startPOP3(t *testing.T, mutate ...func(*config.Config)) *testServer {
 	srv := New(cfg, tlsSrv, users, auth.NewThrottle(5, time.Minute), log)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	for _, pc := range cfg.POP3 {
-		l, err := net.Listen("tcp", pc.Address)
+	for _, pc := range listeners {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -87,10 +86,19 @@ func startPOP3(t *testing.T, mutate ...func(*config.Config)) *testServer {
 	return ts
 }
 
+// devSettings are the dev configuration's POP3 settings (the default
+// limits), with the Maildirs under dir/mail.
+func devSettings(dir string) *Settings {
+	return &Settings{MailDir: filepath.Join(dir, "mail"), Limits: Limits{
+		Connections: 1000, ConnectionsPerIP: 50, BadCommands: 20, CommandTimeout: 5 * time.Minute,
+		HeloTimeout: time.Minute, Timeout: 10 * time.Minute, StressTimeout: 10 * time.Second,
+	}}
+}
+
 // deliver puts a message into demo's Maildir.
 func (ts *testServer) deliver(t *testing.T, name, body string) {
 	t.Helper()
-	md, err := maildir.Create(ts.cfg.Path("mail/demo"))
+	md, err := maildir.Create(filepath.Join(ts.cfg.MailDir, "demo"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +305,7 @@ func TestStuffingOctetsTopAndStableNumbering(t *testing.T) {
 	}
 	c.cmd("UIDL 1", "+OK 1 300.c.host")
 	// The file moved from new/ to cur/ as Maildir readers do.
-	if entries, _ := os.ReadDir(ts.cfg.Path("mail/demo/cur")); len(entries) != 1 || entries[0].Name() != "300.c.host:2," {
+	if entries, _ := os.ReadDir(filepath.Join(ts.cfg.MailDir, "demo/cur")); len(entries) != 1 || entries[0].Name() != "300.c.host:2," {
 		t.Errorf("cur/: %v", entries)
 	}
 }
@@ -306,16 +314,15 @@ func FuzzSession(f *testing.F) {
 	f.Add("CAPA\r\nUSER x\r\nPASS y\r\nQUIT\r\n")
 	f.Add("STAT\r\nLIST 1\r\nRETR 0\r\nTOP 1 -1\r\nAUTH PLAIN\r\n*\r\n")
 	f.Add("\r\n\n\r\x00\xff\r\n")
-	cfg := config.Dev(f.TempDir())
-	cfg.POP3 = []config.POP3Listener{{Name: "p", Mode: config.ModeSTARTTLS, AllowPlaintextLogin: true}}
-	cfg.Defaults()
+	cfg := devSettings(f.TempDir())
+	lc := Listener{Name: "p", Mode: listen.STARTTLS, AllowPlaintextLogin: true}
 	users, _ := auth.LoadUsers(filepath.Join(f.TempDir(), "none"))
 	srv := New(cfg, nil, users, auth.NewThrottle(5, time.Minute), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	f.Fuzz(func(t *testing.T, input string) {
 		a, b := net.Pipe()
 		done := make(chan struct{})
 		go func() {
-			newSession(srv, listen.NewConn(a, cfg.Limits.POP3Timeout.Duration), cfg.POP3[0]).run()
+			newSession(srv, listen.NewConn(a, cfg.Limits.Timeout), lc).run()
 			close(done)
 		}()
 		go io.Copy(io.Discard, b)

@@ -16,14 +16,13 @@ import (
 	"sync/atomic"
 
 	"github.com/tlsmail/tlsmail/internal/auth"
-	"github.com/tlsmail/tlsmail/internal/config"
 	"github.com/tlsmail/tlsmail/internal/listen"
 	"github.com/tlsmail/tlsmail/internal/tlsconf"
 )
 
 // Server serves POP3 listeners.
 type Server struct {
-	cfg      atomic.Pointer[config.Config]
+	cfg      atomic.Pointer[Settings]
 	tls      *tlsconf.Server
 	users    *auth.Users
 	throttle *auth.Throttle
@@ -35,25 +34,25 @@ type Server struct {
 }
 
 // New makes a POP3 server. throttle is shared with SMTP AUTH.
-func New(cfg *config.Config, tls *tlsconf.Server, users *auth.Users, throttle *auth.Throttle, log *slog.Logger) *Server {
+func New(cfg *Settings, tls *tlsconf.Server, users *auth.Users, throttle *auth.Throttle, log *slog.Logger) *Server {
 	s := &Server{tls: tls, users: users, throttle: throttle, log: log, sessions: map[*session]struct{}{}}
 	s.cfg.Store(cfg)
 	return s
 }
 
-// SetConfig installs a reloaded configuration for new sessions.
-func (s *Server) SetConfig(cfg *config.Config) { s.cfg.Store(cfg) }
+// SetSettings installs reloaded settings for new sessions.
+func (s *Server) SetSettings(cfg *Settings) { s.cfg.Store(cfg) }
 
-// maildirOf is where a user's mail lives: mail/ and the lowercase user
-// name (auth.Canonical), as local delivery stores it.
-func maildirOf(cfg *config.Config, user string) string {
-	return cfg.Path(filepath.Join("mail", auth.Canonical(user)))
+// maildirOf is where a user's mail lives: the mail directory and the
+// lowercase user name (auth.Canonical), as local delivery stores it.
+func maildirOf(cfg *Settings, user string) string {
+	return filepath.Join(cfg.MailDir, auth.Canonical(user))
 }
 
 // Serve accepts connections on l until ctx is done. The listener has its
 // own connection limits: [limits] connections and connections_per_ip, as
 // every SMTP listener.
-func (s *Server) Serve(ctx context.Context, l net.Listener, lc config.POP3Listener) error {
+func (s *Server) Serve(ctx context.Context, l net.Listener, lc Listener) error {
 	lim := listen.NewLimiter(lc.Name, s.log)
 	return listen.Serve(ctx, l, func(c net.Conn) { s.handle(c, lc, lim) }, func(err error) {
 		s.log.Warn("accept paused", "listener", lc.Name, "err", err)
@@ -62,17 +61,17 @@ func (s *Server) Serve(ctx context.Context, l net.Listener, lc config.POP3Listen
 
 // handle runs one session unless the connection limits are reached or the
 // server is shutting down.
-func (s *Server) handle(c net.Conn, lc config.POP3Listener, lim *listen.Limiter) {
+func (s *Server) handle(c net.Conn, lc Listener, lim *listen.Limiter) {
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
 	cfg := s.cfg.Load()
 	var tlsCfg *tls.Config
-	if lc.Mode == config.ModeImplicit && s.tls != nil {
+	if lc.Mode == listen.Implicit && s.tls != nil {
 		tlsCfg = s.tls.Config()
 	}
 	conn := lim.AdmitOrRefuse(c, listen.Limits{Connections: cfg.Limits.Connections, PerIP: cfg.Limits.ConnectionsPerIP,
-		StressTimeout: cfg.Limits.StressTimeout.Duration}, cfg.Limits.POP3Timeout.Duration, tlsCfg, func(err error, _ string) string {
+		StressTimeout: cfg.Limits.StressTimeout}, cfg.Limits.Timeout, tlsCfg, func(err error, _ string) string {
 		if errors.Is(err, listen.ErrTooManyFromIP) {
 			return "-ERR [SYS/TEMP] too many connections from your address, try again later"
 		}

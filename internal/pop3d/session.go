@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/tlsmail/tlsmail/internal/auth"
-	"github.com/tlsmail/tlsmail/internal/config"
 	"github.com/tlsmail/tlsmail/internal/listen"
 	"github.com/tlsmail/tlsmail/internal/smtpwire"
 	"github.com/tlsmail/tlsmail/tlsinfo"
@@ -26,8 +25,8 @@ const maxLine = 4096
 
 type session struct {
 	srv  *Server
-	cfg  *config.Config
-	lc   config.POP3Listener
+	cfg  *Settings
+	lc   Listener
 	conn net.Conn
 	br   *bufio.Reader
 	bw   *bufio.Writer
@@ -46,7 +45,7 @@ type session struct {
 // newSession starts a session on c, whose reads and writes each get the
 // POP3 timeout (or the stress timeout): the autologout reply goes out
 // under a fresh write deadline, never the read deadline that just expired.
-func newSession(s *Server, c *listen.Conn, lc config.POP3Listener) *session {
+func newSession(s *Server, c *listen.Conn, lc Listener) *session {
 	ip := listen.RemoteIP(c)
 	return &session{srv: s, cfg: s.cfg.Load(), lc: lc, conn: c, ip: ip, start: time.Now()}
 }
@@ -82,7 +81,7 @@ func (ss *session) run() {
 func (ss *session) loop() string {
 	ss.br = bufio.NewReader(ss.conn)
 	ss.bw = bufio.NewWriter(ss.conn)
-	if ss.lc.Mode == config.ModeImplicit {
+	if ss.lc.Mode == listen.Implicit {
 		if err := ss.handshake(); err != nil {
 			return "tls handshake failed: " + err.Error()
 		}
@@ -220,7 +219,7 @@ func (ss *session) capa() {
 		if ss.loginAllowed() {
 			lines = append(lines, "USER", "SASL PLAIN")
 		}
-		if !ss.tls.TLS && ss.lc.Mode == config.ModeSTARTTLS && ss.srv.tls != nil {
+		if !ss.tls.TLS && ss.lc.Mode == listen.STARTTLS && ss.srv.tls != nil {
 			lines = append(lines, "STLS")
 		}
 	}
@@ -238,7 +237,7 @@ func (ss *session) stls(arg string) string {
 	case ss.tls.TLS:
 		ss.err("TLS already active")
 		return ""
-	case ss.lc.Mode != config.ModeSTARTTLS || ss.srv.tls == nil:
+	case ss.lc.Mode != listen.STARTTLS || ss.srv.tls == nil:
 		ss.err("STLS not available here")
 		return ""
 	case arg != "":
@@ -264,8 +263,8 @@ func (ss *session) handshake() error {
 	tc := tls.Server(ss.conn, ss.srv.tls.Config())
 	// A client that never finishes a handshake only holds a slot: it gets
 	// helo_timeout (as an SMTP client that never says HELO), if shorter.
-	d := ss.cfg.Limits.CommandTimeout.Duration
-	if h := ss.cfg.Limits.HeloTimeout.Duration; h > 0 && h < d {
+	d := ss.cfg.Limits.CommandTimeout
+	if h := ss.cfg.Limits.HeloTimeout; h > 0 && h < d {
 		d = h
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), d)

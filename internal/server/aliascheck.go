@@ -7,6 +7,7 @@ import (
 
 	"github.com/tlsmail/tlsmail/internal/auth"
 	"github.com/tlsmail/tlsmail/internal/config"
+	"github.com/tlsmail/tlsmail/internal/route"
 )
 
 // aliasWarnings names alias targets in a local domain (or bare local
@@ -16,7 +17,7 @@ import (
 // without a config change. Each names the file and line. It also warns
 // when postmaster is neither a user nor an alias: the queue then keeps
 // double bounces in hold/ (it never sends them to a remote postmaster).
-func aliasWarnings(cfg *config.Config, users *auth.Users) []string {
+func aliasWarnings(cfg *config.Config, users *auth.Users, rt *route.Router) []string {
 	known := func(local string) bool {
 		local = strings.ToLower(local)
 		base, _, _ := strings.Cut(local, "+")
@@ -42,7 +43,7 @@ func aliasWarnings(cfg *config.Config, users *auth.Users) []string {
 			t = strings.TrimSpace(t)
 			local := t
 			if at := strings.LastIndex(t, "@"); at >= 0 {
-				if !cfg.IsLocalDomain(t[at+1:]) {
+				if !rt.IsLocalDomain(t[at+1:]) {
 					continue // delivered elsewhere
 				}
 				local = t[:at]
@@ -54,7 +55,7 @@ func aliasWarnings(cfg *config.Config, users *auth.Users) []string {
 			out = append(out, cfg.ErrorAt(msg, "aliases", k).Error())
 		}
 	}
-	if pm := postmasterAddress(cfg); !known("postmaster") {
+	if pm := rt.Postmaster(); !known("postmaster") {
 		out = append(out, fmt.Sprintf("warning: %s is no local user or alias (add `postmaster = \"USER\"` to [aliases]); double-bounce notices will be kept in the queue's hold/ directory instead of being delivered", pm))
 	}
 	return out

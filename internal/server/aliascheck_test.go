@@ -31,7 +31,7 @@ auth = "none"
 	users, _ := auth.LoadUsers(filepath.Join(dir, "users"))
 	h, _ := auth.HashPassword("correct horse")
 	users.Set("alice", h)
-	got := aliasWarnings(cfg, users)
+	got := warnings(t, cfg, users)
 	want := []string{
 		file + `:5: warning: alias "sales@example.org": target "nobody-here" is no local user or alias; mail to the alias would be refused`,
 		file + `:6: warning: alias "typo": target "alcie@example.org" is no local user or alias; mail to the alias would be refused`,
@@ -61,12 +61,22 @@ auth = "none"
 	users, _ := auth.LoadUsers(filepath.Join(dir, "users"))
 	h, _ := auth.HashPassword("correct horse")
 	users.Set("alice", h)
-	got := strings.Join(aliasWarnings(cfg, users), "\n")
+	got := strings.Join(warnings(t, cfg, users), "\n")
 	if !strings.Contains(got, "postmaster@example.org is no local user or alias") || !strings.Contains(got, "hold/") {
 		t.Errorf("warnings:\n%s\nwant one about postmaster@example.org", got)
 	}
 	users.Set("postmaster", h)
-	if got := aliasWarnings(cfg, users); len(got) != 0 {
+	if got := warnings(t, cfg, users); len(got) != 0 {
 		t.Errorf("with a postmaster user: %q", got)
 	}
+}
+
+// warnings is aliasWarnings with cfg's router.
+func warnings(t *testing.T, cfg *config.Config, users *auth.Users) []string {
+	t.Helper()
+	rt, err := newRouter(cfg, users)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return aliasWarnings(cfg, users, rt)
 }

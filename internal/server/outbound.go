@@ -6,15 +6,18 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/tlsmail/tlsmail/internal/config"
 	"github.com/tlsmail/tlsmail/internal/dnsx"
 	"github.com/tlsmail/tlsmail/internal/policy"
 	"github.com/tlsmail/tlsmail/internal/remote"
+	"github.com/tlsmail/tlsmail/internal/route"
 )
 
-// newRemote builds outbound delivery from the configuration.
-func newRemote(cfg *config.Config, log *slog.Logger, reports *remote.TLSRPT) (*remote.Deliverer, error) {
+// newRemote builds outbound delivery from the configuration; rt gives the
+// transport map with its domains in route's one form (A-labels).
+func newRemote(cfg *config.Config, rt *route.Router, log *slog.Logger, reports *remote.TLSRPT) (*remote.Deliverer, error) {
 	table := &policy.Table{Domains: map[string]policy.Policy{}}
 	def, err := policy.ParsePolicy(cfg.Outbound.TLSLevel)
 	if err != nil {
@@ -27,7 +30,13 @@ func newRemote(cfg *config.Config, log *slog.Logger, reports *remote.TLSRPT) (*r
 			return nil, fmt.Errorf("outbound.policy %q: %w", dom, err)
 		}
 		p.Source = "outbound.policy"
-		table.Domains[dom] = p
+		// Destinations arrive in A-labels: so must the keys (".bücher.example"
+		// names the subdomains of xn--bcher-kva.example).
+		key, err := policyKey(dom)
+		if err != nil {
+			return nil, fmt.Errorf("outbound.policy %q: %w", dom, err)
+		}
+		table.Domains[key] = p
 	}
 	if f := cfg.Path(cfg.Outbound.CAFile); f != "" {
 		pem, err := os.ReadFile(f)
@@ -62,7 +71,21 @@ func newRemote(cfg *config.Config, log *slog.Logger, reports *remote.TLSRPT) (*r
 	if reports != nil && reports.Resolver == nil {
 		reports.Resolver = res
 	}
-	return &remote.Deliverer{Resolver: res, Policy: table, Transport: cfg.Transport, LocalName: cfg.Hostname, Port: cfg.Outbound.Port, Log: log, Reports: reports}, nil
+	return &remote.Deliverer{Resolver: res, Policy: table, Transport: rt.TransportMap(), LocalName: cfg.Hostname, Port: cfg.Outbound.Port, Log: log, Reports: reports}, nil
+}
+
+// policyKey is an [outbound.policy] key in route's domain form, keeping
+// a leading dot.
+func policyKey(k string) (string, error) {
+	rest, dot := strings.CutPrefix(k, ".")
+	d, err := route.Domain(rest)
+	if err != nil {
+		return "", err
+	}
+	if dot {
+		d = "." + d
+	}
+	return d, nil
 }
 
 func tlsConfigWithRoots(roots *x509.CertPool) *tls.Config {

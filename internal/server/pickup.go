@@ -175,7 +175,7 @@ func (c *collector) one(name string) {
 	}
 	// A bare name ("root", cron's MAILTO) is a local user: append the
 	// first local domain, as Postfix's append_at_myorigin.
-	domain := localOrigin(cfg)
+	domain := c.smtp.Settings().Route.Origin()
 	f.From = qualify(f.From, domain)
 	rcptList := make([]string, len(f.Rcpts))
 	for i, a := range f.Rcpts {
@@ -237,16 +237,6 @@ func (c *collector) one(name string) {
 		c.taken[name] = true
 		c.log.Error("pickup: queued but cannot remove the file; will retry the removal", "file", name, "err", err)
 	}
-}
-
-// localOrigin is the domain appended to a bare name: the first local
-// domain (so "root" reaches the local user or alias root), else the host
-// name.
-func localOrigin(cfg *config.Config) string {
-	if len(cfg.LocalDomains) > 0 {
-		return cfg.LocalDomains[0]
-	}
-	return cfg.Hostname
 }
 
 // qualify appends @domain to a bare local name; "" (the null sender) and

@@ -45,7 +45,11 @@ func newTestCollector(t *testing.T) (*collector, *config.Config, *logBuf) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	smtp := smtpd.New(cfg, nil, nil, nil, q, log)
+	rt, err := newRouter(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	smtp := smtpd.New(smtpSettings(cfg, rt), nil, nil, nil, q, log)
 	c := newCollector(func() *config.Config { return cfg }, q, smtp, log)
 	if err := os.Mkdir(c.dir, 0o700); err != nil {
 		t.Fatal(err)

@@ -24,6 +24,7 @@ import (
 	"github.com/tlsmail/tlsmail/internal/pop3d"
 	"github.com/tlsmail/tlsmail/internal/queue"
 	"github.com/tlsmail/tlsmail/internal/remote"
+	"github.com/tlsmail/tlsmail/internal/route"
 	"github.com/tlsmail/tlsmail/internal/safeio"
 	"github.com/tlsmail/tlsmail/internal/smtpd"
 	"github.com/tlsmail/tlsmail/internal/tlsconf"
@@ -50,38 +51,41 @@ func Run(ctx context.Context, o Options) error {
 	if o.Grace == 0 {
 		o.Grace = 10 * time.Second
 	}
-	var listeners []net.Listener
+	var listeners []bound
 	addrs := map[string]string{}
 	closeListeners := func() {
 		for _, x := range listeners {
-			if x != nil {
-				x.Close()
+			if x.l != nil {
+				x.l.Close()
 			}
 		}
 	}
-	listen := func(name, address string, optional bool, key ...string) error {
+	listen := func(b bound, address string, optional bool, key ...string) error {
 		l, err := net.Listen("tcp", address)
 		if err != nil && optional {
 			// e.g. [::1] on a machine without IPv6: go on without it.
-			log.Warn("optional listener not started", "listener", name, "address", address, "err", err)
-			listeners = append(listeners, nil)
+			log.Warn("optional listener not started", "listener", b.name, "address", address, "err", err)
+			listeners = append(listeners, b)
 			return nil
 		}
 		if err != nil {
 			closeListeners()
-			return bindError(cfg, "listener "+name, err, key...)
+			return bindError(cfg, "listener "+b.name, err, key...)
 		}
-		listeners = append(listeners, l)
-		addrs[name] = l.Addr().String()
+		b.l = l
+		listeners = append(listeners, b)
+		addrs[b.name] = l.Addr().String()
 		return nil
 	}
 	for i, lc := range cfg.Listeners {
-		if err := listen(lc.Name, lc.Address, lc.Optional, "listener", strconv.Itoa(i), "address"); err != nil {
+		sl := smtpListener(lc)
+		if err := listen(bound{name: lc.Name, smtp: &sl}, lc.Address, lc.Optional, "listener", strconv.Itoa(i), "address"); err != nil {
 			return err
 		}
 	}
 	for i, pc := range cfg.POP3 {
-		if err := listen(pc.Name, pc.Address, pc.Optional, "pop3_listener", strconv.Itoa(i), "address"); err != nil {
+		pl := pop3Listener(pc)
+		if err := listen(bound{name: pc.Name, pop3: &pl}, pc.Address, pc.Optional, "pop3_listener", strconv.Itoa(i), "address"); err != nil {
 			return err
 		}
 	}
@@ -127,7 +131,11 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return cfg.ErrorAt(err.Error(), "users_file")
 	}
-	for _, w := range aliasWarnings(cfg, users) {
+	rt, err := newRouter(cfg, users)
+	if err != nil {
+		return err
+	}
+	for _, w := range aliasWarnings(cfg, users, rt) {
 		log.Warn(w)
 	}
 	var tlsSrv *tlsconf.Server
@@ -144,13 +152,15 @@ func Run(ctx context.Context, o Options) error {
 	cfgNow := func() *config.Config { current.Lock(); defer current.Unlock(); return cfg }
 	dlv := &delivery{cfg: cfgNow, log: log, syncer: safeio.NewDirSyncer()}
 	reports := &remote.TLSRPT{Dir: cfg.Path("tlsrpt"), Submitter: cfg.Hostname}
-	rem, err := newRemote(cfg, log, reports)
+	rem, err := newRemote(cfg, rt, log, reports)
 	if err != nil {
 		// "outbound.ca_file: …": a configuration error at that setting.
 		setting, _, _ := strings.Cut(err.Error(), ":")
 		return cfg.ErrorAt(err.Error(), strings.Split(strings.Fields(setting)[0], ".")...)
 	}
 	dlv.remote.Store(rem)
+	// smtpd's settings carry the router: recipients at RCPT time, pickup,
+	// bounces and the postmaster all go through the one current router.
 	var smtp *smtpd.Server
 	reg := newMetrics()
 	q, err := queue.Open(cfg.Path("queue"), dlv, queue.Options{
@@ -169,19 +179,19 @@ func Run(ctx context.Context, o Options) error {
 		MaxRetry: cfg.Queue.MaxRetry.Duration, Lifetime: cfg.Queue.Lifetime.Duration,
 		Hostname:        cfg.Hostname,
 		BounceRecipient: func(addr string) (queue.Recipient, bool) { return smtp.BounceRecipient(addr) },
-		Postmaster:      func() string { return postmasterAddress(cfgNow()) },
+		Postmaster:      func() string { return smtp.Settings().Route.Postmaster() },
 	}, log)
 	if err != nil {
 		return err
 	}
 	throttle := auth.NewThrottle(cfg.Limits.AuthFailures, cfg.Limits.AuthWindow.Duration)
-	smtp = smtpd.New(cfg, tlsSrv, users, throttle, q, log)
+	smtp = smtpd.New(smtpSettings(cfg, rt), tlsSrv, users, throttle, q, log)
 	smtp.SetMetrics(reg)
 	reg.Gauge("tlsmail_queue_messages", "messages in the queue", func() float64 {
 		ids, _ := q.IDs()
 		return float64(len(ids))
 	})
-	pop := pop3d.New(cfg, tlsSrv, users, throttle, log)
+	pop := pop3d.New(pop3Settings(cfg), tlsSrv, users, throttle, log)
 	warnDescriptorLimit(cfg, log)
 
 	if metricsLn != nil {
@@ -204,24 +214,21 @@ func Run(ctx context.Context, o Options) error {
 	go func() { defer wg.Done(); q.Run(qctx) }()
 	startPickup(qctx, cfgNow, q, smtp, log) // sendmail's local mail drop (pickup.go)
 	lctx, stopListeners := context.WithCancel(context.Background())
-	for i, l := range listeners {
-		if l == nil {
+	for _, b := range listeners {
+		if b.l == nil {
 			continue // an optional listener that could not be bound
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			var err error
-			name := ""
-			if i < len(cfg.Listeners) {
-				lc := cfg.Listeners[i]
-				name, err = lc.Name, smtp.Serve(lctx, l, lc)
+			if b.smtp != nil {
+				err = smtp.Serve(lctx, b.l, *b.smtp)
 			} else {
-				pc := cfg.POP3[i-len(cfg.Listeners)]
-				name, err = pc.Name, pop.Serve(lctx, l, pc)
+				err = pop.Serve(lctx, b.l, *b.pop3)
 			}
 			if err != nil {
-				log.Error("listener stopped", "listener", name, "err", err)
+				log.Error("listener stopped", "listener", b.name, "err", err)
 			}
 		}()
 	}
@@ -268,10 +275,10 @@ func Run(ctx context.Context, o Options) error {
 			log.Info("stopped")
 			return nil
 		case <-o.Reload:
-			next, err := reload(o, tlsSrv, users, log)
+			next, nextRt, err := reload(o, tlsSrv, users, log)
 			var rem *remote.Deliverer
 			if err == nil {
-				rem, err = newRemote(next, log, reports)
+				rem, err = newRemote(next, nextRt, log, reports)
 			}
 			if err != nil {
 				log.Error("reload failed; keeping the running configuration, certificates and users", "err", err)
@@ -283,8 +290,8 @@ func Run(ctx context.Context, o Options) error {
 				current.Lock()
 				cfg = next
 				current.Unlock()
-				smtp.SetConfig(next)
-				pop.SetConfig(next)
+				smtp.SetSettings(smtpSettings(next, nextRt))
+				pop.SetSettings(pop3Settings(next))
 				log.Info("reloaded configuration, certificates and users")
 			}
 		}
@@ -295,16 +302,16 @@ func Run(ctx context.Context, o Options) error {
 // file. Any failure (a missing users file included) leaves everything as
 // it was: the caller keeps the running configuration, CertStore and Users
 // keep their old contents on error.
-func reload(o Options, tlsSrv *tlsconf.Server, users *auth.Users, log *slog.Logger) (*config.Config, error) {
+func reload(o Options, tlsSrv *tlsconf.Server, users *auth.Users, log *slog.Logger) (*config.Config, *route.Router, error) {
 	next := o.Config
 	if o.ConfigFile != "" {
 		c, err := config.Load(o.ConfigFile)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		warnings, err := c.CheckFiles()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, w := range warnings {
 			log.Warn(w)
@@ -312,17 +319,21 @@ func reload(o Options, tlsSrv *tlsconf.Server, users *auth.Users, log *slog.Logg
 		next = c
 	}
 	if err := users.Reload(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	for _, w := range aliasWarnings(next, users) {
+	rt, err := newRouter(next, users)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, w := range aliasWarnings(next, users, rt) {
 		log.Warn(w)
 	}
 	if tlsSrv != nil {
 		if err := tlsSrv.Reload(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return next, nil
+	return next, rt, nil
 }
 
 // bindError names the setting of a listener that cannot be bound (in use

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/tlsmail/tlsmail/internal/auth"
-	"github.com/tlsmail/tlsmail/internal/config"
 	"github.com/tlsmail/tlsmail/internal/smtpwire"
 )
 
@@ -19,7 +18,7 @@ const maxAuthLine = 12288
 // are never logged, and failures are throttled per client IP.
 func (ss *session) cmdAuth(arg string) *smtpwire.Reply {
 	switch {
-	case ss.lc.Auth == config.AuthNone || ss.srv.users == nil:
+	case ss.lc.Auth == AuthNone || ss.srv.users == nil:
 		return smtpwire.R(502, "5.5.1", "Error: authentication not enabled")
 	case !ss.tls.TLS && ss.lc.RequireTLSForAuth() && !ss.lc.AllowInsecureAuth:
 		return smtpwire.R(538, "5.7.11", "Encryption required for requested authentication mechanism")

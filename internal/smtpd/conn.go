@@ -20,8 +20,8 @@ func newTimeoutConn(c *listen.Conn) *timeoutConn { return &timeoutConn{c} }
 // shorter helo_timeout (a connection that only holds a slot), afterwards
 // RFC 5321's command_timeout.
 func (ss *session) commandTimeout() time.Duration {
-	d := ss.cfg.Limits.CommandTimeout.Duration
-	if h := ss.cfg.Limits.HeloTimeout.Duration; ss.helo == "" && h > 0 && h < d {
+	d := ss.cfg.Limits.CommandTimeout
+	if h := ss.cfg.Limits.HeloTimeout; ss.helo == "" && h > 0 && h < d {
 		d = h
 	}
 	return d

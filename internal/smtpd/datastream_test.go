@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tlsmail/tlsmail/internal/config"
 	"github.com/tlsmail/tlsmail/internal/smtpwire"
 )
 
@@ -53,7 +52,7 @@ func checkTimeoutReply(t *testing.T, r string) {
 
 func TestDataTimeoutEndsSessionSoTheRestIsNeverCommands(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, func(c *config.Config) { c.Limits.DataTimeout.Duration = time.Second })
+	ts := startServer(t, func(c *testConfig) { c.Limits.DataTimeout = time.Second })
 	c := dial(t, ts.addr["mx"])
 	c.cmd("EHLO client.example", "250")
 	c.cmd("MAIL FROM:<a@example.org>", "250")
@@ -75,7 +74,7 @@ func TestDataTimeoutEndsSessionSoTheRestIsNeverCommands(t *testing.T) {
 
 func TestBDATTimeoutEndsSessionWithoutSocketAddresses(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, func(c *config.Config) { c.Limits.DataTimeout.Duration = time.Second })
+	ts := startServer(t, func(c *testConfig) { c.Limits.DataTimeout = time.Second })
 	c := dial(t, ts.addr["mx"])
 	c.cmd("EHLO client.example", "250")
 	c.cmd("MAIL FROM:<a@example.org>", "250")
@@ -137,7 +136,7 @@ func TestBDATWithoutAValidSizeEndsTheSession(t *testing.T) {
 // one with a bare LF is read to its end, refused, and the session goes on.
 func TestDataErrorsThatReadToTheEndLetTheSessionGoOn(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, func(c *config.Config) { c.Limits.MessageSize = 1024 })
+	ts := startServer(t, func(c *testConfig) { c.Limits.MessageSize = 1024 })
 	c := dial(t, ts.addr["mx"])
 	c.cmd("EHLO client.example", "250")
 	r := sendMessage(c, "a@example.org", "demo@localhost", strings.Repeat("x", 2000)+"\r\nNOOP\r\n.\r\n")
@@ -185,7 +184,7 @@ func TestQueueWriteErrorReadsTheBodyToTheEndThen451(t *testing.T) {
 // it got 501 and the session waited for a command).
 func TestAUTHResponseTimeoutEndsTheSession(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, func(c *config.Config) { c.Limits.CommandTimeout.Duration = time.Second })
+	ts := startServer(t, func(c *testConfig) { c.Limits.CommandTimeout = time.Second })
 	c := tlsDial(t, ts, "smtps")
 	c.cmd("EHLO client.example", "250")
 	c.cmd("AUTH LOGIN", "334 ")

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,8 +19,9 @@ import (
 
 	"github.com/tlsmail/tlsmail/internal/auth"
 	"github.com/tlsmail/tlsmail/internal/certs"
-	"github.com/tlsmail/tlsmail/internal/config"
+	"github.com/tlsmail/tlsmail/internal/listen"
 	"github.com/tlsmail/tlsmail/internal/queue"
+	"github.com/tlsmail/tlsmail/internal/route"
 	"github.com/tlsmail/tlsmail/internal/testpeer"
 	"github.com/tlsmail/tlsmail/internal/tlsconf"
 )
@@ -67,26 +69,76 @@ func (r *recorder) count() int {
 // testServer is a running smtpd with the three dev listeners on free ports.
 type testServer struct {
 	srv   *Server
-	cfg   *config.Config
+	cfg   *Settings
 	addr  map[string]string
 	rec   *recorder
 	roots *x509.CertPool
 	logs  *testpeer.Buffer
 }
 
-func startServer(t *testing.T, mutate func(*config.Config)) *testServer {
+// testConfig is what a test may change before its server starts: the
+// settings (the dev configuration's, as internal/server builds them), the
+// routing configuration and the AUTH throttle.
+type testConfig struct {
+	Settings
+	Route        route.Config
+	AuthFailures int
+	AuthWindow   time.Duration
+}
+
+// devConfig is the dev configuration's settings: local domain localhost,
+// postmaster and abuse aliased to demo, the default limits.
+func devConfig() *testConfig {
+	return &testConfig{
+		Settings: Settings{Hostname: "localhost", Limits: Limits{
+			MessageSize: 35 * 1024 * 1024, Recipients: 1000, CommandLine: 1000, Connections: 1000,
+			ConnectionsPerIP: 50, BadCommands: 20, CommandTimeout: 5 * time.Minute, HeloTimeout: time.Minute,
+			DataTimeout: 3 * time.Minute, SessionTimeout: time.Hour, StressTimeout: 10 * time.Second,
+		}},
+		Route: route.Config{Hostname: "localhost", LocalDomains: []string{"localhost"},
+			Aliases: map[string]string{"postmaster": "demo", "abuse": "demo"}},
+		AuthFailures: 5, AuthWindow: 10 * time.Minute,
+	}
+}
+
+// devListeners are the dev server's three SMTP listeners.
+var devListeners = []Listener{
+	{Name: "mx", Mode: listen.STARTTLS, Auth: AuthOptional, TLSAuthOnly: true},
+	{Name: "smtps", Mode: listen.Implicit, Auth: AuthOptional, TLSAuthOnly: true},
+	{Name: "submission", Mode: listen.STARTTLS, Auth: AuthRequired, TLSAuthOnly: true},
+}
+
+// prefixes parses networks for route.Config.RelayNets.
+func prefixes(t *testing.T, nets ...string) []netip.Prefix {
+	t.Helper()
+	var out []netip.Prefix
+	for _, n := range nets {
+		p, err := netip.ParsePrefix(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+func startServer(t *testing.T, mutate func(*testConfig)) *testServer {
 	t.Helper()
 	dir := t.TempDir()
-	cfg := config.Dev(dir)
-	for i := range cfg.Listeners {
-		cfg.Listeners[i].Address = "127.0.0.1:0"
-	}
-	cfg.Queue.Workers = 2
+	tcfg := devConfig()
 	if mutate != nil {
-		mutate(cfg)
+		mutate(tcfg)
 	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
+	// The listeners get free ports on 127.0.0.1; route learns them as its
+	// own addresses (user@[127.0.0.1] is local).
+	lns := make([]net.Listener, len(devListeners))
+	for i := range devListeners {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns[i] = l
+		tcfg.Route.ListenAddrs = append(tcfg.Route.ListenAddrs, l.Addr().String())
 	}
 	ca, err := certs.NewCA(certs.Template{Subject: pkix.Name{CommonName: "smtpd test CA"}})
 	if err != nil {
@@ -97,14 +149,16 @@ func startServer(t *testing.T, mutate func(*config.Config)) *testServer {
 		t.Fatal(err)
 	}
 	os.MkdirAll(filepath.Join(dir, "tls"), 0o700)
-	if err := leaf.WriteFiles(cfg.Path(cfg.TLS.Cert), cfg.Path(cfg.TLS.Key), ca.Cert); err != nil {
+	certFile, keyFile := filepath.Join(dir, "tls/server.pem"), filepath.Join(dir, "tls/server.key")
+	if err := leaf.WriteFiles(certFile, keyFile, ca.Cert); err != nil {
 		t.Fatal(err)
 	}
-	tlsSrv, err := tlsconf.NewServer(cfg.ServerTLS())
+	tlsSrv, err := tlsconf.NewServer(tlsconf.ServerSettings{Certs: []tlsconf.CertSpec{{CertFile: certFile, KeyFile: keyFile}},
+		MinVersion: "TLSv1.2"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	users, err := auth.LoadUsers(cfg.Path("users"))
+	users, err := auth.LoadUsers(filepath.Join(dir, "users"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,22 +169,25 @@ func startServer(t *testing.T, mutate func(*config.Config)) *testServer {
 	logs := &testpeer.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	rec := &recorder{got: make(chan stored, 1000)}
-	q, err := queue.Open(cfg.Path("queue"), rec, queue.Options{Workers: 2}, log)
+	q, err := queue.Open(filepath.Join(dir, "queue"), rec, queue.Options{Workers: 2}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
+	rt, err := route.New(tcfg.Route, users)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &tcfg.Settings
+	cfg.Route = rt
 	ctx, cancel := context.WithCancel(context.Background())
-	srv := New(cfg, tlsSrv, users, auth.NewThrottle(cfg.Limits.AuthFailures, cfg.Limits.AuthWindow.Duration), q, log)
+	srv := New(cfg, tlsSrv, users, auth.NewThrottle(tcfg.AuthFailures, tcfg.AuthWindow), q, log)
 	ts := &testServer{srv: srv, cfg: cfg, addr: map[string]string{}, rec: rec, roots: x509.NewCertPool(), logs: logs}
 	ts.roots.AddCert(ca.Cert)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); q.Run(ctx) }()
-	for _, lc := range cfg.Listeners {
-		l, err := net.Listen("tcp", lc.Address)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for i, lc := range devListeners {
+		l := lns[i]
 		ts.addr[lc.Name] = l.Addr().String()
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = srv.Serve(ctx, l, lc) }()

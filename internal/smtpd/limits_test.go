@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tlsmail/tlsmail/internal/config"
 	"github.com/tlsmail/tlsmail/internal/testpeer"
 )
 
@@ -44,9 +43,9 @@ func idleFor(t *testing.T, addr, ehlo, want string) time.Duration {
 
 func TestIdleTimeoutIsCommandTimeoutNotTwice(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, func(c *config.Config) {
-		c.Limits.CommandTimeout.Duration = 2 * time.Second
-		c.Limits.HeloTimeout.Duration = time.Hour // not the one under test
+	ts := startServer(t, func(c *testConfig) {
+		c.Limits.CommandTimeout = 2 * time.Second
+		c.Limits.HeloTimeout = time.Hour // not the one under test
 	})
 	// Before: the first read (a peek for a TLS ClientHello) timed out and
 	// a second read waited another command_timeout: 4 s, not 2 s. The
@@ -61,9 +60,9 @@ func TestIdleTimeoutIsCommandTimeoutNotTwice(t *testing.T) {
 
 func TestHeloTimeoutOnlyBeforeHelo(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, func(c *config.Config) {
-		c.Limits.CommandTimeout.Duration = 5 * time.Second
-		c.Limits.HeloTimeout.Duration = 300 * time.Millisecond
+	ts := startServer(t, func(c *testConfig) {
+		c.Limits.CommandTimeout = 5 * time.Second
+		c.Limits.HeloTimeout = 300 * time.Millisecond
 	})
 	// Bounds far from both timeouts: 300 ms vs 5 s.
 	if took := idleFor(t, ts.addr["mx"], "", "421 4.4.2"); took >= 4*time.Second {
@@ -79,9 +78,9 @@ func TestHeloTimeoutOnlyBeforeHelo(t *testing.T) {
 // after helo_timeout, not command_timeout (it held a slot for 5 minutes).
 func TestSilentClientOnImplicitTLSPortGetsHeloTimeout(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, func(c *config.Config) {
-		c.Limits.CommandTimeout.Duration = time.Hour
-		c.Limits.HeloTimeout.Duration = 300 * time.Millisecond
+	ts := startServer(t, func(c *testConfig) {
+		c.Limits.CommandTimeout = time.Hour
+		c.Limits.HeloTimeout = 300 * time.Millisecond
 	})
 	conn, err := net.Dial("tcp", ts.addr["smtps"])
 	if err != nil {
@@ -99,7 +98,7 @@ func TestSilentClientOnImplicitTLSPortGetsHeloTimeout(t *testing.T) {
 
 func TestIdleTimeoutOverTLSEndsWithA421(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, func(c *config.Config) { c.Limits.CommandTimeout.Duration = 500 * time.Millisecond })
+	ts := startServer(t, func(c *testConfig) { c.Limits.CommandTimeout = 500 * time.Millisecond })
 	tc, err := tls.Dial("tcp", ts.addr["smtps"], ts.tlsConfig())
 	if err != nil {
 		t.Fatal(err)
@@ -114,7 +113,7 @@ func TestIdleTimeoutOverTLSEndsWithA421(t *testing.T) {
 
 func TestImplicitTLSOverLimitHandshakesBeforeRefusing(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, func(c *config.Config) { c.Limits.ConnectionsPerIP = 1 })
+	ts := startServer(t, func(c *testConfig) { c.Limits.ConnectionsPerIP = 1 })
 	first, err := tls.Dial("tcp", ts.addr["smtps"], ts.tlsConfig())
 	if err != nil {
 		t.Fatal(err)
@@ -148,11 +147,11 @@ func TestImplicitTLSOverLimitHandshakesBeforeRefusing(t *testing.T) {
 func TestStressModeShortensTimeouts(t *testing.T) {
 	t.Parallel()
 	const limit = 5
-	ts := startServer(t, func(c *config.Config) {
+	ts := startServer(t, func(c *testConfig) {
 		c.Limits.Connections = limit
-		c.Limits.CommandTimeout.Duration = time.Hour
-		c.Limits.HeloTimeout.Duration = time.Hour
-		c.Limits.StressTimeout.Duration = 300 * time.Millisecond
+		c.Limits.CommandTimeout = time.Hour
+		c.Limits.HeloTimeout = time.Hour
+		c.Limits.StressTimeout = 300 * time.Millisecond
 	})
 	var cs []*client
 	for i := range limit - 1 {

@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/tlsmail/tlsmail/internal/auth"
-	"github.com/tlsmail/tlsmail/internal/config"
 	"github.com/tlsmail/tlsmail/internal/queue"
 )
 
@@ -95,10 +94,10 @@ func TestEveryRecipientOfOneMailboxKeepsItsNotifyAndORcpt(t *testing.T) {
 
 func TestAliasRefusalNamesOnlyTheGivenAddress(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, func(c *config.Config) {
-		c.Aliases["sales"] = "demo, secret-target"
-		c.Aliases["loop-a"] = "loop-b"
-		c.Aliases["loop-b"] = "loop-a@localhost"
+	ts := startServer(t, func(c *testConfig) {
+		c.Route.Aliases["sales"] = "demo, secret-target"
+		c.Route.Aliases["loop-a"] = "loop-b"
+		c.Route.Aliases["loop-b"] = "loop-a@localhost"
 	})
 	c := dial(t, ts.addr["mx"])
 	c.cmd("EHLO client.example", "250")
@@ -116,7 +115,7 @@ func TestAliasRefusalNamesOnlyTheGivenAddress(t *testing.T) {
 
 func TestUserNamesAndDomainsAreCaseInsensitive(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, func(c *config.Config) { c.Aliases["sales@localhost"] = "demo" })
+	ts := startServer(t, func(c *testConfig) { c.Route.Aliases["sales@localhost"] = "demo" })
 	h, _ := auth.HashPassword("bob-password-1")
 	if err := ts.srv.users.Set("Bob", h); err != nil { // a users file that spells a name in capitals
 		t.Fatal(err)
@@ -149,14 +148,5 @@ func TestAddressLiteralOfOwnAddressIsLocal(t *testing.T) {
 	if len(m.env.Recipients) != 1 || m.env.Recipients[0].Local != "demo" {
 		t.Fatalf("recipients = %+v, want local user demo", m.env.Recipients)
 	}
-	for lit, want := range map[string]bool{"[127.0.0.1]": true, "[IPv6:::ffff:127.0.0.1]": true, "[127.0.0.2]": false, "127.0.0.1": false, "[::1]": false, "[x]": false} {
-		if got := isOwnLiteral(ts.cfg, lit); got != want {
-			t.Errorf("isOwnLiteral(%q) = %v, want %v", lit, got, want)
-		}
-	}
-	wild := *ts.cfg
-	wild.Listeners = []config.Listener{{Address: ":25"}}
-	if !isOwnLiteral(&wild, "[127.0.0.1]") {
-		t.Error("a wildcard listener: [127.0.0.1] (an interface address) is not own")
-	}
+	// Which literals are own is route's (TestOwnAddressLiterals).
 }

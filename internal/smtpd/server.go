@@ -16,7 +16,6 @@ import (
 	"sync/atomic"
 
 	"github.com/tlsmail/tlsmail/internal/auth"
-	"github.com/tlsmail/tlsmail/internal/config"
 	"github.com/tlsmail/tlsmail/internal/listen"
 	"github.com/tlsmail/tlsmail/internal/metrics"
 	"github.com/tlsmail/tlsmail/internal/queue"
@@ -25,7 +24,7 @@ import (
 
 // Server serves SMTP on any number of listeners.
 type Server struct {
-	cfg      atomic.Pointer[config.Config]
+	cfg      atomic.Pointer[Settings]
 	tls      *tlsconf.Server // nil when no listener uses TLS
 	users    *auth.Users
 	throttle *auth.Throttle
@@ -39,8 +38,9 @@ type Server struct {
 	closing  bool
 }
 
-// New makes a server. tls may be nil if every listener is plain.
-func New(cfg *config.Config, tls *tlsconf.Server, users *auth.Users, throttle *auth.Throttle, q *queue.Queue, log *slog.Logger) *Server {
+// New makes a server with settings cfg. tls may be nil if every listener
+// is plain; users may be nil if no listener offers AUTH.
+func New(cfg *Settings, tls *tlsconf.Server, users *auth.Users, throttle *auth.Throttle, q *queue.Queue, log *slog.Logger) *Server {
 	s := &Server{tls: tls, users: users, throttle: throttle, queue: q, log: log,
 		sessions: map[*session]struct{}{}}
 	s.cfg.Store(cfg)
@@ -50,17 +50,17 @@ func New(cfg *config.Config, tls *tlsconf.Server, users *auth.Users, throttle *a
 // SetMetrics makes the server count sessions and messages.
 func (s *Server) SetMetrics(r *metrics.Registry) { s.metrics = r }
 
-// Config returns the current configuration.
-func (s *Server) Config() *config.Config { return s.cfg.Load() }
+// Settings returns the current settings.
+func (s *Server) Settings() *Settings { return s.cfg.Load() }
 
-// SetConfig installs a reloaded configuration for new sessions (SIGHUP).
+// SetSettings installs reloaded settings for new sessions (SIGHUP).
 // Listener addresses are not changed by a reload.
-func (s *Server) SetConfig(cfg *config.Config) { s.cfg.Store(cfg) }
+func (s *Server) SetSettings(cfg *Settings) { s.cfg.Store(cfg) }
 
 // Serve accepts connections on l for listener lc until ctx is done or l
 // fails. It returns nil after a shutdown. The listener has its own
 // connection limits ([limits] connections and connections_per_ip).
-func (s *Server) Serve(ctx context.Context, l net.Listener, lc config.Listener) error {
+func (s *Server) Serve(ctx context.Context, l net.Listener, lc Listener) error {
 	lim := listen.NewLimiter(lc.Name, s.log)
 	return listen.Serve(ctx, l, func(c net.Conn) { s.handle(c, lc, lim) }, func(err error) {
 		s.log.Warn("accept paused", "listener", lc.Name, "err", err)
@@ -68,16 +68,16 @@ func (s *Server) Serve(ctx context.Context, l net.Listener, lc config.Listener) 
 }
 
 // handle runs one connection after checking the connection limits.
-func (s *Server) handle(c net.Conn, lc config.Listener, lim *listen.Limiter) {
+func (s *Server) handle(c net.Conn, lc Listener, lim *listen.Limiter) {
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
-	cfg := s.Config()
+	cfg := s.Settings()
 	var tlsCfg *tls.Config
-	if lc.Mode == config.ModeImplicit && s.tls != nil {
+	if lc.Mode == listen.Implicit && s.tls != nil {
 		tlsCfg = s.tls.Config()
 	}
-	conn := lim.AdmitOrRefuse(c, limits(cfg), cfg.Limits.CommandTimeout.Duration, tlsCfg, func(err error, ip string) string {
+	conn := lim.AdmitOrRefuse(c, limits(cfg), cfg.Limits.CommandTimeout, tlsCfg, func(err error, ip string) string {
 		if errors.Is(err, listen.ErrTooManyFromIP) {
 			return "421 4.7.0 " + cfg.Hostname + " Error: too many connections from " + ip + ", try again later"
 		}
@@ -105,9 +105,9 @@ func (s *Server) handle(c net.Conn, lc config.Listener, lim *listen.Limiter) {
 }
 
 // limits are a listener's connection limits in cfg.
-func limits(cfg *config.Config) listen.Limits {
+func limits(cfg *Settings) listen.Limits {
 	return listen.Limits{Connections: cfg.Limits.Connections, PerIP: cfg.Limits.ConnectionsPerIP,
-		StressTimeout: cfg.Limits.StressTimeout.Duration}
+		StressTimeout: cfg.Limits.StressTimeout}
 }
 
 // Shutdown stops taking new sessions (the listeners close with their

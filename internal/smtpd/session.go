@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/tlsmail/tlsmail/internal/auth"
-	"github.com/tlsmail/tlsmail/internal/config"
 	"github.com/tlsmail/tlsmail/internal/listen"
 	"github.com/tlsmail/tlsmail/internal/queue"
 	"github.com/tlsmail/tlsmail/internal/smtpwire"
@@ -23,8 +22,8 @@ import (
 // session is one SMTP connection.
 type session struct {
 	srv  *Server
-	cfg  *config.Config // the configuration when the session started
-	lc   config.Listener
+	cfg  *Settings // the settings when the session started
+	lc   Listener
 	raw  net.Conn     // the TCP connection
 	tc   *timeoutConn // raw with per-read timeouts
 	conn net.Conn     // tc, or the TLS connection over it
@@ -42,6 +41,8 @@ type session struct {
 	errors int
 	msgs   int
 
+	certRelayLogged bool // "relay permitted by client certificate" was logged
+
 	// The current mail transaction.
 	mail     *smtpwire.PathArg
 	rcpts    []queue.Recipient
@@ -53,9 +54,9 @@ type session struct {
 	bdatCR   bool // the last BDAT chunk ended in CR
 }
 
-func newSession(s *Server, c *listen.Conn, lc config.Listener) *session {
+func newSession(s *Server, c *listen.Conn, lc Listener) *session {
 	tc := newTimeoutConn(c)
-	return &session{srv: s, cfg: s.Config(), lc: lc, raw: c.Conn, tc: tc, conn: tc, ip: remoteIP(c), start: time.Now()}
+	return &session{srv: s, cfg: s.Settings(), lc: lc, raw: c.Conn, tc: tc, conn: tc, ip: remoteIP(c), start: time.Now()}
 }
 
 func (ss *session) stopWhenIdle() { ss.tc.Interrupt() }
@@ -86,7 +87,7 @@ func (ss *session) run() {
 		}
 		ss.raw.Close()
 	}()
-	timer := time.AfterFunc(ss.cfg.Limits.SessionTimeout.Duration, func() { ss.raw.Close() })
+	timer := time.AfterFunc(ss.cfg.Limits.SessionTimeout, func() { ss.raw.Close() })
 	defer timer.Stop()
 	ss.rdns = lookupRDNS(ss.ip)
 	result := ss.loop()
@@ -116,7 +117,7 @@ func lookupRDNS(ip string) string {
 // loop runs the session and returns how it ended, for the log.
 func (ss *session) loop() string {
 	ss.br = bufio.NewReaderSize(ss.conn, 4096)
-	if ss.lc.Mode == config.ModeImplicit {
+	if ss.lc.Mode == listen.Implicit {
 		if err := ss.handshake(); err != nil {
 			return "tls handshake failed: " + err.Error()
 		}
@@ -294,7 +295,7 @@ func (ss *session) cmdHelo(arg string, esmtp bool) *smtpwire.Reply {
 	lines := []string{fmt.Sprintf("%s Hello %s [%s]", ss.cfg.Hostname, name, ss.ip),
 		"PIPELINING", fmt.Sprintf("SIZE %d", ss.cfg.Limits.MessageSize), "8BITMIME", "ENHANCEDSTATUSCODES",
 		"SMTPUTF8", "CHUNKING", "DSN"}
-	if ss.lc.Mode == config.ModeSTARTTLS && !ss.tls.TLS && ss.srv.tls != nil {
+	if ss.lc.Mode == listen.STARTTLS && !ss.tls.TLS && ss.srv.tls != nil {
 		lines = append(lines, "STARTTLS")
 	}
 	if ss.tls.TLS {
@@ -309,7 +310,7 @@ func (ss *session) cmdHelo(arg string, esmtp bool) *smtpwire.Reply {
 // authOffered: AUTH is advertised only where it may be used: on a listener
 // with AUTH, and over TLS unless the admin allowed plaintext by name.
 func (ss *session) authOffered() bool {
-	if ss.lc.Auth == config.AuthNone || ss.srv.users == nil || ss.user != "" {
+	if ss.lc.Auth == AuthNone || ss.srv.users == nil || ss.user != "" {
 		return false
 	}
 	return ss.tls.TLS || !ss.lc.RequireTLSForAuth() || ss.lc.AllowInsecureAuth
@@ -375,7 +376,7 @@ func (ss *session) cmdStartTLS(arg string) string {
 			return "too many errors"
 		}
 		return ""
-	case ss.lc.Mode != config.ModeSTARTTLS || ss.srv.tls == nil:
+	case ss.lc.Mode != listen.STARTTLS || ss.srv.tls == nil:
 		if ss.bad(smtpwire.R(502, "5.5.1", "Error: STARTTLS not available here")) {
 			return "too many errors"
 		}

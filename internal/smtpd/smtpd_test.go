@@ -14,8 +14,6 @@ import (
 
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
-
-	"github.com/tlsmail/tlsmail/internal/config"
 )
 
 func plainAuth(user, pass string) string {
@@ -105,7 +103,7 @@ func TestBareLFInCommandRejected(t *testing.T) {
 
 func TestRelayControl(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, func(c *config.Config) { c.RelayNets = []string{"192.0.2.0/24"} })
+	ts := startServer(t, func(c *testConfig) { c.Route.RelayNets = prefixes(t, "192.0.2.0/24") })
 	c := dial(t, ts.addr["mx"])
 	c.cmd("EHLO client.example", "250")
 	c.cmd("MAIL FROM:<a@example.org>", "250")
@@ -139,7 +137,7 @@ func TestRelayFromInsideARelayNetwork(t *testing.T) {
 		{[]string{"127.0.0.2/32", "128.0.0.0/8"}, "554 5.7.1"},
 		{nil, "554 5.7.1"},
 	} {
-		ts := startServer(t, func(c *config.Config) { c.RelayNets = tc.nets })
+		ts := startServer(t, func(c *testConfig) { c.Route.RelayNets = prefixes(t, tc.nets...) })
 		c := dial(t, ts.addr["mx"])
 		c.cmd("EHLO client.example", "250")
 		c.cmd("MAIL FROM:<a@example.org>", "250")
@@ -185,7 +183,7 @@ func TestSubmissionNeedsTLSAndAuth(t *testing.T) {
 
 func TestAuthFailuresAreThrottled(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, func(c *config.Config) { c.Limits.AuthFailures = 3 })
+	ts := startServer(t, func(c *testConfig) { c.AuthFailures = 3 })
 	tc := tlsDial(t, ts, "smtps")
 	tc.cmd("EHLO x", "250")
 	for range 3 {
@@ -209,7 +207,7 @@ func tlsDial(t *testing.T, ts *testServer, listener string) *client {
 
 func TestSizeLimits(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, func(c *config.Config) { c.Limits.MessageSize = 10000 })
+	ts := startServer(t, func(c *testConfig) { c.Limits.MessageSize = 10000 })
 	c := dial(t, ts.addr["mx"])
 	ehlo := c.cmd("EHLO x", "250")
 	if !strings.Contains(ehlo, "SIZE 10000") {
@@ -243,7 +241,7 @@ func TestLongLines(t *testing.T) {
 
 func TestIdleClientTimesOutWithoutBlockingOthers(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, func(c *config.Config) { c.Limits.CommandTimeout.Duration = time.Second })
+	ts := startServer(t, func(c *testConfig) { c.Limits.CommandTimeout = time.Second })
 	idle := dial(t, ts.addr["mx"])
 	idle.cmd("EHLO x", "250")
 	// Meanwhile another client keeps working, a command every 100 ms,
@@ -281,7 +279,7 @@ func TestIdleClientTimesOutWithoutBlockingOthers(t *testing.T) {
 
 func TestSlowButSteadyDataIsNotCutOff(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, func(c *config.Config) { c.Limits.DataTimeout.Duration = time.Second })
+	ts := startServer(t, func(c *testConfig) { c.Limits.DataTimeout = time.Second })
 	c := dial(t, ts.addr["mx"])
 	c.cmd("EHLO x", "250")
 	c.cmd("MAIL FROM:<a@example.org>", "250")
@@ -406,7 +404,7 @@ func TestGoSMTPClientAsPeer(t *testing.T) {
 func TestManyConcurrentSTARTTLSSessions(t *testing.T) {
 	t.Parallel()
 	const n = 500
-	ts := startServer(t, func(c *config.Config) { c.Limits.ConnectionsPerIP = n; c.Limits.Connections = n })
+	ts := startServer(t, func(c *testConfig) { c.Limits.ConnectionsPerIP = n; c.Limits.Connections = n })
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	for i := range n {

@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/tlsmail/tlsmail/internal/auth"
-	"github.com/tlsmail/tlsmail/internal/config"
 	"github.com/tlsmail/tlsmail/internal/queue"
 	"github.com/tlsmail/tlsmail/internal/smtpwire"
 )
@@ -19,7 +18,7 @@ func (ss *session) cmdMail(arg string) *smtpwire.Reply {
 		return smtpwire.R(503, "5.5.1", "Error: send HELO/EHLO first")
 	case ss.mail != nil:
 		return smtpwire.R(503, "5.5.1", "Error: nested MAIL command")
-	case ss.lc.Auth == config.AuthRequired && ss.user == "":
+	case ss.lc.Auth == AuthRequired && ss.user == "":
 		if !ss.tls.TLS && ss.lc.RequireTLSForAuth() {
 			return smtpwire.R(530, "5.7.0", "Must issue a STARTTLS command first")
 		}
@@ -109,7 +108,7 @@ func (ss *session) cmdRcpt(arg string) *smtpwire.Reply {
 			return smtpwire.R(555, "5.5.4", "Error: unsupported parameter %s", auth.Printable(prm.Key))
 		}
 	}
-	targets, r := ss.srv.resolve(ss.cfg, p.Addr, ss.mayRelay())
+	targets, r := resolve(ss.cfg.Route, p.Addr, ss.relay())
 	if r != nil {
 		ss.srv.log.Info("recipient rejected", "client", ss.ip, "to", auth.Printable(p.Addr), "reply", r.String())
 		return r
@@ -120,11 +119,6 @@ func (ss *session) cmdRcpt(arg string) *smtpwire.Reply {
 	ss.rcpts = addRecipients(ss.rcpts, ss.rcptSeen, p.Addr, targets, notify, orcpt)
 	ss.rcptOK++
 	return smtpwire.R(250, "2.1.5", "Ok")
-}
-
-// mayRelay: authenticated users and relay networks may send anywhere.
-func (ss *session) mayRelay() bool {
-	return ss.user != "" || ss.cfg.InRelayNets(ipOf(ss.ip))
 }
 
 // envelope builds the queue envelope of the current transaction.
@@ -185,9 +179,9 @@ func (ss *session) cmdData(arg string) (*smtpwire.Reply, string) {
 		ss.abortTransaction()
 		return nil, "write error"
 	}
-	ss.tc.setTimeout(ss.cfg.Limits.DataTimeout.Duration)
+	ss.tc.setTimeout(ss.cfg.Limits.DataTimeout)
 	_, err := smtpwire.ReadData(queueSink{w}, ss.br, ss.cfg.Limits.MessageSize)
-	ss.tc.setTimeout(ss.cfg.Limits.CommandTimeout.Duration)
+	ss.tc.setTimeout(ss.cfg.Limits.CommandTimeout)
 	if err != nil {
 		w.Abort()
 		return ss.dataError("DATA", err)
@@ -300,8 +294,8 @@ func (ss *session) cmdBdat(arg string) (*smtpwire.Reply, string) {
 	case ss.bdat == nil:
 		ss.bdat, r = ss.beginMessage()
 	}
-	ss.tc.setTimeout(ss.cfg.Limits.DataTimeout.Duration)
-	defer ss.tc.setTimeout(ss.cfg.Limits.CommandTimeout.Duration)
+	ss.tc.setTimeout(ss.cfg.Limits.DataTimeout)
+	defer ss.tc.setTimeout(ss.cfg.Limits.CommandTimeout)
 	var dst io.Writer = io.Discard
 	if r == nil && ss.bdatBad == nil {
 		dst = &bdatChecker{ss: ss}
