@@ -36,6 +36,12 @@ func newRemote(cfg *config.Config, rt *route.Router, log *slog.Logger, reports *
 		if err != nil {
 			return nil, fmt.Errorf("outbound.policy %q: %w", dom, err)
 		}
+		for i, m := range p.Match {
+			if m, err = policyKey(m); err != nil {
+				return nil, fmt.Errorf("outbound.policy %q: match: %w", dom, err)
+			}
+			p.Match[i] = m
+		}
 		table.Domains[key] = p
 	}
 	if f := cfg.Path(cfg.Outbound.CAFile); f != "" {
