@@ -150,3 +150,30 @@ func TestAddressLiteralOfOwnAddressIsLocal(t *testing.T) {
 	}
 	// Which literals are own is route's (TestOwnAddressLiterals).
 }
+
+// TestIDNRecipientsAreRoutedByALabels: an SMTPUTF8 RCPT to a local IDN
+// domain (configured in U-labels, addressed in capitals) reaches the
+// user; one to a remote IDN domain is queued with its A-labels; a
+// mixed-script or invalid domain gets 553 5.1.3 whether or not the client
+// may relay.
+func TestIDNRecipientsAreRoutedByALabels(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, func(c *testConfig) {
+		c.Route.LocalDomains = append(c.Route.LocalDomains, "münchen.test")
+		c.Route.RelayNets = prefixes(t, "127.0.0.0/8")
+	})
+	c := dial(t, ts.addr["mx"])
+	c.cmd("EHLO client.example", "250")
+	c.cmd("MAIL FROM:<a@example.org> SMTPUTF8", "250")
+	c.cmd("RCPT TO:<demo@MÜNCHEN.test>", "250 2.1.5")
+	c.cmd("RCPT TO:<Demo@xn--mnchen-3ya.test>", "250 2.1.5")
+	c.cmd("RCPT TO:<user@Bücher.example>", "250 2.1.5")
+	c.cmd("RCPT TO:<user@p\u0430ypal.example>", "553 5.1.3 <user@p\u0430ypal.example>:")
+	c.cmd("RCPT TO:<user@xn--zz.example>", "553 5.1.3")
+	m := ts.sendData(t, c)
+	want := []queue.Recipient{{Addr: "demo@MÜNCHEN.test", Local: "demo"}, {Addr: "Demo@xn--mnchen-3ya.test", Local: "demo"},
+		{Addr: "user@xn--bcher-kva.example"}}
+	if !reflect.DeepEqual(m.env.Recipients, want) {
+		t.Fatalf("recipients = %+v\nwant %+v", m.env.Recipients, want)
+	}
+}
