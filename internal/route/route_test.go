@@ -246,3 +246,22 @@ func TestMayRelay(t *testing.T) {
 		t.Errorf("permit_tls_all_clientcerts, unverified: MayRelay = %v", got)
 	}
 }
+
+// BenchmarkResolve is the routing cost of one RCPT: a local user and a
+// remote ASCII domain (the common cases), and a remote IDN domain.
+func BenchmarkResolve(b *testing.B) {
+	r, err := New(Config{LocalDomains: []string{"example.org"}, Aliases: map[string]string{"postmaster": "alice"}}, users{"alice": true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, addr := range []string{"Alice@example.org", "someone@example.net", "user@bücher.example"} {
+		b.Run(addr, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, rep := r.Resolve(addr, true); rep != nil {
+					b.Fatal(rep)
+				}
+			}
+		})
+	}
+}
