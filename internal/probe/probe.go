@@ -22,6 +22,7 @@ import (
 
 	"github.com/tlsmail/tlsmail/internal/dnsx"
 	"github.com/tlsmail/tlsmail/internal/policy"
+	"github.com/tlsmail/tlsmail/internal/route"
 	"github.com/tlsmail/tlsmail/smtpclient"
 	"github.com/tlsmail/tlsmail/tlsinfo"
 )
@@ -184,7 +185,12 @@ func Run(ctx context.Context, target string, o Options) (*Report, error) {
 		probeHost(ctx, &hr, "", o, nil)
 		rep.Hosts = append(rep.Hosts, hr)
 	} else {
-		rep.Domain = strings.ToLower(strings.TrimSuffix(target, "."))
+		// DNS, MTA-STS and TLSA see the domain in A-labels, as delivery does.
+		d, err := route.Domain(strings.TrimSuffix(target, "."))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", target, err)
+		}
+		rep.Domain = d
 		if err := probeDomain(ctx, rep, o); err != nil {
 			return rep, err
 		}

@@ -3,6 +3,7 @@ package probe
 import (
 	"context"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,5 +39,29 @@ func TestHostsDNSDoesNotKnowUseTheSystemResolver(t *testing.T) {
 		if got := len(h.Addresses) > 0 && h.AddrSource == "system"; got != system {
 			t.Errorf("system=%v: addresses %v from %q (error %q)", system, h.Addresses, h.AddrSource, h.Error)
 		}
+	}
+}
+
+// TestIDNDomainIsProbedByItsALabels: "Bücher.example" is looked up as
+// xn--bcher-kva.example, as delivery routes it; a mixed-script domain is
+// refused before any lookup.
+func TestIDNDomainIsProbedByItsALabels(t *testing.T) {
+	dns := testpeer.StartDNS(t, "xn--bcher-kva.example. 300 IN MX 10 mx.xn--bcher-kva.example.",
+		"mx.xn--bcher-kva.example. 300 IN A 127.0.0.1")
+	r, err := dnsx.New(dns.Addr, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0") // accepts, never greets
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	rep, _ := Run(context.Background(), "Bücher.example", Options{Port: l.Addr().(*net.TCPAddr).Port, Resolver: r, Timeout: 2 * time.Second})
+	if rep == nil || rep.Domain != "xn--bcher-kva.example" || len(rep.Hosts) != 1 || rep.Hosts[0].Host != "mx.xn--bcher-kva.example" {
+		t.Fatalf("report %+v", rep)
+	}
+	if _, err := Run(context.Background(), "p\u0430ypal.example", Options{Resolver: r, Timeout: 2 * time.Second}); err == nil || !strings.Contains(err.Error(), "mixes scripts") {
+		t.Errorf("a mixed-script domain: err %v", err)
 	}
 }
