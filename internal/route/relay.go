@@ -50,15 +50,18 @@ func ParseRelayCert(s string) (fingerprint, subject string, err error) {
 	return h, "", nil
 }
 
-// check normalises the fingerprints.
+// check normalises the fingerprints (into a new slice: the caller's is
+// left as it was).
 func (rc *RelayCerts) check() error {
+	fps := make([]string, len(rc.Fingerprints))
 	for i, f := range rc.Fingerprints {
 		h, _, err := ParseRelayCert(f)
 		if err != nil || h == "" {
 			return fmt.Errorf("relay_clientcerts: %q is not a SHA-256 fingerprint", f)
 		}
-		rc.Fingerprints[i] = h
+		fps[i] = h
 	}
+	rc.Fingerprints = fps
 	return nil
 }
 

@@ -179,7 +179,8 @@ func (r *Router) Transport(domain string) (string, bool) {
 	return hp, ok
 }
 
-// TransportMap is the transport map with its keys in Domain's form.
+// TransportMap is the transport map with its keys in Domain's form (the
+// router's own map: read it, never change it).
 func (r *Router) TransportMap() map[string]string { return r.cfg.Transport }
 
 // Resolve maps an RCPT address to its destinations: a local domain's
