@@ -26,6 +26,7 @@ type Server struct {
 	cfg      atomic.Pointer[config.Config]
 	tls      *tlsconf.Server
 	users    *auth.Users
+	authn    auth.Authenticator // nil: users
 	throttle *auth.Throttle
 	log      *slog.Logger
 
@@ -39,6 +40,17 @@ func New(cfg *config.Config, tls *tlsconf.Server, users *auth.Users, throttle *a
 	s := &Server{tls: tls, users: users, throttle: throttle, log: log, sessions: map[*session]struct{}{}}
 	s.cfg.Store(cfg)
 	return s
+}
+
+// SetAuthenticator makes logins ask a (Dovecot's auth server, say)
+// instead of the users file. Call it before Serve.
+func (s *Server) SetAuthenticator(a auth.Authenticator) { s.authn = a }
+
+func (s *Server) authenticator() auth.Authenticator {
+	if s.authn != nil {
+		return s.authn
+	}
+	return s.users
 }
 
 // SetConfig installs a reloaded configuration for new sessions.

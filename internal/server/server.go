@@ -182,6 +182,7 @@ func Run(ctx context.Context, o Options) error {
 		return float64(len(ids))
 	})
 	pop := pop3d.New(cfg, tlsSrv, users, throttle, log)
+	useAuthBackend(cfg, smtp, pop, log) // dovecot.go
 	warnDescriptorLimit(cfg, log)
 
 	if metricsLn != nil {

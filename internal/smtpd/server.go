@@ -28,6 +28,7 @@ type Server struct {
 	cfg      atomic.Pointer[config.Config]
 	tls      *tlsconf.Server // nil when no listener uses TLS
 	users    *auth.Users
+	authn    auth.Authenticator // nil: users
 	throttle *auth.Throttle
 	queue    *queue.Queue
 	log      *slog.Logger
@@ -45,6 +46,18 @@ func New(cfg *config.Config, tls *tlsconf.Server, users *auth.Users, throttle *a
 		sessions: map[*session]struct{}{}}
 	s.cfg.Store(cfg)
 	return s
+}
+
+// SetAuthenticator makes AUTH ask a: Dovecot's auth server, say. The
+// default is the users file given to New, which also decides local
+// recipients either way. Call it before Serve.
+func (s *Server) SetAuthenticator(a auth.Authenticator) { s.authn = a }
+
+func (s *Server) authenticator() auth.Authenticator {
+	if s.authn != nil {
+		return s.authn
+	}
+	return s.users
 }
 
 // SetMetrics makes the server count sessions and messages.
