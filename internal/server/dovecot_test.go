@@ -41,11 +41,13 @@ m.logout()
 // only.
 func TestServeWithDovecotLMTPAndAuth(t *testing.T) {
 	python := testpeer.Require(t, "python3")
-	dc := testpeer.StartDovecot(t, map[string]testpeer.DovecotUser{
+	dusers := map[string]testpeer.DovecotUser{
 		"alice": {Password: "alice-imap-pw"},
 		"bob":   {Password: "bob-imap-pw", Quota: "1K"},
+		"carol": {Password: "carol-imap-pw", Quota: "1K", TempfailQuota: true},
 		"demo":  {Password: "demo-dovecot-pw"},
-	})
+	}
+	dc := testpeer.StartDovecot(t, dusers)
 	dir := t.TempDir()
 	cfg := &config.Config{Hostname: "mx.example.org", DataDir: dir, LocalDomains: []string{"example.org"},
 		AuthBackend: "dovecot:" + dc.Auth,
@@ -56,6 +58,8 @@ func TestServeWithDovecotLMTPAndAuth(t *testing.T) {
 		}}
 	cfg.Defaults()
 	cfg.Limits.AuthFailures = 2
+	cfg.Queue.FirstRetry.Duration = time.Second
+	cfg.Queue.MaxRetry.Duration = 2 * time.Second
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +70,7 @@ func TestServeWithDovecotLMTPAndAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	h, _ := auth.HashPassword("users-file-password")
-	for _, u := range []string{"alice", "bob", "demo"} {
+	for _, u := range []string{"alice", "bob", "carol", "demo"} {
 		if err := users.Set(u, h); err != nil {
 			t.Fatal(err)
 		}
@@ -113,10 +117,10 @@ func TestServeWithDovecotLMTPAndAuth(t *testing.T) {
 	if err != nil {
 		t.Fatalf("AUTH with Dovecot's password: %v", err)
 	}
-	msg := "From: demo@example.org\r\nTo: alice@example.org, bob@example.org\r\nSubject: over LMTP\r\n\r\n" +
+	msg := "From: demo@example.org\r\nTo: alice@example.org, bob@example.org, carol@example.org\r\nSubject: over LMTP\r\n\r\n" +
 		strings.Repeat("a line of text to go over bob's quota of one kilobyte\r\n", 40)
 	res, err := c.SendBytes(context.Background(), smtpclient.Envelope{From: "demo@example.org",
-		To: []string{"alice@example.org", "bob@example.org"}}, []byte(msg))
+		To: []string{"alice@example.org", "bob@example.org", "carol@example.org"}}, []byte(msg))
 	if err != nil {
 		t.Fatalf("send: %v %+v", err, res)
 	}
@@ -130,9 +134,20 @@ func TestServeWithDovecotLMTPAndAuth(t *testing.T) {
 			t.Errorf("DSN lacks %q:\n%s", want, dsn)
 		}
 	}
-	if strings.Contains(dsn, "Final-Recipient: rfc822; alice@example.org") || strings.Contains(dsn, dc.LMTP) {
-		t.Errorf("DSN names alice or the LMTP socket:\n%s", dsn)
+	if strings.Contains(dsn, "Final-Recipient: rfc822; alice@") || strings.Contains(dsn, "Final-Recipient: rfc822; carol@") || strings.Contains(dsn, dc.LMTP) {
+		t.Errorf("DSN names alice, carol or the LMTP socket:\n%s", dsn)
 	}
+
+	// carol's 452 (quota_full_tempfail) is retried, for carol only: once
+	// her quota is raised she gets the message, alice does not get it a
+	// second time and no second DSN is sent.
+	dusers["carol"] = testpeer.DovecotUser{Password: "carol-imap-pw", Quota: "10M"}
+	dc.SetUsers(t, dusers)
+	waitFile(t, filepath.Join(dc.Maildir("carol"), "new"), 60*time.Second)
+	if !strings.Contains(logs.String(), `to=carol@example.org delay=`) || !strings.Contains(logs.String(), `status=deferred`) {
+		t.Errorf("carol was not deferred first:\n%s", logs)
+	}
+	waitFile(t, filepath.Join(dir, "mail", "demo", "new"), time.Second) // still exactly one: the DSN for bob
 
 	// alice reads it from Dovecot over IMAP with STARTTLS.
 	host, port, _ := strings.Cut(dc.IMAPAddr, ":")

@@ -23,6 +23,9 @@ import (
 type DovecotUser struct {
 	Password string
 	Quota    string
+	// TempfailQuota makes a full mailbox a temporary failure (4xx) for
+	// this user (quota_full_tempfail), not a permanent one.
+	TempfailQuota bool
 }
 
 // Dovecot is a private Dovecot serving LMTP (unix socket), IMAP with
@@ -39,6 +42,34 @@ type Dovecot struct {
 	IMAPAddr string // IMAP (STARTTLS) on loopback
 	CAFile   string // the self-signed certificate IMAP presents, as a CA file
 	Proc     *Proc
+	passwd   string
+}
+
+// SetUsers replaces the users (Dovecot re-reads its passwd-file when it
+// changes): a test raises a quota this way, say.
+func (d *Dovecot) SetUsers(t testing.TB, users map[string]DovecotUser) {
+	t.Helper()
+	var pw []string
+	for name, u := range users {
+		var extra []string
+		if u.Quota != "" {
+			extra = append(extra, "userdb_quota_rule=*:storage="+u.Quota)
+		}
+		if u.TempfailQuota {
+			extra = append(extra, "userdb_quota_full_tempfail=yes")
+		}
+		// user:password:uid:gid:gecos:home:shell:extra
+		pw = append(pw, fmt.Sprintf("%s:{PLAIN}%s:65534:65534::%s/home/%s::%s", name, u.Password, d.Dir, name, strings.Join(extra, " ")))
+	}
+	sort.Strings(pw)
+	// Written aside and renamed, so Dovecot never reads half a file.
+	tmp := d.passwd + ".tmp"
+	if err := os.WriteFile(tmp, []byte(strings.Join(pw, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, d.passwd); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // StartDovecot starts a private Dovecot with users (name → password,
@@ -69,20 +100,9 @@ func StartDovecot(t testing.TB, users map[string]DovecotUser) *Dovecot {
 	if err := selfSigned(d.CAFile, key); err != nil {
 		t.Fatal(err)
 	}
-	var pw []string
-	for name, u := range users {
-		extra := ""
-		if u.Quota != "" {
-			extra = "userdb_quota_rule=*:storage=" + u.Quota
-		}
-		// user:password:uid:gid:gecos:home:shell:extra
-		pw = append(pw, fmt.Sprintf("%s:{PLAIN}%s:65534:65534::%s/home/%s::%s", name, u.Password, dir, name, extra))
-	}
-	sort.Strings(pw)
 	passwd := filepath.Join(dir, "passwd")
-	if err := os.WriteFile(passwd, []byte(strings.Join(pw, "\n")+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	d.passwd = passwd
+	d.SetUsers(t, users)
 	if err := os.MkdirAll(filepath.Join(dir, "mail"), 0o777); err != nil {
 		t.Fatal(err)
 	}

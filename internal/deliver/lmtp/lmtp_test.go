@@ -19,26 +19,29 @@ func message(body string) func() (io.ReadCloser, error) {
 	return func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(body)), nil }
 }
 
-// One LMTP transaction, three recipients, three fates from a real Dovecot:
+// One LMTP transaction, four recipients, four fates from a real Dovecot:
 // delivered, over quota (permanent: a DSN for that one only), unknown
-// (refused at RCPT, permanent). Then Dovecot stops: every recipient is
+// (refused at RCPT, permanent), over quota with quota_full_tempfail
+// (temporary: tried again later, that one only). Then Dovecot stops: every recipient is
 // tried again later, none bounced.
 func TestDeliverPerRecipientOutcomesFromDovecot(t *testing.T) {
 	dc := testpeer.StartDovecot(t, map[string]testpeer.DovecotUser{
 		"alice": {Password: "pw-alice-1"},
 		"bob":   {Password: "pw-bob-1", Quota: "1K"},
+		"carol": {Password: "pw-carol-1", Quota: "1K", TempfailQuota: true},
 	})
 	env := &queue.Envelope{ID: "Q1", From: "sender@example.net", Received: time.Now(), Recipients: []queue.Recipient{
 		{Addr: "remote@example.com"}, // not given to the agent
 		{Addr: "alice@example.org", Local: "alice"},
 		{Addr: "bob@example.org", Local: "bob"},
 		{Addr: "ghost@example.org", Local: "ghost"},
+		{Addr: "carol@example.org", Local: "carol"},
 	}}
 	body := "Received: from client (client [192.0.2.1]) by mx.example.org with ESMTPS id Q1\r\nSubject: agent\r\n\r\n" +
 		strings.Repeat("0123456789abcdef0123456789abcdef\r\n", 100) + ".leading dot\r\n"
 	a := &lmtp.Agent{Network: "unix", Address: dc.LMTP, LocalName: "mx.example.org"}
-	out := a.Deliver(context.Background(), env, []int{1, 2, 3}, message(body))
-	if len(out) != 3 {
+	out := a.Deliver(context.Background(), env, []int{1, 2, 3, 4}, message(body))
+	if len(out) != 4 {
 		t.Fatalf("outcomes %+v", out)
 	}
 	byRcpt := map[int]queue.Outcome{}
@@ -53,6 +56,9 @@ func TestDeliverPerRecipientOutcomesFromDovecot(t *testing.T) {
 	}
 	if o := byRcpt[3]; o.Delivered || !o.Permanent || !strings.HasPrefix(o.Reply, "550 5.1.1") {
 		t.Errorf("ghost: %+v", o)
+	}
+	if o := byRcpt[4]; o.Delivered || o.Permanent || !strings.HasPrefix(o.Reply, "452 4.2.2") {
+		t.Errorf("carol over quota, tempfail: %+v", o)
 	}
 	files, _ := filepath.Glob(filepath.Join(dc.Maildir("alice"), "new", "*"))
 	if len(files) != 1 {
