@@ -30,6 +30,7 @@ import (
 const password = "pop3-test-password"
 
 type testServer struct {
+	srv   *Server
 	cfg   *config.Config
 	addr  map[string]string
 	roots *x509.CertPool
@@ -66,6 +67,7 @@ func startPOP3(t *testing.T, mutate ...func(*config.Config)) *testServer {
 	ts.roots.AddCert(ca.Cert)
 	log := slog.New(slog.NewTextHandler(ts.logs, nil))
 	srv := New(cfg, tlsSrv, users, auth.NewThrottle(5, time.Minute), log)
+	ts.srv = srv
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for _, pc := range cfg.POP3 {

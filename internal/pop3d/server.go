@@ -26,7 +26,7 @@ type Server struct {
 	cfg      atomic.Pointer[config.Config]
 	tls      *tlsconf.Server
 	users    *auth.Users
-	authn    auth.Authenticator // nil: users
+	authn    atomic.Pointer[auth.Authenticator] // nil: users
 	throttle *auth.Throttle
 	log      *slog.Logger
 
@@ -43,12 +43,12 @@ func New(cfg *config.Config, tls *tlsconf.Server, users *auth.Users, throttle *a
 }
 
 // SetAuthenticator makes logins ask a (Dovecot's auth server, say)
-// instead of the users file. Call it before Serve.
-func (s *Server) SetAuthenticator(a auth.Authenticator) { s.authn = a }
+// instead of the users file, for logins from then on.
+func (s *Server) SetAuthenticator(a auth.Authenticator) { s.authn.Store(&a) }
 
 func (s *Server) authenticator() auth.Authenticator {
-	if s.authn != nil {
-		return s.authn
+	if a := s.authn.Load(); a != nil {
+		return *a
 	}
 	return s.users
 }

@@ -28,7 +28,7 @@ type Server struct {
 	cfg      atomic.Pointer[config.Config]
 	tls      *tlsconf.Server // nil when no listener uses TLS
 	users    *auth.Users
-	authn    auth.Authenticator // nil: users
+	authn    atomic.Pointer[auth.Authenticator] // nil: users
 	throttle *auth.Throttle
 	queue    *queue.Queue
 	log      *slog.Logger
@@ -50,12 +50,12 @@ func New(cfg *config.Config, tls *tlsconf.Server, users *auth.Users, throttle *a
 
 // SetAuthenticator makes AUTH ask a: Dovecot's auth server, say. The
 // default is the users file given to New, which also decides local
-// recipients either way. Call it before Serve.
-func (s *Server) SetAuthenticator(a auth.Authenticator) { s.authn = a }
+// recipients either way. It applies to logins from then on.
+func (s *Server) SetAuthenticator(a auth.Authenticator) { s.authn.Store(&a) }
 
 func (s *Server) authenticator() auth.Authenticator {
-	if s.authn != nil {
-		return s.authn
+	if a := s.authn.Load(); a != nil {
+		return *a
 	}
 	return s.users
 }
