@@ -45,8 +45,14 @@ func ParseDovecot(s string) (*Dovecot, error) {
 	switch {
 	case strings.HasPrefix(s, "inet:"):
 		hp := strings.TrimPrefix(s, "inet:")
-		if _, _, err := net.SplitHostPort(hp); err != nil {
+		host, _, err := net.SplitHostPort(hp)
+		if err != nil {
 			return nil, fmt.Errorf("dovecot auth: %q is not inet:host:port", s)
+		}
+		// Dovecot's auth protocol has no TLS: passwords would cross the
+		// network in base64. Only the machine itself is allowed.
+		if ip := net.ParseIP(host); (ip == nil || !ip.IsLoopback()) && !strings.EqualFold(host, "localhost") {
+			return nil, fmt.Errorf("dovecot auth: %q is not on loopback; Dovecot's auth protocol is not encrypted, so passwords would cross the network in the clear (use a unix socket, or a loopback address)", s)
 		}
 		return &Dovecot{Network: "tcp", Address: hp}, nil
 	case strings.HasPrefix(s, "unix:"):

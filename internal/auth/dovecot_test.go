@@ -90,7 +90,7 @@ func TestParseDovecot(t *testing.T) {
 			t.Errorf("%q: %v %v, want %s", in, d, err, want)
 		}
 	}
-	for _, in := range []string{"run/auth", "inet:localhost", ""} {
+	for _, in := range []string{"run/auth", "inet:localhost", "", "inet:192.0.2.1:12345", "inet:auth.example.org:12345"} {
 		if _, err := auth.ParseDovecot(in); err == nil {
 			t.Errorf("%q accepted", in)
 		}
