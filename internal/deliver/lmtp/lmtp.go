@@ -7,16 +7,21 @@
 // again later (that recipient only).
 //
 // At most once, and the window where it cannot hold: a recipient is
-// recorded as delivered by the queue after Deliver returns. If tlsmail is
-// killed (or the machine loses power) after the LMTP server said 250 for
-// a recipient and before the queue has made that record durable, the
-// retry after the restart delivers that recipient again: the mailbox gets
-// a duplicate. LMTP has no way to ask "do you have this already", so the
-// only alternative would be to risk losing mail; Postfix's lmtp client has
-// the same window (it updates its queue file after the reply). The window
-// is the few milliseconds between reading the reply and the queue's fsync;
-// a server that dies before its 250 leaves the recipient pending, and the
-// retry delivers it once.
+// recorded as delivered by the queue after Deliver returns (for LMTP the
+// record is immediate: the message file is removed, or the state file
+// written, as soon as the outcome is applied). The window opens when the
+// message data's final "." has been sent: from then on the LMTP server may
+// store the message (Dovecot does, even if the client goes away before it
+// reads the reply). If tlsmail is killed (or the machine loses power)
+// between that moment and the queue's record, the retry after the restart
+// delivers that recipient again: the mailbox gets a duplicate. The window
+// is the server's time to store the message and answer plus the queue's
+// record — milliseconds, but a kill right after a message was accepted
+// lands in it often (test/e2e's TestCrashDuringLMTPDelivery sees a few
+// duplicates per handful of kills). LMTP has no way to ask "do you have
+// this already", so the only alternative would be to risk losing mail;
+// Postfix's lmtp client has the same window. A kill before the final "."
+// leaves the recipient pending, and the retry delivers it once.
 package lmtp
 
 import (
