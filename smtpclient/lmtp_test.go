@@ -2,6 +2,7 @@ package smtpclient_test
 
 import (
 	"context"
+	"crypto/x509"
 	"os"
 	"path/filepath"
 	"strings"
@@ -82,5 +83,38 @@ func TestSendBatchRefusesLMTP(t *testing.T) {
 	defer c.Close()
 	if _, err := c.SendBatch(context.Background(), []smtpclient.Outgoing{{Envelope: smtpclient.Envelope{To: []string{"alice@example.org"}}, Data: []byte("x\r\n")}}); err == nil {
 		t.Fatal("SendBatch over LMTP did not refuse")
+	}
+}
+
+// LMTP over TCP with STARTTLS (what the delivery agent uses for an LMTP
+// server off the machine): LHLO, STARTTLS with a verified certificate,
+// LHLO again, then the transaction, against a real Dovecot.
+func TestLMTPWithSTARTTLSToDovecot(t *testing.T) {
+	dc := testpeer.StartDovecot(t, map[string]testpeer.DovecotUser{"alice": {Password: "pw-alice-1"}})
+	pem, err := os.ReadFile(dc.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var tr strings.Builder
+	c, err := smtpclient.Dial(ctx, dc.LMTPAddr, smtpclient.Options{Mode: smtpclient.STARTTLS, ServerName: "localhost",
+		RootCAs: roots, LMTP: true, LocalName: "mx.example.org", Transcript: &tr})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, tr.String())
+	}
+	defer c.Close()
+	if st := c.TLS(); !st.TLS || !st.Verification.Verified {
+		t.Fatalf("TLS state %+v", st)
+	}
+	if n := strings.Count(tr.String(), "C: LHLO mx.example.org"); n != 2 {
+		t.Errorf("%d LHLOs (want one before and one after STARTTLS):\n%s", n, tr.String())
+	}
+	res, err := c.SendBytes(ctx, smtpclient.Envelope{From: "sender@example.net", To: []string{"alice@example.org"}},
+		[]byte("Subject: over STARTTLS\r\n\r\nhi\r\n"))
+	if err != nil || res.Accepted != 1 || res.Recipients[0].Data == nil {
+		t.Fatalf("send: %v %+v", err, res)
 	}
 }
