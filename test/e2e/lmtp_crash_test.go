@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"testing"
@@ -18,16 +19,20 @@ import (
 // handed to Dovecot) and restarted. Nothing acknowledged is lost. A
 // duplicate can only come from a kill between Dovecot's 250 and the
 // queue's record of it (the window README's "tlsmail with Dovecot" and
-// deliver/lmtp's package comment describe), so there are at most as many
-// as messages in flight at the kills; the count is logged.
+// deliver/lmtp's package comment describe): every second copy must come
+// after a kill that followed the message's acceptance (Dovecot's file
+// names say when it stored each copy), and there are at most as many as
+// messages in flight at the kills; the count is logged.
 func TestCrashDuringLMTPDelivery(t *testing.T) {
 	const total = 100
 	dc := testpeer.StartDovecot(t, map[string]testpeer.DovecotUser{"demo": {Password: "dovecot-demo-pw"}})
 	m := newMailServer(t, fmt.Sprintf("[queue]\nfirst_retry = \"1s\"\nmax_retry = \"2s\"\n\n[delivery]\n\"localhost\" = \"lmtp:unix:%s\"\n", dc.LMTP))
 	m.start(t)
 	rng := rand.New(rand.NewPCG(11, uint64(time.Now().UnixNano())))
-	acked := map[string]bool{}
+	acked := map[string]time.Time{}
 	var attempts []string
+	var killedAt []time.Time
+	killed := make(chan time.Time, 1)
 	nextKill := 5 + rng.IntN(20)
 	kills := 0
 	deadline := time.Now().Add(3 * time.Minute)
@@ -39,13 +44,15 @@ func TestCrashDuringLMTPDelivery(t *testing.T) {
 			go func(d time.Duration) {
 				time.Sleep(d) // the random moment of the crash
 				_ = victim.Signal(syscall.SIGKILL)
+				killed <- time.Now()
 			}(time.Duration(rng.IntN(8000)) * time.Microsecond)
 		}
 		if err := sendPlain(m.addr["mx"], marker); err == nil {
-			acked[marker] = true
+			acked[marker] = time.Now()
 		}
 		if n == nextKill {
 			<-m.proc.Done()
+			killedAt = append(killedAt, <-killed)
 			kills++
 			m.start(t)
 			nextKill = n + 5 + rng.IntN(30)
@@ -56,6 +63,7 @@ func TestCrashDuringLMTPDelivery(t *testing.T) {
 	}
 	waitEmpty(t, filepath.Join(m.dir, "queue", "msg"))
 	count := map[string]int{}
+	copies := map[string][]time.Time{} // when Dovecot stored each copy (its file name says)
 	for _, sub := range []string{"new", "cur"} {
 		files, _ := filepath.Glob(filepath.Join(dc.Maildir("demo"), sub, "*"))
 		for _, f := range files {
@@ -66,6 +74,11 @@ func TestCrashDuringLMTPDelivery(t *testing.T) {
 			for _, line := range strings.Split(string(b), "\n") {
 				if s, ok := strings.CutPrefix(line, "Subject: lmtp-crash-"); ok {
 					count[s]++
+					var sec, usec int64
+					if _, err := fmt.Sscanf(filepath.Base(f), "%d.M%d", &sec, &usec); err != nil {
+						t.Fatalf("Dovecot file name %s: %v", f, err)
+					}
+					copies[s] = append(copies[s], time.Unix(sec, usec*1000))
 				}
 			}
 		}
@@ -74,11 +87,25 @@ func TestCrashDuringLMTPDelivery(t *testing.T) {
 	for _, marker := range attempts {
 		n := count[strings.TrimPrefix(marker, "lmtp-crash-")]
 		switch {
-		case acked[marker] && n == 0:
+		case !acked[marker].IsZero() && n == 0:
 			lost++
 			t.Errorf("%s was acknowledged but is not in Dovecot's Maildir", marker)
 		case n > 1:
 			dup += n - 1
+			// A second copy must follow a crash of the process that had
+			// the message: a kill after it was accepted and before the
+			// copy was stored. Any other duplicate is a bug.
+			last := copies[strings.TrimPrefix(marker, "lmtp-crash-")]
+			sort.Slice(last, func(i, j int) bool { return last[i].Before(last[j]) })
+			ok := false
+			for _, k := range killedAt {
+				if !k.Before(acked[marker].Add(-100 * time.Millisecond)) && k.Before(last[len(last)-1]) {
+					ok = true
+				}
+			}
+			if !ok {
+				t.Errorf("%s was stored %d times (%v) with no crash between its acceptance (%v) and the last copy", marker, n, last, acked[marker])
+			}
 		}
 	}
 	if local := m.mail("demo"); len(local) != 0 {
