@@ -99,7 +99,7 @@ func TestCrashDuringLMTPDelivery(t *testing.T) {
 			sort.Slice(last, func(i, j int) bool { return last[i].Before(last[j]) })
 			ok := false
 			for _, k := range killedAt {
-				if !k.Before(acked[marker].Add(-100 * time.Millisecond)) && k.Before(last[len(last)-1]) {
+				if !k.Before(acked[marker].Add(-100*time.Millisecond)) && k.Before(last[len(last)-1]) {
 					ok = true
 				}
 			}
