@@ -19,8 +19,9 @@ import (
 // smtpd_sasl_type = dovecot speaks): VERSION and CPID, the server's
 // VERSION/MECH/SPID/CUID/COOKIE/DONE handshake, then one AUTH request with
 // the PLAIN mechanism, the service name, the connection's addresses and
-// "secured" when it is encrypted. Dovecot answers OK, FAIL (with "temp"
-// when it cannot decide) or CONT; anything else, a timeout or a refused
+// "secured" when it is encrypted. Dovecot answers OK, FAIL (with
+// code=temp_fail when it cannot decide; a bare "temp" flag is taken the
+// same way) or CONT; anything else, a timeout or a refused
 // connection is a temporary error, never a wrong password.
 //
 // Each check uses its own connection: logins are rare next to mail, and a
@@ -130,7 +131,8 @@ func (d *Dovecot) Check(ctx context.Context, c Credentials) (string, error) {
 			}
 			return user, nil
 		case "FAIL":
-			if hasFlag(params, "temp") {
+			// Dovecot 2.3 says code=temp_fail; a bare "temp" flag too.
+			if param(params, "code") == "temp_fail" || hasFlag(params, "temp") {
 				return "", fmt.Errorf("dovecot auth %s: temporary failure (%s)", d.Address, param(params, "reason"))
 			}
 			return "", ErrInvalid

@@ -39,12 +39,18 @@ func TestDovecotChecksPasswordsWithARealDovecot(t *testing.T) {
 			}
 		})
 	}
+	// Dovecot's passdb cannot answer: FAIL with "temp" is a temporary
+	// error, not a wrong password.
+	_, err := (&auth.Dovecot{Network: "unix", Address: dc.Auth}).Check(ctx, auth.Credentials{User: "tempfail", Password: "any-password", Service: "smtp", Secured: true})
+	if err == nil || errors.Is(err, auth.ErrInvalid) || !strings.Contains(err.Error(), "temporary failure") {
+		t.Fatalf("passdb failing: err %v, want Dovecot's temporary failure", err)
+	}
 	if strings.Contains(dc.Log(), "right-password") {
 		t.Fatal("the password reached Dovecot's log")
 	}
 	// Dovecot stopped: a temporary error, never ErrInvalid.
 	dc.Proc.Stop()
-	_, err := (&auth.Dovecot{Network: "unix", Address: dc.Auth}).Check(ctx, auth.Credentials{User: "alice", Password: "right-password", Service: "smtp", Secured: true})
+	_, err = (&auth.Dovecot{Network: "unix", Address: dc.Auth}).Check(ctx, auth.Credentials{User: "alice", Password: "right-password", Service: "smtp", Secured: true})
 	if err == nil || errors.Is(err, auth.ErrInvalid) {
 		t.Fatalf("Dovecot stopped: err %v, want a temporary error", err)
 	}

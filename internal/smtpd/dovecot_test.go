@@ -45,8 +45,14 @@ func TestSubmissionAuthThroughDovecot(t *testing.T) {
 	t2.cmd("AUTH PLAIN "+plainAuth("carol", "wrong-again"), "535 5.7.8")
 	t2.cmd("AUTH PLAIN "+plainAuth("carol", "dovecot-password"), "454 4.7.0 Too many authentication failures")
 
-	// Dovecot down: a temporary failure, which the throttle does not count.
+	// Dovecot's own temporary failure (its passdb cannot answer), and
+	// Dovecot down: temporary failures, which the throttle does not count.
 	ts.srv.throttle.Success("127.0.0.1")
+	t4 := tlsDial(t, ts, "smtps")
+	t4.cmd("EHLO client.example", "250")
+	for range 4 {
+		t4.cmd("AUTH PLAIN "+plainAuth("tempfail", "any-password"), "454 4.7.0 Temporary authentication failure")
+	}
 	dc.Proc.Stop()
 	t3 := tlsDial(t, ts, "smtps")
 	t3.cmd("EHLO client.example", "250")

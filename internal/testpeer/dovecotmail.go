@@ -73,7 +73,8 @@ func (d *Dovecot) SetUsers(t testing.TB, users map[string]DovecotUser) {
 }
 
 // StartDovecot starts a private Dovecot with users (name → password,
-// quota). Logins need TLS (disable_plaintext_auth = yes), so a SASL client
+// quota); a login as "tempfail" always gets Dovecot's temporary failure
+// (FAIL with "temp": its passdb cannot answer). Logins need TLS (disable_plaintext_auth = yes), so a SASL client
 // must say "secured"; auth_failure_delay is 0 so refused logins answer at
 // once. The instance is stopped by PID when the test ends.
 func StartDovecot(t testing.TB, users map[string]DovecotUser) *Dovecot {
@@ -109,6 +110,9 @@ func StartDovecot(t testing.TB, users map[string]DovecotUser) *Dovecot {
 	if err := os.Chmod(filepath.Join(dir, "mail"), 0o777); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(filepath.Join(dir, "tempfail.sh"), []byte("#!/bin/sh\nexit 111\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	imapPort, lmtpPort, authPort := FreePort(t), FreePort(t), FreePort(t)
 	d.IMAPAddr = fmt.Sprintf("127.0.0.1:%d", imapPort)
 	d.LMTPAddr = fmt.Sprintf("127.0.0.1:%d", lmtpPort)
@@ -129,6 +133,14 @@ mail_location = maildir:%[1]s/mail/%%n
 mail_plugins = quota
 plugin {
   quota = maildir:User quota
+}
+# The user "tempfail" gets Dovecot's temporary failure (its passdb
+# cannot answer: checkpassword's exit code 111).
+passdb {
+  driver = checkpassword
+  args = %[1]s/tempfail.sh
+  username_filter = tempfail
+  result_internalfail = return
 }
 passdb {
   driver = passwd-file
