@@ -34,6 +34,7 @@ import (
 	"strings"
 
 	"github.com/tlsmail/tlsmail/internal/queue"
+	"github.com/tlsmail/tlsmail/internal/smtpwire"
 	"github.com/tlsmail/tlsmail/smtpclient"
 )
 
@@ -118,8 +119,16 @@ func (a *Agent) Deliver(ctx context.Context, env *queue.Envelope, rcpts []int, o
 	for k, i := range rcpts {
 		to[k] = Recipient(env.Recipients[i])
 	}
+	// SMTPUTF8 is asked for only when an address needs it: the LMTP
+	// server is the mailbox, not a relay, and stores UTF-8 headers as they
+	// are (Dovecot 2.3 does not offer SMTPUTF8; a non-ASCII address then
+	// fails with 553 5.6.7, as with Postfix).
+	utf8Addr := !smtpwire.IsASCII(env.From)
+	for _, a := range to {
+		utf8Addr = utf8Addr || !smtpwire.IsASCII(a)
+	}
 	res, err := c.Send(ctx, smtpclient.Envelope{From: env.From, To: to, Size: env.Size,
-		EightBit: env.Body == "8BITMIME", SMTPUTF8: env.SMTPUTF8}, rc)
+		EightBit: env.Body == "8BITMIME" || env.SMTPUTF8, SMTPUTF8: env.SMTPUTF8 && utf8Addr}, rc)
 	var refusal *smtpclient.ReplyError
 	errors.As(err, &refusal)
 	out := make([]queue.Outcome, len(rcpts))

@@ -109,3 +109,28 @@ func TestRecipientAddress(t *testing.T) {
 		}
 	}
 }
+
+// A message received with SMTPUTF8 (UTF-8 headers, ASCII addresses) is
+// delivered to Dovecot, which does not offer SMTPUTF8; a non-ASCII
+// address cannot be, and fails for good with 553 5.6.7.
+func TestDeliverSMTPUTF8ToDovecot(t *testing.T) {
+	dc := testpeer.StartDovecot(t, map[string]testpeer.DovecotUser{"alice": {Password: "pw-alice-1"}})
+	a := &lmtp.Agent{Network: "unix", Address: dc.LMTP, LocalName: "mx.example.org"}
+	body := "Subject: Grüße\r\n\r\nÄpfel\r\n"
+	env := &queue.Envelope{ID: "Q2", From: "sender@example.net", SMTPUTF8: true, Received: time.Now(),
+		Recipients: []queue.Recipient{{Addr: "alice@example.org", Local: "alice"}}}
+	if o := a.Deliver(context.Background(), env, []int{0}, message(body)); !o[0].Delivered {
+		t.Fatalf("UTF-8 headers: %+v", o[0])
+	}
+	env.From = "jörg@example.net"
+	if o := a.Deliver(context.Background(), env, []int{0}, message(body)); o[0].Delivered || !o[0].Permanent || !strings.Contains(o[0].Reply, "5.6.7") {
+		t.Fatalf("UTF-8 sender: %+v", o[0])
+	}
+	files, _ := filepath.Glob(filepath.Join(dc.Maildir("alice"), "new", "*"))
+	if len(files) != 1 {
+		t.Fatalf("alice has %d messages, want 1", len(files))
+	}
+	if b, _ := os.ReadFile(files[0]); !strings.Contains(string(b), "Subject: Grüße") {
+		t.Errorf("stored: %q", b)
+	}
+}
