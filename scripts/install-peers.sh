@@ -16,6 +16,8 @@ peers=(
   "command -v s-nail|s-nail"
   "command -v msmtp|msmtp"
   "test -x /usr/sbin/dovecot|dovecot-core"
+  "test -x /usr/lib/dovecot/lmtp|dovecot-lmtpd"
+  "test -x /usr/lib/dovecot/imap|dovecot-imapd"
   "command -v fetchmail|fetchmail"
   "command -v mpop|mpop"
   "command -v tcprules|ucspi-tcp"

@@ -51,6 +51,9 @@ const (
 // unknown, and its Err is that error.
 func (c *Client) SendBatch(ctx context.Context, batch []Outgoing) ([]*Result, error) {
 	results := make([]*Result, len(batch))
+	if c.opts.LMTP {
+		return nil, errors.New("smtp: SendBatch does not speak LMTP; use Send")
+	}
 	if !c.pipelining() {
 		for i, o := range batch {
 			res, err := c.SendBytes(ctx, o.Envelope, o.Data)

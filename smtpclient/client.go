@@ -114,6 +114,14 @@ type Options struct {
 	// offers PIPELINING (for comparison and for broken servers).
 	NoPipelining bool
 	Timeouts     Timeouts
+	// LMTP speaks RFC 2033 instead of SMTP: LHLO instead of EHLO, and
+	// after the message data one reply per accepted recipient (see
+	// RcptResult.Data). Delivery agents use it to hand mail to a mailbox
+	// server such as Dovecot.
+	LMTP bool
+	// Network is "tcp" (the default) or "unix", where addr is the path of
+	// a socket (LMTP's usual transport; the default mode is then Plain).
+	Network string
 	// Transcript, if set, receives the protocol dialogue ("C: …"/"S: …"),
 	// with credentials redacted and message data summarised.
 	Transcript io.Writer
@@ -147,9 +155,21 @@ func (c *Client) ClientCertRequested() bool { return c.certRequested }
 // Dial connects to addr (host:port), reads the greeting, says EHLO, does
 // STARTTLS as the mode requires and authenticates if Options.Auth is set.
 func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, fmt.Errorf("smtp %s: %w", addr, err)
+	var host, port string
+	switch opts.Network {
+	case "", "tcp":
+		opts.Network = "tcp"
+		var err error
+		if host, port, err = net.SplitHostPort(addr); err != nil {
+			return nil, fmt.Errorf("smtp %s: %w", addr, err)
+		}
+	case "unix":
+		host = "localhost"
+		if opts.Mode == "" {
+			opts.Mode = Plain
+		}
+	default:
+		return nil, fmt.Errorf("smtp: unknown network %q (tcp, unix)", opts.Network)
 	}
 	opts.Timeouts.defaults()
 	if opts.Mode == "" {
@@ -206,7 +226,7 @@ func (c *Client) connect(ctx context.Context) error {
 		d = &net.Dialer{Timeout: c.opts.Timeouts.Connect}
 	}
 	dctx, cancel := context.WithTimeout(ctx, c.opts.Timeouts.Connect)
-	conn, err := d.DialContext(dctx, "tcp", c.addr)
+	conn, err := d.DialContext(dctx, c.opts.Network, c.addr)
 	cancel()
 	if err != nil {
 		return &NetError{Op: "connect", Addr: c.addr, Err: err}
@@ -339,8 +359,20 @@ func (c *Client) verify(cs tls.ConnectionState) tlsinfo.Verification {
 	})
 }
 
-// ehlo says EHLO (falling back to HELO) and records the extensions.
+// ehlo says EHLO (falling back to HELO), or LHLO for LMTP, and records
+// the extensions.
 func (c *Client) ehlo() error {
+	if c.opts.LMTP {
+		r, err := c.cmd(c.opts.Timeouts.Command, "LHLO "+c.opts.LocalName)
+		if err != nil {
+			return err
+		}
+		if r.Code != 250 {
+			return &ReplyError{Stage: "LHLO", Reply: r}
+		}
+		c.ext = smtpwire.Extensions(r)
+		return nil
+	}
 	r, err := c.cmd(c.opts.Timeouts.Command, "EHLO "+c.opts.LocalName)
 	if err != nil {
 		return err

@@ -40,6 +40,11 @@ type RcptResult struct {
 	Addr     string `json:"address"`
 	Accepted bool   `json:"accepted"`
 	Reply    string `json:"reply"`
+	// Data is, over LMTP, this recipient's own reply to the message data
+	// (nil when the recipient was refused at RCPT or its reply never
+	// came); Accepted and Reply then say what it said. A recipient whose
+	// Data is a 2xx reply has its message, whatever error Send returns.
+	Data *Reply `json:"-"`
 }
 
 // Result is what a transaction achieved.
@@ -151,6 +156,12 @@ func (c *Client) Send(ctx context.Context, env Envelope, msg io.Reader) (*Result
 	if err != nil {
 		return res, err
 	}
+	if c.opts.LMTP {
+		err := c.lmtpReplies(res)
+		res.Duration = time.Since(start)
+		res.Millis = res.Duration.Milliseconds()
+		return res, err
+	}
 	final, err := c.read(t.DataTerm)
 	if err != nil {
 		return res, err
@@ -158,6 +169,45 @@ func (c *Client) Send(ctx context.Context, env Envelope, msg io.Reader) (*Result
 	res.Duration = time.Since(start)
 	res.Millis = res.Duration.Milliseconds()
 	return res, finalResult(res, "end of data", final)
+}
+
+// lmtpReplies reads RFC 2033's reply per accepted recipient after the
+// message data, in RCPT order, into the recipients' results. The error is
+// nil when at least one recipient got the message; a read error leaves
+// the recipients whose replies came as they are (delivered or not) and
+// the rest without a Data reply.
+func (c *Client) lmtpReplies(res *Result) error {
+	var firstRefusal *smtpwire.Reply
+	res.Accepted = 0
+	for i := range res.Recipients {
+		r := &res.Recipients[i]
+		if !r.Accepted {
+			continue
+		}
+		r.Accepted = false // until its own reply says so
+		final, err := c.read(c.opts.Timeouts.DataTerm)
+		if err != nil {
+			for j := i; j < len(res.Recipients); j++ {
+				if res.Recipients[j].Data == nil && res.Recipients[j].Accepted {
+					res.Recipients[j].Accepted = false
+				}
+			}
+			return err
+		}
+		r.Data, r.Reply = final, final.String()
+		res.Final, res.Reply = final, final.String()
+		if final.Code/100 == 2 {
+			r.Accepted = true
+			res.Accepted++
+		} else if firstRefusal == nil {
+			firstRefusal = final
+		}
+	}
+	if res.Accepted == 0 && firstRefusal != nil {
+		res.Reply = firstRefusal.String()
+		return &ReplyError{Stage: "end of data", Reply: firstRefusal}
+	}
+	return nil
 }
 
 // pipelining reports whether commands may be pipelined (RFC 2920).

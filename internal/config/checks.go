@@ -229,6 +229,7 @@ func (c *Config) RestartNeeded(old *Config) []string {
 		{"metrics_address", old.Metrics, c.Metrics},
 		{"data_dir", old.DataDir, c.DataDir},
 		{"users_file", old.UsersFile, c.UsersFile},
+		{"auth_backend", old.AuthBackend, c.AuthBackend},
 		{"[tls]", old.TLS, c.TLS},
 		{"[queue]", old.Queue, c.Queue},
 		{"limits.auth_failures", old.Limits.AuthFailures, c.Limits.AuthFailures},

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tlsmail/tlsmail/internal/auth"
 	"github.com/tlsmail/tlsmail/internal/tlsconf"
 )
 
@@ -76,10 +77,21 @@ type Config struct {
 
 	RelayByCert // relay_clientcerts, permit_tls_all_clientcerts (route.go)
 
+	// AuthBackend checks AUTH and POP3 passwords: "users" (the users
+	// file, the default) or "dovecot:/run/dovecot/auth-client" (Dovecot's
+	// auth server; also dovecot:inet:host:port). Delivery maps local
+	// recipients to agents: domain or address → "maildir" (the default)
+	// or "lmtp:unix:/path" / "lmtp:inet:host:port". See delivery.go.
+	AuthBackend string            `toml:"auth_backend,omitempty"`
+	Delivery    map[string]string `toml:"delivery,omitempty"`
+
 	// File is where the configuration came from ("" for built-in defaults).
 	File string `toml:"-"`
 	// relayNets is RelayNets parsed.
 	relayNets []netip.Prefix
+	// delivery and dovecotAuth are Delivery and AuthBackend parsed.
+	delivery    map[string]DeliveryTarget
+	dovecotAuth *auth.Dovecot
 }
 
 // TLS is the server TLS configuration (see internal/tlsconf).

@@ -133,6 +133,9 @@ func (c *Config) validate() error {
 			return bad(fmt.Sprintf("transport %q: %q is not host:port", dom, hp), "transport", dom)
 		}
 	}
+	if err := c.validateDelivery(); err != nil {
+		return err
+	}
 	for k, v := range c.Aliases {
 		if strings.TrimSpace(v) == "" {
 			return bad(fmt.Sprintf("aliases: %q has no target", k), "aliases", k)

@@ -29,6 +29,7 @@ import (
 const password = "pop3-test-password"
 
 type testServer struct {
+	srv   *Server
 	cfg   *Settings
 	addr  map[string]string
 	roots *x509.CertPool
@@ -65,6 +66,7 @@ func startPOP3(t *testing.T, mutate ...func(*Settings)) *testServer {
 	ts.roots.AddCert(ca.Cert)
 	log := slog.New(slog.NewTextHandler(ts.logs, nil))
 	srv := New(cfg, tlsSrv, users, auth.NewThrottle(5, time.Minute), log)
+	ts.srv = srv
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for _, pc := range listeners {

@@ -25,6 +25,7 @@ type Server struct {
 	cfg      atomic.Pointer[Settings]
 	tls      *tlsconf.Server
 	users    *auth.Users
+	authn    atomic.Pointer[auth.Authenticator] // nil: users
 	throttle *auth.Throttle
 	log      *slog.Logger
 
@@ -38,6 +39,17 @@ func New(cfg *Settings, tls *tlsconf.Server, users *auth.Users, throttle *auth.T
 	s := &Server{tls: tls, users: users, throttle: throttle, log: log, sessions: map[*session]struct{}{}}
 	s.cfg.Store(cfg)
 	return s
+}
+
+// SetAuthenticator makes logins ask a (Dovecot's auth server, say)
+// instead of the users file, for logins from then on.
+func (s *Server) SetAuthenticator(a auth.Authenticator) { s.authn.Store(&a) }
+
+func (s *Server) authenticator() auth.Authenticator {
+	if a := s.authn.Load(); a != nil {
+		return *a
+	}
+	return s.users
 }
 
 // SetSettings installs reloaded settings for new sessions.

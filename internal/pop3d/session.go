@@ -358,14 +358,33 @@ func (ss *session) login(user, pass, method string) {
 		ss.err("[SYS/TEMP] too many authentication failures; try again later")
 		return
 	}
-	if !ss.srv.users.Authenticate(user, pass) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var local string
+	if a, ok := ss.conn.LocalAddr().(*net.TCPAddr); ok {
+		local = a.IP.String()
+	}
+	name, err := ss.srv.authenticator().Check(ctx, auth.Credentials{User: user, Password: pass, Service: "pop3",
+		LocalIP: local, RemoteIP: ss.ip, Secured: ss.tls.TLS})
+	switch {
+	case errors.Is(err, auth.ErrInvalid):
 		ss.srv.throttle.Fail(ss.ip, now)
 		ss.srv.log.Warn("pop3: login failed", "client", ss.ip, "method", method, "user", auth.Printable(user))
 		ss.err("[AUTH] invalid user name or password")
 		return
+	case err != nil:
+		ss.srv.log.Error("pop3: auth backend unavailable", "client", ss.ip, "method", method, "user", auth.Printable(user), "err", err)
+		ss.err("[SYS/TEMP] authentication is not available now; try again later")
+		return
+	case !auth.ValidName(name):
+		// A name from another backend (Dovecot's user=) must still be a
+		// plain mailbox name: it becomes a directory under mail/.
+		ss.srv.log.Error("pop3: the auth backend's user name is no mailbox name", "client", ss.ip, "user", auth.Printable(name))
+		ss.err("[SYS/PERM] no mailbox for this user")
+		return
 	}
 	ss.srv.throttle.Success(ss.ip)
-	user = auth.Canonical(user) // names are case-insensitive; one Maildir per user
+	user = auth.Canonical(name) // names are case-insensitive; one Maildir per user
 	mb, err := openMailbox(maildirOf(ss.cfg, user))
 	if errors.Is(err, ErrInUse) {
 		ss.err("[IN-USE] mailbox is in use by another session")

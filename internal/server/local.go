@@ -18,7 +18,8 @@ import (
 )
 
 // delivery is the queue's Deliverer: local recipients go to their Maildir
-// (DATA/mail/USER), remote ones to outbound delivery.
+// (DATA/mail/USER) or, as [delivery] says, their LMTP server (agents.go);
+// remote ones to outbound delivery.
 type delivery struct {
 	cfg    func() *config.Config
 	log    *slog.Logger
@@ -32,10 +33,18 @@ func (d *delivery) Deliver(ctx context.Context, env *queue.Envelope, rcpts []int
 	out := make([]queue.Outcome, 0, len(rcpts))
 	var remoteRcpts []int
 	done := map[string]queue.Outcome{} // one copy per mailbox (smtpd dedups too; older queue items may not be)
+	var lmtpRcpts map[config.DeliveryTarget][]int
 	for _, i := range rcpts {
 		local := auth.Canonical(env.Recipients[i].Local)
 		if local == "" {
 			remoteRcpts = append(remoteRcpts, i)
+			continue
+		}
+		if t := agentFor(cfg, env.Recipients[i], local); t.Agent == config.AgentLMTP { // agents.go
+			if lmtpRcpts == nil {
+				lmtpRcpts = map[config.DeliveryTarget][]int{}
+			}
+			lmtpRcpts[t] = append(lmtpRcpts[t], i)
 			continue
 		}
 		if o, ok := done[local]; ok {
@@ -46,6 +55,9 @@ func (d *delivery) Deliver(ctx context.Context, env *queue.Envelope, rcpts []int
 		o := d.local(cfg, env, i, open)
 		done[local] = o
 		out = append(out, o)
+	}
+	if len(lmtpRcpts) > 0 {
+		out = append(out, d.deliverLMTP(ctx, cfg, env, lmtpRcpts, open)...)
 	}
 	if len(remoteRcpts) > 0 {
 		out = append(out, d.remote.Load().Deliver(ctx, env, remoteRcpts, open)...)

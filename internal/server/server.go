@@ -192,6 +192,7 @@ func Run(ctx context.Context, o Options) error {
 		return float64(len(ids))
 	})
 	pop := pop3d.New(pop3Settings(cfg), tlsSrv, users, throttle, log)
+	useAuthBackend(cfg, smtp, pop, log) // dovecot.go
 	warnDescriptorLimit(cfg, log)
 
 	if metricsLn != nil {

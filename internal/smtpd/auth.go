@@ -1,7 +1,9 @@
 package smtpd
 
 import (
+	"context"
 	"errors"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -70,14 +72,26 @@ func (ss *session) cmdAuth(arg string) *smtpwire.Reply {
 	default:
 		return smtpwire.R(504, "5.5.4", "Error: unsupported authentication mechanism (PLAIN, LOGIN)")
 	}
-	if !ss.srv.users.Authenticate(user, pass) {
+	// The backend (users file or Dovecot) bounds its own wait; the
+	// command timeout is the outer limit.
+	ctx, cancel := context.WithTimeout(context.Background(), ss.commandTimeout())
+	defer cancel()
+	name, err := ss.srv.authenticator().Check(ctx, auth.Credentials{User: user, Password: pass, Service: "smtp",
+		LocalIP: hostOf(ss.raw.LocalAddr()), RemoteIP: ss.ip, Secured: ss.tls.TLS})
+	switch {
+	case errors.Is(err, auth.ErrInvalid):
 		ss.srv.throttle.Fail(ss.ip, time.Now())
 		ss.srv.log.Warn("auth failed", "client", ss.ip, "mechanism", strings.ToUpper(mech), "user", auth.Printable(user))
 		return smtpwire.R(535, "5.7.8", "Error: authentication credentials invalid")
+	case err != nil:
+		// The backend could not answer (Dovecot down, a timeout): the
+		// client may try again later; this is no failed login.
+		ss.srv.log.Error("auth backend unavailable", "client", ss.ip, "mechanism", strings.ToUpper(mech), "user", auth.Printable(user), "err", err)
+		return smtpwire.R(454, "4.7.0", "Temporary authentication failure")
 	}
 	ss.srv.throttle.Success(ss.ip)
-	ss.user = user
-	ss.srv.log.Info("auth ok", "client", ss.ip, "mechanism", strings.ToUpper(mech), "user", user)
+	ss.user = name
+	ss.srv.log.Info("auth ok", "client", ss.ip, "mechanism", strings.ToUpper(mech), "user", auth.Printable(name))
 	return smtpwire.R(235, "2.7.0", "Authentication successful")
 }
 
@@ -104,4 +118,16 @@ func (ss *session) challenge(prompt string) (string, *smtpwire.Reply) {
 		return "", smtpwire.R(501, "5.7.0", "Authentication cancelled")
 	}
 	return line, nil
+}
+
+// hostOf is the IP of a connection's address ("" if it has none).
+func hostOf(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	host, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return ""
+	}
+	return host
 }

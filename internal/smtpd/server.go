@@ -27,6 +27,7 @@ type Server struct {
 	cfg      atomic.Pointer[Settings]
 	tls      *tlsconf.Server // nil when no listener uses TLS
 	users    *auth.Users
+	authn    atomic.Pointer[auth.Authenticator] // nil: users
 	throttle *auth.Throttle
 	queue    *queue.Queue
 	log      *slog.Logger
@@ -45,6 +46,18 @@ func New(cfg *Settings, tls *tlsconf.Server, users *auth.Users, throttle *auth.T
 		sessions: map[*session]struct{}{}}
 	s.cfg.Store(cfg)
 	return s
+}
+
+// SetAuthenticator makes AUTH ask a: Dovecot's auth server, say. The
+// default is the users file given to New, which also decides local
+// recipients either way. It applies to logins from then on.
+func (s *Server) SetAuthenticator(a auth.Authenticator) { s.authn.Store(&a) }
+
+func (s *Server) authenticator() auth.Authenticator {
+	if a := s.authn.Load(); a != nil {
+		return *a
+	}
+	return s.users
 }
 
 // SetMetrics makes the server count sessions and messages.

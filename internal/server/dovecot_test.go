@@ -1,0 +1,205 @@
+package server
+
+import (
+	"context"
+	"crypto/x509"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tlsmail/tlsmail/internal/auth"
+	"github.com/tlsmail/tlsmail/internal/config"
+	"github.com/tlsmail/tlsmail/internal/testpeer"
+	"github.com/tlsmail/tlsmail/smtpclient"
+)
+
+// imapFetch reads every message in user's INBOX from Dovecot over IMAP
+// with STARTTLS (python3's imaplib, verifying Dovecot's certificate).
+const imapFetch = `
+import imaplib, ssl, sys
+host, port, ca, user, pw = sys.argv[1:6]
+m = imaplib.IMAP4(host, int(port))
+m.starttls(ssl_context=ssl.create_default_context(cafile=ca))
+m.login(user, pw)
+m.select("INBOX")
+typ, data = m.search(None, "ALL")
+for num in data[0].split():
+    typ, msg = m.fetch(num, "(RFC822)")
+    sys.stdout.write(msg[0][1].decode() + "\n--end--\n")
+m.logout()
+`
+
+// tlsmail with Dovecot, wired as serve wires it: submission AUTH asks
+// Dovecot's auth socket (auth_backend); [delivery] sends example.org's
+// users to Dovecot over LMTP, except the sender's own mailbox, which stays
+// a Maildir. alice gets the message (read back over IMAP STARTTLS with our
+// Received header); bob is over quota, so the sender gets a DSN for bob
+// only.
+func TestServeWithDovecotLMTPAndAuth(t *testing.T) {
+	python := testpeer.Require(t, "python3")
+	dusers := map[string]testpeer.DovecotUser{
+		"alice": {Password: "alice-imap-pw"},
+		"bob":   {Password: "bob-imap-pw", Quota: "1K"},
+		"carol": {Password: "carol-imap-pw", Quota: "1K", TempfailQuota: true},
+		"demo":  {Password: "demo-dovecot-pw"},
+	}
+	dc := testpeer.StartDovecot(t, dusers)
+	dir := t.TempDir()
+	cfg := &config.Config{Hostname: "mx.example.org", DataDir: dir, LocalDomains: []string{"example.org"},
+		AuthBackend: "dovecot:" + dc.Auth,
+		Delivery:    map[string]string{"example.org": "lmtp:unix:" + dc.LMTP, "demo@example.org": "maildir"},
+		TLS:         config.TLS{Cert: dc.CAFile, Key: filepath.Join(dc.Dir, "key.pem")},
+		Listeners: []config.Listener{
+			{Name: "submission", Address: "127.0.0.1:0", Mode: config.ModeImplicit, Auth: config.AuthRequired},
+		}}
+	cfg.Defaults()
+	cfg.Limits.AuthFailures = 2
+	cfg.Queue.FirstRetry.Duration = time.Second
+	cfg.Queue.MaxRetry.Duration = 2 * time.Second
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	// The users file decides which local recipients exist; Dovecot decides
+	// passwords (these hashes are never used for AUTH).
+	users, err := auth.LoadUsers(filepath.Join(dir, "users"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, _ := auth.HashPassword("users-file-password")
+	for _, u := range []string{"alice", "bob", "carol", "demo"} {
+		if err := users.Set(u, h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	logs := &testpeer.Buffer{}
+	ready := make(chan map[string]string, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Options{Config: cfg, Log: slog.New(slog.NewTextHandler(logs, nil)), Grace: time.Second,
+			Ready: func(a map[string]string) { ready <- a }})
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+		if t.Failed() {
+			t.Logf("tlsmail log:\n%s", logs)
+		}
+	}()
+	var addrs map[string]string
+	select {
+	case addrs = <-ready:
+	case err := <-done:
+		t.Fatalf("Run: %v\n%s", err, logs)
+	case <-time.After(60 * time.Second):
+		t.Fatalf("not ready:\n%s", logs)
+	}
+	roots := x509.NewCertPool()
+	pem, _ := os.ReadFile(dc.CAFile)
+	roots.AppendCertsFromPEM(pem)
+	dial := func(user, pw string) (*smtpclient.Client, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		return smtpclient.Dial(ctx, addrs["submission"], smtpclient.Options{Mode: smtpclient.Implicit, ServerName: "localhost",
+			RootCAs: roots, Auth: &smtpclient.Auth{Username: user, Password: pw, Mechanisms: []string{"PLAIN"}}})
+	}
+	// The users file's password is not Dovecot's.
+	if _, err := dial("demo", "users-file-password"); err == nil || !strings.Contains(err.Error(), "535") {
+		t.Fatalf("AUTH with the users file's password: %v", err)
+	}
+	c, err := dial("demo", "demo-dovecot-pw")
+	if err != nil {
+		t.Fatalf("AUTH with Dovecot's password: %v", err)
+	}
+	msg := "From: demo@example.org\r\nTo: alice@example.org, bob@example.org, carol@example.org\r\nSubject: over LMTP\r\n\r\n" +
+		strings.Repeat("a line of text to go over bob's quota of one kilobyte\r\n", 40)
+	res, err := c.SendBytes(context.Background(), smtpclient.Envelope{From: "demo@example.org",
+		To: []string{"alice@example.org", "bob@example.org", "carol@example.org"}}, []byte(msg))
+	if err != nil {
+		t.Fatalf("send: %v %+v", err, res)
+	}
+	_ = c.Quit()
+	queueID := strings.Fields(res.Reply)[len(strings.Fields(res.Reply))-1]
+
+	// The DSN for bob, in demo's Maildir (demo@example.org = "maildir").
+	dsn := waitFile(t, filepath.Join(dir, "mail", "demo", "new"), 60*time.Second)
+	for _, want := range []string{"Final-Recipient: rfc822; bob@example.org", "Status: 5.2.2", "Action: failed"} {
+		if !strings.Contains(dsn, want) {
+			t.Errorf("DSN lacks %q:\n%s", want, dsn)
+		}
+	}
+	if strings.Contains(dsn, "Final-Recipient: rfc822; alice@") || strings.Contains(dsn, "Final-Recipient: rfc822; carol@") || strings.Contains(dsn, dc.LMTP) {
+		t.Errorf("DSN names alice, carol or the LMTP socket:\n%s", dsn)
+	}
+
+	// carol's 452 (quota_full_tempfail) is retried, for carol only: once
+	// her quota is raised she gets the message, alice does not get it a
+	// second time and no second DSN is sent.
+	dusers["carol"] = testpeer.DovecotUser{Password: "carol-imap-pw", Quota: "10M"}
+	dc.SetUsers(t, dusers)
+	waitFile(t, filepath.Join(dc.Maildir("carol"), "new"), 60*time.Second)
+	if !strings.Contains(logs.String(), `to=carol@example.org delay=`) || !strings.Contains(logs.String(), `status=deferred`) {
+		t.Errorf("carol was not deferred first:\n%s", logs)
+	}
+	waitFile(t, filepath.Join(dir, "mail", "demo", "new"), time.Second) // still exactly one: the DSN for bob
+
+	// alice reads it from Dovecot over IMAP with STARTTLS.
+	host, port, _ := strings.Cut(dc.IMAPAddr, ":")
+	out, err := exec.Command(python, "-c", imapFetch, host, port, dc.CAFile, "alice", "alice-imap-pw").CombinedOutput()
+	if err != nil {
+		t.Fatalf("imaplib: %v\n%s", err, out)
+	}
+	got := string(out)
+	if n := strings.Count(got, "--end--"); n != 1 {
+		t.Fatalf("alice has %d messages over IMAP:\n%s", n, got)
+	}
+	for _, want := range []string{"Subject: over LMTP", "by mx.example.org (tlsmail) with ESMTPSA id " + queueID, "Return-Path: <demo@example.org>"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the message read over IMAP lacks %q:\n%s", want, got)
+		}
+	}
+	if files, _ := filepath.Glob(filepath.Join(dc.Maildir("bob"), "new", "*")); len(files) != 0 {
+		t.Errorf("bob (over quota) has %d messages", len(files))
+	}
+	// Throttled per IP, as with the users file: two failures, then the
+	// right password is refused too.
+	for range 2 {
+		if _, err := dial("demo", "wrong-password"); err == nil || !strings.Contains(err.Error(), "535") {
+			t.Fatalf("wrong password: %v", err)
+		}
+	}
+	if _, err := dial("demo", "demo-dovecot-pw"); err == nil || !strings.Contains(err.Error(), "454") {
+		t.Fatalf("after the failures: %v", err)
+	}
+	for _, secret := range []string{"demo-dovecot-pw", "wrong-password", "users-file-password"} {
+		if strings.Contains(logs.String(), secret) || strings.Contains(dc.Log(), secret) {
+			t.Errorf("%q reached a log", secret)
+		}
+	}
+}
+
+// waitFile waits (bounded) for the one file in dir and returns its content.
+func waitFile(t *testing.T, dir string, timeout time.Duration) string {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		files, _ := filepath.Glob(filepath.Join(dir, "*"))
+		if len(files) == 1 {
+			b, err := os.ReadFile(files[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			return string(b)
+		}
+		if len(files) > 1 || time.Now().After(deadline) {
+			t.Fatalf("%s has %d files after %v, want 1", dir, len(files), timeout)
+		}
+		time.Sleep(50 * time.Millisecond) // polling a directory, bounded by the deadline
+	}
+}
