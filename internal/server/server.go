@@ -20,6 +20,7 @@ import (
 
 	"github.com/tlsmail/tlsmail/internal/auth"
 	"github.com/tlsmail/tlsmail/internal/config"
+	"github.com/tlsmail/tlsmail/internal/imapd"
 	"github.com/tlsmail/tlsmail/internal/metrics"
 	"github.com/tlsmail/tlsmail/internal/pop3d"
 	"github.com/tlsmail/tlsmail/internal/queue"
@@ -82,6 +83,11 @@ func Run(ctx context.Context, o Options) error {
 	}
 	for i, pc := range cfg.POP3 {
 		if err := listen(pc.Name, pc.Address, pc.Optional, "pop3_listener", strconv.Itoa(i), "address"); err != nil {
+			return err
+		}
+	}
+	for i, ic := range cfg.IMAP {
+		if err := listen(ic.Name, ic.Address, ic.Optional, "imap_listener", strconv.Itoa(i), "address"); err != nil {
 			return err
 		}
 	}
@@ -182,6 +188,7 @@ func Run(ctx context.Context, o Options) error {
 		return float64(len(ids))
 	})
 	pop := pop3d.New(cfg, tlsSrv, users, throttle, log)
+	imap := imapd.New(imapSettings(cfg), tlsSrv, users, throttle, log) // imap.go
 	warnDescriptorLimit(cfg, log)
 
 	if metricsLn != nil {
@@ -216,9 +223,12 @@ func Run(ctx context.Context, o Options) error {
 			if i < len(cfg.Listeners) {
 				lc := cfg.Listeners[i]
 				name, err = lc.Name, smtp.Serve(lctx, l, lc)
-			} else {
+			} else if i < len(cfg.Listeners)+len(cfg.POP3) {
 				pc := cfg.POP3[i-len(cfg.Listeners)]
 				name, err = pc.Name, pop.Serve(lctx, l, pc)
+			} else {
+				ic := cfg.IMAP[i-len(cfg.Listeners)-len(cfg.POP3)]
+				name, err = ic.Name, imap.Serve(lctx, l, imapListener(ic))
 			}
 			if err != nil {
 				log.Error("listener stopped", "listener", name, "err", err)
@@ -245,6 +255,11 @@ func Run(ctx context.Context, o Options) error {
 			attrs = append(attrs, pc.Name, addrs[pc.Name])
 		}
 	}
+	for _, ic := range cfg.IMAP {
+		if addrs[ic.Name] != "" {
+			attrs = append(attrs, ic.Name, addrs[ic.Name])
+		}
+	}
 	if addrs["metrics"] != "" {
 		attrs = append(attrs, "metrics", addrs["metrics"])
 	}
@@ -261,6 +276,7 @@ func Run(ctx context.Context, o Options) error {
 			gctx, cancel := context.WithTimeout(context.Background(), o.Grace)
 			smtp.Shutdown(gctx)
 			pop.Shutdown(gctx)
+			imap.Shutdown(gctx)
 			cancel()
 			stopQueue()
 			wg.Wait()
@@ -285,6 +301,7 @@ func Run(ctx context.Context, o Options) error {
 				current.Unlock()
 				smtp.SetConfig(next)
 				pop.SetConfig(next)
+				imap.SetSettings(imapSettings(next))
 				log.Info("reloaded configuration, certificates and users")
 			}
 		}
@@ -343,6 +360,7 @@ func Banner(w io.Writer, cfg *config.Config, addrs map[string]string) {
   SMTPS (implicit TLS)  %s
   submission (AUTH)     %s
   POP3 (STLS) / POP3S   %s / %s
+  IMAP / IMAPS          %s / %s
   metrics               http://%s/metrics
   dev CA                %s
   user                  demo@localhost, password in %s
@@ -350,7 +368,7 @@ func Banner(w io.Writer, cfg *config.Config, addrs map[string]string) {
 
 Send a test mail:
   swaks --server %s --tls --tls-verify --tls-ca-path %s --auth PLAIN --auth-user demo --auth-password "$(cat %s)" --from demo@localhost --to demo@localhost
-`, cfg.DataDir, addrs["mx"], addrs["smtps"], addrs["submission"], addrs["pop3"], addrs["pop3s"], addrs["metrics"], cfg.Path("tls/ca.pem"), cfg.Path("dev-password"),
+`, cfg.DataDir, addrs["mx"], addrs["smtps"], addrs["submission"], addrs["pop3"], addrs["pop3s"], addrs["imap"], addrs["imaps"], addrs["metrics"], cfg.Path("tls/ca.pem"), cfg.Path("dev-password"),
 		cfg.Path("mail/demo/new"), addrs["submission"], cfg.Path("tls/ca.pem"), cfg.Path("dev-password"))
 	if a := addrs["mx-ipv6"]; a != "" {
 		fmt.Fprintf(w, "\nEvery listener also answers on IPv6, same ports (MX %s).\n", a)
