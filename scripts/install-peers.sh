@@ -17,6 +17,8 @@ peers=(
   "command -v msmtp|msmtp"
   "test -x /usr/sbin/dovecot|dovecot-core"
   "command -v fetchmail|fetchmail"
+  "command -v curl|curl"
+  "command -v mbsync|isync"
   "command -v mpop|mpop"
   "command -v tcprules|ucspi-tcp"
   "command -v stunnel4|stunnel4"
