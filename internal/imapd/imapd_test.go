@@ -269,3 +269,65 @@ func TestIDLESeesDeliveryAtOnce(t *testing.T) {
 		t.Errorf("fetch of the new message: %s", l)
 	}
 }
+
+// TestSessionsShareOneMailbox: a flag change and an EXPUNGE made by one
+// session reach another session on the same mailbox, and APPEND's new
+// message reaches a session that only sends NOOP.
+func TestSessionsShareOneMailbox(t *testing.T) {
+	ts := startIMAP(t, "")
+	ts.deliver(t, "a", "a")
+	ts.deliver(t, "b", "b")
+	a := dialRaw(t, ts.addr["imaps"], true, ts.roots)
+	b := dialRaw(t, ts.addr["imaps"], true, ts.roots)
+	for _, rc := range []*rawClient{a, b} {
+		rc.login()
+		rc.send("s SELECT INBOX\r\n")
+		rc.expect("s OK")
+	}
+	a.send("1 STORE 2 +FLAGS (\\Flagged)\r\n")
+	a.expect("1 OK")
+	b.send("n NOOP\r\n")
+	if l := strings.Join(b.expect("n OK"), "\n"); !strings.Contains(l, `* 2 FETCH (UID 2 FLAGS (\Flagged))`) {
+		t.Errorf("flag change not seen by the other session: %s", l)
+	}
+	a.send("2 STORE 1 +FLAGS.SILENT (\\Deleted)\r\n3 EXPUNGE\r\n")
+	if l := strings.Join(a.expect("3 OK"), "\n"); !strings.Contains(l, "* 1 EXPUNGE") {
+		t.Errorf("EXPUNGE: %s", l)
+	}
+	a.send("4 APPEND INBOX (\\Seen) {25}\r\n")
+	a.expect("+")
+	a.send("Subject: appended\r\n\r\nhi\r\n\r\n")
+	if l := strings.Join(a.expect("4 "), "\n"); !strings.Contains(l, "4 OK [APPENDUID ") || !strings.Contains(l, " 3]") {
+		t.Errorf("APPEND: %s", l)
+	}
+	b.send("m NOOP\r\n")
+	l := strings.Join(b.expect("m OK"), "\n")
+	if !strings.Contains(l, "* 1 EXPUNGE") || !strings.Contains(l, "* 2 EXISTS") {
+		t.Errorf("the other session's NOOP after EXPUNGE and APPEND: %s", l)
+	}
+	b.send("f UID FETCH 3 (RFC822.SIZE FLAGS BODY.PEEK[TEXT])\r\n")
+	if l := strings.Join(b.expect("f OK"), "\n"); !strings.Contains(l, "RFC822.SIZE 25") || !strings.Contains(l, `\Seen`) {
+		t.Errorf("the appended message: %s", l)
+	}
+}
+
+// TestConnectionLimitPerIP: over the per-IP limit a client gets an
+// untagged BYE, over TLS on the IMAPS port.
+func TestConnectionLimitPerIP(t *testing.T) {
+	ts := startIMAP(t, "")
+	var held []*rawClient
+	for range 50 {
+		held = append(held, dialRaw(t, ts.addr["imaps"], true, ts.roots))
+	}
+	c, err := tls.Dial("tcp", ts.addr["imaps"], &tls.Config{RootCAs: ts.roots, ServerName: "localhost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(40 * time.Second))
+	line, _ := bufio.NewReader(c).ReadString('\n')
+	if !strings.HasPrefix(line, "* BYE [UNAVAILABLE] too many connections from your address") {
+		t.Errorf("51st connection: %q", line)
+	}
+	_ = held
+}

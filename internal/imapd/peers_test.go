@@ -82,7 +82,7 @@ func TestPythonImaplib(t *testing.T) {
 		`list (\Junk \HasNoChildren) "." "Junk"`, `list (\Drafts \HasNoChildren) "." "Drafts"`,
 		"exists 2", "search 2", `part1 b'body of one\r\n'`,
 		"store 1 (UID 1 FLAGS (\\Flagged \\Answered))",
-		"append OK [APPENDUID ", "copy OK", "move OK ('COPYUID', [b'", " 2 1']", 
+		"append OK [APPENDUID ", "copy OK", "move OK ('COPYUID', [b'", " 2 1']",
 		"expunge OK [b'2', b'1']", "(MESSAGES 0 UIDNEXT 3 UIDVALIDITY",
 		"sent-exists 1", "Subject: sent copy", "junk-exists 1", "done",
 	} {
