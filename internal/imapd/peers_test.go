@@ -107,3 +107,92 @@ func TestPythonImaplib(t *testing.T) {
 		t.Errorf("no session log line with the TLS state:\n%s", ts.log())
 	}
 }
+
+// TestMbsyncBothWays: mbsync (isync) copies the server's folders into a
+// local Maildir, then a message added locally and a flag set locally go
+// back to the server (APPEND, STORE), all over IMAPS.
+func TestMbsyncBothWays(t *testing.T) {
+	mbsync := testpeer.Require(t, "mbsync")
+	ts := startIMAP(t, "")
+	ts.deliver(t, "first", "one")
+	ts.deliver(t, "second", "two")
+	work := t.TempDir()
+	local := filepath.Join(work, "mail")
+	os.MkdirAll(local, 0o700)
+	_, port, _ := strings.Cut(ts.addr["imaps"], ":")
+	rc := filepath.Join(work, "mbsyncrc")
+	os.WriteFile(rc, []byte(`IMAPAccount t
+Host localhost
+Port `+port+`
+User demo
+Pass `+password+`
+SSLType IMAPS
+CertificateFile `+ts.ca+`
+
+IMAPStore remote
+Account t
+
+MaildirStore local
+Path `+local+`/
+Inbox `+local+`/INBOX
+SubFolders Verbatim
+
+Channel c
+Far :remote:
+Near :local:
+Patterns *
+Create Both
+Expunge Both
+SyncState *
+`), 0o600)
+	sync := func() {
+		t.Helper()
+		cmd := exec.Command(mbsync, "-c", rc, "-a")
+		cmd.Env = append(os.Environ(), "HOME="+work)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("mbsync: %v\n%s\nserver log:\n%s", err, out, ts.log())
+		}
+	}
+	sync()
+	in, err := maildir.Dir(filepath.Join(local, "INBOX")).List()
+	if err != nil || len(in) != 2 {
+		t.Fatalf("local INBOX after the first sync: %v %v", in, err)
+	}
+	for _, f := range []string{"Sent", "Drafts", "Trash", "Junk"} {
+		if _, err := os.Stat(filepath.Join(local, f, "cur")); err != nil {
+			t.Errorf("folder %s not synced: %v", f, err)
+		}
+	}
+	// Locally: a new message in Sent, and message one marked seen.
+	if _, err := maildir.Dir(filepath.Join(local, "Sent")).Deliver("1796600000.local.host", strings.NewReader("Subject: written offline\n\nhi\n"), maildir.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	ld := maildir.Dir(filepath.Join(local, "INBOX"))
+	for _, m := range in {
+		if b, _ := os.ReadFile(ld.Path(m)); strings.Contains(string(b), "Subject: one") {
+			if _, err := ld.SetFlags(m, "S"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	sync()
+	sent, _ := maildir.Dir(filepath.Join(string(ts.inbox()), ".Sent")).List()
+	if len(sent) != 1 {
+		t.Errorf("server Sent after syncing back: %+v", sent)
+	} else if b, _ := os.ReadFile(maildir.Dir(filepath.Join(string(ts.inbox()), ".Sent")).Path(sent[0])); !strings.Contains(string(b), "written offline") {
+		t.Errorf("server Sent holds %q", b)
+	}
+	srv, _ := ts.inbox().List()
+	seen := 0
+	for _, m := range srv {
+		if strings.Contains(m.Flags(), "S") {
+			seen++
+			if b, _ := os.ReadFile(ts.inbox().Path(m)); !strings.Contains(string(b), "Subject: one") {
+				t.Errorf("the wrong message is seen: %s", b)
+			}
+		}
+	}
+	if len(srv) != 2 || seen != 1 {
+		t.Errorf("server INBOX after syncing back: %+v", srv)
+	}
+}
