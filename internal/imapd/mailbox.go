@@ -114,6 +114,9 @@ func (mb *mailbox) syncLocked(write bool) error {
 	}
 	onDisk := make(map[string]maildir.Message, len(list))
 	for _, m := range list {
+		if strings.ContainsFunc(m.Name, func(r rune) bool { return r < 0x20 }) {
+			continue // a name no index line can hold: not a message of ours
+		}
 		if old, dup := onDisk[m.Name]; dup && !old.New {
 			continue // the same name in new/ and cur/: a rename under way
 		}

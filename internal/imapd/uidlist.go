@@ -1,7 +1,6 @@
 package imapd
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -47,12 +46,14 @@ func readUIDList(dir string) (l uidList, ok bool, err error) {
 	if err != nil {
 		return l, false, fmt.Errorf("uid index %s: %w", dir, err)
 	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 4096), 1<<20)
-	if !sc.Scan() {
+	// Lines split at LF only (a scanner would also strip a CR that is
+	// part of a name).
+	lines := strings.Split(string(b), "\n")
+	if len(lines) < 2 || lines[len(lines)-1] != "" {
 		return l, false, nil
 	}
-	f := strings.Fields(sc.Text())
+	lines = lines[:len(lines)-1]
+	f := strings.Fields(lines[0])
 	if len(f) != 4 || f[0] != "tlsmail-uidlist" || f[1] != "1" {
 		return l, false, nil
 	}
@@ -63,8 +64,8 @@ func readUIDList(dir string) (l uidList, ok bool, err error) {
 	}
 	l.validity, l.next = uint32(v), uint32(n)
 	last := uint32(0)
-	for sc.Scan() {
-		f := strings.SplitN(sc.Text(), " ", 3)
+	for _, line := range lines[1:] {
+		f := strings.SplitN(line, " ", 3)
 		if len(f) != 3 {
 			return uidList{}, false, nil
 		}
