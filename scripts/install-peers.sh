@@ -16,6 +16,7 @@ peers=(
   "command -v s-nail|s-nail"
   "command -v msmtp|msmtp"
   "test -x /usr/sbin/dovecot|dovecot-core"
+  "test -x /usr/lib/dovecot/imap|dovecot-imapd"
   "command -v fetchmail|fetchmail"
   "command -v curl|curl"
   "command -v mbsync|isync"

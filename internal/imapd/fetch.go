@@ -186,7 +186,11 @@ func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, opts *
 			rw.WriteBodyStructure(imapserver.ExtractBodyStructure(bytes.NewReader(body)))
 		}
 		for _, bs := range opts.BodySection {
-			buf := imapserver.ExtractBodySection(bytes.NewReader(body), bs)
+			buf := body // BODY[] as stored, not re-serialised
+			if len(bs.Part) > 0 || bs.Specifier != imap.PartSpecifierNone || bs.Partial != nil ||
+				len(bs.HeaderFields) > 0 || len(bs.HeaderFieldsNot) > 0 {
+				buf = imapserver.ExtractBodySection(bytes.NewReader(body), bs)
+			}
 			if err := writeAll(rw.WriteBodySection(bs, int64(len(buf))), buf); err != nil {
 				return err
 			}

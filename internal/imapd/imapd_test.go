@@ -168,7 +168,7 @@ func (rc *rawClient) line() string {
 func (rc *rawClient) expect(prefix string) []string {
 	rc.t.Helper()
 	var lines []string
-	for range 10000 {
+	for range 200000 {
 		l := rc.line()
 		lines = append(lines, l)
 		if strings.HasPrefix(l, prefix) {

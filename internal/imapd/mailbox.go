@@ -2,6 +2,7 @@ package imapd
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -272,20 +273,31 @@ func crlfSize(path string) (int64, error) {
 // readCRLF reads a message file with CRLF line ends (Maildir files from
 // local delivery use LF; IMAP counts and sends CRLF).
 func readCRLF(path string, sizeHint int64) ([]byte, error) {
-	f, err := os.Open(path)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	buf := make([]byte, 0, max(sizeHint, 512))
-	w := &sliceWriter{b: buf}
-	_, err = io.Copy(w, &crlfReader{r: bufio.NewReaderSize(f, 32*1024)})
-	return w.b, err
+	return toCRLF(b, sizeHint), nil
 }
 
-type sliceWriter struct{ b []byte }
-
-func (w *sliceWriter) Write(p []byte) (int, error) { w.b = append(w.b, p...); return len(p), nil }
+// toCRLF returns b with every bare LF made CRLF.
+func toCRLF(b []byte, sizeHint int64) []byte {
+	out := make([]byte, 0, max(sizeHint, int64(len(b))))
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			out = append(out, b...)
+			break
+		}
+		out = append(out, b[:i]...)
+		if i == 0 || b[i-1] != '\r' {
+			out = append(out, '\r')
+		}
+		out = append(out, '\n')
+		b = b[i+1:]
+	}
+	return out
+}
 
 // crlfReader turns bare LF into CRLF.
 type crlfReader struct {
