@@ -57,7 +57,7 @@ type server struct {
 	pids  func() []int
 	times []time.Duration // LOGIN + SELECT + FETCH
 	fetch []time.Duration // SELECT + FETCH
-	rss   float64 // KiB per idle session
+	rss   float64         // KiB per idle session
 }
 
 func run(tlsmailBin, dovecotBin string, n, size, rounds, idle int) error {
