@@ -143,7 +143,7 @@ func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, opts *
 	}
 	items := sess.pick(numSet)
 	if markSeen && !sess.readOnly {
-		if err := sess.setFlags(items, imap.StoreFlagsAdd, "S", true); err != nil {
+		if err := sess.setFlags(items, imap.StoreFlagsAdd, "S"); err != nil {
 			return err
 		}
 		items = sess.pick(numSet)
@@ -224,13 +224,21 @@ func writeAll(wc interface {
 }
 
 // setFlags changes the flags of items by renaming their files (under the
-// INBOX's POP3 lock) and tells the other sessions; implicit is a \Seen
-// set by FETCH BODY[], whose FLAGS the fetch itself reports.
-func (sess *session) setFlags(items []item, op imap.StoreFlagsOp, letters string, implicit bool) error {
+// INBOX's POP3 lock; one fsync of cur/ for all) and tells the other
+// sessions.
+func (sess *session) setFlags(items []item, op imap.StoreFlagsOp, letters string) error {
 	mb := sess.sel
 	mb.mu.Lock()
 	defer mb.mu.Unlock()
 	return mb.withPOP3Lock(func() error {
+		renamed := false
+		defer func() {
+			if renamed {
+				if err := mb.dir.SyncCur(); err != nil {
+					sess.srv.log.Error("imap: store flags", "user", sess.user, "err", err)
+				}
+			}
+		}()
 		for _, it := range items {
 			msg := it.msg
 			if mb.seqOf(msg.uid) == 0 {
@@ -263,12 +271,11 @@ func (sess *session) setFlags(items []item, op imap.StoreFlagsOp, letters string
 				sess.srv.log.Error("imap: store flags", "user", sess.user, "err", err)
 				return serverError("cannot change flags")
 			}
-			msg.m = m
+			msg.m, renamed = m, true
 			if next != old {
 				mb.tracker.QueueMessageFlags(mb.seqOf(msg.uid), msg.uid, imapFlags(next), sess.view)
 			}
 		}
-		_ = implicit
 		return nil
 	})
 }
@@ -278,7 +285,7 @@ func (sess *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags 
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "the mailbox is read-only (EXAMINE)"}
 	}
 	items := sess.pick(numSet)
-	if err := sess.setFlags(items, flags.Op, maildirFlags(flags.Flags), false); err != nil {
+	if err := sess.setFlags(items, flags.Op, maildirFlags(flags.Flags)); err != nil {
 		return err
 	}
 	if flags.Silent {

@@ -81,7 +81,7 @@ func (mb *mailbox) load() error {
 		return err
 	}
 	if !ok {
-		l = uidList{validity: newValidity(0), next: 1}
+		l = uidList{validity: mb.reg.newValidity(), next: 1}
 		mb.reg.log.Info("imap: new UID index", "maildir", string(mb.dir), "uidvalidity", l.validity)
 	}
 	mb.validity, mb.next = l.validity, l.next
@@ -345,6 +345,15 @@ type registry struct {
 	mu    sync.Mutex
 	boxes map[string]*mailbox
 	wds   map[int]*mailbox
+	// lastValidity is the last UIDVALIDITY given to a new index, so a
+	// folder deleted and made again within a second gets a new one.
+	lastValidity uint32
+}
+
+// newValidity is a UIDVALIDITY for a new index; r.mu held (open).
+func (r *registry) newValidity() uint32 {
+	r.lastValidity = newValidity(r.lastValidity)
+	return r.lastValidity
 }
 
 type logger interface {

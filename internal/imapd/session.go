@@ -382,6 +382,9 @@ func (sess *session) Append(name string, r imap.LiteralReader, opts *imap.Append
 	if flags := maildirFlags(opts.Flags); flags != "" {
 		if _, err := d.SetFlags(maildir.Message{Name: fname, File: fname, New: true}, flags); err != nil {
 			sess.srv.log.Error("imap: append flags", "user", sess.user, "err", err)
+		} else if err := d.SyncCur(); err != nil {
+			sess.srv.log.Error("imap: append", "user", sess.user, "err", err)
+			return nil, serverError("cannot store the message")
 		}
 	}
 	mb, err := sess.srv.reg.open(d, lock)

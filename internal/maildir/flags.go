@@ -50,9 +50,9 @@ func NormalizeFlags(flags string) string {
 func FlagFile(name, flags string) string { return name + ":2," + NormalizeFlags(flags) }
 
 // SetFlags gives m the info flags (moving it from new/ to cur/ if needed)
-// by one rename in place, and fsyncs cur/. The unique name stays, so
-// readers that key on it (POP3's UIDL, IMAP's UID index) see the same
-// message.
+// by one rename in place. The unique name stays, so readers that key on
+// it (POP3's UIDL, IMAP's UID index) see the same message. The rename is
+// durable once the caller has called SyncCur (one fsync for a batch).
 func (d Dir) SetFlags(m Message, flags string) (Message, error) {
 	to := Message{Name: m.Name, File: FlagFile(m.Name, flags), Size: m.Size}
 	if !m.New && to.File == m.File {
@@ -61,11 +61,11 @@ func (d Dir) SetFlags(m Message, flags string) (Message, error) {
 	if err := safeio.Rename(d.Path(m), d.Path(to)); err != nil {
 		return m, fmt.Errorf("maildir flags %s: %w", m.Name, err)
 	}
-	if err := safeio.SyncDir(filepath.Join(string(d), "cur")); err != nil {
-		return to, err
-	}
 	return to, nil
 }
+
+// SyncCur fsyncs cur/ (after SetFlags, or files linked into it).
+func (d Dir) SyncCur() error { return safeio.SyncDir(filepath.Join(string(d), "cur")) }
 
 // Find looks up the message whose unique name is name, in new/ or cur/
 // (after another reader renamed it); fs.ErrNotExist if it is gone.
