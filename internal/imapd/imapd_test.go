@@ -331,3 +331,25 @@ func TestConnectionLimitPerIP(t *testing.T) {
 	}
 	_ = held
 }
+
+// TestLoginFailuresAreThrottled: after the throttle's limit of failures
+// from one address (shared with SMTP AUTH and POP3 through one
+// auth.Throttle), even the right password is refused for a while.
+func TestLoginFailuresAreThrottled(t *testing.T) {
+	ts := startIMAP(t, "")
+	rc := dialRaw(t, ts.addr["imaps"], true, ts.roots)
+	for i := range 5 {
+		tag := fmt.Sprint("f", i)
+		rc.send(tag + " LOGIN demo wrong-password\r\n")
+		if l := rc.expect(tag + " "); !strings.HasPrefix(l[len(l)-1], tag+" NO [AUTHENTICATIONFAILED]") {
+			t.Fatalf("bad password %d: %q", i, l)
+		}
+	}
+	rc.send("g LOGIN demo " + password + "\r\n")
+	if l := rc.expect("g "); !strings.HasPrefix(l[len(l)-1], "g NO [UNAVAILABLE] too many authentication failures") {
+		t.Errorf("login after 5 failures: %q", l)
+	}
+	if !strings.Contains(ts.log(), "imap: login refused: too many failures") || strings.Contains(ts.log(), "wrong-password") {
+		t.Errorf("log:\n%s", ts.log())
+	}
+}
