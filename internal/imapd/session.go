@@ -152,12 +152,20 @@ func (sess *session) Select(name string, opts *imap.SelectOptions) (*imap.Select
 	if err != nil {
 		return nil, err
 	}
+	data, err := sess.selectLocked(mb, opts)
+	if err != nil {
+		sess.srv.reg.release(mb)
+		return nil, err
+	}
+	return data, nil
+}
+
+// selectLocked syncs mb and makes it the selected mailbox.
+func (sess *session) selectLocked(mb *mailbox, opts *imap.SelectOptions) (*imap.SelectData, error) {
 	mb.mu.Lock()
 	defer mb.mu.Unlock()
 	if err := mb.syncLocked(false); err != nil {
-		mb.mu.Unlock()
-		sess.srv.reg.release(mb)
-		mb.mu.Lock()
+		sess.srv.log.Error("imap: select", "user", sess.user, "err", err)
 		return nil, serverError("cannot read the mailbox")
 	}
 	sess.sel, sess.view, sess.readOnly, sess.searchRes = mb, mb.tracker.NewSession(), opts.ReadOnly, nil
