@@ -19,6 +19,8 @@ peers=(
   "test -x /usr/lib/dovecot/lmtp|dovecot-lmtpd"
   "test -x /usr/lib/dovecot/imap|dovecot-imapd"
   "command -v fetchmail|fetchmail"
+  "command -v curl|curl"
+  "command -v mbsync|isync"
   "command -v mpop|mpop"
   "command -v tcprules|ucspi-tcp"
   "command -v stunnel4|stunnel4"

@@ -81,6 +81,16 @@ func (c *Config) checkListeners() error {
 			return err
 		}
 	}
+	for i, p := range c.IMAP {
+		key := []string{"imap_listener", strconv.Itoa(i)}
+		if names[p.Name] {
+			return bad(fmt.Sprintf("imap_listener name %q is used twice (names label logs and metrics; make them unique)", p.Name), append(key, "name")...)
+		}
+		names[p.Name] = true
+		if err := check("imap_listener", p.Name, p.Address, append(key, "address")...); err != nil {
+			return err
+		}
+	}
 	if c.Metrics != "" {
 		if err := check("metrics_address", "", c.Metrics, "metrics_address"); err != nil {
 			return err
@@ -211,7 +221,7 @@ func (c *Config) NeedsTLS() bool {
 			return true
 		}
 	}
-	return false
+	return c.imapNeedsTLS()
 }
 
 // RestartNeeded lists the changes from old to c that a reload (SIGHUP)
@@ -222,6 +232,7 @@ func (c *Config) RestartNeeded(old *Config) []string {
 	var out []string
 	out = append(out, listenerChanges("listener", old.Listeners, c.Listeners, func(l Listener) string { return l.Name })...)
 	out = append(out, listenerChanges("pop3_listener", old.POP3, c.POP3, func(l POP3Listener) string { return l.Name })...)
+	out = append(out, listenerChanges("imap_listener", old.IMAP, c.IMAP, func(l IMAPListener) string { return l.Name })...)
 	for _, s := range []struct {
 		name     string
 		old, new any

@@ -63,6 +63,7 @@ type Config struct {
 	Queue        Queue             `toml:"queue"`
 	Listeners    []Listener        `toml:"listener"`
 	POP3         []POP3Listener    `toml:"pop3_listener"`
+	IMAP         []IMAPListener    `toml:"imap_listener"` // see imap.go
 	// User and Group are whom `serve` runs as after binding its
 	// listeners and reading its keys as root (see runas.go); empty: no
 	// change.
@@ -150,6 +151,7 @@ type Limits struct {
 	AuthWindow       Duration `toml:"auth_window"`        // default 10m
 	BadCommands      int      `toml:"bad_commands"`       // errors before disconnect; default 20
 	POP3Timeout      Duration `toml:"pop3_timeout"`       // POP3 autologout; RFC 1939 says at least 10m
+	IMAPTimeout      Duration `toml:"imap_timeout"`       // IMAP autologout after login, IDLE included; RFC 9051: at least 30m
 	// HeloTimeout is command_timeout for a client that has not yet sent
 	// a successful HELO/EHLO (default 1m): a connection that only holds a
 	// slot gets less time than a session that is talking.
@@ -253,6 +255,7 @@ func (c *Config) Defaults() {
 			ls.Name = fmt.Sprintf("smtp%d", i+1)
 		}
 	}
+	c.imapDefaults()
 	for i := range c.POP3 {
 		p := &c.POP3[i]
 		if p.Mode == "" {

@@ -108,6 +108,11 @@ func TestDevConfigRoundTrips(t *testing.T) {
 	if back.Listeners[0].Optional {
 		t.Error("the IPv4 listeners must not be optional")
 	}
+	if len(back.IMAP) != 4 || back.IMAP[0].Address != "127.0.0.1:2143" || back.IMAP[0].Mode != ModeSTARTTLS ||
+		back.IMAP[1].Address != "127.0.0.1:2993" || back.IMAP[1].Mode != ModeImplicit || !back.IMAP[3].Optional ||
+		back.Limits.IMAPTimeout.Duration != 30*time.Minute {
+		t.Errorf("dev IMAP listeners: %+v, imap_timeout %v", back.IMAP, back.Limits.IMAPTimeout)
+	}
 }
 
 // TestPickSaysWhatTheAccountsFileLacks: an accounts file with no accounts

@@ -7,9 +7,10 @@ import (
 
 // Dev is the configuration `tlsmail serve` runs with when given no
 // --config: everything on loopback, local domain localhost, the dev CA's
-// server certificate, and five listeners — MX with STARTTLS on 2525,
-// SMTPS on 2465, submission (STARTTLS, AUTH required) on 2587, and POP3
-// with STLS on 2110 and POP3S on 2995 — on 127.0.0.1 and, as optional
+// server certificate, and seven listeners — MX with STARTTLS on 2525,
+// SMTPS on 2465, submission (STARTTLS, AUTH required) on 2587, POP3
+// with STLS on 2110 and POP3S on 2995, IMAP with STARTTLS on 2143 and
+// IMAPS on 2993 — on 127.0.0.1 and, as optional
 // "-ipv6" listeners, on [::1] with the same ports (the dev certificate
 // names both; a machine without IPv6 runs on 127.0.0.1 alone).
 func Dev(dataDir string) *Config {
@@ -39,6 +40,7 @@ func Dev(dataDir string) *Config {
 		p.Name, p.Address, p.Optional = p.Name+"-ipv6", ipv6Loopback(p.Address), true
 		c.POP3 = append(c.POP3, p)
 	}
+	c.IMAP = devIMAP()
 	c.Defaults()
 	return c
 }

@@ -178,7 +178,11 @@ func (c *Config) validate() error {
 		}
 		needTLS = needTLS || p.Mode != ModePlain
 	}
-	if len(c.Listeners) == 0 && len(c.POP3) == 0 {
+	if err := c.validateIMAP(); err != nil {
+		return err
+	}
+	needTLS = needTLS || c.imapNeedsTLS()
+	if len(c.Listeners) == 0 && len(c.POP3) == 0 && len(c.IMAP) == 0 {
 		return bad("no [[listener]] configured", "listener")
 	}
 	if needTLS && c.TLS.Cert == "" {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/tlsmail/tlsmail/internal/auth"
 	"github.com/tlsmail/tlsmail/internal/config"
+	"github.com/tlsmail/tlsmail/internal/imapd"
 	"github.com/tlsmail/tlsmail/internal/metrics"
 	"github.com/tlsmail/tlsmail/internal/pop3d"
 	"github.com/tlsmail/tlsmail/internal/queue"
@@ -86,6 +87,12 @@ func Run(ctx context.Context, o Options) error {
 	for i, pc := range cfg.POP3 {
 		pl := pop3Listener(pc)
 		if err := listen(bound{name: pc.Name, pop3: &pl}, pc.Address, pc.Optional, "pop3_listener", strconv.Itoa(i), "address"); err != nil {
+			return err
+		}
+	}
+	for i, ic := range cfg.IMAP {
+		il := imapListener(ic)
+		if err := listen(bound{name: ic.Name, imap: &il}, ic.Address, ic.Optional, "imap_listener", strconv.Itoa(i), "address"); err != nil {
 			return err
 		}
 	}
@@ -192,7 +199,8 @@ func Run(ctx context.Context, o Options) error {
 		return float64(len(ids))
 	})
 	pop := pop3d.New(pop3Settings(cfg), tlsSrv, users, throttle, log)
-	useAuthBackend(cfg, smtp, pop, log) // dovecot.go
+	imap := imapd.New(imapSettings(cfg), tlsSrv, users, throttle, log) // imap.go
+	useAuthBackend(cfg, smtp, pop, log)                                // dovecot.go
 	warnDescriptorLimit(cfg, log)
 
 	if metricsLn != nil {
@@ -223,10 +231,13 @@ func Run(ctx context.Context, o Options) error {
 		go func() {
 			defer wg.Done()
 			var err error
-			if b.smtp != nil {
+			switch {
+			case b.smtp != nil:
 				err = smtp.Serve(lctx, b.l, *b.smtp)
-			} else {
+			case b.pop3 != nil:
 				err = pop.Serve(lctx, b.l, *b.pop3)
+			default:
+				err = imap.Serve(lctx, b.l, *b.imap)
 			}
 			if err != nil {
 				log.Error("listener stopped", "listener", b.name, "err", err)
@@ -253,6 +264,11 @@ func Run(ctx context.Context, o Options) error {
 			attrs = append(attrs, pc.Name, addrs[pc.Name])
 		}
 	}
+	for _, ic := range cfg.IMAP {
+		if addrs[ic.Name] != "" {
+			attrs = append(attrs, ic.Name, addrs[ic.Name])
+		}
+	}
 	if addrs["metrics"] != "" {
 		attrs = append(attrs, "metrics", addrs["metrics"])
 	}
@@ -269,6 +285,7 @@ func Run(ctx context.Context, o Options) error {
 			gctx, cancel := context.WithTimeout(context.Background(), o.Grace)
 			smtp.Shutdown(gctx)
 			pop.Shutdown(gctx)
+			imap.Shutdown(gctx)
 			cancel()
 			stopQueue()
 			wg.Wait()
@@ -293,6 +310,7 @@ func Run(ctx context.Context, o Options) error {
 				current.Unlock()
 				smtp.SetSettings(smtpSettings(next, nextRt))
 				pop.SetSettings(pop3Settings(next))
+				imap.SetSettings(imapSettings(next))
 				log.Info("reloaded configuration, certificates and users")
 			}
 		}
@@ -355,6 +373,7 @@ func Banner(w io.Writer, cfg *config.Config, addrs map[string]string) {
   SMTPS (implicit TLS)  %s
   submission (AUTH)     %s
   POP3 (STLS) / POP3S   %s / %s
+  IMAP / IMAPS          %s / %s
   metrics               http://%s/metrics
   dev CA                %s
   user                  demo@localhost, password in %s
@@ -362,7 +381,7 @@ func Banner(w io.Writer, cfg *config.Config, addrs map[string]string) {
 
 Send a test mail:
   swaks --server %s --tls --tls-verify --tls-ca-path %s --auth PLAIN --auth-user demo --auth-password "$(cat %s)" --from demo@localhost --to demo@localhost
-`, cfg.DataDir, addrs["mx"], addrs["smtps"], addrs["submission"], addrs["pop3"], addrs["pop3s"], addrs["metrics"], cfg.Path("tls/ca.pem"), cfg.Path("dev-password"),
+`, cfg.DataDir, addrs["mx"], addrs["smtps"], addrs["submission"], addrs["pop3"], addrs["pop3s"], addrs["imap"], addrs["imaps"], addrs["metrics"], cfg.Path("tls/ca.pem"), cfg.Path("dev-password"),
 		cfg.Path("mail/demo/new"), addrs["submission"], cfg.Path("tls/ca.pem"), cfg.Path("dev-password"))
 	if a := addrs["mx-ipv6"]; a != "" {
 		fmt.Fprintf(w, "\nEvery listener also answers on IPv6, same ports (MX %s).\n", a)

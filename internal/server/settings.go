@@ -5,6 +5,7 @@ import (
 
 	"github.com/tlsmail/tlsmail/internal/auth"
 	"github.com/tlsmail/tlsmail/internal/config"
+	"github.com/tlsmail/tlsmail/internal/imapd"
 	"github.com/tlsmail/tlsmail/internal/listen"
 	"github.com/tlsmail/tlsmail/internal/pop3d"
 	"github.com/tlsmail/tlsmail/internal/route"
@@ -92,4 +93,5 @@ type bound struct {
 	l    net.Listener
 	smtp *smtpd.Listener
 	pop3 *pop3d.Listener
+	imap *imapd.Listener
 }

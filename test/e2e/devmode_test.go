@@ -21,7 +21,7 @@ import (
 // TestDevDefault runs the README's first command as it is — `tlsmail serve`
 // with no config — and sends a mail the way the banner says.
 func TestDevDefault(t *testing.T) {
-	for _, port := range []string{"2525", "2465", "2587", "2110", "2995", "2925"} {
+	for _, port := range []string{"2525", "2465", "2587", "2110", "2995", "2143", "2993", "2925"} {
 		if err := testpeer.WaitTCP("127.0.0.1:"+port, 0, nil); err == nil {
 			if testpeer.InCI() {
 				t.Fatalf("port %s is taken; the dev default cannot start", port)
@@ -41,7 +41,7 @@ func TestDevDefault(t *testing.T) {
 	if err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("dev-password: %v %v", st, err)
 	}
-	for _, want := range []string{"127.0.0.1:2525", "127.0.0.1:2465", "127.0.0.1:2587", "127.0.0.1:2110", "127.0.0.1:2995", "tls/ca.pem", "swaks --server", "--tls-verify", "[::1]:2525"} {
+	for _, want := range []string{"127.0.0.1:2525", "127.0.0.1:2465", "127.0.0.1:2587", "127.0.0.1:2110", "127.0.0.1:2995", "127.0.0.1:2143", "127.0.0.1:2993", "tls/ca.pem", "swaks --server", "--tls-verify", "[::1]:2525"} {
 		if !strings.Contains(p.Output(), want) {
 			t.Errorf("banner lacks %q:\n%s", want, p.Output())
 		}

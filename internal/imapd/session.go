@@ -1,0 +1,478 @@
+package imapd
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"github.com/tlsmail/tlsmail/internal/auth"
+	"github.com/tlsmail/tlsmail/internal/listen"
+	"github.com/tlsmail/tlsmail/internal/maildir"
+	"github.com/tlsmail/tlsmail/tlsinfo"
+)
+
+// specialUse are the folders every user gets, with their RFC 6154
+// attributes.
+var specialUse = []struct {
+	name string
+	attr imap.MailboxAttr
+}{{"Drafts", imap.MailboxAttrDrafts}, {"Sent", imap.MailboxAttrSent}, {"Junk", imap.MailboxAttrJunk}, {"Trash", imap.MailboxAttrTrash}}
+
+const delim = '.'
+
+// session is one IMAP connection's state.
+type session struct {
+	srv   *Server
+	st    *Settings
+	lc    Listener
+	conn  *imapserver.Conn
+	guard *listen.Conn
+	ip    string
+	start time.Time
+
+	user string
+	root string // the user's Maildir (INBOX)
+
+	sel       *mailbox
+	view      *imapserver.SessionTracker
+	readOnly  bool
+	searchRes imap.UIDSet
+
+	fetched, appended, expunged int
+}
+
+func (s *Server) newSession(c *imapserver.Conn, lc Listener) *session {
+	sess := &session{srv: s, st: s.settings.Load(), lc: lc, conn: c, start: time.Now()}
+	nc := c.NetConn()
+	if tc, ok := nc.(interface{ NetConn() net.Conn }); ok {
+		nc = tc.NetConn()
+	}
+	if g, ok := nc.(*guardConn); ok {
+		sess.guard = g.lc
+	}
+	sess.ip = listen.RemoteIP(nc)
+	return sess
+}
+
+// Close ends the session with its log line (TLS state included).
+func (sess *session) Close() error {
+	sess.unselect()
+	var st tlsinfo.State
+	if cs, ok := tlsState(sess.conn.NetConn()); ok && sess.srv.tls != nil {
+		st = sess.srv.tls.State(cs)
+	}
+	attrs := []any{"listener", sess.lc.Name, "client", sess.ip, "user", sess.user, "fetched", sess.fetched,
+		"appended", sess.appended, "expunged", sess.expunged, "duration", time.Since(sess.start).Round(time.Millisecond).String()}
+	sess.srv.log.Info("imap session", append(attrs, st.LogArgs()...)...)
+	return nil
+}
+
+// Login checks credentials (throttled per IP, shared with SMTP and POP3).
+// imapserver refuses LOGIN and AUTHENTICATE before TLS itself (and
+// advertises LOGINDISABLED) unless the listener allows plaintext.
+func (sess *session) Login(user, pass string) error {
+	now := time.Now()
+	srv := sess.srv
+	if !srv.throttle.Allowed(sess.ip, now) {
+		srv.log.Warn("imap: login refused: too many failures", "client", sess.ip)
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable,
+			Text: "too many authentication failures; try again later"}
+	}
+	if !srv.users.Authenticate(user, pass) {
+		srv.throttle.Fail(sess.ip, now)
+		srv.log.Warn("imap: login failed", "client", sess.ip, "user", auth.Printable(user))
+		return imapserver.ErrAuthFailed
+	}
+	srv.throttle.Success(sess.ip)
+	sess.user = auth.Canonical(user)
+	sess.root = sess.st.Maildir(sess.user)
+	if _, err := maildir.Create(sess.root); err != nil {
+		srv.log.Error("imap: open mailbox", "user", sess.user, "err", err)
+		return serverError("cannot open the mailbox")
+	}
+	for _, su := range specialUse {
+		if _, err := maildir.CreateFolder(sess.root, su.name); err != nil {
+			srv.log.Error("imap: create folder", "user", sess.user, "folder", su.name, "err", err)
+		}
+	}
+	if sess.guard != nil {
+		sess.guard.SetTimeout(sess.st.Autologout)
+	}
+	return nil
+}
+
+func serverError(text string) error {
+	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeServerBug, Text: text}
+}
+
+var errNoMailbox = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeNonExistent, Text: "no such mailbox"}
+
+// folder resolves a mailbox name to its Maildir and POP3 lock file.
+func (sess *session) folder(name string) (maildir.Dir, string, error) {
+	if strings.EqualFold(name, "INBOX") {
+		return maildir.Dir(sess.root), filepath.Join(sess.root, pop3Lock), nil
+	}
+	d, err := maildir.FolderDir(sess.root, name)
+	if err != nil {
+		return "", "", errNoMailbox
+	}
+	if st, err := os.Stat(filepath.Join(string(d), "cur")); err != nil || !st.IsDir() {
+		return "", "", errNoMailbox
+	}
+	return d, "", nil
+}
+
+// openBox is the shared mailbox of name; the caller releases it.
+func (sess *session) openBox(name string) (*mailbox, error) {
+	d, lock, err := sess.folder(name)
+	if err != nil {
+		return nil, err
+	}
+	mb, err := sess.srv.reg.open(d, lock)
+	if err != nil {
+		sess.srv.log.Error("imap: open mailbox", "user", sess.user, "mailbox", name, "err", err)
+		return nil, serverError("cannot open the mailbox")
+	}
+	return mb, nil
+}
+
+func (sess *session) Select(name string, opts *imap.SelectOptions) (*imap.SelectData, error) {
+	sess.unselect()
+	mb, err := sess.openBox(name)
+	if err != nil {
+		return nil, err
+	}
+	data, err := sess.selectLocked(mb, opts)
+	if err != nil {
+		sess.srv.reg.release(mb)
+		return nil, err
+	}
+	return data, nil
+}
+
+// selectLocked syncs mb and makes it the selected mailbox.
+func (sess *session) selectLocked(mb *mailbox, opts *imap.SelectOptions) (*imap.SelectData, error) {
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	if err := mb.syncLocked(false); err != nil {
+		sess.srv.log.Error("imap: select", "user", sess.user, "err", err)
+		return nil, serverError("cannot read the mailbox")
+	}
+	sess.sel, sess.view, sess.readOnly, sess.searchRes = mb, mb.tracker.NewSession(), opts.ReadOnly, nil
+	data := &imap.SelectData{
+		Flags:          allFlags,
+		PermanentFlags: allFlags,
+		NumMessages:    uint32(len(mb.msgs)),
+		UIDNext:        imap.UID(mb.next),
+		UIDValidity:    mb.validity,
+	}
+	if opts.ReadOnly {
+		data.PermanentFlags = nil
+	}
+	for i, m := range mb.msgs {
+		if !strings.ContainsRune(m.m.Flags(), maildir.FlagSeen) {
+			data.FirstUnseenSeqNum = uint32(i + 1)
+			break
+		}
+	}
+	return data, nil
+}
+
+func (sess *session) Unselect() error {
+	sess.unselect()
+	return nil
+}
+
+func (sess *session) unselect() {
+	if sess.sel == nil {
+		return
+	}
+	sess.view.Close()
+	sess.srv.reg.release(sess.sel)
+	sess.sel, sess.view = nil, nil
+}
+
+func (sess *session) Create(name string, _ *imap.CreateOptions) error {
+	name = strings.TrimSuffix(name, string(delim))
+	if strings.EqualFold(name, "INBOX") {
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeAlreadyExists, Text: "INBOX exists"}
+	}
+	d, err := maildir.FolderDir(sess.root, name)
+	if err != nil {
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "invalid mailbox name"}
+	}
+	if _, err := os.Stat(string(d)); err == nil {
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeAlreadyExists, Text: "mailbox exists"}
+	}
+	if _, err := maildir.CreateFolder(sess.root, name); err != nil {
+		sess.srv.log.Error("imap: create folder", "user", sess.user, "err", err)
+		return serverError("cannot create the mailbox")
+	}
+	return nil
+}
+
+func (sess *session) Delete(name string) error {
+	if strings.EqualFold(name, "INBOX") {
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "INBOX cannot be deleted"}
+	}
+	if _, _, err := sess.folder(name); err != nil {
+		return err
+	}
+	if err := maildir.DeleteFolder(sess.root, name); err != nil {
+		sess.srv.log.Error("imap: delete folder", "user", sess.user, "err", err)
+		return serverError("cannot delete the mailbox")
+	}
+	return nil
+}
+
+func (sess *session) Rename(from, to string, _ *imap.RenameOptions) error {
+	if strings.EqualFold(from, "INBOX") {
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "renaming INBOX is not supported"}
+	}
+	if _, _, err := sess.folder(from); err != nil {
+		return err
+	}
+	if !maildir.ValidFolder(to) {
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "invalid mailbox name"}
+	}
+	if err := maildir.RenameFolder(sess.root, from, to); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeAlreadyExists, Text: "mailbox exists"}
+		}
+		sess.srv.log.Error("imap: rename folder", "user", sess.user, "err", err)
+		return serverError("cannot rename the mailbox")
+	}
+	return nil
+}
+
+// Subscribe and Unsubscribe are accepted; every folder counts as
+// subscribed (a Maildir++ folder exists to be read).
+func (sess *session) Subscribe(name string) error {
+	_, _, err := sess.folder(name)
+	return err
+}
+
+func (sess *session) Unsubscribe(string) error { return nil }
+
+func (sess *session) Namespace() (*imap.NamespaceData, error) {
+	return &imap.NamespaceData{Personal: []imap.NamespaceDescriptor{{Prefix: "", Delim: delim}}}, nil
+}
+
+func (sess *session) List(w *imapserver.ListWriter, ref string, patterns []string, opts *imap.ListOptions) error {
+	if len(patterns) == 1 && patterns[0] == "" {
+		return w.WriteList(&imap.ListData{Attrs: []imap.MailboxAttr{imap.MailboxAttrNoSelect}, Delim: delim, Mailbox: ""})
+	}
+	folders, err := maildir.Folders(sess.root)
+	if err != nil {
+		return serverError("cannot list mailboxes")
+	}
+	names := append([]string{"INBOX"}, folders...)
+	for _, name := range names {
+		match := false
+		for _, p := range patterns {
+			match = match || imapserver.MatchList(name, delim, ref, p)
+		}
+		if !match {
+			continue
+		}
+		data := imap.ListData{Mailbox: name, Delim: delim}
+		var su imap.MailboxAttr
+		for _, x := range specialUse {
+			if x.name == name {
+				su = x.attr
+			}
+		}
+		if opts.SelectSpecialUse && su == "" {
+			continue
+		}
+		if su != "" && (opts.ReturnSpecialUse || opts.SelectSpecialUse || !opts.SelectSubscribed) {
+			data.Attrs = append(data.Attrs, su)
+		}
+		if opts.SelectSubscribed || opts.ReturnSubscribed {
+			data.Attrs = append(data.Attrs, imap.MailboxAttrSubscribed)
+		}
+		children := imap.MailboxAttrHasNoChildren
+		for _, f := range folders {
+			if strings.HasPrefix(f, name+string(delim)) {
+				children = imap.MailboxAttrHasChildren
+			}
+		}
+		data.Attrs = append(data.Attrs, children)
+		if opts.ReturnStatus != nil {
+			if data.Status, err = sess.Status(name, opts.ReturnStatus); err != nil {
+				return err
+			}
+		}
+		if err := w.WriteList(&data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (sess *session) Status(name string, opts *imap.StatusOptions) (*imap.StatusData, error) {
+	mb, err := sess.openBox(name)
+	if err != nil {
+		return nil, err
+	}
+	defer sess.srv.reg.release(mb)
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	if err := mb.syncLocked(false); err != nil {
+		return nil, serverError("cannot read the mailbox")
+	}
+	data := &imap.StatusData{Mailbox: name}
+	n := uint32(len(mb.msgs))
+	var unseen, deleted uint32
+	var size int64
+	for _, m := range mb.msgs {
+		f := m.m.Flags()
+		if !strings.ContainsRune(f, maildir.FlagSeen) {
+			unseen++
+		}
+		if strings.ContainsRune(f, maildir.FlagTrashed) {
+			deleted++
+		}
+		size += m.size
+	}
+	zero := uint32(0)
+	if opts.NumMessages {
+		data.NumMessages = &n
+	}
+	if opts.UIDNext {
+		data.UIDNext = imap.UID(mb.next)
+	}
+	if opts.UIDValidity {
+		data.UIDValidity = mb.validity
+	}
+	if opts.NumUnseen {
+		data.NumUnseen = &unseen
+	}
+	if opts.NumDeleted {
+		data.NumDeleted = &deleted
+	}
+	if opts.Size {
+		data.Size = &size
+	}
+	if opts.NumRecent {
+		data.NumRecent = &zero
+	}
+	return data, nil
+}
+
+// AppendLimit is the largest message APPEND takes.
+func (sess *session) AppendLimit() uint32 { return uint32(min(sess.st.MaxMessage, 1<<32-1)) }
+
+func (sess *session) Append(name string, r imap.LiteralReader, opts *imap.AppendOptions) (*imap.AppendData, error) {
+	d, lock, err := sess.folder(name)
+	if err != nil {
+		return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeTryCreate, Text: "no such mailbox"}
+	}
+	t := opts.Time
+	if t.IsZero() {
+		t = time.Now()
+	}
+	fname := uniqueName(t)
+	if _, err := d.Deliver(fname, newLFReader(r), maildir.Options{}); err != nil {
+		sess.srv.log.Error("imap: append", "user", sess.user, "err", err)
+		return nil, serverError("cannot store the message")
+	}
+	if flags := maildirFlags(opts.Flags); flags != "" {
+		if _, err := d.SetFlags(maildir.Message{Name: fname, File: fname, New: true}, flags); err != nil {
+			sess.srv.log.Error("imap: append flags", "user", sess.user, "err", err)
+		} else if err := d.SyncCur(); err != nil {
+			sess.srv.log.Error("imap: append", "user", sess.user, "err", err)
+			return nil, serverError("cannot store the message")
+		}
+	}
+	mb, err := sess.srv.reg.open(d, lock)
+	if err != nil {
+		return nil, serverError("cannot open the mailbox")
+	}
+	defer sess.srv.reg.release(mb)
+	uids, err := mb.addDelivered([]string{fname})
+	if err != nil {
+		sess.srv.log.Error("imap: append index", "user", sess.user, "err", err)
+		return nil, serverError("cannot index the message")
+	}
+	sess.appended++
+	return &imap.AppendData{UIDValidity: mb.validity, UID: uids[0]}, nil
+}
+
+// uniqueName names a message stored by IMAP (APPEND, COPY).
+func uniqueName(t time.Time) string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "localhost"
+	}
+	return maildir.UniqueName(t.Unix(), "I"+hex.EncodeToString(b[:]), host)
+}
+
+func (sess *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
+	if sess.sel == nil {
+		return nil
+	}
+	if err := sess.sel.sync(); err != nil {
+		sess.srv.log.Error("imap: mailbox sync", "user", sess.user, "err", err)
+	}
+	return sess.view.Poll(w, allowExpunge)
+}
+
+func (sess *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
+	if sess.sel == nil {
+		<-stop
+		return nil
+	}
+	return sess.view.Idle(w, stop)
+}
+
+// lfReader turns CRLF into LF, as Maildir files store lines.
+type lfReader struct {
+	r      io.Reader
+	buf    []byte
+	out    []byte
+	pendCR bool
+	err    error
+}
+
+func newLFReader(r io.Reader) *lfReader { return &lfReader{r: r, buf: make([]byte, 32*1024)} }
+
+func (l *lfReader) Read(p []byte) (int, error) {
+	for len(l.out) == 0 {
+		if l.err != nil {
+			return 0, l.err
+		}
+		n, err := l.r.Read(l.buf)
+		l.err = err
+		out := l.out[:0]
+		for _, c := range l.buf[:n] {
+			if l.pendCR && c != '\n' {
+				out = append(out, '\r')
+			}
+			l.pendCR = c == '\r'
+			if !l.pendCR {
+				out = append(out, c)
+			}
+		}
+		if err != nil && l.pendCR {
+			out = append(out, '\r')
+			l.pendCR = false
+		}
+		l.out = out
+	}
+	n := copy(p, l.out)
+	l.out = l.out[n:]
+	return n, nil
+}
