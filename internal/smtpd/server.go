@@ -1,6 +1,7 @@
 // Package smtpd is tlsmail's receiving SMTP server: listeners in the MX
 // (STARTTLS), SMTPS (implicit TLS) and submission roles, session rules
-// (relay control, AUTH only after TLS, limits, per-read timeouts,
+// (relay control and recipients as internal/route decides them, AUTH only
+// after TLS, limits, per-read timeouts,
 // STARTTLS-injection and bare-LF smuggling defences), the Received header
 // with the TLS state, and hand-over to the queue. A message gets 250 only
 // after the queue has made it durable; smtpd never delivers.
