@@ -336,25 +336,41 @@ func bindError(cfg *config.Config, what string, err error, key ...string) error 
 	return errors.New(cfg.ErrorAt(msg, key...).Error())
 }
 
-// Banner is the short text `tlsmail serve` prints in dev mode.
+// Banner is the short text `tlsmail serve` prints in dev mode: this
+// process's PID (the server's own, also under `go run`), the listeners,
+// and commands to paste: send with swaks, read back with curl (POP3S, and
+// IMAPS when a listener named "imaps" exists), each verifying the
+// certificate against the dev CA.
 func Banner(w io.Writer, cfg *config.Config, addrs map[string]string) {
-	fmt.Fprintf(w, `tlsmail dev server — data in %s
+	ca, pw := cfg.Path("tls/ca.pem"), cfg.Path("dev-password")
+	fmt.Fprintf(w, `tlsmail dev server, PID %d — data in %s
   MX (STARTTLS)         %s
   SMTPS (implicit TLS)  %s
   submission (AUTH)     %s
   POP3 (STLS) / POP3S   %s / %s
-  metrics               http://%s/metrics
+`, os.Getpid(), cfg.DataDir, addrs["mx"], addrs["smtps"], addrs["submission"], addrs["pop3"], addrs["pop3s"])
+	if addrs["imap"] != "" || addrs["imaps"] != "" {
+		fmt.Fprintf(w, "  IMAP (STARTTLS) / IMAPS %s / %s\n", addrs["imap"], addrs["imaps"])
+	}
+	fmt.Fprintf(w, `  metrics               http://%s/metrics
   dev CA                %s
   user                  demo@localhost, password in %s
   mail lands in         %s
 
 Send a test mail:
   swaks --server %s --tls --tls-verify --tls-ca-path %s --auth PLAIN --auth-user demo --auth-password "$(cat %s)" --from demo@localhost --to demo@localhost
-`, cfg.DataDir, addrs["mx"], addrs["smtps"], addrs["submission"], addrs["pop3"], addrs["pop3s"], addrs["metrics"], cfg.Path("tls/ca.pem"), cfg.Path("dev-password"),
-		cfg.Path("mail/demo/new"), addrs["submission"], cfg.Path("tls/ca.pem"), cfg.Path("dev-password"))
+`, addrs["metrics"], ca, pw, cfg.Path("mail/demo/new"), addrs["submission"], ca, pw)
+	fmt.Fprintf(w, "\nRead it back (the first message):\n")
+	if a := addrs["pop3s"]; a != "" {
+		fmt.Fprintf(w, "  curl --cacert %s --user \"demo:$(cat %s)\" pop3s://%s/1\n", ca, pw, a)
+	}
+	if a := addrs["imaps"]; a != "" {
+		fmt.Fprintf(w, "  curl --cacert %s --user \"demo:$(cat %s)\" 'imaps://%s/INBOX;MAILINDEX=1'\n", ca, pw, a)
+	}
 	if a := addrs["mx-ipv6"]; a != "" {
 		fmt.Fprintf(w, "\nEvery listener also answers on IPv6, same ports (MX %s).\n", a)
 	}
+	fmt.Fprintf(w, "\nReload: kill -HUP %d   Stop: kill %d (or Ctrl-C)\n", os.Getpid(), os.Getpid())
 }
 
 // newMetrics describes tlsmail's counters.
