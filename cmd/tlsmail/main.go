@@ -52,6 +52,8 @@ func commands() map[string]command {
 		"sslclient": {"UCSPI-SSL compatible TLS client wrapper", runSSLClient},
 		"rules":     {"compile and check tcprules cdb files", runRules},
 		"version":   {"print the version, commit, Go version and TLS groups", runVersion},
+		"check":     {"check the configuration, certificates and users without starting", runCheck},
+		"config":    {"print the effective configuration (--all: with defaults)", runConfig},
 	}
 }
 
