@@ -8,6 +8,7 @@
 #                every core busy: run it when touching concurrency or timing
 #                (scripts/stress.sh). CI stays `make test`.
 #   make build   build ./tlsmail
+#   make deb     the Debian package in ./dist (nfpm as a Go tool)
 #   make install build and install tlsmail into $(PREFIX)/bin (default
 #                /usr/local; PREFIX=$$HOME/.local without root) and its man
 #                pages into $(PREFIX)/share/man
@@ -25,7 +26,7 @@ STATICCHECK := $(BIN)/staticcheck
 STATICCHECK_VERSION := v0.8.2
 FUZZTIME    ?= 30s
 
-.PHONY: test stress build install peers lint vet staticcheck fuzz bench bench-send bench-outbound bench-ssl
+.PHONY: test stress build install deb peers lint vet staticcheck fuzz bench bench-send bench-outbound bench-ssl
 
 # -count=1: the e2e tests run a tlsmail binary they build themselves, which
 # go test's cache does not see, so a cached result could hide a change.
@@ -44,6 +45,7 @@ PREFIX ?= /usr/local
 install:
 	mkdir -p $(DESTDIR)$(PREFIX)/bin
 	$(GO) build -buildvcs=auto -trimpath -o $(DESTDIR)$(PREFIX)/bin/tlsmail ./cmd/tlsmail
+	$(DESTDIR)$(PREFIX)/bin/tlsmail man --out $(DESTDIR)$(PREFIX)/share/man
 	@case ":$$PATH:" in *":$(PREFIX)/bin:"*) ;; *) echo "note: $(PREFIX)/bin is not on your PATH";; esac
 
 peers:
@@ -62,6 +64,11 @@ staticcheck: $(STATICCHECK)
 
 fuzz:
 	bash scripts/fuzz.sh $(FUZZTIME)
+
+# deb: the Debian package (nfpm, pinned as a Go tool in packaging/tools)
+# in ./dist; see packaging/.
+deb:
+	bash scripts/build-deb.sh dist
 
 bench:
 	bash bench/compare.sh

@@ -23,6 +23,7 @@ peers=(
   "command -v ss && command -v ip|iproute2"
   "command -v mailfront|mailfront"
   "command -v curl|curl"
+  "command -v mandoc|mandoc"
   "test -x /lib/systemd/systemd-journald && command -v journalctl && command -v systemd-analyze|systemd"
 )
 

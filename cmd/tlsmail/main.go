@@ -54,6 +54,7 @@ func commands() map[string]command {
 		"version":   {"print the version, commit, Go version and TLS groups", runVersion},
 		"check":     {"check the configuration, certificates and users without starting", runCheck},
 		"config":    {"print the effective configuration (--all: with defaults)", runConfig},
+		"man":       {"write the manual pages (from this help text)", runMan},
 	}
 }
 

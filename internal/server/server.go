@@ -50,6 +50,8 @@ func Run(ctx context.Context, o Options) error {
 	if o.Grace == 0 {
 		o.Grace = 10 * time.Second
 	}
+	notify := openNotifier(log) // systemd Type=notify (notify.go)
+	defer notify.close()
 	var listeners []net.Listener
 	addrs := map[string]string{}
 	closeListeners := func() {
@@ -252,11 +254,13 @@ func Run(ctx context.Context, o Options) error {
 		o.Ready(addrs) // the banner first: "ready" is the last word of a start
 	}
 	log.Info("ready", attrs...)
+	notify.send("READY=1", fmt.Sprintf("STATUS=serving on %d listeners", len(attrs)/2), fmt.Sprintf("MAINPID=%d", os.Getpid()))
 
 	for {
 		select {
 		case <-ctx.Done():
 			log.Info("stopping")
+			notify.send("STOPPING=1")
 			stopListeners()
 			gctx, cancel := context.WithTimeout(context.Background(), o.Grace)
 			smtp.Shutdown(gctx)
@@ -268,6 +272,7 @@ func Run(ctx context.Context, o Options) error {
 			log.Info("stopped")
 			return nil
 		case <-o.Reload:
+			notify.reloading()
 			next, err := reload(o, tlsSrv, users, log)
 			var rem *remote.Deliverer
 			if err == nil {
@@ -287,6 +292,7 @@ func Run(ctx context.Context, o Options) error {
 				pop.SetConfig(next)
 				log.Info("reloaded configuration, certificates and users")
 			}
+			notify.send("READY=1")
 		}
 	}
 }
