@@ -24,6 +24,7 @@ peers=(
   "command -v mailfront|mailfront"
   "command -v curl|curl"
   "command -v mandoc|mandoc"
+  "command -v adduser|adduser"
   "test -x /lib/systemd/systemd-journald && command -v journalctl && command -v systemd-analyze|systemd"
 )
 

@@ -250,6 +250,8 @@ func (c *Config) RestartNeeded(old *Config) []string {
 		{"[queue]", old.Queue, c.Queue},
 		{"limits.auth_failures", old.Limits.AuthFailures, c.Limits.AuthFailures},
 		{"limits.auth_window", old.Limits.AuthWindow, c.Limits.AuthWindow},
+		{"log_level", old.LogLevel, c.LogLevel},
+		{"log_format/log_output", old.Logging, c.Logging},
 	} {
 		if !reflect.DeepEqual(s.old, s.new) {
 			out = append(out, s.name+" changed")

@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"errors"
+	"io"
 	"log/slog"
 	"os"
 	"strconv"
@@ -69,6 +70,13 @@ func Check(cfg *config.Config) (problems []error, warnings []string) {
 			}
 			warnings = append(warnings, "warning: "+msg)
 		}
+	}
+	// The log socket: missing here (a build host, a container) is a
+	// warning; serve refuses to start without it.
+	if _, closer, err := NewLogger(cfg, io.Discard, LogTargets{}); err != nil {
+		warnings = append(warnings, "warning: "+err.Error()+"; serve will not start without it")
+	} else {
+		closer.Close()
 	}
 	if _, _, err := cfg.RunAs(); err != nil {
 		problems = append(problems, cfg.ErrorAt(err.Error(), "user"))
