@@ -4,6 +4,8 @@
 package packaging
 
 import (
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -105,6 +107,7 @@ func TestDebInstallsVerifiesAndPurges(t *testing.T) {
 	if out, err := exec.Command(setpriv, "--reuid=tlsmail", "--regid=tlsmail", "--init-groups", "/usr/bin/tlsmail", "check", "--config", "/etc/tlsmail/tlsmail.toml").CombinedOutput(); err != nil {
 		t.Errorf("tlsmail check as the tlsmail user: %v\n%s", err, out)
 	}
+	runAsSystemdWould(t, setpriv)
 	// The man pages are installed and lint clean.
 	for _, p := range []string{"man8/tlsmail.8.gz", "man5/tlsmail.toml.5.gz", "man1/tlsmail-send.1.gz", "man1/sslserver.1.gz", "man1/sslclient.1.gz"} {
 		path := filepath.Join("/usr/share/man", p)
@@ -133,5 +136,78 @@ func TestDebInstallsVerifiesAndPurges(t *testing.T) {
 		if !strings.Contains(string(unit), "\n"+want+"\n") {
 			t.Errorf("the unit lacks %s", want)
 		}
+	}
+}
+
+// runAsSystemdWould starts the installed binary the way the unit does —
+// as tlsmail with an ambient CAP_NET_BIND_SERVICE, with $NOTIFY_SOCKET —
+// on the package's key, certificate, users file and data directory (on
+// free loopback ports), and follows the sd_notify messages through a
+// reload and a stop.
+func runAsSystemdWould(t *testing.T, setpriv string) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "tlsmail-deb-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o755) // the tlsmail user reads the config and writes the socket
+	sock := filepath.Join(dir, "notify")
+	nc, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	os.Chmod(sock, 0o666)
+	cfg := filepath.Join(dir, "tlsmail.toml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`hostname = "localhost"
+data_dir = "/var/lib/tlsmail"
+local_domains = ["localhost"]
+users_file = "/etc/tlsmail/users"
+[tls]
+cert = "/etc/tlsmail/tls/server.pem"
+key = "/etc/tlsmail/tls/server.key"
+[[listener]]
+name = "mx"
+address = "127.0.0.1:%d"
+[[pop3_listener]]
+name = "pop3s"
+address = "127.0.0.1:%d"
+mode = "implicit"
+`, testpeer.FreePort(t), testpeer.FreePort(t))), 0o644)
+	p := testpeer.Start(t, testpeer.Cmd{Path: setpriv, Args: []string{"--reuid=tlsmail", "--regid=tlsmail", "--init-groups",
+		"--inh-caps=+net_bind_service", "--ambient-caps=+net_bind_service", "/usr/bin/tlsmail", "serve", "--config", cfg},
+		Env: []string{"NOTIFY_SOCKET=" + sock}})
+	next := func() string {
+		t.Helper()
+		_ = nc.SetReadDeadline(time.Now().Add(60 * time.Second))
+		b := make([]byte, 4096)
+		n, err := nc.Read(b)
+		if err != nil {
+			t.Fatalf("no sd_notify message from the packaged server: %v\n%s", err, p.Output())
+		}
+		return string(b[:n])
+	}
+	if m := next(); !strings.HasPrefix(m, "READY=1\n") || !strings.Contains(m, fmt.Sprintf("MAINPID=%d\n", p.Cmd.Process.Pid)) {
+		t.Fatalf("first sd_notify message %q, want READY=1 with MAINPID=%d\n%s", m, p.Cmd.Process.Pid, p.Output())
+	}
+	p.Signal(syscall.SIGHUP)
+	if m := next(); !strings.HasPrefix(m, "RELOADING=1\n") {
+		t.Errorf("after SIGHUP: %q", m)
+	}
+	if m := next(); m != "READY=1\n" {
+		t.Errorf("after the reload: %q\n%s", m, p.Output())
+	}
+	p.Signal(syscall.SIGTERM)
+	if m := next(); m != "STOPPING=1\n" {
+		t.Errorf("after SIGTERM: %q", m)
+	}
+	select {
+	case <-p.Done():
+	case <-time.After(60 * time.Second):
+		t.Fatal("the packaged server did not stop after SIGTERM")
+	}
+	if p.Err() != nil {
+		t.Errorf("exit: %v\n%s", p.Err(), p.Output())
 	}
 }
