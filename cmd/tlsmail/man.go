@@ -287,7 +287,12 @@ func manFromHelp(m *mdoc, name, section, desc string, argv []string) {
 	var body mdoc
 	usage := helpBody(&body, help, func() { body.macro("Sh", "DESCRIPTION") })
 	m.macro("Sh", "SYNOPSIS")
-	m.macro("Nm", name)
+	if cmd, sub, ok := strings.Cut(name, "-"); ok && cmd == "tlsmail" {
+		m.macro("Nm", cmd) // git's convention: tlsmail-send(1) is `tlsmail send`
+		m.macro("Cm", sub)
+	} else {
+		m.macro("Nm", name)
+	}
 	if _, args, ok := strings.Cut(usage, " [flags]"); ok {
 		m.macro("Op", "Ar", "flags")
 		if a := strings.TrimSpace(args); a != "" {
