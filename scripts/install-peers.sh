@@ -25,6 +25,7 @@ peers=(
   "command -v curl|curl"
   "command -v mandoc|mandoc"
   "command -v adduser|adduser"
+  "command -v man|man-db"
   "test -x /lib/systemd/systemd-journald && command -v journalctl && command -v systemd-analyze|systemd"
 )
 
