@@ -74,6 +74,11 @@ local_domains = ["example.org"]
 message_size = 1048576
 [outbound.policy]
 "bank.example" = "secure match=bank.example"
+[tls]
+cert = "a.pem"
+[[tls.sni]]
+cert = "b.pem"
+key = "b.key"
 [[listener]]
 address = "127.0.0.1:25"
 mode = "plain"
@@ -83,7 +88,7 @@ auth = "none"
 	if code != 0 {
 		t.Fatalf("config: %d %s", code, errs)
 	}
-	for _, want := range []string{`hostname = "mx.example.org"`, "limits.message_size = 1048576", `outbound.policy."bank.example" = "secure match=bank.example"`, "[[listener]]\naddress = \"127.0.0.1:25\"\nauth = \"none\"\nmode = \"plain\"\nname = \"smtp1\"\n"} {
+	for _, want := range []string{`hostname = "mx.example.org"`, "limits.message_size = 1048576", `outbound.policy."bank.example" = "secure match=bank.example"`, "[[tls.sni]]\ncert = \"b.pem\"\nkey = \"b.key\"\n", "[[listener]]\naddress = \"127.0.0.1:25\"\nauth = \"none\"\nmode = \"plain\"\nname = \"smtp1\"\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("config lacks %q:\n%s", want, out)
 		}

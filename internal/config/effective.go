@@ -67,7 +67,7 @@ func (c *Config) Effective() (settings []Setting, listeners map[string][][]Setti
 }
 
 // flatten encodes c as TOML and reads it back as dotted keys; arrays of
-// tables ([[listener]]) stay whole.
+// tables ([[listener]], [[tls.sni]]) stay whole.
 func flatten(c *Config) (map[string]any, error) {
 	var buf bytes.Buffer
 	if err := toml.NewEncoder(&buf).Encode(c); err != nil {
@@ -89,11 +89,7 @@ func flatten(c *Config) (map[string]any, error) {
 				}
 				walk(key+".", x)
 			case []map[string]any:
-				if prefix == "" && (k == "listener" || k == "pop3_listener" || strings.HasSuffix(k, "_listener")) {
-					out[key] = x
-					continue
-				}
-				out[key] = v
+				out[key] = x // an array of tables ([[listener]], [[tls.sni]]), printed as such
 			default:
 				out[key] = v
 			}
