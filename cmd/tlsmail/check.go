@@ -32,10 +32,13 @@ func runCheck(env *cliEnv, args []string) int {
 		return usageError(env, "unexpected argument %q", fs.Arg(0))
 	}
 	file := serverConfigFile(env, *cfgFile)
-	cfg, err := config.Load(file)
-	if err != nil {
-		fmt.Fprintln(env.stderr, err)
-		fmt.Fprintf(env.stderr, "%s: %s: 1 problem\n", env.name, file)
+	cfg, loadProblems := config.LoadAll(file)
+	if len(loadProblems) > 0 {
+		for _, p := range loadProblems {
+			fmt.Fprintln(env.stderr, p)
+		}
+		n := len(loadProblems)
+		fmt.Fprintf(env.stderr, "%s: %s: %d problem%s (the files it names are checked once these are fixed)\n", env.name, file, n, plural(n))
 		return exitUsage
 	}
 	problems, warnings := server.Check(cfg)

@@ -57,10 +57,17 @@ address = "127.0.0.1:0"
 			t.Errorf("check output lacks %q:\n%s", want, errs)
 		}
 	}
-	// A config that does not load is one problem, with its line.
-	os.WriteFile(bad, []byte("local_domains = [\"x\"]\nlog_level = \"loud\"\n"), 0o644)
-	if code, _, errs := runCLI(t, "tlsmail", "check", "--config", bad); code != exitUsage || !strings.Contains(errs, bad+":2: log_level") {
-		t.Errorf("check of a bad config: %d %q", code, errs)
+	// A config that does not load: every problem, each with its line, in
+	// the file's order.
+	os.WriteFile(bad, []byte("local_domains = [\"x\"]\nlog_level = \"loud\"\nmesage_size = 5\n[limits]\nrecipients = 0\n[[listener]]\naddress = \"127.0.0.1:0\"\nmode = \"tls\"\n"), 0o644)
+	code, _, errs = runCLI(t, "tlsmail", "check", "--config", bad)
+	for _, want := range []string{bad + ":2: log_level", bad + ":3: unknown setting \"mesage_size\"", bad + ":5: limits.recipients must be positive", bad + ":8: listener"} {
+		if code != exitUsage || !strings.Contains(errs, want) {
+			t.Errorf("check of a bad config: exit %d, output lacks %q:\n%s", code, want, errs)
+		}
+	}
+	if i, j := strings.Index(errs, ":2: log_level"), strings.Index(errs, ":3: unknown"); i < 0 || j < i {
+		t.Errorf("problems not in line order:\n%s", errs)
 	}
 }
 
