@@ -8,6 +8,10 @@
 #                every core busy: run it when touching concurrency or timing
 #                (scripts/stress.sh). CI stays `make test`.
 #   make build   build ./tlsmail
+#   make deb     the Debian package in ./dist (nfpm as a Go tool)
+#   make install build and install tlsmail into $(PREFIX)/bin (default
+#                /usr/local; PREFIX=$$HOME/.local without root) and its man
+#                pages into $(PREFIX)/share/man
 #   make fuzz    run each fuzz target for FUZZTIME (default 30s)
 #   make bench   tlsmail vs a private Postfix (root) vs the no-queue sink: the
 #                issue-13 table (RUNS=3 MSGS=2000; quick: RUNS=1 MSGS=300),
@@ -22,7 +26,7 @@ STATICCHECK := $(BIN)/staticcheck
 STATICCHECK_VERSION := v0.8.2
 FUZZTIME    ?= 30s
 
-.PHONY: test stress build peers lint vet staticcheck fuzz bench bench-send bench-outbound bench-ssl
+.PHONY: test stress build install deb peers lint vet staticcheck fuzz bench bench-send bench-outbound bench-ssl
 
 # -count=1: the e2e tests run a tlsmail binary they build themselves, which
 # go test's cache does not see, so a cached result could hide a change.
@@ -34,6 +38,15 @@ stress:
 
 build:
 	$(GO) build -o tlsmail ./cmd/tlsmail
+
+PREFIX ?= /usr/local
+# -buildvcs=auto: stamp the git commit (`tlsmail version`) even where
+# GOFLAGS turns it off.
+install:
+	mkdir -p $(DESTDIR)$(PREFIX)/bin
+	$(GO) build -buildvcs=auto -trimpath -o $(DESTDIR)$(PREFIX)/bin/tlsmail ./cmd/tlsmail
+	$(DESTDIR)$(PREFIX)/bin/tlsmail man --out $(DESTDIR)$(PREFIX)/share/man
+	@case ":$$PATH:" in *":$(PREFIX)/bin:"*) ;; *) echo "note: $(PREFIX)/bin is not on your PATH";; esac
 
 peers:
 	bash scripts/install-peers.sh
@@ -51,6 +64,11 @@ staticcheck: $(STATICCHECK)
 
 fuzz:
 	bash scripts/fuzz.sh $(FUZZTIME)
+
+# deb: the Debian package (nfpm, pinned as a Go tool in packaging/tools)
+# in ./dist; see packaging/.
+deb:
+	bash scripts/build-deb.sh dist
 
 bench:
 	bash bench/compare.sh

@@ -26,6 +26,11 @@ peers=(
   "command -v stunnel4|stunnel4"
   "command -v ss && command -v ip|iproute2"
   "command -v mailfront|mailfront"
+  "command -v curl|curl"
+  "command -v mandoc|mandoc"
+  "command -v adduser|adduser"
+  "command -v man|man-db"
+  "test -x /lib/systemd/systemd-journald && command -v journalctl && command -v systemd-analyze|systemd"
 )
 
 missing() {

@@ -51,6 +51,10 @@ func commands() map[string]command {
 		"sslserver": {"UCSPI-SSL compatible TLS server wrapper", runSSLServer},
 		"sslclient": {"UCSPI-SSL compatible TLS client wrapper", runSSLClient},
 		"rules":     {"compile and check tcprules cdb files", runRules},
+		"version":   {"print the version, commit, Go version and TLS groups", runVersion},
+		"check":     {"check the configuration, certificates and users without starting", runCheck},
+		"config":    {"print the effective configuration (--all: with defaults)", runConfig},
+		"man":       {"write the manual pages (from this help text)", runMan},
 	}
 }
 

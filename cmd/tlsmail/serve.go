@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 
 	"github.com/tlsmail/tlsmail/internal/config"
@@ -47,13 +45,17 @@ func runServe(env *cliEnv, args []string) int {
 		}
 		cfg = c
 	}
-	log := newLogger(env, cfg.LogLevel)
+	log, logCloser, err := server.NewLogger(cfg, env.stderr, server.LogTargets{})
+	if err != nil {
+		return usageError(env, "%v", err)
+	}
+	defer logCloser.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	err := server.Run(ctx, server.Options{
+	err = server.Run(ctx, server.Options{
 		Config: cfg, ConfigFile: *cfgFile, Log: log, Reload: hup,
 		Ready: func(addrs map[string]string) {
 			if dev {
@@ -69,17 +71,4 @@ func runServe(env *cliEnv, args []string) int {
 		return fail(env, "%v", err)
 	}
 	return exitOK
-}
-
-func newLogger(env *cliEnv, level string) *slog.Logger {
-	var l slog.Level
-	switch strings.ToLower(level) {
-	case "debug":
-		l = slog.LevelDebug
-	case "warn":
-		l = slog.LevelWarn
-	case "error":
-		l = slog.LevelError
-	}
-	return slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: l}))
 }

@@ -7,14 +7,19 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"golang.org/x/term"
 
 	"github.com/tlsmail/tlsmail/internal/auth"
 	"github.com/tlsmail/tlsmail/internal/config"
+	"github.com/tlsmail/tlsmail/internal/server"
 )
 
 const userUsage = `usage: tlsmail user <add|del|passwd|list> [--config FILE | --data DIR] [NAME]
+
+A running server on the data directory is told over its control socket,
+so the change applies at once.
 
   add NAME      add a user (password from stdin or a prompt, never the command line)
   passwd NAME   change a user's password
@@ -38,14 +43,14 @@ func runUser(env *cliEnv, args []string) int {
 	if done {
 		return code
 	}
-	path := filepath.Join(*data, "users")
+	path, dataDir := filepath.Join(*data, "users"), *data
 	var cfg *config.Config
 	if *cfgFile != "" {
 		c, err := config.Load(*cfgFile)
 		if err != nil {
 			return usageError(env, "%v", err)
 		}
-		path, cfg = c.Path(c.UsersFile), c
+		path, cfg, dataDir = c.Path(c.UsersFile), c, c.DataDir
 	}
 	users, err := auth.LoadUsers(path)
 	if err != nil {
@@ -82,7 +87,7 @@ func runUser(env *cliEnv, args []string) int {
 			return fail(env, "%v", err)
 		}
 		fmt.Fprintf(env.stdout, "removed %s\n", name)
-		return exitOK
+		return tellServer(env, dataDir)
 	}
 	if !auth.ValidName(name) {
 		return usageError(env, "invalid user name %q (letters, digits and . _ -)", name)
@@ -101,6 +106,22 @@ func runUser(env *cliEnv, args []string) int {
 		return fail(env, "%v", err)
 	}
 	fmt.Fprintf(env.stdout, "%s %s in %s\n", map[string]string{"add": "added", "passwd": "changed password of"}[sub], name, path)
+	return tellServer(env, dataDir)
+}
+
+// tellServer asks a server running on dataDir to re-read the users file
+// over its control socket, so the change applies at once (no SIGHUP). No
+// server running is fine: it reads the file when it starts.
+func tellServer(env *cliEnv, dataDir string) int {
+	r, err := server.Control(dataDir, "users-reload")
+	switch {
+	case errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED):
+		fmt.Fprintf(env.stdout, "no server running on %s: it reads the users file when it starts\n", dataDir)
+		return exitOK
+	case err != nil:
+		return fail(env, "the users file is changed, but the running server did not take it: %v (kill -HUP it)", err)
+	}
+	fmt.Fprintf(env.stdout, "running server: %s\n", r.Text)
 	return exitOK
 }
 

@@ -144,9 +144,20 @@ func checkExplicit(md toml.MetaData, c *Config) error {
 // (the dev default creates it; a configured one that is missing would
 // make every local recipient unknown). It returns warnings for what works
 // but should not be so: a private key readable by every local user.
+// The error is the first of FileProblems.
 func (c *Config) CheckFiles() (warnings []string, err error) {
+	problems, warnings := c.FileProblems()
+	if len(problems) > 0 {
+		return nil, problems[0]
+	}
+	return warnings, nil
+}
+
+// FileProblems is CheckFiles reporting every problem, not only the first
+// (for `tlsmail check`).
+func (c *Config) FileProblems() (problems []*Error, warnings []string) {
 	if _, err := os.Stat(c.Path(c.UsersFile)); err != nil {
-		return nil, c.ErrorAt(fmt.Sprintf("users_file %s: %v (create it with `tlsmail user add --config %s NAME`)", c.Path(c.UsersFile), unwrapPath(err), c.File), "users_file")
+		problems = append(problems, c.ErrorAt(fmt.Sprintf("users_file %s: %v (create it with `tlsmail user add --config %s NAME`)", c.Path(c.UsersFile), unwrapPath(err), c.File), "users_file"))
 	}
 	for _, f := range []struct{ path, table, leaf string }{{c.TLS.ClientCAFile, "tls", "client_ca_file"}, {c.TLS.ClientCADir, "tls", "client_ca_dir"},
 		{c.Outbound.CAFile, "outbound", "ca_file"}, {c.Outbound.Tlsdestinations, "outbound", "tlsdestinations"}, {c.Outbound.Domaincerts, "outbound", "domaincerts"}} {
@@ -154,11 +165,11 @@ func (c *Config) CheckFiles() (warnings []string, err error) {
 			continue
 		}
 		if _, err := os.Stat(c.Path(f.path)); err != nil {
-			return nil, c.ErrorAt(fmt.Sprintf("%s.%s %s: %v", f.table, f.leaf, c.Path(f.path), unwrapPath(err)), f.table, f.leaf)
+			problems = append(problems, c.ErrorAt(fmt.Sprintf("%s.%s %s: %v", f.table, f.leaf, c.Path(f.path), unwrapPath(err)), f.table, f.leaf))
 		}
 	}
 	if !c.NeedsTLS() {
-		return nil, nil
+		return problems, nil
 	}
 	type spec struct {
 		files tlsconf.CertSpec
@@ -170,13 +181,18 @@ func (c *Config) CheckFiles() (warnings []string, err error) {
 	}
 	for _, s := range specs {
 		at := func(leaf string) []string { return append(append([]string{}, s.key...), leaf) }
+		missing := false
 		for _, f := range []struct{ leaf, path string }{{"cert", s.files.CertFile}, {"key", s.files.KeyFile}, {"chain", s.files.ChainFile}} {
 			if f.path == "" {
 				continue
 			}
 			if _, err := os.Stat(c.Path(f.path)); err != nil {
-				return nil, c.ErrorAt(fmt.Sprintf("%s %s: %v", f.leaf, c.Path(f.path), unwrapPath(err)), at(f.leaf)...)
+				problems = append(problems, c.ErrorAt(fmt.Sprintf("%s %s: %v", f.leaf, c.Path(f.path), unwrapPath(err)), at(f.leaf)...))
+				missing = true
 			}
+		}
+		if missing {
+			continue
 		}
 		full := tlsconf.CertSpec{CertFile: c.Path(s.files.CertFile), KeyFile: c.Path(s.files.KeyFile), ChainFile: c.Path(s.files.ChainFile)}
 		if _, err := tlsconf.LoadCertificate(full); err != nil {
@@ -184,7 +200,8 @@ func (c *Config) CheckFiles() (warnings []string, err error) {
 			if strings.HasPrefix(err.Error(), "key ") {
 				leaf = "key" // unreadable, or does not match the certificate
 			}
-			return nil, c.ErrorAt(err.Error(), at(leaf)...)
+			problems = append(problems, c.ErrorAt(err.Error(), at(leaf)...))
+			continue
 		}
 		keyFile := full.KeyFile
 		if keyFile == "" {
@@ -195,7 +212,7 @@ func (c *Config) CheckFiles() (warnings []string, err error) {
 			warnings = append(warnings, e.Error())
 		}
 	}
-	return warnings, nil
+	return problems, warnings
 }
 
 // unwrapPath drops the "stat FILE:" prefix of a path error (the message
@@ -245,6 +262,8 @@ func (c *Config) RestartNeeded(old *Config) []string {
 		{"[queue]", old.Queue, c.Queue},
 		{"limits.auth_failures", old.Limits.AuthFailures, c.Limits.AuthFailures},
 		{"limits.auth_window", old.Limits.AuthWindow, c.Limits.AuthWindow},
+		{"log_level", old.LogLevel, c.LogLevel},
+		{"log_format/log_output", old.Logging, c.Logging},
 	} {
 		if !reflect.DeepEqual(s.old, s.new) {
 			out = append(out, s.name+" changed")

@@ -51,6 +51,7 @@ type Config struct {
 	Hostname     string            `toml:"hostname"`
 	DataDir      string            `toml:"data_dir"`
 	LogLevel     string            `toml:"log_level"`
+	Logging                        // log_format, log_output (logging.go)
 	Metrics      string            `toml:"metrics_address"` // Prometheus /metrics on host:port; empty: off
 	LocalDomains []string          `toml:"local_domains"`
 	UsersFile    string            `toml:"users_file"`
@@ -213,6 +214,7 @@ func (c *Config) Defaults() {
 	if c.LogLevel == "" {
 		c.LogLevel = "info"
 	}
+	c.Logging.defaults()
 	if c.UsersFile == "" {
 		c.UsersFile = "users"
 	}

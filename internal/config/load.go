@@ -111,6 +111,9 @@ func (c *Config) validate() error {
 	default:
 		return bad(fmt.Sprintf("log_level %q: want debug, info, warn or error", c.LogLevel), "log_level")
 	}
+	if err := c.Logging.validate(); err != nil {
+		return err
+	}
 	c.relayNets = nil
 	for _, n := range c.RelayNets {
 		p, err := netip.ParsePrefix(n)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tlsmail/tlsmail/internal/auth"
 	"github.com/tlsmail/tlsmail/internal/queue"
 )
 
@@ -25,10 +26,11 @@ type ControlReply struct {
 	Count int    `json:"count,omitempty"`
 }
 
-// serveControl answers `tlsmail queue flush|retry|delete` on a Unix
-// socket (mode 0600: only the server's user may use it). One line in,
-// one JSON line out.
-func serveControl(ctx context.Context, path string, q *queue.Queue, rep *reporter, log *slog.Logger) error {
+// serveControl answers `tlsmail queue flush|retry|delete` and `tlsmail
+// user` (users-reload: the users file changed) on a Unix socket (mode
+// 0600: only the server's user may use it). One line in, one JSON line
+// out.
+func serveControl(ctx context.Context, path string, q *queue.Queue, rep *reporter, users *auth.Users, log *slog.Logger) error {
 	_ = os.Remove(path) // a stale socket from a crash
 	l, err := net.Listen("unix", path)
 	if err != nil {
@@ -56,7 +58,7 @@ func serveControl(ctx context.Context, path string, q *queue.Queue, rep *reporte
 				if err != nil {
 					return
 				}
-				r := control(ctx, q, rep, strings.Fields(line))
+				r := control(ctx, q, rep, users, strings.Fields(line))
 				log.Info("control", "command", strings.TrimSpace(line), "ok", r.OK, "result", r.Text)
 				_ = json.NewEncoder(c).Encode(r)
 			}()
@@ -65,11 +67,19 @@ func serveControl(ctx context.Context, path string, q *queue.Queue, rep *reporte
 	return nil
 }
 
-func control(ctx context.Context, q *queue.Queue, rep *reporter, args []string) ControlReply {
+func control(ctx context.Context, q *queue.Queue, rep *reporter, users *auth.Users, args []string) ControlReply {
 	if len(args) == 0 {
 		return ControlReply{Text: "empty command"}
 	}
 	switch {
+	case args[0] == "users-reload" && len(args) == 1:
+		// Only the users file: a new password works at once, without
+		// the rest of a SIGHUP reload. On error the old users stay.
+		if err := users.Reload(); err != nil {
+			return ControlReply{Text: err.Error()}
+		}
+		n := len(users.Names())
+		return ControlReply{OK: true, Count: n, Text: fmt.Sprintf("users file reloaded: %d users", n)}
 	case args[0] == "tlsrpt" && len(args) <= 2:
 		day := time.Now().UTC().Format("2006-01-02")
 		if len(args) == 2 {

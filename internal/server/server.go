@@ -52,6 +52,8 @@ func Run(ctx context.Context, o Options) error {
 	if o.Grace == 0 {
 		o.Grace = 10 * time.Second
 	}
+	notify := openNotifier(log) // systemd Type=notify (notify.go)
+	defer notify.close()
 	var listeners []bound
 	addrs := map[string]string{}
 	closeListeners := func() {
@@ -215,7 +217,7 @@ func Run(ctx context.Context, o Options) error {
 	qctx, stopQueue := context.WithCancel(context.Background())
 	rep := &reporter{rpt: reports, q: q, resolve: smtp.BounceRecipient, roots: rem.Policy.RootCAs, log: log, host: cfg.Hostname}
 	go rep.daily(qctx)
-	if err := serveControl(qctx, cfg.Path(ControlSocket), q, rep, log); err != nil {
+	if err := serveControl(qctx, cfg.Path(ControlSocket), q, rep, users, log); err != nil {
 		log.Warn("no control socket: `tlsmail queue flush|retry|delete` will not reach this server", "err", err)
 	}
 	var wg sync.WaitGroup
@@ -276,11 +278,13 @@ func Run(ctx context.Context, o Options) error {
 		o.Ready(addrs) // the banner first: "ready" is the last word of a start
 	}
 	log.Info("ready", attrs...)
+	notify.send("READY=1", fmt.Sprintf("STATUS=serving on %d listeners", len(attrs)/2), fmt.Sprintf("MAINPID=%d", os.Getpid()))
 
 	for {
 		select {
 		case <-ctx.Done():
 			log.Info("stopping")
+			notify.send("STOPPING=1")
 			stopListeners()
 			gctx, cancel := context.WithTimeout(context.Background(), o.Grace)
 			smtp.Shutdown(gctx)
@@ -293,6 +297,7 @@ func Run(ctx context.Context, o Options) error {
 			log.Info("stopped")
 			return nil
 		case <-o.Reload:
+			notify.reloading()
 			next, nextRt, err := reload(o, tlsSrv, users, log)
 			var rem *remote.Deliverer
 			if err == nil {
@@ -313,6 +318,7 @@ func Run(ctx context.Context, o Options) error {
 				imap.SetSettings(imapSettings(next))
 				log.Info("reloaded configuration, certificates and users")
 			}
+			notify.send("READY=1")
 		}
 	}
 }
@@ -366,26 +372,41 @@ func bindError(cfg *config.Config, what string, err error, key ...string) error 
 	return errors.New(cfg.ErrorAt(msg, key...).Error())
 }
 
-// Banner is the short text `tlsmail serve` prints in dev mode.
+// Banner is the short text `tlsmail serve` prints in dev mode: this
+// process's PID (the server's own, also under `go run`), the listeners,
+// and commands to paste: send with swaks, read back with curl (POP3S, and
+// IMAPS when a listener named "imaps" exists), each verifying the
+// certificate against the dev CA.
 func Banner(w io.Writer, cfg *config.Config, addrs map[string]string) {
-	fmt.Fprintf(w, `tlsmail dev server — data in %s
+	ca, pw := cfg.Path("tls/ca.pem"), cfg.Path("dev-password")
+	fmt.Fprintf(w, `tlsmail dev server, PID %d — data in %s
   MX (STARTTLS)         %s
   SMTPS (implicit TLS)  %s
   submission (AUTH)     %s
   POP3 (STLS) / POP3S   %s / %s
-  IMAP / IMAPS          %s / %s
-  metrics               http://%s/metrics
+`, os.Getpid(), cfg.DataDir, addrs["mx"], addrs["smtps"], addrs["submission"], addrs["pop3"], addrs["pop3s"])
+	if addrs["imap"] != "" || addrs["imaps"] != "" {
+		fmt.Fprintf(w, "  IMAP (STARTTLS) / IMAPS %s / %s\n", addrs["imap"], addrs["imaps"])
+	}
+	fmt.Fprintf(w, `  metrics               http://%s/metrics
   dev CA                %s
   user                  demo@localhost, password in %s
   mail lands in         %s
 
 Send a test mail:
   swaks --server %s --tls --tls-verify --tls-ca-path %s --auth PLAIN --auth-user demo --auth-password "$(cat %s)" --from demo@localhost --to demo@localhost
-`, cfg.DataDir, addrs["mx"], addrs["smtps"], addrs["submission"], addrs["pop3"], addrs["pop3s"], addrs["imap"], addrs["imaps"], addrs["metrics"], cfg.Path("tls/ca.pem"), cfg.Path("dev-password"),
-		cfg.Path("mail/demo/new"), addrs["submission"], cfg.Path("tls/ca.pem"), cfg.Path("dev-password"))
+`, addrs["metrics"], ca, pw, cfg.Path("mail/demo/new"), addrs["submission"], ca, pw)
+	fmt.Fprintf(w, "\nRead it back (the first message):\n")
+	if a := addrs["pop3s"]; a != "" {
+		fmt.Fprintf(w, "  curl --cacert %s --user \"demo:$(cat %s)\" pop3s://%s/1\n", ca, pw, a)
+	}
+	if a := addrs["imaps"]; a != "" {
+		fmt.Fprintf(w, "  curl --cacert %s --user \"demo:$(cat %s)\" 'imaps://%s/INBOX;MAILINDEX=1'\n", ca, pw, a)
+	}
 	if a := addrs["mx-ipv6"]; a != "" {
 		fmt.Fprintf(w, "\nEvery listener also answers on IPv6, same ports (MX %s).\n", a)
 	}
+	fmt.Fprintf(w, "\nReload: kill -HUP %d   Stop: kill %d (or Ctrl-C)\n", os.Getpid(), os.Getpid())
 }
 
 // newMetrics describes tlsmail's counters.

@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -46,7 +48,6 @@ func TestDevDefault(t *testing.T) {
 			t.Errorf("banner lacks %q:\n%s", want, p.Output())
 		}
 	}
-	pw, _ := os.ReadFile(filepath.Join(data, "dev-password"))
 	checkMetrics := func() {
 		// The delivery and the TLS session are counted (polling: the
 		// counters move just after the Maildir file appears).
@@ -70,9 +71,28 @@ func TestDevDefault(t *testing.T) {
 			}
 		}
 	}
-	swaks(t, true, "--server", "127.0.0.1:2587", "--tls", "--tls-ca-path", filepath.Join(data, "tls", "ca.pem"), "--tls-verify",
-		"--auth", "PLAIN", "--auth-user", "demo", "--auth-password", string(pw),
-		"--from", "demo@localhost", "--to", "demo@localhost", "--header", "Subject: dev-default")
+	// The banner names the server's own PID, and its swaks and curl lines
+	// work pasted as they are (swaks verifies the certificate).
+	if want := fmt.Sprintf("PID %d ", p.Cmd.Process.Pid); !strings.Contains(p.Output(), want) {
+		t.Errorf("banner lacks %q:\n%s", want, p.Output())
+	}
+	bannerLine := func(prefix string) string {
+		for _, l := range strings.Split(p.Output(), "\n") {
+			if l = strings.TrimSpace(l); strings.HasPrefix(l, prefix) {
+				return l
+			}
+		}
+		t.Fatalf("banner has no %q line:\n%s", prefix, p.Output())
+		return ""
+	}
+	testpeer.Require(t, "swaks")
+	sw := bannerLine("swaks ")
+	if !strings.Contains(sw, "--tls-verify") {
+		t.Errorf("the swaks line does not verify the certificate: %s", sw)
+	}
+	if out, err := exec.Command("bash", "-c", sw+" --header 'Subject: dev-default'").CombinedOutput(); err != nil {
+		t.Fatalf("the banner's swaks line: %v\n%s", err, out)
+	}
 	m := &mailServer{dir: data, proc: p}
 	if msg := m.findMail(t, "demo", "Subject: dev-default"); !strings.Contains(msg, "with ESMTPSA") {
 		t.Errorf("message: %s", msg)
@@ -84,7 +104,12 @@ func TestDevDefault(t *testing.T) {
 		t.Errorf("user list --config %s: %v %s", cfg, err, out)
 	}
 	checkMetrics()
+	testpeer.Require(t, "curl")
+	if out, err := exec.Command("bash", "-c", bannerLine("curl ")).CombinedOutput(); err != nil || !strings.Contains(string(out), "Subject: dev-default") {
+		t.Errorf("the banner's curl line (POP3S) did not read the message back: %v\n%s", err, out)
+	}
 	checkIPv6(t, filepath.Join(data, "tls", "ca.pem"))
+	checkREADMELogLines(t, p.Output())
 	// SIGTERM stops it gracefully with exit 0.
 	if err := p.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -193,4 +218,52 @@ func TestSIGHUPReloadsCertificateAndUsers(t *testing.T) {
 	swaks(t, true, "--server", m.addr["submission"], "--tls", "--tls-ca-path", m.ca, "--auth", "PLAIN", "--auth-user", "newbie",
 		"--auth-password", "newbie-password", "--from", "newbie@localhost", "--to", "demo@localhost", "--header", "Subject: after-hup")
 	m.findMail(t, "demo", "Subject: after-hup")
+}
+
+// checkREADMELogLines: every sample log line in the README (an indented
+// line starting with msg=) has a real counterpart in log: a line with the
+// same msg and every key the sample shows.
+func checkREADMELogLines(t *testing.T, log string) {
+	t.Helper()
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyRE := regexp.MustCompile(`(?:^| )([a-z_]+)=`)
+	msgRE := regexp.MustCompile(`^msg=("[^"]*"|\S+)`)
+	samples := 0
+	for _, l := range strings.Split(string(readme), "\n") {
+		if !strings.HasPrefix(l, "    msg=") {
+			continue
+		}
+		samples++
+		sample := strings.TrimSpace(l)
+		msg := msgRE.FindString(sample)
+		var keys []string
+		for _, m := range keyRE.FindAllStringSubmatch(sample, -1) {
+			keys = append(keys, m[1]+"=")
+		}
+		found := false
+		for _, real := range strings.Split(log, "\n") {
+			if !strings.Contains(real, " "+msg+" ") {
+				continue
+			}
+			missing := ""
+			for _, k := range keys {
+				if !strings.Contains(real, " "+k) {
+					missing = k
+				}
+			}
+			if missing == "" {
+				found = true
+				break
+			}
+		}
+		if !found {
+			t.Errorf("README log sample %q has no real line with its msg and keys %v in:\n%s", sample, keys, log)
+		}
+	}
+	if samples < 3 {
+		t.Errorf("README has %d sample log lines (msg=...), want the 3 of the server section", samples)
+	}
 }

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/tlsmail/tlsmail/internal/config"
+	"github.com/tlsmail/tlsmail/internal/server"
+)
+
+// devDir makes a complete dev data directory (CA, certificate, users) and
+// returns it with the config file serve wrote there.
+func devDir(t *testing.T) (dir, cfgFile string) {
+	t.Helper()
+	dir = t.TempDir()
+	if _, err := server.DevSetup(config.Dev(dir)); err != nil {
+		t.Fatal(err)
+	}
+	return dir, filepath.Join(dir, "tlsmail.toml")
+}
+
+func TestCheckReportsEveryProblemWithFileAndLine(t *testing.T) {
+	dir, good := devDir(t)
+	if code, out, errs := runCLI(t, "tlsmail", "check", "--config", good); code != 0 || !strings.Contains(out, "OK") {
+		t.Fatalf("check of the dev config: exit %d %q %q", code, out, errs)
+	}
+	// Three problems at once: no users file, a key that does not match
+	// the certificate, a missing outbound CA file.
+	other := filepath.Join(dir, "other.key")
+	ca, _ := os.ReadFile(filepath.Join(dir, "tls", "ca.key"))
+	os.WriteFile(other, ca, 0o600)
+	bad := filepath.Join(dir, "bad.toml")
+	os.WriteFile(bad, []byte(fmt.Sprintf(`data_dir = %q
+local_domains = ["example.org"]
+users_file = "no-such-users"
+
+[outbound]
+ca_file = "/nonexistent/ca.pem"
+
+[tls]
+cert = "tls/server.pem"
+key = "other.key"
+
+[[listener]]
+address = "127.0.0.1:0"
+`, dir)), 0o644)
+	code, out, errs := runCLI(t, "tlsmail", "check", "--config", bad)
+	if code != exitUsage || out != "" {
+		t.Fatalf("check: exit %d stdout %q; want 2 and nothing on stdout\n%s", code, out, errs)
+	}
+	for _, want := range []string{bad + ":3: users_file", bad + ":6: outbound.ca_file /nonexistent/ca.pem", bad + ":10: key ", "3 problems"} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("check output lacks %q:\n%s", want, errs)
+		}
+	}
+	// A config that does not load: every problem, each with its line, in
+	// the file's order.
+	os.WriteFile(bad, []byte("local_domains = [\"x\"]\nlog_level = \"loud\"\nmesage_size = 5\n[limits]\nrecipients = 0\n[[listener]]\naddress = \"127.0.0.1:0\"\nmode = \"tls\"\n"), 0o644)
+	code, _, errs = runCLI(t, "tlsmail", "check", "--config", bad)
+	for _, want := range []string{bad + ":2: log_level", bad + ":3: unknown setting \"mesage_size\"", bad + ":5: limits.recipients must be positive", bad + ":8: listener"} {
+		if code != exitUsage || !strings.Contains(errs, want) {
+			t.Errorf("check of a bad config: exit %d, output lacks %q:\n%s", code, want, errs)
+		}
+	}
+	if i, j := strings.Index(errs, ":2: log_level"), strings.Index(errs, ":3: unknown"); i < 0 || j < i {
+		t.Errorf("problems not in line order:\n%s", errs)
+	}
+}
+
+func TestConfigPrintsNonDefaultsAndRoundTrips(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "tlsmail.toml")
+	os.WriteFile(file, []byte(`hostname = "mx.example.org"
+data_dir = "/var/lib/tlsmail"
+local_domains = ["example.org"]
+[limits]
+message_size = 1048576
+[outbound.policy]
+"bank.example" = "secure match=bank.example"
+[tls]
+cert = "a.pem"
+[[tls.sni]]
+cert = "b.pem"
+key = "b.key"
+[[listener]]
+address = "127.0.0.1:25"
+mode = "plain"
+auth = "none"
+`), 0o644)
+	code, out, errs := runCLI(t, "tlsmail", "config", "--config", file)
+	if code != 0 {
+		t.Fatalf("config: %d %s", code, errs)
+	}
+	for _, want := range []string{`hostname = "mx.example.org"`, "limits.message_size = 1048576", `outbound.policy."bank.example" = "secure match=bank.example"`, "[[tls.sni]]\ncert = \"b.pem\"\nkey = \"b.key\"\n", "[[listener]]\naddress = \"127.0.0.1:25\"\nauth = \"none\"\nmode = \"plain\"\nname = \"smtp1\"\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("config lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "recipients") || strings.Contains(out, "# default") {
+		t.Errorf("config without --all shows defaults:\n%s", out)
+	}
+	// What it prints is a configuration that loads to the same settings.
+	again := filepath.Join(dir, "again.toml")
+	os.WriteFile(again, []byte(out), 0o644)
+	if code, out2, errs := runCLI(t, "tlsmail", "config", "--config", again); code != 0 || out2 != out {
+		t.Errorf("config of config's output differs (exit %d %s):\n%s\nvs\n%s", code, errs, out2, out)
+	}
+	_, all, _ := runCLI(t, "tlsmail", "config", "--all", "--config", file)
+	if !regexp.MustCompile(`(?m)^limits\.recipients = 1000  # default$`).MatchString(all) || !strings.Contains(all, "limits.message_size = 1048576\n") {
+		t.Errorf("config --all does not mark defaults:\n%s", all)
+	}
+}

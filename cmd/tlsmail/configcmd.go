@@ -1,0 +1,62 @@
+package main
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/tlsmail/tlsmail/internal/config"
+)
+
+func runConfig(env *cliEnv, args []string) int {
+	fs := newFlags(env, "", "Print the effective configuration as TOML: the settings that differ from the\n"+
+		"built-in defaults (like `postconf -n`), or with --all every setting, defaults\n"+
+		"marked \"# default\". The configuration is --config, else $TLSMAIL_CONFIG, else\n"+
+		defaultServerConfig+"; --dev shows the dev default of `tlsmail serve`.")
+	cfgFile := fs.String("config", "", "configuration file (TOML)")
+	all := fs.Bool("all", false, "also print the settings left at their defaults, marked")
+	dev := fs.String("dev", "", "show the dev default for this data directory instead of a file")
+	if code, done := parse(env, fs, args); done {
+		return code
+	}
+	if fs.NArg() != 0 {
+		return usageError(env, "unexpected argument %q", fs.Arg(0))
+	}
+	var cfg *config.Config
+	if *dev != "" {
+		cfg = config.Dev(*dev)
+	} else {
+		c, err := config.Load(serverConfigFile(env, *cfgFile))
+		if err != nil {
+			fmt.Fprintln(env.stderr, err)
+			return exitUsage
+		}
+		cfg = c
+	}
+	settings, tables, err := cfg.Effective()
+	if err != nil {
+		return fail(env, "%v", err)
+	}
+	w := env.stdout
+	for _, s := range settings {
+		switch {
+		case !s.Default:
+			fmt.Fprintf(w, "%s = %s\n", s.Key, s.Value)
+		case *all:
+			fmt.Fprintf(w, "%s = %s  # default\n", s.Key, s.Value)
+		}
+	}
+	names := make([]string, 0, len(tables))
+	for n := range tables {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		for _, row := range tables[n] {
+			fmt.Fprintf(w, "\n[[%s]]\n", n)
+			for _, s := range row {
+				fmt.Fprintf(w, "%s = %s\n", s.Key, s.Value)
+			}
+		}
+	}
+	return exitOK
+}
