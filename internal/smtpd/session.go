@@ -63,7 +63,7 @@ func (ss *session) stopWhenIdle() { ss.tc.Interrupt() }
 // reply queues a reply; it is written before the next read that would
 // block (so pipelined commands get their replies in one write).
 func (ss *session) reply(r *smtpwire.Reply) {
-	ss.out = append(ss.out, r.Bytes()...)
+	ss.out = r.AppendBytes(ss.out)
 }
 
 func (ss *session) flush() error {
@@ -330,8 +330,9 @@ func (ss *session) abortTransaction() {
 // records the outcome.
 func (ss *session) handshake() error {
 	cfg := ss.srv.tls.Config().Clone()
+	var hello *tls.ClientHelloInfo // described only if the handshake fails
 	cfg.GetConfigForClient = func(h *tls.ClientHelloInfo) (*tls.Config, error) {
-		ss.hello = describeHello(h)
+		hello = h
 		return nil, nil
 	}
 	tconn := tls.Server(ss.tc, cfg)
@@ -340,6 +341,9 @@ func (ss *session) handshake() error {
 	ctx, cancel := context.WithTimeout(context.Background(), ss.commandTimeout())
 	defer cancel()
 	if err := tconn.HandshakeContext(ctx); err != nil {
+		if hello != nil {
+			ss.hello = describeHello(hello)
+		}
 		ss.srv.log.Warn("tls handshake failed", "listener", ss.lc.Name, "client", ss.ip, "err", err, "client_offered", ss.hello)
 		return err
 	}

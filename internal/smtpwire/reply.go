@@ -23,7 +23,19 @@ type Reply struct {
 
 // R makes a one-line reply.
 func R(code int, enhanced, format string, a ...any) *Reply {
-	return &Reply{Code: code, Enhanced: enhanced, Lines: []string{fmt.Sprintf(format, a...)}}
+	text := format
+	if len(a) > 0 || strings.IndexByte(format, '%') >= 0 {
+		text = fmt.Sprintf(format, a...)
+	}
+	r := &oneLine{Reply: Reply{Code: code, Enhanced: enhanced}, line: [1]string{text}}
+	r.Lines = r.line[:]
+	return &r.Reply
+}
+
+// oneLine is a one-line Reply with its line slice in the same allocation.
+type oneLine struct {
+	Reply
+	line [1]string
 }
 
 // Error makes a Reply usable as an error.
@@ -49,12 +61,14 @@ func (r *Reply) String() string {
 // Bytes renders the reply for the wire: every line CRLF-terminated, "-"
 // after the code on all but the last, the enhanced code on every line.
 // Line text is cleaned of CR and LF so a reply can never be split.
-func (r *Reply) Bytes() []byte {
+func (r *Reply) Bytes() []byte { return r.AppendBytes(nil) }
+
+// AppendBytes appends the wire form of the reply (see Bytes) to b.
+func (r *Reply) AppendBytes(b []byte) []byte {
 	lines := r.Lines
 	if len(lines) == 0 {
 		lines = []string{""}
 	}
-	var b []byte
 	for i, l := range lines {
 		b = strconv.AppendInt(b, int64(r.Code), 10)
 		if i < len(lines)-1 {

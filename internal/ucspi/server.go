@@ -189,7 +189,9 @@ func (s *Server) logAccept(withEnv bool, st tlsinfo.State) {
 func (s *Server) handle(c net.Conn) {
 	defer c.Close()
 	if tc, ok := c.(*net.TCPConn); ok {
-		_ = tc.SetNoDelay(s.o.NoDelay)
+		if !s.o.NoDelay { // Go's accepted connections have TCP_NODELAY already
+			_ = tc.SetNoDelay(false)
+		}
 		if !s.o.KeepIPOptions {
 			killIPOptions(tc)
 		}
