@@ -4,7 +4,11 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"time"
 )
+
+// The per-message log lines. Their keys and order are the log format
+// (docs and tests rely on them); only how they are built differs.
 
 // logAccepted writes the "message accepted" line of a committed message:
 // id, client, from, to (the recipients, comma-separated), protocol,
@@ -26,6 +30,26 @@ func (ss *session) logAccepted(id string) {
 	}
 	attrs = append(attrs, ss.tls.LogAttrs()...)
 	ss.srv.log.LogAttrs(ctx, slog.LevelInfo, "message accepted", attrs...)
+}
+
+// logSession writes the "session" line at the end of a connection (with
+// one message a connection, also once a message), as logAccepted does.
+func (ss *session) logSession(result string) {
+	ctx := context.Background()
+	if !ss.srv.log.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
+	attrs := make([]slog.Attr, 0, 16)
+	attrs = append(attrs, slog.String("listener", ss.lc.Name), slog.String("client", ss.ip), slog.String("rdns", ss.rdns), slog.String("helo", ss.helo),
+		slog.Int("messages", ss.msgs), slog.String("duration", time.Since(ss.start).Round(time.Millisecond).String()), slog.String("end", result))
+	if ss.user != "" {
+		attrs = append(attrs, slog.String("user", ss.user))
+	}
+	if ss.hello != "" {
+		attrs = append(attrs, slog.String("client_offered", ss.hello))
+	}
+	attrs = append(attrs, ss.tls.LogAttrs()...)
+	ss.srv.log.LogAttrs(ctx, slog.LevelInfo, "session", attrs...)
 }
 
 // rcptList is the transaction's recipients, comma-separated.

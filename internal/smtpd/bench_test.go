@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/metrics"
 	"strings"
 	"sync"
 	"testing"
@@ -201,6 +202,7 @@ func benchSessions(b *testing.B, useTLS bool, perConn int) {
 	// 8 clients on 2 cores, as bench/smtpload -c 8 does.
 	b.SetParallelism(4)
 	b.ReportAllocs()
+	g0 := goroutinesCreated()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for {
@@ -218,6 +220,17 @@ func benchSessions(b *testing.B, useTLS bool, perConn int) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	b.ReportMetric(float64(goroutinesCreated()-g0)/float64(b.N), "goroutines/msg")
+}
+
+// goroutinesCreated is the number of goroutines the process has started.
+func goroutinesCreated() uint64 {
+	s := []metrics.Sample{{Name: "/sched/goroutines-created:goroutines"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
 }
 
 func BenchmarkSessionPlain1(b *testing.B)     { benchSessions(b, false, 1) }

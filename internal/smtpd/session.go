@@ -91,15 +91,7 @@ func (ss *session) run() {
 	ss.rdns = lookupRDNS(ss.ip)
 	result := ss.loop()
 	ss.abortTransaction()
-	attrs := []any{"listener", ss.lc.Name, "client", ss.ip, "rdns", ss.rdns, "helo", ss.helo,
-		"messages", ss.msgs, "duration", time.Since(ss.start).Round(time.Millisecond).String(), "end", result}
-	if ss.user != "" {
-		attrs = append(attrs, "user", ss.user)
-	}
-	if ss.hello != "" {
-		attrs = append(attrs, "client_offered", ss.hello)
-	}
-	ss.srv.log.Info("session", append(attrs, ss.tls.LogArgs()...)...)
+	ss.logSession(result)
 	ss.srv.metrics.Inc("tlsmail_smtp_sessions_total", "listener", ss.lc.Name, "tls", tlsLabel(ss.tls.Protocol), "group", ss.tls.Group)
 }
 

@@ -23,19 +23,17 @@ type Reply struct {
 
 // R makes a one-line reply.
 func R(code int, enhanced, format string, a ...any) *Reply {
-	text := format
-	if len(a) > 0 || strings.IndexByte(format, '%') >= 0 {
-		text = fmt.Sprintf(format, a...)
-	}
-	r := &oneLine{Reply: Reply{Code: code, Enhanced: enhanced}, line: [1]string{text}}
-	r.Lines = r.line[:]
-	return &r.Reply
+	return &Reply{Code: code, Enhanced: enhanced, Lines: []string{replyText(format, a)}}
 }
 
-// oneLine is a one-line Reply with its line slice in the same allocation.
-type oneLine struct {
-	Reply
-	line [1]string
+// replyText formats a reply line; most are constant text, which needs no
+// Sprintf and no copy. (R stays small enough to be inlined, so a reply
+// that does not leave its function is not allocated at all.)
+func replyText(format string, a []any) string {
+	if len(a) == 0 && strings.IndexByte(format, '%') < 0 {
+		return format
+	}
+	return fmt.Sprintf(format, a...)
 }
 
 // Error makes a Reply usable as an error.
