@@ -50,3 +50,34 @@ func echoOnce(addr string, cfg *tls.Config, buf []byte) error {
 	}
 	return c.CloseWrite()
 }
+
+// BenchmarkServerBulk is sslbench's bulk run in process: bytes through
+// one connection and /bin/cat and back (b.N MiB; SetBytes counts them
+// once).
+func BenchmarkServerBulk(b *testing.B) {
+	f := newServerFixture(b)
+	addr, _, _, _, _ := f.startStoppable(b, ServerOptions{Prog: []string{"/bin/cat"}, Verbosity: -1 /* -q */, MaxChildren: 10, NoDelay: true})
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 20 * time.Second}, "tcp", addr, &tls.Config{RootCAs: f.roots, ServerName: "localhost"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Minute))
+	chunk := make([]byte, 1<<20)
+	b.SetBytes(int64(len(chunk)))
+	b.ResetTimer()
+	werr := make(chan error, 1)
+	go func() {
+		var err error
+		for i := 0; i < b.N && err == nil; i++ {
+			_, err = c.Write(chunk)
+		}
+		werr <- err
+	}()
+	if _, err := io.CopyN(io.Discard, c, int64(b.N)*int64(len(chunk))); err != nil {
+		b.Fatal(err)
+	}
+	if err := <-werr; err != nil {
+		b.Fatal(err)
+	}
+}

@@ -263,6 +263,10 @@ func (s *Server) run(tconn *tls.Conn, env []string) {
 	cmd.Stdin, cmd.Stdout = pp.progIn, pp.progOut
 	err = cmd.Start()
 	pp.closeChild()
+	// The environment is the program's now; an idle connection need not
+	// keep this copy (some 1-5 KiB: this process's environment and the
+	// TCP/SSL variables) for as long as it lasts.
+	cmd.Env = nil
 	if err != nil {
 		s.logf(1, "warning: unable to run %s: %v", s.o.Prog[0], err)
 		return
