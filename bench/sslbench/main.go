@@ -168,7 +168,7 @@ func run(o options) error {
 				(r.StunnelCPU+r.StunnelProg)/max(r.TlsmailCPU+r.TlsmailProg, 1e-9))
 		}
 	}
-	fmt.Printf("(medians of %d alternating runs; load average %s)\n", max(o.runs, 1), loadavg())
+	fmt.Printf("(conn/s and bulk: medians of %d alternating runs; idle: one run, after the others in the same processes; load average %s)\n", max(o.runs, 1), loadavg())
 	return nil
 }
 
