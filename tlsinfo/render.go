@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"log/slog"
 	"strconv"
-	"strings"
 )
 
 // LibraryVersion is what SSL_VERSION_LIBRARY says; s/qmail does not read it.
@@ -111,43 +110,54 @@ func (s State) Received() string {
 	if !s.TLS {
 		return ""
 	}
-	var sb strings.Builder
-	sb.WriteString("(using ")
-	sb.WriteString(s.Protocol)
-	sb.WriteString(" with cipher ")
-	sb.WriteString(s.Cipher)
-	sb.WriteString(" (")
-	sb.WriteString(strconv.Itoa(s.UseBits))
-	sb.WriteByte('/')
-	sb.WriteString(strconv.Itoa(s.AlgBits))
-	sb.WriteString(" bits)")
-	if s.Group != "" {
-		sb.WriteString(" key-exchange ")
-		sb.WriteString(s.Group)
-	}
-	sb.WriteByte(')')
-	if s.Role == RoleServer && s.Peer != nil {
-		sb.WriteString(" (Client DN \"")
-		sb.WriteString(headerSafe(s.Peer.SubjectDN))
-		sb.WriteString("\", Issuer \"")
-		sb.WriteString(headerSafe(s.Peer.IssuerDN))
-		if s.Verified {
-			sb.WriteString("\" (verified OK))")
-		} else {
-			sb.WriteString("\" (not verified))")
-		}
-	}
-	return sb.String()
+	return string(s.AppendReceived(nil))
 }
 
-func headerSafe(v string) string {
-	b := []byte(v)
-	for i, c := range b {
-		if c < ' ' || c > '~' || c == '"' || c == '\\' || c == '(' || c == ')' {
-			b[i] = '?'
+// AppendReceived appends Received's clause to b (nothing for plaintext),
+// for a caller building the whole header in one buffer.
+func (s State) AppendReceived(b []byte) []byte {
+	if !s.TLS {
+		return b
+	}
+	b = append(b, "(using "...)
+	b = append(b, s.Protocol...)
+	b = append(b, " with cipher "...)
+	b = append(b, s.Cipher...)
+	b = append(b, " ("...)
+	b = strconv.AppendInt(b, int64(s.UseBits), 10)
+	b = append(b, '/')
+	b = strconv.AppendInt(b, int64(s.AlgBits), 10)
+	b = append(b, " bits)"...)
+	if s.Group != "" {
+		b = append(b, " key-exchange "...)
+		b = append(b, s.Group...)
+	}
+	b = append(b, ')')
+	if s.Role == RoleServer && s.Peer != nil {
+		b = append(b, " (Client DN \""...)
+		b = appendHeaderSafe(b, s.Peer.SubjectDN)
+		b = append(b, "\", Issuer \""...)
+		b = appendHeaderSafe(b, s.Peer.IssuerDN)
+		if s.Verified {
+			b = append(b, "\" (verified OK))"...)
+		} else {
+			b = append(b, "\" (not verified))"...)
 		}
 	}
-	return string(b)
+	return b
+}
+
+// appendHeaderSafe appends v with everything but printable ASCII, and
+// the characters that would end a quoted string or a comment, made '?'.
+func appendHeaderSafe(b []byte, v string) []byte {
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c < ' ' || c > '~' || c == '"' || c == '\\' || c == '(' || c == ')' {
+			c = '?'
+		}
+		b = append(b, c)
+	}
+	return b
 }
 
 // LogAttrs returns the state as flat slog attributes with tlsmail's stable

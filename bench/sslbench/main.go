@@ -18,6 +18,8 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"cmp"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -35,6 +37,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -50,6 +54,7 @@ type options struct {
 	group                   string
 	asJSON                  bool
 	only                    string
+	runs                    int
 }
 
 // Row is one measurement of both wrappers.
@@ -61,8 +66,15 @@ type Row struct {
 	Stunnel float64 `json:"stunnel"`
 	// Ratio is tlsmail/stunnel for rates, stunnel/tlsmail for memory
 	// (so > 1 means tlsmail is better in both cases).
-	Ratio  float64 `json:"ratio"`
-	Errors string  `json:"errors,omitempty"`
+	Ratio float64 `json:"ratio"`
+	// CPU per connection (conn rows): the wrapper process itself and the
+	// programs it ran and reaped, in ms, from /proc/PID/stat. Unlike the
+	// rates these hardly depend on what else the machine runs.
+	TlsmailCPU  float64 `json:"tlsmail_cpu_ms,omitempty"`
+	TlsmailProg float64 `json:"tlsmail_prog_cpu_ms,omitempty"`
+	StunnelCPU  float64 `json:"stunnel_cpu_ms,omitempty"`
+	StunnelProg float64 `json:"stunnel_prog_cpu_ms,omitempty"`
+	Errors      string  `json:"errors,omitempty"`
 }
 
 func main() {
@@ -77,6 +89,7 @@ func main() {
 	flag.StringVar(&o.group, "group", "default", "client key-exchange groups: default (Go's, hybrid post-quantum first) or x25519")
 	flag.BoolVar(&o.asJSON, "json", false, "print JSON")
 	flag.StringVar(&o.only, "only", "conn,bulk,idle", "the measurements to run")
+	flag.IntVar(&o.runs, "runs", 3, "connection-rate and bulk runs per wrapper, alternating; the median is reported")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "sslbench:", err)
@@ -115,15 +128,24 @@ func run(o options) error {
 		}
 		if strings.Contains(o.only, "conn") {
 			for _, c := range []int{8, 32} {
-				a := connRate(cfg, tm.addr, c, o)
-				b := connRate(cfg, st.addr, c, o)
-				rows = append(rows, row(p[0], fmt.Sprintf("new TLS conn/s c=%d", c), "conn/s", a, b, false))
+				var as, bs []result
+				for range max(o.runs, 1) {
+					as = append(as, connRate(cfg, tm, c, o))
+					bs = append(bs, connRate(cfg, st, c, o))
+				}
+				a, b := median(as), median(bs)
+				r := row(p[0], fmt.Sprintf("new TLS conn/s c=%d", c), "conn/s", a, b, false)
+				r.TlsmailCPU, r.TlsmailProg, r.StunnelCPU, r.StunnelProg = a.cpu, a.progCPU, b.cpu, b.progCPU
+				rows = append(rows, r)
 			}
 		}
 		if strings.Contains(o.only, "bulk") {
-			a := bulk(cfg, tm.addr, o.bulkMiB)
-			b := bulk(cfg, st.addr, o.bulkMiB)
-			rows = append(rows, row(p[0], "bulk, one connection", "MB/s", a, b, false))
+			var as, bs []result
+			for range max(o.runs, 1) {
+				as = append(as, bulk(cfg, tm.addr, o.bulkMiB))
+				bs = append(bs, bulk(cfg, st.addr, o.bulkMiB))
+			}
+			rows = append(rows, row(p[0], "bulk, one connection", "MB/s", median(as), median(bs), false))
 		}
 		if strings.Contains(o.only, "idle") {
 			a := idleMemory(cfg, tm, o.idle)
@@ -141,15 +163,79 @@ func run(o options) error {
 	fmt.Printf("%-6s %-34s %12s %12s %8s\n", "prog", "metric", "tlsmail", "stunnel4", "ratio")
 	for _, r := range rows {
 		fmt.Printf("%-6s %-34s %12.1f %12.1f %7.2fx %s\n", r.Program, r.Metric+" ("+r.Unit+")", r.Tlsmail, r.Stunnel, r.Ratio, r.Errors)
+		if r.TlsmailCPU > 0 || r.StunnelCPU > 0 {
+			fmt.Printf("%-6s %-34s %5.2f+%-6.2f %5.2f+%-6.2f %7.2fx\n", "", "  CPU ms/conn (wrapper+program)", r.TlsmailCPU, r.TlsmailProg, r.StunnelCPU, r.StunnelProg,
+				(r.StunnelCPU+r.StunnelProg)/max(r.TlsmailCPU+r.TlsmailProg, 1e-9))
+		}
 	}
+	fmt.Printf("(conn/s and bulk: medians of %d alternating runs; idle: one run, after the others in the same processes; load average %s)\n", max(o.runs, 1), loadavg())
 	return nil
 }
 
 // result is one side's figure and its error count.
 type result struct {
-	value  float64
-	errors int
-	first  error
+	value   float64
+	errors  int
+	first   error
+	cpu     float64 // conn runs: the wrapper's CPU ms per connection
+	progCPU float64 // conn runs: its reaped programs' CPU ms per connection
+}
+
+// median is the run with the median value (the lower middle one for an
+// even count); errors are summed over all runs.
+func median(rs []result) result {
+	s := slices.Clone(rs)
+	slices.SortFunc(s, func(a, b result) int { return cmp.Compare(a.value, b.value) })
+	m := s[(len(s)-1)/2]
+	m.errors = 0
+	for _, r := range rs {
+		m.errors += r.errors
+		if m.first == nil {
+			m.first = r.first
+		}
+	}
+	return m
+}
+
+// cpuSeconds reads a process's own CPU time and that of the children it
+// has reaped (utime+stime, cutime+cstime of /proc/PID/stat), in seconds.
+func cpuSeconds(pid int) (self, children float64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	// Fields after the command name, which is in parentheses and may hold
+	// spaces: state is field 3, utime 14, stime 15, cutime 16, cstime 17.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, 0, errors.New("bad /proc stat")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 15 {
+		return 0, 0, errors.New("short /proc stat")
+	}
+	var t [4]float64
+	for k := range t {
+		v, err := strconv.ParseFloat(f[11+k], 64)
+		if err != nil {
+			return 0, 0, err
+		}
+		t[k] = v / 100 // USER_HZ
+	}
+	return t[0] + t[1], t[2] + t[3], nil
+}
+
+// loadavg is the 1, 5 and 15 minute load average.
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func row(prog, metric, unit string, a, b result, lowerBetter bool) Row {
@@ -309,7 +395,9 @@ func echo(cfg *tls.Config, addr string) (*tls.Conn, error) {
 
 // connRate runs c workers that each connect, echo and close, until
 // o.secs have passed or o.max connections are done.
-func connRate(cfg *tls.Config, addr string, c int, o options) result {
+func connRate(cfg *tls.Config, w *wrapper, c int, o options) result {
+	addr := w.addr
+	self0, child0, cerr := cpuSeconds(w.cmd.Process.Pid)
 	var started, done, failed atomic.Int64
 	var first atomic.Value
 	deadline := time.Now().Add(o.secs)
@@ -336,6 +424,12 @@ func connRate(cfg *tls.Config, addr string, c int, o options) result {
 	r := result{value: float64(done.Load()) / secs, errors: int(failed.Load())}
 	if e, ok := first.Load().(error); ok {
 		r.first = e
+	}
+	// Programs still being reaped are counted by the next run; with
+	// thousands of connections per run that is noise.
+	if self1, child1, err := cpuSeconds(w.cmd.Process.Pid); cerr == nil && err == nil && done.Load() > 0 {
+		n := float64(done.Load())
+		r.cpu, r.progCPU = (self1-self0)*1000/n, (child1-child0)*1000/n
 	}
 	return r
 }

@@ -35,39 +35,56 @@ func (ss *session) protocol(utf8 bool) string {
 // "for" is given only for a single recipient, so Bcc recipients are not
 // disclosed to each other.
 func (ss *session) received(id string) string {
-	var b strings.Builder
+	// Built in one buffer: this runs for every message.
 	_, utf8 := ss.mail.Get("SMTPUTF8")
-	b.WriteString("Received: from ")
-	b.WriteString(headerText(ss.helo, utf8))
-	b.WriteString(" (")
+	b := make([]byte, 0, 384)
+	b = append(b, "Received: from "...)
+	b = appendHeaderText(b, ss.helo, utf8)
+	b = append(b, " ("...)
 	if ss.rdns != "" {
-		b.WriteString(headerText(ss.rdns, utf8))
-		b.WriteByte(' ')
+		b = appendHeaderText(b, ss.rdns, utf8)
+		b = append(b, ' ')
 	}
-	b.WriteString("[" + ss.ip + "])\r\n\tby ")
-	b.WriteString(ss.cfg.Hostname)
-	b.WriteString(" (tlsmail) with " + ss.protocol(utf8) + " id " + id)
-	if clause := ss.tls.Received(); clause != "" {
-		b.WriteString("\r\n\t" + clause)
+	b = append(b, '[')
+	b = append(b, ss.ip...)
+	b = append(b, "])\r\n\tby "...)
+	b = append(b, ss.cfg.Hostname...)
+	b = append(b, " (tlsmail) with "...)
+	b = append(b, ss.protocol(utf8)...)
+	b = append(b, " id "...)
+	b = append(b, id...)
+	if ss.tls.TLS {
+		b = append(b, "\r\n\t"...)
+		b = ss.tls.AppendReceived(b)
 	}
 	if len(ss.rcpts) == 1 {
-		b.WriteString("\r\n\tfor <" + headerText(ss.rcpts[0].Addr, utf8) + ">")
+		b = append(b, "\r\n\tfor <"...)
+		b = appendHeaderText(b, ss.rcpts[0].Addr, utf8)
+		b = append(b, '>')
 	}
-	b.WriteString("; " + time.Now().Format(time.RFC1123Z) + "\r\n")
-	return b.String()
+	b = append(b, "; "...)
+	b = time.Now().AppendFormat(b, time.RFC1123Z)
+	b = append(b, "\r\n"...)
+	return string(b)
 }
 
 // headerText keeps client-supplied text from breaking the header: only
 // printable ASCII survives, and UTF-8 only in an SMTPUTF8 message; CR,
 // LF, parentheses, controls and (without SMTPUTF8) any non-ASCII become '?'.
 func headerText(s string, smtputf8 bool) string {
+	return string(appendHeaderText(nil, s, smtputf8))
+}
+
+// appendHeaderText appends headerText(s, smtputf8) to b.
+func appendHeaderText(b []byte, s string, smtputf8 bool) []byte {
 	if len(s) > 255 {
 		s = strings.ToValidUTF8(s[:255], "?")
 	}
-	return strings.Map(func(r rune) rune {
+	for _, r := range s {
 		if r < ' ' || r == 0x7f || r == '(' || r == ')' || r == '\\' || r >= 0x80 && (!smtputf8 || r < 0xa0 || r == utf8.RuneError) {
-			return '?'
+			r = '?'
 		}
-		return r
-	}, s)
+		b = utf8.AppendRune(b, r)
+	}
+	return b
 }

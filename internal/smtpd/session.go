@@ -64,7 +64,7 @@ func (ss *session) stopWhenIdle() { ss.tc.Interrupt() }
 // reply queues a reply; it is written before the next read that would
 // block (so pipelined commands get their replies in one write).
 func (ss *session) reply(r *smtpwire.Reply) {
-	ss.out = append(ss.out, r.Bytes()...)
+	ss.out = r.AppendBytes(ss.out)
 }
 
 func (ss *session) flush() error {
@@ -92,15 +92,7 @@ func (ss *session) run() {
 	ss.rdns = lookupRDNS(ss.ip)
 	result := ss.loop()
 	ss.abortTransaction()
-	attrs := []any{"listener", ss.lc.Name, "client", ss.ip, "rdns", ss.rdns, "helo", ss.helo,
-		"messages", ss.msgs, "duration", time.Since(ss.start).Round(time.Millisecond).String(), "end", result}
-	if ss.user != "" {
-		attrs = append(attrs, "user", ss.user)
-	}
-	if ss.hello != "" {
-		attrs = append(attrs, "client_offered", ss.hello)
-	}
-	ss.srv.log.Info("session", append(attrs, ss.tls.LogArgs()...)...)
+	ss.logSession(result)
 	ss.srv.metrics.Inc("tlsmail_smtp_sessions_total", "listener", ss.lc.Name, "tls", tlsLabel(ss.tls.Protocol), "group", ss.tls.Group)
 }
 
@@ -331,8 +323,9 @@ func (ss *session) abortTransaction() {
 // records the outcome.
 func (ss *session) handshake() error {
 	cfg := ss.srv.tls.Config().Clone()
+	var hello *tls.ClientHelloInfo // described only if the handshake fails
 	cfg.GetConfigForClient = func(h *tls.ClientHelloInfo) (*tls.Config, error) {
-		ss.hello = describeHello(h)
+		hello = h
 		return nil, nil
 	}
 	tconn := tls.Server(ss.tc, cfg)
@@ -341,6 +334,9 @@ func (ss *session) handshake() error {
 	ctx, cancel := context.WithTimeout(context.Background(), ss.commandTimeout())
 	defer cancel()
 	if err := tconn.HandshakeContext(ctx); err != nil {
+		if hello != nil {
+			ss.hello = describeHello(hello)
+		}
 		ss.srv.log.Warn("tls handshake failed", "listener", ss.lc.Name, "client", ss.ip, "err", err, "client_offered", ss.hello)
 		return err
 	}

@@ -242,7 +242,6 @@ func (ss *session) dataError(cmd string, err error) (*smtpwire.Reply, string) {
 // commit makes the message durable and replies 250 only then.
 func (ss *session) commit(w *queue.Writer) *smtpwire.Reply {
 	defer ss.abortTransaction()
-	env := ss.envelope()
 	id, err := w.Commit()
 	if err != nil {
 		ss.srv.log.Error("queue: commit failed", "err", err)
@@ -253,15 +252,7 @@ func (ss *session) commit(w *queue.Writer) *smtpwire.Reply {
 	// without delivering mail): a long session that sends real mail and
 	// meets the odd unknown recipient is not cut off by bad_commands.
 	ss.errors = 0
-	rcpts := make([]string, len(env.Recipients))
-	for i, r := range env.Recipients {
-		rcpts[i] = r.Addr
-	}
-	attrs := []any{"id", id, "client", ss.ip, "from", env.From, "to", strings.Join(rcpts, ","), "protocol", ss.protocol(env.SMTPUTF8)}
-	if env.RequireTLS {
-		attrs = append(attrs, "requiretls", true)
-	}
-	ss.srv.log.Info("message accepted", append(attrs, ss.tls.LogArgs()...)...)
+	ss.logAccepted(id)
 	ss.srv.metrics.Inc("tlsmail_messages_accepted_total", "listener", ss.lc.Name, "tls", tlsLabel(ss.tls.Protocol))
 	return smtpwire.R(250, "2.0.0", "Ok: queued as %s", id)
 }

@@ -23,10 +23,28 @@ var (
 // so is a longer line. In each case the whole line is consumed first. At
 // end of input it returns io.EOF, or io.ErrUnexpectedEOF mid-line.
 func ReadLine(br *bufio.Reader, max int) (string, error) {
+	// The common case, a whole line in the buffer, is checked in place:
+	// one allocation, the string returned.
+	chunk, err := br.ReadSlice('\n')
+	if err == nil {
+		if len(chunk) > max+2 {
+			return "", ErrLineTooLong // before the CR/LF checks, as below
+		}
+		return checkLine(chunk, max)
+	}
+	return readLongLine(br, max, chunk, err)
+}
+
+// readLongLine is ReadLine for a line that did not come in one piece
+// (longer than the buffer, or at the end of input): chunk and err are
+// what the first ReadSlice returned.
+func readLongLine(br *bufio.Reader, max int, chunk []byte, err error) (string, error) {
 	var line []byte
 	tooLong := false
-	for {
-		chunk, err := br.ReadSlice('\n')
+	for first := true; ; first = false {
+		if !first {
+			chunk, err = br.ReadSlice('\n')
+		}
 		if len(chunk) > 0 && !tooLong {
 			if len(line)+len(chunk) > max+2 {
 				tooLong = true
@@ -52,6 +70,12 @@ func ReadLine(br *bufio.Reader, max int) (string, error) {
 	if tooLong {
 		return "", ErrLineTooLong
 	}
+	return checkLine(line, max)
+}
+
+// checkLine checks a line that ends in LF and returns it without its
+// CRLF.
+func checkLine(line []byte, max int) (string, error) {
 	n := len(line)
 	if n < 2 || line[n-2] != '\r' {
 		return "", ErrBareLF

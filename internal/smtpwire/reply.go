@@ -23,7 +23,17 @@ type Reply struct {
 
 // R makes a one-line reply.
 func R(code int, enhanced, format string, a ...any) *Reply {
-	return &Reply{Code: code, Enhanced: enhanced, Lines: []string{fmt.Sprintf(format, a...)}}
+	return &Reply{Code: code, Enhanced: enhanced, Lines: []string{replyText(format, a)}}
+}
+
+// replyText formats a reply line; most are constant text, which needs no
+// Sprintf and no copy. (R stays small enough to be inlined, so a reply
+// that does not leave its function is not allocated at all.)
+func replyText(format string, a []any) string {
+	if len(a) == 0 && strings.IndexByte(format, '%') < 0 {
+		return format
+	}
+	return fmt.Sprintf(format, a...)
 }
 
 // Error makes a Reply usable as an error.
@@ -49,12 +59,14 @@ func (r *Reply) String() string {
 // Bytes renders the reply for the wire: every line CRLF-terminated, "-"
 // after the code on all but the last, the enhanced code on every line.
 // Line text is cleaned of CR and LF so a reply can never be split.
-func (r *Reply) Bytes() []byte {
+func (r *Reply) Bytes() []byte { return r.AppendBytes(nil) }
+
+// AppendBytes appends the wire form of the reply (see Bytes) to b.
+func (r *Reply) AppendBytes(b []byte) []byte {
 	lines := r.Lines
 	if len(lines) == 0 {
 		lines = []string{""}
 	}
-	var b []byte
 	for i, l := range lines {
 		b = strconv.AppendInt(b, int64(r.Code), 10)
 		if i < len(lines)-1 {

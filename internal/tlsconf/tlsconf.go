@@ -53,6 +53,7 @@ type Server struct {
 	// Ignored lists cipher names from the cipher string that Go does not
 	// implement, for the caller to log once.
 	Ignored []string
+	local   localCerts // State's descriptions of our certificates
 }
 
 // NewServer loads the certificates and CAs and builds the config.
@@ -136,7 +137,7 @@ func (s *Server) State(cs tls.ConnectionState) tlsinfo.State {
 	default:
 		v = certs.Verify(cs.PeerCertificates, s.clientCAs, "", certs.PurposeClient, time.Now())
 	}
-	return tlsinfo.New(cs, tlsinfo.RoleServer, v, tlsinfo.NewCert(s.Store.ForName(cs.ServerName)))
+	return tlsinfo.New(cs, tlsinfo.RoleServer, v, s.local.get(s.Store.ForName(cs.ServerName)))
 }
 
 // protocolSettings parses the minimum version (default TLS 1.2) and the

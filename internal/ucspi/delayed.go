@@ -139,6 +139,7 @@ func (s *Server) runDelayed(c net.Conn, env []string, srv *tlsconf.Server, remot
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = sock, sock, os.Stderr
 	err = cmd.Start()
 	t.closeChild()
+	cmd.Env = nil // the program has it; see Server.run
 	if err != nil {
 		s.logf(1, "warning: unable to run %s: %v", s.o.Prog[0], err)
 		return

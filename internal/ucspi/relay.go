@@ -198,17 +198,41 @@ type plainPipes struct {
 }
 
 func newPlainPipes() (*plainPipes, error) {
-	progIn, toProg, err := os.Pipe()
+	progIn, toProg, err := programPipe(false)
 	if err != nil {
 		return nil, err
 	}
-	fromProg, progOut, err := os.Pipe()
+	progOut, fromProg, err := programPipe(true)
 	if err != nil {
 		progIn.Close()
 		toProg.Close()
 		return nil, err
 	}
 	return &plainPipes{toProg: toProg, fromProg: fromProg, progIn: progIn, progOut: progOut}, nil
+}
+
+// programPipe makes a pipe between the relay and a program: the relay's
+// end (the read end if weRead) is non-blocking and in Go's poller, the
+// program's end is blocking and never enters the poller. os.Pipe makes
+// both ends non-blocking and registers both with epoll, and starting the
+// program then makes its end blocking again and closing it deregisters
+// it: two system calls more a pipe, four a connection, for an end that is
+// only passed to exec and closed.
+func programPipe(weRead bool) (theirs, ours *os.File, err error) {
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		return nil, nil, os.NewSyscallError("pipe2", err)
+	}
+	o, t := p[1], p[0]
+	if weRead {
+		o, t = p[0], p[1]
+	}
+	if err := unix.SetNonblock(o, true); err != nil {
+		unix.Close(o)
+		unix.Close(t)
+		return nil, nil, os.NewSyscallError("fcntl", err)
+	}
+	return os.NewFile(uintptr(t), "|program"), os.NewFile(uintptr(o), "|relay"), nil
 }
 
 // closeChild closes the program's ends once it runs (or failed to start).

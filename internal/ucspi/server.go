@@ -189,7 +189,9 @@ func (s *Server) logAccept(withEnv bool, st tlsinfo.State) {
 func (s *Server) handle(c net.Conn) {
 	defer c.Close()
 	if tc, ok := c.(*net.TCPConn); ok {
-		_ = tc.SetNoDelay(s.o.NoDelay)
+		if !s.o.NoDelay { // Go's accepted connections have TCP_NODELAY already
+			_ = tc.SetNoDelay(false)
+		}
 		if !s.o.KeepIPOptions {
 			killIPOptions(tc)
 		}
@@ -261,6 +263,10 @@ func (s *Server) run(tconn *tls.Conn, env []string) {
 	cmd.Stdin, cmd.Stdout = pp.progIn, pp.progOut
 	err = cmd.Start()
 	pp.closeChild()
+	// The environment is the program's now; an idle connection need not
+	// keep this copy (some 1-5 KiB: this process's environment and the
+	// TCP/SSL variables) for as long as it lasts.
+	cmd.Env = nil
 	if err != nil {
 		s.logf(1, "warning: unable to run %s: %v", s.o.Prog[0], err)
 		return

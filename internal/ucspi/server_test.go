@@ -29,7 +29,7 @@ type serverFixture struct {
 	roots  *x509.CertPool
 }
 
-func newServerFixture(t *testing.T) *serverFixture {
+func newServerFixture(t testing.TB) *serverFixture {
 	t.Helper()
 	f := &serverFixture{dir: t.TempDir()}
 	ca, err := certs.NewCA(certs.Template{Subject: pkix.Name{CommonName: "ucspi test CA"}})
@@ -48,7 +48,7 @@ func newServerFixture(t *testing.T) *serverFixture {
 }
 
 // issue writes NAME.pem and NAME.key and returns the certificate.
-func (f *serverFixture) issue(t *testing.T, name string, tmpl certs.Template) *certs.Issued {
+func (f *serverFixture) issue(t testing.TB, name string, tmpl certs.Template) *certs.Issued {
 	t.Helper()
 	is, err := certs.Issue(f.ca, tmpl)
 	if err != nil {
@@ -81,7 +81,7 @@ func (f *serverFixture) start(t *testing.T, o ServerOptions) (string, *Server, *
 
 // startStoppable is start, also returning what ends Serve's context and
 // a channel closed once Serve has returned.
-func (f *serverFixture) startStoppable(t *testing.T, o ServerOptions) (string, *Server, *testpeer.Buffer, func(), <-chan struct{}) {
+func (f *serverFixture) startStoppable(t testing.TB, o ServerOptions) (string, *Server, *testpeer.Buffer, func(), <-chan struct{}) {
 	t.Helper()
 	log := &testpeer.Buffer{}
 	if o.Verbosity == 0 {
