@@ -67,6 +67,7 @@ func LoadCertificate(spec CertSpec) (tls.Certificate, error) {
 // certificate they started with, new handshakes get the new one.
 type CertStore struct {
 	specs []CertSpec
+	acme  *ACME // ACME-managed certificates, consulted first (acmestore.go)
 	certs atomic.Pointer[[]tls.Certificate]
 	stamp atomic.Pointer[[]byte]
 }
@@ -111,6 +112,11 @@ func (s *CertStore) Certificates() []tls.Certificate {
 // names cover the SNI and that the client can use, else the first the
 // client can use, else the default.
 func (s *CertStore) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	if s.acme != nil {
+		if c, ok, err := s.fromACME(hello); ok {
+			return c, err
+		}
+	}
 	list := s.Certificates()
 	if hello.ServerName != "" {
 		for i := range list {
@@ -130,6 +136,11 @@ func (s *CertStore) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate
 // ForName returns the leaf certificate that GetCertificate would most
 // likely have chosen for an SNI name.
 func (s *CertStore) ForName(name string) *x509.Certificate {
+	if s.acme != nil {
+		if c := s.acmeLeaf(name); c != nil {
+			return c
+		}
+	}
 	list := s.Certificates()
 	if name != "" {
 		for i := range list {
@@ -137,6 +148,9 @@ func (s *CertStore) ForName(name string) *x509.Certificate {
 				return list[i].Leaf
 			}
 		}
+	}
+	if len(list) == 0 {
+		return nil // ACME only, and no certificate yet
 	}
 	return list[0].Leaf
 }

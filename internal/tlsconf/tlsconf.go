@@ -43,6 +43,9 @@ type ServerSettings struct {
 	// SessionTickets enables TLS session tickets. Off by default: Outlook
 	// and Exchange abort STARTTLS on Go's TLS 1.3 NewSessionTicket.
 	SessionTickets bool
+	// ACME, if set, supplies certificates for its names (before Certs,
+	// which may then be empty).
+	ACME *ACME
 }
 
 // Server is a server TLS configuration with reloadable certificates.
@@ -57,7 +60,7 @@ type Server struct {
 
 // NewServer loads the certificates and CAs and builds the config.
 func NewServer(s ServerSettings) (*Server, error) {
-	store, err := NewCertStore(s.Certs)
+	store, err := newCertStore(s.Certs, s.ACME)
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +139,11 @@ func (s *Server) State(cs tls.ConnectionState) tlsinfo.State {
 	default:
 		v = certs.Verify(cs.PeerCertificates, s.clientCAs, "", certs.PurposeClient, time.Now())
 	}
-	return tlsinfo.New(cs, tlsinfo.RoleServer, v, tlsinfo.NewCert(s.Store.ForName(cs.ServerName)))
+	var local *tlsinfo.Cert
+	if leaf := s.Store.ForName(cs.ServerName); leaf != nil {
+		local = tlsinfo.NewCert(leaf)
+	}
+	return tlsinfo.New(cs, tlsinfo.RoleServer, v, local)
 }
 
 // protocolSettings parses the minimum version (default TLS 1.2) and the
