@@ -94,6 +94,14 @@ func Run(ctx context.Context, o Options) error {
 		}
 		addrs["metrics"] = metricsLn.Addr().String()
 	}
+	webLns, err := bindWeb(cfg, addrs) // HTTPS and ACME challenge ports (acme.go)
+	if err != nil {
+		closeListeners()
+		if metricsLn != nil {
+			metricsLn.Close()
+		}
+		return err
+	}
 	// Listeners bound: from here on the server runs as `user` (with no
 	// capabilities), and everything it reads or makes in the data
 	// directory is read or made as that user.
@@ -104,6 +112,7 @@ func Run(ctx context.Context, o Options) error {
 			if metricsLn != nil {
 				metricsLn.Close()
 			}
+			webLns.close()
 		}
 	}()
 	if err := dropPrivileges(cfg, log); err != nil {
@@ -131,8 +140,14 @@ func Run(ctx context.Context, o Options) error {
 		log.Warn(w)
 	}
 	var tlsSrv *tlsconf.Server
-	if cfg.NeedsTLS() {
-		if tlsSrv, err = tlsconf.NewServer(cfg.ServerTLS()); err != nil {
+	acme, err := newACME(cfg, log)
+	if err != nil {
+		return err
+	}
+	if cfg.NeedsTLS() || acme != nil || cfg.Web.Address != "" {
+		settings := cfg.ServerTLS()
+		settings.ACME = acme
+		if tlsSrv, err = tlsconf.NewServer(settings); err != nil {
 			return fmt.Errorf("tls: %w", err)
 		}
 		if len(tlsSrv.Ignored) > 0 {
@@ -204,6 +219,8 @@ func Run(ctx context.Context, o Options) error {
 	go func() { defer wg.Done(); q.Run(qctx) }()
 	startPickup(qctx, cfgNow, q, smtp, log) // sendmail's local mail drop (pickup.go)
 	lctx, stopListeners := context.WithCancel(context.Background())
+	startACME(qctx, acme, cfg, log)
+	webLns.serve(lctx, acme, tlsSrv, cfgNow, log)
 	for i, l := range listeners {
 		if l == nil {
 			continue // an optional listener that could not be bound
@@ -245,8 +262,10 @@ func Run(ctx context.Context, o Options) error {
 			attrs = append(attrs, pc.Name, addrs[pc.Name])
 		}
 	}
-	if addrs["metrics"] != "" {
-		attrs = append(attrs, "metrics", addrs["metrics"])
+	for _, name := range []string{"metrics", "web", "acme-http", "acme-tls-alpn"} {
+		if addrs[name] != "" {
+			attrs = append(attrs, name, addrs[name])
+		}
 	}
 	if o.Ready != nil {
 		o.Ready(addrs) // the banner first: "ready" is the last word of a start

@@ -1,0 +1,154 @@
+// Package web is tlsmail's HTTPS listener: today it publishes the MTA-STS
+// policy (RFC 8461 §3.2) of every local domain at
+// https://mta-sts.<domain>/.well-known/mta-sts.txt and completes ACME
+// TLS-ALPN-01 handshakes; the admin dashboard and client autoconfig are
+// planned here too. It answers only the names it serves, with no
+// redirects (RFC 8461 §3.3 forbids following them).
+package web
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Policy is an MTA-STS policy to publish.
+type Policy struct {
+	Mode   string   // enforce, testing or none
+	MX     []string // MX host names or "*.domain" patterns
+	MaxAge int64    // seconds
+}
+
+// Text is the policy file (RFC 8461 §3.2), CRLF line ends.
+func (p Policy) Text() string {
+	var b strings.Builder
+	b.WriteString("version: STSv1\r\nmode: " + p.Mode + "\r\n")
+	for _, mx := range p.MX {
+		b.WriteString("mx: " + strings.ToLower(mx) + "\r\n")
+	}
+	b.WriteString("max_age: " + strconv.FormatInt(p.MaxAge, 10) + "\r\n")
+	return b.String()
+}
+
+// ID is the policy's id for the _mta-sts TXT record: derived from the
+// text, so any change of the policy changes it (senders refetch only
+// when the id changes). 20 hex digits (RFC 8461 allows 1-32 alphanumerics).
+func (p Policy) ID() string {
+	sum := sha256.Sum256([]byte(p.Text()))
+	return hex.EncodeToString(sum[:10])
+}
+
+// TXT is the _mta-sts.<domain> TXT record's value.
+func (p Policy) TXT() string { return "v=STSv1; id=" + p.ID() }
+
+// Site is what the listener serves; its functions are asked on every
+// request, so a reloaded configuration applies at once.
+type Site struct {
+	// Policy returns the MTA-STS policy and the domains it is published
+	// for; ok false: no MTA-STS hosting.
+	Policy func() (p Policy, domains []string, ok bool)
+}
+
+// PolicyPath is where RFC 8461 puts the policy.
+const PolicyPath = "/.well-known/mta-sts.txt"
+
+// ServeHTTP answers GET/HEAD of the policy on mta-sts.<local domain>.
+func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	if r.URL.Path != PolicyPath {
+		http.NotFound(w, r)
+		return
+	}
+	p, domains, ok := s.Policy()
+	served := false
+	if ok {
+		for _, d := range domains {
+			if host == "mta-sts."+strings.ToLower(d) {
+				served = true
+			}
+		}
+	}
+	if !served {
+		http.NotFound(w, r)
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	body := p.Text()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.Header().Set("Cache-Control", "max-age=300")
+	if r.Method == http.MethodGet {
+		_, _ = w.Write([]byte(body))
+	}
+}
+
+// acmeTLS1 is the ALPN protocol of ACME TLS-ALPN-01 validation (RFC 8737).
+const acmeTLS1 = "acme-tls/1"
+
+// Serve serves HTTPS on l until ctx ends. tlsConfig supplies the
+// certificates (GetCertificate: file and ACME certificates, and the
+// TLS-ALPN-01 challenge answers); its client-certificate request is
+// turned off and the protocols set here.
+func Serve(ctx context.Context, l net.Listener, tlsConfig *tls.Config, h http.Handler, log *slog.Logger) error {
+	cfg := tlsConfig.Clone()
+	cfg.ClientAuth = tls.NoClientCert
+	cfg.ClientCAs = nil
+	cfg.NextProtos = []string{"http/1.1", acmeTLS1}
+	hs := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		TLSConfig:         cfg,
+		// A TLS-ALPN-01 validation ends with the handshake.
+		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){
+			acmeTLS1: func(_ *http.Server, c *tls.Conn, _ http.Handler) { c.Close() },
+		},
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = hs.Shutdown(sctx)
+	}()
+	err := hs.ServeTLS(l, "", "")
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return fmt.Errorf("web: %w", err)
+}
+
+// ServeHTTP01 serves plain HTTP on l (ACME HTTP-01 challenges) until ctx
+// ends.
+func ServeHTTP01(ctx context.Context, l net.Listener, h http.Handler, log *slog.Logger) error {
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	go func() {
+		<-ctx.Done()
+		_ = hs.Close()
+	}()
+	err := hs.Serve(l)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return fmt.Errorf("acme http-01: %w", err)
+}
