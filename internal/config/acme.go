@@ -5,7 +5,6 @@ import (
 	"net"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/tlsmail/tlsmail/internal/tlsconf"
 )
@@ -45,6 +44,10 @@ type ACME struct {
 	// a published TLSA 3 1 1 record stays valid; rollover is explicit
 	// (`tlsmail cert rollover`).
 	NewKeyOnRenewal bool `toml:"new_key_on_renewal,omitempty"`
+	// RolloverDelay: after `tlsmail cert rollover`, switch to the next key
+	// by itself this long later (time to publish its TLSA record and for
+	// the old one's TTL to pass); 0: only `tlsmail cert rollover --confirm`.
+	RolloverDelay Duration `toml:"rollover_delay,omitempty"`
 }
 
 // MTASTSHosting is [mta_sts]: the MTA-STS policy (RFC 8461) `serve`
@@ -169,8 +172,9 @@ func (c *Config) ACMESettings() tlsconf.ACMESettings {
 		Storage: c.Path(a.Storage), Challenges: a.Challenges,
 		HTTPAddress: a.HTTPAddress, TLSALPNAddress: a.TLSALPNAddress,
 		RenewalWindowRatio: a.RenewalWindow,
-		RenewCheckInterval: time.Duration(a.RenewCheckInterval.Duration),
+		RenewCheckInterval: a.RenewCheckInterval.Duration,
 		NewKeyOnRenewal:    a.NewKeyOnRenewal,
+		RolloverDelay:      a.RolloverDelay.Duration,
 	}
 }
 

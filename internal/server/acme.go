@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -181,4 +182,62 @@ func serveTLSALPN(ctx context.Context, l net.Listener, cfg *tls.Config, log *slo
 			_ = tls.Server(c, cfg).Handshake()
 		}()
 	}
+}
+
+// certControl answers the control socket's `cert-rollover NAME` (make
+// sure the next key exists, record the request, say what to publish) and
+// `cert-rollover-confirm NAME` (switch now). ok is false for other
+// commands.
+func certControl(a *tlsconf.ACME, delay time.Duration) func(ctx context.Context, args []string) (ControlReply, bool) {
+	return func(ctx context.Context, args []string) (ControlReply, bool) {
+		if len(args) != 2 || (args[0] != "cert-rollover" && args[0] != "cert-rollover-confirm") {
+			return ControlReply{}, false
+		}
+		if a == nil {
+			return ControlReply{Text: "this server has no [tls.acme]: rollover is for ACME certificates"}, true
+		}
+		name := strings.ToLower(args[1])
+		if !slices.Contains(a.Names(), name) {
+			return ControlReply{Text: fmt.Sprintf("%s is not one of the ACME names (%s)", name, strings.Join(a.Names(), ", "))}, true
+		}
+		if args[0] == "cert-rollover-confirm" {
+			if err := a.Rollover(ctx, name); err != nil {
+				return ControlReply{Text: err.Error()}, true
+			}
+			return ControlReply{OK: true, Count: 1, Text: rolloverRecords(ctx, a, name, "rolled over; the current key is now the one below. Remove the old TLSA record; publish the new next key's record beside the current one")}, true
+		}
+		at, err := a.RequestRollover(name)
+		if err != nil {
+			return ControlReply{Text: err.Error()}, true
+		}
+		when := "run `tlsmail cert rollover --confirm " + name + "` to switch"
+		if delay > 0 {
+			when = fmt.Sprintf("the server switches by itself at %s (rollover_delay %s), or run `tlsmail cert rollover --confirm %s`", at.Add(delay).Format(time.RFC3339), delay, name)
+		}
+		return ControlReply{OK: true, Text: rolloverRecords(ctx, a, name, "publish the next key's TLSA record beside the current one and wait for the old records' TTL; then "+when)}, true
+	}
+}
+
+// rolloverRecords is the text of the current and next TLSA records.
+func rolloverRecords(ctx context.Context, a *tlsconf.ACME, name, advice string) string {
+	var b strings.Builder
+	if k, err := a.PrivateKey(ctx, name); err == nil {
+		if h, err := tlsconf.TLSA311(k.Public()); err == nil {
+			fmt.Fprintf(&b, "_25._tcp.%s. IN TLSA 3 1 1 %s ; current key\n", name, h)
+		}
+	}
+	if k, err := a.EnsureNextKey(name); err == nil {
+		if h, err := tlsconf.TLSA311(k.Public()); err == nil {
+			fmt.Fprintf(&b, "_25._tcp.%s. IN TLSA 3 1 1 %s ; next key\n", name, h)
+		}
+	}
+	b.WriteString(advice)
+	return b.String()
+}
+
+func rolloverDelay(cfg *config.Config) time.Duration {
+	if cfg.TLS.ACME == nil {
+		return 0
+	}
+	return cfg.TLS.ACME.RolloverDelay.Duration
 }

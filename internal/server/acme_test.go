@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/pem"
 	"fmt"
 	"log/slog"
@@ -271,4 +272,29 @@ address = "127.0.0.1:%d"
 	if got.Mode != "enforce" || !got.Matches("mx.example.test") || got.ID != p.ID() {
 		t.Fatalf("fetched policy %+v", got)
 	}
+
+	// `tlsmail cert rollover`: the next key's TLSA first, the switch on
+	// confirmation, and openssl then sees exactly that key.
+	r, err := Control(dir, "cert-rollover", "mx.example.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`_25\._tcp\.mx\.example\.test\. IN TLSA 3 1 1 ([0-9a-f]{64}) ; next key`).FindStringSubmatch(r.Text)
+	if m == nil || !strings.Contains(r.Text, "tlsmail cert rollover --confirm mx.example.test") {
+		t.Fatalf("rollover text:\n%s", r.Text)
+	}
+	if still := serverCert(t, openssl, addrs["mx"], "mx.example.test", issuers); tlsa(still) == m[1] {
+		t.Fatal("switched before the confirmation")
+	}
+	if _, err := Control(dir, "cert-rollover-confirm", "mx.example.test"); err != nil {
+		t.Fatal(err)
+	}
+	if rolled := serverCert(t, openssl, addrs["mx"], "mx.example.test", issuers); tlsa(rolled) != m[1] {
+		t.Fatalf("after the rollover openssl sees TLSA %s, want the announced %s", tlsa(rolled), m[1])
+	}
+}
+
+func tlsa(c *x509.Certificate) string {
+	sum := sha256.Sum256(c.RawSubjectPublicKeyInfo)
+	return hex.EncodeToString(sum[:])
 }

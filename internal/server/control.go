@@ -28,7 +28,7 @@ type ControlReply struct {
 // serveControl answers `tlsmail queue flush|retry|delete` on a Unix
 // socket (mode 0600: only the server's user may use it). One line in,
 // one JSON line out.
-func serveControl(ctx context.Context, path string, q *queue.Queue, rep *reporter, log *slog.Logger) error {
+func serveControl(ctx context.Context, path string, q *queue.Queue, rep *reporter, more func(context.Context, []string) (ControlReply, bool), log *slog.Logger) error {
 	_ = os.Remove(path) // a stale socket from a crash
 	l, err := net.Listen("unix", path)
 	if err != nil {
@@ -56,7 +56,10 @@ func serveControl(ctx context.Context, path string, q *queue.Queue, rep *reporte
 				if err != nil {
 					return
 				}
-				r := control(ctx, q, rep, strings.Fields(line))
+				r, ok := more(ctx, strings.Fields(line)) // cert-rollover (acme.go)
+				if !ok {
+					r = control(ctx, q, rep, strings.Fields(line))
+				}
 				log.Info("control", "command", strings.TrimSpace(line), "ok", r.OK, "result", r.Text)
 				_ = json.NewEncoder(c).Encode(r)
 			}()

@@ -211,7 +211,7 @@ func Run(ctx context.Context, o Options) error {
 	qctx, stopQueue := context.WithCancel(context.Background())
 	rep := &reporter{rpt: reports, q: q, resolve: smtp.BounceRecipient, roots: rem.Policy.RootCAs, log: log, host: cfg.Hostname}
 	go rep.daily(qctx)
-	if err := serveControl(qctx, cfg.Path(ControlSocket), q, rep, log); err != nil {
+	if err := serveControl(qctx, cfg.Path(ControlSocket), q, rep, certControl(acme, rolloverDelay(cfg)), log); err != nil {
 		log.Warn("no control socket: `tlsmail queue flush|retry|delete` will not reach this server", "err", err)
 	}
 	var wg sync.WaitGroup

@@ -66,6 +66,9 @@ type ACMESettings struct {
 	// the key is kept, so a published TLSA 3 1 1 record stays valid;
 	// rollover is explicit (see Rollover).
 	NewKeyOnRenewal bool
+	// RolloverDelay, if set, switches to the next key this long after a
+	// rollover was requested, without a confirmation (see rollover.go).
+	RolloverDelay time.Duration
 	// Log receives certmagic's messages and the events below.
 	Log *slog.Logger
 	// OnEvent, if set, is told of obtained, renewed and failed
@@ -91,7 +94,9 @@ type ACME struct {
 	cache    *certmagic.Cache
 	magic    *certmagic.Config
 	issuer   *certmagic.ACMEIssuer
-	log      *slog.Logger
+	// issuerTemplate makes the issuer of a rollover's configuration.
+	issuerTemplate certmagic.ACMEIssuer
+	log            *slog.Logger
 
 	mu       sync.Mutex
 	lastFail map[string]error
@@ -165,6 +170,7 @@ func NewACME(s ACMESettings) (*ACME, error) {
 			return nil, fmt.Errorf("acme: challenge %q: want %s or %s", c, ChallengeHTTP01, ChallengeTLSALPN01)
 		}
 	}
+	a.issuerTemplate = iss
 	a.issuer = certmagic.NewACMEIssuer(a.magic, iss)
 	a.magic.Issuers = []certmagic.Issuer{a.issuer}
 	return a, nil
@@ -197,6 +203,27 @@ func (a *ACME) Start(ctx context.Context) (missing []string) {
 	}
 	if err := a.magic.ManageAsync(ctx, a.settings.Names); err != nil {
 		a.log.Error("acme: cannot manage certificates", "err", err)
+	}
+	for _, name := range a.settings.Names {
+		// The next key exists from the start, so `tlsmail dns` can print
+		// its TLSA record to publish ahead of any rollover.
+		if _, err := a.EnsureNextKey(name); err != nil {
+			a.log.Error("acme: cannot make the next key", "name", name, "err", err)
+		}
+	}
+	if d := a.settings.RolloverDelay; d > 0 {
+		go func() {
+			tick := time.NewTicker(min(time.Minute, max(a.settings.RenewCheckInterval, time.Second)))
+			defer tick.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+					a.RolloverDue(ctx, d)
+				}
+			}
+		}()
 	}
 	go func() {
 		<-ctx.Done()
@@ -265,7 +292,7 @@ func (a *ACME) LastFailure(name string) error {
 }
 
 // PrivateKey returns the key in storage for name.
-func (a *ACME) PrivateKey(ctx context.Context, name string) (crypto.PrivateKey, error) {
+func (a *ACME) PrivateKey(ctx context.Context, name string) (crypto.Signer, error) {
 	pem, err := a.magic.Storage.Load(ctx, certmagic.StorageKeys.SitePrivateKey(a.issuer.IssuerKey(), name))
 	if err != nil {
 		return nil, fmt.Errorf("acme: key for %s: %w", name, err)

@@ -283,3 +283,73 @@ func TestACMEStartsFromStorageWithoutCA(t *testing.T) {
 		t.Fatal("the stored certificate is not the one served")
 	}
 }
+
+// TestACMERolloverSwitchesToThePublishedNextKey: the next key exists from
+// the start (its TLSA can be published), a confirmed rollover switches
+// the served certificate to exactly that key, and a new next key follows.
+func TestACMERolloverSwitchesToThePublishedNextKey(t *testing.T) {
+	e := newACMEEnv(t, 0, "mx.example.test")
+	storage := t.TempDir()
+	a, srv, events := e.start(t, storage, ChallengeHTTP01, nil, "mx.example.test")
+	waitEvent(t, events, "obtained", "mx.example.test")
+	first := handshake(t, srv, "mx.example.test", e.roots)
+	next, err := ReadNextKey(storage, "mx.example.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nextTLSA, _ := TLSA311(next.Public())
+	curTLSA, _ := TLSA311(first.PublicKey)
+	if nextTLSA == curTLSA {
+		t.Fatal("the next key is the current key")
+	}
+	if err := a.Rollover(context.Background(), "mx.example.test"); err != nil {
+		t.Fatal(err)
+	}
+	second := handshake(t, srv, "mx.example.test", e.roots)
+	if got, _ := TLSA311(second.PublicKey); got != nextTLSA {
+		t.Fatalf("after the rollover the key's TLSA is %s, want the published next %s", got, nextTLSA)
+	}
+	newNext, err := ReadNextKey(storage, "mx.example.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := TLSA311(newNext.Public()); got == nextTLSA || got == curTLSA {
+		t.Fatal("no fresh next key after the rollover")
+	}
+	// A renewal after the rollover keeps the rolled-over key.
+	if err := a.Renew(context.Background(), "mx.example.test"); err != nil {
+		t.Fatal(err)
+	}
+	third := handshake(t, srv, "mx.example.test", e.roots)
+	if got, _ := TLSA311(third.PublicKey); got != nextTLSA {
+		t.Fatal("the renewal after a rollover changed the key again")
+	}
+}
+
+// TestACMERolloverAfterDelay: a requested rollover happens by itself
+// once the configured delay has passed.
+func TestACMERolloverAfterDelay(t *testing.T) {
+	e := newACMEEnv(t, 0, "mx.example.test")
+	storage := t.TempDir()
+	a, srv, events := e.start(t, storage, ChallengeHTTP01, func(s *ACMESettings) {
+		s.RolloverDelay = 4 * time.Second
+		s.RenewCheckInterval = time.Second
+	}, "mx.example.test")
+	waitEvent(t, events, "obtained", "mx.example.test")
+	next, err := a.EnsureNextKey("mx.example.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nextTLSA, _ := TLSA311(next.Public())
+	if _, err := a.RequestRollover("mx.example.test"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := TLSA311(handshake(t, srv, "mx.example.test", e.roots).PublicKey); got == nextTLSA {
+		t.Fatal("switched before the delay")
+	}
+	for ev := waitEvent(t, events, "obtained", "mx.example.test"); !ev.Renewal; ev = waitEvent(t, events, "obtained", "mx.example.test") {
+	}
+	if got, _ := TLSA311(handshake(t, srv, "mx.example.test", e.roots).PublicKey); got != nextTLSA {
+		t.Fatalf("after the delay the key's TLSA is %s, want %s", got, nextTLSA)
+	}
+}
