@@ -51,6 +51,7 @@ func commands() map[string]command {
 		"sslserver": {"UCSPI-SSL compatible TLS server wrapper", runSSLServer},
 		"sslclient": {"UCSPI-SSL compatible TLS client wrapper", runSSLClient},
 		"rules":     {"compile and check tcprules cdb files", runRules},
+		"dns":       {"print the DNS records to publish; --check compares them with DNS", runDNS},
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"log/slog"
 	"net"
@@ -159,11 +160,27 @@ func spki(c *x509.Certificate) [32]byte { return sha256.Sum256(c.RawSubjectPubli
 
 func TestACMEIssuanceOverHTTP01(t *testing.T) {
 	e := newACMEEnv(t, 0, "mx.example.test")
-	_, srv, events := e.start(t, t.TempDir(), ChallengeHTTP01, nil, "mx.example.test")
+	storage := t.TempDir()
+	_, srv, events := e.start(t, storage, ChallengeHTTP01, nil, "mx.example.test")
 	waitEvent(t, events, "obtained", "mx.example.test")
 	leaf := handshake(t, srv, "mx.example.test", e.roots)
 	if err := leaf.VerifyHostname("mx.example.test"); err != nil {
 		t.Fatal(err)
+	}
+	// What `tlsmail dns` reads from storage and the CA.
+	k, err := StoredKey(storage, e.pebble.Directory, "mx.example.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := TLSA311(k.Public()); got != hex.EncodeToString(func() []byte { s := spki(leaf); return s[:] }()) {
+		t.Error("StoredKey is not the served certificate's key")
+	}
+	base := strings.TrimSuffix(e.pebble.Directory, "/dir")
+	if u := AccountURI(storage, e.pebble.Directory, "admin@example.test"); !strings.HasPrefix(u, base+"/my-account/") {
+		t.Errorf("AccountURI %q, want %s/my-account/…", u, base)
+	}
+	if id := CAAIdentity(context.Background(), e.pebble.Directory, e.pebble.Roots); id != "pebble.letsencrypt.org" {
+		t.Errorf("CAAIdentity %q, want Pebble's pebble.letsencrypt.org", id)
 	}
 }
 

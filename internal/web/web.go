@@ -8,9 +8,7 @@ package web
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,36 +17,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tlsmail/tlsmail/internal/dnsplan"
 )
 
-// Policy is an MTA-STS policy to publish.
-type Policy struct {
-	Mode   string   // enforce, testing or none
-	MX     []string // MX host names or "*.domain" patterns
-	MaxAge int64    // seconds
-}
-
-// Text is the policy file (RFC 8461 §3.2), CRLF line ends.
-func (p Policy) Text() string {
-	var b strings.Builder
-	b.WriteString("version: STSv1\r\nmode: " + p.Mode + "\r\n")
-	for _, mx := range p.MX {
-		b.WriteString("mx: " + strings.ToLower(mx) + "\r\n")
-	}
-	b.WriteString("max_age: " + strconv.FormatInt(p.MaxAge, 10) + "\r\n")
-	return b.String()
-}
-
-// ID is the policy's id for the _mta-sts TXT record: derived from the
-// text, so any change of the policy changes it (senders refetch only
-// when the id changes). 20 hex digits (RFC 8461 allows 1-32 alphanumerics).
-func (p Policy) ID() string {
-	sum := sha256.Sum256([]byte(p.Text()))
-	return hex.EncodeToString(sum[:10])
-}
-
-// TXT is the _mta-sts.<domain> TXT record's value.
-func (p Policy) TXT() string { return "v=STSv1; id=" + p.ID() }
+// Policy is the MTA-STS policy to publish.
+type Policy = dnsplan.STSPolicy
 
 // Site is what the listener serves; its functions are asked on every
 // request, so a reloaded configuration applies at once.
