@@ -220,6 +220,7 @@ func Run(ctx context.Context, o Options) error {
 	startPickup(qctx, cfgNow, q, smtp, log) // sendmail's local mail drop (pickup.go)
 	lctx, stopListeners := context.WithCancel(context.Background())
 	startACME(qctx, acme, cfg, log)
+	watchCertHealth(qctx, tlsSrv, reg, log) // certhealth.go
 	webLns.serve(lctx, acme, tlsSrv, cfgNow, log)
 	for i, l := range listeners {
 		if l == nil {
