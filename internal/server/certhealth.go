@@ -18,8 +18,9 @@ const (
 )
 
 // watchCertHealth exports the days left of every certificate in use as
-// tlsmail_certificate_days_left, and logs file certificates close to
-// expiry at start and twice a day (ACME certificates renew themselves; a
+// tlsmail_certificate_days_left, keeps OCSP staples of file certificates
+// fresh, and logs file certificates close to expiry at start and twice a
+// day (ACME certificates renew themselves; a
 // failed renewal is logged with the CA's reason by tlsconf).
 func watchCertHealth(ctx context.Context, tlsSrv *tlsconf.Server, reg *metrics.Registry, log *slog.Logger) {
 	if tlsSrv == nil {
@@ -49,6 +50,9 @@ func watchCertHealth(ctx context.Context, tlsSrv *tlsconf.Server, reg *metrics.R
 		}
 	}
 	check()
+	// OCSP staples for file certificates with a responder URL (certmagic
+	// staples the ACME ones).
+	go tlsSrv.Store.StapleOCSP(ctx, time.Minute, log)
 	go func() {
 		t := time.NewTicker(12 * time.Hour)
 		defer t.Stop()

@@ -16,7 +16,7 @@ func newCertStore(specs []CertSpec, a *ACME) (*CertStore, error) {
 	if a == nil {
 		return NewCertStore(specs)
 	}
-	s := &CertStore{specs: specs, acme: a}
+	s := &CertStore{specs: specs, acme: a, ocsp: staples{m: map[[32]byte]*staple{}}}
 	if err := s.Reload(); err != nil {
 		return nil, err
 	}

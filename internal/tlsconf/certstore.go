@@ -67,7 +67,8 @@ func LoadCertificate(spec CertSpec) (tls.Certificate, error) {
 // certificate they started with, new handshakes get the new one.
 type CertStore struct {
 	specs []CertSpec
-	acme  *ACME // ACME-managed certificates, consulted first (acmestore.go)
+	acme  *ACME   // ACME-managed certificates, consulted first (acmestore.go)
+	ocsp  staples // OCSP staples of the file certificates (ocsp.go)
 	certs atomic.Pointer[[]tls.Certificate]
 	stamp atomic.Pointer[[]byte]
 }
@@ -77,7 +78,7 @@ func NewCertStore(specs []CertSpec) (*CertStore, error) {
 	if len(specs) == 0 {
 		return nil, errors.New("no server certificate configured")
 	}
-	s := &CertStore{specs: specs}
+	s := &CertStore{specs: specs, ocsp: staples{m: map[[32]byte]*staple{}}}
 	if err := s.Reload(); err != nil {
 		return nil, err
 	}
@@ -121,16 +122,16 @@ func (s *CertStore) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate
 	if hello.ServerName != "" {
 		for i := range list {
 			if list[i].Leaf.VerifyHostname(hello.ServerName) == nil && hello.SupportsCertificate(&list[i]) == nil {
-				return &list[i], nil
+				return s.withStaple(&list[i]), nil
 			}
 		}
 	}
 	for i := range list {
 		if hello.SupportsCertificate(&list[i]) == nil {
-			return &list[i], nil
+			return s.withStaple(&list[i]), nil
 		}
 	}
-	return &list[0], nil
+	return s.withStaple(&list[0]), nil
 }
 
 // ForName returns the leaf certificate that GetCertificate would most
