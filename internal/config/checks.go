@@ -138,7 +138,7 @@ func (c *Config) CheckFiles() (warnings []string, err error) {
 	if _, err := os.Stat(c.Path(c.UsersFile)); err != nil {
 		return nil, c.ErrorAt(fmt.Sprintf("users_file %s: %v (create it with `tlsmail user add --config %s NAME`)", c.Path(c.UsersFile), unwrapPath(err), c.File), "users_file")
 	}
-	for _, f := range []struct{ path, table, leaf string }{{c.TLS.ClientCAFile, "tls", "client_ca_file"}, {c.TLS.ClientCADir, "tls", "client_ca_dir"}, {c.acmeCAFile(), "tls.acme", "ca_file"},
+	for _, f := range []struct{ path, table, leaf string }{{c.TLS.ClientCAFile, "tls", "client_ca_file"}, {c.TLS.ClientCADir, "tls", "client_ca_dir"}, {c.acmeCAFile(), "tls.acme", "ca_file"}, {c.TLS.ClientCRL, "tls", "client_crl"},
 		{c.Outbound.CAFile, "outbound", "ca_file"}, {c.Outbound.Tlsdestinations, "outbound", "tlsdestinations"}, {c.Outbound.Domaincerts, "outbound", "domaincerts"}} {
 		if f.path == "" {
 			continue

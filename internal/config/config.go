@@ -90,6 +90,7 @@ type TLS struct {
 	ClientAuth     string `toml:"client_auth"` // none, request, require
 	ClientCAFile   string `toml:"client_ca_file"`
 	ClientCADir    string `toml:"client_ca_dir"`
+	ClientCRL      string `toml:"client_crl,omitempty"` // CRL file or directory for client certificates
 	MinVersion     string `toml:"min_version"`
 	Ciphers        string `toml:"ciphers"`
 	SessionTickets bool   `toml:"session_tickets"`
@@ -312,6 +313,7 @@ func (c *Config) ServerTLS() tlsconf.ServerSettings {
 		ClientAuth:     c.TLS.ClientAuth,
 		ClientCAFile:   c.Path(c.TLS.ClientCAFile),
 		ClientCADir:    c.Path(c.TLS.ClientCADir),
+		ClientCRL:      c.Path(c.TLS.ClientCRL),
 		MinVersion:     c.TLS.MinVersion,
 		Ciphers:        c.TLS.Ciphers,
 		SessionTickets: c.TLS.SessionTickets,
