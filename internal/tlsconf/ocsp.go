@@ -115,6 +115,11 @@ func (s *CertStore) refreshStaples(ctx context.Context, hc *http.Client, log *sl
 			s.ocsp.mu.Unlock()
 			continue
 		}
+		level := slog.LevelDebug // a routine refresh
+		if old == nil || old.raw == nil || old.status != st.status {
+			level = slog.LevelInfo
+		}
+		log.Log(ctx, level, "tls: OCSP staple fetched", "name", leafName(c.Leaf), "status", ocspStatus(st.status), "next_update", st.nextUpdate.UTC().Format(time.RFC3339))
 		if st.status == ocsp.Revoked {
 			log.Error("tls: the OCSP responder says this certificate is REVOKED: replace it", "name", leafName(c.Leaf), "responder", c.Leaf.OCSPServer[0])
 		}
@@ -190,3 +195,13 @@ func parseStaple(raw []byte, leaf, issuer *x509.Certificate, now time.Time) (*st
 }
 
 func sha256Leaf(c *x509.Certificate) [32]byte { return sha256.Sum256(c.Raw) }
+
+func ocspStatus(s int) string {
+	switch s {
+	case ocsp.Good:
+		return "good"
+	case ocsp.Revoked:
+		return "revoked"
+	}
+	return "unknown"
+}
