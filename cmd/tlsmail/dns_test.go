@@ -97,3 +97,19 @@ func mustRead(t *testing.T, f string) string {
 	}
 	return string(b)
 }
+
+func TestCertRolloverUsage(t *testing.T) {
+	if code, _, errs := runCLI(t, "tlsmail", "cert", "rollover"); code != exitUsage || !strings.Contains(errs, "--config is required") {
+		t.Errorf("no --config: %d %q", code, errs)
+	}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "tlsmail.toml")
+	os.WriteFile(cfg, []byte("hostname = \"mx.example.org\"\ndata_dir = \""+dir+"\"\nlocal_domains = [\"example.org\"]\n[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:0\"\nmode = \"plain\"\nauth = \"none\"\n"), 0o600)
+	if code, _, errs := runCLI(t, "tlsmail", "cert", "rollover", "--config", cfg); code != exitFail || !strings.Contains(errs, "has no [tls.acme]") {
+		t.Errorf("no ACME: %d %q", code, errs)
+	}
+	os.WriteFile(cfg, []byte(mustRead(t, cfg)+"[tls.acme]\nemail = \"a@example.org\"\n"), 0o600)
+	if code, _, errs := runCLI(t, "tlsmail", "cert", "rollover", "--config", cfg); code != exitFail || !strings.Contains(errs, "is the server running?") {
+		t.Errorf("no server: %d %q", code, errs)
+	}
+}

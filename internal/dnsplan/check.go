@@ -109,6 +109,10 @@ func (p Plan) checkMX(ctx context.Context, r *dnsx.Resolver, rec Record) Result 
 		return lookupFailed(rec, err, "publish: "+rec.Zone())
 	}
 	res := Result{Record: rec, DNSSEC: dnssec(mx.Secure)}
+	if mx.Null {
+		res.Status, res.Found, res.Advice = Wrong, []string{"0 ."}, "a null MX (RFC 7505) says the domain takes no mail: replace it with "+rec.Zone()
+		return res
+	}
 	for _, m := range mx.Hosts {
 		res.Found = append(res.Found, fmt.Sprintf("%d %s.", m.Pref, m.Host))
 		if strings.EqualFold(m.Host, p.hostname) {

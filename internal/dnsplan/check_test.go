@@ -98,6 +98,8 @@ func TestCheckNamesEachDrift(t *testing.T) {
 			"caa", Wrong, "only for account https://acme.example/acct/9"},
 		{"MX elsewhere", append(without("example.org. 300 IN MX"), "example.org. 300 IN MX 10 mail.provider.example."), nil,
 			"mx", Wrong, "but not mx.example.org"},
+		{"null MX", append(without("example.org. 300 IN MX"), "example.org. 300 IN MX 0 ."), nil,
+			"mx", Wrong, "a null MX (RFC 7505)"},
 		{"next TLSA missing", without("_25._tcp.mx.example.org. 300 IN TLSA 3 1 1 " + next), nil,
 			"tlsa-next", Missing, "publish it before a key rollover"},
 	} {

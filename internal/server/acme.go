@@ -241,3 +241,12 @@ func rolloverDelay(cfg *config.Config) time.Duration {
 	}
 	return cfg.TLS.ACME.RolloverDelay.Duration
 }
+
+// controlTimeout bounds one control command: a rollover waits for the CA
+// (challenges, issuance), everything else is quick.
+func controlTimeout(args []string) time.Duration {
+	if len(args) > 0 && strings.HasPrefix(args[0], "cert-") {
+		return 5 * time.Minute
+	}
+	return 30 * time.Second
+}

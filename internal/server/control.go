@@ -56,6 +56,7 @@ func serveControl(ctx context.Context, path string, q *queue.Queue, rep *reporte
 				if err != nil {
 					return
 				}
+				_ = c.SetDeadline(time.Now().Add(controlTimeout(strings.Fields(line))))
 				r, ok := more(ctx, strings.Fields(line)) // cert-rollover (acme.go)
 				if !ok {
 					r = control(ctx, q, rep, strings.Fields(line))
@@ -111,7 +112,7 @@ func Control(dataDir string, args ...string) (ControlReply, error) {
 		return r, fmt.Errorf("is the server running? %w", err)
 	}
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	_ = c.SetDeadline(time.Now().Add(controlTimeout(args)))
 	if _, err := fmt.Fprintln(c, strings.Join(args, " ")); err != nil {
 		return r, err
 	}
