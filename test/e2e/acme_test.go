@@ -45,9 +45,7 @@ address = "127.0.0.1:%d"
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "users"), nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	runToEnd(t, testpeer.Cmd{Path: tlsmailBin, Args: []string{"user", "add", "--config", conf, "bob"}, Stdin: strings.NewReader("bob's password\n")})
 	srv := testpeer.Start(t, testpeer.Cmd{Path: tlsmailBin, Args: []string{"serve", "--config", conf}, ReadyLine: `msg=ready`})
 	srv.WaitOutput(t, `msg="acme: certificate obtained" name=mx.example.test`, 3*time.Minute)
 	srv.WaitOutput(t, `msg="acme: certificate obtained" name=mta-sts.example.test`, 3*time.Minute)
@@ -90,8 +88,51 @@ address = "127.0.0.1:%d"
 	if code, out := check(); code != 0 || strings.Contains(out, "WRONG") || strings.Contains(out, "MISSING") {
 		t.Fatalf("dns --check after publishing what dns printed: exit %d\n%s", code, out)
 	}
+
+	// Another tlsmail delivers to this one: it fetches the hosted
+	// MTA-STS policy (enforce) and verifies the ACME certificate.
+	issuers := filepath.Join(dir, "pebble-issuers.pem")
+	if err := os.WriteFile(issuers, pebble.IssuerPEM(t), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sender := newMailServer(t, fmt.Sprintf(`
+[outbound]
+ca_file = %q
+dns_server = %q
+port = %d
+mta_sts_port = %d
+`, issuers, dns.Addr, smtpPort, webPort))
+	sender.start(t)
+	if out, errs, code := runTlsmail(t, []string{"TLSMAIL_PASSWORD=" + demoPassword}, "over MTA-STS\n", "send", "--server", sender.addr["submission"],
+		"--cafile", sender.ca, "--user", "demo", "--from", "demo@localhost", "--to", "bob@example.test", "--subject", "sts-enforce"); code != 0 {
+		t.Fatalf("send: %d %s %s", code, out, errs)
+	}
+	waitForFile(t, filepath.Join(dir, "mail", "bob"), "Subject: sts-enforce")
+	sender.waitLog(t, "to=bob@example.test delay=")
+	line := logLine(sender.log(), "to=bob@example.test ")
+	for _, want := range []string{`policy_source="mta-sts id=` + stsID(t, conf) + ` enforce"`, "effective=verify", "verified=true", "status=sent"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("the sender's delivery line lacks %q:\n%s", want, line)
+		}
+	}
+
 	dns.Replace(t, `_mta-sts.example.test. 60 IN TXT "v=STSv1; id=old"`)
 	if code, out := check(); code != 1 || !strings.Contains(out, "WRONG    _mta-sts.example.test. TXT") || !strings.Contains(out, "id=old, but the policy served now has id=") {
 		t.Fatalf("dns --check with an old _mta-sts id: exit %d\n%s", code, out)
 	}
+}
+
+// stsID is the MTA-STS id `tlsmail dns` prints for the configuration.
+func stsID(t *testing.T, conf string) string {
+	t.Helper()
+	out, err := exec.Command(tlsmailBin, "dns", "--config", conf, "example.test").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(out), `"v=STSv1; id=`)
+	if !ok {
+		t.Fatalf("no _mta-sts record:\n%s", out)
+	}
+	id, _, _ := strings.Cut(after, `"`)
+	return id
 }
