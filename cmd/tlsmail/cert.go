@@ -23,7 +23,9 @@ subcommands:
   issue --ca DIR --host a,b,ip --out PREFIX [--client] [--rsa BITS]
                                 issue a server (or client) certificate
   verify [--cafile F] [--cadir D] [--host NAME] FILE
-                                verify a chain and say why it fails`
+                                verify a chain and say why it fails
+  rollover --config F [--confirm] [NAME]
+                                ACME key rollover: print the next key's TLSA record, then switch`
 
 func runCert(env *cliEnv, args []string) int {
 	if len(args) == 0 {
@@ -48,6 +50,8 @@ func runCert(env *cliEnv, args []string) int {
 		return certIssue(env, rest)
 	case "verify":
 		return certVerify(env, rest)
+	case "rollover":
+		return certRollover(env, rest) // certrollover.go
 	}
 	env.name = "tlsmail cert"
 	return usageError(env, "unknown subcommand %q", sub)

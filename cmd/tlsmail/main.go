@@ -55,6 +55,7 @@ func commands() map[string]command {
 		"check":     {"check the configuration, certificates and users without starting", runCheck},
 		"config":    {"print the effective configuration (--all: with defaults)", runConfig},
 		"man":       {"write the manual pages (from this help text)", runMan},
+		"dns":       {"print the DNS records to publish; --check compares them with DNS", runDNS},
 	}
 }
 

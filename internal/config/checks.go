@@ -159,7 +159,7 @@ func (c *Config) FileProblems() (problems []*Error, warnings []string) {
 	if _, err := os.Stat(c.Path(c.UsersFile)); err != nil {
 		problems = append(problems, c.ErrorAt(fmt.Sprintf("users_file %s: %v (create it with `tlsmail user add --config %s NAME`)", c.Path(c.UsersFile), unwrapPath(err), c.File), "users_file"))
 	}
-	for _, f := range []struct{ path, table, leaf string }{{c.TLS.ClientCAFile, "tls", "client_ca_file"}, {c.TLS.ClientCADir, "tls", "client_ca_dir"},
+	for _, f := range []struct{ path, table, leaf string }{{c.TLS.ClientCAFile, "tls", "client_ca_file"}, {c.TLS.ClientCADir, "tls", "client_ca_dir"}, {c.acmeCAFile(), "tls.acme", "ca_file"}, {c.TLS.ClientCRL, "tls", "client_crl"},
 		{c.Outbound.CAFile, "outbound", "ca_file"}, {c.Outbound.Tlsdestinations, "outbound", "tlsdestinations"}, {c.Outbound.Domaincerts, "outbound", "domaincerts"}} {
 		if f.path == "" {
 			continue
@@ -175,7 +175,10 @@ func (c *Config) FileProblems() (problems []*Error, warnings []string) {
 		files tlsconf.CertSpec
 		key   []string // table path of the entry
 	}
-	specs := []spec{{tlsconf.CertSpec{CertFile: c.TLS.Cert, KeyFile: c.TLS.Key, ChainFile: c.TLS.Chain}, []string{"tls"}}}
+	var specs []spec
+	if c.TLS.Cert != "" || c.TLS.ACME == nil {
+		specs = append(specs, spec{tlsconf.CertSpec{CertFile: c.TLS.Cert, KeyFile: c.TLS.Key, ChainFile: c.TLS.Chain}, []string{"tls"}})
+	}
 	for i, x := range c.TLS.SNI {
 		specs = append(specs, spec{x, []string{"tls.sni", strconv.Itoa(i)}})
 	}
@@ -255,6 +258,7 @@ func (c *Config) RestartNeeded(old *Config) []string {
 		old, new any
 	}{
 		{"metrics_address", old.Metrics, c.Metrics},
+		{"web.address", old.Web.Address, c.Web.Address},
 		{"data_dir", old.DataDir, c.DataDir},
 		{"users_file", old.UsersFile, c.UsersFile},
 		{"auth_backend", old.AuthBackend, c.AuthBackend},

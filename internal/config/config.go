@@ -64,7 +64,9 @@ type Config struct {
 	Queue        Queue             `toml:"queue"`
 	Listeners    []Listener        `toml:"listener"`
 	POP3         []POP3Listener    `toml:"pop3_listener"`
-	IMAP         []IMAPListener    `toml:"imap_listener"` // see imap.go
+	IMAP         []IMAPListener    `toml:"imap_listener"`     // see imap.go
+	MTASTS       *MTASTSHosting    `toml:"mta_sts,omitempty"` // policy hosting (acme.go)
+	Web          Web               `toml:"web,omitempty"`     // the HTTPS listener (acme.go)
 	// User and Group are whom `serve` runs as after binding its
 	// listeners and reading its keys as root (see runas.go); empty: no
 	// change.
@@ -104,11 +106,14 @@ type TLS struct {
 	ClientAuth     string `toml:"client_auth"` // none, request, require
 	ClientCAFile   string `toml:"client_ca_file"`
 	ClientCADir    string `toml:"client_ca_dir"`
+	ClientCRL      string `toml:"client_crl,omitempty"` // CRL file or directory for client certificates
 	MinVersion     string `toml:"min_version"`
 	Ciphers        string `toml:"ciphers"`
 	SessionTickets bool   `toml:"session_tickets"`
 	// Extra certificates chosen by SNI.
 	SNI []tlsconf.CertSpec `toml:"sni"`
+	// ACME obtains and renews certificates (acme.go); cert may then be empty.
+	ACME *ACME `toml:"acme,omitempty"`
 }
 
 // Outbound configures delivery to other domains.
@@ -258,6 +263,7 @@ func (c *Config) Defaults() {
 		}
 	}
 	c.imapDefaults()
+	c.acmeDefaults()
 	for i := range c.POP3 {
 		p := &c.POP3[i]
 		if p.Mode == "" {
@@ -323,13 +329,16 @@ func (c *Config) InRelayNets(ip net.IP) bool {
 // ServerTLS returns the tlsconf settings for the listeners.
 func (c *Config) ServerTLS() tlsconf.ServerSettings {
 	s := tlsconf.ServerSettings{
-		Certs:          []tlsconf.CertSpec{{CertFile: c.Path(c.TLS.Cert), KeyFile: c.Path(c.TLS.Key), ChainFile: c.Path(c.TLS.Chain)}},
 		ClientAuth:     c.TLS.ClientAuth,
 		ClientCAFile:   c.Path(c.TLS.ClientCAFile),
 		ClientCADir:    c.Path(c.TLS.ClientCADir),
+		ClientCRL:      c.Path(c.TLS.ClientCRL),
 		MinVersion:     c.TLS.MinVersion,
 		Ciphers:        c.TLS.Ciphers,
 		SessionTickets: c.TLS.SessionTickets,
+	}
+	if c.TLS.Cert != "" || c.TLS.ACME == nil { // with ACME, files are optional
+		s.Certs = []tlsconf.CertSpec{{CertFile: c.Path(c.TLS.Cert), KeyFile: c.Path(c.TLS.Key), ChainFile: c.Path(c.TLS.Chain)}}
 	}
 	for _, x := range c.TLS.SNI {
 		s.Certs = append(s.Certs, tlsconf.CertSpec{CertFile: c.Path(x.CertFile), KeyFile: c.Path(x.KeyFile), ChainFile: c.Path(x.ChainFile)})

@@ -188,8 +188,11 @@ func (c *Config) validate() error {
 	if len(c.Listeners) == 0 && len(c.POP3) == 0 && len(c.IMAP) == 0 {
 		return bad("no [[listener]] configured", "listener")
 	}
-	if needTLS && c.TLS.Cert == "" {
-		return bad("listeners use TLS but [tls] cert is not set", "tls", "cert")
+	if needTLS && c.TLS.Cert == "" && c.TLS.ACME == nil {
+		return bad("listeners use TLS but neither [tls] cert nor [tls.acme] is set", "tls", "cert")
+	}
+	if err := c.validateACME(); err != nil {
+		return err
 	}
 	if c.TLS.Ciphers != "" {
 		if _, err := tlsconf.ParseCiphers(c.TLS.Ciphers); err != nil {

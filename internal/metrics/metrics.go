@@ -21,11 +21,12 @@ type Registry struct {
 	kind   map[string]string
 	values map[string]map[string]float64 // name -> rendered labels -> value
 	gauges map[string]func() float64
+	sets   map[string]func() []Sample // labelled gauges (gaugeset.go)
 }
 
 // New makes an empty registry.
 func New() *Registry {
-	return &Registry{help: map[string]string{}, kind: map[string]string{}, values: map[string]map[string]float64{}, gauges: map[string]func() float64{}}
+	return &Registry{help: map[string]string{}, kind: map[string]string{}, values: map[string]map[string]float64{}, gauges: map[string]func() float64{}, sets: map[string]func() []Sample{}}
 }
 
 // Describe sets a metric's help text and type ("counter" or "gauge").
@@ -78,6 +79,9 @@ func (r *Registry) Write(w io.Writer) {
 	for n := range r.gauges {
 		names[n] = true
 	}
+	for n := range r.sets {
+		names[n] = true
+	}
 	sorted := make([]string, 0, len(names))
 	for n := range names {
 		sorted = append(sorted, n)
@@ -91,6 +95,12 @@ func (r *Registry) Write(w io.Writer) {
 	for _, n := range sorted {
 		if f, ok := r.gauges[n]; ok {
 			out = append(out, line{n, "", f()})
+			continue
+		}
+		if f, ok := r.sets[n]; ok {
+			for _, s := range f() {
+				out = append(out, line{n, renderLabels(s.Labels), s.Value})
+			}
 			continue
 		}
 		keys := make([]string, 0, len(r.values[n]))

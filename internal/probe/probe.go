@@ -87,6 +87,7 @@ type HostReport struct {
 	ClientCert    bool         `json:"client_cert_requested"`
 	DANE          *DANEReport  `json:"dane,omitempty"`
 	MTASTSMatch   *bool        `json:"mta_sts_mx_match,omitempty"`
+	OCSP          *OCSPReport  `json:"ocsp,omitempty"` // ocsp.go
 }
 
 // TLSInfo is the negotiated session.
@@ -307,6 +308,12 @@ func systemAddrs(ctx context.Context, hr *HostReport) {
 
 // connect dials one of the host's addresses with the given TLS cap.
 func connect(ctx context.Context, hr *HostReport, o Options, maxVersion uint16) (*smtpclient.Client, error) {
+	return connectCapturing(ctx, hr, o, maxVersion, nil)
+}
+
+// connectCapturing is connect that also keeps the stapled OCSP response
+// (if staple is not nil).
+func connectCapturing(ctx context.Context, hr *HostReport, o Options, maxVersion uint16, staple *[]byte) (*smtpclient.Client, error) {
 	mode := o.Mode
 	if mode == "" {
 		mode = smtpclient.DefaultMode(strconv.Itoa(hr.Port))
@@ -318,6 +325,12 @@ func connect(ctx context.Context, hr *HostReport, o Options, maxVersion uint16) 
 			Mode: mode, ServerName: hr.Host, LocalName: o.LocalName, RootCAs: o.RootCAs, InsecureSkipVerify: true,
 			MinVersion: tls.VersionTLS10, MaxVersion: maxVersion,
 			Timeouts: smtpclient.Timeouts{Connect: o.Timeout, Greeting: o.Timeout, Command: o.Timeout},
+			Verify: func(cs tls.ConnectionState) tlsinfo.Verification {
+				if staple != nil {
+					*staple = cs.OCSPResponse
+				}
+				return tlsinfo.VerifyChain(cs.PeerCertificates, x509.VerifyOptions{Roots: o.RootCAs, DNSName: hr.Host, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+			},
 		})
 		cancel()
 		if err == nil {
@@ -342,7 +355,8 @@ func probeHost(ctx context.Context, hr *HostReport, domain string, o Options, st
 		m := sts.Matches(hr.Host)
 		hr.MTASTSMatch = &m
 	}
-	c, err := connect(ctx, hr, o, 0)
+	var staple []byte
+	c, err := connectCapturing(ctx, hr, o, 0, &staple)
 	if err != nil {
 		hr.Error = err.Error()
 		return
@@ -368,6 +382,7 @@ func probeHost(ctx context.Context, hr *HostReport, domain string, o Options, st
 			DaysLeft: int(pc.NotAfter.Sub(o.Now).Hours() / 24), Key: pc.Key, Signature: pc.SignatureAlgo, SHA256: pc.SHA256, SPKI: pc.SPKISHA256})
 	}
 	if len(chain) > 0 {
+		hr.OCSP = checkStaple(staple, chain, o.Now)
 		v := tlsinfo.VerifyChain(chain, x509.VerifyOptions{Roots: o.RootCAs, CurrentTime: o.Now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
 		hr.PKIX = &Check{OK: v.Verified, Reason: v.Reason}
 		hr.NameMatchesMX = chain[0].VerifyHostname(hr.Host) == nil

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 )
 
 // WriteText writes the report for a person.
@@ -101,6 +102,16 @@ func (r *Report) WriteText(w io.Writer) {
 			}
 		}
 		p(1, "name matches MX host: %s; matches domain: %s", yesNo(h.NameMatchesMX), yesNo(h.NameMatchesDo))
+		if o := h.OCSP; o != nil {
+			switch {
+			case !o.Stapled:
+				p(1, "OCSP staple: none")
+			case o.OK:
+				p(1, "OCSP staple: good (this update %s, next update %s)", o.ThisUpdate.UTC().Format(time.RFC3339), o.NextUpdate.UTC().Format(time.RFC3339))
+			default:
+				p(1, "OCSP staple: %s — %s", strings.ToUpper(o.Status), o.Reason)
+			}
+		}
 		if d := h.DANE; d != nil {
 			line := "DANE: TLSA " + d.Lookup
 			if len(d.Records) > 0 {

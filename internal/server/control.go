@@ -26,11 +26,12 @@ type ControlReply struct {
 	Count int    `json:"count,omitempty"`
 }
 
-// serveControl answers `tlsmail queue flush|retry|delete` and `tlsmail
-// user` (users-reload: the users file changed) on a Unix socket (mode
+// serveControl answers `tlsmail queue flush|retry|delete`, `tlsmail
+// user` (users-reload: the users file changed) and `tlsmail cert
+// rollover` (more: acme.go) on a Unix socket (mode
 // 0600: only the server's user may use it). One line in, one JSON line
 // out.
-func serveControl(ctx context.Context, path string, q *queue.Queue, rep *reporter, users *auth.Users, log *slog.Logger) error {
+func serveControl(ctx context.Context, path string, q *queue.Queue, rep *reporter, users *auth.Users, more func(context.Context, []string) (ControlReply, bool), log *slog.Logger) error {
 	_ = os.Remove(path) // a stale socket from a crash
 	l, err := net.Listen("unix", path)
 	if err != nil {
@@ -58,7 +59,11 @@ func serveControl(ctx context.Context, path string, q *queue.Queue, rep *reporte
 				if err != nil {
 					return
 				}
-				r := control(ctx, q, rep, users, strings.Fields(line))
+				_ = c.SetDeadline(time.Now().Add(controlTimeout(strings.Fields(line))))
+				r, ok := more(ctx, strings.Fields(line)) // cert-rollover (acme.go)
+				if !ok {
+					r = control(ctx, q, rep, users, strings.Fields(line))
+				}
 				log.Info("control", "command", strings.TrimSpace(line), "ok", r.OK, "result", r.Text)
 				_ = json.NewEncoder(c).Encode(r)
 			}()
@@ -118,7 +123,7 @@ func Control(dataDir string, args ...string) (ControlReply, error) {
 		return r, fmt.Errorf("is the server running? %w", err)
 	}
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	_ = c.SetDeadline(time.Now().Add(controlTimeout(args)))
 	if _, err := fmt.Fprintln(c, strings.Join(args, " ")); err != nil {
 		return r, err
 	}

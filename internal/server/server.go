@@ -107,6 +107,14 @@ func Run(ctx context.Context, o Options) error {
 		}
 		addrs["metrics"] = metricsLn.Addr().String()
 	}
+	webLns, err := bindWeb(cfg, addrs) // HTTPS and ACME challenge ports (acme.go)
+	if err != nil {
+		closeListeners()
+		if metricsLn != nil {
+			metricsLn.Close()
+		}
+		return err
+	}
 	// Listeners bound: from here on the server runs as `user` (with no
 	// capabilities), and everything it reads or makes in the data
 	// directory is read or made as that user.
@@ -117,6 +125,7 @@ func Run(ctx context.Context, o Options) error {
 			if metricsLn != nil {
 				metricsLn.Close()
 			}
+			webLns.close()
 		}
 	}()
 	if err := dropPrivileges(cfg, log); err != nil {
@@ -148,8 +157,14 @@ func Run(ctx context.Context, o Options) error {
 		log.Warn(w)
 	}
 	var tlsSrv *tlsconf.Server
-	if cfg.NeedsTLS() {
-		if tlsSrv, err = tlsconf.NewServer(cfg.ServerTLS()); err != nil {
+	acme, err := newACME(cfg, log)
+	if err != nil {
+		return err
+	}
+	if cfg.NeedsTLS() || acme != nil || cfg.Web.Address != "" {
+		settings := cfg.ServerTLS()
+		settings.ACME = acme
+		if tlsSrv, err = tlsconf.NewServer(settings); err != nil {
 			return fmt.Errorf("tls: %w", err)
 		}
 		if len(tlsSrv.Ignored) > 0 {
@@ -217,7 +232,7 @@ func Run(ctx context.Context, o Options) error {
 	qctx, stopQueue := context.WithCancel(context.Background())
 	rep := &reporter{rpt: reports, q: q, resolve: smtp.BounceRecipient, roots: rem.Policy.RootCAs, log: log, host: cfg.Hostname}
 	go rep.daily(qctx)
-	if err := serveControl(qctx, cfg.Path(ControlSocket), q, rep, users, log); err != nil {
+	if err := serveControl(qctx, cfg.Path(ControlSocket), q, rep, users, certControl(acme, rolloverDelay(cfg)), log); err != nil {
 		log.Warn("no control socket: `tlsmail queue flush|retry|delete` will not reach this server", "err", err)
 	}
 	var wg sync.WaitGroup
@@ -225,6 +240,9 @@ func Run(ctx context.Context, o Options) error {
 	go func() { defer wg.Done(); q.Run(qctx) }()
 	startPickup(qctx, cfgNow, q, smtp, log) // sendmail's local mail drop (pickup.go)
 	lctx, stopListeners := context.WithCancel(context.Background())
+	startACME(qctx, acme, cfg, log)
+	watchCertHealth(qctx, tlsSrv, reg, log) // certhealth.go
+	webLns.serve(lctx, acme, tlsSrv, cfgNow, log)
 	for _, b := range listeners {
 		if b.l == nil {
 			continue // an optional listener that could not be bound
@@ -271,8 +289,10 @@ func Run(ctx context.Context, o Options) error {
 			attrs = append(attrs, ic.Name, addrs[ic.Name])
 		}
 	}
-	if addrs["metrics"] != "" {
-		attrs = append(attrs, "metrics", addrs["metrics"])
+	for _, name := range []string{"metrics", "web", "acme-http", "acme-tls-alpn"} {
+		if addrs[name] != "" {
+			attrs = append(attrs, name, addrs[name])
+		}
 	}
 	if o.Ready != nil {
 		o.Ready(addrs) // the banner first: "ready" is the last word of a start

@@ -98,7 +98,7 @@ func StartDovecot(t testing.TB, users map[string]DovecotUser) *Dovecot {
 		LMTP: filepath.Join(dir, "run", "lmtp"), Auth: filepath.Join(dir, "run", "auth-client"),
 		CAFile: filepath.Join(dir, "cert.pem")}
 	key := filepath.Join(dir, "key.pem")
-	if err := selfSigned(d.CAFile, key); err != nil {
+	if _, err := selfSigned(d.CAFile, key); err != nil {
 		t.Fatal(err)
 	}
 	passwd := filepath.Join(dir, "passwd")
@@ -223,11 +223,12 @@ func (d *Dovecot) Log() string {
 }
 
 // selfSigned writes a self-signed certificate for localhost and 127.0.0.1
-// (its own CA) and its key.
-func selfSigned(certFile, keyFile string) error {
+// (its own CA) and its key, and returns the certificate as a pool (for
+// Dovecot's IMAP and Pebble's HTTPS).
+func selfSigned(certFile, keyFile string) (*x509.CertPool, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(time.Now().UnixNano()),
@@ -243,14 +244,23 @@ func selfSigned(certFile, keyFile string) error {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	kder, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		return err
+		return nil, err
 	}
-	return os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600)
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		return nil, err
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(c)
+	return pool, nil
 }

@@ -67,6 +67,8 @@ func LoadCertificate(spec CertSpec) (tls.Certificate, error) {
 // certificate they started with, new handshakes get the new one.
 type CertStore struct {
 	specs []CertSpec
+	acme  *ACME   // ACME-managed certificates, consulted first (acmestore.go)
+	ocsp  staples // OCSP staples of the file certificates (ocsp.go)
 	certs atomic.Pointer[[]tls.Certificate]
 	stamp atomic.Pointer[[]byte]
 }
@@ -76,7 +78,7 @@ func NewCertStore(specs []CertSpec) (*CertStore, error) {
 	if len(specs) == 0 {
 		return nil, errors.New("no server certificate configured")
 	}
-	s := &CertStore{specs: specs}
+	s := &CertStore{specs: specs, ocsp: staples{m: map[[32]byte]*staple{}}}
 	if err := s.Reload(); err != nil {
 		return nil, err
 	}
@@ -111,25 +113,35 @@ func (s *CertStore) Certificates() []tls.Certificate {
 // names cover the SNI and that the client can use, else the first the
 // client can use, else the default.
 func (s *CertStore) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	if s.acme != nil {
+		if c, ok, err := s.fromACME(hello); ok {
+			return c, err
+		}
+	}
 	list := s.Certificates()
 	if hello.ServerName != "" {
 		for i := range list {
 			if list[i].Leaf.VerifyHostname(hello.ServerName) == nil && hello.SupportsCertificate(&list[i]) == nil {
-				return &list[i], nil
+				return s.withStaple(&list[i]), nil
 			}
 		}
 	}
 	for i := range list {
 		if hello.SupportsCertificate(&list[i]) == nil {
-			return &list[i], nil
+			return s.withStaple(&list[i]), nil
 		}
 	}
-	return &list[0], nil
+	return s.withStaple(&list[0]), nil
 }
 
 // ForName returns the leaf certificate that GetCertificate would most
 // likely have chosen for an SNI name.
 func (s *CertStore) ForName(name string) *x509.Certificate {
+	if s.acme != nil {
+		if c := s.acmeLeaf(name); c != nil {
+			return c
+		}
+	}
 	list := s.Certificates()
 	if name != "" {
 		for i := range list {
@@ -137,6 +149,9 @@ func (s *CertStore) ForName(name string) *x509.Certificate {
 				return list[i].Leaf
 			}
 		}
+	}
+	if len(list) == 0 {
+		return nil // ACME only, and no certificate yet
 	}
 	return list[0].Leaf
 }

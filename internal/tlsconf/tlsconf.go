@@ -34,6 +34,9 @@ type ServerSettings struct {
 	// verified against (file of PEM certificates; OpenSSL hashed directory).
 	ClientCAFile string
 	ClientCADir  string
+	// ClientCRL is a CRL file or directory client certificates are
+	// checked against (crl.go); needs ClientAuth request or require.
+	ClientCRL string
 	// MinVersion is the lowest TLS version accepted (default TLSv1.2).
 	MinVersion string
 	// Ciphers is an OpenSSL cipher string for TLS ≤ 1.2 (default:
@@ -43,6 +46,9 @@ type ServerSettings struct {
 	// SessionTickets enables TLS session tickets. Off by default: Outlook
 	// and Exchange abort STARTTLS on Go's TLS 1.3 NewSessionTicket.
 	SessionTickets bool
+	// ACME, if set, supplies certificates for its names (before Certs,
+	// which may then be empty).
+	ACME *ACME
 }
 
 // Server is a server TLS configuration with reloadable certificates.
@@ -50,6 +56,7 @@ type Server struct {
 	Store     *CertStore
 	clientCAs *x509.CertPool
 	config    *tls.Config
+	crl       clientCRL // crl.go
 	// Ignored lists cipher names from the cipher string that Go does not
 	// implement, for the caller to log once.
 	Ignored []string
@@ -58,7 +65,7 @@ type Server struct {
 
 // NewServer loads the certificates and CAs and builds the config.
 func NewServer(s ServerSettings) (*Server, error) {
-	store, err := NewCertStore(s.Certs)
+	store, err := newCertStore(s.Certs, s.ACME)
 	if err != nil {
 		return nil, err
 	}
@@ -94,8 +101,14 @@ func NewServer(s ServerSettings) (*Server, error) {
 		if s.ClientAuth == ClientAuthRequire {
 			cfg.ClientAuth = tls.RequireAndVerifyClientCert
 		}
+		if err := srv.crl.setup(s, cfg); err != nil {
+			return nil, err
+		}
 	default:
 		return nil, fmt.Errorf("client_auth %q: want none, request or require", s.ClientAuth)
+	}
+	if s.ClientCRL != "" && srv.crl.path == "" {
+		return nil, fmt.Errorf("client_crl needs client_auth request or require")
 	}
 	srv.config = cfg
 	return srv, nil
@@ -124,7 +137,12 @@ func DefaultServerSuites() []uint16 {
 func (s *Server) Config() *tls.Config { return s.config }
 
 // Reload re-reads the certificates (on SIGHUP); see CertStore.Reload.
-func (s *Server) Reload() error { return s.Store.Reload() }
+func (s *Server) Reload() error {
+	if err := s.crl.reload(); err != nil {
+		return err
+	}
+	return s.Store.Reload()
+}
 
 // State describes a finished server-side handshake: the client certificate
 // (if any) is verified against the client CAs for client authentication.
@@ -136,8 +154,17 @@ func (s *Server) State(cs tls.ConnectionState) tlsinfo.State {
 		v = tlsinfo.Verification{Reason: "no certificate presented"}
 	default:
 		v = certs.Verify(cs.PeerCertificates, s.clientCAs, "", certs.PurposeClient, time.Now())
+		if v.Verified {
+			if why := s.crl.check(cs.PeerCertificates[0], time.Now()); why != "" {
+				v = tlsinfo.Verification{Reason: why}
+			}
+		}
 	}
-	return tlsinfo.New(cs, tlsinfo.RoleServer, v, s.local.get(s.Store.ForName(cs.ServerName)))
+	var local *tlsinfo.Cert
+	if leaf := s.Store.ForName(cs.ServerName); leaf != nil {
+		local = s.local.get(leaf)
+	}
+	return tlsinfo.New(cs, tlsinfo.RoleServer, v, local)
 }
 
 // protocolSettings parses the minimum version (default TLS 1.2) and the

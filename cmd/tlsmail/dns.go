@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+	"time"
+
+	"github.com/tlsmail/tlsmail/internal/certs"
+	"github.com/tlsmail/tlsmail/internal/config"
+	"github.com/tlsmail/tlsmail/internal/dnsplan"
+	"github.com/tlsmail/tlsmail/internal/dnsx"
+	"github.com/tlsmail/tlsmail/internal/tlsconf"
+)
+
+// runDNS is `tlsmail dns [--check] [--json] [--config F] [--dns HOST:PORT] DOMAIN`:
+// the records to publish, or (--check) how DNS differs from them.
+func runDNS(env *cliEnv, args []string) int {
+	fs := newFlags(env, "DOMAIN", "Print the DNS records DOMAIN needs for this server (zone-file syntax);\nwith --check, look them up and say per record: OK, missing or wrong, and what to change.\nExit status 0 only when every record is right.")
+	cfgFile := fs.String("config", "", "the server's configuration file (default: the dev data directory's tlsmail.toml)")
+	check := fs.Bool("check", false, "look the records up and compare")
+	asJSON := fs.Bool("json", false, "print JSON")
+	server := fs.String("dns", "", "resolver host:port for --check (default outbound.dns_server, else /etc/resolv.conf)")
+	pos, code, done := parseInterspersed(env, fs, args)
+	if done {
+		return code
+	}
+	if len(pos) != 1 {
+		return usageError(env, "want one DOMAIN")
+	}
+	domain := strings.ToLower(strings.TrimSuffix(pos[0], "."))
+	file := *cfgFile
+	if file == "" {
+		file = "tlsmail-data/tlsmail.toml"
+	}
+	c, err := config.Load(file)
+	if err != nil {
+		return usageError(env, "%v", err)
+	}
+	if !c.IsLocalDomain(domain) {
+		fmt.Fprintf(env.stderr, "%s: warning: %s is not in local_domains; the records assume this server receives its mail\n", env.name, domain)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	in, err := dnsInput(ctx, c, domain)
+	if err != nil {
+		return fail(env, "%v", err)
+	}
+	plan := dnsplan.Build(in)
+	if !*check {
+		if *asJSON {
+			return writeJSON(env, plan)
+		}
+		plan.WriteZone(env.stdout)
+		return exitOK
+	}
+	addr := *server
+	if addr == "" {
+		addr = c.Outbound.DNSServer
+	}
+	res, err := dnsx.New(addr, c.Outbound.DNSTrustAD)
+	if err != nil {
+		return fail(env, "%v", err)
+	}
+	results := dnsplan.Check(ctx, res, plan)
+	if *asJSON {
+		writeJSON(env, struct {
+			Domain  string           `json:"domain"`
+			OK      bool             `json:"ok"`
+			Results []dnsplan.Result `json:"results"`
+		}{domain, dnsplan.AllOK(results), results})
+	} else {
+		dnsplan.WriteResults(env.stdout, results)
+	}
+	if !dnsplan.AllOK(results) {
+		return exitFail
+	}
+	return exitOK
+}
+
+// dnsInput gathers what the records are made from: the configuration,
+// the MX host's current key (ACME storage or the certificate file) and,
+// with ACME, the next key, the account and the CA's CAA name.
+func dnsInput(ctx context.Context, c *config.Config, domain string) (dnsplan.Input, error) {
+	in := dnsplan.Input{Domain: domain, Hostname: c.Hostname, ReportTo: "postmaster@" + domain}
+	if s := c.MTASTS; s != nil {
+		in.STS = &dnsplan.STSPolicy{Mode: s.Mode, MX: s.MX, MaxAge: s.MaxAge}
+	}
+	addKey := func(pub any, label string) error {
+		h, err := tlsconf.TLSA311(pub)
+		if err != nil {
+			return err
+		}
+		in.Keys = append(in.Keys, dnsplan.Key{TLSA: h, Label: label})
+		return nil
+	}
+	if a := c.TLS.ACME; a != nil {
+		storage := c.Path(a.Storage)
+		k, err := tlsconf.StoredKey(storage, a.Directory, c.Hostname)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return in, fmt.Errorf("no ACME key for %s in %s yet: start `tlsmail serve` first, so it obtains the certificate", c.Hostname, storage)
+		case err != nil:
+			return in, err
+		}
+		if err := addKey(k.Public(), "current"); err != nil {
+			return in, err
+		}
+		if next, err := tlsconf.ReadNextKey(storage, c.Hostname); err == nil {
+			if err := addKey(next.Public(), "next"); err != nil {
+				return in, err
+			}
+		}
+		var roots *x509.CertPool
+		if a.CAFile != "" {
+			if roots, err = certs.LoadCAs(c.Path(a.CAFile), ""); err != nil {
+				return in, err
+			}
+		}
+		in.CAIdentity = tlsconf.CAAIdentity(ctx, a.Directory, roots)
+		in.AccountURI = tlsconf.AccountURI(storage, a.Directory, a.Email)
+		return in, nil
+	}
+	if c.TLS.Cert != "" {
+		chain, err := certs.ReadCertificates(c.Path(c.TLS.Cert))
+		if err != nil {
+			return in, err
+		}
+		if err := addKey(chain[0].PublicKey, "current"); err != nil {
+			return in, err
+		}
+	}
+	return in, nil
+}
