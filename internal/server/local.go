@@ -23,7 +23,7 @@ type delivery struct {
 	cfg    func() *config.Config
 	log    *slog.Logger
 	syncer *safeio.DirSyncer
-	made   sync.Map // Maildir paths known to exist
+	made   sync.Map   // Maildir paths known to exist
 	batch  localBatch // Maildir files made durable in batches (localbatch.go)
 	remote atomic.Pointer[remote.Deliverer]
 }
