@@ -296,6 +296,16 @@ func (q *Queue) Run(ctx context.Context) {
 
 // recoverOne schedules a message found on start at its next-try time.
 func (q *Queue) recoverOne(id string) {
+	if q.spool.lookup(id) != nil && !q.hasState(id) {
+		// A record that passed its CRC on load, with every recipient
+		// pending: due now, nothing to read (its envelope is checked
+		// when it is tried).
+		q.mu.Lock()
+		q.recovered[id] = true
+		q.mu.Unlock()
+		q.schedule(id, time.Time{})
+		return
+	}
 	it, err := q.Get(id)
 	if q.quarantine(id, err) {
 		return
