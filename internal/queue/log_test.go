@@ -270,3 +270,53 @@ func TestSpoolOfTheFileFormatIsStillDelivered(t *testing.T) {
 		t.Errorf("got %v, tries %v", rec.got, rec.tries)
 	}
 }
+
+// TestLargeMessageSpillsToTmpAndIsLoggedWhole: a message larger than
+// what a session keeps in memory goes through tmp/ID while it arrives and
+// is copied whole into the log on Commit; tmp/ is empty afterwards, and
+// a restart reads it back byte for byte.
+func TestLargeMessageSpillsToTmpAndIsLoggedWhole(t *testing.T) {
+	dir := t.TempDir()
+	q, err := Open(dir, newRecorder(nil), Options{}, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := q.NewMessage(Envelope{From: "a@example.org", Recipients: []Recipient{{Addr: "x@local"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := "0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz\r\n"
+	var want strings.Builder
+	for want.Len() < 3*spillSize {
+		want.WriteString(line)
+		if _, err := w.Write([]byte(line)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if w.spill == nil {
+		t.Fatal("a message of 3 MiB kept in memory")
+	}
+	id, err := w.Commit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tmp, _ := os.ReadDir(filepath.Join(dir, "tmp")); len(tmp) != 0 {
+		t.Errorf("tmp/ after Commit: %v", tmp)
+	}
+	q.spool.close()
+	rec := newRecorder(func(string, int) Outcome { return Outcome{Delivered: true} })
+	q2, err := Open(dir, rec, Options{}, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { q2.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	wait(t, rec.done, 1)
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if got := rec.got[id+"/x@local"]; got != want.String() {
+		t.Errorf("delivered %d bytes, want %d (equal: %v)", len(got), want.Len(), got == want.String())
+	}
+}

@@ -98,6 +98,7 @@ func (w *Writer) Write(p []byte) (int, error) {
 			w.err = fmt.Errorf("queue: %w", err)
 			if f != nil {
 				f.Close()
+				os.Remove(f.Name())
 			}
 			return 0, w.err
 		}
