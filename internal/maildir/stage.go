@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/tlsmail/tlsmail/internal/safeio"
 )
 
 // Batched delivery (issue 13): Stage writes tmp/NAME without an fsync of
@@ -50,12 +52,21 @@ func (d Dir) Stage(name string, r io.Reader, maybeDelivered bool) (staged bool, 
 }
 
 // Publish moves a staged tmp/NAME into new/ — call it only once the file
-// is durable. It never replaces a copy already there (a retry): the
-// staged file is then dropped. The caller fsyncs NewDir afterwards.
-func (d Dir) Publish(name string) error {
+// is durable. With mayExist (a retry) it never replaces a copy already
+// there: the staged file is linked, and dropped; otherwise it is renamed
+// (one call). The caller fsyncs NewDir afterwards.
+func (d Dir) Publish(name string, mayExist bool) error {
 	tmp := filepath.Join(string(d), "tmp", name)
+	dst := filepath.Join(string(d), "new", name)
+	if !mayExist {
+		if err := safeio.Rename(tmp, dst); err != nil {
+			os.Remove(tmp)
+			return fmt.Errorf("maildir deliver: %w", err)
+		}
+		return nil
+	}
 	defer os.Remove(tmp)
-	if err := os.Link(tmp, filepath.Join(string(d), "new", name)); err != nil && !errors.Is(err, fs.ErrExist) {
+	if err := os.Link(tmp, dst); err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("maildir deliver: %w", err)
 	}
 	return nil

@@ -42,8 +42,9 @@ type localBatch struct {
 // stagedFile is a Maildir file in tmp/ waiting to be made durable and
 // published.
 type stagedFile struct {
-	md   maildir.Dir
-	name string
+	md    maildir.Dir
+	name  string
+	retry bool // an earlier attempt may have published it
 }
 
 // round makes every file staged on key's file system durable (one
@@ -60,7 +61,7 @@ func (b *localBatch) round(key string) error {
 	dirs := map[string]bool{}
 	var first error
 	for _, f := range files {
-		if err := f.md.Publish(f.name); err != nil && first == nil {
+		if err := f.md.Publish(f.name, f.retry); err != nil && first == nil {
 			first = err
 		}
 		dirs[f.md.NewDir()] = true
@@ -123,7 +124,7 @@ func (d *delivery) localBatched(md maildir.Dir, key, name, user string, i int, r
 	// covers the ticket publishes the file.
 	b := &d.batch
 	b.mu.Lock()
-	b.staged[key] = append(b.staged[key], stagedFile{md: md, name: name})
+	b.staged[key] = append(b.staged[key], stagedFile{md: md, name: name, retry: retry})
 	tk := b.fs.Mark(key)
 	b.mu.Unlock()
 	return queue.Outcome{Rcpt: i, Delivered: true, Reply: "delivered to maildir " + user,
