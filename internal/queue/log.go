@@ -206,11 +206,12 @@ func (l *spoolLog) rotate() error {
 func (l *spoolLog) datasync(path string) error {
 	l.mu.Lock()
 	seg := l.segs[path]
+	broken := seg != nil && seg.broken
 	l.mu.Unlock()
 	if seg == nil {
 		return fmt.Errorf("queue: log segment %s is gone", path)
 	}
-	if seg.broken {
+	if broken {
 		return fmt.Errorf("queue: log segment %s failed an earlier fdatasync", path)
 	}
 	err := fdatasync(seg.f)
