@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"errors"
 	"io"
 	"os"
 	"strings"
@@ -164,5 +165,37 @@ func TestConcurrentCommitsShareOneSync(t *testing.T) {
 	defer mu.Unlock()
 	if syncs != 2 {
 		t.Errorf("%d commits took %d syncs, want 2 (the first, then one shared by the other %d)", k, syncs, k-1)
+	}
+}
+
+// TestFailedSyncIsNeverAcknowledged: when the log's fdatasync fails,
+// Commit fails (the session answers 451), the message is not queued, and
+// the next message goes to a new segment (what the failed one holds after
+// the error cannot be trusted to be on disk).
+func TestFailedSyncIsNeverAcknowledged(t *testing.T) {
+	dir := t.TempDir()
+	q, err := Open(dir, newRecorder(nil), Options{}, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.spool.syncer = safeio.NewDirSyncerFunc(func(path string) error {
+		q.spool.mu.Lock()
+		q.spool.segs[path].broken = true // as datasync does on an error
+		q.spool.mu.Unlock()
+		return errors.New("fdatasync: input/output error")
+	})
+	w, _ := q.NewMessage(Envelope{From: "a@example.org", Recipients: []Recipient{{Addr: "x@local"}}})
+	io.WriteString(w, "lost\r\n")
+	failedSeg := q.spool.active.path
+	if id, err := w.Commit(); err == nil {
+		t.Fatalf("Commit of %s succeeded after a failed sync", id)
+	}
+	if ids, _ := q.IDs(); len(ids) != 0 {
+		t.Errorf("queued after a failed sync: %v", ids)
+	}
+	q.spool.syncer = safeio.NewDirSyncerFunc(q.spool.datasync)
+	id := enqueue(t, q, "kept\r\n", "x@local")
+	if e := q.spool.lookup(id); e == nil || e.seg.path == failedSeg {
+		t.Errorf("next message in the failed segment %s", failedSeg)
 	}
 }
