@@ -51,7 +51,20 @@ func (q *Queue) setAside(id, where, reason string) error {
 	// state file, which Open moves after it (adoptAsideState). The other
 	// order would leave msg/ID without its state, so every recipient,
 	// delivered ones included, would be tried again.
-	if err := os.Rename(filepath.Join(q.dir, "msg", id), filepath.Join(dir, id)); err != nil {
+	inLog := q.spool != nil && q.spool.lookup(id) != nil
+	if inLog {
+		// Copied out in msg/ID's format (the record as stored, a bad
+		// checksum included); the record is marked done below, once
+		// the state file has followed.
+		e := q.spool.lookup(id)
+		raw, err := e.rawEnvelope()
+		if err == nil {
+			err = writeLegacyFile(filepath.Join(dir, id), e.content(), raw)
+		}
+		if err != nil {
+			return fmt.Errorf("queue %s: %w", id, err)
+		}
+	} else if err := os.Rename(filepath.Join(q.dir, "msg", id), filepath.Join(dir, id)); err != nil {
 		return fmt.Errorf("queue %s: %w", id, err)
 	}
 	q.noteState(id, false)
@@ -61,6 +74,11 @@ func (q *Queue) setAside(id, where, reason string) error {
 	if err := safeio.SyncDir(dir); err != nil {
 		return fmt.Errorf("queue %s: %w", id, err)
 	}
+	if inLog {
+		if err := q.spool.finish(id); err != nil {
+			return fmt.Errorf("queue %s: %w", id, err)
+		}
+	}
 	q.mu.Lock()
 	if t, ok := q.timers[id]; ok {
 		t.Stop()
@@ -69,6 +87,9 @@ func (q *Queue) setAside(id, where, reason string) error {
 	delete(q.recovered, id)
 	delete(q.forced, id)
 	q.mu.Unlock()
+	if inLog {
+		return nil // a done mark undone by a crash: set aside again
+	}
 	// Without this fsync a crash could bring msg/ID back; it would only be
 	// found corrupt again.
 	return q.syncMsgDir()

@@ -16,7 +16,7 @@ func TestSetAsideNeverLeavesTheMessageWithoutItsState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id := enqueue(t, q, "body\r\n", "done@example.net", "later@example.net")
+	id := enqueueFile(t, q, "body\r\n", "done@example.net", "later@example.net")
 	if err := q.writeState(id, State{Rcpts: []RcptState{{Status: Delivered}, {Status: Pending}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -45,11 +45,11 @@ func TestOpenKeepsTheStateOfAMessageSetAsideBeforeACrash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id := enqueue(t, q, "body\r\n", "done@example.net")
+	id := enqueueFile(t, q, "body\r\n", "done@example.net")
 	if err := q.writeState(id, State{Rcpts: []RcptState{{Status: Delivered}}}); err != nil {
 		t.Fatal(err)
 	}
-	orphan := enqueue(t, q, "body\r\n", "x@example.net")
+	orphan := enqueueFile(t, q, "body\r\n", "x@example.net")
 	if err := q.writeState(orphan, State{Rcpts: []RcptState{{Status: Pending}}}); err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"sync"
 	"time"
 )
 
@@ -83,8 +84,18 @@ func (q *Queue) completer(stop <-chan struct{}) {
 // — and removes the message; a message whose deliveries could not be
 // made durable is tried again.
 func (q *Queue) finish(batch []completion) {
-	for _, c := range batch {
-		err := waitDurable(c.durable)
+	// In parallel: a delivery's Durable may go through stages (Maildir
+	// files made durable by one syncfs, then published into new/, then
+	// new/ fsynced), and each stage is shared by the whole batch only if
+	// every message reaches it at about the same time.
+	errs := make([]error, len(batch))
+	var wg sync.WaitGroup
+	for i, c := range batch {
+		wg.Go(func() { errs[i] = waitDurable(c.durable) })
+	}
+	wg.Wait()
+	for i, c := range batch {
+		err := errs[i]
 		if err == nil {
 			q.mu.Lock()
 			delete(q.recovered, c.id)

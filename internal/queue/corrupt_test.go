@@ -69,7 +69,7 @@ func TestCorruptMessagesAreMovedAsideNeverDelivered(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			id := enqueue(t, q, "body\r\n\r\n", "x@local")
+			id := enqueueFile(t, q, "body\r\n\r\n", "x@local")
 			tc.change(t, q, id)
 			if tc.name == "file renamed" {
 				id = "0000000000000000000F"
@@ -155,7 +155,7 @@ func TestQueueFilesWithoutChecksumAreStillDelivered(t *testing.T) {
 	defer cancel()
 	go q.Run(ctx)
 	wait(t, rec.done, 1)
-	waitGone(t, filepath.Join(dir, "msg", id))
+	waitNotQueued(t, q, id)
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	if rec.got[id+"/x@local"] != body || rec.tries["done@local"] != 0 {
@@ -177,6 +177,9 @@ func FuzzReadMessage(f *testing.F) {
 	w, _ := q.NewMessage(Envelope{From: "a@example.org", Recipients: []Recipient{{Addr: "x@local"}}})
 	w.Write([]byte("Subject: s\r\n\r\nbody\r\n"))
 	id, _ := w.Commit()
+	if err := q.moveOut(id); err != nil {
+		f.Fatal(err)
+	}
 	good, _ := os.ReadFile(filepath.Join(dir, "msg", id))
 	f.Add(good)
 	f.Add([]byte(""))

@@ -6,7 +6,6 @@ import (
 	"io"
 	"mime/multipart"
 	"net/textproto"
-	"os"
 	"regexp"
 	"strings"
 	"time"
@@ -21,7 +20,7 @@ const NoticeDoubleBounce = "double-bounce"
 // yet. Nothing is sent to a null sender (no bounces of bounces: see
 // doubleBounce) or for recipients with NOTIFY=NEVER or a NOTIFY list
 // without FAILURE.
-func (q *Queue) bounce(env *Envelope, st *State, path string, size int64) {
+func (q *Queue) bounce(env *Envelope, st *State, content io.ReaderAt, size int64) {
 	var failed []int
 	for i := range st.Rcpts {
 		r := &st.Rcpts[i]
@@ -39,7 +38,7 @@ func (q *Queue) bounce(env *Envelope, st *State, path string, size int64) {
 		return
 	}
 	if env.From == "" {
-		q.doubleBounce(env, st, failed, path, size)
+		q.doubleBounce(env, st, failed, content, size)
 		return
 	}
 	to := Recipient{Addr: env.From}
@@ -55,7 +54,7 @@ func (q *Queue) bounce(env *Envelope, st *State, path string, size int64) {
 	}
 	hdr := dsnHeader{to: env.From, subject: "Undelivered Mail Returned to Sender",
 		intro: "Your message could not be delivered to one or more recipients."}
-	if err := q.writeDSN(w, env, st, failed, path, size, hdr); err != nil {
+	if err := q.writeDSN(w, env, st, failed, content, size, hdr); err != nil {
 		w.Abort()
 		q.log.Error("queue: cannot write bounce", "id", env.ID, "err", err)
 		return
@@ -75,7 +74,7 @@ func (q *Queue) bounce(env *Envelope, st *State, path string, size int64) {
 // notice that fails in turn, or a double bounce that cannot be reported
 // (no postmaster address, or one that is not a local mailbox), is only
 // logged and kept: st.Hold sends it to hold/ once finished.
-func (q *Queue) doubleBounce(env *Envelope, st *State, failed []int, path string, size int64) {
+func (q *Queue) doubleBounce(env *Envelope, st *State, failed []int, content io.ReaderAt, size int64) {
 	var reason string
 	for _, i := range failed {
 		reason = oneLine(st.Rcpts[i].LastReply)
@@ -120,7 +119,7 @@ func (q *Queue) doubleBounce(env *Envelope, st *State, failed []int, path string
 		hdr := dsnHeader{to: pm, subject: "Postmaster Copy: Undelivered Mail",
 			intro: "A delivery status notification (a bounce, sent with the null sender <>) could not be\r\n" +
 				"delivered. It is attached below for the postmaster; it is not bounced again."}
-		if err = q.writeDSN(w, env, st, failed, path, size, hdr); err != nil {
+		if err = q.writeDSN(w, env, st, failed, content, size, hdr); err != nil {
 			w.Abort()
 		}
 	}
@@ -154,7 +153,7 @@ func statusOf(reply string) string {
 	return "5." + m[2] + "." + m[3]
 }
 
-func (q *Queue) writeDSN(w io.Writer, env *Envelope, st *State, failed []int, path string, size int64, hdr dsnHeader) error {
+func (q *Queue) writeDSN(w io.Writer, env *Envelope, st *State, failed []int, content io.ReaderAt, size int64, hdr dsnHeader) error {
 	host := q.opts.Hostname
 	bw := bufio.NewWriter(w)
 	mw := multipart.NewWriter(bw)
@@ -219,12 +218,7 @@ func (q *Queue) writeDSN(w io.Writer, env *Envelope, st *State, failed []int, pa
 		ctype = "text/rfc822-headers"
 	}
 	orig, _ := mw.CreatePart(textproto.MIMEHeader{"Content-Type": {ctype}, "Content-Description": {"Undelivered message"}})
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	br := bufio.NewReader(io.LimitReader(f, size))
+	br := bufio.NewReader(io.NewSectionReader(content, 0, size))
 	for {
 		line, err := br.ReadString('\n')
 		if env.Ret == "HDRS" && (line == "\r\n" || line == "\n") {

@@ -12,17 +12,24 @@ import (
 	"github.com/tlsmail/tlsmail/internal/testpeer"
 )
 
-// waitEmpty waits (bounded) until dir has no entries.
-func waitEmpty(t *testing.T, dir string) {
+// waitQueueEmpty waits (bounded) until the spool in dir holds no queued
+// message (set-aside ones do not count), as Inspect sees it.
+func waitQueueEmpty(t *testing.T, dir string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		entries, err := os.ReadDir(dir)
-		if err == nil && len(entries) == 0 {
+		items, err := Inspect(dir)
+		queued := 0
+		for _, it := range items {
+			if it.Aside == nil {
+				queued++
+			}
+		}
+		if err == nil && queued == 0 {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s still holds %v", dir, entries)
+			t.Fatalf("%s still holds %d messages (%v)", dir, queued, err)
 		}
 		time.Sleep(10 * time.Millisecond) // polling a file system condition, bounded
 	}
@@ -73,7 +80,7 @@ func TestDoubleBounceIsLoggedAndSentToPostmaster(t *testing.T) {
 	})
 	logs := startLogged(t, dir, rec, Options{Postmaster: func() string { return "postmaster@local" }})
 	wait(t, rec.done, 3) // original, bounce, notice
-	waitEmpty(t, filepath.Join(dir, "msg"))
+	waitQueueEmpty(t, dir)
 	rec.mu.Lock()
 	var notice string
 	for k, v := range rec.got {
@@ -114,7 +121,7 @@ func TestUndeliverableDoubleBounceNoticeIsKeptNotBounced(t *testing.T) {
 	})
 	logs := startLogged(t, dir, rec, Options{Postmaster: func() string { return "postmaster@local" }})
 	wait(t, rec.done, 3)
-	waitEmpty(t, filepath.Join(dir, "msg"))
+	waitQueueEmpty(t, dir)
 	// The notice leaves msg/ by its rename into hold/; the log line comes
 	// after the fsyncs that follow, so wait for it rather than race it.
 	waitLog(t, logs, "kept for the postmaster")
@@ -144,7 +151,7 @@ func TestDoubleBounceWithoutPostmasterIsKept(t *testing.T) {
 	})
 	startLogged(t, dir, rec, Options{})
 	wait(t, rec.done, 2)
-	waitEmpty(t, filepath.Join(dir, "msg"))
+	waitQueueEmpty(t, dir)
 	items, _ := Inspect(dir)
 	if len(items) != 1 || items[0].Aside == nil || items[0].Aside.Where != HoldDir || items[0].Envelope.From != "" {
 		t.Fatalf("inspect: %+v", items)
@@ -176,7 +183,7 @@ func TestDoubleBounceToANonLocalPostmasterIsKept(t *testing.T) {
 		BounceRecipient: func(addr string) (Recipient, bool) { return Recipient{Addr: addr}, true }, // remote
 	})
 	wait(t, rec.done, 2) // the original, its bounce
-	waitEmpty(t, filepath.Join(dir, "msg"))
+	waitQueueEmpty(t, dir)
 	waitLog(t, logs, "kept for the postmaster")
 	items, _ := Inspect(dir)
 	if len(items) != 1 || items[0].Aside == nil || items[0].Aside.Where != HoldDir || items[0].Envelope.From != "" ||
@@ -209,7 +216,7 @@ func TestDoubleBounceNoticeFollowsAPostmasterAliasToARemoteAddress(t *testing.T)
 		},
 	})
 	wait(t, rec.done, 3) // the original, its bounce, the notice
-	waitEmpty(t, filepath.Join(dir, "msg"))
+	waitQueueEmpty(t, dir)
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	if rec.tries["admin@example.net"] != 1 {

@@ -35,7 +35,7 @@ func TestNewMessageNeverLooksForAStateFile(t *testing.T) {
 	go q.Run(ctx)
 	id := enqueue(t, q, "fresh\r\n", "x@local")
 	wait(t, rec.done, 1)
-	waitGone(t, filepath.Join(dir, "msg", id))
+	waitNotQueued(t, q, id)
 }
 
 // TestStateFileFoundAfterRestart: the state written when a delivery
@@ -74,7 +74,7 @@ func TestStateFileFoundAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	wait(t, rec.done, 1)
-	waitGone(t, filepath.Join(dir, "msg", id))
+	waitNotQueued(t, q2, id)
 	waitGone(t, filepath.Join(dir, "state", id))
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
@@ -121,7 +121,6 @@ func TestFinishedMessageStaysQueuedUntilDeliveryDurable(t *testing.T) {
 	go func() { q.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
 	id := enqueue(t, q, "x\r\n", "x@local")
-	msg := filepath.Join(dir, "msg", id)
 	waitDurableCall := func() {
 		t.Helper()
 		select {
@@ -132,8 +131,8 @@ func TestFinishedMessageStaysQueuedUntilDeliveryDurable(t *testing.T) {
 		case <-time.After(30 * time.Second):
 			t.Fatal("the queue never waited for the delivery to be durable")
 		}
-		if _, err := os.Stat(msg); err != nil {
-			t.Fatalf("message removed before its delivery was durable: %v", err)
+		if !q.exists(id) {
+			t.Fatalf("message removed before its delivery was durable")
 		}
 	}
 	<-rec.retries // (a retry or not: Run may list the message as recovered)
@@ -150,5 +149,5 @@ func TestFinishedMessageStaysQueuedUntilDeliveryDurable(t *testing.T) {
 	}
 	waitDurableCall()
 	rec.release <- nil
-	waitGone(t, msg)
+	waitNotQueued(t, q, id)
 }

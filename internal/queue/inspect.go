@@ -3,6 +3,7 @@ package queue
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -14,19 +15,20 @@ import (
 // their Aside reason; so is a corrupt file still in msg/ (the server
 // moves it at its next look).
 func Inspect(dir string) ([]Item, error) {
-	entries, err := os.ReadDir(filepath.Join(dir, "msg"))
+	q, err := inspectQueue(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer q.spool.close()
+	ids, err := q.IDs()
 	if err != nil {
 		return nil, fmt.Errorf("queue %s: %w", dir, err)
 	}
-	q := &Queue{dir: dir}
 	var out []Item
-	for _, e := range entries {
-		if !validID(e.Name()) {
-			continue
-		}
-		it, err := q.Get(e.Name())
+	for _, id := range ids {
+		it, err := q.Get(id)
 		if reason, ok := corruptReason(err); ok {
-			it.Envelope.ID = e.Name()
+			it.Envelope.ID = id
 			it.Aside = &Aside{Where: "msg", Reason: reason}
 		} else if err != nil {
 			continue // finished meanwhile
@@ -41,7 +43,12 @@ func Inspect(dir string) ([]Item, error) {
 
 // InspectOne reads one message: queued, or set aside.
 func InspectOne(dir, id string) (Item, error) {
-	it, err := (&Queue{dir: dir}).Get(id)
+	q, err := inspectQueue(dir)
+	if err != nil {
+		return Item{}, err
+	}
+	defer q.spool.close()
+	it, err := q.Get(id)
 	if reason, ok := corruptReason(err); ok {
 		it.Envelope.ID = id
 		it.Aside = &Aside{Where: "msg", Reason: reason}
@@ -55,4 +62,20 @@ func InspectOne(dir, id string) (Item, error) {
 		}
 	}
 	return it, err
+}
+
+// inspectQueue is a read-only view of the spool in dir: the log is read
+// (records and done marks) but nothing is changed, and nothing is cached
+// about state files.
+func inspectQueue(dir string) (*Queue, error) {
+	if _, err := os.Stat(filepath.Join(dir, "msg")); err != nil {
+		return nil, fmt.Errorf("queue %s: %w", dir, err)
+	}
+	l := &spoolLog{dir: filepath.Join(dir, "log"), log: slog.New(slog.DiscardHandler), segs: map[string]*segment{}, index: map[string]*logEntry{}}
+	if _, err := os.Stat(l.dir); err == nil {
+		if _, err := l.load(true); err != nil {
+			return nil, err
+		}
+	}
+	return &Queue{dir: dir, spool: l}, nil
 }

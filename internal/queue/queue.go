@@ -99,6 +99,8 @@ type Queue struct {
 
 	syncer *safeio.DirSyncer // group-commits fsyncs of msg/
 	msgDir *safeio.OpenDir   // msg/, kept open for its fsyncs
+
+	spool *spoolLog // the segment log (log.go); nil in Inspect's view
 }
 
 // Open opens (creating if needed) the spool in dir. Leftovers of messages
@@ -106,7 +108,7 @@ type Queue struct {
 // Call Run to start delivering, which also schedules everything queued.
 func Open(dir string, dlv Deliverer, opts Options, log *slog.Logger) (*Queue, error) {
 	opts.defaults()
-	for _, sub := range []string{"tmp", "msg", "state"} {
+	for _, sub := range []string{"tmp", "msg", "state", "log"} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
 			return nil, fmt.Errorf("queue: %w", err)
 		}
@@ -128,6 +130,27 @@ func Open(dir string, dlv Deliverer, opts Options, log *slog.Logger) (*Queue, er
 		}
 		return safeio.SyncDir(d)
 	})
+	spool, corrupt, err := openLog(filepath.Join(dir, "log"), log)
+	if err != nil {
+		return nil, err
+	}
+	q.spool = spool
+	// A message both in msg/ and in the log was being moved out of the
+	// log (moveOut) when the process stopped: msg/ID is whole.
+	legacy, err := os.ReadDir(msgPath)
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	for _, e := range legacy {
+		if spool.lookup(e.Name()) != nil {
+			spool.finish(e.Name())
+		}
+	}
+	for _, c := range corrupt {
+		if spool.lookup(c.id) != nil {
+			q.quarantine(c.id, corruptf("%s", c.reason))
+		}
+	}
 	tmps, err := os.ReadDir(filepath.Join(dir, "tmp"))
 	if err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
@@ -141,7 +164,7 @@ func Open(dir string, dlv Deliverer, opts Options, log *slog.Logger) (*Queue, er
 		return nil, fmt.Errorf("queue: %w", err)
 	}
 	for _, e := range states {
-		if _, err := os.Stat(filepath.Join(dir, "msg", e.Name())); errors.Is(err, os.ErrNotExist) {
+		if !q.exists(e.Name()) {
 			// An orphan: moved beside its message set aside before a
 			// crash, or removed.
 			if !adoptAsideState(dir, e.Name()) {
@@ -160,7 +183,7 @@ func Open(dir string, dlv Deliverer, opts Options, log *slog.Logger) (*Queue, er
 // It writes and removes a probe file; permission bits alone would not
 // tell, as root ignores them but not a read-only file system.
 func checkWritable(dir string) error {
-	for _, sub := range []string{"", "tmp", "msg", "state"} {
+	for _, sub := range []string{"", "tmp", "msg", "state", "log"} {
 		d := filepath.Join(dir, sub)
 		p := filepath.Join(d, ".write-probe")
 		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
@@ -200,6 +223,9 @@ func (q *Queue) IDs() ([]string, error) {
 		return nil, err
 	}
 	var out []string
+	if q.spool != nil {
+		out = q.spool.ids()
+	}
 	for _, e := range entries {
 		if validID(e.Name()) {
 			out = append(out, e.Name())
@@ -222,7 +248,10 @@ func (q *Queue) Get(id string) (Item, error) {
 	if !validID(id) {
 		return Item{}, fmt.Errorf("queue: invalid ID %q", id)
 	}
-	env, _, err := readMessage(filepath.Join(q.dir, "msg", id))
+	env, _, _, closeFn, err := q.openMessage(id)
+	if closeFn != nil {
+		closeFn()
+	}
 	if err != nil {
 		return Item{Envelope: env}, err
 	}
@@ -267,6 +296,16 @@ func (q *Queue) Run(ctx context.Context) {
 
 // recoverOne schedules a message found on start at its next-try time.
 func (q *Queue) recoverOne(id string) {
+	if q.spool.lookup(id) != nil && !q.hasState(id) {
+		// A record that passed its CRC on load, with every recipient
+		// pending: due now, nothing to read (its envelope is checked
+		// when it is tried).
+		q.mu.Lock()
+		q.recovered[id] = true
+		q.mu.Unlock()
+		q.schedule(id, time.Time{})
+		return
+	}
 	it, err := q.Get(id)
 	if q.quarantine(id, err) {
 		return
@@ -333,7 +372,7 @@ func (q *Queue) Retry(id string) error {
 	if !validID(id) {
 		return fmt.Errorf("queue: invalid ID %q", id)
 	}
-	if _, err := os.Stat(filepath.Join(q.dir, "msg", id)); err != nil {
+	if !q.exists(id) {
 		return fmt.Errorf("queue: no message %s", id)
 	}
 	q.mu.Lock()
@@ -349,7 +388,7 @@ func (q *Queue) Delete(id string) error {
 	if !validID(id) {
 		return fmt.Errorf("queue: invalid ID %q", id)
 	}
-	if _, err := os.Stat(filepath.Join(q.dir, "msg", id)); err != nil {
+	if !q.exists(id) {
 		return q.deleteAside(id)
 	}
 	q.mu.Lock()
@@ -406,17 +445,13 @@ func (q *Queue) release(id string) {
 // attempt tries every due recipient of one message once. It reports
 // whether it handed the finished message to the completer.
 func (q *Queue) attempt(ctx context.Context, id string) (handedOff bool) {
-	path := filepath.Join(q.dir, "msg", id)
-	f, err := os.Open(path)
+	env, content, size, closeFn, err := q.openMessage(id)
 	if errors.Is(err, os.ErrNotExist) {
 		return // already finished
 	}
-	if err != nil {
-		q.log.Error("queue: cannot read message", "id", id, "err", err)
-		return
+	if closeFn != nil {
+		defer closeFn()
 	}
-	defer f.Close()
-	env, size, err := readMessageFile(f, path)
 	if q.quarantine(id, err) {
 		return
 	}
@@ -450,7 +485,7 @@ func (q *Queue) attempt(ctx context.Context, id string) (handedOff bool) {
 		// Every reader shares the one open file (ReadAt has no offset
 		// of its own); the file is closed when the attempt ends.
 		open := func() (io.ReadCloser, error) {
-			return io.NopCloser(io.NewSectionReader(f, 0, size)), nil
+			return io.NopCloser(io.NewSectionReader(content, 0, size)), nil
 		}
 		for _, o := range q.dlv.Deliver(ctx, &env, due, open) {
 			if o.Rcpt < 0 || o.Rcpt >= len(st.Rcpts) {
@@ -462,7 +497,7 @@ func (q *Queue) attempt(ctx context.Context, id string) (handedOff bool) {
 			q.apply(&env, &st.Rcpts[o.Rcpt], o, now)
 		}
 	}
-	q.bounce(&env, &st, path, size)
+	q.bounce(&env, &st, content, size)
 	pending, next := 0, time.Time{}
 	for _, r := range st.Rcpts {
 		if r.Status == Pending {
@@ -504,6 +539,8 @@ func (q *Queue) attempt(ctx context.Context, id string) (handedOff bool) {
 	}
 	if err := q.writeState(id, st); err != nil {
 		q.log.Error("queue: write state", "id", id, "err", err)
+	} else if err := q.moveOut(id); err != nil {
+		q.log.Error("queue: deferred message left in the log", "id", id, "err", err)
 	}
 	q.schedule(id, next)
 	return false

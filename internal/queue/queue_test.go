@@ -106,7 +106,33 @@ func TestCommitIsDurableThenDelivered(t *testing.T) {
 	if rec.got[id+"/x@local"] != body {
 		t.Errorf("delivered content differs (%d bytes)", len(rec.got[id+"/x@local"]))
 	}
-	waitGone(t, filepath.Join(dir, "msg", id))
+	waitNotQueued(t, q, id)
+}
+
+// enqueueFile is enqueue, then the message is moved out of the log to
+// msg/ID (as a deferred one is), for tests of that format.
+func enqueueFile(t *testing.T, q *Queue, body string, rcpts ...string) string {
+	t.Helper()
+	id := enqueue(t, q, body, rcpts...)
+	if err := q.moveOut(id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(q.dir, "msg", id)); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// waitNotQueued waits (bounded) until id is no longer queued.
+func waitNotQueued(t *testing.T, q *Queue, id string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for q.exists(id) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still queued", id)
+		}
+		time.Sleep(10 * time.Millisecond) // polling, bounded
+	}
 }
 
 func waitGone(t *testing.T, path string) {
@@ -140,7 +166,7 @@ func TestTemporaryFailureRetriesPerRecipient(t *testing.T) {
 	go q.Run(ctx)
 	id := enqueue(t, q, "x\r\n", "ok@local", "slow@local", "bad@local")
 	wait(t, rec.done, 5) // ok, slow, bad, slow, slow
-	waitGone(t, filepath.Join(dir, "msg", id))
+	waitNotQueued(t, q, id)
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	if rec.tries["ok@local"] != 1 || rec.tries["bad@local"] != 1 || rec.tries["slow@local"] != 3 {

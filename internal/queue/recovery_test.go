@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -24,27 +25,22 @@ func TestRecoveryTimeWithManyQueued(t *testing.T) {
 		t.Skip("set TLSMAIL_RECOVERY_N to measure recovery")
 	}
 	dir := t.TempDir()
-	if _, err := Open(dir, newRecorder(nil), Options{}, quiet()); err != nil {
+	q0, err := Open(dir, newRecorder(nil), Options{}, quiet())
+	if err != nil {
 		t.Fatal(err)
 	}
+	q0.spool.close()
 	body := []byte("Received: from x\r\nSubject: t\r\n\r\n" + string(make([]byte, 1000)) + "\r\n")
 	start := time.Now()
+	seg, err := os.Create(filepath.Join(dir, "log", segName(1000)+segSuffix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bw := bufio.NewWriterSize(seg, 1<<20)
 	for i := range n {
 		env := Envelope{ID: fmt.Sprintf("%011X%09X", start.UnixMilli(), i), From: "a@example.org",
 			Recipients: []Recipient{{Addr: "x@local", Local: "x"}}, Received: start, Size: int64(len(body))}
-		f, err := os.Create(filepath.Join(dir, "msg", env.ID))
-		if err != nil {
-			t.Fatal(err)
-		}
-		w := &Writer{env: env, f: f, bw: bufio.NewWriter(f)}
-		w.bw.Write(body)
-		if err := w.writeEnvelopeTrailer(); err != nil {
-			t.Fatal(err)
-		}
-		if err := w.bw.Flush(); err != nil {
-			t.Fatal(err)
-		}
-		f.Close()
+		bw.Write(testRecord(t, env, body))
 		if i%10 == 0 { // some messages with a state file, as after deferrals
 			js, _ := json.Marshal(allPending(1))
 			if err := os.WriteFile(filepath.Join(dir, "state", env.ID), seal(js), 0o600); err != nil {
@@ -52,7 +48,11 @@ func TestRecoveryTimeWithManyQueued(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("wrote %d queue files in %v", n, time.Since(start).Round(time.Millisecond))
+	if err := bw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	seg.Close()
+	t.Logf("wrote %d log records in %v", n, time.Since(start).Round(time.Millisecond))
 
 	blocked := make(chan struct{})
 	defer close(blocked)
@@ -90,4 +90,17 @@ type blockingDeliverer chan struct{}
 func (b blockingDeliverer) Deliver(ctx context.Context, _ *Envelope, rcpts []int, _ func() (io.ReadCloser, error)) []Outcome {
 	<-b
 	return nil
+}
+
+// testRecord encodes one log record of env with content body.
+func testRecord(t testing.TB, env Envelope, body []byte) []byte {
+	t.Helper()
+	js, err := json.Marshal(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed := seal(js)
+	crc := crc32.Update(crc32.Checksum(body, castagnoli), castagnoli, sealed)
+	rec := encodeHeader(env.ID, sealed, int64(len(body)), crc)
+	return append(append(rec, body...), sealed...)
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -18,15 +19,20 @@ import (
 
 // The spool lives in one directory:
 //
-//	tmp/ID     a message being received (removed on start: never acknowledged)
-//	msg/ID     an accepted message: one line of JSON envelope, then the message
+//	log/       the segment log: new messages, envelope and content in one
+//	           record each (segment.go, log.go)
+//	tmp/ID     a large message being received (removed on start: never
+//	           acknowledged)
+//	msg/ID     a message in a file of its own: one moved out of the log
+//	           when its delivery was deferred, or written by an older
+//	           version — the message, then its JSON envelope
 //	state/ID   per-recipient delivery state (absent: all pending)
 //	corrupt/, hold/  messages set aside, never delivered (aside.go)
 //
 // The envelope and the state are JSON behind a SHA-256 (checksum.go).
 //
-// A message is accepted when msg/ID exists: written to tmp/, fsynced,
-// renamed into msg/, msg/ fsynced. Only then does the server say 250.
+// A message is accepted when its log record has been fdatasynced. Only
+// then does the server say 250.
 
 // NewID makes a queue ID: 11 hex digits of milliseconds since the epoch
 // (so IDs sort by arrival) and 9 random hex digits.
@@ -51,13 +57,20 @@ func validID(id string) bool {
 // Writer receives one message into the spool. Write the message (headers
 // and body), then Commit to make it durable, or Abort.
 type Writer struct {
-	q    *Queue
-	env  Envelope
-	f    *os.File
-	bw   *bufio.Writer
-	size int64
-	done bool
+	q     *Queue
+	env   Envelope
+	mem   []byte   // the content, while it is small
+	spill *os.File // tmp/ID: the content once it is larger than spillSize
+	crc   uint32   // CRC-32C of the content so far
+	size  int64
+	err   error
+	done  bool
 }
+
+// spillSize is the largest message a session keeps in memory until it is
+// committed; a larger one is written to tmp/ID as it arrives and copied
+// into the log on Commit.
+const spillSize = 1 << 20
 
 // NewMessage starts receiving a message. The envelope's ID and Received
 // time are set here.
@@ -65,11 +78,7 @@ func (q *Queue) NewMessage(env Envelope) (*Writer, error) {
 	now := time.Now()
 	env.ID = NewID(now)
 	env.Received = now
-	f, err := os.OpenFile(filepath.Join(q.dir, "tmp", env.ID), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("queue: %w", err)
-	}
-	return &Writer{q: q, env: env, f: f, bw: bufio.NewWriterSize(f, 32*1024)}, nil
+	return &Writer{q: q, env: env}, nil
 }
 
 // ID returns the queue ID the message will have.
@@ -77,57 +86,104 @@ func (w *Writer) ID() string { return w.env.ID }
 
 // Write appends message bytes.
 func (w *Writer) Write(p []byte) (int, error) {
-	n, err := w.bw.Write(p)
-	w.size += int64(n)
-	return n, err
+	if w.err != nil {
+		return 0, w.err
+	}
+	if w.spill == nil && len(w.mem)+len(p) > spillSize {
+		f, err := os.OpenFile(filepath.Join(w.q.dir, "tmp", w.env.ID), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		if err == nil {
+			_, err = f.Write(w.mem)
+		}
+		if err != nil {
+			w.err = fmt.Errorf("queue: %w", err)
+			if f != nil {
+				f.Close()
+				os.Remove(f.Name())
+			}
+			return 0, w.err
+		}
+		w.spill, w.mem = f, nil
+	}
+	w.crc = crc32.Update(w.crc, castagnoli, p)
+	w.size += int64(len(p))
+	if w.spill != nil {
+		if _, err := w.spill.Write(p); err != nil {
+			w.err = fmt.Errorf("queue: %w", err)
+			return 0, w.err
+		}
+		return len(p), nil
+	}
+	w.mem = append(w.mem, p...)
+	return len(p), nil
 }
 
 // Commit makes the message durable and hands it to the delivery workers.
-// When it returns nil the message survives any crash.
+// When it returns nil the message survives any crash: its record in the
+// log has been fdatasynced (one fdatasync serves every session committing
+// at the time).
 func (w *Writer) Commit() (string, error) {
 	if w.done {
 		return "", errors.New("queue: message already committed or aborted")
 	}
 	w.done = true
+	defer w.dropSpill()
+	if w.err != nil {
+		return "", fmt.Errorf("queue %s: write: %w", w.env.ID, w.err)
+	}
 	w.env.Size = w.size
-	err := w.writeEnvelopeTrailer()
-	if err == nil {
-		err = w.bw.Flush() // message and trailer in one write when they fit
-	}
-	if err == nil {
-		err = w.f.Sync()
-	}
-	if cerr := w.f.Close(); err == nil {
-		err = cerr
-	}
-	tmp := filepath.Join(w.q.dir, "tmp", w.env.ID)
+	b, err := json.Marshal(w.env)
 	if err != nil {
-		os.Remove(tmp)
-		return "", fmt.Errorf("queue %s: write: %w", w.env.ID, err)
-	}
-	if err := safeio.Rename(tmp, filepath.Join(w.q.dir, "msg", w.env.ID)); err != nil {
-		os.Remove(tmp)
 		return "", fmt.Errorf("queue %s: %w", w.env.ID, err)
 	}
-	if err := w.q.syncMsgDir(); err != nil {
-		return "", fmt.Errorf("queue %s: %w", w.env.ID, err)
+	env := seal(b)
+	crc := crc32.Update(w.crc, castagnoli, env)
+	if err := w.q.spool.appendRecord(w.env.ID, w.mem, w.spill, w.size, env, crc); err != nil {
+		return "", err
 	}
 	w.q.schedule(w.env.ID, time.Now())
 	return w.env.ID, nil
 }
 
-// writeEnvelopeTrailer appends the envelope after the message: marker,
-// checksum and JSON on one line, then a line with the trailer's length.
-// Writing it last lets the message stream straight to disk while the size
-// is still unknown.
-func (w *Writer) writeEnvelopeTrailer() error {
-	b, err := json.Marshal(w.env)
+func (w *Writer) dropSpill() {
+	w.mem = nil
+	if w.spill != nil {
+		w.spill.Close()
+		os.Remove(w.spill.Name())
+		w.spill = nil
+	}
+}
+
+// writeLegacyFile writes a message in the format of msg/ID (the content,
+// then the envelope trailer) to path, durably. It is the format of
+// messages moved out of the log (deferred, held, corrupt).
+func writeLegacyFile(path string, content io.Reader, sealedEnv []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return err
 	}
-	b = seal(b)
-	_, err = fmt.Fprintf(w.bw, "%s%s\n%d\n", envelopeMarker, b, len(b)+len(envelopeMarker)+1)
-	return err
+	tmp := f.Name()
+	bw := bufio.NewWriterSize(f, 32*1024)
+	_, err = io.Copy(bw, content)
+	if err == nil {
+		_, err = fmt.Fprintf(bw, "%s%s\n%d\n", envelopeMarker, sealedEnv, len(sealedEnv)+len(envelopeMarker)+1)
+	}
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = safeio.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return safeio.SyncDir(filepath.Dir(path))
 }
 
 // envelopeMarker starts the trailer. The last line of the file is the
@@ -140,8 +196,7 @@ func (w *Writer) Abort() {
 		return
 	}
 	w.done = true
-	w.f.Close()
-	os.Remove(filepath.Join(w.q.dir, "tmp", w.env.ID))
+	w.dropSpill()
 }
 
 // corruptError says a queue file cannot be trusted (bad trailer, checksum
@@ -211,22 +266,32 @@ func readMessageFile(f *os.File, path string) (Envelope, int64, error) {
 	if !strings.HasPrefix(string(buf), envelopeMarker) || buf[len(buf)-1] != '\n' {
 		return env, 0, fmt.Errorf("%s: %w", path, corruptf("envelope marker not found"))
 	}
-	js, sumErr := unseal(buf[len(envelopeMarker) : len(buf)-1])
-	if js != nil {
-		if err := json.Unmarshal(js, &env); err != nil {
-			return env, 0, fmt.Errorf("%s: %w", path, corruptf("envelope: %v", err))
-		}
-	}
-	id := filepath.Base(path)
-	switch {
-	case sumErr != nil:
-		return env, 0, fmt.Errorf("%s: %w", path, corruptf("envelope %v", sumErr))
-	case env.ID != id:
-		return env, 0, fmt.Errorf("%s: %w", path, corruptf("envelope of message %q in file %s", env.ID, id))
-	case env.Size != content:
-		return env, 0, fmt.Errorf("%s: %w", path, corruptf("message is %d bytes, envelope says %d", content, env.Size))
+	env, err = parseEnvelope(buf[len(envelopeMarker):len(buf)-1], filepath.Base(path), content, path)
+	if err != nil {
+		return env, 0, err
 	}
 	return env, content, nil
+}
+
+// parseEnvelope checks and reads a sealed envelope of message id whose
+// content is size bytes, stored in path (for errors).
+func parseEnvelope(sealed []byte, id string, size int64, path string) (Envelope, error) {
+	var env Envelope
+	js, sumErr := unseal(sealed)
+	if js != nil {
+		if err := json.Unmarshal(js, &env); err != nil {
+			return env, fmt.Errorf("%s: %w", path, corruptf("envelope: %v", err))
+		}
+	}
+	switch {
+	case sumErr != nil:
+		return env, fmt.Errorf("%s: %w", path, corruptf("envelope %v", sumErr))
+	case env.ID != id:
+		return env, fmt.Errorf("%s: %w", path, corruptf("envelope of message %q in file %s", env.ID, id))
+	case env.Size != size:
+		return env, fmt.Errorf("%s: %w", path, corruptf("message is %d bytes, envelope says %d", size, env.Size))
+	}
+	return env, nil
 }
 
 func (q *Queue) readState(id string, n int) (State, error) {
@@ -313,7 +378,11 @@ func (q *Queue) hasState(id string) bool {
 // start). The removal is not fsynced: if a crash undoes it, the message is
 // tried again and the idempotent Maildir delivery stores nothing twice.
 func (q *Queue) remove(id string) error {
-	if err := safeio.Unlink(filepath.Join(q.dir, "msg", id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if q.spool != nil && q.spool.lookup(id) != nil {
+		if err := q.spool.finish(id); err != nil {
+			return err
+		}
+	} else if err := safeio.Unlink(filepath.Join(q.dir, "msg", id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
 	if !q.hasState(id) {
@@ -324,4 +393,54 @@ func (q *Queue) remove(id string) error {
 	}
 	q.noteState(id, false)
 	return nil
+}
+
+// exists says whether id is queued (in the log or in msg/).
+func (q *Queue) exists(id string) bool {
+	if q.spool != nil && q.spool.lookup(id) != nil {
+		return true
+	}
+	_, err := os.Stat(filepath.Join(q.dir, "msg", id))
+	return err == nil
+}
+
+// openMessage opens a queued message: its envelope, its content (size
+// bytes from offset 0 of content) and a function that closes it.
+func (q *Queue) openMessage(id string) (env Envelope, content io.ReaderAt, size int64, closeFn func(), err error) {
+	if q.spool != nil {
+		if e := q.spool.lookup(id); e != nil {
+			env, err := q.spool.readEnvelope(id, e)
+			return env, e.content(), e.dataLen, func() {}, err
+		}
+	}
+	path := filepath.Join(q.dir, "msg", id)
+	f, err := os.Open(path)
+	if err != nil {
+		return env, nil, 0, nil, err
+	}
+	env, size, err = readMessageFile(f, path)
+	if err != nil {
+		f.Close()
+		return env, nil, 0, nil, err
+	}
+	return env, f, size, func() { f.Close() }, nil
+}
+
+// moveOut moves a message from the log to msg/ID, a file of its own, so
+// that a message waiting for a retry does not keep its log segment: the
+// file is written and made durable, then the record is marked done. A
+// crash in between leaves both; Open then drops the record.
+func (q *Queue) moveOut(id string) error {
+	e := q.spool.lookup(id)
+	if e == nil {
+		return nil
+	}
+	raw, err := e.rawEnvelope()
+	if err != nil {
+		return err
+	}
+	if err := writeLegacyFile(filepath.Join(q.dir, "msg", id), e.content(), raw); err != nil {
+		return fmt.Errorf("queue %s: move out of the log: %w", id, err)
+	}
+	return q.spool.finish(id)
 }

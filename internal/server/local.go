@@ -24,7 +24,8 @@ type delivery struct {
 	cfg    func() *config.Config
 	log    *slog.Logger
 	syncer *safeio.DirSyncer
-	made   sync.Map // Maildir paths known to exist
+	made   sync.Map   // Maildir paths known to exist
+	batch  localBatch // Maildir files made durable in batches (localbatch.go)
 	remote atomic.Pointer[remote.Deliverer]
 }
 
@@ -89,6 +90,9 @@ func (d *delivery) local(cfg *config.Config, env *queue.Envelope, i int, open fu
 	defer rc.Close()
 	head := fmt.Sprintf("Return-Path: <%s>\nDelivered-To: %s\n", env.From, r.Addr)
 	name := maildir.UniqueName(env.Received.Unix(), fmt.Sprintf("%sR%d", env.ID, i), cfg.Hostname)
+	if key, ok := d.batchKey(path); ok {
+		return d.localBatched(md, key, name, user, i, io.MultiReader(strings.NewReader(head), newLFReader(rc)), env.Retry)
+	}
 	stored, err := md.Deliver(name, io.MultiReader(strings.NewReader(head), newLFReader(rc)),
 		maildir.Options{MaybeDelivered: env.Retry, SyncDir: d.syncer.Sync, DeferDirSync: true})
 	if err != nil {

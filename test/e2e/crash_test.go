@@ -4,12 +4,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/smtp"
-	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tlsmail/tlsmail/internal/queue"
 )
 
 // TestCrashDurability sends messages while the server is SIGKILLed at
@@ -50,7 +51,7 @@ func TestCrashDurability(t *testing.T) {
 		t.Fatalf("only %d messages acknowledged in time", len(acked))
 	}
 	// Let the queue drain, then count.
-	waitEmpty(t, filepath.Join(m.dir, "queue", "msg"))
+	waitQueueEmpty(t, filepath.Join(m.dir, "queue"))
 	count := map[string]int{}
 	for _, msg := range m.mail("demo") {
 		for _, line := range strings.Split(msg, "\n") {
@@ -106,16 +107,18 @@ func sendPlain(addr, marker string) error {
 	return nil
 }
 
-func waitEmpty(t *testing.T, dir string) {
+// waitQueueEmpty waits (bounded) until the spool holds no message, as
+// `tlsmail queue list` sees it.
+func waitQueueEmpty(t *testing.T, spool string) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		entries, err := os.ReadDir(dir)
-		if err == nil && len(entries) == 0 {
+		items, err := queue.Inspect(spool)
+		if err == nil && len(items) == 0 {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s still holds %d messages", dir, len(entries))
+			t.Fatalf("%s still holds %d messages (%v)", spool, len(items), err)
 		}
 		time.Sleep(50 * time.Millisecond) // polling the file system, bounded
 	}

@@ -60,7 +60,7 @@ func TestIMAPUIDsAcrossSIGKILL(t *testing.T) {
 				m.start(t)
 			}
 		}
-		waitEmpty(t, filepath.Join(m.dir, "queue", "msg"))
+		waitQueueEmpty(t, filepath.Join(m.dir, "queue"))
 		// One session: read the UIDs, then expunge the lowest (and crash
 		// with it gone: a restart must not give its UID to anyone).
 		v, uids, low := imapUIDsExpungeLowest(t, imaps, roots)

@@ -61,7 +61,7 @@ func TestCrashDuringLMTPDelivery(t *testing.T) {
 	if len(acked) < total {
 		t.Fatalf("only %d messages acknowledged in time", len(acked))
 	}
-	waitEmpty(t, filepath.Join(m.dir, "queue", "msg"))
+	waitQueueEmpty(t, filepath.Join(m.dir, "queue"))
 	count := map[string]int{}
 	copies := map[string][]time.Time{} // when Dovecot stored each copy (its file name says)
 	for _, sub := range []string{"new", "cur"} {

@@ -45,7 +45,7 @@ print("ok")
 	for _, subject := range []string{"one-copy-1000", "one-copy-mixed-case", "one-copy-literal"} {
 		m.findMail(t, "alice", "Subject: "+subject)
 	}
-	waitEmpty(t, filepath.Join(m.dir, "queue", "msg"))
+	waitQueueEmpty(t, filepath.Join(m.dir, "queue"))
 	if got := m.mail("alice"); len(got) != 3 {
 		t.Errorf("mail/alice holds %d files, want 3 (one per message)", len(got))
 	}

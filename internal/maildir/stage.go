@@ -1,0 +1,73 @@
+package maildir
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/tlsmail/tlsmail/internal/safeio"
+)
+
+// Batched delivery (issue 13): Stage writes tmp/NAME without an fsync of
+// its own; the caller makes a batch of staged files durable together
+// (one syncfs(2) of the file system, safeio.SyncFS), then Publishes each
+// into new/ and fsyncs new/ once for the batch. A name is in new/ only
+// once its content is durable, so the idempotent-by-name rule still holds
+// after a power cut: a retry that finds NAME in new/ or cur/ finds a whole
+// copy, and one that does not writes tmp/NAME again.
+
+// Stage writes the message read from r to tmp/NAME (see UniqueName),
+// unsynced. With maybeDelivered, a name already in new/ or cur/ is
+// reported as staged=false and nothing is written.
+func (d Dir) Stage(name string, r io.Reader, maybeDelivered bool) (staged bool, err error) {
+	if strings.ContainsAny(name, "/:") || name == "" {
+		return false, fmt.Errorf("maildir: invalid name %q", name)
+	}
+	if maybeDelivered && d.has(name) {
+		return false, nil
+	}
+	tmp := filepath.Join(string(d), "tmp", name)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return false, fmt.Errorf("maildir deliver: %w", err)
+	}
+	bw := bufio.NewWriterSize(f, 64*1024)
+	_, err = io.Copy(struct{ io.Writer }{bw}, r)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return false, fmt.Errorf("maildir deliver: %w", err)
+	}
+	return true, nil
+}
+
+// Publish moves a staged tmp/NAME into new/ — call it only once the file
+// is durable. With mayExist (a retry) it never replaces a copy already
+// there: the staged file is linked, and dropped; otherwise it is renamed
+// (one call). The caller fsyncs NewDir afterwards.
+func (d Dir) Publish(name string, mayExist bool) error {
+	tmp := filepath.Join(string(d), "tmp", name)
+	dst := filepath.Join(string(d), "new", name)
+	if !mayExist {
+		if err := safeio.Rename(tmp, dst); err != nil {
+			os.Remove(tmp)
+			return fmt.Errorf("maildir deliver: %w", err)
+		}
+		return nil
+	}
+	defer os.Remove(tmp)
+	if err := os.Link(tmp, dst); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("maildir deliver: %w", err)
+	}
+	return nil
+}
