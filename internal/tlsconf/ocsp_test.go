@@ -17,7 +17,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -109,8 +108,9 @@ func sClientStatus(t *testing.T, openssl string, srv *Server, name string) strin
 func TestOCSPStaplingForFileCertificates(t *testing.T) {
 	openssl := testpeer.Require(t, "openssl")
 	ca := newOCSPCA(t)
-	port := testpeer.FreePort(t)
-	responder := "http://127.0.0.1:" + strconv.Itoa(port)
+	// openssl's OCSP responder behind a loopback HTTP front; index.txt is
+	// written below, before the first request.
+	responder := testpeer.OCSPResponder(t, openssl, ca.dir, "-index", "index.txt", "-rsigner", "ca.pem", "-rkey", "ca.key", "-CA", "ca.pem", "-nmin", "10")
 	good := ca.leaf(t, "good.example.test", 0x1001, responder)
 	revoked := ca.leaf(t, "revoked.example.test", 0x1002, responder)
 	exp := time.Now().Add(24 * time.Hour).UTC().Format("060102150405Z")
@@ -119,12 +119,6 @@ func TestOCSPStaplingForFileCertificates(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(ca.dir, "index.txt"), []byte(index), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	// No TCP readiness probe: openssl's one-process responder waits
-	// forever for a request on a connection that sends none. Ready is
-	// when it answers a real request.
-	testpeer.Start(t, testpeer.Cmd{Path: openssl, Dir: ca.dir,
-		Args: []string{"ocsp", "-index", "index.txt", "-port", strconv.Itoa(port), "-rsigner", "ca.pem", "-rkey", "ca.key", "-CA", "ca.pem", "-nmin", "10"}})
-	waitOCSP(t, ca, good, responder)
 
 	srv, err := NewServer(ServerSettings{Certs: []CertSpec{good, revoked}})
 	if err != nil {
@@ -148,28 +142,6 @@ func TestOCSPStaplingForFileCertificates(t *testing.T) {
 	}
 }
 
-// waitOCSP waits until the responder answers a request for spec.
-func waitOCSP(t *testing.T, ca *ocspCA, spec CertSpec, responder string) {
-	t.Helper()
-	c, err := LoadCertificate(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hc := &http.Client{Timeout: 30 * time.Second}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		_, err := fetchOCSP(ctx, hc, c.Leaf, ca.cert)
-		cancel()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("OCSP responder %s not answering: %v", responder, err)
-		}
-		time.Sleep(50 * time.Millisecond) // readiness polling, not synchronisation
-	}
-}
 
 // TestStaleStapleIsDropped: a response past its nextUpdate is refused
 // when fetched and never sent once it has gone stale.

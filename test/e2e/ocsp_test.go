@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -14,8 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -29,8 +26,9 @@ import (
 func TestServeStaplesOCSPAndProbeReportsIt(t *testing.T) {
 	openssl := testpeer.Require(t, "openssl")
 	dir := t.TempDir()
-	ocspPort := testpeer.FreePort(t)
-	responder := "http://127.0.0.1:" + strconv.Itoa(ocspPort)
+	// openssl's OCSP responder (index, status, signing) behind a loopback
+	// HTTP front; index.txt is written below, before the first request.
+	responder := testpeer.OCSPResponder(t, openssl, dir, "-index", "index.txt", "-rsigner", "ca.pem", "-rkey", "ca.key", "-CA", "ca.pem", "-nmin", "10")
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "e2e OCSP CA"}, NotBefore: time.Now().Add(-time.Hour),
 		NotAfter: time.Now().Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
@@ -73,11 +71,6 @@ func TestServeStaplesOCSPAndProbeReportsIt(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "index.txt"), []byte(index), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	// No TCP readiness probe: openssl's one-process responder would wait
-	// forever on a connection that sends no request. The server retries.
-	testpeer.Start(t, testpeer.Cmd{Path: openssl, Dir: dir,
-		Args: []string{"ocsp", "-index", "index.txt", "-port", strconv.Itoa(ocspPort), "-rsigner", "ca.pem", "-rkey", "ca.key", "-CA", "ca.pem", "-nmin", "10"}})
-	waitOCSPResponder(t, openssl, caFile, responder)
 
 	// One server per certificate (each the default, so the probe of
 	// localhost:port gets it without SNI tricks).
@@ -124,21 +117,3 @@ address = "127.0.0.1:%d"
 	}
 }
 
-// waitOCSPResponder waits until openssl's own OCSP client gets an
-// answer (a malformed request would make the responder exit).
-func waitOCSPResponder(t *testing.T, openssl, caFile, url string) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		out, err := exec.CommandContext(ctx, openssl, "ocsp", "-issuer", caFile, "-serial", "0x1001", "-url", url, "-CAfile", caFile).CombinedOutput()
-		cancel()
-		if err == nil && strings.Contains(string(out), ": good") {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("OCSP responder %s not answering: %v\n%s", url, err, out)
-		}
-		time.Sleep(50 * time.Millisecond) // readiness polling, bounded
-	}
-}
