@@ -88,7 +88,7 @@ func TestMaxChildrenUnder200Clients(t *testing.T) {
 			}
 			select {
 			case <-barrier:
-			case <-time.After(30 * time.Second):
+			case <-time.After(2 * time.Minute): // 18 s seen at load 30
 				errs <- fmt.Errorf("never %d programs at once", limit)
 			}
 		}()

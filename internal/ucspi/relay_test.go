@@ -123,7 +123,9 @@ func TestRelayIdleTimeoutCountsBothDirections(t *testing.T) {
 	fromProgR, fromProgW, _ := os.Pipe()
 	defer fromProgW.Close() // the "program" never closes its output
 	go func() { _, _ = io.Copy(io.Discard, toProgR) }()
-	const idle = time.Second
+	// A write every idle/16: a 16× margin, so a stalled loaded machine
+	// does not look like an idle peer.
+	const idle = 2 * time.Second
 	result := make(chan bool, 1)
 	go func() {
 		ok, wait := newRelayBuffers().relay(server, idle, toProgW, fromProgR)
@@ -132,14 +134,14 @@ func TestRelayIdleTimeoutCountsBothDirections(t *testing.T) {
 	}()
 	// The client talks for 3 idle periods; the program never answers, so
 	// only the network-to-program direction moves.
-	for range 24 {
+	for range 48 {
 		if _, err := client.Write([]byte("x")); err != nil {
 			t.Fatal(err)
 		}
 		select {
 		case <-result:
 			t.Fatal("relay gave up while the peer was sending")
-		case <-time.After(idle / 8):
+		case <-time.After(idle / 16):
 		}
 	}
 	select {
