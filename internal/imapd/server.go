@@ -69,6 +69,7 @@ type Server struct {
 	settings atomic.Pointer[Settings]
 	tls      *tlsconf.Server
 	users    *auth.Users
+	authn    atomic.Pointer[auth.Authenticator] // nil: users
 	throttle *auth.Throttle
 	log      *slog.Logger
 	reg      *registry
@@ -76,6 +77,17 @@ type Server struct {
 	mu      sync.Mutex
 	closing bool
 	conns   map[*guardConn]struct{}
+}
+
+// SetAuthenticator makes logins ask a (Dovecot's auth server, say)
+// instead of the users file, for logins from then on.
+func (s *Server) SetAuthenticator(a auth.Authenticator) { s.authn.Store(&a) }
+
+func (s *Server) authenticator() auth.Authenticator {
+	if a := s.authn.Load(); a != nil {
+		return *a
+	}
+	return s.users
 }
 
 // New makes an IMAP server. throttle is shared with SMTP AUTH and POP3.

@@ -1,6 +1,7 @@
 package imapd
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -88,13 +89,33 @@ func (sess *session) Login(user, pass string) error {
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable,
 			Text: "too many authentication failures; try again later"}
 	}
-	if !srv.users.Authenticate(user, pass) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	nc := sess.conn.NetConn()
+	var local string
+	if a, ok := nc.LocalAddr().(*net.TCPAddr); ok {
+		local = a.IP.String()
+	}
+	_, secured := tlsState(nc)
+	name, err := srv.authenticator().Check(ctx, auth.Credentials{User: user, Password: pass, Service: "imap",
+		LocalIP: local, RemoteIP: sess.ip, Secured: secured})
+	switch {
+	case errors.Is(err, auth.ErrInvalid):
 		srv.throttle.Fail(sess.ip, now)
 		srv.log.Warn("imap: login failed", "client", sess.ip, "user", auth.Printable(user))
 		return imapserver.ErrAuthFailed
+	case err != nil:
+		srv.log.Error("imap: auth backend unavailable", "client", sess.ip, "user", auth.Printable(user), "err", err)
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable,
+			Text: "authentication is not available now; try again later"}
+	case !auth.ValidName(name):
+		// A name from another backend (Dovecot's user=) must still be a
+		// plain mailbox name: it becomes a directory under mail/.
+		srv.log.Error("imap: the auth backend's user name is no mailbox name", "client", sess.ip, "user", auth.Printable(name))
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeNonExistent, Text: "no mailbox for this user"}
 	}
 	srv.throttle.Success(sess.ip)
-	sess.user = auth.Canonical(user)
+	sess.user = auth.Canonical(name)
 	sess.root = sess.st.Maildir(sess.user)
 	if _, err := maildir.Create(sess.root); err != nil {
 		srv.log.Error("imap: open mailbox", "user", sess.user, "err", err)

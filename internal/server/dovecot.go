@@ -5,6 +5,7 @@ import (
 	"os"
 
 	"github.com/tlsmail/tlsmail/internal/config"
+	"github.com/tlsmail/tlsmail/internal/imapd"
 	"github.com/tlsmail/tlsmail/internal/pop3d"
 	"github.com/tlsmail/tlsmail/internal/smtpd"
 )
@@ -13,7 +14,7 @@ import (
 // server when auth_backend names it; otherwise the users file answers.
 // Local recipients are still the users file's (and the aliases') either
 // way. It also warns about Dovecot sockets that are missing at start.
-func useAuthBackend(cfg *config.Config, smtp *smtpd.Server, pop *pop3d.Server, log *slog.Logger) {
+func useAuthBackend(cfg *config.Config, smtp *smtpd.Server, pop *pop3d.Server, imap *imapd.Server, log *slog.Logger) {
 	warnLMTPSockets(cfg, log)
 	d := cfg.DovecotAuth()
 	if d == nil {
@@ -21,10 +22,11 @@ func useAuthBackend(cfg *config.Config, smtp *smtpd.Server, pop *pop3d.Server, l
 	}
 	smtp.SetAuthenticator(d)
 	pop.SetAuthenticator(d)
+	imap.SetAuthenticator(d)
 	log.Info("auth: passwords are checked by Dovecot", "server", d.String())
 	if d.Network == "unix" {
 		if _, err := os.Stat(d.Address); err != nil {
-			log.Warn("auth: Dovecot's auth socket is not there (yet); AUTH and POP3 logins answer a temporary failure until it is", "socket", d.Address, "err", err)
+			log.Warn("auth: Dovecot's auth socket is not there (yet); AUTH, POP3 and IMAP logins answer a temporary failure until it is", "socket", d.Address, "err", err)
 		}
 	}
 }

@@ -1,8 +1,11 @@
 package server
 
 import (
+	"bufio"
 	"context"
+	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -55,7 +58,8 @@ func TestServeWithDovecotLMTPAndAuth(t *testing.T) {
 		TLS:         config.TLS{Cert: dc.CAFile, Key: filepath.Join(dc.Dir, "key.pem")},
 		Listeners: []config.Listener{
 			{Name: "submission", Address: "127.0.0.1:0", Mode: config.ModeImplicit, Auth: config.AuthRequired},
-		}}
+		},
+		IMAP: []config.IMAPListener{{Name: "imaps", Address: "127.0.0.1:0", Mode: config.ModeImplicit}}}
 	cfg.Defaults()
 	cfg.Limits.AuthFailures = 2
 	cfg.Queue.FirstRetry.Duration = time.Second
@@ -167,6 +171,36 @@ func TestServeWithDovecotLMTPAndAuth(t *testing.T) {
 	if files, _ := filepath.Glob(filepath.Join(dc.Maildir("bob"), "new", "*")); len(files) != 0 {
 		t.Errorf("bob (over quota) has %d messages", len(files))
 	}
+	// tlsmail's own IMAP asks Dovecot too: the users file's password is
+	// refused, Dovecot's opens demo's Maildir (which holds bob's DSN).
+	imapLogin := func(pw string) string {
+		c, err := tls.Dial("tcp", addrs["imaps"], &tls.Config{RootCAs: roots, ServerName: "localhost"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(60 * time.Second))
+		br := bufio.NewReader(c)
+		if l, err := br.ReadString('\n'); err != nil || !strings.HasPrefix(l, "* OK") {
+			t.Fatalf("IMAP greeting %q %v", l, err)
+		}
+		fmt.Fprintf(c, "a LOGIN demo %s\r\nb SELECT INBOX\r\n", pw)
+		var got strings.Builder
+		for {
+			l, err := br.ReadString('\n')
+			got.WriteString(l)
+			if err != nil || strings.HasPrefix(l, "b ") {
+				return got.String()
+			}
+		}
+	}
+	if got := imapLogin("users-file-password"); !strings.Contains(got, "a NO") {
+		t.Errorf("IMAP LOGIN with the users file's password:\n%s", got)
+	}
+	if got := imapLogin("demo-dovecot-pw"); !strings.Contains(got, "a OK") || !strings.Contains(got, "* 1 EXISTS") {
+		t.Errorf("IMAP LOGIN with Dovecot's password:\n%s", got)
+	}
+
 	// Throttled per IP, as with the users file: two failures, then the
 	// right password is refused too.
 	for range 2 {

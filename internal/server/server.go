@@ -217,7 +217,7 @@ func Run(ctx context.Context, o Options) error {
 	})
 	pop := pop3d.New(pop3Settings(cfg), tlsSrv, users, throttle, log)
 	imap := imapd.New(imapSettings(cfg), tlsSrv, users, throttle, log) // imap.go
-	useAuthBackend(cfg, smtp, pop, log)                                // dovecot.go
+	useAuthBackend(cfg, smtp, pop, imap, log)                          // dovecot.go
 	warnDescriptorLimit(cfg, log)
 
 	if metricsLn != nil {

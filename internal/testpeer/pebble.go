@@ -147,4 +147,3 @@ func (p *Pebble) IssuerPEM(t testing.TB) []byte {
 	}
 	return all
 }
-

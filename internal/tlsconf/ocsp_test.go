@@ -142,7 +142,6 @@ func TestOCSPStaplingForFileCertificates(t *testing.T) {
 	}
 }
 
-
 // TestStaleStapleIsDropped: a response past its nextUpdate is refused
 // when fetched and never sent once it has gone stale.
 func TestStaleStapleIsDropped(t *testing.T) {

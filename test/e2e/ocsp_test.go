@@ -116,4 +116,3 @@ address = "127.0.0.1:%d"
 		t.Fatalf("probe of the revoked certificate: ocsp %v", o)
 	}
 }
-
