@@ -71,6 +71,8 @@ type Record struct {
 	// Report marks the delivery of a TLS-RPT report; RFC 8460 §3 says
 	// such sessions SHOULD NOT be counted in later reports.
 	Report bool
+
+	flushed chan struct{} // set only by Store.Flush: closed once what came before is written
 }
 
 // Sink takes records; *Store is one. A nil Sink records nothing.

@@ -194,6 +194,31 @@ func (s *Store) Add(r Record) bool {
 	}
 }
 
+// Flush waits until the records added before it are written (or
+// dropped), or ctx ends. It is for readers that need the latest records
+// (`tlsmail queue tlsrpt`), never for the mail path.
+func (s *Store) Flush(ctx context.Context) error {
+	c := make(chan struct{})
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return nil
+	}
+	select {
+	case s.ch <- Record{flushed: c}:
+	case <-ctx.Done():
+		s.mu.RUnlock()
+		return ctx.Err()
+	}
+	s.mu.RUnlock()
+	select {
+	case <-c:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // Dropped is the number of records lost so far (queue full or write
 // failed).
 func (s *Store) Dropped() uint64 { return s.dropped.Load() }
@@ -229,6 +254,7 @@ func (s *Store) writer() {
 	tick := time.NewTicker(time.Hour)
 	defer tick.Stop()
 	batch := make([]Record, 0, maxBatch)
+	var lastWarn time.Time
 	for {
 		select {
 		case r, ok := <-s.ch:
@@ -254,11 +280,30 @@ func (s *Store) writer() {
 				return
 			default:
 			}
-			if err := s.write(batch); err != nil {
-				s.dropped.Add(uint64(len(batch)))
-				s.log.Warn("records: batch dropped", "records", len(batch), "dropped_total", s.dropped.Load(), "err", err)
-			} else {
-				s.written.Add(uint64(len(batch)))
+			var flushed []chan struct{}
+			n := 0
+			for _, r := range batch {
+				if r.flushed != nil {
+					flushed = append(flushed, r.flushed)
+					continue
+				}
+				batch[n] = r
+				n++
+			}
+			batch = batch[:n]
+			if len(batch) > 0 {
+				if err := s.write(batch); err != nil {
+					s.dropped.Add(uint64(len(batch)))
+					if time.Since(lastWarn) >= time.Minute { // a full disk fails every batch: say so once a minute
+						lastWarn = time.Now()
+						s.log.Warn("records: records dropped: the store cannot be written", "records", len(batch), "dropped_total", s.dropped.Load(), "err", err)
+					}
+				} else {
+					s.written.Add(uint64(len(batch)))
+				}
+			}
+			for _, c := range flushed {
+				close(c)
 			}
 		case <-tick.C:
 			s.prune()

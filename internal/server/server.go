@@ -143,16 +143,24 @@ func Run(ctx context.Context, o Options) error {
 	var current sync.Mutex
 	cfgNow := func() *config.Config { current.Lock(); defer current.Unlock(); return cfg }
 	dlv := &delivery{cfg: cfgNow, log: log, syncer: safeio.NewDirSyncer()}
-	reports := &remote.TLSRPT{Dir: cfg.Path("tlsrpt"), Submitter: cfg.Hostname}
-	rem, err := newRemote(cfg, log, reports)
+	reg := newMetrics()
+	rec, err := openRecords(cfg, reg, log) // the TLS record store (records.go)
+	if err != nil {
+		return err
+	}
+	defer rec.close(log)
+	rem, err := newRemote(cfg, log, rec)
 	if err != nil {
 		// "outbound.ca_file: …": a configuration error at that setting.
 		setting, _, _ := strings.Cut(err.Error(), ":")
 		return cfg.ErrorAt(err.Error(), strings.Split(strings.Fields(setting)[0], ".")...)
 	}
 	dlv.remote.Store(rem)
+	webRoots, err := systemRootsPlus(cfg.Path(cfg.Outbound.CAFile)) // for HTTPS TLS-RPT delivery (tlsrpt.go)
+	if err != nil {
+		return cfg.ErrorAt(err.Error(), "outbound", "ca_file")
+	}
 	var smtp *smtpd.Server
-	reg := newMetrics()
 	q, err := queue.Open(cfg.Path("queue"), dlv, queue.Options{
 		OnOutcome: func(env *queue.Envelope, o queue.Outcome, status string) {
 			kind := "remote"
@@ -177,11 +185,13 @@ func Run(ctx context.Context, o Options) error {
 	throttle := auth.NewThrottle(cfg.Limits.AuthFailures, cfg.Limits.AuthWindow.Duration)
 	smtp = smtpd.New(cfg, tlsSrv, users, throttle, q, log)
 	smtp.SetMetrics(reg)
+	smtp.SetRecords(rec)
 	reg.Gauge("tlsmail_queue_messages", "messages in the queue", func() float64 {
 		ids, _ := q.IDs()
 		return float64(len(ids))
 	})
 	pop := pop3d.New(cfg, tlsSrv, users, throttle, log)
+	pop.SetRecords(rec)
 	warnDescriptorLimit(cfg, log)
 
 	if metricsLn != nil {
@@ -194,7 +204,7 @@ func Run(ctx context.Context, o Options) error {
 
 	started = true
 	qctx, stopQueue := context.WithCancel(context.Background())
-	rep := &reporter{rpt: reports, q: q, resolve: smtp.BounceRecipient, roots: rem.Policy.RootCAs, log: log, host: cfg.Hostname}
+	rep := newReporter(rec.store, rem.Resolver, webRoots, q, smtp.BounceRecipient, cfg.Hostname, log)
 	go rep.daily(qctx)
 	if err := serveControl(qctx, cfg.Path(ControlSocket), q, rep, log); err != nil {
 		log.Warn("no control socket: `tlsmail queue flush|retry|delete` will not reach this server", "err", err)
@@ -264,14 +274,14 @@ func Run(ctx context.Context, o Options) error {
 			cancel()
 			stopQueue()
 			wg.Wait()
-			reports.Flush() // TLS-RPT results are written behind
+			rec.close(log) // the records queued are written
 			log.Info("stopped")
 			return nil
 		case <-o.Reload:
 			next, err := reload(o, tlsSrv, users, log)
 			var rem *remote.Deliverer
 			if err == nil {
-				rem, err = newRemote(next, log, reports)
+				rem, err = newRemote(next, log, rec)
 			}
 			if err != nil {
 				log.Error("reload failed; keeping the running configuration, certificates and users", "err", err)

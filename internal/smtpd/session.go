@@ -101,6 +101,7 @@ func (ss *session) run() {
 	}
 	ss.srv.log.Info("session", append(attrs, ss.tls.LogArgs()...)...)
 	ss.srv.metrics.Inc("tlsmail_smtp_sessions_total", "listener", ss.lc.Name, "tls", tlsLabel(ss.tls.Protocol), "group", ss.tls.Group)
+	ss.record(result)
 }
 
 func lookupRDNS(ip string) string {

@@ -255,7 +255,7 @@ first_retry = "1h"
 		"dane-ok.test":       {"effective=dane-only", "tls=TLSv1.3", "verified=true"},
 		"dane-insecure.test": {"policy=dane effective=may"},
 		"strip-may.test":     {"tls=none", "sent in plaintext"},
-		"sts-ok.test":        {"policy=dane effective=verify", `policy_source="mta-sts id=20261122 enforce"`, "verified=true"},
+		"sts-ok.test":        {"policy=mta-sts effective=verify", `policy_source="mta-sts id=20261122 enforce"`, "verified=true"},
 		"tlsreq-no.test":     {"policy=may", `policy_source="TLS-Required: No header"`, "tls=none"},
 	} {
 		line := logLine(logText, "to=user@"+d+" ")
