@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -81,6 +82,9 @@ func Open(path string, o Options) (*Store, error) {
 // OpenReader opens an existing store for queries only (`tlsmail report`
 // beside a running server: WAL lets readers and the writer go on at once).
 func OpenReader(path string) (*Store, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("records: %w (no records yet, or [records] enabled = false)", err)
+	}
 	db, err := openDB(path, 0, true)
 	if err != nil {
 		return nil, err
@@ -104,12 +108,13 @@ func openDB(path string, busy time.Duration, readOnly bool) (*sql.DB, error) {
 	}
 	q := url.Values{}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busy.Milliseconds()))
-	q.Add("_pragma", "journal_mode(WAL)")
-	// NORMAL in WAL mode: a committed transaction survives a crash of the
-	// process (SIGKILL); only a power loss may undo the last ones.
-	q.Add("_pragma", "synchronous(NORMAL)")
 	if readOnly {
 		q.Add("mode", "ro")
+	} else {
+		q.Add("_pragma", "journal_mode(WAL)")
+		// NORMAL in WAL mode: a committed transaction survives a crash of
+		// the process (SIGKILL); only a power loss may undo the last ones.
+		q.Add("_pragma", "synchronous(NORMAL)")
 	}
 	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
 	if err != nil {
