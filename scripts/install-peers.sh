@@ -22,6 +22,7 @@ peers=(
   "command -v stunnel4|stunnel4"
   "command -v ss && command -v ip|iproute2"
   "command -v mailfront|mailfront"
+  "test -s /etc/ssl/certs/ca-certificates.crt|ca-certificates"
 )
 
 missing() {
