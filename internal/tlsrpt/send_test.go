@@ -95,7 +95,7 @@ func TestReportsSentOnceWithTheirOwnPeriod(t *testing.T) {
 	}
 	defer st.Close(context.Background())
 	ctx := context.Background()
-	day := time.Now().UTC().Truncate(24*time.Hour).Add(-24 * time.Hour) // yesterday, 00:00 UTC
+	day := time.Now().UTC().Truncate(24 * time.Hour).Add(-24 * time.Hour) // yesterday, 00:00 UTC
 	now := day.Add(12 * time.Hour)
 	var sent []sentMail
 	s := &Sender{Store: st, Resolver: res, Submitter: "mx.us.test", Log: slog.New(slog.DiscardHandler),

@@ -304,6 +304,10 @@ first_retry = "1h"
 	if out, errs, code := runTlsmail(t, nil, "", "queue", "tlsrpt", "--config", m.config); code != 0 || !strings.Contains(out, "4 TLS reports sent") {
 		t.Fatalf("queue tlsrpt: %d %q %q", code, out, errs)
 	}
+	// Run again: what was sent is recorded, so nothing goes twice.
+	if out, errs, code := runTlsmail(t, nil, "", "queue", "tlsrpt", "--config", m.config); code != 0 || !strings.Contains(out, "0 TLS reports sent") {
+		t.Fatalf("queue tlsrpt again: %d %q %q", code, out, errs)
+	}
 	for d, want := range map[string][2]string{
 		"sts-ok.test":       {"sts", ""},
 		"dane-bad.test":     {"tlsa", "tlsa-invalid"},
