@@ -29,7 +29,7 @@ type Server struct {
 	users    *auth.Users
 	throttle *auth.Throttle
 	log      *slog.Logger
-	records  records.Sink // the TLS record store, if any (records.go)
+	records  atomic.Pointer[records.Sink] // the TLS record store, if any (records.go)
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}

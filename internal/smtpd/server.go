@@ -34,7 +34,7 @@ type Server struct {
 	log      *slog.Logger
 
 	metrics *metrics.Registry
-	records records.Sink // the TLS record store, if any (records.go)
+	records atomic.Pointer[records.Sink] // the TLS record store, if any (records.go)
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}

@@ -5,6 +5,8 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,7 +43,8 @@ func TestTLSRecordsOfRealSessionsAndReport(t *testing.T) {
 		"smtpd_tls_security_level = may",
 		"relay_domains = "+strings.Join(domains, ", "),
 		"transport_maps = inline:{"+strings.Join(discard, ", ")+"}")
-	extra := "[outbound]\ntls_level = \"may\"\n[outbound.policy]\n"
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t))
+	extra := fmt.Sprintf("metrics_address = %q\n[outbound]\ntls_level = \"may\"\n[outbound.policy]\n", metricsAddr)
 	for _, d := range domains {
 		extra += fmt.Sprintf("%q = %q\n", d, strings.TrimSuffix(d, ".test"))
 	}
@@ -193,6 +196,22 @@ print("ok")
 	}
 	if len(sum.Plaintext) != 1 || sum.Plaintext[0].Domain != "none.test" || sum.Plaintext[0].Level != "none" {
 		t.Errorf("plaintext deliveries: %+v", sum.Plaintext)
+	}
+	// The same counts on the metrics endpoint, with TLS labels.
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`tlsmail_tls_sessions_total{direction="in",service="smtp",protocol="TLSv1.3",group="X25519MLKEM768",level="none",verified="false",outcome="ok"} 1`,
+		`tlsmail_tls_sessions_total{direction="out",service="smtp",protocol="none",group="none",level="none",verified="false",outcome="delivered"} 1`,
+		`tlsmail_tls_sessions_total{direction="out",service="smtp",protocol="TLSv1.3",group="X25519",level="encrypt",verified="false",outcome="delivered"} 1`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %s:\n%s", want, body)
+		}
 	}
 	out, errs, code := runTlsmail(t, nil, "", "report", "--config", m.config)
 	if code != 0 || !strings.Contains(out, "Delivered in plaintext") || !strings.Contains(out, "none.test") || !strings.Contains(out, "post-quantum") {
