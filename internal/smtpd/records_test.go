@@ -24,7 +24,7 @@ func TestSessionsRecordedWhileTheStoreIsLocked(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lock, err := sql.Open("sqlite", "file:"+path)
+	lock, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(60000)") // waits while the writer prunes at start
 	if err != nil {
 		t.Fatal(err)
 	}
