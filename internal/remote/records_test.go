@@ -98,3 +98,39 @@ func TestReportPolicyTypes(t *testing.T) {
 		t.Errorf("may: %s", typ)
 	}
 }
+
+// TestPlanFailureClaimsNoEffectiveLevel: an MTA-STS policy whose mx
+// patterns do not cover the host fails before any connection or TLSA
+// lookup: neither the log nor the record claims an effective level (it
+// used to say effective=dane), the policy is named mta-sts, and the
+// attempt is a TLS-RPT failure of policy type sts.
+func TestPlanFailureClaimsNoEffectiveLevel(t *testing.T) {
+	rec := &recorded{}
+	sts := &policy.STSPolicy{Domain: "sts.test", Mode: "enforce", MX: []string{"mx.sts.test"}, MaxAge: 86400}
+	d := &Deliverer{
+		Policy:    &policy.Table{Domains: map[string]policy.Policy{"sts.test": {Level: policy.DANE, FallbackVerify: true, STS: sts, Source: "mta-sts id=1 enforce"}}},
+		Transport: map[string]string{"sts.test": "127.0.0.1:25"},
+		LocalName: "client.test",
+		Records:   rec,
+	}
+	env := &queue.Envelope{From: "a@client.test", Recipients: []queue.Recipient{{Addr: "b@sts.test"}}}
+	open := func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("Subject: x\r\n\r\nx\r\n")), nil }
+	outs := d.Deliver(context.Background(), env, []int{0}, open)
+	if len(outs) != 1 || outs[0].Delivered || !strings.Contains(outs[0].Reply, "does not match the MTA-STS policy") {
+		t.Fatalf("outcomes: %+v", outs)
+	}
+	attrs := map[string]any{}
+	for i := 0; i+1 < len(outs[0].Attrs); i += 2 {
+		attrs[outs[0].Attrs[i].(string)] = outs[0].Attrs[i+1]
+	}
+	if _, ok := attrs["effective"]; ok || attrs["policy"] != "mta-sts" {
+		t.Errorf("log attributes %v: want policy=mta-sts and no effective level", attrs)
+	}
+	if len(rec.recs) != 1 {
+		t.Fatalf("records: %+v", rec.recs)
+	}
+	r := rec.recs[0]
+	if r.Level != "" || r.Policy != "mta-sts" || !r.MTASTS || r.PolicyType != "sts" || !r.TLSFailure || r.Outcome != records.Deferred {
+		t.Errorf("record %+v", r)
+	}
+}
