@@ -16,7 +16,7 @@ import (
 const reportAbout = `What TLS each hop got, from the TLS record store (DATA/records.db): outbound by
 destination domain (attempts, messages delivered, % TLS, % verified, % DANE, % MTA-STS,
 plaintext deliveries listed), inbound by protocol, cipher and key-exchange group (the
-post-quantum share: X25519MLKEM768), failures by reason. The period is --days (default 1)
+post-quantum share: X25519MLKEM768), failures by reason, TLS-RPT reports received. The period is --days (default 1)
 back from now, or --since/--until (2006-01-02 or RFC 3339, UTC).`
 
 func runReport(env *cliEnv, args []string) int {
@@ -142,6 +142,19 @@ func printReport(w io.Writer, s *records.Summary) {
 	}
 	tw.Flush()
 	if len(s.Failures) == 0 {
+		fmt.Fprintln(w, "  (none)")
+	}
+	fmt.Fprintln(w, "\nTLS-RPT reports received (what other senders saw at our MX hosts)")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, r := range s.Received {
+		fmt.Fprintf(tw, "  %s\t%s\t%s %s\t%d ok\t%d failed\t%s to %s\n", r.Received.Format(time.RFC3339), r.Org, r.Domain, r.Type,
+			r.Success, r.Failure, r.Begin.Format(time.RFC3339), r.End.Format(time.RFC3339))
+		for _, f := range r.Failures {
+			fmt.Fprintf(tw, "  \t\t%s\t%d\t%s [%s]\t%s\n", f.ResultType, f.Count, f.MX, f.IP, f.Reason)
+		}
+	}
+	tw.Flush()
+	if len(s.Received) == 0 {
 		fmt.Fprintln(w, "  (none)")
 	}
 }

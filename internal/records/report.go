@@ -20,6 +20,8 @@ type Summary struct {
 	InboundTLS      int       `json:"inbound_tls"`
 	InboundPQ       int       `json:"inbound_post_quantum"`
 	Failures        []Failure `json:"failures"`
+	// Received are the TLS-RPT reports other organisations sent us.
+	Received []ReceivedPolicy `json:"tlsrpt_received"`
 }
 
 // PlaintextLimit is how many plaintext deliveries a summary lists.
@@ -55,6 +57,13 @@ func (s *Store) Summarize(ctx context.Context, p Period) (*Summary, error) {
 		return nil, err
 	} else if f != nil {
 		sum.Failures = f
+	}
+	if r, err := s.Received(ctx, p); err != nil {
+		return nil, err
+	} else if r != nil {
+		sum.Received = r
+	} else {
+		sum.Received = []ReceivedPolicy{}
 	}
 	return sum, nil
 }

@@ -174,7 +174,7 @@ CREATE INDEX IF NOT EXISTS tlsrpt_sent_domain ON tlsrpt_sent(domain, end_t);
 `
 
 func migrate(db *sql.DB) error {
-	_, err := db.Exec(schema)
+	_, err := db.Exec(schema + receivedSchema)
 	return err
 }
 
@@ -380,6 +380,9 @@ func (s *Store) Prune(t time.Time) (int64, error) {
 	}
 	if _, err := s.db.Exec(`DELETE FROM tlsrpt_sent WHERE end_t < ?`, t.Unix()); err != nil {
 		return 0, fmt.Errorf("records: prune sent reports: %w", err)
+	}
+	if _, err := s.db.Exec(`DELETE FROM tlsrpt_received WHERE received_t < ?`, t.UnixMilli()); err != nil {
+		return 0, fmt.Errorf("records: prune received reports: %w", err)
 	}
 	return res.RowsAffected()
 }

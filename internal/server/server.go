@@ -161,7 +161,7 @@ func Run(ctx context.Context, o Options) error {
 		return cfg.ErrorAt(err.Error(), "outbound", "ca_file")
 	}
 	var smtp *smtpd.Server
-	q, err := queue.Open(cfg.Path("queue"), dlv, queue.Options{
+	q, err := queue.Open(cfg.Path("queue"), newReportsIn(dlv, rec.store, log), queue.Options{
 		OnOutcome: func(env *queue.Envelope, o queue.Outcome, status string) {
 			kind := "remote"
 			if env.Recipients[o.Rcpt].Local != "" {

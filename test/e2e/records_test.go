@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/x509"
 	"encoding/json"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/tlsmail/tlsmail/internal/records"
 	"github.com/tlsmail/tlsmail/internal/testpeer"
+	"github.com/tlsmail/tlsmail/internal/tlsrpt"
 	"github.com/tlsmail/tlsmail/smtpclient"
 )
 
@@ -105,6 +108,31 @@ print("ok")
 	if _, err := c.SendBytes(ctx, smtpclient.Envelope{From: "a@example.org", To: []string{"demo@localhost"}}, []byte("Subject: rec-pq\r\n\r\nhi\r\n")); err != nil {
 		t.Fatal(err)
 	}
+	// A TLS-RPT report (the RFC 8460 sample) and a malformed one, to a
+	// local mailbox: both are delivered, the first is stored.
+	sample, err := os.ReadFile("../../internal/tlsrpt/testdata/rfc8460-sample.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := tlsrpt.ParseJSON(sample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(sample)
+	zw.Close()
+	good, err := tlsrpt.Mail("company-x.example", "company-y.example", "demo@localhost", rep, gz.Bytes(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad, _ := tlsrpt.Mail("company-x.example", "company-y.example", "demo@localhost", rep, []byte("not gzip"), time.Now())
+	bad = bytes.Replace(bad, []byte("Subject: Report"), []byte("Subject: Broken Report"), 1)
+	for _, msg := range [][]byte{good, bad} {
+		if _, err := c.SendBytes(ctx, smtpclient.Envelope{From: "tlsrpt@company-x.example", To: []string{"demo@localhost"}}, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := c.Quit(); err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +181,7 @@ print("ok")
 				tls12 += n
 			}
 		}
-		if len(sum.Outbound) == 3 && sessions[key{"TLSv1.3", "X25519MLKEM768"}] == 1 && sessions[key{"TLSv1.3", "classical"}] == 2 && tls12 == 2 ||
+		if len(sum.Outbound) == 3 && len(sum.Received) == 1 && sessions[key{"TLSv1.3", "X25519MLKEM768"}] == 1 && sessions[key{"TLSv1.3", "classical"}] == 2 && tls12 == 2 ||
 			time.Now().After(deadline) {
 			break
 		}
@@ -168,15 +196,20 @@ print("ok")
 			}
 		}
 	}
-	if tls12 != 2 || sessions[key{"TLSv1.3", "X25519MLKEM768"}] != 1 || messages[key{"TLSv1.3", "X25519MLKEM768"}] != 1 ||
+	if tls12 != 2 || sessions[key{"TLSv1.3", "X25519MLKEM768"}] != 1 || messages[key{"TLSv1.3", "X25519MLKEM768"}] != 3 ||
 		sessions[key{"TLSv1.3", "classical"}] != 2 || messages[key{"TLSv1.3", "classical"}] != 2 {
-		t.Errorf("inbound sessions %v, messages %v; want TLS 1.2: 2 sessions with 2 messages, TLS 1.3 PQ: 1/1, TLS 1.3 classical: 2/2\n%+v", sessions, messages, sum.Inbound)
+		t.Errorf("inbound sessions %v, messages %v; want TLS 1.2: 2 sessions with 2 messages, TLS 1.3 PQ: 1/3, TLS 1.3 classical: 2/2\n%+v", sessions, messages, sum.Inbound)
 	}
 	pq := 0
 	for _, mix := range sum.Inbound {
 		if mix.Group == "X25519MLKEM768" {
 			pq += mix.Sessions
 		}
+	}
+	m.findMail(t, "demo", "Subject: Broken Report")
+	m.waitLog(t, "tlsrpt: received report dropped")
+	if len(sum.Received) != 1 || sum.Received[0].Org != "Company-X" || sum.Received[0].Failure != 303 || len(sum.Received[0].Failures) != 3 {
+		t.Errorf("received TLS-RPT reports: %+v", sum.Received)
 	}
 	if sum.InboundPQ != pq || pq != 1 {
 		t.Errorf("post-quantum sessions: total %d, in the mix %d; want 1", sum.InboundPQ, pq)
