@@ -7,9 +7,10 @@
 # ratio on/off (issue 16: the store on must stay within 5% of off).
 #
 # Usage (loopback only):  make bench-records   or   bash bench/records.sh
-# Environment: RUNS=5 MSGS=2000 C=8 M=1 TLS_VERSION=1.3 SECS=120
+# Environment: RUNS=5 MSGS=2000 C=8 M=1 TLS_VERSION=1.3 SECS=120 MODE=starttls (or none)
 set -euo pipefail
-runs=${RUNS:-5} msgs=${MSGS:-2000} conc=${C:-8} per=${M:-1} tlsv=${TLS_VERSION:-1.3} secs=${SECS:-120}
+runs=${RUNS:-5} msgs=${MSGS:-2000} conc=${C:-8} per=${M:-1} tlsv=${TLS_VERSION:-1.3} secs=${SECS:-120} mode=${MODE:-starttls}
+case $mode in none|starttls) ;; *) echo "records.sh: MODE must be none or starttls" >&2; exit 2 ;; esac
 for v in runs msgs conc per secs; do
   [[ ${!v} =~ ^[0-9]+$ ]] && [ "${!v}" -ge 1 ] && [ "${!v}" -le 100000 ] || { echo "records.sh: ${v^^} must be a number from 1 to 100000" >&2; exit 2; }
 done
@@ -90,7 +91,7 @@ declare -A rates=() p50=() p99=()
 for i in $(seq "$runs"); do
   order="on off"; [ $((i % 2)) = 0 ] && order="off on"
   for s in $order; do
-    r=$(timeout -k 5 $((secs + 60)) "$work/smtpload" -json -t "${secs}s" -addr "127.0.0.1:${port[$s]}" -tls starttls -tls-version "$tlsv" \
+    r=$(timeout -k 5 $((secs + 60)) "$work/smtpload" -json -t "${secs}s" -addr "127.0.0.1:${port[$s]}" -tls "$mode" -tls-version "$tlsv" \
       -c "$conc" -m "$per" -n "$msgs" -to sink@bench.test)
     [ "$(field "$r" errors)" = 0 ] || echo "records.sh: $s run $i had $(field "$r" errors) errors" >&2
     accepted[$s]=$((accepted[$s] + $(field "$r" messages)))
@@ -99,11 +100,12 @@ for i in $(seq "$runs"); do
   done
 done
 written=$(python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("select count(*) from records").fetchone()[0])' "$work/on/records.db" 2>/dev/null || echo "?")
-python3 - "${rates[on]}" "${rates[off]}" "${p50[on]}" "${p50[off]}" "${p99[on]}" "${p99[off]}" "$runs" "$msgs" "$conc" "$per" "$tlsv" "$written" <<'PY'
+python3 - "${rates[on]}" "${rates[off]}" "${p50[on]}" "${p50[off]}" "${p99[on]}" "${p99[off]}" "$runs" "$msgs" "$conc" "$per" "$tlsv" "$written" "$mode" <<'PY'
 import statistics as st, sys
 on, off, p50on, p50off, p99on, p99off = ([float(x) for x in a.split()] for a in sys.argv[1:7])
-runs, msgs, c, m, tlsv, written = sys.argv[7:]
-print(f"STARTTLS TLS {tlsv}, c={c}, {m} msg/conn, 1 KB, {runs} runs of {msgs} messages (medians)")
+runs, msgs, c, m, tlsv, written, mode = sys.argv[7:]
+what = f"STARTTLS TLS {tlsv}" if mode == "starttls" else "plaintext"
+print(f"{what}, c={c}, {m} msg/conn, 1 KB, {runs} runs of {msgs} messages (medians)")
 print(f"  records on : {st.median(on):8.1f} msgs/s  p50 {st.median(p50on):.1f} ms  p99 {st.median(p99on):.1f} ms   runs {' '.join(f'{x:.0f}' for x in on)}")
 print(f"  records off: {st.median(off):8.1f} msgs/s  p50 {st.median(p50off):.1f} ms  p99 {st.median(p99off):.1f} ms   runs {' '.join(f'{x:.0f}' for x in off)}")
 print(f"  on/off     : {st.median(on)/st.median(off):.3f}   (records in the store: {written})")

@@ -30,17 +30,18 @@ CREATE INDEX IF NOT EXISTS tlsrpt_received_t ON tlsrpt_received(received_t);
 // ReceivedPolicy is one policy's results in a TLS-RPT report another
 // organisation sent us: what it saw when delivering to our MX hosts.
 type ReceivedPolicy struct {
-	Received   time.Time         `json:"received"`
-	Org        string            `json:"organization"`
-	ReportID   string            `json:"report_id"`
-	Contact    string            `json:"contact,omitempty"`
-	Begin, End time.Time         `json:"-"`
-	Domain     string            `json:"policy_domain"`
-	Type       string            `json:"policy_type"`
-	MX         []string          `json:"mx,omitempty"`
-	Success    int               `json:"success"`
-	Failure    int               `json:"failure"`
-	Failures   []ReceivedFailure `json:"failures,omitempty"`
+	Received time.Time         `json:"received"`
+	Org      string            `json:"organization"`
+	ReportID string            `json:"report_id"`
+	Contact  string            `json:"contact,omitempty"`
+	Begin    time.Time         `json:"begin"`
+	End      time.Time         `json:"end"`
+	Domain   string            `json:"policy_domain"`
+	Type     string            `json:"policy_type"`
+	MX       []string          `json:"mx,omitempty"`
+	Success  int               `json:"success"`
+	Failure  int               `json:"failure"`
+	Failures []ReceivedFailure `json:"failures,omitempty"`
 }
 
 // ReceivedFailure is one kind of failure a reporter saw.

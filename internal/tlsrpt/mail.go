@@ -23,6 +23,9 @@ func FileName(submitter, domain string, r *Report) string {
 // when the reporting domain's TLS is broken (§3), which is often why there
 // is something to report.
 func Mail(submitter, domain, to string, r *Report, gz []byte, now time.Time) ([]byte, error) {
+	if strings.ContainsAny(submitter+domain+to+r.ReportID, "\r\n") {
+		return nil, fmt.Errorf("tlsrpt: line break in a name or report ID")
+	}
 	var body bytes.Buffer
 	mw := multipart.NewWriter(&body)
 	text := make(textproto.MIMEHeader)
@@ -70,8 +73,5 @@ func Mail(submitter, domain, to string, r *Report, gz []byte, now time.Time) ([]
 	}
 	msg.WriteString("\r\n")
 	msg.Write(body.Bytes())
-	if strings.ContainsAny(to, "\r\n") || strings.ContainsAny(domain, "\r\n") {
-		return nil, fmt.Errorf("tlsrpt: line break in an address or domain")
-	}
 	return msg.Bytes(), nil
 }
