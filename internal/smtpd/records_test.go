@@ -24,6 +24,9 @@ func TestSessionsRecordedWhileTheStoreIsLocked(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := st.Flush(context.Background()); err != nil { // the writer's start-up pruning is done
+		t.Fatal(err)
+	}
 	lock, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(60000)") // waits while the writer prunes at start
 	if err != nil {
 		t.Fatal(err)
@@ -36,6 +39,14 @@ func TestSessionsRecordedWhileTheStoreIsLocked(t *testing.T) {
 	if _, err := conn.ExecContext(context.Background(), "BEGIN EXCLUSIVE"); err != nil {
 		t.Fatal(err)
 	}
+	// A first record and a flush: the writer takes them at once and
+	// blocks on the lock, so the flush cannot finish.
+	st.Add(records.Record{Direction: records.In, Service: "primer"})
+	fctx, fcancel := context.WithTimeout(context.Background(), time.Second)
+	if err := st.Flush(fctx); err == nil {
+		t.Fatal("the store wrote through the lock")
+	}
+	fcancel()
 	ts.srv.SetRecords(st)
 	const n = 12
 	for range n {
@@ -47,8 +58,8 @@ func TestSessionsRecordedWhileTheStoreIsLocked(t *testing.T) {
 		c.expectClosed() // the session ended: its record was handed over
 	}
 	// Every session ended while the store was still locked.
-	if st.Dropped() == 0 {
-		t.Errorf("no record dropped: the tiny queue should have overflowed while the store was locked")
+	if st.Dropped() < n-2 {
+		t.Errorf("%d records dropped: all but the 2 the queue holds should be, as the store was locked", st.Dropped())
 	}
 	if _, err := conn.ExecContext(context.Background(), "ROLLBACK"); err != nil {
 		t.Fatal(err)
@@ -59,8 +70,8 @@ func TestSessionsRecordedWhileTheStoreIsLocked(t *testing.T) {
 	if err := st.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if st.Written()+st.Dropped() != n || st.Written() == 0 {
-		t.Fatalf("written %d, dropped %d, want %d in all", st.Written(), st.Dropped(), n)
+	if st.Written()+st.Dropped() != n+1 || st.Written() < 2 {
+		t.Fatalf("written %d, dropped %d, want %d in all", st.Written(), st.Dropped(), n+1)
 	}
 	r, err := records.OpenReader(path)
 	if err != nil {
@@ -68,7 +79,18 @@ func TestSessionsRecordedWhileTheStoreIsLocked(t *testing.T) {
 	}
 	defer r.Close(context.Background())
 	mix, err := r.Inbound(context.Background(), records.Period{Since: time.Now().Add(-time.Hour), Until: time.Now().Add(time.Hour)})
-	if err != nil || len(mix) != 1 || mix[0].Protocol != "TLSv1.3" || mix[0].Group != "X25519MLKEM768" || uint64(mix[0].Sessions) != st.Written() {
-		t.Errorf("recorded sessions: %+v %v (written %d)", mix, err, st.Written())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var smtp []records.TLSMix
+	for _, m := range mix {
+		if m.Service == "smtp" {
+			smtp = append(smtp, m)
+		}
+	}
+	// The primer and the one record in the queue's two places that came
+	// first; the rest were dropped.
+	if len(smtp) != 1 || smtp[0].Protocol != "TLSv1.3" || smtp[0].Group != "X25519MLKEM768" || uint64(smtp[0].Sessions) != st.Written()-1 {
+		t.Errorf("recorded sessions: %+v (written %d)", mix, st.Written())
 	}
 }
