@@ -26,7 +26,7 @@ STATICCHECK := $(BIN)/staticcheck
 STATICCHECK_VERSION := v0.8.2
 FUZZTIME    ?= 30s
 
-.PHONY: test stress build install deb peers lint vet staticcheck fuzz bench bench-send bench-outbound bench-ssl
+.PHONY: test stress build install deb peers lint vet staticcheck fuzz bench bench-records bench-send bench-outbound bench-ssl
 
 # -count=1: the e2e tests run a tlsmail binary they build themselves, which
 # go test's cache does not see, so a cached result could hide a change.
@@ -72,6 +72,9 @@ deb:
 
 bench:
 	bash bench/compare.sh
+
+bench-records:
+	bash bench/records.sh
 
 bench-send:
 	go run ./bench/sendbench

@@ -31,6 +31,7 @@ peers=(
   "command -v adduser|adduser"
   "command -v man|man-db"
   "test -x /lib/systemd/systemd-journald && command -v journalctl && command -v systemd-analyze|systemd"
+  "test -s /etc/ssl/certs/ca-certificates.crt|ca-certificates"
 )
 
 missing() {

@@ -264,7 +264,7 @@ func (c *Client) connect(ctx context.Context) error {
 	if _, ok := c.ext["STARTTLS"]; !ok {
 		if c.opts.Mode == STARTTLS {
 			conn.Close()
-			return &TLSError{Addr: c.addr, Reason: "the server does not offer STARTTLS; refusing to continue in plaintext"}
+			return &TLSError{Addr: c.addr, Local: c.localIP(), Reason: "the server does not offer STARTTLS; refusing to continue in plaintext"}
 		}
 		return nil // opportunistic: plaintext
 	}
@@ -279,12 +279,12 @@ func (c *Client) connect(ctx context.Context) error {
 			c.tlsFailed = true
 			return nil
 		}
-		return &TLSError{Addr: c.addr, Reason: "STARTTLS refused: " + r.String()}
+		return &TLSError{Addr: c.addr, Local: c.localIP(), Reason: "STARTTLS refused: " + r.String()}
 	}
 	if c.br.Buffered() > 0 {
 		// A server must not send anything before the handshake.
 		conn.Close()
-		return &TLSError{Addr: c.addr, Reason: "the server sent data after its STARTTLS reply"}
+		return &TLSError{Addr: c.addr, Local: c.localIP(), Reason: "the server sent data after its STARTTLS reply"}
 	}
 	if err := c.handshake(ctx); err != nil {
 		conn.Close()
@@ -337,7 +337,7 @@ func (c *Client) handshake(ctx context.Context) error {
 		if v.Reason != "" && !v.Verified {
 			reason = "server certificate not verified: " + v.Reason
 		}
-		return &TLSError{Addr: c.addr, Reason: reason, Err: err}
+		return &TLSError{Addr: c.addr, Local: c.localIP(), Reason: reason, Err: err}
 	}
 	var local *tlsinfo.Cert
 	if c.opts.ClientCert != nil && c.opts.ClientCert.Leaf != nil {

@@ -26,6 +26,7 @@ func (e *ReplyError) Code() int { return e.Reply.Code }
 // in words).
 type TLSError struct {
 	Addr   string
+	Local  string // our IP address on the connection (TLS-RPT's sending-mta-ip)
 	Reason string
 	Err    error
 }

@@ -309,7 +309,7 @@ func (c *Client) checkEnvelope(env Envelope) error {
 		return &ReplyError{Stage: "MAIL", Reply: smtpwire.R(553, "5.6.7", "the server does not support SMTPUTF8, needed for non-ASCII addresses")}
 	}
 	if _, ok := c.ext["REQUIRETLS"]; env.RequireTLS && (!ok || !c.tls.TLS || !c.tls.Verified) {
-		return &TLSError{Addr: c.addr, Reason: "REQUIRETLS needs a verified TLS connection to a server that offers REQUIRETLS"}
+		return &TLSError{Addr: c.addr, Local: c.localIP(), Reason: "REQUIRETLS needs a verified TLS connection to a server that offers REQUIRETLS"}
 	}
 	if max := c.MaxSize(); max > 0 && env.Size > max {
 		return &ReplyError{Stage: "MAIL", Reply: smtpwire.R(552, "5.3.4", "message of %d octets exceeds the server's limit of %d", env.Size, max)}

@@ -176,6 +176,12 @@ func (s State) LogAttrs() []slog.Attr {
 	if !s.Verified && s.Reason != "" {
 		attrs = append(attrs, slog.String("verify_reason", s.Reason))
 	}
+	if s.Verified && s.Method != "" {
+		attrs = append(attrs, slog.String("verify_method", s.Method))
+	}
+	if s.TLSA != "" {
+		attrs = append(attrs, slog.String("tlsa", s.TLSA))
+	}
 	if s.Peer != nil {
 		attrs = append(attrs, slog.String("peer", s.Peer.SubjectDN))
 	}

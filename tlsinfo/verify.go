@@ -15,6 +15,7 @@ type Verification struct {
 	Verified bool   `json:"verified"`
 	Method   string `json:"method,omitempty"` // "pkix", "dane-ee", "dane-ta", "fingerprint"; empty when not verified
 	Reason   string `json:"reason,omitempty"` // e.g. "certificate expired 3 days ago (Mar  1 00:00:00 2026 GMT)"
+	TLSA     string `json:"tlsa,omitempty"`   // DANE: the TLSA record that matched ("3 1 1 <hex>")
 }
 
 // NotChecked is the outcome when no verification was attempted.

@@ -62,6 +62,7 @@ type Config struct {
 	Outbound     Outbound          `toml:"outbound"`
 	Limits       Limits            `toml:"limits"`
 	Queue        Queue             `toml:"queue"`
+	Records      Records           `toml:"records"` // records.go
 	Listeners    []Listener        `toml:"listener"`
 	POP3         []POP3Listener    `toml:"pop3_listener"`
 	IMAP         []IMAPListener    `toml:"imap_listener"`     // see imap.go
@@ -239,6 +240,7 @@ func (c *Config) Defaults() {
 	setDur(&l.HeloTimeout, time.Minute)
 	setDur(&l.StressTimeout, 10*time.Second)
 	setInt(&c.Queue.Workers, 8)
+	c.Records.defaults()
 	setInt(&c.Outbound.Port, 25)
 	if c.Outbound.MTASTS == nil {
 		on := true

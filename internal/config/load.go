@@ -106,6 +106,9 @@ func (c *Config) validate() error {
 			return bad(fmt.Sprintf("local_domains: invalid domain %q", d), "local_domains")
 		}
 	}
+	if err := c.Records.check(); err != nil {
+		return err
+	}
 	switch strings.ToLower(c.LogLevel) {
 	case "debug", "info", "warn", "error":
 	default:

@@ -105,6 +105,20 @@ func (mb *mailbox) sync() error {
 	return mb.syncLocked(false)
 }
 
+// rescan reads the Maildir whether or not inotify has reported a change
+// yet: NOOP (and the poll before other commands) must show what another
+// program did before it, and an inotify event may still be on its way
+// (POP3's QUIT removes files and answers at once).
+func (mb *mailbox) rescan() error {
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	if mb.closed {
+		return nil
+	}
+	mb.dirty.Store(false)
+	return mb.syncLocked(false)
+}
+
 // syncLocked reads new/ and cur/: messages gone are expunged, flags
 // changed by others are announced, new files get the next UIDs — written
 // to the index durably before anyone sees them.

@@ -445,7 +445,7 @@ func (sess *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	if sess.sel == nil {
 		return nil
 	}
-	if err := sess.sel.sync(); err != nil {
+	if err := sess.sel.rescan(); err != nil {
 		sess.srv.log.Error("imap: mailbox sync", "user", sess.user, "err", err)
 	}
 	return sess.view.Poll(w, allowExpunge)

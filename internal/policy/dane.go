@@ -71,7 +71,7 @@ func daneCheck(recs []dnsx.TLSA, names []string) func(tls.ConnectionState) tlsin
 		for _, r := range recs {
 			tried = append(tried, r.String())
 			if r.Usage == 3 && Matches(r, chain[0]) {
-				return tlsinfo.Verification{Verified: true, Method: "dane-ee", Reason: "DANE-EE TLSA " + short(r) + " matches the server certificate"}
+				return tlsinfo.Verification{Verified: true, Method: "dane-ee", Reason: "DANE-EE TLSA " + short(r) + " matches the server certificate", TLSA: r.String()}
 			}
 		}
 		for _, r := range recs {
@@ -96,7 +96,7 @@ func daneCheck(recs []dnsx.TLSA, names []string) func(tls.ConnectionState) tlsin
 					}
 				}
 				if n, ok := matchNames(chain[0], names); ok {
-					return tlsinfo.Verification{Verified: true, Method: "dane-ta", Reason: "DANE-TA TLSA " + short(r) + " matches the trust anchor, name matches " + n}
+					return tlsinfo.Verification{Verified: true, Method: "dane-ta", Reason: "DANE-TA TLSA " + short(r) + " matches the trust anchor, name matches " + n, TLSA: r.String()}
 				}
 				return tlsinfo.Verification{Reason: fmt.Sprintf("DANE-TA: wrong host: certificate is for %s, not %s", strings.Join(certNames(chain[0]), ", "), strings.Join(names, " or "))}
 			}

@@ -74,6 +74,10 @@ func TestDANEMatching(t *testing.T) {
 		if v.Verified != tc.ok || v.Method != tc.method {
 			t.Errorf("%s: %+v", name, v)
 		}
+		// A DANE success names the TLSA record that matched, in full.
+		if tc.ok && v.TLSA != tc.recs[0].String() {
+			t.Errorf("%s: matched TLSA %q, want %q", name, v.TLSA, tc.recs[0].String())
+		}
 	}
 }
 

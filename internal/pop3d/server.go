@@ -17,6 +17,7 @@ import (
 
 	"github.com/tlsmail/tlsmail/internal/auth"
 	"github.com/tlsmail/tlsmail/internal/listen"
+	"github.com/tlsmail/tlsmail/internal/records"
 	"github.com/tlsmail/tlsmail/internal/tlsconf"
 )
 
@@ -28,6 +29,7 @@ type Server struct {
 	authn    atomic.Pointer[auth.Authenticator] // nil: users
 	throttle *auth.Throttle
 	log      *slog.Logger
+	records  atomic.Pointer[records.Sink] // the TLS record store, if any (records.go)
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}

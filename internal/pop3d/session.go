@@ -76,6 +76,7 @@ func (ss *session) run() {
 	attrs := []any{"listener", ss.lc.Name, "client", ss.ip, "user", ss.user, "retrieved", ss.retrieved,
 		"deleted", deleted, "duration", time.Since(ss.start).Round(time.Millisecond).String(), "end", end}
 	ss.srv.log.Info("pop3 session", append(attrs, ss.tls.LogArgs()...)...)
+	ss.record(end)
 }
 
 func (ss *session) loop() string {

@@ -10,6 +10,7 @@ import (
 	"github.com/tlsmail/tlsmail/internal/policy"
 	"github.com/tlsmail/tlsmail/internal/queue"
 	"github.com/tlsmail/tlsmail/smtpclient"
+	"github.com/tlsmail/tlsmail/tlsinfo"
 )
 
 // Deliveries to the same destination (the connection cache key) share
@@ -46,6 +47,12 @@ type job struct {
 	clientCert *tls.Certificate
 	attrs      []any
 	retried    bool // already retried after a stale cached connection
+
+	// What the attempt got, for the record store (records.go).
+	connected bool                 // a connection carried the transaction
+	st        tlsinfo.State        // its TLS state
+	local     string               // our address on it
+	tlsErr    *smtpclient.TLSError // the TLS the plan requires could not be had
 
 	outs []queue.Outcome
 	done bool // the outcomes are final for this attempt
@@ -128,7 +135,12 @@ func (d *Deliverer) sendJobs(ctx context.Context, key string, jobs []*job) []*jo
 		var err error
 		c, err = d.dial(ctx, j0.env, j0.addr, j0.tg, j0.plan, j0.clientCert)
 		if err != nil {
+			var te *smtpclient.TLSError
+			errors.As(err, &te)
 			for _, j := range jobs {
+				if te != nil {
+					j.tlsErr, j.local = te, te.Local
+				}
 				j.finish(d.dialFailure(j.env, j.idx, j.tg, j.plan, err, j.attrs), false)
 			}
 			return nil
@@ -177,6 +189,7 @@ func (d *Deliverer) sendJobs(ctx context.Context, key string, jobs []*job) []*jo
 // is tried).
 func (d *Deliverer) outcomes(c *smtpclient.Client, j *job, reused bool, res *smtpclient.Result) ([]queue.Outcome, bool) {
 	st := c.TLS()
+	j.connected, j.st, j.local = true, st, c.LocalIP()
 	attrs := append(append([]any{}, j.attrs...), st.LogArgs()...)
 	if reused {
 		attrs = append(attrs, "connection", "reused")

@@ -19,11 +19,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/tlsmail/tlsmail/internal/dnsx"
 	"github.com/tlsmail/tlsmail/internal/policy"
 	"github.com/tlsmail/tlsmail/internal/queue"
+	"github.com/tlsmail/tlsmail/internal/records"
 	"github.com/tlsmail/tlsmail/internal/smtpwire"
 	"github.com/tlsmail/tlsmail/internal/tlsconf"
 	"github.com/tlsmail/tlsmail/smtpclient"
@@ -38,7 +38,7 @@ type Deliverer struct {
 	Port      int               // default 25
 	Timeouts  smtpclient.Timeouts
 	Log       *slog.Logger
-	Reports   *TLSRPT // TLS-RPT results, if kept
+	Records   records.Sink // the TLS record store (and TLS-RPT's results), if kept
 
 	cache connCache // open connections kept for the next message to the same host
 	lanes lanes     // deliveries waiting for a connection, sent in batches
@@ -101,6 +101,7 @@ func (d *Deliverer) deliverDomain(ctx context.Context, env *queue.Envelope, doma
 		return all(idx, queue.Outcome{Reply: "4.3.5 TLS policy: " + err.Error(), Attrs: []any{"domain", domain}})
 	}
 	var stsNote string
+	report := isReport(read)
 	if !env.RequireTLS && tlsRequiredNo(read) {
 		// RFC 8689 §5: the sender asks that TLS policy be ignored for
 		// this message; deliver with opportunistic TLS.
@@ -128,7 +129,11 @@ func (d *Deliverer) deliverDomain(ctx context.Context, env *queue.Envelope, doma
 			}
 			addr := net.JoinHostPort(ip.String(), strconv.Itoa(port))
 			plan, err := d.Policy.Plan(ctx, d.Resolver, pol, policy.Target{Domain: domain, MXHost: tg.host, Canonical: tg.canonical, Port: tg.port, AddrSecure: tg.addrSecure, RequireTLS: env.RequireTLS})
-			attrs := []any{"domain", domain, "mx", tg.host, "addr", addr, "policy", string(pol.Level), "effective", string(plan.Effective)}
+			attrs := []any{"domain", domain, "mx", tg.host, "addr", addr, "policy", policyLabel(pol)}
+			if err == nil {
+				// A plan that failed made no connection: it enforced nothing.
+				attrs = append(attrs, "effective", string(plan.Effective))
+			}
 			if pol.Source != "" {
 				attrs = append(attrs, "policy_source", pol.Source)
 			}
@@ -138,26 +143,18 @@ func (d *Deliverer) deliverDomain(ctx context.Context, env *queue.Envelope, doma
 			if stsNote != "" {
 				attrs = append(attrs, "mta_sts", stsNote)
 			}
-			ptype, pstrings, pmx := reportPolicy(pol, plan)
+			at := attempt{domain: domain, tg: tg, ip: ip.String(), pol: pol, plan: plan, report: report}
 			if err != nil {
-				d.Reports.Record(time.Now(), domain, ptype, pstrings, pmx, tg.host, ip.String(), false, err.Error())
+				at.planErr = err
+				d.record(at, nil, nil)
 				last = queue.Outcome{Reply: "4.7.5 " + err.Error(), Attrs: attrs}
 				continue
 			}
-			outs, done := d.try(ctx, env, idx, addr, tg, plan, clientCert, read, attrs)
+			outs, done, j := d.try(ctx, env, idx, addr, tg, plan, clientCert, read, attrs)
 			for i := range outs {
 				outs[i].Level = string(plan.Effective)
 			}
-			if len(outs) > 0 {
-				switch o := outs[0]; {
-				case o.TLS != "" && o.TLS != "plaintext":
-					d.Reports.Record(time.Now(), domain, ptype, pstrings, pmx, tg.host, ip.String(), true, "")
-				case o.TLS == "plaintext":
-					d.Reports.Record(time.Now(), domain, ptype, pstrings, pmx, tg.host, ip.String(), false, "the server does not offer STARTTLS")
-				case strings.HasPrefix(o.Reply, "4.7.5") || strings.HasPrefix(o.Reply, "5.7.30"):
-					d.Reports.Record(time.Now(), domain, ptype, pstrings, pmx, tg.host, ip.String(), false, o.Reply)
-				}
-			}
+			d.record(at, j, outs)
 			if done {
 				return outs
 			}
@@ -174,7 +171,7 @@ func (d *Deliverer) deliverDomain(ctx context.Context, env *queue.Envelope, doma
 
 // try delivers over one connection. done says whether the outcomes are
 // final for this attempt (otherwise the next host is tried).
-func (d *Deliverer) try(ctx context.Context, env *queue.Envelope, idx []int, addr string, tg target, plan policy.Plan, clientCert *tls.Certificate, read func() ([]byte, error), attrs []any) ([]queue.Outcome, bool) {
+func (d *Deliverer) try(ctx context.Context, env *queue.Envelope, idx []int, addr string, tg target, plan policy.Plan, clientCert *tls.Certificate, read func() ([]byte, error), attrs []any) ([]queue.Outcome, bool, *job) {
 	_, senderDomain := smtpwire.SplitAddress(env.From)
 	key := strings.Join([]string{tg.host, addr, string(plan.Effective), plan.Policy.Source}, "|")
 	if clientCert != nil {
@@ -182,11 +179,12 @@ func (d *Deliverer) try(ctx context.Context, env *queue.Envelope, idx []int, add
 	}
 	data, err := read()
 	if err != nil {
-		return all(idx, queue.Outcome{Reply: "4.3.0 " + err.Error(), Attrs: attrs}), true
+		return all(idx, queue.Outcome{Reply: "4.3.0 " + err.Error(), Attrs: attrs}), true, nil
 	}
 	j := &job{env: env, idx: idx, cenv: clientEnvelope(env, idx), data: data, addr: addr, tg: tg, plan: plan,
 		clientCert: clientCert, attrs: attrs, fin: make(chan struct{})}
-	return d.deliverJob(ctx, key, j)
+	outs, done := d.deliverJob(ctx, key, j)
+	return outs, done, j
 }
 
 // readMessage reads the stored message.
@@ -322,25 +320,4 @@ func tlsRequiredNo(read func() ([]byte, error)) bool {
 			return false
 		}
 	}
-}
-
-// reportPolicy describes the policy for TLS-RPT: sts (with the policy's
-// lines and mx patterns), tlsa (with the records) or no-policy-found.
-func reportPolicy(pol policy.Policy, plan policy.Plan) (string, []string, []string) {
-	if pol.STS != nil {
-		lines := []string{"version: STSv1", "mode: " + pol.STS.Mode}
-		for _, mx := range pol.STS.MX {
-			lines = append(lines, "mx: "+mx)
-		}
-		lines = append(lines, fmt.Sprintf("max_age: %d", pol.STS.MaxAge))
-		return "sts", lines, pol.STS.MX
-	}
-	if len(plan.TLSA) > 0 {
-		var recs []string
-		for _, r := range plan.TLSA {
-			recs = append(recs, r.String())
-		}
-		return "tlsa", recs, nil
-	}
-	return "no-policy-found", nil, nil
 }

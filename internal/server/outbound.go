@@ -1,7 +1,6 @@
 package server
 
 import (
-	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"log/slog"
@@ -11,13 +10,14 @@ import (
 	"github.com/tlsmail/tlsmail/internal/config"
 	"github.com/tlsmail/tlsmail/internal/dnsx"
 	"github.com/tlsmail/tlsmail/internal/policy"
+	"github.com/tlsmail/tlsmail/internal/records"
 	"github.com/tlsmail/tlsmail/internal/remote"
 	"github.com/tlsmail/tlsmail/internal/route"
 )
 
 // newRemote builds outbound delivery from the configuration; rt gives the
 // transport map with its domains in route's one form (A-labels).
-func newRemote(cfg *config.Config, rt *route.Router, log *slog.Logger, reports *remote.TLSRPT) (*remote.Deliverer, error) {
+func newRemote(cfg *config.Config, rt *route.Router, log *slog.Logger, sink records.Sink) (*remote.Deliverer, error) {
 	table := &policy.Table{Domains: map[string]policy.Policy{}}
 	def, err := policy.ParsePolicy(cfg.Outbound.TLSLevel)
 	if err != nil {
@@ -72,12 +72,15 @@ func newRemote(cfg *config.Config, rt *route.Router, log *slog.Logger, reports *
 		log.Warn("outbound: the DNS resolver is not trusted for DNSSEC (not on loopback, dns_trust_ad off): DANE falls back to may")
 	}
 	if res != nil && cfg.Outbound.MTASTS != nil && *cfg.Outbound.MTASTS {
-		table.STS = &policy.STS{Resolver: res, Dir: cfg.Path("mta-sts"), RootCAs: table.RootCAs, Port: cfg.Outbound.MTASTSPort}
+		// MTA-STS policies are served by public web servers: ca_file adds
+		// to the system roots there, never replaces them.
+		webRoots, err := systemRootsPlus(cfg.Path(cfg.Outbound.CAFile))
+		if err != nil {
+			return nil, err
+		}
+		table.STS = &policy.STS{Resolver: res, Dir: cfg.Path("mta-sts"), RootCAs: webRoots, Port: cfg.Outbound.MTASTSPort}
 	}
-	if reports != nil && reports.Resolver == nil {
-		reports.Resolver = res
-	}
-	return &remote.Deliverer{Resolver: res, Policy: table, Transport: rt.TransportMap(), LocalName: cfg.Hostname, Port: cfg.Outbound.Port, Log: log, Reports: reports}, nil
+	return &remote.Deliverer{Resolver: res, Policy: table, Transport: rt.TransportMap(), LocalName: cfg.Hostname, Port: cfg.Outbound.Port, Log: log, Records: sink}, nil
 }
 
 // policyKey is an [outbound.policy] key in route's domain form, keeping
@@ -92,8 +95,4 @@ func policyKey(k string) (string, error) {
 		d = "." + d
 	}
 	return d, nil
-}
-
-func tlsConfigWithRoots(roots *x509.CertPool) *tls.Config {
-	return &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 }

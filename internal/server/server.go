@@ -175,19 +175,27 @@ func Run(ctx context.Context, o Options) error {
 	var current sync.Mutex
 	cfgNow := func() *config.Config { current.Lock(); defer current.Unlock(); return cfg }
 	dlv := &delivery{cfg: cfgNow, log: log, syncer: safeio.NewDirSyncer()}
-	reports := &remote.TLSRPT{Dir: cfg.Path("tlsrpt"), Submitter: cfg.Hostname}
-	rem, err := newRemote(cfg, rt, log, reports)
+	reg := newMetrics()
+	rec, err := openRecords(cfg, reg, log) // the TLS record store (records.go)
+	if err != nil {
+		return err
+	}
+	defer rec.close(log)
+	rem, err := newRemote(cfg, rt, log, rec)
 	if err != nil {
 		// "outbound.ca_file: …": a configuration error at that setting.
 		setting, _, _ := strings.Cut(err.Error(), ":")
 		return cfg.ErrorAt(err.Error(), strings.Split(strings.Fields(setting)[0], ".")...)
 	}
 	dlv.remote.Store(rem)
+	webRoots, err := systemRootsPlus(cfg.Path(cfg.Outbound.CAFile)) // for HTTPS TLS-RPT delivery (tlsrpt.go)
+	if err != nil {
+		return cfg.ErrorAt(err.Error(), "outbound", "ca_file")
+	}
 	// smtpd's settings carry the router: recipients at RCPT time, pickup,
 	// bounces and the postmaster all go through the one current router.
 	var smtp *smtpd.Server
-	reg := newMetrics()
-	q, err := queue.Open(cfg.Path("queue"), dlv, queue.Options{
+	q, err := queue.Open(cfg.Path("queue"), newReportsIn(dlv, rec.store, log), queue.Options{
 		OnOutcome: func(env *queue.Envelope, o queue.Outcome, status string) {
 			kind := "remote"
 			if env.Recipients[o.Rcpt].Local != "" {
@@ -211,11 +219,13 @@ func Run(ctx context.Context, o Options) error {
 	throttle := auth.NewThrottle(cfg.Limits.AuthFailures, cfg.Limits.AuthWindow.Duration)
 	smtp = smtpd.New(smtpSettings(cfg, rt), tlsSrv, users, throttle, q, log)
 	smtp.SetMetrics(reg)
+	smtp.SetRecords(rec)
 	reg.Gauge("tlsmail_queue_messages", "messages in the queue", func() float64 {
 		ids, _ := q.IDs()
 		return float64(len(ids))
 	})
 	pop := pop3d.New(pop3Settings(cfg), tlsSrv, users, throttle, log)
+	pop.SetRecords(rec)
 	imap := imapd.New(imapSettings(cfg), tlsSrv, users, throttle, log) // imap.go
 	useAuthBackend(cfg, smtp, pop, imap, log)                          // dovecot.go
 	warnDescriptorLimit(cfg, log)
@@ -230,7 +240,7 @@ func Run(ctx context.Context, o Options) error {
 
 	started = true
 	qctx, stopQueue := context.WithCancel(context.Background())
-	rep := &reporter{rpt: reports, q: q, resolve: smtp.BounceRecipient, roots: rem.Policy.RootCAs, log: log, host: cfg.Hostname}
+	rep := newReporter(rec.store, rem.Resolver, webRoots, q, smtp.BounceRecipient, cfg.Hostname, log)
 	go rep.daily(qctx)
 	if err := serveControl(qctx, cfg.Path(ControlSocket), q, rep, users, certControl(acme, rolloverDelay(cfg)), log); err != nil {
 		log.Warn("no control socket: `tlsmail queue flush|retry|delete` will not reach this server", "err", err)
@@ -313,7 +323,7 @@ func Run(ctx context.Context, o Options) error {
 			cancel()
 			stopQueue()
 			wg.Wait()
-			reports.Flush() // TLS-RPT results are written behind
+			rec.close(log) // the records queued are written
 			log.Info("stopped")
 			return nil
 		case <-o.Reload:
@@ -321,7 +331,7 @@ func Run(ctx context.Context, o Options) error {
 			next, nextRt, err := reload(o, tlsSrv, users, log)
 			var rem *remote.Deliverer
 			if err == nil {
-				rem, err = newRemote(next, nextRt, log, reports)
+				rem, err = newRemote(next, nextRt, log, rec)
 			}
 			if err != nil {
 				log.Error("reload failed; keeping the running configuration, certificates and users", "err", err)

@@ -2,113 +2,87 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
+	"os"
 	"time"
 
+	"github.com/tlsmail/tlsmail/internal/dnsx"
 	"github.com/tlsmail/tlsmail/internal/queue"
-	"github.com/tlsmail/tlsmail/internal/remote"
-	"github.com/tlsmail/tlsmail/smtpclient"
+	"github.com/tlsmail/tlsmail/internal/records"
+	"github.com/tlsmail/tlsmail/internal/tlsrpt"
 )
 
-// reporter sends the TLS-RPT aggregate reports of a day: by mail through
-// our own queue for mailto: destinations, by HTTPS POST for https: ones.
+// reporter sends the TLS-RPT aggregate reports (internal/tlsrpt) from
+// the record store: by mail through our own queue, by HTTPS POST.
 type reporter struct {
-	rpt     *remote.TLSRPT
-	q       *queue.Queue
-	resolve func(addr string) (queue.Recipient, bool)
-	roots   *x509.CertPool
-	log     *slog.Logger
-	host    string
+	store  *records.Store // nil: the record store is off
+	sender *tlsrpt.Sender
 }
 
-// send reports day ("2006-01-02") to every domain that publishes a rua.
-func (r *reporter) send(ctx context.Context, day string) (int, error) {
-	if r.rpt == nil || r.rpt.Resolver == nil {
-		return 0, fmt.Errorf("TLS-RPT needs a DNS resolver")
-	}
-	sent := 0
-	for _, domain := range r.rpt.Domains(day) {
-		rua, err := r.rpt.Rua(ctx, domain)
-		if err != nil {
-			continue // the domain asks for no reports
-		}
-		rep, ok := r.rpt.Build(day, domain)
-		if !ok {
-			continue
-		}
-		gz, err := remote.Gzip(rep)
-		if err != nil {
-			return sent, err
-		}
-		for _, u := range rua {
-			if err := r.deliver(ctx, u, domain, rep, gz); err != nil {
-				r.log.Warn("tlsrpt: report not sent", "domain", domain, "rua", u, "err", err)
-				continue
+func newReporter(store *records.Store, resolver *dnsx.Resolver, webRoots *x509.CertPool, q *queue.Queue, resolve func(addr string) (queue.Recipient, bool), host string, log *slog.Logger) *reporter {
+	s := &tlsrpt.Sender{Store: store, Resolver: resolver, Submitter: host, Log: log,
+		HTTP: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: webRoots, MinVersion: tls.VersionTLS12}}},
+		Queue: func(from, to string, msg []byte) error {
+			rcpt := queue.Recipient{Addr: to}
+			if res, ok := resolve(to); ok {
+				rcpt = res
 			}
-			sent++
-			r.log.Info("tlsrpt: report sent", "domain", domain, "rua", u, "report_id", rep.ReportID)
-		}
-	}
-	return sent, nil
+			w, err := q.NewMessage(queue.Envelope{From: from, Recipients: []queue.Recipient{rcpt}})
+			if err != nil {
+				return err
+			}
+			if _, err := w.Write(msg); err != nil {
+				w.Abort()
+				return err
+			}
+			_, err = w.Commit()
+			return err
+		}}
+	return &reporter{store: store, sender: s}
 }
 
-func (r *reporter) deliver(ctx context.Context, rua, domain string, rep *remote.Report, gz []byte) error {
-	switch {
-	case strings.HasPrefix(rua, "mailto:"):
-		to := strings.TrimPrefix(rua, "mailto:")
-		from := "tlsrpt-noreply@" + r.host
-		start := strings.NewReplacer("-", "", ":", "").Replace(rep.DateRange.Start)
-		name := fmt.Sprintf("%s!%s!%s!%s.json.gz", r.host, domain, start[:8], start[:8])
-		msg, err := smtpclient.Compose(smtpclient.Message{
-			From: from, To: []string{to},
-			Subject:     fmt.Sprintf("Report Domain: %s Submitter: %s Report-ID: <%s>", domain, r.host, rep.ReportID),
-			Text:        "This is an aggregate TLS report (RFC 8460) from " + r.host + ".\n",
-			Headers:     [][2]string{{"TLS-Report-Domain", domain}, {"TLS-Report-Submitter", r.host}},
-			Attachments: []smtpclient.Attachment{{Name: name, ContentType: "application/tlsrpt+gzip", Data: gz}},
-		})
-		if err != nil {
-			return err
-		}
-		rcpt := queue.Recipient{Addr: to}
-		if res, ok := r.resolve(to); ok {
-			rcpt = res
-		}
-		w, err := r.q.NewMessage(queue.Envelope{From: from, Recipients: []queue.Recipient{rcpt}})
-		if err != nil {
-			return err
-		}
-		if _, err := w.Write(msg); err != nil {
-			w.Abort()
-			return err
-		}
-		_, err = w.Commit()
-		return err
-	case strings.HasPrefix(rua, "https:"):
-		client := &http.Client{Timeout: 30 * time.Second}
-		if r.roots != nil {
-			client.Transport = &http.Transport{TLSClientConfig: tlsConfigWithRoots(r.roots)}
-		}
-		return remote.Post(ctx, rua, gz, client)
+// send sends the reports of day ("2006-01-02") not sent yet.
+func (r *reporter) send(ctx context.Context, day string) (int, error) {
+	if r.store == nil {
+		return 0, fmt.Errorf("TLS-RPT needs the record store ([records] enabled)")
 	}
-	return fmt.Errorf("unsupported rua %q", rua)
+	fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := r.store.Flush(fctx); err != nil { // the latest attempts count too
+		return 0, fmt.Errorf("tlsrpt: waiting for the record store: %w", err)
+	}
+	return r.sender.Send(ctx, day)
 }
 
 // daily sends yesterday's reports shortly after midnight UTC.
 func (r *reporter) daily(ctx context.Context) {
-	for {
-		now := time.Now().UTC()
-		next := time.Date(now.Year(), now.Month(), now.Day(), 0, 5, 0, 0, time.UTC).Add(24 * time.Hour)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(time.Until(next)):
-			if _, err := r.send(ctx, next.Add(-24*time.Hour).Format("2006-01-02")); err != nil {
-				r.log.Warn("tlsrpt: daily reports", "err", err)
-			}
-		}
+	if r.store != nil {
+		r.sender.Daily(ctx)
 	}
+}
+
+// systemRootsPlus is the system's roots with the certificates of caFile
+// added: MTA-STS policy fetches and HTTPS report delivery go to public web
+// servers, so a private CA for SMTP must not replace the public roots
+// there.
+func systemRootsPlus(caFile string) (*x509.CertPool, error) {
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if caFile == "" {
+		return pool, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("outbound.ca_file: %w", err)
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("outbound.ca_file %s: no certificates", caFile)
+	}
+	return pool, nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/tlsmail/tlsmail/internal/listen"
 	"github.com/tlsmail/tlsmail/internal/metrics"
 	"github.com/tlsmail/tlsmail/internal/queue"
+	"github.com/tlsmail/tlsmail/internal/records"
 	"github.com/tlsmail/tlsmail/internal/tlsconf"
 )
 
@@ -34,6 +35,7 @@ type Server struct {
 	log      *slog.Logger
 
 	metrics *metrics.Registry
+	records atomic.Pointer[records.Sink] // the TLS record store, if any (records.go)
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}

@@ -94,6 +94,7 @@ func (ss *session) run() {
 	ss.abortTransaction()
 	ss.logSession(result)
 	ss.srv.metrics.Inc("tlsmail_smtp_sessions_total", "listener", ss.lc.Name, "tls", tlsLabel(ss.tls.Protocol), "group", ss.tls.Group)
+	ss.record(result)
 }
 
 func lookupRDNS(ip string) string {

@@ -255,7 +255,7 @@ first_retry = "1h"
 		"dane-ok.test":       {"effective=dane-only", "tls=TLSv1.3", "verified=true"},
 		"dane-insecure.test": {"policy=dane effective=may"},
 		"strip-may.test":     {"tls=none", "sent in plaintext"},
-		"sts-ok.test":        {"policy=dane effective=verify", `policy_source="mta-sts id=20261122 enforce"`, "verified=true"},
+		"sts-ok.test":        {"policy=mta-sts effective=verify", `policy_source="mta-sts id=20261122 enforce"`, "verified=true"},
 		"tlsreq-no.test":     {"policy=may", `policy_source="TLS-Required: No header"`, "tls=none"},
 	} {
 		line := logLine(logText, "to=user@"+d+" ")
@@ -303,6 +303,10 @@ first_retry = "1h"
 	// gzipped JSON report that has RFC 8460's fields.
 	if out, errs, code := runTlsmail(t, nil, "", "queue", "tlsrpt", "--config", m.config); code != 0 || !strings.Contains(out, "4 TLS reports sent") {
 		t.Fatalf("queue tlsrpt: %d %q %q", code, out, errs)
+	}
+	// Run again: what was sent is recorded, so nothing goes twice.
+	if out, errs, code := runTlsmail(t, nil, "", "queue", "tlsrpt", "--config", m.config); code != 0 || !strings.Contains(out, "0 TLS reports sent") {
+		t.Fatalf("queue tlsrpt again: %d %q %q", code, out, errs)
 	}
 	for d, want := range map[string][2]string{
 		"sts-ok.test":       {"sts", ""},

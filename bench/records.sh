@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# bench/records.sh — `make bench-records`: the cost of the TLS record store.
+# Two tlsmail servers, identical but for [records] enabled (true / false),
+# take the same load from bench/smtpload (STARTTLS, 1 KB, local delivery
+# to an fsync'd Maildir), alternating run by run, each drained before the
+# next. Prints msgs/s and p50/p99 of each, medians of RUNS runs, and the
+# ratio on/off (issue 16: the store on must stay within 5% of off).
+#
+# Usage (loopback only):  make bench-records   or   bash bench/records.sh
+# Environment: RUNS=5 MSGS=2000 C=8 M=1 TLS_VERSION=1.3 SECS=120 MODE=starttls (or none)
+set -euo pipefail
+runs=${RUNS:-5} msgs=${MSGS:-2000} conc=${C:-8} per=${M:-1} tlsv=${TLS_VERSION:-1.3} secs=${SECS:-120} mode=${MODE:-starttls}
+case $mode in none|starttls) ;; *) echo "records.sh: MODE must be none or starttls" >&2; exit 2 ;; esac
+for v in runs msgs conc per secs; do
+  [[ ${!v} =~ ^[0-9]+$ ]] && [ "${!v}" -ge 1 ] && [ "${!v}" -le 100000 ] || { echo "records.sh: ${v^^} must be a number from 1 to 100000" >&2; exit 2; }
+done
+root=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d /tmp/tlsmail-bench-records.XXXXXX)
+declare -A pid=() port=() maildir=() accepted=([on]=0 [off]=0)
+stop_pid() {
+  local p=$1 i
+  kill -TERM "$p" 2>/dev/null || return 0
+  for i in $(seq 100); do kill -0 "$p" 2>/dev/null || return 0; sleep 0.1; done
+  kill -KILL "$p" 2>/dev/null || true
+}
+cleanup() {
+  for k in "${!pid[@]}"; do stop_pid "${pid[$k]}"; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_greeting() {
+  local i
+  for i in $(seq 120); do
+    if timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1; head -c 3 <&3" 2>/dev/null | grep -q 220; then return 0; fi
+    sleep 0.5
+  done
+  echo "records.sh: no greeting on 127.0.0.1:$1" >&2; exit 1
+}
+echo "building..." >&2
+(cd "$root" && go build -o "$work/tlsmail" ./cmd/tlsmail && go build -o "$work/smtpload" ./bench/smtpload)
+T="$work/tlsmail"
+for s in on off; do
+  data="$work/$s"
+  mkdir -p "$data"
+  "$T" cert new-ca --out "$data/tls" >/dev/null
+  "$T" cert issue --ca "$data/tls" --host localhost,127.0.0.1 --out "$data/tls/server" >/dev/null
+  port[$s]=$(freeport)
+  enabled=true; [ "$s" = off ] && enabled=false
+  cat > "$data/tlsmail.toml" <<EOT
+hostname = "tlsmail-$s.bench.test"
+data_dir = "$data"
+local_domains = ["bench.test"]
+log_level = "warn"
+[aliases]
+sink = "bench"
+[tls]
+cert = "tls/server.pem"
+key = "tls/server.key"
+[limits]
+connections = 2000
+connections_per_ip = 2000
+[records]
+enabled = $enabled
+[[listener]]
+name = "mx"
+address = "127.0.0.1:${port[$s]}"
+mode = "starttls"
+auth = "none"
+EOT
+  echo "bench-password-123" | "$T" user add --config "$data/tlsmail.toml" bench >/dev/null
+  "$T" serve --config "$data/tlsmail.toml" 2> "$work/$s.log" &
+  pid[$s]=$!
+  maildir[$s]="$data/mail/bench"
+  wait_greeting "${port[$s]}"
+done
+field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])['$2'])" "$1"; }
+delivered() {
+  python3 -c 'import os,sys; print(sum(len(os.listdir(os.path.join(sys.argv[1], s))) for s in ("new", "cur") if os.path.isdir(os.path.join(sys.argv[1], s))))' "${maildir[$1]}"
+}
+drain() {
+  local end=$((SECONDS + 120)) n
+  while n=$(delivered "$1"); [ "$n" -lt "${accepted[$1]}" ]; do
+    [ "$SECONDS" -ge "$end" ] && { echo "records.sh: $1 delivered $n of ${accepted[$1]}; going on" >&2; return 0; }
+    sleep 0.2
+  done
+}
+declare -A rates=() p50=() p99=()
+for i in $(seq "$runs"); do
+  order="on off"; [ $((i % 2)) = 0 ] && order="off on"
+  for s in $order; do
+    r=$(timeout -k 5 $((secs + 60)) "$work/smtpload" -json -t "${secs}s" -addr "127.0.0.1:${port[$s]}" -tls "$mode" -tls-version "$tlsv" \
+      -c "$conc" -m "$per" -n "$msgs" -to sink@bench.test)
+    [ "$(field "$r" errors)" = 0 ] || echo "records.sh: $s run $i had $(field "$r" errors) errors" >&2
+    accepted[$s]=$((accepted[$s] + $(field "$r" messages)))
+    rates[$s]+="$(field "$r" msgs_per_s) "; p50[$s]+="$(field "$r" p50_ms) "; p99[$s]+="$(field "$r" p99_ms) "
+    drain "$s"
+  done
+done
+written=$(python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("select count(*) from records").fetchone()[0])' "$work/on/records.db" 2>/dev/null || echo "?")
+python3 - "${rates[on]}" "${rates[off]}" "${p50[on]}" "${p50[off]}" "${p99[on]}" "${p99[off]}" "$runs" "$msgs" "$conc" "$per" "$tlsv" "$written" "$mode" <<'PY'
+import statistics as st, sys
+on, off, p50on, p50off, p99on, p99off = ([float(x) for x in a.split()] for a in sys.argv[1:7])
+runs, msgs, c, m, tlsv, written, mode = sys.argv[7:]
+what = f"STARTTLS TLS {tlsv}" if mode == "starttls" else "plaintext"
+print(f"{what}, c={c}, {m} msg/conn, 1 KB, {runs} runs of {msgs} messages (medians)")
+print(f"  records on : {st.median(on):8.1f} msgs/s  p50 {st.median(p50on):.1f} ms  p99 {st.median(p99on):.1f} ms   runs {' '.join(f'{x:.0f}' for x in on)}")
+print(f"  records off: {st.median(off):8.1f} msgs/s  p50 {st.median(p50off):.1f} ms  p99 {st.median(p99off):.1f} ms   runs {' '.join(f'{x:.0f}' for x in off)}")
+print(f"  on/off     : {st.median(on)/st.median(off):.3f}   (records in the store: {written})")
+PY
