@@ -114,3 +114,31 @@ auth = "none"
 		t.Errorf("config --all does not mark defaults:\n%s", all)
 	}
 }
+
+// A secret in the configuration (the ACME EAB MAC key) is never printed:
+// `tlsmail config` output is what people paste into bug reports.
+func TestConfigDoesNotPrintSecrets(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "tlsmail.toml")
+	os.WriteFile(file, []byte(`hostname = "mx.example.org"
+data_dir = "/var/lib/tlsmail"
+local_domains = ["example.org"]
+[tls.acme]
+email = "admin@example.org"
+names = ["mx.example.org"]
+eab_key_id = "kid-1"
+eab_mac_key = "SECRETMACKEY"
+[[listener]]
+address = "127.0.0.1:25"
+mode = "starttls"
+`), 0o644)
+	for _, args := range [][]string{{"config"}, {"config", "--all"}} {
+		code, out, errs := runCLI(t, append([]string{"tlsmail"}, append(args, "--config", file)...)...)
+		if code != 0 {
+			t.Fatalf("%v: %d %s", args, code, errs)
+		}
+		if strings.Contains(out, "SECRETMACKEY") || !strings.Contains(out, `tls.acme.eab_mac_key = "(secret, not shown)"`) || !strings.Contains(out, `tls.acme.eab_key_id = "kid-1"`) {
+			t.Errorf("%v printed:\n%s", args, out)
+		}
+	}
+}

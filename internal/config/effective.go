@@ -54,6 +54,12 @@ func (c *Config) Effective() (settings []Setting, listeners map[string][][]Setti
 		if _, ok := dflt[k]; !ok {
 			d = ""
 		}
+		if isSecret(k) && s != `""` {
+			// Output people paste into bug reports: a secret is never
+			// printed (it does not load back; the config file has it).
+			settings = append(settings, Setting{Key: k, Value: `"(secret, not shown)"`})
+			continue
+		}
 		if s == d || (d == "" && (s == `""` || s == "[]" || s == "0")) {
 			if d == "" {
 				continue // unset, no default
@@ -64,6 +70,18 @@ func (c *Config) Effective() (settings []Setting, listeners map[string][][]Setti
 		settings = append(settings, Setting{Key: k, Value: s})
 	}
 	return settings, listeners, nil
+}
+
+// isSecret says whether a setting holds a secret that `tlsmail config`
+// must not print: a MAC key, a password, a token.
+func isSecret(key string) bool {
+	k := key[strings.LastIndexByte(key, '.')+1:]
+	for _, suffix := range []string{"mac_key", "password", "secret", "token"} {
+		if strings.HasSuffix(k, suffix) {
+			return true
+		}
+	}
+	return false
 }
 
 // flatten encodes c as TOML and reads it back as dotted keys; arrays of

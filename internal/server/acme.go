@@ -127,6 +127,11 @@ func startACME(ctx context.Context, a *tlsconf.ACME, cfg *config.Config, log *sl
 			tlsListeners = append(tlsListeners, p.Name)
 		}
 	}
+	for _, l := range cfg.IMAP {
+		if l.Mode != config.ModePlain {
+			tlsListeners = append(tlsListeners, l.Name)
+		}
+	}
 	if cfg.Web.Address != "" {
 		tlsListeners = append(tlsListeners, "web")
 	}

@@ -22,14 +22,19 @@ func warnDescriptorLimit(cfg *config.Config, log *slog.Logger) {
 	}
 	if need, ok := descriptorsFit(cfg, rl.Cur); !ok {
 		log.Warn("connection limits exceed the open-file limit: raise `ulimit -n` or lower [limits] connections",
-			"connections", need-descriptorReserve, "listeners", len(cfg.Listeners)+len(cfg.POP3), "nofile", rl.Cur)
+			"connections", need-descriptorReserve, "listeners", listenerCount(cfg), "nofile", rl.Cur)
 	}
+}
+
+// listenerCount is the number of connection listeners: SMTP, POP3, IMAP.
+func listenerCount(cfg *config.Config) int {
+	return len(cfg.Listeners) + len(cfg.POP3) + len(cfg.IMAP)
 }
 
 // descriptorsFit reports whether every listener full at once fits in
 // nofile descriptors, and how many that takes.
 func descriptorsFit(cfg *config.Config, nofile uint64) (need uint64, ok bool) {
-	n := uint64(len(cfg.Listeners)+len(cfg.POP3)) * uint64(max(cfg.Limits.Connections, 0))
+	n := uint64(listenerCount(cfg)) * uint64(max(cfg.Limits.Connections, 0))
 	need = n + descriptorReserve
 	return need, need <= nofile
 }

@@ -89,6 +89,13 @@ func (ss *session) cmdAuth(arg string) *smtpwire.Reply {
 		ss.srv.log.Error("auth backend unavailable", "client", ss.ip, "mechanism", strings.ToUpper(mech), "user", auth.Printable(user), "err", err)
 		return smtpwire.R(454, "4.7.0", "Temporary authentication failure")
 	}
+	if !plainLoginName(name) {
+		// A name from another backend (Dovecot's user=, which may be
+		// user@domain) must still be printable text: it goes into the
+		// envelope, the logs and relay rules.
+		ss.srv.log.Error("auth backend's user name is not a valid user name", "client", ss.ip, "user", auth.Printable(name))
+		return smtpwire.R(454, "4.7.0", "Temporary authentication failure")
+	}
 	ss.srv.throttle.Success(ss.ip)
 	ss.user = name
 	ss.srv.log.Info("auth ok", "client", ss.ip, "mechanism", strings.ToUpper(mech), "user", auth.Printable(name))
@@ -130,4 +137,18 @@ func hostOf(a net.Addr) string {
 		return ""
 	}
 	return host
+}
+
+// plainLoginName says whether an authenticated name is printable ASCII
+// without spaces (user or user@domain), at most 255 octets.
+func plainLoginName(name string) bool {
+	if name == "" || len(name) > 255 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c <= ' ' || c >= 0x7f {
+			return false
+		}
+	}
+	return true
 }
