@@ -142,3 +142,28 @@ mode = "starttls"
 		}
 	}
 }
+
+// A configuration whose certificates come from ACME alone (README's ACME
+// path) passes `tlsmail check`, as `serve` starts with it.
+func TestCheckAcceptsACMEOnlyConfig(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "tlsmail.toml")
+	os.WriteFile(filepath.Join(dir, "users"), nil, 0o600)
+	os.WriteFile(file, []byte(`hostname = "mx.example.org"
+data_dir = "`+dir+`"
+local_domains = ["example.org"]
+[tls.acme]
+email = "admin@example.org"
+names = ["mx.example.org"]
+[[listener]]
+address = "127.0.0.1:25"
+mode = "starttls"
+`), 0o644)
+	code, out, errs := runCLI(t, "tlsmail", "check", "--config", file)
+	if code != 0 {
+		t.Fatalf("check of an ACME-only configuration: exit %d\n%s%s", code, out, errs)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 2 {
+		t.Errorf("check wrote into the data directory: %v", entries)
+	}
+}

@@ -49,8 +49,18 @@ func Check(cfg *config.Config) (problems []error, warnings []string) {
 	} else if users != nil {
 		warnings = append(warnings, aliasWarnings(cfg, users, rt)...)
 	}
-	if cfg.NeedsTLS() && !tlsBad {
-		if srv, err := tlsconf.NewServer(cfg.ServerTLS()); err != nil {
+	if (cfg.NeedsTLS() || cfg.TLS.ACME != nil) && !tlsBad {
+		settings := cfg.ServerTLS()
+		// With [tls.acme] the certificates come from the CA at run time,
+		// as in serve: files are optional then. Nothing is started here.
+		acme, err := newACME(cfg, slog.New(slog.DiscardHandler))
+		if err != nil {
+			problems = append(problems, err)
+		}
+		settings.ACME = acme
+		if err != nil {
+			// reported
+		} else if srv, err := tlsconf.NewServer(settings); err != nil {
 			problems = append(problems, cfg.ErrorAt("tls: "+err.Error(), "tls", "cert"))
 		} else if len(srv.Ignored) > 0 {
 			warnings = append(warnings, cfg.ErrorAt("warning: cipher names Go does not implement are ignored: "+strings.Join(srv.Ignored, " "), "tls", "ciphers").Error())
