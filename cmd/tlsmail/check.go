@@ -1,14 +1,22 @@
 package main
 
 import (
+	"flag"
 	"fmt"
+	"os"
 
 	"github.com/tlsmail/tlsmail/internal/config"
 	"github.com/tlsmail/tlsmail/internal/server"
 )
 
+// devServerConfig is the configuration the dev default writes on its first
+// start, relative to where `tlsmail serve` ran.
+const devServerConfig = "tlsmail-data/tlsmail.toml"
+
 // serverConfigFile is the server configuration a command reads: --config,
-// else $TLSMAIL_CONFIG, else /etc/tlsmail/tlsmail.toml.
+// else $TLSMAIL_CONFIG, else the dev default's tlsmail-data/tlsmail.toml
+// when there is one here, else /etc/tlsmail/tlsmail.toml. Every command
+// that reads the server's configuration or files finds it the same way.
 func serverConfigFile(env *cliEnv, flagValue string) string {
 	switch {
 	case flagValue != "":
@@ -16,14 +24,42 @@ func serverConfigFile(env *cliEnv, flagValue string) string {
 	case env.getenv("TLSMAIL_CONFIG") != "":
 		return env.getenv("TLSMAIL_CONFIG")
 	}
+	if _, err := os.Stat(devServerConfig); err == nil {
+		return devServerConfig
+	}
 	return defaultServerConfig
+}
+
+// serverFiles is the data directory (and the configuration, when one was
+// found) of the commands that work on the server's files — user, queue,
+// report: an explicit --data names a dev data directory; otherwise the
+// configuration serverConfigFile finds; with none at all, the dev default
+// directory dataFlag.
+func serverFiles(env *cliEnv, fs *flag.FlagSet, cfgFlag, dataFlag string) (string, *config.Config, error) {
+	dataSet := false
+	fs.Visit(func(f *flag.Flag) { dataSet = dataSet || f.Name == "data" })
+	if cfgFlag == "" && dataSet {
+		return dataFlag, nil, nil
+	}
+	file := serverConfigFile(env, cfgFlag)
+	if cfgFlag == "" && env.getenv("TLSMAIL_CONFIG") == "" {
+		if _, err := os.Stat(file); err != nil {
+			return dataFlag, nil, nil
+		}
+	}
+	c, err := config.Load(file)
+	if err != nil {
+		return "", nil, err
+	}
+	return c.DataDir, c, nil
 }
 
 func runCheck(env *cliEnv, args []string) int {
 	fs := newFlags(env, "", "Load the configuration, certificates, keys, CA files and users as `serve`\n"+
 		"would, without starting anything, and report every problem as FILE:LINE: message\n"+
 		"(exit 2) and every warning (exit 0). Like `postfix check`.\n"+
-		"The configuration is --config, else $TLSMAIL_CONFIG, else "+defaultServerConfig+".")
+		"The configuration is --config, else $TLSMAIL_CONFIG, else "+devServerConfig+" (the dev\n"+
+		"default's) when it exists here, else "+defaultServerConfig+".")
 	cfgFile := fs.String("config", "", "configuration file (TOML)")
 	if code, done := parse(env, fs, args); done {
 		return code

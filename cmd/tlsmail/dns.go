@@ -20,7 +20,7 @@ import (
 // the records to publish, or (--check) how DNS differs from them.
 func runDNS(env *cliEnv, args []string) int {
 	fs := newFlags(env, "DOMAIN", "Print the DNS records DOMAIN needs for this server (zone-file syntax);\nwith --check, look them up and say per record: OK, missing or wrong, and what to change.\nExit status 0 only when every record is right.")
-	cfgFile := fs.String("config", "", "the server's configuration file (default: the dev data directory's tlsmail.toml)")
+	cfgFile := fs.String("config", "", "the server's configuration file (default: $TLSMAIL_CONFIG, else tlsmail-data/tlsmail.toml here, else /etc/tlsmail/tlsmail.toml)")
 	check := fs.Bool("check", false, "look the records up and compare")
 	asJSON := fs.Bool("json", false, "print JSON")
 	server := fs.String("dns", "", "resolver host:port for --check (default outbound.dns_server, else /etc/resolv.conf)")
@@ -32,11 +32,7 @@ func runDNS(env *cliEnv, args []string) int {
 		return usageError(env, "want one DOMAIN")
 	}
 	domain := strings.ToLower(strings.TrimSuffix(pos[0], "."))
-	file := *cfgFile
-	if file == "" {
-		file = "tlsmail-data/tlsmail.toml"
-	}
-	c, err := config.Load(file)
+	c, err := config.Load(serverConfigFile(env, *cfgFile))
 	if err != nil {
 		return usageError(env, "%v", err)
 	}

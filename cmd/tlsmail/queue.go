@@ -7,7 +7,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/tlsmail/tlsmail/internal/config"
 	"github.com/tlsmail/tlsmail/internal/queue"
 	"github.com/tlsmail/tlsmail/internal/server"
 )
@@ -41,13 +40,9 @@ func runQueue(env *cliEnv, args []string) int {
 	if done {
 		return code
 	}
-	dataDir := *data
-	if *cfgFile != "" {
-		c, err := config.Load(*cfgFile)
-		if err != nil {
-			return usageError(env, "%v", err)
-		}
-		dataDir = c.DataDir
+	dataDir, _, err := serverFiles(env, fs, *cfgFile, *data)
+	if err != nil {
+		return usageError(env, "%v", err)
 	}
 	spool := filepath.Join(dataDir, "queue")
 	needID := func() (string, bool) {

@@ -8,7 +8,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/tlsmail/tlsmail/internal/config"
 	"github.com/tlsmail/tlsmail/internal/records"
 	"github.com/tlsmail/tlsmail/internal/server"
 )
@@ -35,13 +34,9 @@ func runReport(env *cliEnv, args []string) int {
 	if len(pos) > 0 {
 		return usageError(env, "unexpected argument %q", pos[0])
 	}
-	dataDir := *data
-	if *cfgFile != "" {
-		c, err := config.Load(*cfgFile)
-		if err != nil {
-			return usageError(env, "%v", err)
-		}
-		dataDir = c.DataDir
+	dataDir, _, err := serverFiles(env, fs, *cfgFile, *data)
+	if err != nil {
+		return usageError(env, "%v", err)
 	}
 	p, err := reportPeriod(time.Now(), *days, *since, *until)
 	if err != nil {

@@ -43,14 +43,17 @@ func runUser(env *cliEnv, args []string) int {
 	if done {
 		return code
 	}
-	path, dataDir := filepath.Join(*data, "users"), *data
-	var cfg *config.Config
-	if *cfgFile != "" {
-		c, err := config.Load(*cfgFile)
-		if err != nil {
-			return usageError(env, "%v", err)
-		}
-		path, cfg, dataDir = c.Path(c.UsersFile), c, c.DataDir
+	dataDir, cfg, err := serverFiles(env, fs, *cfgFile, *data)
+	if err != nil {
+		return usageError(env, "%v", err)
+	}
+	path := filepath.Join(dataDir, "users")
+	if cfg != nil {
+		path = cfg.Path(cfg.UsersFile)
+	}
+	if _, err := os.Stat(path); err != nil && sub == "list" {
+		// No users file: say so rather than list nobody.
+		return fail(env, "users file %s: %v", path, err)
 	}
 	users, err := auth.LoadUsers(path)
 	if err != nil {
