@@ -307,7 +307,7 @@ func Run(ctx context.Context, o Options) error {
 	if o.Ready != nil {
 		o.Ready(addrs) // the banner first: "ready" is the last word of a start
 	}
-	log.Info("ready", attrs...)
+	log.Info("ready", append([]any{"pid", os.Getpid()}, attrs...)...) // kill -HUP PID reloads
 	notify.send("READY=1", fmt.Sprintf("STATUS=serving on %d listeners", len(attrs)/2), fmt.Sprintf("MAINPID=%d", os.Getpid()))
 
 	for {
@@ -346,7 +346,13 @@ func Run(ctx context.Context, o Options) error {
 				smtp.SetSettings(smtpSettings(next, nextRt))
 				pop.SetSettings(pop3Settings(next))
 				imap.SetSettings(imapSettings(next))
-				log.Info("reloaded configuration, certificates and users")
+				if o.ConfigFile == "" {
+					// The dev default's settings are built in; its tlsmail.toml
+					// is a copy to start from, not read back.
+					log.Info("reloaded certificates and users; the built-in dev configuration is not reread (to change settings, run with --config and a copy of " + cfg.Path("tlsmail.toml") + ")")
+				} else {
+					log.Info("reloaded configuration, certificates and users")
+				}
 			}
 			notify.send("READY=1")
 		}
