@@ -146,7 +146,18 @@ type Client struct {
 	// without trying TLS.
 	tlsFailed, noTLS bool
 	certRequested    bool
+	// implicitFound: no mode was given, the server did not greet within
+	// implicitProbe and spoke TLS first (see ImplicitDetected).
+	implicitFound bool
 }
+
+// implicitProbe is how long Dial waits for a greeting, when no mode was
+// given, before it also tries implicit TLS.
+const implicitProbe = 3 * time.Second
+
+// ImplicitDetected reports whether Dial, given no mode, found a server
+// that speaks TLS first on a port other than 465 and used implicit TLS.
+func (c *Client) ImplicitDetected() bool { return c.implicitFound }
 
 // ClientCertRequested reports whether the server asked for a client
 // certificate in the TLS handshake.
@@ -172,6 +183,9 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 		return nil, fmt.Errorf("smtp: unknown network %q (tcp, unix)", opts.Network)
 	}
 	opts.Timeouts.defaults()
+	// With no mode given and a port other than 465, a server that stays
+	// silent after the connection opens is tried as implicit TLS too.
+	auto := opts.Mode == "" && opts.Network == "tcp" && port != "465"
 	if opts.Mode == "" {
 		opts.Mode = DefaultMode(port)
 	}
@@ -190,8 +204,24 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 		opts.MinVersion = tls.VersionTLS12
 	}
 	c := &Client{opts: opts, addr: addr}
-	if err := c.connect(ctx); err != nil {
+	if err := c.dial(ctx); err != nil {
 		return nil, err
+	}
+	if auto && c.silentFor(implicitProbe) {
+		// Try TLS first on a second connection while this one keeps
+		// waiting for a greeting that may still come (a slow server).
+		iopts := opts
+		iopts.Mode = Implicit
+		tc := &Client{opts: iopts, addr: addr}
+		if err := tc.connect(ctx); err == nil {
+			c.Close()
+			c, tc.implicitFound = tc, true
+		}
+	}
+	if !c.implicitFound {
+		if err := c.greet(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if opts.Mode == Opportunistic && c.tlsFailed {
 		// The handshake failed: start again without TLS, as Postfix's
@@ -221,6 +251,15 @@ func localName() string {
 
 // connect dials, greets and negotiates TLS.
 func (c *Client) connect(ctx context.Context) error {
+	if err := c.dial(ctx); err != nil {
+		return err
+	}
+	return c.greet(ctx)
+}
+
+// dial opens the connection, with the TLS handshake first in Implicit
+// mode.
+func (c *Client) dial(ctx context.Context) error {
 	d := c.opts.Dialer
 	if d == nil {
 		d = &net.Dialer{Timeout: c.opts.Timeouts.Connect}
@@ -244,6 +283,25 @@ func (c *Client) connect(ctx context.Context) error {
 		}
 	}
 	c.br = bufio.NewReader(c.conn)
+	return nil
+}
+
+// silentFor reports whether the server has sent nothing for d after the
+// connection opened: an SMTP server greets first; a server that speaks
+// TLS first (SMTPS on a port other than 465) waits for a ClientHello.
+func (c *Client) silentFor(d time.Duration) bool {
+	_ = c.conn.SetReadDeadline(time.Now().Add(d))
+	_, err := c.br.Peek(1)
+	_ = c.conn.SetReadDeadline(time.Time{})
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// greet reads the greeting, says EHLO and does STARTTLS as the mode asks.
+func (c *Client) greet(ctx context.Context) error {
+	conn := c.conn
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
 	r, err := c.read(c.opts.Timeouts.Greeting)
 	if err != nil {
 		conn.Close()

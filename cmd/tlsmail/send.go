@@ -66,7 +66,7 @@ func runSend(env *cliEnv, args []string) int {
 	fs := newFlags(env, "", "Send a message over TLS. The body comes from stdin unless --body or --message is given.\nThe password comes from --password-file, $TLSMAIL_PASSWORD, the account's password_command, or a prompt — never the command line.")
 	var to, cc, bcc, attach, headers listFlag
 	server := fs.String("server", "", "SMTP server host[:port] (default port 587, or 465 with --tls implicit)")
-	mode := fs.String("tls", "", "implicit, starttls, opportunistic or none (default: by port; 465 implicit, else starttls)")
+	mode := fs.String("tls", "", "implicit, starttls, opportunistic or none (default: by port; 465 implicit, else starttls, or implicit when the server does not greet within 3s)")
 	user := fs.String("user", "", "AUTH user name")
 	pwFile := fs.String("password-file", "", "file whose first line is the password")
 	mech := fs.String("auth", "", "AUTH mechanism to use (default: the strongest offered)")
@@ -292,6 +292,9 @@ func deliver(env *cliEnv, req sendRequest) int {
 		return sendFailure(env, err)
 	}
 	defer c.Close()
+	if c.ImplicitDetected() {
+		fmt.Fprintf(env.stderr, "%s: note: %s did not greet and speaks TLS first: sent with implicit TLS (--tls implicit skips the wait)\n", env.name, addr)
+	}
 	res, err := c.SendBytes(ctx, smtpclient.Envelope{From: req.from, To: req.rcpts, Notify: req.notify}, req.message)
 	_ = c.Quit()
 	if req.asJSON && res != nil {
@@ -352,9 +355,8 @@ func serverAndMode(server, mode string) (string, smtpclient.Mode, error) {
 			port = "465"
 		}
 	}
-	if m == "" {
-		m = smtpclient.DefaultMode(port)
-	}
+	// No mode: smtpclient picks by port (465 implicit, else STARTTLS) and
+	// tries implicit TLS too when the server does not greet.
 	return net.JoinHostPort(host, port), m, nil
 }
 
