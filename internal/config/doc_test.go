@@ -25,3 +25,13 @@ func TestSettingDocsNameRealSettings(t *testing.T) {
 		}
 	}
 }
+
+// Every setting is described in tlsmail.toml(5): a new setting without a
+// line in settingDocs fails here.
+func TestEverySettingIsDescribed(t *testing.T) {
+	for _, s := range Schema() {
+		if s.Doc == "" {
+			t.Errorf("setting %s (%s) has no description in settingDocs", s.Key, s.Kind)
+		}
+	}
+}
