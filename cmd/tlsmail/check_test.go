@@ -113,6 +113,14 @@ auth = "none"
 	if !regexp.MustCompile(`(?m)^limits\.recipients = 1000  # default$`).MatchString(all) || !strings.Contains(all, "limits.message_size = 1048576\n") {
 		t.Errorf("config --all does not mark defaults:\n%s", all)
 	}
+	// --all names every setting, those not set as comments; it still loads.
+	if !strings.Contains(all, "# auth_backend: not set (string)\n") || !strings.Contains(all, "# tls.acme.email: not set (string)\n") {
+		t.Errorf("config --all leaves settings out:\n%s", all)
+	}
+	os.WriteFile(again, []byte(all), 0o644)
+	if code, _, errs := runCLI(t, "tlsmail", "config", "--config", again); code != 0 {
+		t.Errorf("config --all output does not load: %s", errs)
+	}
 }
 
 // A secret in the configuration (the ACME EAB MAC key) is never printed:

@@ -3,9 +3,20 @@ package main
 import (
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/tlsmail/tlsmail/internal/config"
 )
+
+// hasShownChild reports whether a setting below key (key.x) was printed.
+func hasShownChild(shown map[string]bool, key string) bool {
+	for k := range shown {
+		if strings.HasPrefix(k, key+".") {
+			return true
+		}
+	}
+	return false
+}
 
 func runConfig(env *cliEnv, args []string) int {
 	fs := newFlags(env, "", "Print the effective configuration as TOML: the settings that differ from the\n"+
@@ -37,12 +48,35 @@ func runConfig(env *cliEnv, args []string) int {
 		return fail(env, "%v", err)
 	}
 	w := env.stdout
+	shown := map[string]bool{}
 	for _, s := range settings {
+		shown[s.Key] = true
 		switch {
 		case !s.Default:
 			fmt.Fprintf(w, "%s = %s\n", s.Key, s.Value)
 		case *all:
 			fmt.Fprintf(w, "%s = %s  # default\n", s.Key, s.Value)
+		}
+	}
+	if *all {
+		// The settings that are not set and have no value of their own
+		// (optional files, tables such as [delivery]): listed as comments,
+		// so --all names every setting and its output still loads.
+		tables := map[string]bool{}
+		for _, si := range config.Schema() {
+			if si.Kind == "array of tables" {
+				tables[si.Key] = true
+			}
+		}
+		for _, si := range config.Schema() {
+			parent := si.Key
+			if i := strings.LastIndexByte(parent, '.'); i >= 0 {
+				parent = parent[:i]
+			}
+			if shown[si.Key] || tables[si.Key] || tables[parent] || hasShownChild(shown, si.Key) {
+				continue
+			}
+			fmt.Fprintf(w, "# %s: not set (%s)\n", si.Key, si.Kind)
 		}
 	}
 	names := make([]string, 0, len(tables))
