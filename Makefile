@@ -1,7 +1,7 @@
 # tlsmail — build and test.
 #
 #   make test    install the Debian test peers if missing (root), then go vet,
-#                staticcheck and go test -race -count=1 -timeout 20m ./...
+#                staticcheck and go test -race -count=1 -timeout 45m ./...
 #                (.ci/run runs the same steps)
 #   make stress  the unit-test packages (all but ./test/e2e; PKGS=... for some)
 #                with go test -race -count=5 -cpu 1,2 while busy loops keep
@@ -31,7 +31,7 @@ FUZZTIME    ?= 30s
 # -count=1: the e2e tests run a tlsmail binary they build themselves, which
 # go test's cache does not see, so a cached result could hide a change.
 test: peers vet staticcheck
-	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 45m ./...
 
 stress:
 	GO=$(GO) bash scripts/stress.sh
