@@ -48,11 +48,13 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/tlsmail/tlsmail/internal/queue"
+	"github.com/tlsmail/tlsmail/internal/smtpwire"
 )
 
 // DefaultTimeout is how long a command may run (Postfix's
@@ -259,9 +261,12 @@ func Env(env *queue.Envelope, r queue.Recipient, hostname string) []string {
 	if r.Local != "" && !strings.HasPrefix(r.Local, "|") {
 		user = r.Local
 	}
-	orig := r.ORcpt
-	if _, a, ok := strings.Cut(orig, ";"); ok { // "rfc822;addr"
+	orig := r.ORcpt // "rfc822;addr" in xtext, as the client gave it
+	if _, a, ok := strings.Cut(orig, ";"); ok {
 		orig = a
+	}
+	if d, err := smtpwire.DecodeXtext(orig); err == nil {
+		orig = d
 	}
 	if orig == "" {
 		orig = r.Addr
@@ -332,15 +337,13 @@ func firstLine(b []byte) string {
 // public is the line as a bounce may show it: absolute paths (the
 // configuration's files, the command's own) become "[path]".
 func public(line string) string {
-	words := strings.Fields(line)
-	for i, w := range words {
-		trimmed := strings.TrimLeft(w, "\"'`(<[")
-		if strings.HasPrefix(trimmed, "/") {
-			words[i] = w[:len(w)-len(trimmed)] + "[path]"
-		}
-	}
-	return strings.Join(words, " ")
+	return pathRE.ReplaceAllString(line, "${1}[path]")
 }
+
+// pathRE matches an absolute path: a "/" that does not follow a letter,
+// digit or one of "._-~", up to white space, a quote, a bracket or
+// ":;,".
+var pathRE = regexp.MustCompile(`(^|[^A-Za-z0-9._~-])/[^\s"'<>()\[\]:;,]*`)
 
 // limitedBuffer keeps the first maxOutput bytes written to it.
 type limitedBuffer struct{ bytes.Buffer }

@@ -21,7 +21,7 @@ const message = "Subject: hello\r\nFrom: <a@example.net>\r\n\r\nbody line\r\n"
 
 func envelope() *queue.Envelope {
 	return &queue.Envelope{ID: "1A2B", From: "a@example.net", Received: time.Now(),
-		Recipients: []queue.Recipient{{Addr: "bob+lists@example.org", Local: "bob", ORcpt: "rfc822;Bob+Lists@example.org"}}}
+		Recipients: []queue.Recipient{{Addr: "bob+lists@example.org", Local: "bob", ORcpt: "rfc822;Bob+2BLists@example.org"}}}
 }
 
 func open() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(message)), nil }
@@ -183,6 +183,19 @@ func TestPermanentFailures(t *testing.T) {
 		}
 		if strings.Contains(o.Reply, "/etc/secret") || strings.Contains(o.Reply, dir) {
 			t.Errorf("exit %d: reply names a path: %q", c.code, o.Reply)
+		}
+	}
+}
+
+func TestPublicHidesPaths(t *testing.T) {
+	for in, want := range map[string]string{
+		`procmail: Couldn't read "/etc/procmailrc"`: `procmail: Couldn't read "[path]"`,
+		"rc=/etc/x.rc: bad; see (/var/log/y)":       "rc=[path]: bad; see ([path])",
+		"/usr/bin/maildrop: 1/2 done, and/or not":   "[path]: 1/2 done, and/or not",
+		"quota exceeded": "quota exceeded",
+	} {
+		if got := public(in); got != want {
+			t.Errorf("public(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
