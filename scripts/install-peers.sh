@@ -27,6 +27,7 @@ peers=(
   "command -v ss && command -v ip|iproute2"
   "command -v mailfront|mailfront"
   "command -v procmail|procmail"
+  "command -v maildrop|maildrop"
   "command -v curl|curl"
   "command -v mandoc|mandoc"
   "command -v adduser|adduser"

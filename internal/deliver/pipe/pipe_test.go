@@ -121,6 +121,45 @@ func TestProcmailIntoMaildir(t *testing.T) {
 	}
 }
 
+// maildrop with a filter file stores the message in a Maildir; its
+// "owned by the wrong user" refusal is EX_TEMPFAIL, tried again.
+func TestMaildropIntoMaildir(t *testing.T) {
+	maildrop := testpeer.Require(t, "maildrop")
+	dir := workDir(t)
+	a := agent(t, maildrop+" "+filepath.Join(dir, "filter"))
+	md := filepath.Join(dir, "Maildir")
+	for _, sub := range []string{"cur", "new", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(md, sub), 0o777); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "filter"), []byte("to \""+md+"/\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if a.Credential != nil { // the filter file is owned by someone else: maildrop says 75
+		o := deliver(t, a)
+		if o.Delivered || o.Permanent || !strings.HasPrefix(o.Reply, "4.3.0 temporary failure: [path]: mailfilter file is owned by the wrong user") {
+			t.Fatalf("filter owned by root: %+v", o)
+		}
+		for _, p := range []string{filepath.Join(dir, "filter"), md, filepath.Join(md, "cur"), filepath.Join(md, "new"), filepath.Join(md, "tmp")} {
+			if err := os.Chown(p, int(a.Credential.Uid), int(a.Credential.Gid)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if o := deliver(t, a); !o.Delivered {
+		t.Fatalf("outcome %+v", o)
+	}
+	files, _ := filepath.Glob(filepath.Join(md, "new", "*"))
+	if len(files) != 1 {
+		t.Fatalf("Maildir new/ has %q", files)
+	}
+	b, _ := os.ReadFile(files[0])
+	if got := string(b); !strings.HasPrefix(got, "Return-Path: <a@example.net>\nDelivered-To: bob+lists@example.org\n") || !strings.Contains(got, "\nbody line\n") {
+		t.Errorf("stored message:\n%s", got)
+	}
+}
+
 // The envelope reaches the command in Postfix's and qmail's variables,
 // and nothing of tlsmail's own environment does.
 func TestEnvironment(t *testing.T) {
