@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/tlsmail/tlsmail/internal/auth"
 	"github.com/tlsmail/tlsmail/internal/config"
+	"github.com/tlsmail/tlsmail/internal/queue"
 	"github.com/tlsmail/tlsmail/internal/testpeer"
 	"github.com/tlsmail/tlsmail/smtpclient"
 )
@@ -185,5 +187,48 @@ func TestServeWithPipeAliases(t *testing.T) {
 		if !strings.Contains(string(env), want+"\n") {
 			t.Errorf("bob's command env lacks %q:\n%s", want, env)
 		}
+	}
+}
+
+// A queued "|command" runs only while the configuration names it, and as
+// root only with a user for commands.
+func TestDeliverPipeChecksConfig(t *testing.T) {
+	dir := t.TempDir()
+	_ = os.Chmod(filepath.Dir(dir), 0o755) // the command may run as nobody
+	_ = os.Chmod(dir, 0o777)
+	mark := filepath.Join(dir, "ran")
+	script := filepath.Join(dir, "run.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\ncat >/dev/null; touch "+mark+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := &config.Config{Hostname: "mx.example.org", DataDir: dir, LocalDomains: []string{"example.org"},
+		Aliases: map[string]string{"list": "|" + script}}
+	cfg.Defaults()
+	logs := &testpeer.Buffer{}
+	d := &delivery{cfg: func() *config.Config { return cfg }, log: slog.New(slog.NewTextHandler(logs, nil))}
+	env := &queue.Envelope{ID: "1A", From: "a@example.net", Recipients: []queue.Recipient{
+		{Addr: "list@example.org", Local: "|/bin/touch " + mark}, // not in the config
+		{Addr: "list@example.org", Local: "|" + script}}}
+	open := func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("Subject: x\r\n\r\nx\r\n")), nil }
+	out := d.Deliver(context.Background(), env, []int{0}, open)
+	if len(out) != 1 || out[0].Delivered || out[0].Permanent || !strings.HasPrefix(out[0].Reply, "4.3.5 ") {
+		t.Fatalf("a command the config does not name: %+v", out)
+	}
+	if os.Geteuid() == 0 {
+		out = d.Deliver(context.Background(), env, []int{1}, open)
+		if len(out) != 1 || out[0].Delivered || !strings.HasPrefix(out[0].Reply, "4.3.5 local configuration error: pipe commands do not run as root") {
+			t.Fatalf("as root without a user: %+v", out)
+		}
+		cfg.Pipe.User = "nobody"
+	}
+	if _, err := os.Stat(mark); err == nil {
+		t.Fatal("a command ran")
+	}
+	out = d.Deliver(context.Background(), env, []int{1}, open)
+	if len(out) != 1 || !out[0].Delivered {
+		t.Fatalf("the configured command: %+v", out)
+	}
+	if _, err := os.Stat(mark); err != nil {
+		t.Fatal("the configured command did not run")
 	}
 }
