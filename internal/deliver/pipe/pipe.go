@@ -252,6 +252,8 @@ var sysexits = map[int]sysexit{
 // SENDER, RECIPIENT and LOCAL are shared). Values have control
 // characters replaced by "_". USER is the local part without its
 // "+extension"; for a mailbox user it is the user name.
+// ORIGINAL_RECIPIENT is the ORCPT the client gave, else RECIPIENT (the
+// queue keeps no address from before alias expansion).
 func Env(env *queue.Envelope, r queue.Recipient, hostname string) []string {
 	local, domain := r.Addr, hostname
 	if at := strings.LastIndexByte(r.Addr, '@'); at >= 0 {
