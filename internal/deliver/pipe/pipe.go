@@ -37,7 +37,9 @@
 // mail; Postfix's pipe(8) and local(8) have the same window. A kill while
 // the command runs kills the command too only if the process group goes
 // with tlsmail (systemd's KillMode=control-group does); the retry runs
-// it again either way.
+// it again either way. A shutdown (Deliver's context cancelled) kills the
+// running commands' process groups and leaves their recipients to the
+// retry.
 package pipe
 
 import (
