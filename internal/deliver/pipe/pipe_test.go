@@ -301,3 +301,17 @@ func TestRefusesRoot(t *testing.T) {
 		t.Fatal("the command ran as root")
 	}
 }
+
+// A command with shell metacharacters runs through /bin/sh -c, so a
+// redirection works as written.
+func TestShellCommand(t *testing.T) {
+	dir := workDir(t)
+	out := filepath.Join(dir, "copy")
+	if o := deliver(t, agent(t, "/bin/cat > "+out+" && echo ok")); !o.Delivered {
+		t.Fatalf("%+v", o)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil || !strings.HasPrefix(string(b), "Return-Path: <a@example.net>\nDelivered-To: bob+lists@example.org\nSubject: hello\n") {
+		t.Fatalf("copy %q %v", b, err)
+	}
+}
