@@ -26,6 +26,8 @@ peers=(
   "command -v stunnel4|stunnel4"
   "command -v ss && command -v ip|iproute2"
   "command -v mailfront|mailfront"
+  "command -v procmail|procmail"
+  "command -v maildrop|maildrop"
   "command -v curl|curl"
   "command -v mandoc|mandoc"
   "command -v adduser|adduser"

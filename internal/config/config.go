@@ -89,6 +89,7 @@ type Config struct {
 	// or "lmtp:unix:/path" / "lmtp:inet:host:port". See delivery.go.
 	AuthBackend string            `toml:"auth_backend,omitempty"`
 	Delivery    map[string]string `toml:"delivery,omitempty"`
+	Pipe        Pipe              `toml:"pipe"` // the pipe agent (pipe.go)
 
 	// File is where the configuration came from ("" for built-in defaults).
 	File string `toml:"-"`
@@ -241,6 +242,7 @@ func (c *Config) Defaults() {
 	setDur(&l.StressTimeout, 10*time.Second)
 	setInt(&c.Queue.Workers, 8)
 	c.Records.defaults()
+	c.Pipe.defaults()
 	setInt(&c.Outbound.Port, 25)
 	if c.Outbound.MTASTS == nil {
 		on := true

@@ -12,6 +12,7 @@ import (
 const (
 	AgentMaildir = "maildir" // DATA/mail/USER (the default)
 	AgentLMTP    = "lmtp"    // an LMTP server such as Dovecot's (RFC 2033)
+	AgentPipe    = "pipe"    // a command (internal/deliver/pipe; see pipe.go)
 )
 
 // DeliveryTarget is one [delivery] value, parsed once at load.
@@ -19,10 +20,14 @@ type DeliveryTarget struct {
 	Agent   string // AgentMaildir or AgentLMTP
 	Network string // LMTP: "unix" or "tcp"
 	Address string // LMTP: the socket path, or host:port
+	Command string // pipe: the command line
 }
 
 // String is the target in the config's own words.
 func (t DeliveryTarget) String() string {
+	if t.Agent == AgentPipe {
+		return "pipe:" + t.Command
+	}
 	if t.Agent != AgentLMTP {
 		return t.Agent
 	}
@@ -34,14 +39,17 @@ func (t DeliveryTarget) String() string {
 
 // ParseDeliveryTarget reads a [delivery] value in Postfix's words:
 // "maildir", "lmtp:unix:/run/dovecot/lmtp" (or "lmtp:/run/dovecot/lmtp"),
-// "lmtp:inet:host:port" (or "lmtp:host:port").
+// "lmtp:inet:host:port" (or "lmtp:host:port"), "pipe:/usr/bin/maildrop -d bob".
 func ParseDeliveryTarget(s string) (DeliveryTarget, error) {
 	if s == AgentMaildir {
 		return DeliveryTarget{Agent: AgentMaildir}, nil
 	}
+	if cmd, ok := strings.CutPrefix(s, "pipe:"); ok {
+		return parsePipeTarget(s, cmd)
+	}
 	rest, ok := strings.CutPrefix(s, "lmtp:")
 	if !ok {
-		return DeliveryTarget{}, fmt.Errorf("%q: want maildir, lmtp:unix:/path or lmtp:inet:host:port", s)
+		return DeliveryTarget{}, fmt.Errorf("%q: want maildir, lmtp:unix:/path, lmtp:inet:host:port or pipe:command", s)
 	}
 	switch {
 	case strings.HasPrefix(rest, "unix:") || strings.HasPrefix(rest, "/"):

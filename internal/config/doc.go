@@ -202,6 +202,9 @@ func settingDocs() map[string]string {
 		"limits.helo_timeout":       "command_timeout until the first HELO/EHLO, and for the TLS handshake on implicit-TLS ports.",
 		"limits.stress_timeout":     "Every timeout while a listener is above 80% of its connections.",
 
+		"pipe.timeout": "How long a pipe command may run before its process group is killed and the delivery deferred (Postfix command_time_limit).",
+		"pipe.user":    "Whom pipe commands run as while tlsmail runs as root (default: user); a command never runs as root.",
+
 		"queue.workers":     "Deliveries in parallel.",
 		"queue.first_retry": "First retry of a deferred delivery; then doubling.",
 		"queue.max_retry":   "Longest wait between retries.",

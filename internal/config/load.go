@@ -142,6 +142,12 @@ func (c *Config) validate() error {
 	if err := c.validateDelivery(); err != nil {
 		return err
 	}
+	if err := c.Pipe.check(); err != nil {
+		return err
+	}
+	if err := c.checkAliasPipes(); err != nil {
+		return err
+	}
 	for k, v := range c.Aliases {
 		if strings.TrimSpace(v) == "" {
 			return bad(fmt.Sprintf("aliases: %q has no target", k), "aliases", k)

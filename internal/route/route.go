@@ -33,6 +33,9 @@ const (
 	// Remote is another domain: its MX hosts, or the transport map's
 	// next hop.
 	Remote
+	// Pipe is a command from a "|command" alias target (pipe.go): only
+	// the configuration names one, never an address.
+	Pipe
 )
 
 func (k Kind) String() string {
@@ -41,6 +44,8 @@ func (k Kind) String() string {
 		return "local"
 	case Remote:
 		return "remote"
+	case Pipe:
+		return "pipe"
 	}
 	return fmt.Sprintf("Kind(%d)", uint8(k))
 }
@@ -60,6 +65,9 @@ type Destination struct {
 	// Transport is a Remote destination's next hop from the transport map
 	// (host:port, Postfix transport_maps); "" means the domain's MX hosts.
 	Transport string
+	// Command is a Pipe destination's command line; its Addr is the
+	// alias's address.
+	Command string
 }
 
 // Users is the local user table (auth.Users).
@@ -98,13 +106,14 @@ type Router struct {
 	cfg   Config
 	users Users
 	local map[string]bool // LocalDomains as Domain gives them
+	pipes map[string]bool // the commands of "|command" alias targets
 }
 
 // New checks and prepares cfg. Domains in it (local domains, alias keys,
 // transport keys) are put into Domain's form; one that cannot be is an
 // error naming it.
 func New(cfg Config, users Users) (*Router, error) {
-	r := &Router{users: users, local: map[string]bool{}}
+	r := &Router{users: users, local: map[string]bool{}, pipes: map[string]bool{}}
 	for _, d := range cfg.LocalDomains {
 		n, err := Domain(d)
 		if err != nil {
@@ -128,6 +137,9 @@ func New(cfg Config, users Users) (*Router, error) {
 			key = key[:at+1] + d
 		}
 		aliases[key] = v
+		if _, cmd, ok := splitPipe(v); ok {
+			r.pipes[cmd] = true
+		}
 	}
 	cfg.Aliases = aliases
 	transport := make(map[string]string, len(cfg.Transport))
@@ -244,6 +256,10 @@ func (r *Router) expand(orig, addr string, relay bool, depth int) ([]Destination
 			continue
 		}
 		var out []Destination
+		target, cmd, isPipe := splitPipe(target)
+		if isPipe {
+			out = append(out, Destination{Kind: Pipe, Addr: local + "@" + domain, Command: cmd})
+		}
 		for _, t := range strings.Split(target, ",") {
 			t = strings.TrimSpace(t)
 			if t == "" {

@@ -39,7 +39,8 @@ func aliasWarnings(cfg *config.Config, users *auth.Users, rt *route.Router) []st
 	sort.Strings(keys)
 	var out []string
 	for _, k := range keys {
-		for _, t := range strings.Split(cfg.Aliases[k], ",") {
+		addrs, _, _ := strings.Cut(cfg.Aliases[k], "|") // a |command is no address
+		for _, t := range strings.Split(addrs, ",") {
 			t = strings.TrimSpace(t)
 			local := t
 			if at := strings.LastIndex(t, "@"); at >= 0 {

@@ -19,6 +19,8 @@ postmaster = "Alice"
 abuse = "postmaster, alice+abuse@example.org"
 "sales@example.org" = "bob@elsewhere.example, nobody-here"
 typo = "alcie@example.org"
+list = "|/usr/bin/procmail -m /etc/procmailrc"
+archive = "alice, |/usr/local/bin/archive a,b"
 [[listener]]
 address = "127.0.0.1:25"
 mode = "plain"

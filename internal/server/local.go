@@ -35,13 +35,19 @@ func (d *delivery) Deliver(ctx context.Context, env *queue.Envelope, rcpts []int
 	var remoteRcpts []int
 	done := map[string]queue.Outcome{} // one copy per mailbox (smtpd dedups too; older queue items may not be)
 	var lmtpRcpts map[config.DeliveryTarget][]int
+	pipeRcpts := map[string][]int{}
 	for _, i := range rcpts {
 		local := auth.Canonical(env.Recipients[i].Local)
 		if local == "" {
 			remoteRcpts = append(remoteRcpts, i)
 			continue
 		}
-		if t := agentFor(cfg, env.Recipients[i], local); t.Agent == config.AgentLMTP { // agents.go
+		t := agentFor(cfg, env.Recipients[i], local)
+		if key, ok := pipeKey(cfg, env.Recipients[i], t); ok { // pipe.go
+			pipeRcpts[key] = append(pipeRcpts[key], i)
+			continue
+		}
+		if t.Agent == config.AgentLMTP { // agents.go
 			if lmtpRcpts == nil {
 				lmtpRcpts = map[config.DeliveryTarget][]int{}
 			}
@@ -59,6 +65,9 @@ func (d *delivery) Deliver(ctx context.Context, env *queue.Envelope, rcpts []int
 	}
 	if len(lmtpRcpts) > 0 {
 		out = append(out, d.deliverLMTP(ctx, cfg, env, lmtpRcpts, open)...)
+	}
+	if len(pipeRcpts) > 0 {
+		out = append(out, d.deliverPipe(ctx, cfg, env, pipeRcpts, open)...)
 	}
 	if len(remoteRcpts) > 0 {
 		out = append(out, d.remote.Load().Deliver(ctx, env, remoteRcpts, open)...)

@@ -11,10 +11,15 @@ import (
 )
 
 // QueueRecipient is the queue's entry for a routed destination: a local
-// one carries its user (the mailbox), a remote one only its address.
+// one carries its user (the mailbox), a pipe one "|" and its command
+// (user names never start with "|"; delivery checks the command against
+// the configuration), a remote one only its address.
 func QueueRecipient(d route.Destination) queue.Recipient {
-	if d.Kind == route.Local {
+	switch d.Kind {
+	case route.Local:
 		return queue.Recipient{Addr: d.Addr, Local: d.User}
+	case route.Pipe:
+		return queue.Recipient{Addr: d.Addr, Local: "|" + d.Command}
 	}
 	return queue.Recipient{Addr: d.Addr}
 }
