@@ -24,6 +24,7 @@ peers=(
   "command -v mpop|mpop"
   "command -v tcprules|ucspi-tcp"
   "command -v stunnel4|stunnel4"
+  "command -v testssl|testssl.sh"
   "command -v ss && command -v ip|iproute2"
   "command -v mailfront|mailfront"
   "command -v procmail|procmail"

@@ -2,7 +2,10 @@ package server
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -35,6 +38,11 @@ func openRecords(cfg *config.Config, reg *metrics.Registry, log *slog.Logger) (*
 	}
 	st, err := records.Open(cfg.Path(RecordsFile), records.Options{Retention: cfg.Records.Retention.Duration, Log: log})
 	if err != nil {
+		// SQLite's "unable to open database file" does not say why; the
+		// usual reason is a data directory that is not writable.
+		if werr := probeWritable(cfg.DataDir); werr != nil {
+			return nil, fmt.Errorf("data directory %s is not writable (for %s): %w", cfg.DataDir, RecordsFile, werr)
+		}
 		return nil, err
 	}
 	s.store = st
@@ -73,4 +81,18 @@ func (s *recordSink) close(log *slog.Logger) {
 			log.Warn("records: closing the store", "err", err)
 		}
 	})
+}
+
+// probeWritable creates and removes a file in dir.
+func probeWritable(dir string) error {
+	f, err := os.CreateTemp(dir, ".write-probe")
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			return pe.Err
+		}
+		return err
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }

@@ -108,6 +108,16 @@ func TestDevDefault(t *testing.T) {
 	if out, err := exec.Command("bash", "-c", bannerLine("curl ")).CombinedOutput(); err != nil || !strings.Contains(string(out), "Subject: dev-default") {
 		t.Errorf("the banner's curl line (POP3S) did not read the message back: %v\n%s", err, out)
 	}
+	var imapsLine string
+	for _, l := range strings.Split(p.Output(), "\n") {
+		if l = strings.TrimSpace(l); strings.HasPrefix(l, "curl ") && strings.Contains(l, "imaps://") {
+			imapsLine = l
+		}
+	}
+	if out, err := exec.Command("bash", "-c", imapsLine).CombinedOutput(); imapsLine == "" || err != nil || !strings.Contains(string(out), "Subject: dev-default") {
+		t.Errorf("the banner's curl line (IMAPS %q) did not read the message back: %v\n%s", imapsLine, err, out)
+	}
+	m.waitLog(t, `msg="imap session"`) // written when the session ends
 	checkIPv6(t, filepath.Join(data, "tls", "ca.pem"))
 	checkREADMELogLines(t, p.Output())
 	// SIGTERM stops it gracefully with exit 0.
