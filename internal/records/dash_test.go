@@ -15,8 +15,10 @@ func TestDashboardQueries(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer closeStore(t, s)
-	day0 := time.Now().UTC().Truncate(24*time.Hour).Add(-10 * 24 * time.Hour) // inside the retention
-	at := func(d int, h int) time.Time { return day0.Add(time.Duration(d)*24*time.Hour + time.Duration(h)*time.Hour) }
+	day0 := time.Now().UTC().Truncate(24 * time.Hour).Add(-10 * 24 * time.Hour) // inside the retention
+	at := func(d int, h int) time.Time {
+		return day0.Add(time.Duration(d)*24*time.Hour + time.Duration(h)*time.Hour)
+	}
 	dane := tls13(false)
 	dane.Verified, dane.Method = true, "dane-ee"
 	pkix := tls13(false)
