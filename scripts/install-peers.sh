@@ -27,6 +27,7 @@ peers=(
   "command -v ss && command -v ip|iproute2"
   "command -v mailfront|mailfront"
   "command -v curl|curl"
+  "command -v chromium|chromium"
   "command -v mandoc|mandoc"
   "command -v adduser|adduser"
   "command -v man|man-db"
