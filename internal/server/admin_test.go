@@ -1,11 +1,13 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -102,16 +104,51 @@ func TestAdminDashboardServed(t *testing.T) {
 	if resp.StatusCode != http.StatusSeeOther || cookie == nil || !cookie.Secure {
 		t.Fatalf("token login: %d, cookie %v", resp.StatusCode, cookie)
 	}
-	req, _ := http.NewRequest("GET", base+"/", nil)
-	req.AddCookie(cookie)
-	resp, err = client.Do(req)
+	page := func() string {
+		req, _ := http.NewRequest("GET", base+"/", nil)
+		req.AddCookie(cookie)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET /: %d\n%s", resp.StatusCode, body)
+		}
+		return string(body)
+	}
+	// A real SMTP session without TLS is recorded and shown: 0 of 1
+	// inbound sessions with TLS (the store writes within a fraction of a
+	// second; wait for the page to say so).
+	conn, err := net.DialTimeout("tcp", addrs["mx"], 30*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	for _, want := range []string{`id="queue-size">0<`, `<td>mx.example.org</td>`, `<td class="n days-left">40</td>`, `id="outbound-chart"`} {
-		if !strings.Contains(string(body), want) {
+	_ = conn.SetDeadline(time.Now().Add(60 * time.Second))
+	br := bufio.NewReader(conn)
+	for _, cmd := range []string{"", "EHLO client.example.net\r\n", "QUIT\r\n"} {
+		if cmd != "" {
+			_, _ = conn.Write([]byte(cmd))
+		}
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				t.Fatalf("smtp after %q: %v", cmd, err)
+			}
+			if len(line) < 4 || line[3] != '-' {
+				break
+			}
+		}
+	}
+	conn.Close()
+	const shown = `<span class="big">0.0%</span> inbound with TLS <span class="sub">0 of 1 sessions</span>`
+	body := page()
+	for deadline := time.Now().Add(60 * time.Second); !strings.Contains(body, shown) && time.Now().Before(deadline); body = page() {
+		time.Sleep(100 * time.Millisecond) // polling the page for the record's arrival
+	}
+	for _, want := range []string{shown, `id="queue-size">0<`, `<td>mx.example.org</td>`, `<td class="n days-left">40</td>`, `id="outbound-chart"`} {
+		if !strings.Contains(body, want) {
 			t.Errorf("dashboard lacks %q:\n%s", want, body)
 		}
 	}
