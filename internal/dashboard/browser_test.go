@@ -61,9 +61,12 @@ func TestDashboardInChromium(t *testing.T) {
 		t.Fatalf("chromium: logging in: %v", err)
 	}
 	title := run(t, bctx, chromedp.Title())
+	if at := run(t, bctx, chromedp.Location()); !strings.HasSuffix(at, "/?days=7") {
+		t.Errorf("after the login at %s, want the page asked for (/?days=7)", at)
+	}
 	pq := run(t, bctx, chromedp.Text(chromedp.ID("pq-share")))
 	noTLS := run(t, bctx, chromedp.Text(chromedp.ID("no-tls")))
-	if !strings.HasSuffix(loginURL, "/login") {
+	if !strings.Contains(loginURL, "/login?next=") {
 		t.Errorf("not sent to the login page first: %s", loginURL)
 	}
 	if !strings.Contains(title, "mx.example.test") {

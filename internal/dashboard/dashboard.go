@@ -22,6 +22,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
+	"strconv"
 	"sync"
 	"time"
 
@@ -112,7 +114,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == "/":
 		hd.Set("Cache-Control", "no-store")
 		if !h.loggedIn(r) {
-			http.Redirect(w, r, "/login", http.StatusSeeOther)
+			to := "/login"
+			if next := safeNext(r.URL.RequestURI()); next != "/" {
+				to += "?next=" + url.QueryEscape(next)
+			}
+			http.Redirect(w, r, to, http.StatusSeeOther)
 			return
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -134,7 +140,23 @@ func clientIP(r *http.Request) string {
 	return host
 }
 
+// safeNext is the page to go to after the login: the dashboard with its
+// period kept, never another site or path.
+func safeNext(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.Path != "/" {
+		return "/"
+	}
+	if d := u.Query().Get("days"); d != "" {
+		if n, err := strconv.Atoi(d); err == nil && n >= 1 && n <= MaxDays {
+			return "/?days=" + strconv.Itoa(n)
+		}
+	}
+	return "/"
+}
+
 type loginPage struct {
+	Next      string // where to go after the login
 	Hostname  string
 	Error     string
 	Password  bool // a user name and password may be used
@@ -145,7 +167,7 @@ type loginPage struct {
 
 func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
-	page := loginPage{Hostname: h.o.Hostname, Password: h.o.User != "" && h.o.Users != nil, Token: h.o.Token != ""}
+	page := loginPage{Next: safeNext(r.URL.Query().Get("next")), Hostname: h.o.Hostname, Password: h.o.User != "" && h.o.Users != nil, Token: h.o.Token != ""}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		h.render(w, http.StatusOK, "login.html", page)
@@ -169,7 +191,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	user, password, token := r.PostForm.Get("user"), r.PostForm.Get("password"), r.PostForm.Get("token")
-	page.User = user
+	page.User, page.Next = user, safeNext(r.PostForm.Get("next"))
 	ok, how := false, ""
 	switch {
 	case token != "" && h.o.Token != "":
@@ -194,7 +216,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: value, Path: "/", MaxAge: int(h.o.SessionTTL.Seconds()),
 		Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	h.o.Log.Info("admin: login", "ip", ip, "with", how)
-	http.Redirect(w, r, "/", http.StatusSeeOther)
+	http.Redirect(w, r, page.Next, http.StatusSeeOther)
 }
 
 func (h *Handler) newSession(now time.Time) string {

@@ -117,6 +117,17 @@ func TestLoginRequired(t *testing.T) {
 		t.Fatalf("login page lacks the password or token field:\n%s", b)
 	}
 	resp = e.do("GET", "/", "127.0.0.1", nil, nil)
+	for in, want := range map[string]string{"/?days=7": "/login?next=%2F%3Fdays%3D7", "/?days=x": "/login"} {
+		if resp := e.do("GET", in, "127.0.0.1", nil, nil); resp.Header.Get("Location") != want {
+			t.Errorf("GET %s: to %q, want %q", in, resp.Header.Get("Location"), want)
+		}
+	}
+	for in, want := range map[string]string{"/?days=7": "/?days=7", "//evil.test/?days=7": "/", "https://evil.test/": "/", "/static/x": "/", "/?days=9999": "/"} {
+		resp := e.do("POST", "/login", "127.0.0.1", url.Values{"token": {adminToken}, "next": {in}}, nil)
+		if resp.Header.Get("Location") != want {
+			t.Errorf("login with next %q: to %q, want %q", in, resp.Header.Get("Location"), want)
+		}
+	}
 	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") {
 		t.Errorf("CSP = %q", csp)
 	}
