@@ -108,7 +108,8 @@ func TestDashboardInChromium(t *testing.T) {
 		colors map[string]string
 	}{
 		"outbound": {outChart, map[string]string{"dane": outboundFill["dane"], "mta-sts": outboundFill["mta-sts"], "plaintext": outboundFill["plaintext"], "failed": outboundFill["failed"]}},
-		"inbound":  {inChart, map[string]string{"TLSv1.3 PQ": inboundFill("TLSv1.3 PQ"), "TLSv1.3": inboundFill("TLSv1.3"), "plaintext": inboundFill("plaintext")}},
+		"inbound": {inChart, map[string]string{"TLSv1.3 PQ": inboundFill("TLSv1.3 PQ"), "TLSv1.3": inboundFill("TLSv1.3"), "plaintext": inboundFill("plaintext"),
+			"the post-quantum share line": "#08519c"}},
 	} {
 		img := decode(t, shot.png)
 		for key, hex := range shot.colors {

@@ -19,6 +19,24 @@ type Chart struct {
 	XLabels   []Label
 	Legend    []LegendItem
 	Total     int
+	// Share is a line over the bars: the daily share (0–100 %, the
+	// plot's full height) of the keys it counts; ShareName says what.
+	Share       []Point
+	SharePoints string // the polyline's points
+	ShareName   string
+
+	// the layout, for withShare
+	perDay   map[int]map[string]int
+	dayTotal map[int]int
+	since    time.Time
+	slot     float64
+	ndays    int
+}
+
+// Point is a point of the share line; Title is its tooltip.
+type Point struct {
+	X, Y  float64
+	Title string
 }
 
 // Rect is one bar segment; Title is its tooltip.
@@ -85,7 +103,7 @@ func inboundFill(key string) string {
 
 const (
 	chartW, chartH         = 720, 240
-	padL, padR, padT, padB = 44.0, 8.0, 10.0, 28.0
+	padL, padR, padT, padB = 44.0, 8.0, 20.0, 28.0
 	plotW                  = chartW - padL - padR
 	plotH                  = chartH - padT - padB
 	maxXLabels             = 8
@@ -144,6 +162,32 @@ func stacked(id, title string, since, until time.Time, counts []records.DayCount
 	for _, k := range keys {
 		c.Legend = append(c.Legend, LegendItem{Key: k, Fill: fill(k), Count: totals[k]})
 	}
+	c.perDay, c.dayTotal, c.since, c.slot, c.ndays = perDay, dayTotal, since, slot, ndays
+	return c
+}
+
+// withShare adds the daily share of the keys counted by in as a line.
+func (c Chart) withShare(name string, in func(key string) bool) Chart {
+	c.ShareName = name
+	var pts []string
+	for i := range c.ndays {
+		total := c.dayTotal[i]
+		if total == 0 {
+			continue
+		}
+		n := 0
+		for k, v := range c.perDay[i] {
+			if in(k) {
+				n += v
+			}
+		}
+		share := float64(n) / float64(total)
+		p := Point{X: padL + float64(i)*c.slot + c.slot/2, Y: padT + plotH*(1-share),
+			Title: fmt.Sprintf("%s: %.0f%% %s (%d of %d)", c.since.AddDate(0, 0, i).Format(dayLayout), 100*share, name, n, total)}
+		c.Share = append(c.Share, p)
+		pts = append(pts, fmt.Sprintf("%.1f,%.1f", p.X, p.Y))
+	}
+	c.SharePoints = strings.Join(pts, " ")
 	return c
 }
 

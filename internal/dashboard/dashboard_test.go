@@ -285,6 +285,7 @@ func TestNumbersShown(t *testing.T) {
 	for _, s := range []string{
 		`<span class="big" id="pq-share">50.0%</span>`, // 2 of 4 sessions
 		`<span class="big" id="queue-size">17</span>`,
+		`% post-quantum (0 of 2)</title>`, `100% post-quantum (2 of 2)</title>`, `<polyline class="share" points="`,
 		`<td class="domain">legacy-plain.test</td><td class="n">2</td>`,
 		`<td class="n days-left">5</td>`,
 		`certificate has expired`, `broken-sts.test`,

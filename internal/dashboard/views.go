@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tlsmail/tlsmail/internal/records"
@@ -139,7 +140,8 @@ func (h *Handler) gather(ctx context.Context, days int) (*view, error) {
 	if err != nil {
 		return nil, err
 	}
-	v.Inbound = stacked("inbound-chart", "Inbound sessions by protocol and key exchange", since, until, in, inboundKeys(in), inboundFill)
+	v.Inbound = stacked("inbound-chart", "Inbound sessions by protocol and key exchange", since, until, in, inboundKeys(in), inboundFill).
+		withShare("post-quantum", func(k string) bool { return strings.HasSuffix(k, " PQ") })
 	if v.NoTLS, err = st.NoTLS(ctx, p, listLimit); err != nil {
 		return nil, err
 	}
