@@ -99,7 +99,9 @@ func TestDashboardInChromium(t *testing.T) {
 		_ = os.WriteFile(filepath.Join(dir, "inbound-chart.png"), inChart, 0o644)
 	}
 	// Not blank: a good part of the page differs from its background.
-	if share := inkShare(t, page); share < 0.02 {
+	share := inkShare(t, page)
+	t.Logf("%.3f of the page differs from its background", share)
+	if share < 0.02 {
 		t.Errorf("the page is nearly blank: %.3f of its pixels differ from the background", share)
 	}
 	// Each chart holds the colours of what was recorded.
