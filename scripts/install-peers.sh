@@ -30,6 +30,7 @@ peers=(
   "command -v procmail|procmail"
   "command -v maildrop|maildrop"
   "command -v curl|curl"
+  "command -v chromium|chromium"
   "command -v mandoc|mandoc"
   "command -v adduser|adduser"
   "command -v man|man-db"

@@ -68,6 +68,7 @@ type Config struct {
 	IMAP         []IMAPListener    `toml:"imap_listener"`     // see imap.go
 	MTASTS       *MTASTSHosting    `toml:"mta_sts,omitempty"` // policy hosting (acme.go)
 	Web          Web               `toml:"web,omitempty"`     // the HTTPS listener (acme.go)
+	Admin        *Admin            `toml:"admin,omitempty"`   // the dashboard (admin.go)
 	// User and Group are whom `serve` runs as after binding its
 	// listeners and reading its keys as root (see runas.go); empty: no
 	// change.
@@ -243,6 +244,7 @@ func (c *Config) Defaults() {
 	setInt(&c.Queue.Workers, 8)
 	c.Records.defaults()
 	c.Pipe.defaults()
+	c.adminDefaults()
 	setInt(&c.Outbound.Port, 25)
 	if c.Outbound.MTASTS == nil {
 		on := true

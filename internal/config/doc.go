@@ -22,6 +22,9 @@ func Schema() []SettingInfo {
 	def.Defaults()
 	flat, _ := flatten(&def)
 	docs := settingDocs()
+	for k, v := range adminDocs { // admin.go
+		docs[k] = v
+	}
 	var out []SettingInfo
 	var walk func(prefix string, t reflect.Type)
 	walk = func(prefix string, t reflect.Type) {

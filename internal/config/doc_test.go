@@ -14,6 +14,11 @@ func TestSettingDocsNameRealSettings(t *testing.T) {
 			t.Logf("undocumented setting %s", s.Key)
 		}
 	}
+	for k := range adminDocs {
+		if !known[k] {
+			t.Errorf("adminDocs describes %q, which is not a setting", k)
+		}
+	}
 	for k := range settingDocs() {
 		if !known[k] {
 			t.Errorf("settingDocs describes %q, which is not a setting", k)

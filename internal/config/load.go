@@ -203,6 +203,9 @@ func (c *Config) validate() error {
 	if err := c.validateACME(); err != nil {
 		return err
 	}
+	if err := c.validateAdmin(); err != nil {
+		return err
+	}
 	if c.TLS.Ciphers != "" {
 		if _, err := tlsconf.ParseCiphers(c.TLS.Ciphers); err != nil {
 			return bad(err.Error(), "tls", "ciphers")

@@ -115,6 +115,15 @@ func Run(ctx context.Context, o Options) error {
 		}
 		return err
 	}
+	adminLn, err := bindAdmin(cfg, addrs) // the dashboard (admin.go)
+	if err != nil {
+		closeListeners()
+		if metricsLn != nil {
+			metricsLn.Close()
+		}
+		webLns.close()
+		return err
+	}
 	// Listeners bound: from here on the server runs as `user` (with no
 	// capabilities), and everything it reads or makes in the data
 	// directory is read or made as that user.
@@ -126,6 +135,9 @@ func Run(ctx context.Context, o Options) error {
 				metricsLn.Close()
 			}
 			webLns.close()
+			if adminLn != nil {
+				adminLn.Close()
+			}
 		}
 	}()
 	if err := dropPrivileges(cfg, log); err != nil {
@@ -161,7 +173,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	if cfg.NeedsTLS() || acme != nil || cfg.Web.Address != "" {
+	if cfg.NeedsTLS() || acme != nil || cfg.Web.Address != "" || cfg.Admin != nil {
 		settings := cfg.ServerTLS()
 		settings.ACME = acme
 		if tlsSrv, err = tlsconf.NewServer(settings); err != nil {
@@ -229,6 +241,11 @@ func Run(ctx context.Context, o Options) error {
 	imap := imapd.New(imapSettings(cfg), tlsSrv, users, throttle, log) // imap.go
 	useAuthBackend(cfg, smtp, pop, imap, log)                          // dovecot.go
 	warnDescriptorLimit(cfg, log)
+	// The dashboard (admin.go).
+	admin, err := newAdmin(cfg, tlsSrv, rec.store, users, throttle, q, log)
+	if err != nil {
+		return err
+	}
 
 	if metricsLn != nil {
 		mux := http.NewServeMux()
@@ -253,6 +270,7 @@ func Run(ctx context.Context, o Options) error {
 	startACME(qctx, acme, cfg, log)
 	watchCertHealth(qctx, tlsSrv, reg, log) // certhealth.go
 	webLns.serve(lctx, acme, tlsSrv, cfgNow, log)
+	serveAdmin(lctx, adminLn, admin, tlsSrv, log) // admin.go
 	for _, b := range listeners {
 		if b.l == nil {
 			continue // an optional listener that could not be bound
@@ -299,7 +317,7 @@ func Run(ctx context.Context, o Options) error {
 			attrs = append(attrs, ic.Name, addrs[ic.Name])
 		}
 	}
-	for _, name := range []string{"metrics", "web", "acme-http", "acme-tls-alpn"} {
+	for _, name := range []string{"metrics", "web", "admin", "acme-http", "acme-tls-alpn"} {
 		if addrs[name] != "" {
 			attrs = append(attrs, name, addrs[name])
 		}

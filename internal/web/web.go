@@ -1,9 +1,10 @@
 // Package web is tlsmail's HTTPS listener: today it publishes the MTA-STS
 // policy (RFC 8461 §3.2) of every local domain at
 // https://mta-sts.<domain>/.well-known/mta-sts.txt and completes ACME
-// TLS-ALPN-01 handshakes; the admin dashboard and client autoconfig are
-// planned here too. It answers only the names it serves, with no
-// redirects (RFC 8461 §3.3 forbids following them).
+// TLS-ALPN-01 handshakes; client autoconfig is planned here too. It
+// answers only the names it serves, with no redirects (RFC 8461 §3.3
+// forbids following them). The admin dashboard (internal/dashboard) uses
+// Serve on a listener of its own.
 package web
 
 import (
