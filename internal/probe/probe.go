@@ -98,6 +98,11 @@ type TLSInfo struct {
 	Bits        int    `json:"bits"`
 	Group       string `json:"group"`
 	PostQuantum bool   `json:"post_quantum"`
+	// HybridRefused: the server (or something before it) left a
+	// ClientHello offering the hybrid post-quantum group unanswered (reset,
+	// EOF or timeout) and the session above came from a classical-only
+	// retry, as delivery would do.
+	HybridRefused bool `json:"hybrid_hello_refused,omitempty"`
 }
 
 // CertInfo is one certificate of the chain.
@@ -324,7 +329,8 @@ func connectCapturing(ctx context.Context, hr *HostReport, o Options, maxVersion
 		c, err := smtpclient.Dial(cctx, net.JoinHostPort(a, strconv.Itoa(hr.Port)), smtpclient.Options{
 			Mode: mode, ServerName: hr.Host, LocalName: o.LocalName, RootCAs: o.RootCAs, InsecureSkipVerify: true,
 			MinVersion: tls.VersionTLS10, MaxVersion: maxVersion,
-			Timeouts: smtpclient.Timeouts{Connect: o.Timeout, Greeting: o.Timeout, Command: o.Timeout},
+			RetryClassical: maxVersion == 0, // as delivery does (smtpclient.Options.RetryClassical)
+			Timeouts:       smtpclient.Timeouts{Connect: o.Timeout, Greeting: o.Timeout, Command: o.Timeout},
 			Verify: func(cs tls.ConnectionState) tlsinfo.Verification {
 				if staple != nil {
 					*staple = cs.OCSPResponse
@@ -374,7 +380,8 @@ func probeHost(ctx context.Context, hr *HostReport, domain string, o Options, st
 		return
 	}
 	hr.STARTTLS = true
-	hr.TLS = &TLSInfo{Protocol: st.Protocol, Cipher: st.Cipher, CipherSSL: st.CipherSSL, Bits: st.UseBits, Group: st.Group, PostQuantum: st.PQ}
+	hr.TLS = &TLSInfo{Protocol: st.Protocol, Cipher: st.Cipher, CipherSSL: st.CipherSSL, Bits: st.UseBits, Group: st.Group, PostQuantum: st.PQ,
+		HybridRefused: c.ClassicalRetry()}
 	var chain []*x509.Certificate
 	for _, pc := range st.PeerChain {
 		chain = append(chain, pc.X509)

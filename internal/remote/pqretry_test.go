@@ -3,15 +3,8 @@ package remote
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,41 +18,6 @@ import (
 	"github.com/tlsmail/tlsmail/internal/testpeer"
 )
 
-// testCA makes a CA and a certificate for 127.0.0.1 signed by it, writes
-// the key and chain for Postfix into dir, and returns the CA's pool.
-func testCA(t *testing.T, dir string) *x509.CertPool {
-	t.Helper()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "pq test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), IsCA: true,
-		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		KeyUsage: x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, _ := x509.MarshalECPrivateKey(key)
-	chain := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})...)
-	if err := os.WriteFile(filepath.Join(dir, "pf.key"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "pf.pem"), chain, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(ca)
-	return pool
-}
-
 // startTLSPostfix starts a private Postfix offering STARTTLS with a
 // certificate for 127.0.0.1 and relaying for loopback clients.
 func startTLSPostfix(t *testing.T) (*testpeer.Postfix, *x509.CertPool) {
@@ -67,7 +25,7 @@ func startTLSPostfix(t *testing.T) (*testpeer.Postfix, *x509.CertPool) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	pool := testCA(t, dir)
+	pool := testpeer.LoopbackCert(t, dir)
 	pf := testpeer.StartPostfix(t,
 		"smtpd_tls_chain_files = "+filepath.Join(dir, "pf.key")+", "+filepath.Join(dir, "pf.pem"),
 		"smtpd_tls_security_level = may",
@@ -200,6 +158,31 @@ func TestHybridClientHelloRefusedRetriesClassical(t *testing.T) {
 	}
 	if m := metricsText(reg); !strings.Contains(m, `tlsmail_outbound_pq_fallback_total{result="retry_failed"} 1`) {
 		t.Errorf("metrics:\n%s", m)
+	}
+}
+
+// TestOpportunisticGetsClassicalTLSNotPlaintext: at level may a failed
+// handshake falls back to plaintext (Postfix's may does the same), but a
+// hybrid ClientHello left unanswered is first retried classical: the
+// message goes encrypted.
+func TestOpportunisticGetsClassicalTLSNotPlaintext(t *testing.T) {
+	pf, _ := startTLSPostfix(t)
+	proxy := testpeer.StartHelloProxy(t, pf.Addr, 1400)
+	rec := &recorded{}
+	d := &Deliverer{
+		Policy:    &policy.Table{Default: policy.Policy{Level: policy.May}},
+		Transport: map[string]string{"pq.test": proxy.Addr},
+		LocalName: "client.test",
+		Records:   rec,
+	}
+	o := deliverOne(t, d, "b@pq.test", "may")
+	if !o.Delivered || attrOf(o, "pq_fallback") != pqRetried {
+		t.Fatalf("outcome: %+v", o)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if r := rec.recs[0]; !r.TLS.TLS || r.TLS.Group != "X25519" {
+		t.Errorf("record: TLS %v group %q: want classical TLS, not plaintext", r.TLS.TLS, r.TLS.Group)
 	}
 }
 
