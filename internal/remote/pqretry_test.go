@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -208,5 +209,28 @@ func TestCertificateFailureIsNotRetriedClassical(t *testing.T) {
 	}
 	if m := metricsText(reg); strings.Contains(m, "pq_fallback") {
 		t.Errorf("metrics:\n%s", m)
+	}
+}
+
+// TestClassicalMemoryExpiresAndIsBounded: an address is remembered for
+// classicalTTL, and the memory never holds more than classicalHosts.
+func TestClassicalMemoryExpiresAndIsBounded(t *testing.T) {
+	var cm classicalMemory
+	now := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	cm.add("192.0.2.1:25", now)
+	if !cm.has("192.0.2.1:25", now.Add(classicalTTL-time.Second)) || cm.has("192.0.2.2:25", now) {
+		t.Fatal("remembered the wrong addresses")
+	}
+	if cm.has("192.0.2.1:25", now.Add(classicalTTL)) {
+		t.Fatal("still remembered after classicalTTL")
+	}
+	for i := range classicalHosts + 10 {
+		cm.add(fmt.Sprintf("198.51.100.%d:%d", i%256, 1000+i), now.Add(time.Duration(i)*time.Millisecond))
+	}
+	if n := len(cm.m); n != classicalHosts {
+		t.Fatalf("%d addresses remembered, want at most %d", n, classicalHosts)
+	}
+	if cm.has("198.51.100.0:1000", now) || !cm.has(fmt.Sprintf("198.51.100.%d:%d", (classicalHosts+9)%256, 1000+classicalHosts+9), now) {
+		t.Error("the oldest entries should go first")
 	}
 }
