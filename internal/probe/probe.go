@@ -71,6 +71,7 @@ type HostReport struct {
 	Preference    *int         `json:"preference,omitempty"`
 	Addresses     []string     `json:"addresses"`
 	DNSSEC        bool         `json:"addresses_dnssec"`
+	Canonical     string       `json:"canonical,omitempty"`      // where the host's CNAME chain ends (TLSA is looked up there first)
 	AddrSource    string       `json:"addresses_from,omitempty"` // "system": the system resolver, not DNS
 	Reached       bool         `json:"reached"`
 	Error         string       `json:"error,omitempty"`
@@ -289,7 +290,7 @@ func probeAddrs(ctx context.Context, hr *HostReport, o Options) {
 		}
 		return
 	}
-	hr.DNSSEC = a.Secure
+	hr.DNSSEC, hr.Canonical = a.Secure, a.Canonical
 	for _, ip := range a.IPs {
 		hr.Addresses = append(hr.Addresses, ip.String())
 	}
@@ -428,7 +429,9 @@ func probeDANE(ctx context.Context, hr *HostReport, domain string, o Options, ch
 		d.Lookup, d.Note = "skipped", "the host's addresses are not DNSSEC-signed, so TLSA is not used (RFC 7672 §2.2.2)"
 		return d
 	}
-	recs, secure, err := o.Resolver.LookupTLSA(ctx, hr.Host, hr.Port)
+	// The same lookup and names as delivery's plan (policy.Plan).
+	tg := policy.Target{Domain: domain, MXHost: hr.Host, Canonical: hr.Canonical, Port: hr.Port, AddrSecure: hr.DNSSEC}
+	recs, secure, err := policy.LookupTLSA(ctx, o.Resolver, tg)
 	switch {
 	case errors.Is(err, dnsx.ErrNotFound):
 		d.Lookup = "none"
@@ -451,7 +454,7 @@ func probeDANE(ctx context.Context, hr *HostReport, domain string, o Options, ch
 		d.Note = "no usable TLSA records (only DANE-TA(2) and DANE-EE(3) count for SMTP)"
 		return d
 	}
-	v := policy.DANECheck(usable, []string{hr.Host, domain})(tls.ConnectionState{PeerCertificates: chain})
+	v := policy.DANECheck(usable, policy.DANENames(tg))(tls.ConnectionState{PeerCertificates: chain})
 	d.Match = &Check{OK: v.Verified, Reason: v.Reason}
 	return d
 }
