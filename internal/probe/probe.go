@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/tlsmail/tlsmail/internal/dnsx"
+	"github.com/tlsmail/tlsmail/internal/mxroute"
 	"github.com/tlsmail/tlsmail/internal/policy"
 	"github.com/tlsmail/tlsmail/internal/route"
 	"github.com/tlsmail/tlsmail/smtpclient"
@@ -227,13 +228,10 @@ func probeDomain(ctx context.Context, rep *Report, o Options) error {
 			rep.MTASTS = &STSReport{Present: true, ID: p.ID, Mode: p.Mode, MX: p.MX, MaxAge: p.MaxAge}
 		}
 	}
-	mx, err := o.Resolver.LookupMX(ctx, rep.Domain)
-	rep.MX = &MXInfo{Secure: mx.Secure}
-	var hosts []dnsx.MX
+	// The hosts delivery would try (mxroute), sorted for a stable report.
+	rt, err := mxroute.Lookup(ctx, o.Resolver, rep.Domain)
+	rep.MX = &MXInfo{Secure: rt.Secure, Implicit: rt.Implicit, Null: rt.Null}
 	switch {
-	case errors.Is(err, dnsx.ErrNotFound):
-		rep.MX.Implicit = true
-		hosts = []dnsx.MX{{Host: rep.Domain}}
 	case err != nil:
 		rep.MX.Error = err.Error()
 		if !o.SystemHosts {
@@ -248,25 +246,33 @@ func probeDomain(ctx context.Context, rep *Report, o Options) error {
 		probeHost(ctx, &hr, rep.Domain, o, sts)
 		rep.Hosts = append(rep.Hosts, hr)
 		return nil
-	case mx.Null:
-		rep.MX.Null = true
+	case rt.Null:
 		return nil
-	default:
-		hosts = mx.Hosts
-		sort.SliceStable(hosts, func(i, j int) bool {
-			if hosts[i].Pref != hosts[j].Pref {
-				return hosts[i].Pref < hosts[j].Pref
-			}
-			return hosts[i].Host < hosts[j].Host // stable reports
-		})
 	}
+	hosts := rt.Hosts
+	sort.SliceStable(hosts, func(i, j int) bool {
+		if hosts[i].Pref != hosts[j].Pref {
+			return hosts[i].Pref < hosts[j].Pref
+		}
+		return hosts[i].Name < hosts[j].Name // stable reports
+	})
 	for _, h := range hosts {
-		hr := HostReport{Host: h.Host, Port: o.Port}
-		if !rep.MX.Implicit {
+		hr := HostReport{Host: h.Name, Port: o.Port}
+		if !rt.Implicit {
 			pref := int(h.Pref)
 			hr.Preference = &pref
 		}
-		probeAddrs(ctx, &hr, o)
+		if h.Err != nil {
+			hr.Error = h.Err.Error()
+			if o.SystemHosts {
+				systemAddrs(ctx, &hr)
+			}
+		} else {
+			hr.DNSSEC, hr.Canonical = h.Secure, h.Canonical
+			for _, ip := range h.IPs {
+				hr.Addresses = append(hr.Addresses, ip.String())
+			}
+		}
 		probeHost(ctx, &hr, rep.Domain, o, sts)
 		rep.Hosts = append(rep.Hosts, hr)
 	}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/tlsmail/tlsmail/internal/dnsx"
 	"github.com/tlsmail/tlsmail/internal/metrics"
+	"github.com/tlsmail/tlsmail/internal/mxroute"
 	"github.com/tlsmail/tlsmail/internal/policy"
 	"github.com/tlsmail/tlsmail/internal/queue"
 	"github.com/tlsmail/tlsmail/internal/records"
@@ -290,32 +291,25 @@ func (d *Deliverer) route(ctx context.Context, domain string) ([]target, bool, e
 	if d.Resolver == nil {
 		return nil, false, errors.New("4.3.5 no DNS resolver configured")
 	}
-	mx, err := d.Resolver.LookupMX(ctx, domain)
-	var hosts []dnsx.MX
+	// The same hosts `tlsmail probe` reports (mxroute).
+	rt, err := mxroute.Lookup(ctx, d.Resolver, domain)
 	var te *dnsx.TempError
 	switch {
-	case errors.As(err, &te):
-		return nil, false, fmt.Errorf("4.4.3 MX lookup for %s: %v", domain, err)
-	case errors.Is(err, dnsx.ErrNotFound):
-		hosts = []dnsx.MX{{Host: domain}} // implicit MX (RFC 5321 §5.1)
 	case err != nil:
 		return nil, false, fmt.Errorf("4.4.3 MX lookup for %s: %v", domain, err)
-	case mx.Null:
+	case rt.Null:
 		return nil, true, fmt.Errorf("5.1.10 %s does not accept mail (null MX, RFC 7505)", domain)
-	default:
-		hosts = mx.Hosts
 	}
 	var targets []target
 	var tempErr error
-	for _, h := range hosts {
-		a, err := d.Resolver.LookupAddrs(ctx, h.Host)
-		if err != nil {
-			if errors.As(err, &te) {
-				tempErr = err
+	for _, h := range rt.Hosts {
+		if h.Err != nil {
+			if errors.As(h.Err, &te) {
+				tempErr = h.Err
 			}
 			continue
 		}
-		targets = append(targets, target{host: h.Host, canonical: a.Canonical, port: port, viaMX: len(mx.Hosts) > 0, addrSecure: a.Secure, ips: a.IPs})
+		targets = append(targets, target{host: h.Name, canonical: h.Canonical, port: port, viaMX: !rt.Implicit, addrSecure: h.Secure, ips: h.IPs})
 	}
 	if len(targets) == 0 {
 		if tempErr != nil {

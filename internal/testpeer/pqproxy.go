@@ -22,14 +22,20 @@ type HelloProxy struct {
 	Limit int
 
 	conns, resets, passed atomic.Int64
+	hang                  atomic.Bool
 	ln                    net.Listener
 	wg                    sync.WaitGroup
 }
 
+// Hang makes the proxy hold an oversized ClientHello unanswered until the
+// client gives up, instead of resetting (the other way such hosts fail).
+func (p *HelloProxy) Hang() { p.hang.Store(true) }
+
 // Conns is the number of connections accepted.
 func (p *HelloProxy) Conns() int { return int(p.conns.Load()) }
 
-// Resets is the number of connections reset for their ClientHello.
+// Resets is the number of connections reset (or held, after Hang) for
+// their ClientHello.
 func (p *HelloProxy) Resets() int { return int(p.resets.Load()) }
 
 // Passed is the number of ClientHellos let through.
@@ -82,6 +88,12 @@ func (p *HelloProxy) serve(c *net.TCPConn, backend string) {
 	}()
 	br := bufio.NewReader(c)
 	if !p.forwardUntilHello(br, b) {
+		if p.hang.Load() {
+			_, _ = io.Copy(io.Discard, br) // until the client closes
+			b.Close()
+			<-done
+			return
+		}
 		_ = c.SetLinger(0) // close with RST
 		c.Close()
 		b.Close()
