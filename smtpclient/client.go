@@ -106,6 +106,18 @@ type Options struct {
 	// version (probes use it to see whether old versions are accepted).
 	MinVersion uint16
 	MaxVersion uint16
+	// CurvePreferences are the key-exchange groups offered, in order;
+	// nil: Go's defaults, which offer the hybrid post-quantum
+	// X25519MLKEM768 first (a ClientHello of about 1,600 bytes).
+	CurvePreferences []tls.CurveID
+	// RetryClassical: when a handshake offering a post-quantum group
+	// fails before the server sent a byte of TLS back (a reset, EOF or
+	// timeout: a server or middlebox that breaks on the large ClientHello,
+	// OpenSSL issue 27557), connect once more offering ClassicalGroups
+	// only. The retry uses the same mode and the same verification — the
+	// group is not part of any policy — and is never made in plaintext.
+	// Client.ClassicalRetry reports that it happened.
+	RetryClassical bool
 	// Auth, if set, authenticates after TLS.
 	Auth *Auth
 	// AllowInsecureAuth permits AUTH over a connection without TLS.
@@ -146,6 +158,8 @@ type Client struct {
 	// without trying TLS.
 	tlsFailed, noTLS bool
 	certRequested    bool
+	tlsErr           *TLSError // the failed handshake of an opportunistic connect
+	classicalRetry   bool      // this connection is the classical retry
 	// implicitFound: no mode was given, the server did not greet within
 	// implicitProbe and spoke TLS first (see ImplicitDetected).
 	implicitFound bool
@@ -204,10 +218,8 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 		opts.MinVersion = tls.VersionTLS12
 	}
 	c := &Client{opts: opts, addr: addr}
-	if err := c.dial(ctx); err != nil {
-		return nil, err
-	}
-	if auto && c.silentFor(implicitProbe) {
+	err := c.dial(ctx)
+	if err == nil && auto && c.silentFor(implicitProbe) {
 		// Try TLS first on a second connection while this one keeps
 		// waiting for a greeting that may still come (a slow server).
 		iopts := opts
@@ -218,16 +230,34 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 			c, tc.implicitFound = tc, true
 		}
 	}
-	if !c.implicitFound {
-		if err := c.greet(ctx); err != nil {
-			return nil, err
+	if err == nil && !c.implicitFound {
+		err = c.greet(ctx)
+	}
+	if opts.RetryClassical && offersPostQuantum(opts.CurvePreferences) && ctx.Err() == nil && c.helloUnanswered(err) {
+		// The server (or something on the way) broke on the large hybrid
+		// ClientHello: once more with the classical groups only.
+		first := err
+		if first == nil {
+			first = c.tlsErr
 		}
+		ropts := opts
+		ropts.CurvePreferences = ClassicalGroups()
+		c = &Client{opts: ropts, addr: addr, classicalRetry: true}
+		err = c.connect(ctx)
+		var te *TLSError
+		if errors.As(err, &te) {
+			te.ClassicalRetry = true
+			te.Reason = "hybrid post-quantum ClientHello unanswered (" + first.Error() + "); classical retry: " + te.Reason
+		}
+	}
+	if err != nil {
+		return nil, err
 	}
 	if opts.Mode == Opportunistic && c.tlsFailed {
 		// The handshake failed: start again without TLS, as Postfix's
 		// "may" does. The state says plaintext.
 		c.Close()
-		c = &Client{opts: opts, addr: addr, noTLS: true}
+		c = &Client{opts: opts, addr: addr, noTLS: true, classicalRetry: c.classicalRetry}
 		if err := c.connect(ctx); err != nil {
 			return nil, err
 		}
@@ -348,6 +378,7 @@ func (c *Client) greet(ctx context.Context) error {
 		conn.Close()
 		if c.opts.Mode == Opportunistic {
 			c.tlsFailed = true
+			errors.As(err, &c.tlsErr)
 			return nil
 		}
 		return err
@@ -371,6 +402,7 @@ func (c *Client) handshake(ctx context.Context) error {
 		InsecureSkipVerify: true, // verified below, so a failure can say why
 	}
 	cfg.MaxVersion = c.opts.MaxVersion
+	cfg.CurvePreferences = c.opts.CurvePreferences
 	cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 		c.certRequested = true
 		if c.opts.ClientCert != nil {
@@ -387,7 +419,8 @@ func (c *Client) handshake(ctx context.Context) error {
 		}
 		return nil
 	}
-	tc := tls.Client(c.conn, cfg)
+	cc := &helloConn{Conn: c.conn}
+	tc := tls.Client(cc, cfg)
 	hctx, cancel := context.WithTimeout(ctx, c.opts.Timeouts.Command)
 	defer cancel()
 	if err := tc.HandshakeContext(hctx); err != nil {
@@ -395,7 +428,7 @@ func (c *Client) handshake(ctx context.Context) error {
 		if v.Reason != "" && !v.Verified {
 			reason = "server certificate not verified: " + v.Reason
 		}
-		return &TLSError{Addr: c.addr, Local: c.localIP(), Reason: reason, Err: err}
+		return &TLSError{Addr: c.addr, Local: c.localIP(), Reason: reason, Err: err, HelloUnanswered: cc.read == 0}
 	}
 	var local *tlsinfo.Cert
 	if c.opts.ClientCert != nil && c.opts.ClientCert.Leaf != nil {

@@ -29,6 +29,14 @@ type TLSError struct {
 	Local  string // our IP address on the connection (TLS-RPT's sending-mta-ip)
 	Reason string
 	Err    error
+	// HelloUnanswered: the handshake failed (reset, EOF, timeout) before
+	// the server sent any TLS record back — the way servers that break on
+	// a large post-quantum ClientHello fail. Not set for alerts or
+	// certificate failures.
+	HelloUnanswered bool
+	// ClassicalRetry: the error is from the classical-only retry
+	// (Options.RetryClassical); the first attempt's is in Reason.
+	ClassicalRetry bool
 }
 
 func (e *TLSError) Error() string { return fmt.Sprintf("TLS with %s: %s", e.Addr, e.Reason) }

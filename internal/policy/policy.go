@@ -254,14 +254,7 @@ func (t *Table) planDANE(ctx context.Context, r *dnsx.Resolver, pl *Plan, tg Tar
 	if !tg.AddrSecure {
 		return fallback("MX host addresses are not DNSSEC-signed")
 	}
-	// RFC 7672 §2.2.2: for a CNAME'd host (secure expansion) the TLSA base
-	// name is the target first, then the original name.
-	recs, secure, err := r.LookupTLSA(ctx, tg.MXHost, tg.Port)
-	if tg.Canonical != "" && tg.Canonical != tg.MXHost {
-		if crecs, csecure, cerr := r.LookupTLSA(ctx, tg.Canonical, tg.Port); cerr == nil || !errors.Is(cerr, dnsx.ErrNotFound) {
-			recs, secure, err = crecs, csecure, cerr
-		}
-	}
+	recs, secure, err := LookupTLSA(ctx, r, tg)
 	var te *dnsx.TempError
 	switch {
 	case errors.As(err, &te):
@@ -282,12 +275,32 @@ func (t *Table) planDANE(ctx context.Context, r *dnsx.Resolver, pl *Plan, tg Tar
 		return nil
 	}
 	pl.TLSA = usable
+	pl.Verify = daneCheck(usable, DANENames(tg))
+	return nil
+}
+
+// LookupTLSA looks up the TLSA records of a target as delivery uses them:
+// RFC 7672 §2.2.2, for a CNAME'd host (secure expansion) the base name is
+// the CNAME target first, then the original name. `tlsmail probe` calls
+// it too, so probe and delivery cannot disagree.
+func LookupTLSA(ctx context.Context, r *dnsx.Resolver, tg Target) ([]dnsx.TLSA, bool, error) {
+	recs, secure, err := r.LookupTLSA(ctx, tg.MXHost, tg.Port)
+	if tg.Canonical != "" && tg.Canonical != tg.MXHost {
+		if crecs, csecure, cerr := r.LookupTLSA(ctx, tg.Canonical, tg.Port); cerr == nil || !errors.Is(cerr, dnsx.ErrNotFound) {
+			recs, secure, err = crecs, csecure, cerr
+		}
+	}
+	return recs, secure, err
+}
+
+// DANENames are the names a DANE-TA(2) certificate may carry for a
+// target: the MX host, the next-hop domain and the CNAME target.
+func DANENames(tg Target) []string {
 	names := []string{tg.MXHost, tg.Domain}
 	if tg.Canonical != "" {
 		names = append(names, tg.Canonical)
 	}
-	pl.Verify = daneCheck(usable, names)
-	return nil
+	return names
 }
 
 // pkixCheck verifies the chain to the roots and the name against names

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/tlsmail/tlsmail/internal/dnsx"
+	"github.com/tlsmail/tlsmail/internal/mxroute"
 	"github.com/tlsmail/tlsmail/internal/policy"
 	"github.com/tlsmail/tlsmail/internal/route"
 	"github.com/tlsmail/tlsmail/smtpclient"
@@ -71,6 +72,7 @@ type HostReport struct {
 	Preference    *int         `json:"preference,omitempty"`
 	Addresses     []string     `json:"addresses"`
 	DNSSEC        bool         `json:"addresses_dnssec"`
+	Canonical     string       `json:"canonical,omitempty"`      // where the host's CNAME chain ends (TLSA is looked up there first)
 	AddrSource    string       `json:"addresses_from,omitempty"` // "system": the system resolver, not DNS
 	Reached       bool         `json:"reached"`
 	Error         string       `json:"error,omitempty"`
@@ -98,6 +100,11 @@ type TLSInfo struct {
 	Bits        int    `json:"bits"`
 	Group       string `json:"group"`
 	PostQuantum bool   `json:"post_quantum"`
+	// HybridRefused: the server (or something before it) left a
+	// ClientHello offering the hybrid post-quantum group unanswered (reset,
+	// EOF or timeout) and the session above came from a classical-only
+	// retry, as delivery would do.
+	HybridRefused bool `json:"hybrid_hello_refused,omitempty"`
 }
 
 // CertInfo is one certificate of the chain.
@@ -221,13 +228,10 @@ func probeDomain(ctx context.Context, rep *Report, o Options) error {
 			rep.MTASTS = &STSReport{Present: true, ID: p.ID, Mode: p.Mode, MX: p.MX, MaxAge: p.MaxAge}
 		}
 	}
-	mx, err := o.Resolver.LookupMX(ctx, rep.Domain)
-	rep.MX = &MXInfo{Secure: mx.Secure}
-	var hosts []dnsx.MX
+	// The hosts delivery would try (mxroute), sorted for a stable report.
+	rt, err := mxroute.Lookup(ctx, o.Resolver, rep.Domain)
+	rep.MX = &MXInfo{Secure: rt.Secure, Implicit: rt.Implicit, Null: rt.Null}
 	switch {
-	case errors.Is(err, dnsx.ErrNotFound):
-		rep.MX.Implicit = true
-		hosts = []dnsx.MX{{Host: rep.Domain}}
 	case err != nil:
 		rep.MX.Error = err.Error()
 		if !o.SystemHosts {
@@ -242,25 +246,33 @@ func probeDomain(ctx context.Context, rep *Report, o Options) error {
 		probeHost(ctx, &hr, rep.Domain, o, sts)
 		rep.Hosts = append(rep.Hosts, hr)
 		return nil
-	case mx.Null:
-		rep.MX.Null = true
+	case rt.Null:
 		return nil
-	default:
-		hosts = mx.Hosts
-		sort.SliceStable(hosts, func(i, j int) bool {
-			if hosts[i].Pref != hosts[j].Pref {
-				return hosts[i].Pref < hosts[j].Pref
-			}
-			return hosts[i].Host < hosts[j].Host // stable reports
-		})
 	}
+	hosts := rt.Hosts
+	sort.SliceStable(hosts, func(i, j int) bool {
+		if hosts[i].Pref != hosts[j].Pref {
+			return hosts[i].Pref < hosts[j].Pref
+		}
+		return hosts[i].Name < hosts[j].Name // stable reports
+	})
 	for _, h := range hosts {
-		hr := HostReport{Host: h.Host, Port: o.Port}
-		if !rep.MX.Implicit {
+		hr := HostReport{Host: h.Name, Port: o.Port}
+		if !rt.Implicit {
 			pref := int(h.Pref)
 			hr.Preference = &pref
 		}
-		probeAddrs(ctx, &hr, o)
+		if h.Err != nil {
+			hr.Error = h.Err.Error()
+			if o.SystemHosts {
+				systemAddrs(ctx, &hr)
+			}
+		} else {
+			hr.DNSSEC, hr.Canonical = h.Secure, h.Canonical
+			for _, ip := range h.IPs {
+				hr.Addresses = append(hr.Addresses, ip.String())
+			}
+		}
 		probeHost(ctx, &hr, rep.Domain, o, sts)
 		rep.Hosts = append(rep.Hosts, hr)
 	}
@@ -284,7 +296,7 @@ func probeAddrs(ctx context.Context, hr *HostReport, o Options) {
 		}
 		return
 	}
-	hr.DNSSEC = a.Secure
+	hr.DNSSEC, hr.Canonical = a.Secure, a.Canonical
 	for _, ip := range a.IPs {
 		hr.Addresses = append(hr.Addresses, ip.String())
 	}
@@ -324,7 +336,8 @@ func connectCapturing(ctx context.Context, hr *HostReport, o Options, maxVersion
 		c, err := smtpclient.Dial(cctx, net.JoinHostPort(a, strconv.Itoa(hr.Port)), smtpclient.Options{
 			Mode: mode, ServerName: hr.Host, LocalName: o.LocalName, RootCAs: o.RootCAs, InsecureSkipVerify: true,
 			MinVersion: tls.VersionTLS10, MaxVersion: maxVersion,
-			Timeouts: smtpclient.Timeouts{Connect: o.Timeout, Greeting: o.Timeout, Command: o.Timeout},
+			RetryClassical: maxVersion == 0, // as delivery does (smtpclient.Options.RetryClassical)
+			Timeouts:       smtpclient.Timeouts{Connect: o.Timeout, Greeting: o.Timeout, Command: o.Timeout},
 			Verify: func(cs tls.ConnectionState) tlsinfo.Verification {
 				if staple != nil {
 					*staple = cs.OCSPResponse
@@ -374,7 +387,8 @@ func probeHost(ctx context.Context, hr *HostReport, domain string, o Options, st
 		return
 	}
 	hr.STARTTLS = true
-	hr.TLS = &TLSInfo{Protocol: st.Protocol, Cipher: st.Cipher, CipherSSL: st.CipherSSL, Bits: st.UseBits, Group: st.Group, PostQuantum: st.PQ}
+	hr.TLS = &TLSInfo{Protocol: st.Protocol, Cipher: st.Cipher, CipherSSL: st.CipherSSL, Bits: st.UseBits, Group: st.Group, PostQuantum: st.PQ,
+		HybridRefused: c.ClassicalRetry()}
 	var chain []*x509.Certificate
 	for _, pc := range st.PeerChain {
 		chain = append(chain, pc.X509)
@@ -421,7 +435,9 @@ func probeDANE(ctx context.Context, hr *HostReport, domain string, o Options, ch
 		d.Lookup, d.Note = "skipped", "the host's addresses are not DNSSEC-signed, so TLSA is not used (RFC 7672 §2.2.2)"
 		return d
 	}
-	recs, secure, err := o.Resolver.LookupTLSA(ctx, hr.Host, hr.Port)
+	// The same lookup and names as delivery's plan (policy.Plan).
+	tg := policy.Target{Domain: domain, MXHost: hr.Host, Canonical: hr.Canonical, Port: hr.Port, AddrSecure: hr.DNSSEC}
+	recs, secure, err := policy.LookupTLSA(ctx, o.Resolver, tg)
 	switch {
 	case errors.Is(err, dnsx.ErrNotFound):
 		d.Lookup = "none"
@@ -444,7 +460,7 @@ func probeDANE(ctx context.Context, hr *HostReport, domain string, o Options, ch
 		d.Note = "no usable TLSA records (only DANE-TA(2) and DANE-EE(3) count for SMTP)"
 		return d
 	}
-	v := policy.DANECheck(usable, []string{hr.Host, domain})(tls.ConnectionState{PeerCertificates: chain})
+	v := policy.DANECheck(usable, policy.DANENames(tg))(tls.ConnectionState{PeerCertificates: chain})
 	d.Match = &Check{OK: v.Verified, Reason: v.Reason}
 	return d
 }

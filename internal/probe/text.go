@@ -66,6 +66,9 @@ func (r *Report) WriteText(w io.Writer) {
 			pq = " (post-quantum hybrid)"
 		}
 		p(1, "TLS: %s, %s (%s, %d bits), key exchange %s%s", h.TLS.Protocol, h.TLS.Cipher, h.TLS.CipherSSL, h.TLS.Bits, h.TLS.Group, pq)
+		if h.TLS.HybridRefused {
+			p(1, "post-quantum: hybrid ClientHello refused; classical works (the connection was reset or dropped after a ClientHello offering X25519MLKEM768; tlsmail retries such hosts with X25519/P-256 only)")
+		}
 		for _, l := range h.Legacy {
 			verdict := "refused (good)"
 			if l.Accepted {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/tlsmail/tlsmail/internal/policy"
 	"github.com/tlsmail/tlsmail/internal/queue"
@@ -53,6 +54,7 @@ type job struct {
 	st        tlsinfo.State        // its TLS state
 	local     string               // our address on it
 	tlsErr    *smtpclient.TLSError // the TLS the plan requires could not be had
+	pq        string               // classical groups only: pqRetried or pqRemembered (pqretry.go)
 
 	outs []queue.Outcome
 	done bool // the outcomes are final for this attempt
@@ -131,20 +133,31 @@ func (d *Deliverer) sendJobs(ctx context.Context, key string, jobs []*job) []*jo
 	j0 := jobs[0]
 	c := d.cache.get(key)
 	reused := c != nil
+	pq := ""
+	if reused && d.classical.has(j0.addr, time.Now()) {
+		pq = pqRemembered
+	}
 	if c == nil {
 		var err error
-		c, err = d.dial(ctx, j0.env, j0.addr, j0.tg, j0.plan, j0.clientCert)
+		c, pq, err = d.dial(ctx, j0.addr, j0.tg, j0.plan, j0.clientCert)
 		if err != nil {
 			var te *smtpclient.TLSError
 			errors.As(err, &te)
 			for _, j := range jobs {
+				attrs := j.attrs
 				if te != nil {
 					j.tlsErr, j.local = te, te.Local
+					if te.ClassicalRetry {
+						attrs = append(append([]any{}, attrs...), "pq_fallback", "retry_failed")
+					}
 				}
-				j.finish(d.dialFailure(j.env, j.idx, j.tg, j.plan, err, j.attrs), false)
+				j.finish(d.dialFailure(j.env, j.idx, j.tg, j.plan, err, attrs), false)
 			}
 			return nil
 		}
+	}
+	for _, j := range jobs {
+		j.pq = pq
 	}
 	batch := make([]smtpclient.Outgoing, len(jobs))
 	for k, j := range jobs {
@@ -193,6 +206,9 @@ func (d *Deliverer) outcomes(c *smtpclient.Client, j *job, reused bool, res *smt
 	attrs := append(append([]any{}, j.attrs...), st.LogArgs()...)
 	if reused {
 		attrs = append(attrs, "connection", "reused")
+	}
+	if j.pq != "" {
+		attrs = append(attrs, "pq_fallback", j.pq)
 	}
 	if j.plan.Effective == policy.May && !st.TLS {
 		attrs = append(attrs, "note", "sent in plaintext: the server did not offer STARTTLS (level may)")

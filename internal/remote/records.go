@@ -72,6 +72,9 @@ func (d *Deliverer) record(a attempt, j *job, outs []queue.Outcome) {
 			}
 		}
 	}
+	if j != nil && j.pq != "" && j.connected {
+		r.Reason = strings.TrimPrefix(r.Reason+"; "+pqNote(j.pq), "; ")
+	}
 	if r.LocalIP == "" {
 		r.LocalIP = localIPFor(a.ip)
 	}

@@ -19,8 +19,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/tlsmail/tlsmail/internal/dnsx"
+	"github.com/tlsmail/tlsmail/internal/metrics"
+	"github.com/tlsmail/tlsmail/internal/mxroute"
 	"github.com/tlsmail/tlsmail/internal/policy"
 	"github.com/tlsmail/tlsmail/internal/queue"
 	"github.com/tlsmail/tlsmail/internal/records"
@@ -38,10 +41,13 @@ type Deliverer struct {
 	Port      int               // default 25
 	Timeouts  smtpclient.Timeouts
 	Log       *slog.Logger
-	Records   records.Sink // the TLS record store (and TLS-RPT's results), if kept
+	Records   records.Sink      // the TLS record store (and TLS-RPT's results), if kept
+	Metrics   *metrics.Registry // nil: no metrics (pqretry.go)
 
-	cache connCache // open connections kept for the next message to the same host
-	lanes lanes     // deliveries waiting for a connection, sent in batches
+	cache     connCache
+	classical classicalMemory // addresses dialed with classical groups only (pqretry.go)
+	describe  sync.Once       // open connections kept for the next message to the same host
+	lanes     lanes           // deliveries waiting for a connection, sent in batches
 }
 
 // target is one host to try.
@@ -210,12 +216,33 @@ func clientEnvelope(env *queue.Envelope, idx []int) smtpclient.Envelope {
 	return cenv
 }
 
-func (d *Deliverer) dial(ctx context.Context, env *queue.Envelope, addr string, tg target, plan policy.Plan, clientCert *tls.Certificate) (*smtpclient.Client, error) {
+// dial connects to addr under plan. pq says whether the connection
+// offers classical groups only, and why (pqRetried, pqRemembered), or "".
+func (d *Deliverer) dial(ctx context.Context, addr string, tg target, plan policy.Plan, clientCert *tls.Certificate) (c *smtpclient.Client, pq string, err error) {
 	opts := smtpclient.Options{
 		Mode: plan.Mode, ServerName: tg.host, LocalName: d.LocalName, RootCAs: d.Policy.RootCAs,
 		InsecureSkipVerify: plan.Insecure, Verify: plan.Verify, Timeouts: d.Timeouts, ClientCert: clientCert,
+		RetryClassical: true,
 	}
-	return smtpclient.Dial(ctx, addr, opts)
+	if d.classical.has(addr, time.Now()) {
+		opts.CurvePreferences, opts.RetryClassical = smtpclient.ClassicalGroups(), false
+		pq = pqRemembered
+	}
+	c, err = smtpclient.Dial(ctx, addr, opts)
+	var te *smtpclient.TLSError
+	switch {
+	case err == nil && c.ClassicalRetry():
+		pq = pqRetried
+		d.classical.add(addr, time.Now())
+		d.pqMetric("retried")
+		d.logger().Warn("hybrid post-quantum ClientHello unanswered; classical groups worked, remembered for 24h",
+			"mx", tg.host, "addr", addr)
+	case err == nil && pq != "":
+		d.pqMetric(pqRemembered)
+	case errors.As(err, &te) && te.ClassicalRetry:
+		d.pqMetric("retry_failed")
+	}
+	return c, pq, err
 }
 
 // dialFailure turns a failed connection into outcomes: a TLS policy
@@ -264,32 +291,25 @@ func (d *Deliverer) route(ctx context.Context, domain string) ([]target, bool, e
 	if d.Resolver == nil {
 		return nil, false, errors.New("4.3.5 no DNS resolver configured")
 	}
-	mx, err := d.Resolver.LookupMX(ctx, domain)
-	var hosts []dnsx.MX
+	// The same hosts `tlsmail probe` reports (mxroute).
+	rt, err := mxroute.Lookup(ctx, d.Resolver, domain)
 	var te *dnsx.TempError
 	switch {
-	case errors.As(err, &te):
-		return nil, false, fmt.Errorf("4.4.3 MX lookup for %s: %v", domain, err)
-	case errors.Is(err, dnsx.ErrNotFound):
-		hosts = []dnsx.MX{{Host: domain}} // implicit MX (RFC 5321 §5.1)
 	case err != nil:
 		return nil, false, fmt.Errorf("4.4.3 MX lookup for %s: %v", domain, err)
-	case mx.Null:
+	case rt.Null:
 		return nil, true, fmt.Errorf("5.1.10 %s does not accept mail (null MX, RFC 7505)", domain)
-	default:
-		hosts = mx.Hosts
 	}
 	var targets []target
 	var tempErr error
-	for _, h := range hosts {
-		a, err := d.Resolver.LookupAddrs(ctx, h.Host)
-		if err != nil {
-			if errors.As(err, &te) {
-				tempErr = err
+	for _, h := range rt.Hosts {
+		if h.Err != nil {
+			if errors.As(h.Err, &te) {
+				tempErr = h.Err
 			}
 			continue
 		}
-		targets = append(targets, target{host: h.Host, canonical: a.Canonical, port: port, viaMX: len(mx.Hosts) > 0, addrSecure: a.Secure, ips: a.IPs})
+		targets = append(targets, target{host: h.Name, canonical: h.Canonical, port: port, viaMX: !rt.Implicit, addrSecure: h.Secure, ips: h.IPs})
 	}
 	if len(targets) == 0 {
 		if tempErr != nil {

@@ -199,6 +199,7 @@ func Run(ctx context.Context, o Options) error {
 		setting, _, _ := strings.Cut(err.Error(), ":")
 		return cfg.ErrorAt(err.Error(), strings.Split(strings.Fields(setting)[0], ".")...)
 	}
+	rem.Metrics = reg
 	dlv.remote.Store(rem)
 	webRoots, err := systemRootsPlus(cfg.Path(cfg.Outbound.CAFile)) // for HTTPS TLS-RPT delivery (tlsrpt.go)
 	if err != nil {
@@ -357,6 +358,7 @@ func Run(ctx context.Context, o Options) error {
 				if changes := next.RestartNeeded(cfgNow()); len(changes) > 0 {
 					log.Warn("reload: these changes need a restart and are not applied", "changes", strings.Join(changes, "; "))
 				}
+				rem.Metrics = reg
 				dlv.remote.Store(rem)
 				current.Lock()
 				cfg = next
