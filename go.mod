@@ -3,6 +3,7 @@ module github.com/tlsmail/tlsmail
 go 1.26.0
 
 require (
+	blitiri.com.ar/go/spf v1.6.0
 	github.com/BurntSushi/toml v1.6.0
 	github.com/caddyserver/certmagic v0.25.6
 	github.com/emersion/go-imap/v2 v2.0.0-beta.8
