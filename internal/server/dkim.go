@@ -2,14 +2,17 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"strings"
 
 	"github.com/tlsmail/tlsmail/internal/config"
 	"github.com/tlsmail/tlsmail/internal/msgauth"
 	"github.com/tlsmail/tlsmail/internal/queue"
+	"github.com/tlsmail/tlsmail/internal/smtpd"
 )
 
 // loadDKIM reads the [[dkim]] keys (nil: none configured).
@@ -23,6 +26,22 @@ func loadDKIM(cfg *config.Config) (*msgauth.Signer, error) {
 		keys = append(keys, msgauth.Key{Domain: k.Domain, Selector: k.Selector, Signer: sg})
 	}
 	return msgauth.NewSigner(keys), nil
+}
+
+// msgAuthSettings are smtpd's inbound checks ([msgauth]): DNS through
+// outbound.dns_server if set, else the system resolver.
+func msgAuthSettings(cfg *config.Config) smtpd.MsgAuth {
+	if !cfg.Auth.Verify {
+		return smtpd.MsgAuth{}
+	}
+	v := &msgauth.Verifier{Host: cfg.Hostname}
+	if addr := cfg.Outbound.DNSServer; addr != "" {
+		v.Resolver = &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		}}
+	}
+	return smtpd.MsgAuth{Verifier: v, Enforce: cfg.Auth.Enforce()}
 }
 
 // dkimSigned is the open function remote delivery reads the message
