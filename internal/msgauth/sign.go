@@ -130,11 +130,11 @@ func fromDomain(h textproto.MIMEHeader) (string, error) {
 	}
 	addrs, err := mail.ParseAddressList(from[0])
 	if err != nil || len(addrs) != 1 {
-		return "", fmt.Errorf("From %q: want one address", from[0])
+		return "", fmt.Errorf("header From %q: want one address", from[0])
 	}
 	_, dom, ok := strings.Cut(addrs[0].Address, "@")
 	if !ok || dom == "" {
-		return "", fmt.Errorf("From %q: no domain", from[0])
+		return "", fmt.Errorf("header From %q: no domain", from[0])
 	}
 	return strings.ToLower(dom), nil
 }
