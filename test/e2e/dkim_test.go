@@ -28,9 +28,11 @@ func TestDKIMSignedSubmissionVerifiedByPeers(t *testing.T) {
 domain = "example.org"
 selector = "e2e"
 key = "dkim/example.org.e2e.ed25519.key"
+[outbound]
+dns_server = %q
 [transport]
 "remote.test" = %q
-`, b.addr["mx"]))
+`, dns.Addr, b.addr["mx"]))
 	out := tlsmail(t, "dkim", "keygen", "--data", a.dir, "example.org", "e2e")
 	rec := regexp.MustCompile(`(?m)^e2e\._domainkey\.example\.org\. 3600 IN TXT "(.*)"$`).FindStringSubmatch(out)
 	if rec == nil {
