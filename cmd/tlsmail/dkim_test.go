@@ -66,3 +66,26 @@ auth = "none"
 		t.Fatalf("--check with another key published:\n%s", out)
 	}
 }
+
+// `tlsmail check` names a missing DKIM key file at its setting.
+func TestCheckReportsMissingDKIMKey(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "tlsmail.toml")
+	os.WriteFile(cfg, []byte(`hostname = "mx.example.org"
+data_dir = "`+dir+`"
+local_domains = ["example.org"]
+[[dkim]]
+domain = "example.org"
+selector = "s1"
+key = "dkim/none.key"
+[[listener]]
+name = "mx"
+address = "127.0.0.1:0"
+mode = "plain"
+auth = "none"
+`), 0o600)
+	code, out, errs := runCLI(t, "tlsmail", "check", "--config", cfg)
+	if code == 0 || !strings.Contains(out+errs, "dkim") || !strings.Contains(out+errs, "none.key") {
+		t.Fatalf("check with a missing key: %d\n%s%s", code, out, errs)
+	}
+}
