@@ -1,6 +1,7 @@
 package msgauth
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -80,7 +81,7 @@ func (v *Verifier) Check(ctx context.Context, env Envelope, msg io.Reader) *Resu
 		res = v.Resolver
 	}
 	r := &Results{}
-	hdr, rest, err := splitHeader(msg)
+	hdr, rest, err := splitHeader(bufio.NewReaderSize(msg, 64*1024))
 	if err == nil {
 		r.DKIM = checkDKIM(ctx, res, io.MultiReader(strings.NewReader(hdr), rest))
 	} else {
@@ -99,24 +100,15 @@ func (v *Verifier) Check(ctx context.Context, env Envelope, msg io.Reader) *Resu
 	return r
 }
 
-// splitHeader reads the header section (bounded by what the caller
-// read) and returns it and a reader of the rest.
-func splitHeader(msg io.Reader) (string, io.Reader, error) {
+// splitHeader reads the header section (its size bounded by what the
+// caller read) and returns it and a reader of the rest.
+func splitHeader(br *bufio.Reader) (string, io.Reader, error) {
 	var b strings.Builder
-	buf := make([]byte, 1)
-	// Byte-wise is fine: the header section is small, and msg is
-	// buffered by the caller.
 	for {
-		n, err := msg.Read(buf)
-		if n == 1 {
-			b.WriteByte(buf[0])
-			s := b.String()
-			if strings.HasSuffix(s, "\r\n\r\n") || s == "\r\n" {
-				return s, msg, nil
-			}
-		}
-		if err == io.EOF {
-			return b.String(), msg, nil
+		line, err := br.ReadString('\n')
+		b.WriteString(line)
+		if line == "\r\n" || line == "\n" || err == io.EOF {
+			return b.String(), br, nil
 		}
 		if err != nil {
 			return "", nil, err
