@@ -32,6 +32,8 @@ peers=(
   "command -v curl|curl"
   "command -v chromium|chromium"
   "command -v mandoc|mandoc"
+  "test -x /usr/sbin/opendkim|opendkim"
+  "test -x /usr/sbin/opendkim-testmsg|opendkim-tools"
   "command -v adduser|adduser"
   "command -v man|man-db"
   "test -x /lib/systemd/systemd-journald && command -v journalctl && command -v systemd-analyze|systemd"

@@ -82,6 +82,10 @@ func runDNS(env *cliEnv, args []string) int {
 // with ACME, the next key, the account and the CA's CAA name.
 func dnsInput(ctx context.Context, c *config.Config, domain string) (dnsplan.Input, error) {
 	in := dnsplan.Input{Domain: domain, Hostname: c.Hostname, ReportTo: "postmaster@" + domain}
+	var err error
+	if in.DKIM, err = dkimKeys(c, domain); err != nil { // dkim.go
+		return in, err
+	}
 	if s := c.MTASTS; s != nil {
 		in.STS = &dnsplan.STSPolicy{Mode: s.Mode, MX: s.MX, MaxAge: s.MaxAge}
 	}

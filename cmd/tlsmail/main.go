@@ -57,6 +57,7 @@ func commands() map[string]command {
 		"config":    {"print the effective configuration (--all: with defaults)", runConfig},
 		"man":       {"write the manual pages (from this help text)", runMan},
 		"dns":       {"print the DNS records to publish; --check compares them with DNS", runDNS},
+		"dkim":      {"make a DKIM signing key and print its DNS record (dkim keygen)", runDKIM},
 	}
 }
 

@@ -63,6 +63,8 @@ type Config struct {
 	Limits       Limits            `toml:"limits"`
 	Queue        Queue             `toml:"queue"`
 	Records      Records           `toml:"records"` // records.go
+	DKIM         []DKIMKey         `toml:"dkim"`    // dkim.go
+	Auth         MsgAuth           `toml:"msgauth"` // dkim.go
 	Listeners    []Listener        `toml:"listener"`
 	POP3         []POP3Listener    `toml:"pop3_listener"`
 	IMAP         []IMAPListener    `toml:"imap_listener"`     // see imap.go

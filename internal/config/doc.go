@@ -112,6 +112,12 @@ func kindOf(t reflect.Type) string {
 // failure, so this cannot describe settings that do not exist).
 func settingDocs() map[string]string {
 	return map[string]string{
+		"dkim":                    "DKIM signing keys, one [[dkim]] table per domain (internal/msgauth).",
+		"dkim.domain":             "The DKIM signing domain (d=): mail whose From domain is this domain or a subdomain is signed with this key when it leaves for a remote host.",
+		"dkim.selector":           "The DKIM selector (s=): the public key is published at SELECTOR._domainkey.DOMAIN (tlsmail dkim keygen prints the record).",
+		"dkim.key":                "The PEM private key file (Ed25519 or RSA), relative to data_dir; made by tlsmail dkim keygen, mode 0600.",
+		"msgauth.verify":          "Check DKIM, SPF and DMARC of mail from the MX port and add one Authentication-Results header (forged ones naming this host are removed).",
+		"msgauth.dmarc":           "record (only the header) or enforce (refuse DMARC failures of p=reject domains with 550 5.7.1).",
 		"hostname":                "The server's name: in the SMTP greeting, EHLO to other servers and Received headers.",
 		"data_dir":                "Where the queue, Maildirs, reports and the control socket live; relative paths in this file are relative to it. Must belong to the user the server runs as.",
 		"log_level":               "debug, info, warn or error.",

@@ -106,6 +106,9 @@ func (c *Config) validate() error {
 			return bad(fmt.Sprintf("local_domains: invalid domain %q", d), "local_domains")
 		}
 	}
+	if err := c.checkDKIM(); err != nil { // dkim.go
+		return err
+	}
 	if err := c.Records.check(); err != nil {
 		return err
 	}

@@ -48,6 +48,8 @@ type Input struct {
 	CAIdentity, AccountURI string
 	// ReportTo receives TLS-RPT reports (a local address).
 	ReportTo string
+	// DKIM are the domain's configured DKIM keys (dkim.go).
+	DKIM []DKIMKey
 }
 
 // Plan is the records of one domain.
@@ -87,6 +89,7 @@ func Build(in Input) Plan {
 			add(Record{h, "CAA", `0 issue "` + v + `"`, "caa", "the same for the MX host, which is outside the domain"})
 		}
 	}
+	p.Records = append(p.Records, dkimRecords(d, in.DKIM)...)
 	add(Record{d, "TXT", strconv.Quote("v=spf1 mx -all"), "spf", "suggestion: only the MX hosts send the domain's mail"})
 	add(Record{"_dmarc." + d, "TXT", strconv.Quote("v=DMARC1; p=none; rua=mailto:" + in.ReportTo), "dmarc", "suggestion: DMARC reports first (p=none), stricter later"})
 	return p

@@ -84,6 +84,9 @@ func Check(cfg *config.Config) (problems []error, warnings []string) {
 		setting, _, _ := strings.Cut(err.Error(), ":")
 		problems = append(problems, cfg.ErrorAt(err.Error(), strings.Split(strings.Fields(setting)[0], ".")...))
 	}
+	if _, err := loadDKIM(cfg); err != nil { // dkim.go: the key files
+		problems = append(problems, err)
+	}
 	for _, l := range strings.Split(strings.TrimSpace(logged.String()), "\n") {
 		if msg, ok := strings.CutPrefix(l, "msg="); ok {
 			if u, err := strconv.Unquote(msg); err == nil {

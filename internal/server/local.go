@@ -12,6 +12,7 @@ import (
 	"github.com/tlsmail/tlsmail/internal/auth"
 	"github.com/tlsmail/tlsmail/internal/config"
 	"github.com/tlsmail/tlsmail/internal/maildir"
+	"github.com/tlsmail/tlsmail/internal/msgauth"
 	"github.com/tlsmail/tlsmail/internal/queue"
 	"github.com/tlsmail/tlsmail/internal/remote"
 	"github.com/tlsmail/tlsmail/internal/safeio"
@@ -27,6 +28,7 @@ type delivery struct {
 	made   sync.Map   // Maildir paths known to exist
 	batch  localBatch // Maildir files made durable in batches (localbatch.go)
 	remote atomic.Pointer[remote.Deliverer]
+	dkim   atomic.Pointer[msgauth.Signer] // DKIM keys for mail leaving (dkim.go)
 }
 
 func (d *delivery) Deliver(ctx context.Context, env *queue.Envelope, rcpts []int, open func() (io.ReadCloser, error)) []queue.Outcome {
@@ -70,7 +72,7 @@ func (d *delivery) Deliver(ctx context.Context, env *queue.Envelope, rcpts []int
 		out = append(out, d.deliverPipe(ctx, cfg, env, pipeRcpts, open)...)
 	}
 	if len(remoteRcpts) > 0 {
-		out = append(out, d.remote.Load().Deliver(ctx, env, remoteRcpts, open)...)
+		out = append(out, d.remote.Load().Deliver(ctx, env, remoteRcpts, dkimSigned(d.dkim.Load(), env, open, d.log))...)
 	}
 	return out
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/tlsmail/tlsmail/internal/config"
 	"github.com/tlsmail/tlsmail/internal/imapd"
 	"github.com/tlsmail/tlsmail/internal/metrics"
+	"github.com/tlsmail/tlsmail/internal/msgauth"
 	"github.com/tlsmail/tlsmail/internal/pop3d"
 	"github.com/tlsmail/tlsmail/internal/queue"
 	"github.com/tlsmail/tlsmail/internal/remote"
@@ -201,6 +202,11 @@ func Run(ctx context.Context, o Options) error {
 	}
 	rem.Metrics = reg
 	dlv.remote.Store(rem)
+	sg, err := loadDKIM(cfg) // dkim.go
+	if err != nil {
+		return err
+	}
+	dlv.dkim.Store(sg)
 	webRoots, err := systemRootsPlus(cfg.Path(cfg.Outbound.CAFile)) // for HTTPS TLS-RPT delivery (tlsrpt.go)
 	if err != nil {
 		return cfg.ErrorAt(err.Error(), "outbound", "ca_file")
@@ -352,6 +358,10 @@ func Run(ctx context.Context, o Options) error {
 			if err == nil {
 				rem, err = newRemote(next, nextRt, log, rec)
 			}
+			var sg *msgauth.Signer
+			if err == nil {
+				sg, err = loadDKIM(next)
+			}
 			if err != nil {
 				log.Error("reload failed; keeping the running configuration, certificates and users", "err", err)
 			} else {
@@ -360,6 +370,7 @@ func Run(ctx context.Context, o Options) error {
 				}
 				rem.Metrics = reg
 				dlv.remote.Store(rem)
+				dlv.dkim.Store(sg)
 				current.Lock()
 				cfg = next
 				current.Unlock()

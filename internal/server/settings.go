@@ -47,6 +47,7 @@ func smtpSettings(cfg *config.Config, rt *route.Router) *smtpd.Settings {
 	return &smtpd.Settings{
 		Hostname: cfg.Hostname,
 		Route:    rt,
+		MsgAuth:  msgAuthSettings(cfg), // dkim.go
 		Limits: smtpd.Limits{
 			MessageSize: l.MessageSize, Recipients: l.Recipients, CommandLine: l.CommandLine,
 			Connections: l.Connections, ConnectionsPerIP: l.ConnectionsPerIP, BadCommands: l.BadCommands,

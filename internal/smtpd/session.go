@@ -51,7 +51,8 @@ type session struct {
 	bdat     *queue.Writer
 	bdatBad  error
 	bdatSize int64
-	bdatCR   bool // the last BDAT chunk ended in CR
+	bdatCR   bool      // the last BDAT chunk ended in CR
+	hold     *authHold // a message kept for the inbound checks (msgauth.go)
 }
 
 func newSession(s *Server, c *listen.Conn, lc Listener) *session {
@@ -318,6 +319,7 @@ func (ss *session) abortTransaction() {
 		ss.bdat = nil
 	}
 	ss.bdatBad, ss.bdatSize, ss.bdatCR = nil, 0, false
+	ss.dropHold()
 }
 
 // handshake runs a server TLS handshake over the current connection and

@@ -16,6 +16,8 @@ type Settings struct {
 	Limits   Limits
 	// Route says where each recipient goes and who may relay.
 	Route *route.Router
+	// MsgAuth are the inbound DKIM, SPF and DMARC checks (msgauth.go).
+	MsgAuth MsgAuth
 }
 
 // Limits bound what clients can make the server do ([limits]).

@@ -180,7 +180,7 @@ func (ss *session) cmdData(arg string) (*smtpwire.Reply, string) {
 		return nil, "write error"
 	}
 	ss.tc.setTimeout(ss.cfg.Limits.DataTimeout)
-	_, err := smtpwire.ReadData(queueSink{w}, ss.br, ss.cfg.Limits.MessageSize)
+	_, err := smtpwire.ReadData(queueSink{ss.dataSink(w)}, ss.br, ss.cfg.Limits.MessageSize)
 	ss.tc.setTimeout(ss.cfg.Limits.CommandTimeout)
 	if err != nil {
 		w.Abort()
@@ -242,6 +242,10 @@ func (ss *session) dataError(cmd string, err error) (*smtpwire.Reply, string) {
 // commit makes the message durable and replies 250 only then.
 func (ss *session) commit(w *queue.Writer) *smtpwire.Reply {
 	defer ss.abortTransaction()
+	if r := ss.finishAuth(w); r != nil { // msgauth.go
+		w.Abort()
+		return r
+	}
 	id, err := w.Commit()
 	if err != nil {
 		ss.srv.log.Error("queue: commit failed", "err", err)
@@ -347,7 +351,7 @@ func (b *bdatChecker) Write(p []byte) (int, error) {
 	if len(p) > 0 {
 		ss.bdatCR = p[len(p)-1] == '\r'
 	}
-	if _, err := ss.bdat.Write(p); err != nil {
+	if _, err := ss.dataSink(ss.bdat).Write(p); err != nil { // msgauth.go
 		ss.bdatBad = &queueWriteError{err}
 	}
 	return len(p), nil
