@@ -146,6 +146,10 @@ type Outbound struct {
 	// explicit policy (default on); MTASTSPort is for tests.
 	MTASTS     *bool `toml:"mta_sts"`
 	MTASTSPort int   `toml:"mta_sts_port"`
+	// ConnectionCacheTime is how long an idle connection to a host is kept
+	// for the next message to it (default 5s; Postfix's
+	// smtp_connection_cache_time_limit).
+	ConnectionCacheTime Duration `toml:"connection_cache_time"`
 }
 
 // Limits bound what clients can make the server do.
@@ -248,6 +252,7 @@ func (c *Config) Defaults() {
 	c.Pipe.defaults()
 	c.adminDefaults()
 	setInt(&c.Outbound.Port, 25)
+	setDur(&c.Outbound.ConnectionCacheTime, 5*time.Second)
 	if c.Outbound.MTASTS == nil {
 		on := true
 		c.Outbound.MTASTS = &on

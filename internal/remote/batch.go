@@ -188,7 +188,7 @@ func (d *Deliverer) sendJobs(ctx context.Context, key string, jobs []*job) []*jo
 		j.finish(outs, done)
 	}
 	if reusable {
-		d.cache.put(key, c)
+		d.cache.put(key, c, d.ConnIdle)
 	} else if err != nil {
 		c.Close()
 	} else {

@@ -8,7 +8,8 @@ import (
 )
 
 // connIdle is how long an idle connection is kept for the next message
-// to the same host (Postfix's smtp_connection_cache_time_limit is 2s).
+// to the same host when Deliverer.ConnIdle is not set (Postfix's
+// smtp_connection_cache_time_limit is 2s).
 const connIdle = 5 * time.Second
 
 // connCache keeps open SMTP connections per destination key (host,
@@ -41,15 +42,19 @@ func (cc *connCache) get(key string) *smtpclient.Client {
 	return nil
 }
 
-// put keeps a connection for reuse until it has been idle for connIdle.
-func (cc *connCache) put(key string, c *smtpclient.Client) {
+// put keeps a connection for reuse until it has been idle for idle
+// (0: connIdle).
+func (cc *connCache) put(key string, c *smtpclient.Client, idle time.Duration) {
+	if idle <= 0 {
+		idle = connIdle
+	}
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
 	if cc.m == nil {
 		cc.m = map[string][]*cachedConn{}
 	}
 	x := &cachedConn{c: c}
-	x.timer = time.AfterFunc(connIdle, func() {
+	x.timer = time.AfterFunc(idle, func() {
 		cc.mu.Lock()
 		list := cc.m[key]
 		for i, y := range list {

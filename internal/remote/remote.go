@@ -39,6 +39,7 @@ type Deliverer struct {
 	Transport map[string]string // domain -> host:port, used instead of MX
 	LocalName string            // EHLO name
 	Port      int               // default 25
+	ConnIdle  time.Duration     // how long an idle connection is kept (0: 5s)
 	Timeouts  smtpclient.Timeouts
 	Log       *slog.Logger
 	Records   records.Sink      // the TLS record store (and TLS-RPT's results), if kept

@@ -80,7 +80,7 @@ func newRemote(cfg *config.Config, rt *route.Router, log *slog.Logger, sink reco
 		}
 		table.STS = &policy.STS{Resolver: res, Dir: cfg.Path("mta-sts"), RootCAs: webRoots, Port: cfg.Outbound.MTASTSPort}
 	}
-	return &remote.Deliverer{Resolver: res, Policy: table, Transport: rt.TransportMap(), LocalName: cfg.Hostname, Port: cfg.Outbound.Port, Log: log, Records: sink}, nil
+	return &remote.Deliverer{Resolver: res, Policy: table, Transport: rt.TransportMap(), LocalName: cfg.Hostname, Port: cfg.Outbound.Port, ConnIdle: cfg.Outbound.ConnectionCacheTime.Duration, Log: log, Records: sink}, nil
 }
 
 // policyKey is an [outbound.policy] key in route's domain form, keeping
