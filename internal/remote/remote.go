@@ -181,6 +181,15 @@ func (d *Deliverer) deliverDomain(ctx context.Context, env *queue.Envelope, doma
 func (d *Deliverer) try(ctx context.Context, env *queue.Envelope, idx []int, addr string, tg target, plan policy.Plan, clientCert *tls.Certificate, read func() ([]byte, error), attrs []any) ([]queue.Outcome, bool, *job) {
 	_, senderDomain := smtpwire.SplitAddress(env.From)
 	key := strings.Join([]string{tg.host, addr, string(plan.Effective), plan.Policy.Source}, "|")
+	if verifies(plan.Effective) {
+		// What a verified connection was checked against depends on the
+		// destination (match names, secure's next-hop domain, MTA-STS MX
+		// patterns, per-domain roots or pins): it is reused only for mail
+		// to the same domain, never for another domain's mail that would
+		// have failed the check.
+		_, dom := smtpwire.SplitAddress(env.Recipients[idx[0]].Addr)
+		key += "|" + dom
+	}
 	if clientCert != nil {
 		key += "|" + senderDomain // a client certificate belongs to the sender's domain
 	}
@@ -192,6 +201,15 @@ func (d *Deliverer) try(ctx context.Context, env *queue.Envelope, idx []int, add
 		clientCert: clientCert, attrs: attrs, fin: make(chan struct{})}
 	outs, done := d.deliverJob(ctx, key, j)
 	return outs, done, j
+}
+
+// verifies says whether a level checks the server's identity.
+func verifies(l policy.Level) bool {
+	switch l {
+	case policy.None, policy.May, policy.Encrypt:
+		return false
+	}
+	return true
 }
 
 // readMessage reads the stored message.
