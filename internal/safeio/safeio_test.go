@@ -61,8 +61,8 @@ func TestDirSyncerServesConcurrentCallers(t *testing.T) {
 	}
 	wg.Wait()
 	st := s.dirs[dir]
-	if st.done != st.started || st.started == 0 || st.started > 50 {
-		t.Errorf("fsyncs: started %d done %d", st.started, st.done)
+	if st.running || st.started == 0 || st.started > 50 {
+		t.Errorf("fsyncs: started %d, running %v", st.started, st.running)
 	}
 	t.Logf("50 callers, %d fsyncs", st.started)
 	if err := s.Sync(filepath.Join(dir, "missing")); err == nil {
@@ -242,5 +242,33 @@ func TestWriteFileAsSetsOwnerAndModeBeforeRename(t *testing.T) {
 	}
 	if err := syscall.Lstat(p, &st); err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFREG || st.Uid != 65534 {
 		t.Errorf("users: mode %o owner %d (%v), want a regular file of 65534", st.Mode, st.Uid, err)
+	}
+}
+
+// A ticket's Wait returns the result of the fsync that covered it: when
+// that fsync failed, a later one that succeeds does not make it durable.
+func TestDirSyncerFailedRoundStaysFailed(t *testing.T) {
+	calls := 0
+	s := NewDirSyncerFunc(func(string) error {
+		calls++
+		if calls == 1 {
+			return errors.New("injected EIO")
+		}
+		return nil
+	})
+	a := s.Mark("d") // both covered by the first fsync
+	b := s.Mark("d")
+	if err := s.Wait(b); err == nil {
+		t.Fatal("the first fsync's failure was not reported")
+	}
+	c := s.Mark("d") // marked after it: the second fsync
+	if err := s.Wait(c); err != nil {
+		t.Fatalf("second fsync: %v", err)
+	}
+	if err := s.Wait(a); err == nil {
+		t.Fatal("a ticket whose fsync failed was reported durable after a later fsync succeeded")
+	}
+	if calls != 2 {
+		t.Errorf("%d fsyncs, want 2", calls)
 	}
 }
