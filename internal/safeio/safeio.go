@@ -159,22 +159,34 @@ func (d *OpenDir) Close() error { return d.f.Close() }
 // Maildir files of a delivery batch); its cost is the file system's dirty
 // data of all writers at that moment. Writeback errors are reported since
 // Linux 5.8 (SyncFSReportsErrors).
+//
+// A writeback error is reported to a file descriptor only if it happened
+// after the descriptor was opened: to see the errors of writes made
+// earlier, keep a descriptor open from before them and use SyncFSFile.
 func SyncFS(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("syncfs %s: %w", dir, err)
 	}
 	defer d.Close()
-	rc, err := d.SyscallConn()
+	return SyncFSFile(d)
+}
+
+// SyncFSFile is SyncFS on the file system of an open file or directory.
+// Each writeback error since f was opened is reported once, by the first
+// call after it; the file need not still have a name (a directory that
+// was removed still stands for its file system).
+func SyncFSFile(f *os.File) error {
+	rc, err := f.SyscallConn()
 	if err != nil {
-		return fmt.Errorf("syncfs %s: %w", dir, err)
+		return fmt.Errorf("syncfs %s: %w", f.Name(), err)
 	}
 	var serr error
 	if err := rc.Control(func(fd uintptr) { serr = unix.Syncfs(int(fd)) }); err != nil {
-		return fmt.Errorf("syncfs %s: %w", dir, err)
+		return fmt.Errorf("syncfs %s: %w", f.Name(), err)
 	}
 	if serr != nil {
-		return fmt.Errorf("syncfs %s: %w", dir, serr)
+		return fmt.Errorf("syncfs %s: %w", f.Name(), serr)
 	}
 	return nil
 }
