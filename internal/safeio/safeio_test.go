@@ -3,10 +3,12 @@ package safeio
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -270,5 +272,51 @@ func TestDirSyncerFailedRoundStaysFailed(t *testing.T) {
 	}
 	if calls != 2 {
 		t.Errorf("%d fsyncs, want 2", calls)
+	}
+}
+
+// TestWriteFileFromAndRemoveTemps: WriteFileFrom puts the whole content
+// in place and leaves no temporary file, also when write fails; the
+// temporary file a crash leaves is removed by RemoveTemps, nothing else.
+func TestWriteFileFromAndRemoveTemps(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	if err := WriteFileFrom(p, 0o600, func(w io.Writer) error {
+		_, err := io.Copy(w, strings.NewReader(strings.Repeat("x", 100000)))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(p); err != nil || len(b) != 100000 {
+		t.Fatalf("read back %d bytes, %v", len(b), err)
+	}
+	if err := WriteFileFrom(p, 0o600, func(w io.Writer) error { return errors.New("injected") }); err == nil {
+		t.Error("a failed write was not reported")
+	}
+	keep := []string{"f", ".tmp1", "a.tmp1", ".f.tmp", ".f.tmpx", ".f.tmp1x"}
+	for _, name := range keep[1:] {
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// What os.CreateTemp makes for WriteFile("f"), as a crash leaves it.
+	for _, name := range []string{".f.tmp123", ".x.y.tmp4"} {
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	removed, err := RemoveTemps(dir)
+	if err != nil || strings.Join(removed, " ") != ".f.tmp123 .x.y.tmp4" {
+		t.Errorf("removed %q, %v", removed, err)
+	}
+	ents, _ := os.ReadDir(dir)
+	var left []string
+	for _, e := range ents {
+		left = append(left, e.Name())
+	}
+	sort.Strings(left)
+	sort.Strings(keep)
+	if strings.Join(left, " ") != strings.Join(keep, " ") {
+		t.Errorf("left %q, want %q", left, keep)
 	}
 }
