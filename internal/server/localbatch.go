@@ -125,9 +125,12 @@ func (d *delivery) batchKey(path string) (string, bool) {
 	if err != nil {
 		return "", false
 	}
+	var st *syscall.Stat_t
 	fi, err := f.Stat()
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if err != nil || !ok {
+	if err == nil {
+		st, _ = fi.Sys().(*syscall.Stat_t)
+	}
+	if st == nil {
 		f.Close()
 		return "", false
 	}
