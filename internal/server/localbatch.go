@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"strconv"
@@ -34,6 +35,12 @@ type localBatch struct {
 
 	mu     sync.Mutex
 	staged map[string][]stagedFile // by key: written, waiting for a round
+	// failures counts, by key, the syncfs calls that failed. A writeback
+	// error is reported once, to the first syncfs after it: a file
+	// written before a failed syncfs may have lost its pages to it even
+	// if a later round (its own) succeeds, so it is made durable only if
+	// no syncfs failed since its write began.
+	failures map[string]uint64
 	// roots holds, by key, a directory of the file system opened when the
 	// device was first seen: syncfs goes through it, so it reports every
 	// writeback error since then (an error is reported only to
@@ -53,6 +60,7 @@ type stagedFile struct {
 	name  string
 	retry bool        // an earlier attempt may have published it
 	res   *fileResult // set by the round that handles it
+	fails uint64      // failures[key] before it was written
 }
 
 // fileResult is what a round did with one staged file: each delivery
@@ -77,7 +85,14 @@ func (b *localBatch) round(key string) error {
 	if len(files) == 0 {
 		return nil // handled by an earlier round
 	}
-	if err := b.syncFS(root); err != nil {
+	err := b.syncFS(root)
+	b.mu.Lock()
+	if err != nil {
+		b.failures[key]++
+	}
+	fails := b.failures[key]
+	b.mu.Unlock()
+	if err != nil {
 		// They stay in tmp/; the retry writes them again.
 		for _, f := range files {
 			*f.res = fileResult{done: true, err: err}
@@ -86,6 +101,12 @@ func (b *localBatch) round(key string) error {
 	}
 	byDir := map[string][]stagedFile{}
 	for _, f := range files {
+		if f.fails != fails {
+			// An earlier round's syncfs failed after this file was
+			// written: that error may have been its pages'.
+			*f.res = fileResult{done: true, err: fmt.Errorf("maildir deliver: a writeback error on the file system since %s was written", f.name)}
+			continue
+		}
 		if err := f.md.Publish(f.name, f.retry); err != nil {
 			*f.res = fileResult{done: true, err: err}
 			continue
@@ -109,6 +130,7 @@ func (d *delivery) batchKey(path string) (string, bool) {
 		b.enabled = safeio.SyncFSReportsErrors()
 		b.fs = safeio.NewDirSyncerFunc(b.round)
 		b.staged = map[string][]stagedFile{}
+		b.failures = map[string]uint64{}
 		b.roots = map[string]*os.File{}
 		if b.syncFS == nil {
 			b.syncFS = safeio.SyncFSFile
@@ -149,6 +171,10 @@ func (d *delivery) batchKey(path string) (string, bool) {
 // localBatched stages one delivery and returns its outcome, whose Durable
 // makes it durable with the rest of the batch and publishes it.
 func (d *delivery) localBatched(md maildir.Dir, key, name, user string, i int, r io.Reader, retry bool) queue.Outcome {
+	b := &d.batch
+	b.mu.Lock()
+	fails := b.failures[key]
+	b.mu.Unlock()
 	staged, err := md.Stage(name, r, retry)
 	if err != nil {
 		return queue.Outcome{Rcpt: i, Reply: "4.3.0 " + err.Error()}
@@ -162,10 +188,9 @@ func (d *delivery) localBatched(md maildir.Dir, key, name, user string, i int, r
 	}
 	// Listed and marked together, after the write: the round that
 	// covers the ticket, or an earlier one, publishes the file.
-	b := &d.batch
 	res := &fileResult{}
 	b.mu.Lock()
-	b.staged[key] = append(b.staged[key], stagedFile{md: md, name: name, retry: retry, res: res})
+	b.staged[key] = append(b.staged[key], stagedFile{md: md, name: name, retry: retry, res: res, fails: fails})
 	tk := b.fs.Mark(key)
 	b.mu.Unlock()
 	return queue.Outcome{Rcpt: i, Delivered: true, Reply: "delivered to maildir " + user,

@@ -138,3 +138,39 @@ func TestLocalBatchBrokenMaildirFailsOnlyItsDelivery(t *testing.T) {
 		t.Errorf("alice's new/ holds %d files, want 1", n)
 	}
 }
+
+// TestLocalBatchFileWrittenBeforeAFailedSyncfsIsNotDurable: syncfs
+// reports a writeback error once, to the first call after it. A file
+// written while a round's syncfs was failing (its pages may be the ones
+// lost) is in the next round, whose syncfs succeeds: it must still be
+// reported failed, and its retry stores it once.
+func TestLocalBatchFileWrittenBeforeAFailedSyncfsIsNotDurable(t *testing.T) {
+	b := newBatchTest(t)
+	envX := b.env("X", "carol")
+	var x queue.Outcome
+	calls := 0
+	b.d.batch.syncFS = func(f *os.File) error {
+		calls++
+		if calls == 1 {
+			x = b.deliver(envX) // written while this syncfs runs
+			return errors.New("injected EIO")
+		}
+		return safeio.SyncFSFile(f)
+	}
+	if err := b.deliver(b.env("A", "alice")).Durable(); err == nil {
+		t.Fatal("the first round's failure was not reported")
+	}
+	if err := x.Durable(); err == nil {
+		t.Fatalf("carol's file, written before a failed syncfs, was reported durable by the next round (new/ holds %d files)", b.files("carol", "new"))
+	}
+	if calls != 2 {
+		t.Errorf("%d syncfs calls, want 2", calls)
+	}
+	envX.Retry = true
+	if err := b.deliver(envX).Durable(); err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	if n, tmp := b.files("carol", "new"), b.files("carol", "tmp"); n != 1 || tmp != 0 {
+		t.Errorf("after the retry: new/ %d files, tmp/ %d; want 1 and 0", n, tmp)
+	}
+}
