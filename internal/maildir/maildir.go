@@ -7,7 +7,6 @@
 package maildir
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -67,51 +66,17 @@ func (d Dir) NewDir() string { return filepath.Join(string(d), "new") }
 // (unless DeferDirSync). With MaybeDelivered, a name already in new/ or
 // cur/ is reported as delivered=false and nothing is stored.
 func (d Dir) Deliver(name string, r io.Reader, o Options) (delivered bool, err error) {
-	if strings.ContainsAny(name, "/:") || name == "" {
-		return false, fmt.Errorf("maildir: invalid name %q", name)
-	}
 	if o.SyncDir == nil {
 		o.SyncDir = safeio.SyncDir
 	}
-	if o.MaybeDelivered && d.has(name) {
-		return false, nil
+	staged, err := d.stage(name, r, o.MaybeDelivered, true)
+	if err != nil || !staged {
+		return false, err
 	}
-	tmp := filepath.Join(string(d), "tmp", name)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return false, fmt.Errorf("maildir deliver: %w", err)
-	}
-	// Buffered, so the caller's header and the message go out in one
-	// write when they fit (the struct hides bufio's ReadFrom, which would
-	// write the parts one by one).
-	bw := bufio.NewWriterSize(f, 64*1024)
-	_, err = io.Copy(struct{ io.Writer }{bw}, r)
-	if err == nil {
-		err = bw.Flush()
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return false, fmt.Errorf("maildir deliver: %w", err)
-	}
-	dst := filepath.Join(string(d), "new", name)
-	if o.MaybeDelivered {
-		// link fails if the name appeared meanwhile: never two copies.
-		defer os.Remove(tmp)
-		if err := os.Link(tmp, dst); err != nil {
-			if errors.Is(err, fs.ErrExist) {
-				return false, nil
-			}
-			return false, fmt.Errorf("maildir deliver: %w", err)
-		}
-	} else if err := safeio.Rename(tmp, dst); err != nil {
-		os.Remove(tmp)
-		return false, fmt.Errorf("maildir deliver: %w", err)
+	// With MaybeDelivered, link fails if the name appeared meanwhile:
+	// never two copies.
+	if published, err := d.publish(name, o.MaybeDelivered); err != nil || !published {
+		return false, err
 	}
 	if o.DeferDirSync {
 		return true, nil

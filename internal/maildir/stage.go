@@ -25,6 +25,12 @@ import (
 // unsynced. With maybeDelivered, a name already in new/ or cur/ is
 // reported as staged=false and nothing is written.
 func (d Dir) Stage(name string, r io.Reader, maybeDelivered bool) (staged bool, err error) {
+	return d.stage(name, r, maybeDelivered, false)
+}
+
+// stage writes tmp/NAME, fsynced with sync: the write half of Stage and
+// Deliver.
+func (d Dir) stage(name string, r io.Reader, maybeDelivered, sync bool) (staged bool, err error) {
 	if strings.ContainsAny(name, "/:") || name == "" {
 		return false, fmt.Errorf("maildir: invalid name %q", name)
 	}
@@ -36,10 +42,16 @@ func (d Dir) Stage(name string, r io.Reader, maybeDelivered bool) (staged bool, 
 	if err != nil {
 		return false, fmt.Errorf("maildir deliver: %w", err)
 	}
+	// Buffered, so the caller's header and the message go out in one
+	// write when they fit (the struct hides bufio's ReadFrom, which would
+	// write the parts one by one).
 	bw := bufio.NewWriterSize(f, 64*1024)
 	_, err = io.Copy(struct{ io.Writer }{bw}, r)
 	if err == nil {
 		err = bw.Flush()
+	}
+	if err == nil && sync {
+		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -56,18 +68,28 @@ func (d Dir) Stage(name string, r io.Reader, maybeDelivered bool) (staged bool, 
 // there: the staged file is linked, and dropped; otherwise it is renamed
 // (one call). The caller fsyncs NewDir afterwards.
 func (d Dir) Publish(name string, mayExist bool) error {
+	_, err := d.publish(name, mayExist)
+	return err
+}
+
+// publish is Publish that also says whether the file got its name in
+// new/ (false: with mayExist, a copy was there already).
+func (d Dir) publish(name string, mayExist bool) (published bool, err error) {
 	tmp := filepath.Join(string(d), "tmp", name)
 	dst := filepath.Join(string(d), "new", name)
 	if !mayExist {
 		if err := safeio.Rename(tmp, dst); err != nil {
 			os.Remove(tmp)
-			return fmt.Errorf("maildir deliver: %w", err)
+			return false, fmt.Errorf("maildir deliver: %w", err)
 		}
-		return nil
+		return true, nil
 	}
 	defer os.Remove(tmp)
-	if err := os.Link(tmp, dst); err != nil && !errors.Is(err, fs.ErrExist) {
-		return fmt.Errorf("maildir deliver: %w", err)
+	if err := os.Link(tmp, dst); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return false, nil
+		}
+		return false, fmt.Errorf("maildir deliver: %w", err)
 	}
-	return nil
+	return true, nil
 }

@@ -22,6 +22,10 @@ func TestTornTailIsDiscardedEarlierRecordsKept(t *testing.T) {
 		{"truncated in the content", func(b []byte, last int) []byte { return b[:last+recHeader+3] }},
 		{"truncated in the header", func(b []byte, last int) []byte { return b[:last+10] }},
 		{"header garbled", func(b []byte, last int) []byte { b[last+30] ^= 0xFF; return b }},
+		{"header whole, content zero-filled", func(b []byte, last int) []byte {
+			clear(b[last+recHeader:])
+			return b
+		}},
 		{"zeros after the records", func(b []byte, last int) []byte { return append(b, make([]byte, 4096)...) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -71,6 +75,9 @@ func TestTornTailIsDiscardedEarlierRecordsKept(t *testing.T) {
 			}
 			if !wantB && q2.exists(b) {
 				t.Errorf("torn record %s is queued", b)
+			}
+			if _, err := os.Stat(filepath.Join(dir, CorruptDir, b)); err == nil {
+				t.Errorf("torn record %s was set aside as corrupt (never acknowledged: it is ignored)", b)
 			}
 		})
 	}

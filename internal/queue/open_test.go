@@ -1,6 +1,10 @@
 package queue
 
 import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -29,4 +33,39 @@ func TestOpenRefusesReadOnlyQueue(t *testing.T) {
 		t.Errorf("error %q", msg)
 	}
 	t.Log(msg)
+}
+
+// TestOpenRemovesPartialFiles: a process stopped while it wrote msg/ID
+// (a message moved out of the log), corrupt/ID, hold/ID or state/ID
+// leaves the temporary file it was writing; Open removes those and keeps
+// the whole files beside them.
+func TestOpenRemovesPartialFiles(t *testing.T) {
+	dir := t.TempDir()
+	q, err := Open(dir, newRecorder(nil), Options{}, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := enqueueFile(t, q, "body\r\n", "x@example.net")
+	var partial []string
+	for _, sub := range []string{"msg", "state", CorruptDir, HoldDir} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, sub, "."+id+".tmp123456789")
+		if err := os.WriteFile(p, []byte("half a mess"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		partial = append(partial, p)
+	}
+	if _, err := Open(dir, newRecorder(nil), Options{}, quiet()); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range partial {
+		if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s after Open: %v", p, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "msg", id)); err != nil {
+		t.Errorf("the whole message: %v", err)
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -149,6 +150,17 @@ func Open(dir string, dlv Deliverer, opts Options, log *slog.Logger) (*Queue, er
 	for _, c := range corrupt {
 		if spool.lookup(c.id) != nil {
 			q.quarantine(c.id, corruptf("%s", c.reason))
+		}
+	}
+	// Half-written files of a move out of the log, a set-aside or a
+	// state update, stopped before their rename.
+	for _, sub := range []string{"msg", "state", CorruptDir, HoldDir} {
+		removed, err := safeio.RemoveTemps(filepath.Join(dir, sub))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("queue: %w", err)
+		}
+		for _, name := range removed {
+			log.Info("queue: removed partial file", "dir", sub, "name", name)
 		}
 	}
 	tmps, err := os.ReadDir(filepath.Join(dir, "tmp"))

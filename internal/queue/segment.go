@@ -104,7 +104,10 @@ type scannedRec struct {
 }
 
 // scanSegment reads every record of a segment. It stops at a torn tail
-// and returns how many bytes it ignored there.
+// (a short or garbled header, a record longer than the file, or a last
+// record whose content fails its checksum) and returns how many bytes it
+// ignored there. A record followed by others that fails its checksum is
+// returned as corrupt.
 func scanSegment(f *os.File) (recs []scannedRec, tornBytes int64, err error) {
 	st, err := f.Stat()
 	if err != nil {
@@ -136,6 +139,13 @@ func scanSegment(f *os.File) (recs []scannedRec, tornBytes int64, err error) {
 			}
 			crc = crc32.Update(crc, castagnoli, buf[:n])
 			left -= int64(n)
+		}
+		if crc != ri.crc && end == size {
+			// The last record, its header whole but not its content:
+			// written and not yet synced when the machine stopped (with
+			// delayed allocation the file can keep the record's length
+			// and read back zeros). Never acknowledged: a torn tail.
+			return recs, size - off, nil
 		}
 		rec := scannedRec{off: off, envLen: ri.envLen, dataLen: ri.dataLen, id: ri.id}
 		if crc != ri.crc {

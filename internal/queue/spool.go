@@ -1,7 +1,6 @@
 package queue
 
 import (
-	"bufio"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
@@ -157,33 +156,13 @@ func (w *Writer) dropSpill() {
 // then the envelope trailer) to path, durably. It is the format of
 // messages moved out of the log (deferred, held, corrupt).
 func writeLegacyFile(path string, content io.Reader, sealedEnv []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
+	return safeio.WriteFileFrom(path, 0o600, func(w io.Writer) error {
+		if _, err := io.Copy(w, content); err != nil {
+			return err
+		}
+		_, err := fmt.Fprintf(w, "%s%s\n%d\n", envelopeMarker, sealedEnv, len(sealedEnv)+len(envelopeMarker)+1)
 		return err
-	}
-	tmp := f.Name()
-	bw := bufio.NewWriterSize(f, 32*1024)
-	_, err = io.Copy(bw, content)
-	if err == nil {
-		_, err = fmt.Fprintf(bw, "%s%s\n%d\n", envelopeMarker, sealedEnv, len(sealedEnv)+len(envelopeMarker)+1)
-	}
-	if err == nil {
-		err = bw.Flush()
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = safeio.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return safeio.SyncDir(filepath.Dir(path))
+	})
 }
 
 // envelopeMarker starts the trailer. The last line of the file is the

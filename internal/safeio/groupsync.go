@@ -19,11 +19,18 @@ type DirSyncer struct {
 type dirState struct {
 	dir     string
 	cond    *sync.Cond
-	started uint64 // fsyncs started
-	done    uint64 // the generation of the last finished fsync
+	next    *round // the round that the next fsync will be: Marks join it
 	running bool
+	started int // fsyncs started (for tests)
 	waiting int // callers waiting for a running fsync (for tests)
-	err     error
+}
+
+// round is one fsync of a directory: the tickets marked before it started
+// wait on it, and its result is theirs alone — a later round that
+// succeeds does not hide its failure.
+type round struct {
+	done bool
+	err  error
 }
 
 // NewDirSyncer makes a DirSyncer.
@@ -46,10 +53,11 @@ func (s *DirSyncer) Sync(dir string) error {
 }
 
 // Ticket stands for the changes made in a directory before Mark: Wait
-// on it returns once they are durable.
+// on it returns once they are durable, with the result of the fsync that
+// covered them.
 type Ticket struct {
-	st     *dirState
-	target uint64 // the first fsync that starts after Mark
+	st *dirState
+	r  *round // the first fsync that starts after Mark
 }
 
 // Mark notes that dir has changed (a rename into it happened before this
@@ -61,40 +69,41 @@ func (s *DirSyncer) Mark(dir string) Ticket {
 	defer s.mu.Unlock()
 	st, ok := s.dirs[dir]
 	if !ok {
-		st = &dirState{dir: dir, cond: sync.NewCond(&s.mu)}
+		st = &dirState{dir: dir, cond: sync.NewCond(&s.mu), next: &round{}}
 		s.dirs[dir] = st
 	}
-	return Ticket{st: st, target: st.started + 1}
+	return Ticket{st: st, r: st.next}
 }
 
 // Wait returns once an fsync of the ticket's directory that started after
-// its Mark has completed, starting one if needed.
+// its Mark has completed, starting one if needed, and returns that
+// fsync's error.
 func (s *DirSyncer) Wait(t Ticket) error {
 	if t.st == nil {
 		return nil // the zero Ticket: nothing was marked
 	}
 	s.mu.Lock()
-	st, target := t.st, t.target
-	dir := st.dir
-	for st.done < target {
+	defer s.mu.Unlock()
+	st := t.st
+	for !t.r.done {
 		if st.running {
 			st.waiting++
 			st.cond.Wait()
 			st.waiting--
 			continue
 		}
+		// Rounds run one at a time, in order: with none running, the
+		// ticket's round is the next one.
+		r := st.next
+		st.next = &round{}
 		st.running = true
 		st.started++
-		gen := st.started
 		s.mu.Unlock()
-		err := s.fsync(dir)
+		err := s.fsync(st.dir)
 		s.mu.Lock()
 		st.running = false
-		st.done = gen
-		st.err = err
+		r.done, r.err = true, err
 		st.cond.Broadcast()
 	}
-	err := st.err
-	s.mu.Unlock()
-	return err
+	return t.r.err
 }

@@ -6,10 +6,14 @@
 package safeio
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -53,6 +57,62 @@ func WriteFileInDropDir(path string, data []byte, perm os.FileMode) error {
 // file in path's directory, given its owner (uid/gid >= 0) and mode on
 // its descriptor, written, fsynced and renamed to path.
 func writeRename(path string, data []byte, perm os.FileMode, uid, gid int) error {
+	return writeRenameFrom(path, perm, uid, gid, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// WriteFileFrom is WriteFile for content too large to hold in memory:
+// write produces it into the temporary file (buffered), which is then
+// fsynced, renamed to path, and path's directory fsynced. A crash leaves
+// at most a temporary file, which RemoveTemps removes.
+func WriteFileFrom(path string, perm os.FileMode, write func(w io.Writer) error) error {
+	if err := writeRenameFrom(path, perm, -1, -1, write); err != nil {
+		return err
+	}
+	return SyncDir(filepath.Dir(path))
+}
+
+// RemoveTemps removes the temporary files that WriteFile and its
+// siblings left in dir when the process stopped between creating and
+// renaming one (".NAME.tmpDIGITS"), and returns their names. Call it only
+// where no other writer is at work (at start, under the owner's lock).
+func RemoveTemps(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("remove temporary files: %w", err)
+	}
+	var removed []string
+	for _, e := range ents {
+		if !isTemp(e.Name()) || !e.Type().IsRegular() {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return removed, fmt.Errorf("remove temporary files: %w", err)
+		}
+		removed = append(removed, e.Name())
+	}
+	return removed, nil
+}
+
+// isTemp says whether name is one of writeRenameFrom's temporary files:
+// "." + name + ".tmp" + the random digits of os.CreateTemp.
+func isTemp(name string) bool {
+	i := strings.LastIndex(name, ".tmp")
+	if len(name) < 2 || name[0] != '.' || i < 2 || i+len(".tmp") == len(name) {
+		return false
+	}
+	for _, c := range name[i+len(".tmp"):] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// writeRenameFrom is writeRename with the content produced by write.
+func writeRenameFrom(path string, perm os.FileMode, uid, gid int, write func(w io.Writer) error) error {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
@@ -73,7 +133,12 @@ func writeRename(path string, data []byte, perm os.FileMode, uid, gid int) error
 	if err := f.Chmod(perm); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if _, err := f.Write(data); err != nil {
+	bw := bufio.NewWriterSize(f, 32*1024)
+	err = write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if err := f.Sync(); err != nil {
@@ -159,22 +224,34 @@ func (d *OpenDir) Close() error { return d.f.Close() }
 // Maildir files of a delivery batch); its cost is the file system's dirty
 // data of all writers at that moment. Writeback errors are reported since
 // Linux 5.8 (SyncFSReportsErrors).
+//
+// A writeback error is reported to a file descriptor only if it happened
+// after the descriptor was opened: to see the errors of writes made
+// earlier, keep a descriptor open from before them and use SyncFSFile.
 func SyncFS(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("syncfs %s: %w", dir, err)
 	}
 	defer d.Close()
-	rc, err := d.SyscallConn()
+	return SyncFSFile(d)
+}
+
+// SyncFSFile is SyncFS on the file system of an open file or directory.
+// Each writeback error since f was opened is reported once, by the first
+// call after it; the file need not still have a name (a directory that
+// was removed still stands for its file system).
+func SyncFSFile(f *os.File) error {
+	rc, err := f.SyscallConn()
 	if err != nil {
-		return fmt.Errorf("syncfs %s: %w", dir, err)
+		return fmt.Errorf("syncfs %s: %w", f.Name(), err)
 	}
 	var serr error
 	if err := rc.Control(func(fd uintptr) { serr = unix.Syncfs(int(fd)) }); err != nil {
-		return fmt.Errorf("syncfs %s: %w", dir, err)
+		return fmt.Errorf("syncfs %s: %w", f.Name(), err)
 	}
 	if serr != nil {
-		return fmt.Errorf("syncfs %s: %w", dir, serr)
+		return fmt.Errorf("syncfs %s: %w", f.Name(), serr)
 	}
 	return nil
 }

@@ -3,10 +3,12 @@ package safeio
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -61,8 +63,8 @@ func TestDirSyncerServesConcurrentCallers(t *testing.T) {
 	}
 	wg.Wait()
 	st := s.dirs[dir]
-	if st.done != st.started || st.started == 0 || st.started > 50 {
-		t.Errorf("fsyncs: started %d done %d", st.started, st.done)
+	if st.running || st.started == 0 || st.started > 50 {
+		t.Errorf("fsyncs: started %d, running %v", st.started, st.running)
 	}
 	t.Logf("50 callers, %d fsyncs", st.started)
 	if err := s.Sync(filepath.Join(dir, "missing")); err == nil {
@@ -242,5 +244,79 @@ func TestWriteFileAsSetsOwnerAndModeBeforeRename(t *testing.T) {
 	}
 	if err := syscall.Lstat(p, &st); err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFREG || st.Uid != 65534 {
 		t.Errorf("users: mode %o owner %d (%v), want a regular file of 65534", st.Mode, st.Uid, err)
+	}
+}
+
+// A ticket's Wait returns the result of the fsync that covered it: when
+// that fsync failed, a later one that succeeds does not make it durable.
+func TestDirSyncerFailedRoundStaysFailed(t *testing.T) {
+	calls := 0
+	s := NewDirSyncerFunc(func(string) error {
+		calls++
+		if calls == 1 {
+			return errors.New("injected EIO")
+		}
+		return nil
+	})
+	a := s.Mark("d") // both covered by the first fsync
+	b := s.Mark("d")
+	if err := s.Wait(b); err == nil {
+		t.Fatal("the first fsync's failure was not reported")
+	}
+	c := s.Mark("d") // marked after it: the second fsync
+	if err := s.Wait(c); err != nil {
+		t.Fatalf("second fsync: %v", err)
+	}
+	if err := s.Wait(a); err == nil {
+		t.Fatal("a ticket whose fsync failed was reported durable after a later fsync succeeded")
+	}
+	if calls != 2 {
+		t.Errorf("%d fsyncs, want 2", calls)
+	}
+}
+
+// TestWriteFileFromAndRemoveTemps: WriteFileFrom puts the whole content
+// in place and leaves no temporary file, also when write fails; the
+// temporary file a crash leaves is removed by RemoveTemps, nothing else.
+func TestWriteFileFromAndRemoveTemps(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	if err := WriteFileFrom(p, 0o600, func(w io.Writer) error {
+		_, err := io.Copy(w, strings.NewReader(strings.Repeat("x", 100000)))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(p); err != nil || len(b) != 100000 {
+		t.Fatalf("read back %d bytes, %v", len(b), err)
+	}
+	if err := WriteFileFrom(p, 0o600, func(w io.Writer) error { return errors.New("injected") }); err == nil {
+		t.Error("a failed write was not reported")
+	}
+	keep := []string{"f", ".tmp1", "a.tmp1", ".f.tmp", ".f.tmpx", ".f.tmp1x"}
+	for _, name := range keep[1:] {
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// What os.CreateTemp makes for WriteFile("f"), as a crash leaves it.
+	for _, name := range []string{".f.tmp123", ".x.y.tmp4"} {
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	removed, err := RemoveTemps(dir)
+	if err != nil || strings.Join(removed, " ") != ".f.tmp123 .x.y.tmp4" {
+		t.Errorf("removed %q, %v", removed, err)
+	}
+	ents, _ := os.ReadDir(dir)
+	var left []string
+	for _, e := range ents {
+		left = append(left, e.Name())
+	}
+	sort.Strings(left)
+	sort.Strings(keep)
+	if strings.Join(left, " ") != strings.Join(keep, " ") {
+		t.Errorf("left %q, want %q", left, keep)
 	}
 }

@@ -128,11 +128,11 @@ func TestLocalDeliveryInBatchesNamesOnlyDurableFiles(t *testing.T) {
 	md := filepath.Join(cfg.DataDir, "mail", "alice")
 	var events []string
 	d := &delivery{cfg: func() *config.Config { return cfg }, log: slog.New(slog.DiscardHandler), syncer: safeio.NewDirSyncer()}
-	d.batch.syncFS = func(dir string) error {
+	d.batch.syncFS = func(f *os.File) error {
 		n, _ := os.ReadDir(filepath.Join(md, "new"))
 		tmp, _ := os.ReadDir(filepath.Join(md, "tmp"))
 		events = append(events, fmt.Sprintf("syncfs new=%d tmp=%d", len(n), len(tmp)))
-		return safeio.SyncFS(dir)
+		return safeio.SyncFSFile(f)
 	}
 	env := &queue.Envelope{ID: "T3", From: "a@example.org", Received: time.Now(),
 		Recipients: []queue.Recipient{{Addr: "alice@localhost", Local: "alice"}}}

@@ -1,8 +1,10 @@
 package server
 
 import (
+	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"sync"
 	"syscall"
 
@@ -28,14 +30,26 @@ import (
 type localBatch struct {
 	once    sync.Once
 	enabled bool
-	fs      *safeio.DirSyncer // one round per file system, keyed by a directory on it
-	keys    sync.Map          // Maildir path -> key: the first Maildir seen on its device
-	devs    sync.Map          // device -> key
+	fs      *safeio.DirSyncer // one round at a time per file system, keyed by its device
+	keys    sync.Map          // Maildir path -> key (the device, as a string)
 
 	mu     sync.Mutex
 	staged map[string][]stagedFile // by key: written, waiting for a round
+	// failures counts, by key, the syncfs calls that failed. A writeback
+	// error is reported once, to the first syncfs after it: a file
+	// written before a failed syncfs may have lost its pages to it even
+	// if a later round (its own) succeeds, so it is made durable only if
+	// no syncfs failed since its write began.
+	failures map[string]uint64
+	// roots holds, by key, a directory of the file system opened when the
+	// device was first seen: syncfs goes through it, so it reports every
+	// writeback error since then (an error is reported only to
+	// descriptors open before it), and it still works when that
+	// directory has been removed (a user's Maildir deleted by the admin).
+	// One descriptor per file system, open for the process's life.
+	roots map[string]*os.File
 
-	syncFS  func(dir string) error // safeio.SyncFS (a test's observer)
+	syncFS  func(f *os.File) error // safeio.SyncFSFile (a test's observer)
 	syncDir func(dir string) error // fsyncs new/: the delivery's DirSyncer
 }
 
@@ -44,34 +58,68 @@ type localBatch struct {
 type stagedFile struct {
 	md    maildir.Dir
 	name  string
-	retry bool // an earlier attempt may have published it
+	retry bool        // an earlier attempt may have published it
+	res   *fileResult // set by the round that handles it
+	fails uint64      // failures[key] before it was written
+}
+
+// fileResult is what a round did with one staged file: each delivery
+// gets its own outcome, so one broken Maildir does not fail the others
+// of the round (whose copies are in new/: a retry could store one twice
+// if the user moved it meanwhile).
+type fileResult struct {
+	done bool
+	err  error
 }
 
 // round makes every file staged on key's file system durable (one
-// syncfs), publishes them into new/ and fsyncs each new/ once. It is the
-// DirSyncer's hook: files staged before it started are covered.
+// syncfs), publishes them into new/ and fsyncs each new/ once, and sets
+// each file's result. It is the DirSyncer's hook: files staged before it
+// started are covered. It returns the syncfs error.
 func (b *localBatch) round(key string) error {
 	b.mu.Lock()
 	files := b.staged[key]
 	delete(b.staged, key)
+	root := b.roots[key]
 	b.mu.Unlock()
-	if err := b.syncFS(key); err != nil {
+	if len(files) == 0 {
+		return nil // handled by an earlier round
+	}
+	err := b.syncFS(root)
+	b.mu.Lock()
+	if err != nil {
+		b.failures[key]++
+	}
+	fails := b.failures[key]
+	b.mu.Unlock()
+	if err != nil {
+		// They stay in tmp/; the retry writes them again.
+		for _, f := range files {
+			*f.res = fileResult{done: true, err: err}
+		}
 		return err
 	}
-	dirs := map[string]bool{}
-	var first error
+	byDir := map[string][]stagedFile{}
 	for _, f := range files {
-		if err := f.md.Publish(f.name, f.retry); err != nil && first == nil {
-			first = err
+		if f.fails != fails {
+			// An earlier round's syncfs failed after this file was
+			// written: that error may have been its pages'.
+			*f.res = fileResult{done: true, err: fmt.Errorf("maildir deliver: a writeback error on the file system since %s was written", f.name)}
+			continue
 		}
-		dirs[f.md.NewDir()] = true
+		if err := f.md.Publish(f.name, f.retry); err != nil {
+			*f.res = fileResult{done: true, err: err}
+			continue
+		}
+		byDir[f.md.NewDir()] = append(byDir[f.md.NewDir()], f)
 	}
-	for dir := range dirs {
-		if err := b.syncDir(dir); err != nil && first == nil {
-			first = err
+	for dir, fs := range byDir {
+		err := b.syncDir(dir)
+		for _, f := range fs {
+			*f.res = fileResult{done: true, err: err}
 		}
 	}
-	return first
+	return nil
 }
 
 // batchKey says whether the Maildir at path is delivered to in batches,
@@ -82,8 +130,10 @@ func (d *delivery) batchKey(path string) (string, bool) {
 		b.enabled = safeio.SyncFSReportsErrors()
 		b.fs = safeio.NewDirSyncerFunc(b.round)
 		b.staged = map[string][]stagedFile{}
+		b.failures = map[string]uint64{}
+		b.roots = map[string]*os.File{}
 		if b.syncFS == nil {
-			b.syncFS = safeio.SyncFS
+			b.syncFS = safeio.SyncFSFile
 		}
 		b.syncDir = d.syncer.Sync
 	})
@@ -93,22 +143,38 @@ func (d *delivery) batchKey(path string) (string, bool) {
 	if k, ok := b.keys.Load(path); ok {
 		return k.(string), true
 	}
-	fi, err := os.Stat(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return "", false
 	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
+	var st *syscall.Stat_t
+	fi, err := f.Stat()
+	if err == nil {
+		st, _ = fi.Sys().(*syscall.Stat_t)
+	}
+	if st == nil {
+		f.Close()
 		return "", false
 	}
-	k, _ := b.devs.LoadOrStore(st.Dev, path)
-	b.keys.Store(path, k)
-	return k.(string), true
+	key := strconv.FormatUint(st.Dev, 10)
+	b.mu.Lock()
+	if _, ok := b.roots[key]; ok {
+		f.Close()
+	} else {
+		b.roots[key] = f
+	}
+	b.mu.Unlock()
+	b.keys.Store(path, key)
+	return key, true
 }
 
 // localBatched stages one delivery and returns its outcome, whose Durable
 // makes it durable with the rest of the batch and publishes it.
 func (d *delivery) localBatched(md maildir.Dir, key, name, user string, i int, r io.Reader, retry bool) queue.Outcome {
+	b := &d.batch
+	b.mu.Lock()
+	fails := b.failures[key]
+	b.mu.Unlock()
 	staged, err := md.Stage(name, r, retry)
 	if err != nil {
 		return queue.Outcome{Rcpt: i, Reply: "4.3.0 " + err.Error()}
@@ -121,12 +187,19 @@ func (d *delivery) localBatched(md maildir.Dir, key, name, user string, i int, r
 			Durable: func() error { return d.syncer.Wait(tk) }}
 	}
 	// Listed and marked together, after the write: the round that
-	// covers the ticket publishes the file.
-	b := &d.batch
+	// covers the ticket, or an earlier one, publishes the file.
+	res := &fileResult{}
 	b.mu.Lock()
-	b.staged[key] = append(b.staged[key], stagedFile{md: md, name: name, retry: retry})
+	b.staged[key] = append(b.staged[key], stagedFile{md: md, name: name, retry: retry, res: res, fails: fails})
 	tk := b.fs.Mark(key)
 	b.mu.Unlock()
 	return queue.Outcome{Rcpt: i, Delivered: true, Reply: "delivered to maildir " + user,
-		Durable: func() error { return b.fs.Wait(tk) }}
+		Durable: func() error {
+			err := b.fs.Wait(tk)
+			// The round has run (Wait orders it before this read).
+			if res.done {
+				return res.err
+			}
+			return err
+		}}
 }
