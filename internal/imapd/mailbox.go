@@ -81,7 +81,16 @@ func (mb *mailbox) load() error {
 		return err
 	}
 	if !ok {
-		l = uidList{validity: mb.reg.newValidity(), next: 1}
+		// Above every UIDVALIDITY this folder had, even when its index is
+		// lost within the second it was made (newValidity is the time).
+		v := mb.reg.newValidity()
+		if floor := readValidityFloor(string(mb.dir)); v <= floor {
+			v = floor + 1
+		}
+		if err := writeValidityFloor(string(mb.dir), v); err != nil {
+			return err
+		}
+		l = uidList{validity: v, next: 1}
 		mb.reg.log.Info("imap: new UID index", "maildir", string(mb.dir), "uidvalidity", l.validity)
 	}
 	mb.validity, mb.next = l.validity, l.next

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -404,7 +403,7 @@ func (sess *session) Append(name string, r imap.LiteralReader, opts *imap.Append
 		t = time.Now()
 	}
 	fname := uniqueName(t)
-	if _, err := d.Deliver(fname, newLFReader(r), maildir.Options{}); err != nil {
+	if _, err := d.Deliver(fname, maildir.LFReader(r), maildir.Options{}); err != nil {
 		sess.srv.log.Error("imap: append", "user", sess.user, "err", err)
 		return nil, serverError("cannot store the message")
 	}
@@ -457,43 +456,4 @@ func (sess *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) erro
 		return nil
 	}
 	return sess.view.Idle(w, stop)
-}
-
-// lfReader turns CRLF into LF, as Maildir files store lines.
-type lfReader struct {
-	r      io.Reader
-	buf    []byte
-	out    []byte
-	pendCR bool
-	err    error
-}
-
-func newLFReader(r io.Reader) *lfReader { return &lfReader{r: r, buf: make([]byte, 32*1024)} }
-
-func (l *lfReader) Read(p []byte) (int, error) {
-	for len(l.out) == 0 {
-		if l.err != nil {
-			return 0, l.err
-		}
-		n, err := l.r.Read(l.buf)
-		l.err = err
-		out := l.out[:0]
-		for _, c := range l.buf[:n] {
-			if l.pendCR && c != '\n' {
-				out = append(out, '\r')
-			}
-			l.pendCR = c == '\r'
-			if !l.pendCR {
-				out = append(out, c)
-			}
-		}
-		if err != nil && l.pendCR {
-			out = append(out, '\r')
-			l.pendCR = false
-		}
-		l.out = out
-	}
-	n := copy(p, l.out)
-	l.out = l.out[n:]
-	return n, nil
 }

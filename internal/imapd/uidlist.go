@@ -93,6 +93,32 @@ func writeUIDList(dir string, l uidList) error {
 	return nil
 }
 
+// validityFile keeps the last UIDVALIDITY given to a folder's index, so a
+// rebuilt index gets a greater one even when the index was lost within
+// the second it was made.
+const validityFile = "tlsmail-uidvalidity"
+
+// readValidityFloor is the last UIDVALIDITY of dir's index, or 0.
+func readValidityFloor(dir string) uint32 {
+	b, err := os.ReadFile(filepath.Join(dir, validityFile))
+	if err != nil {
+		return 0
+	}
+	v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 32)
+	if err != nil {
+		return 0
+	}
+	return uint32(v)
+}
+
+// writeValidityFloor stores v durably before an index with it is used.
+func writeValidityFloor(dir string, v uint32) error {
+	if err := safeio.WriteFile(filepath.Join(dir, validityFile), []byte(strconv.FormatUint(uint64(v), 10)+"\n"), 0o600); err != nil {
+		return fmt.Errorf("uid validity %s: %w", dir, err)
+	}
+	return nil
+}
+
 // newValidity is a UIDVALIDITY for a new or rebuilt index: the time in
 // seconds, so a rebuilt index gets a value its lost predecessor never had
 // (unless the clock went back), and above last.

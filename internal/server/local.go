@@ -102,9 +102,9 @@ func (d *delivery) local(cfg *config.Config, env *queue.Envelope, i int, open fu
 	head := fmt.Sprintf("Return-Path: <%s>\nDelivered-To: %s\n", env.From, r.Addr)
 	name := maildir.UniqueName(env.Received.Unix(), fmt.Sprintf("%sR%d", env.ID, i), cfg.Hostname)
 	if key, ok := d.batchKey(path); ok {
-		return d.localBatched(md, key, name, user, i, io.MultiReader(strings.NewReader(head), newLFReader(rc)), env.Retry)
+		return d.localBatched(md, key, name, user, i, io.MultiReader(strings.NewReader(head), maildir.LFReader(rc)), env.Retry)
 	}
-	stored, err := md.Deliver(name, io.MultiReader(strings.NewReader(head), newLFReader(rc)),
+	stored, err := md.Deliver(name, io.MultiReader(strings.NewReader(head), maildir.LFReader(rc)),
 		maildir.Options{MaybeDelivered: env.Retry, SyncDir: d.syncer.Sync, DeferDirSync: true})
 	if err != nil {
 		return queue.Outcome{Rcpt: i, Reply: "4.3.0 " + err.Error()}
@@ -122,47 +122,4 @@ func (d *delivery) local(cfg *config.Config, env *queue.Envelope, i int, open fu
 		o.Reply = "already in maildir " + user + " (not stored twice)"
 	}
 	return o
-}
-
-// lfReader turns the CRLF line ends of a stored SMTP message into the LF
-// that Maildir files use. (The stored message has no bare CR: smtpd
-// rejects those; a lone CR would be kept.)
-type lfReader struct {
-	r       io.Reader
-	in, out []byte
-	left    []byte // converted bytes not yet returned
-	crLast  bool   // the previous input chunk ended in CR
-	err     error
-}
-
-func newLFReader(r io.Reader) *lfReader {
-	return &lfReader{r: r, in: make([]byte, 32*1024), out: make([]byte, 0, 32*1024+1)}
-}
-
-func (l *lfReader) Read(p []byte) (int, error) {
-	for len(l.left) == 0 {
-		if l.err != nil {
-			return 0, l.err
-		}
-		n, err := l.r.Read(l.in)
-		l.err = err
-		out := l.out[:0]
-		for _, c := range l.in[:n] {
-			if l.crLast && c != '\n' {
-				out = append(out, '\r')
-			}
-			l.crLast = c == '\r'
-			if !l.crLast {
-				out = append(out, c)
-			}
-		}
-		if err != nil && l.crLast {
-			out = append(out, '\r')
-			l.crLast = false
-		}
-		l.left = out
-	}
-	n := copy(p, l.left)
-	l.left = l.left[n:]
-	return n, nil
 }

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"testing/iotest"
 	"time"
 
 	"github.com/tlsmail/tlsmail/internal/config"
@@ -55,24 +54,6 @@ func TestLocalDeliveryStoresOneCopyPerMailbox(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(cfg.DataDir, "mail", "Alice")); err == nil {
 		t.Error("a second Maildir mail/Alice was made")
-	}
-}
-
-func TestLFReader(t *testing.T) {
-	for in, want := range map[string]string{
-		"a\r\nb\r\n":                   "a\nb\n",
-		"no newline":                   "no newline",
-		"lone\rCR\r\n":                 "lone\rCR\n",
-		"ends in CR\r":                 "ends in CR\r",
-		"\r\n\r\n.\r\n":                "\n\n.\n",
-		strings.Repeat("x\r\n", 20000): strings.Repeat("x\n", 20000),
-	} {
-		for _, r := range []io.Reader{strings.NewReader(in), iotest.OneByteReader(strings.NewReader(in)), iotest.HalfReader(strings.NewReader(in))} {
-			got, err := io.ReadAll(newLFReader(r))
-			if err != nil || string(got) != want {
-				t.Errorf("%q: got %q (%v)", in[:min(len(in), 20)], got[:min(len(got), 20)], err)
-			}
-		}
 	}
 }
 

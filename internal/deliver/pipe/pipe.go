@@ -55,6 +55,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tlsmail/tlsmail/internal/maildir"
 	"github.com/tlsmail/tlsmail/internal/queue"
 	"github.com/tlsmail/tlsmail/internal/smtpwire"
 )
@@ -129,7 +130,7 @@ func (a *Agent) deliverOne(ctx context.Context, env *queue.Envelope, i int, open
 	defer rc.Close()
 	r := env.Recipients[i]
 	head := fmt.Sprintf("Return-Path: <%s>\nDelivered-To: %s\n", clean(env.From), clean(r.Addr))
-	stdin := io.MultiReader(strings.NewReader(head), newLFReader(rc))
+	stdin := io.MultiReader(strings.NewReader(head), maildir.LFReader(rc))
 
 	timeout := a.Timeout
 	if timeout <= 0 {

@@ -1,9 +1,9 @@
-package pipe
+package maildir
 
 import "io"
 
-// lfReader turns the CRLF line ends of a queued SMTP message (a copy of server.lfReader) into the LF
-// that Maildir files use. (The stored message has no bare CR: smtpd
+// LFReader turns the CRLF line ends of a message (as SMTP, IMAP APPEND
+// and the queue carry it) into the LF that Maildir files use. (The stored message has no bare CR: smtpd
 // rejects those; a lone CR would be kept.)
 type lfReader struct {
 	r       io.Reader
@@ -13,7 +13,7 @@ type lfReader struct {
 	err     error
 }
 
-func newLFReader(r io.Reader) *lfReader {
+func LFReader(r io.Reader) io.Reader {
 	return &lfReader{r: r, in: make([]byte, 32*1024), out: make([]byte, 0, 32*1024+1)}
 }
 
