@@ -1,10 +1,7 @@
 package remote
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
-	"io"
 	"net"
 	"strings"
 	"time"
@@ -132,22 +129,6 @@ func reportPolicy(pol policy.Policy, plan policy.Plan) (string, []string, []stri
 // the TLS-Report-Domain header of RFC 8460 §5.3): its delivery is not
 // counted in later reports.
 func isReport(read func() ([]byte, error)) bool {
-	data, err := read()
-	if err != nil {
-		return false
-	}
-	br := bufio.NewReader(io.LimitReader(bytes.NewReader(data), 256*1024))
-	for {
-		line, err := br.ReadString('\n')
-		l := strings.TrimRight(line, "\r\n")
-		if l == "" {
-			return false
-		}
-		if k, _, ok := strings.Cut(l, ":"); ok && strings.EqualFold(strings.TrimSpace(k), "TLS-Report-Domain") {
-			return true
-		}
-		if err != nil {
-			return false
-		}
-	}
+	_, ok := headerField(read, "TLS-Report-Domain")
+	return ok
 }

@@ -341,22 +341,29 @@ func (d *Deliverer) route(ctx context.Context, domain string) ([]target, bool, e
 
 // tlsRequiredNo reports whether the message header has "TLS-Required: No".
 func tlsRequiredNo(read func() ([]byte, error)) bool {
+	v, ok := headerField(read, "TLS-Required")
+	return ok && strings.EqualFold(strings.TrimSpace(v), "No")
+}
+
+// headerField finds the first header field called name in the message's
+// header (its first 256 KiB) and returns its value.
+func headerField(read func() ([]byte, error), name string) (string, bool) {
 	data, err := read()
 	if err != nil {
-		return false
+		return "", false
 	}
 	br := bufio.NewReader(io.LimitReader(bytes.NewReader(data), 256*1024))
 	for {
 		line, err := br.ReadString('\n')
 		l := strings.TrimRight(line, "\r\n")
 		if l == "" {
-			return false // end of header
+			return "", false // end of header
 		}
-		if k, v, ok := strings.Cut(l, ":"); ok && strings.EqualFold(strings.TrimSpace(k), "TLS-Required") {
-			return strings.EqualFold(strings.TrimSpace(v), "No")
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.EqualFold(strings.TrimSpace(k), name) {
+			return v, true
 		}
 		if err != nil {
-			return false
+			return "", false
 		}
 	}
 }
