@@ -54,6 +54,12 @@ func LoadAll(path string) (*Config, []*Error) {
 		if err == nil || !errors.As(err, &ne) {
 			break
 		}
+		if ne.Line > 0 && ne.Line <= len(lines) && headerLine.MatchString(lines[ne.Line-1]) {
+			// A problem at a table's header after a line was blanked is
+			// most likely that line's setting now missing ("address \"\""):
+			// not reported, and nothing after it can be trusted.
+			break
+		}
 		ne.File = path
 		ne.Msg = strings.ReplaceAll(ne.Msg, tmp, path)
 		problems = append(problems, ne)
