@@ -287,9 +287,7 @@ func TestTimeoutKillsGroup(t *testing.T) {
 
 // As root with no user for commands, nothing runs.
 func TestRefusesRoot(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("runs only as root (the refusal is about root)")
-	}
+	testpeer.RequireRoot(t, "the refusal is about root")
 	dir := workDir(t)
 	mark := filepath.Join(dir, "ran")
 	a := &Agent{Command: script(t, dir, "ran.sh", "touch "+mark+"\n")}
