@@ -14,7 +14,11 @@ import (
 )
 
 func runServe(env *cliEnv, args []string) int {
-	fs := newFlags(env, "", "Run the mail server. With no --config it starts the dev default on 127.0.0.1\n(MX 2525, SMTPS 2465, submission 2587) with its own dev CA, in --data.")
+	fs := newFlags(env, "", "Run the mail server. With no --config it starts the dev default on 127.0.0.1\n"+
+		"(SMTP: MX 2525, SMTPS 2465, submission 2587; POP3 2110 STLS, POP3S 2995;\n"+
+		"IMAP 2143 STARTTLS, IMAPS 2993) with its own dev CA, in --data, and writes its\n"+
+		"configuration to --data/tlsmail.toml (edit it and pass it with --config to\n"+
+		"change ports).")
 	data := fs.String("data", "tlsmail-data", "data directory for the dev default")
 	cfgFile := fs.String("config", "", "configuration file (TOML); without it, the dev default")
 	if code, done := parse(env, fs, args); done {

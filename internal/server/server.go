@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/tlsmail/tlsmail/internal/auth"
@@ -435,6 +436,12 @@ func bindError(cfg *config.Config, what string, err error, key ...string) error 
 	msg := what + ": " + err.Error()
 	if errors.Is(err, os.ErrPermission) {
 		msg += " (ports below 1024 need root or CAP_NET_BIND_SERVICE; see `user` in the README)"
+	}
+	if errors.Is(err, syscall.EADDRINUSE) && cfg.File == "" {
+		// The dev default: its ports are fixed, but DevSetup wrote them
+		// into DATA/tlsmail.toml, which the admin can edit and pass.
+		toml := cfg.Path("tlsmail.toml")
+		msg += fmt.Sprintf(" (stop what holds that port, or change the address in %s and run: tlsmail serve --config %s)", toml, toml)
 	}
 	return errors.New(cfg.ErrorAt(msg, key...).Error())
 }
