@@ -117,6 +117,10 @@ auth = "none"
 	if !strings.Contains(all, "# auth_backend: not set (string)\n") || !strings.Contains(all, "# tls.acme.email: not set (string)\n") {
 		t.Errorf("config --all leaves settings out:\n%s", all)
 	}
+	// An empty default means "not set", not a value to copy: never `= ""`.
+	if strings.Contains(all, `= ""`) || !strings.Contains(all, "# tls.chain: not set (string)\n") {
+		t.Errorf("config --all shows empty defaults as values:\n%s", all)
+	}
 	os.WriteFile(again, []byte(all), 0o644)
 	if code, _, errs := runCLI(t, "tlsmail", "config", "--config", again); code != 0 {
 		t.Errorf("config --all output does not load: %s", errs)

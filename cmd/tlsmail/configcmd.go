@@ -50,6 +50,9 @@ func runConfig(env *cliEnv, args []string) int {
 	w := env.stdout
 	shown := map[string]bool{}
 	for _, s := range settings {
+		if s.Default && s.Value == `""` {
+			continue // an empty default is "not set": listed below with the others
+		}
 		shown[s.Key] = true
 		switch {
 		case !s.Default:
