@@ -67,7 +67,7 @@ func TestLoadErrorsNameFileAndLine(t *testing.T) {
 		"bad cidr":                  {strings.Replace(good, "192.0.2.0/24", "192.0.2.0/33", 1), `:3: relay_networks`},
 		"bad ciphers":               {strings.Replace(good, "[limits]", "ciphers = \"HIGH:NOPE\"\n[limits]", 1), ":9: cipher string"},
 		"plain auth":                {good + "mode = \"plain\"\n", ":20: listener submission: auth on a plain listener"},
-		"wrong type":                {strings.Replace(good, "message_size = 10485760", `message_size = "big"`, 1), `:10: limits.message_size: incompatible types`},
+		"wrong type":                {strings.Replace(good, "message_size = 10485760", `message_size = "big"`, 1), `:10: limits.message_size: wrong type: a string where the setting takes a number without quotes (e.g. 10)`},
 		"mixed-script domain":       {strings.Replace(good, `["example.org"]`, `["example.org", "pаypal.example"]`, 1), `:2: local_domains "pаypal.example": invalid domain: label "pаypal" mixes scripts (Latin, Cyrillic)`},
 		"bad A-label transport":     {good + "[transport]\n\"xn--zz.example\" = \"h:25\"\n", `:22: transport "xn--zz.example": invalid domain`},
 		"relay cert fingerprint":    {strings.Replace(good, "[tls]", "relay_clientcerts = [\"12:34\"]\n[tls]", 1), `:5: relay_clientcerts: "12:34" is neither`},
