@@ -322,3 +322,37 @@ func toString(v any) string {
 }
 
 func fmtAny(v any) string { return strings.TrimSpace(fmt.Sprint(v)) }
+
+// The hand-made s/qmail control directory imports into a file tlsmail
+// check passes (its servercert.pem is a real certificate and key).
+func TestImportQmailPassesCheck(t *testing.T) {
+	dev, _ := devDir(t)
+	control, _ := filepath.Abs("../../internal/importcfg/testdata/qmail/control")
+	out := filepath.Join(t.TempDir(), "tlsmail.toml")
+	code, _, errs := runCLI(t, "tlsmail", "import", "qmail", control, "--output", out, "--data-dir", dev, "--users-file", filepath.Join(dev, "users"))
+	if code != 0 {
+		t.Fatalf("import: exit %d: %s", code, errs)
+	}
+	text, _ := os.ReadFile(out)
+	for _, want := range []string{`hostname = "mx.example.org"`, `tlsdestinations = "` + control + `/tlsdestinations"`, `"partner.example" = "relay.partner.example:2525"`, `relay_networks = ["127.0.0.0/8", "192.168.10.0/24", "10.1.2.3/32"]`} {
+		if !strings.Contains(string(text), want) {
+			t.Errorf("no %q in\n%s", want, text)
+		}
+	}
+	if code, stdout, errs := runCLI(t, "tlsmail", "check", "--config", out); code != 0 {
+		t.Fatalf("tlsmail check on the imported file: exit %d %s %s\n%s", code, stdout, errs, text)
+	}
+}
+
+func TestImportUsageAndErrors(t *testing.T) {
+	if code, _, errs := runCLI(t, "tlsmail", "import", "exim"); code != exitUsage || !strings.Contains(errs, "exim") {
+		t.Errorf("import exim: exit %d %q", code, errs)
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "main.cf"), []byte("myhostname = mx.example.org\nnot a parameter\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "master.cf"), []byte("smtp inet n - y - - smtpd\n"), 0o644)
+	code, _, errs := runCLI(t, "tlsmail", "import", "postfix", dir)
+	if want := filepath.Join(dir, "main.cf") + ":2: "; code != exitFail || !strings.Contains(errs, want) || strings.Count(errs, "\n") != 1 {
+		t.Errorf("bad main.cf: exit %d %q, want one line naming %s", code, errs, want)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/tlsmail/tlsmail/internal/policy"
+	"github.com/tlsmail/tlsmail/internal/route"
 	"github.com/tlsmail/tlsmail/internal/tlsconf"
 	"github.com/tlsmail/tlsmail/internal/ucspi"
 )
@@ -38,7 +39,7 @@ func Qmail(dir string, opt QmailOptions) (*Result, error) {
 		return nil, err
 	}
 	q := &qmImport{dir: abs, r: &Result{From: "qmail", Dir: dir, DataDir: opt.DataDir, UsersFile: opt.UsersFile}}
-	for _, step := range []func() error{q.names, q.routes, q.tls, q.limits, func() error { return q.rules(opt.TCPRules) }, q.others} {
+	for _, step := range []func() error{q.names, q.routes, q.tls, q.limits, func() error { return q.rules(opt.TCPRules) }, q.aliases, q.others} {
 		if err := step(); err != nil {
 			return nil, err
 		}
@@ -169,6 +170,10 @@ func (q *qmImport) routes() error {
 			continue
 		case host == "":
 			continue // the domain's MX, as without a route
+		}
+		if _, err := route.Domain(dom); err != nil {
+			q.r.notMapped("control/smtproutes", l, err.Error())
+			continue
 		}
 		if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
 			return fmt.Errorf("%s:%d: port %q is not a port number", q.path("smtproutes"), nums[i], port)
@@ -361,4 +366,54 @@ func qmailWhy(name string) string {
 		return "the greeting is always \"hostname ESMTP\""
 	}
 	return "no tlsmail equivalent"
+}
+
+// aliases maps ~alias/.qmail-NAME files (the alias directory beside the
+// control directory): forwards and one "|command" become [aliases].
+func (q *qmImport) aliases() error {
+	dir := filepath.Join(filepath.Dir(q.dir), "alias")
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		name, ok := strings.CutPrefix(e.Name(), ".qmail-")
+		if !ok || e.IsDir() {
+			continue
+		}
+		local := strings.ToLower(strings.ReplaceAll(name, ":", "."))
+		setting := "alias/" + e.Name()
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return err
+		}
+		if local == "default" || strings.HasSuffix(local, "-default") {
+			q.r.notMapped(setting, strings.TrimSpace(string(data)), "catch-all addresses are not supported: list each address")
+			continue
+		}
+		var keep []string
+		pipe := ""
+		for _, l := range strings.Split(string(data), "\n") {
+			l = strings.TrimSpace(l)
+			switch {
+			case l == "" || strings.HasPrefix(l, "#"):
+			case strings.HasPrefix(l, "|") && pipe == "":
+				pipe = l
+			case strings.HasPrefix(l, "/") || strings.HasPrefix(l, ".") || strings.HasPrefix(l, "|"):
+				q.r.notMapped(setting, l, "tlsmail delivers to Maildirs of users, not to files; one command per alias")
+			default:
+				keep = append(keep, strings.TrimPrefix(l, "&"))
+			}
+		}
+		if pipe != "" {
+			keep = append(keep, pipe)
+		}
+		if len(keep) > 0 {
+			q.r.Aliases = addKV(q.r.Aliases, local, strings.Join(keep, ", "))
+		}
+	}
+	return nil
 }
