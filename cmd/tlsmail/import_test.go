@@ -267,9 +267,7 @@ func TestImportReadsMainCFAndMasterCFAsPostconf(t *testing.T) {
 		f := strings.Fields(l)
 		theirs = append(theirs, f[0]+"/"+f[1])
 	}
-	for _, l := range strings.Split(strings.TrimSpace(run1(t, postconf, "-c", pf, "-P")), "\n") {
-		theirs = append(theirs, l)
-	}
+	theirs = append(theirs, strings.Split(strings.TrimSpace(run1(t, postconf, "-c", pf, "-P")), "\n")...)
 	sort.Strings(ours)
 	sort.Strings(theirs)
 	if strings.Join(ours, "\n") != strings.Join(theirs, "\n") {
