@@ -11,6 +11,9 @@ import (
 func (m *MainCF) defaultOf(name string) string { return m.defaults()[name] }
 
 func (m *MainCF) defaults() map[string]string {
+	if m.defs != nil {
+		return m.defs
+	}
 	host, _ := os.Hostname()
 	d := map[string]string{
 		"myhostname":                    host,
@@ -58,5 +61,6 @@ func (m *MainCF) defaults() map[string]string {
 		d["myhostname"] = host + ".localdomain"
 		d["mydomain"] = "localdomain"
 	}
+	m.defs = d
 	return d
 }

@@ -21,6 +21,7 @@ type MainCF struct {
 	File   string
 	Params map[string]Param
 	Order  []string // names in file order (a repeated name keeps its first place; the last value wins, as in Postfix)
+	defs   map[string]string
 }
 
 // logicalLines splits Postfix configuration text into logical lines:
@@ -122,23 +123,31 @@ func (m *MainCF) Get(name string) string {
 // ${name?{text}:{text}} and $$ as Postfix does; extra (the -o overrides
 // of a master.cf service) win over main.cf. An unknown name is empty.
 func (m *MainCF) Expand(s string, extra map[string]string) string {
-	return m.expand(s, extra, 0)
+	budget := maxExpansions
+	return m.expand(s, extra, 0, &budget)
 }
 
-func (m *MainCF) lookup(name string, extra map[string]string, depth int) (string, bool) {
+// maxExpansions bounds the $name lookups of one Expand, so names that
+// refer to each other several times cannot make it run for ever.
+const maxExpansions = 10000
+
+func (m *MainCF) lookup(name string, extra map[string]string, depth int, budget *int) (string, bool) {
+	if *budget--; *budget < 0 {
+		return "", false
+	}
 	if v, ok := extra[name]; ok {
-		return m.expand(v, extra, depth+1), true
+		return m.expand(v, extra, depth+1, budget), true
 	}
 	if p, ok := m.Params[name]; ok {
-		return m.expand(p.Value, extra, depth+1), true
+		return m.expand(p.Value, extra, depth+1, budget), true
 	}
 	if d, ok := m.defaults()[name]; ok {
-		return m.expand(d, extra, depth+1), true
+		return m.expand(d, extra, depth+1, budget), true
 	}
 	return "", false
 }
 
-func (m *MainCF) expand(s string, extra map[string]string, depth int) string {
+func (m *MainCF) expand(s string, extra map[string]string, depth int, budget *int) string {
 	if depth > 20 || !strings.Contains(s, "$") {
 		return s
 	}
@@ -164,14 +173,14 @@ func (m *MainCF) expand(s string, extra map[string]string, depth int) string {
 				b.WriteString(s[i:])
 				return b.String()
 			}
-			b.WriteString(m.expandBraced(s[i+2:end], extra, depth))
+			b.WriteString(m.expandBraced(s[i+2:end], extra, depth, budget))
 			i = end
 		case isNameByte(next):
 			j := i + 1
 			for j < len(s) && isNameByte(s[j]) {
 				j++
 			}
-			v, _ := m.lookup(s[i+1:j], extra, depth)
+			v, _ := m.lookup(s[i+1:j], extra, depth, budget)
 			b.WriteString(v)
 			i = j - 1
 		default:
@@ -183,13 +192,13 @@ func (m *MainCF) expand(s string, extra map[string]string, depth int) string {
 
 // expandBraced expands the inside of ${...}: name, name?text, name:text,
 // name?{text}:{text}.
-func (m *MainCF) expandBraced(in string, extra map[string]string, depth int) string {
+func (m *MainCF) expandBraced(in string, extra map[string]string, depth int, budget *int) string {
 	j := 0
 	for j < len(in) && isNameByte(in[j]) {
 		j++
 	}
 	name, rest := in[:j], in[j:]
-	v, _ := m.lookup(name, extra, depth)
+	v, _ := m.lookup(name, extra, depth, budget)
 	if rest == "" {
 		return v
 	}
@@ -213,12 +222,12 @@ func (m *MainCF) expandBraced(in string, extra map[string]string, depth int) str
 	switch op {
 	case '?':
 		if v != "" {
-			return m.expand(yes, extra, depth+1)
+			return m.expand(yes, extra, depth+1, budget)
 		}
-		return m.expand(no, extra, depth+1)
+		return m.expand(no, extra, depth+1, budget)
 	case ':':
 		if v == "" {
-			return m.expand(yes, extra, depth+1)
+			return m.expand(yes, extra, depth+1, budget)
 		}
 		return ""
 	}

@@ -135,3 +135,31 @@ func TestNetworks(t *testing.T) {
 		}
 	}
 }
+
+// Names that refer to each other end: a loop expands to a bounded string.
+func TestExpansionLoopsEnd(t *testing.T) {
+	m, err := ParseMainCF("main.cf", []byte("a = $b $b $b $c\nb = $a $a $a ${c?{$a}}\nc = $a$b$c\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := m.Get("a"); len(v) > 1<<20 {
+		t.Errorf("expansion of a loop is %d bytes", len(v))
+	}
+}
+
+func FuzzMainCF(f *testing.F) {
+	f.Add([]byte("a = $b ${c?{x}:{y}} $(d)\n  more\n# c\nb = $$ ${a:z}\n"))
+	f.Add([]byte("x = ${{$a} == {b} ? {c} : {d}}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := ParseMainCF("main.cf", data)
+		if err != nil {
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error on two lines: %q", err)
+			}
+			return
+		}
+		for _, name := range m.Order {
+			m.Get(name)
+		}
+	})
+}

@@ -94,8 +94,8 @@ func (r *Result) addRelayNet(n string) {
 	r.RelayNetworks = append(r.RelayNetworks, n)
 }
 
-// setKV sets key in list, replacing an earlier value (the later line
-// wins, as in a Postfix map rebuilt from text... the first does: see callers).
+// addKV adds key to list unless it is there already (postmap keeps the
+// first of duplicate keys).
 func addKV(list []KV, key, value string) []KV {
 	for _, kv := range list {
 		if kv.Key == key {
