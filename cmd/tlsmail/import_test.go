@@ -186,9 +186,9 @@ func TestImportDebianPostfixPassesCheck(t *testing.T) {
 	check("outbound.policy", got.Outbound.Policy, map[string]string{"example.org": "secure match=example.org:.example.org", "example.net": "verify", ".example.edu": "encrypt"})
 	check("limits.message_size", got.Limits.MessageSize, int64(52428800))
 	check("listeners", got.Listener, []map[string]string{
-		{"name": "smtp", "address": "0.0.0.0:25", "mode": "starttls", "auth": "none"},
-		{"name": "submission", "address": "0.0.0.0:587", "mode": "starttls", "auth": "required"},
-		{"name": "submissions", "address": "0.0.0.0:465", "mode": "implicit", "auth": "required"},
+		{"name": "smtp", "address": ":25", "mode": "starttls", "auth": "none"},
+		{"name": "submission", "address": ":587", "mode": "starttls", "auth": "required"},
+		{"name": "submissions", "address": ":465", "mode": "implicit", "auth": "required"},
 	})
 	for _, want := range []string{
 		"# postfix: smtpd_milters = inet:127.0.0.1:11332: not mapped (tlsmail has no milter client",

@@ -215,7 +215,7 @@ func (p *pfImport) serverTLS() error {
 			p.r.notMapped("smtpd_tls_chain_files", strings.Join(chain[1:], " "), "one certificate per name: add further ones as [[tls.sni]]")
 		}
 		p.done["smtpd_tls_cert_file"], p.done["smtpd_tls_key_file"] = true, true
-	} else if cert := p.get("smtpd_tls_cert_file"); cert != "" {
+	} else if cert := p.get("smtpd_tls_cert_file"); cert != "" && cert != "none" {
 		t.Cert = cert
 		t.Key = p.get("smtpd_tls_key_file")
 		if t.Key == "" {

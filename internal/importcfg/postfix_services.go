@@ -15,7 +15,15 @@ var usedOverrides = map[string]bool{
 // services maps master.cf's smtpd (and postscreen) inet services to
 // listeners.
 func (p *pfImport) services() error {
-	iface := "0.0.0.0"
+	// inet_interfaces = all with IPv4 and IPv6 (inet_protocols = all,
+	// Debian's) is an empty host: Go listens on both.
+	iface := ""
+	switch protos := list(p.get("inet_protocols")); {
+	case len(protos) == 1 && protos[0] == "ipv4":
+		iface = "0.0.0.0"
+	case len(protos) == 1 && protos[0] == "ipv6":
+		iface = "::"
+	}
 	switch ifs := list(p.get("inet_interfaces")); {
 	case len(ifs) == 1 && ifs[0] == "all":
 	case len(ifs) == 1 && ifs[0] == "loopback-only":
@@ -26,7 +34,6 @@ func (p *pfImport) services() error {
 			p.r.notMapped("inet_interfaces", strings.Join(ifs[1:], " "), "listeners were made for the first address only; add [[listener]] tables for the others")
 		}
 	}
-	p.get("inet_protocols")
 	names := map[string]bool{}
 	for _, s := range p.mc.Services {
 		where := fmt.Sprintf("%s/%s", s.Name, s.Type)
@@ -45,7 +52,7 @@ func (p *pfImport) services() error {
 			p.r.notMapped("master.cf "+where, s.Command, "unknown service name; give the port number")
 			continue
 		}
-		if host == "" {
+		if host == "" || host == "*" {
 			host = iface
 		}
 		ov := s.Overrides

@@ -44,11 +44,11 @@ func Qmail(dir string, opt QmailOptions) (*Result, error) {
 			return nil, err
 		}
 	}
-	q.r.Listeners = []Listener{{Name: "smtp", Address: "0.0.0.0:25", Mode: "starttls", Auth: "none"}}
+	q.r.Listeners = []Listener{{Name: "smtp", Address: ":25", Mode: "starttls", Auth: "none"}}
 	if q.r.TLS.Cert == "" {
 		q.r.Listeners[0].Mode = "plain"
 	} else {
-		q.r.Listeners = append(q.r.Listeners, Listener{Name: "submission", Address: "0.0.0.0:587", Mode: "starttls", Auth: "required"})
+		q.r.Listeners = append(q.r.Listeners, Listener{Name: "submission", Address: ":587", Mode: "starttls", Auth: "required"})
 		q.r.caveat("control", q.dir, "listeners: smtp on 25 (STARTTLS) and submission on 587 (AUTH required), as s/qmail's run scripts; check them against your services")
 	}
 	return q.r, nil
