@@ -1,6 +1,7 @@
 package importcfg
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -17,16 +18,20 @@ type Entry struct {
 // file of the same name (the .db/.lmdb/.cdb beside it is not read).
 var textTypes = map[string]bool{"hash": true, "btree": true, "lmdb": true, "cdb": true, "dbm": true, "sdbm": true, "texthash": true}
 
+// ErrMapType is a map type whose contents cannot be read from a file
+// (mysql:, ldap:, regexp:, …).
+var ErrMapType = errors.New("map type not read")
+
 // mapSource gives the text file of a map reference "type:name", or why
 // it cannot be read. A reference without a type is the default type.
 func mapSource(ref string) (file string, err error) {
 	ref = strings.TrimPrefix(ref, "proxy:")
 	typ, name, ok := strings.Cut(ref, ":")
 	if !ok {
-		return "", fmt.Errorf("not a map reference (want type:name)")
+		return "", fmt.Errorf("%w: not a map reference (want type:name)", ErrMapType)
 	}
 	if !textTypes[typ] {
-		return "", fmt.Errorf("%s: tables are read only from the source text of hash:, lmdb:, btree:, cdb: and texthash: maps", typ)
+		return "", fmt.Errorf("%w: %s: tables are read only from the source text of hash:, lmdb:, btree:, cdb: and texthash: maps", ErrMapType, typ)
 	}
 	return name, nil
 }

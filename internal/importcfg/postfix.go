@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -60,6 +61,28 @@ func (p *pfImport) notMapped(name, why string) {
 	p.r.notMapped(name, p.m.Raw(name), why)
 }
 
+// readMap reads a map a setting names; a map type that is not a file,
+// or a source text that is not there (only the .db), is a comment (ok
+// false); a line that does not parse is an error naming file:line.
+func (p *pfImport) readMap(setting, ref string, read func(string) ([]Entry, error)) (entries []Entry, ok bool, err error) {
+	entries, err = read(ref)
+	switch {
+	case errors.Is(err, ErrMapType):
+		p.r.notMapped(setting, ref, strings.TrimPrefix(err.Error(), ErrMapType.Error()+": ")+"; put its entries into tlsmail.toml by hand")
+		return nil, false, nil
+	case errors.Is(err, fs.ErrNotExist):
+		p.r.notMapped(setting, ref, "its source text is not there (only the indexed file?): run the import where the text is")
+		return nil, false, nil
+	case err != nil:
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return nil, false, fmt.Errorf("%s: %s %s: %w", p.at(setting), setting, ref, err)
+		}
+		return nil, false, err // names file:line already
+	}
+	return entries, true, nil
+}
+
 func (p *pfImport) names() error {
 	p.r.Hostname = p.get("myhostname")
 	p.get("mydomain")
@@ -68,9 +91,12 @@ func (p *pfImport) names() error {
 	}
 	for _, d := range list(p.get("mydestination")) {
 		if strings.ContainsAny(d, ":/") {
-			entries, err := ReadMap(d)
-			if err != nil {
-				return fmt.Errorf("%s: mydestination %s: %w", p.at("mydestination"), d, err)
+			entries, ok, err := p.readMap("mydestination", d, ReadMap)
+			if err != nil || !ok {
+				if err != nil {
+					return err
+				}
+				continue
 			}
 			for _, e := range entries {
 				p.r.addLocalDomain(e.Key)
@@ -149,21 +175,29 @@ func parseNetwork(n string) (string, error) {
 func (p *pfImport) aliases() error {
 	p.done["alias_database"] = true
 	for _, ref := range list(p.get("alias_maps")) {
-		entries, err := ReadAliases(ref)
-		if errors.Is(err, fs.ErrNotExist) && !p.m.Set("alias_maps") {
-			continue // the default /etc/aliases is not there
+		if f, err := mapSource(ref); err == nil && !p.m.Set("alias_maps") {
+			if _, err := os.Stat(f); errors.Is(err, fs.ErrNotExist) {
+				continue // the default /etc/aliases is not there
+			}
 		}
+		entries, ok, err := p.readMap("alias_maps", ref, ReadAliases)
 		if err != nil {
-			return fmt.Errorf("%s: alias_maps %s: %w", p.at("alias_maps"), ref, err)
+			return err
+		}
+		if !ok {
+			continue
 		}
 		for _, e := range entries {
 			p.addAlias("alias_maps", e, strings.ToLower(e.Key))
 		}
 	}
 	for _, ref := range list(p.get("virtual_alias_maps")) {
-		entries, err := ReadMap(ref)
+		entries, ok, err := p.readMap("virtual_alias_maps", ref, ReadMap)
 		if err != nil {
-			return fmt.Errorf("%s: virtual_alias_maps %s: %w", p.at("virtual_alias_maps"), ref, err)
+			return err
+		}
+		if !ok {
+			continue
 		}
 		for _, e := range entries {
 			key := strings.ToLower(e.Key)
@@ -236,9 +270,12 @@ func (p *pfImport) serverTLS() error {
 		t.ClientAuth = "request"
 	}
 	for _, ref := range list(p.get("relay_clientcerts")) {
-		entries, err := ReadMap(ref)
+		entries, ok, err := p.readMap("relay_clientcerts", ref, ReadMap)
 		if err != nil {
-			return fmt.Errorf("%s: relay_clientcerts %s: %w", p.at("relay_clientcerts"), ref, err)
+			return err
+		}
+		if !ok {
+			continue
 		}
 		for _, e := range entries {
 			hex := strings.ReplaceAll(e.Key, ":", "")
@@ -365,9 +402,12 @@ func (p *pfImport) outbound() error {
 		}
 	}
 	for _, ref := range list(p.get("smtp_tls_policy_maps")) {
-		entries, err := ReadMap(ref)
+		entries, ok, err := p.readMap("smtp_tls_policy_maps", ref, ReadMap)
 		if err != nil {
-			return fmt.Errorf("%s: smtp_tls_policy_maps %s: %w", p.at("smtp_tls_policy_maps"), ref, err)
+			return err
+		}
+		if !ok {
+			continue
 		}
 		for _, e := range entries {
 			key := strings.ToLower(e.Key)
@@ -392,9 +432,12 @@ func (p *pfImport) outbound() error {
 // transport maps transport_maps (smtp/relay next hops) into [transport].
 func (p *pfImport) transport() error {
 	for _, ref := range list(p.get("transport_maps")) {
-		entries, err := ReadMap(ref)
+		entries, ok, err := p.readMap("transport_maps", ref, ReadMap)
 		if err != nil {
-			return fmt.Errorf("%s: transport_maps %s: %w", p.at("transport_maps"), ref, err)
+			return err
+		}
+		if !ok {
+			continue
 		}
 		for _, e := range entries {
 			p.transportEntry(e)
