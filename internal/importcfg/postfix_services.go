@@ -161,6 +161,22 @@ var whyNot = map[string]string{
 	"local_transport":                     "use [delivery] for local recipients",
 	"local_recipient_maps":                "local recipients are users_file users and aliases",
 	"unknown_local_recipient_reject_code": "unknown local recipients get 550 5.1.1",
+	"smtpd_tls_dh1024_param_file":         "Go's TLS uses ECDHE groups (X25519MLKEM768, X25519, P-256), no DH parameters",
+	"smtpd_tls_eecdh_grade":               "Go's TLS chooses the ECDHE groups",
+	"tls_preempt_cipherlist":              "the server's cipher order is Go's",
+	"tls_ssl_options":                     "OpenSSL options",
+	"smtp_tls_protocols":                  "delivery uses TLS 1.2 and 1.3",
+	"smtp_tls_mandatory_protocols":        "delivery uses TLS 1.2 and 1.3",
+	"smtp_tls_ciphers":                    "delivery uses Go's cipher suites",
+	"smtp_tls_mandatory_ciphers":          "delivery uses Go's cipher suites",
+	"smtpd_tls_session_cache_timeout":     "TLS sessions are cached in memory",
+	"smtp_tls_session_cache_timeout":      "TLS sessions are cached in memory",
+	"smtpd_tls_fingerprint_digest":        "relay_clientcerts are SHA-256 fingerprints",
+	"smtp_tls_fingerprint_digest":         "fingerprint policies name their digest by length (SHA-256 …)",
+	"myorigin_map":                        "tlsmail has no origin domain",
+	"smtputf8_enable":                     "SMTPUTF8 is always offered",
+	"disable_vrfy_command":                "VRFY is never answered with user information",
+	"smtpd_helo_required":                 "HELO/EHLO is always required before MAIL",
 }
 
 // rest comments on every main.cf parameter not mapped above.

@@ -96,6 +96,9 @@ func (q *qmImport) names() error {
 		return err
 	}
 	q.r.Hostname = me
+	if me == "" {
+		q.r.notMapped("control/me", "(none)", "no host name: set hostname")
+	}
 	if dh, err := q.first("defaulthost"); err != nil {
 		return err
 	} else if dh != "" && dh != me {
