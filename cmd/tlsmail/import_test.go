@@ -92,6 +92,8 @@ func debianPostfix(t *testing.T, tlsDir string) string {
 		"smtp_tls_security_level = dane",
 		"message_size_limit = 52428800",
 		"smtpd_milters = inet:127.0.0.1:11332",
+		// Every expansion form, for the postconf -nx oracle.
+		"smtpd_banner = $myhostname ESMTP ${mail_name?{$mail_name in $mydomain}:{x}} ${relayhost:direct} ${relayhost?never} $$literal $(mydomain)",
 	)
 	run(postconf, "-c", dir, "-Me", "submission/inet=submission inet n - y - - smtpd")
 	run(postconf, "-c", dir, "-Me", "submissions/inet=submissions inet n - y - - smtpd")
@@ -192,7 +194,7 @@ func TestImportDebianPostfixPassesCheck(t *testing.T) {
 	})
 	for _, want := range []string{
 		"# postfix: smtpd_milters = inet:127.0.0.1:11332: not mapped (tlsmail has no milter client",
-		"# postfix: smtpd_banner = $myhostname ESMTP $mail_name (Debian/GNU): not mapped (",
+		"# postfix: smtpd_banner = $myhostname ESMTP ${mail_name?{$mail_name in $mydomain}:{x}} ${relayhost:direct} ${relayhost?never} $$literal $(mydomain): not mapped (",
 		"# postfix: smtp_tls_policy_maps = [mx.example.com]:25 encrypt: not mapped (",
 		"# postfix: transport_maps = local.example lmtp:unix:/run/dovecot/lmtp: not mapped (",
 		"# postfix: virtual_alias_maps = @virtual.example alice: not mapped (",
