@@ -58,6 +58,7 @@ func commands() map[string]command {
 		"man":       {"write the manual pages (from this help text)", runMan},
 		"dns":       {"print the DNS records to publish; --check compares them with DNS", runDNS},
 		"dkim":      {"make a DKIM signing key and print its DNS record (dkim keygen)", runDKIM},
+		"import":    {"write a tlsmail.toml from a Postfix or s/qmail configuration", runImport},
 	}
 }
 

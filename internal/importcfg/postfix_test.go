@@ -1,0 +1,60 @@
+package importcfg
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// Mappings with a difference, and maps the import cannot read, become
+// comments; the import goes on.
+func TestPostfixCommentsWhatItCannotMap(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) { os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644) }
+	write("transport", "example.net smtp:mx.example.net\n.example.net smtp:[x]\n")
+	write("main.cf", `myhostname = mx.example.org
+inet_interfaces = loopback-only
+smtp_tls_security_level = dane
+smtpd_tls_cert_file = none
+transport_maps = hash:`+dir+`/transport, mysql:/etc/postfix/mysql-transport.cf
+virtual_alias_maps = hash:`+dir+`/no-such-text
+smtpd_tls_protocols = !SSLv2, !SSLv3, !TLSv1
+smtpd_tls_mandatory_protocols = >=TLSv1.3
+relayhost = [smarthost.example]:587
+message_size_limit = 0
+`)
+	write("master.cf", "smtp inet n - y - 1 postscreen\n2525 inet n - y - - smtpd\n  -o smtpd_sasl_auth_enable=yes\n")
+	r, err := Postfix(dir, Options{DataDir: "/d", UsersFile: "/u"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Outbound.TLSLevel != "may" || r.TLS.Cert != "" || r.TLS.MinVersion != "TLSv1.1" || r.MessageSize != 0 {
+		t.Errorf("outbound %+v tls %+v size %d", r.Outbound, r.TLS, r.MessageSize)
+	}
+	if len(r.Transport) != 1 || r.Transport[0] != (KV{"example.net", "mx.example.net:25"}) {
+		t.Errorf("transport %v", r.Transport)
+	}
+	if len(r.Listeners) != 2 || r.Listeners[0] != (Listener{"smtp", "127.0.0.1:25", "plain", "none"}) || r.Listeners[1] != (Listener{"2525", "127.0.0.1:2525", "plain", "optional"}) {
+		t.Errorf("listeners %+v", r.Listeners)
+	}
+	var b bytes.Buffer
+	r.WriteTOML(&b)
+	for _, want := range []string{
+		"# postfix: smtp_tls_security_level = dane: mapped (smtp_dns_support_level is not dnssec",
+		"# postfix: transport_maps = mysql:/etc/postfix/mysql-transport.cf: not mapped (mysql: tables are read only from",
+		"# postfix: virtual_alias_maps = hash:" + dir + "/no-such-text: not mapped (its source text is not there",
+		"# postfix: transport_maps = example.net smtp:mx.example.net: mapped (Postfix looks up the MX of mx.example.net",
+		"# postfix: transport_maps = .example.net smtp:[x]: not mapped (",
+		"# postfix: smtpd_tls_mandatory_protocols = >=TLSv1.3: not mapped (one min_version for every listener",
+		"# postfix: relayhost = [smarthost.example]:587: not mapped (",
+		"# postfix: message_size_limit = 0: not mapped (",
+		"# postfix: master.cf smtp/inet = postscreen: mapped (",
+		"# postfix: master.cf 2525/inet = smtpd_tls_auth_only=no: mapped (tlsmail offers AUTH only after TLS)",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("no %q in\n%s", want, b.String())
+		}
+	}
+}
