@@ -39,7 +39,10 @@ type Envelope struct {
 type RcptResult struct {
 	Addr     string `json:"address"`
 	Accepted bool   `json:"accepted"`
-	Reply    string `json:"reply"`
+	// Reply is the server's reply to this recipient: to RCPT, or over
+	// LMTP its reply to the data when that came (then equal to Data).
+	// Nil when the RCPT was not sent or its reply never came.
+	Reply *Reply `json:"reply,omitempty"`
 	// Data is, over LMTP, this recipient's own reply to the message data
 	// (nil when the recipient was refused at RCPT or its reply never
 	// came); Accepted and Reply then say what it said. A recipient whose
@@ -54,7 +57,7 @@ type Result struct {
 	// Accepted is the number of recipients the message was delivered to:
 	// 0 unless the server accepted the message data (Final is a 250).
 	Accepted  int           `json:"accepted"`
-	Reply     string        `json:"reply,omitempty"` // the final reply to the message data, or the refusal
+	Reply     *Reply        `json:"reply,omitempty"` // the final reply to the message data, or the refusal
 	Bytes     int64         `json:"bytes"`
 	Pipelined bool          `json:"pipelined"`
 	Chunking  bool          `json:"chunking,omitempty"` // sent with BDAT (RFC 3030)
@@ -194,8 +197,8 @@ func (c *Client) lmtpReplies(res *Result) error {
 			}
 			return err
 		}
-		r.Data, r.Reply = final, final.String()
-		res.Final, res.Reply = final, final.String()
+		r.Data, r.Reply = final, final
+		res.Final, res.Reply = final, final
 		if final.Code/100 == 2 {
 			r.Accepted = true
 			res.Accepted++
@@ -204,7 +207,7 @@ func (c *Client) lmtpReplies(res *Result) error {
 		}
 	}
 	if res.Accepted == 0 && firstRefusal != nil {
-		res.Reply = firstRefusal.String()
+		res.Reply = firstRefusal
 		return &ReplyError{Stage: "end of data", Reply: firstRefusal}
 	}
 	return nil
@@ -266,11 +269,7 @@ func envelopeResults(res *Result, to []string, mailR *smtpwire.Reply, rcptR []*s
 	var firstRefusal *smtpwire.Reply
 	for i, r := range rcptR {
 		ok := mailR.Code == 250 && r != nil && (r.Code == 250 || r.Code == 251)
-		reply := ""
-		if r != nil {
-			reply = r.String()
-		}
-		res.Recipients = append(res.Recipients, RcptResult{Addr: to[i], Accepted: ok, Reply: reply})
+		res.Recipients = append(res.Recipients, RcptResult{Addr: to[i], Accepted: ok, Reply: r})
 		if ok {
 			res.Accepted++
 		} else if firstRefusal == nil {
@@ -279,10 +278,10 @@ func envelopeResults(res *Result, to []string, mailR *smtpwire.Reply, rcptR []*s
 	}
 	switch {
 	case mailR.Code != 250:
-		res.Accepted, res.Reply = 0, mailR.String()
+		res.Accepted, res.Reply = 0, mailR
 		return &ReplyError{Stage: "MAIL", Reply: mailR}
 	case res.Accepted == 0:
-		res.Reply = firstRefusal.String()
+		res.Reply = firstRefusal
 		return &ReplyError{Stage: "RCPT", Reply: firstRefusal}
 	}
 	return nil
@@ -291,7 +290,7 @@ func envelopeResults(res *Result, to []string, mailR *smtpwire.Reply, rcptR []*s
 // finalResult records the reply to the message data: the message is
 // delivered (to the accepted recipients) only on 250.
 func finalResult(res *Result, stage string, final *smtpwire.Reply) error {
-	res.Final, res.Reply = final, final.String()
+	res.Final, res.Reply = final, final
 	if final.Code != 250 {
 		res.Accepted = 0
 		return &ReplyError{Stage: stage, Reply: final}

@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"errors"
+	"github.com/tlsmail/tlsmail/internal/dstatus"
 	"io"
 	"os"
 	"path/filepath"
@@ -45,7 +46,7 @@ func TestStateFileFoundAfterRestart(t *testing.T) {
 	dir := t.TempDir()
 	first := newRecorder(func(rcpt string, _ int) Outcome {
 		if rcpt == "slow@local" {
-			return Outcome{Reply: "451 4.3.0 try later"}
+			return Outcome{Status: dstatus.Temp("4.3.0", "try later")}
 		}
 		return Outcome{Delivered: true}
 	})

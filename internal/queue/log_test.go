@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"encoding/json"
+	"github.com/tlsmail/tlsmail/internal/dstatus"
 	"os"
 	"path/filepath"
 	"strings"
@@ -195,7 +196,7 @@ func TestDeferredMessageMovesOutOfTheLog(t *testing.T) {
 	dir := t.TempDir()
 	rec := newRecorder(func(rcpt string, n int) Outcome {
 		if rcpt == "slow@local" && n < 2 {
-			return Outcome{Reply: "451 4.3.0 try later"}
+			return Outcome{Status: dstatus.Temp("4.3.0", "try later")}
 		}
 		return Outcome{Delivered: true}
 	})

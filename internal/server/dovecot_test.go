@@ -129,7 +129,7 @@ func TestServeWithDovecotLMTPAndAuth(t *testing.T) {
 		t.Fatalf("send: %v %+v", err, res)
 	}
 	_ = c.Quit()
-	queueID := strings.Fields(res.Reply)[len(strings.Fields(res.Reply))-1]
+	queueID := strings.Fields(res.Reply.String())[len(strings.Fields(res.Reply.String()))-1]
 
 	// The DSN for bob, in demo's Maildir (demo@example.org = "maildir").
 	dsn := waitFile(t, filepath.Join(dir, "mail", "demo", "new"), 60*time.Second)
