@@ -33,6 +33,19 @@ type Envelope struct {
 	// DSN (RFC 3461): RET=FULL|HDRS, ENVID, NOTIFY for every recipient.
 	Ret, EnvID string
 	Notify     string
+	// RcptDSN, if set, holds each recipient's own DSN parameters, in
+	// the order of To (a relay passes on what its client gave per
+	// recipient); an empty Notify there falls back to Notify.
+	RcptDSN []RcptDSN
+}
+
+// RcptDSN is one recipient's DSN parameters (RFC 3461 §4): NOTIFY
+// ("NEVER", or a list of SUCCESS, FAILURE, DELAY) and ORCPT as it goes on
+// the wire ("rfc822;" and the address in xtext). Both are sent only to a
+// server that offers DSN.
+type RcptDSN struct {
+	Notify string
+	ORcpt  string
 }
 
 // RcptResult is the server's answer to one recipient.
@@ -235,12 +248,24 @@ func (c *Client) commands(env Envelope) (string, []string, error) {
 	}
 	mail := "MAIL FROM:<" + env.From + ">" + c.mailParams(env)
 	rcpts := make([]string, len(env.To))
+	_, dsn := c.ext["DSN"]
 	for i, to := range env.To {
 		rcpts[i] = "RCPT TO:<" + to + ">"
-		if env.Notify != "" {
-			if _, ok := c.ext["DSN"]; ok {
-				rcpts[i] += " NOTIFY=" + env.Notify
+		if !dsn {
+			continue
+		}
+		notify, orcpt := env.Notify, ""
+		if i < len(env.RcptDSN) {
+			if d := env.RcptDSN[i]; d.Notify != "" {
+				notify = d.Notify
 			}
+			orcpt = env.RcptDSN[i].ORcpt
+		}
+		if notify != "" {
+			rcpts[i] += " NOTIFY=" + notify
+		}
+		if orcpt != "" {
+			rcpts[i] += " ORCPT=" + orcpt
 		}
 	}
 	return mail, rcpts, nil
@@ -302,6 +327,15 @@ func (c *Client) checkEnvelope(env Envelope) error {
 	for _, a := range append([]string{env.From}, env.To...) {
 		if strings.ContainsAny(a, "\r\n<>") {
 			return fmt.Errorf("smtp: invalid address %q", a)
+		}
+	}
+	params := []string{env.Ret, env.Notify} // ENVID goes as xtext
+	for _, d := range env.RcptDSN {
+		params = append(params, d.Notify, d.ORcpt)
+	}
+	for _, p := range params {
+		if strings.ContainsFunc(p, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+			return fmt.Errorf("smtp: invalid DSN parameter %q", p)
 		}
 	}
 	if _, ok := c.ext["SMTPUTF8"]; env.SMTPUTF8 && !ok {

@@ -229,10 +229,10 @@ func clientEnvelope(env *queue.Envelope, idx []int) smtpclient.Envelope {
 	cenv := smtpclient.Envelope{From: env.From, Size: env.Size, EightBit: env.Body == "8BITMIME", SMTPUTF8: env.SMTPUTF8,
 		RequireTLS: env.RequireTLS, Ret: env.Ret, EnvID: env.EnvID}
 	for _, i := range idx {
-		cenv.To = append(cenv.To, env.Recipients[i].Addr)
-	}
-	if n := env.Recipients[idx[0]].Notify; n != "" {
-		cenv.Notify = n
+		r := env.Recipients[i]
+		cenv.To = append(cenv.To, r.Addr)
+		// Each recipient's own NOTIFY and ORCPT go on (RFC 3461 §5.2.1).
+		cenv.RcptDSN = append(cenv.RcptDSN, smtpclient.RcptDSN{Notify: r.Notify, ORcpt: r.ORcpt})
 	}
 	return cenv
 }
