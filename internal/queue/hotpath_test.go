@@ -3,12 +3,13 @@ package queue
 import (
 	"context"
 	"errors"
-	"github.com/tlsmail/tlsmail/internal/dstatus"
 	"io"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/tlsmail/tlsmail/internal/dstatus"
 )
 
 // TestNewMessageNeverLooksForAStateFile: a message no delivery has

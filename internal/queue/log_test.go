@@ -3,12 +3,13 @@ package queue
 import (
 	"context"
 	"encoding/json"
-	"github.com/tlsmail/tlsmail/internal/dstatus"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tlsmail/tlsmail/internal/dstatus"
 )
 
 // TestTornTailIsDiscardedEarlierRecordsKept: a crash while a record was

@@ -2,8 +2,6 @@ package queue
 
 import (
 	"context"
-	"github.com/tlsmail/tlsmail/internal/dstatus"
-	"github.com/tlsmail/tlsmail/internal/smtpwire"
 	"io"
 	"log/slog"
 	"os"
@@ -12,6 +10,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tlsmail/tlsmail/internal/dstatus"
+	"github.com/tlsmail/tlsmail/internal/smtpwire"
 )
 
 // recorder is a Deliverer that keeps what it was given and answers with

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-msgauth/dkim"
+
 	"github.com/tlsmail/tlsmail/internal/dstatus"
 	"github.com/tlsmail/tlsmail/internal/msgauth"
 	"github.com/tlsmail/tlsmail/internal/queue"
