@@ -115,7 +115,7 @@ func checkRefusalResults(t *testing.T, results []*Result, chunking bool) {
 	if !errors.As(results[1].Err, &re) || re.Stage != "MAIL" || re.Reply.Code != 550 {
 		t.Errorf("message 1 (sender refused): %v", results[1].Err)
 	}
-	if !errors.As(results[2].Err, &re) || re.Stage != "RCPT" || !strings.Contains(results[2].Recipients[0].Reply, "550 5.1.1") {
+	if !errors.As(results[2].Err, &re) || re.Stage != "RCPT" || !strings.Contains(results[2].Recipients[0].Reply.String(), "550 5.1.1") {
 		t.Errorf("message 2 (recipient refused): %v %+v", results[2].Err, results[2].Recipients)
 	}
 	if rr := results[3].Recipients; len(rr) != 2 || rr[0].Accepted || !rr[1].Accepted {

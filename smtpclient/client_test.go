@@ -163,7 +163,7 @@ func TestFragmentedRepliesAndPipelining(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !res.Pipelined || res.Accepted != 1 || res.Recipients[1].Accepted || !strings.Contains(res.Recipients[1].Reply, "550 5.1.1") {
+	if !res.Pipelined || res.Accepted != 1 || res.Recipients[1].Accepted || !strings.Contains(res.Recipients[1].Reply.String(), "550 5.1.1") {
 		t.Errorf("result %+v", res)
 	}
 	if got := s.message(); got != "Subject: t\r\n\r\n..dot\r\nbare LF\r\n" {

@@ -48,10 +48,10 @@ func TestLMTPRepliesPerRecipientFromDovecot(t *testing.T) {
 			if !r[0].Accepted || r[0].Data == nil || r[0].Data.Code != 250 {
 				t.Errorf("alice: %+v", r[0])
 			}
-			if r[1].Accepted || r[1].Data == nil || r[1].Data.Code/100 != 5 || !strings.Contains(r[1].Reply, "uota") {
+			if r[1].Accepted || r[1].Data == nil || r[1].Data.Code/100 != 5 || !strings.Contains(r[1].Reply.String(), "uota") {
 				t.Errorf("bob (over quota): %+v %v", r[1], r[1].Data)
 			}
-			if r[2].Accepted || r[2].Data != nil || !strings.HasPrefix(r[2].Reply, "550") {
+			if r[2].Accepted || r[2].Data != nil || r[2].Reply == nil || r[2].Reply.Code != 550 {
 				t.Errorf("ghost (unknown): %+v", r[2])
 			}
 			if err := c.Quit(); err != nil {

@@ -33,13 +33,29 @@ type Envelope struct {
 	// DSN (RFC 3461): RET=FULL|HDRS, ENVID, NOTIFY for every recipient.
 	Ret, EnvID string
 	Notify     string
+	// RcptDSN, if set, holds each recipient's own DSN parameters, in
+	// the order of To (a relay passes on what its client gave per
+	// recipient); an empty Notify there falls back to Notify.
+	RcptDSN []RcptDSN
+}
+
+// RcptDSN is one recipient's DSN parameters (RFC 3461 §4): NOTIFY
+// ("NEVER", or a list of SUCCESS, FAILURE, DELAY) and ORCPT as it goes on
+// the wire ("rfc822;" and the address in xtext). Both are sent only to a
+// server that offers DSN.
+type RcptDSN struct {
+	Notify string
+	ORcpt  string
 }
 
 // RcptResult is the server's answer to one recipient.
 type RcptResult struct {
 	Addr     string `json:"address"`
 	Accepted bool   `json:"accepted"`
-	Reply    string `json:"reply"`
+	// Reply is the server's reply to this recipient: to RCPT, or over
+	// LMTP its reply to the data when that came (then equal to Data).
+	// Nil when the RCPT was not sent or its reply never came.
+	Reply *Reply `json:"reply,omitempty"`
 	// Data is, over LMTP, this recipient's own reply to the message data
 	// (nil when the recipient was refused at RCPT or its reply never
 	// came); Accepted and Reply then say what it said. A recipient whose
@@ -54,7 +70,7 @@ type Result struct {
 	// Accepted is the number of recipients the message was delivered to:
 	// 0 unless the server accepted the message data (Final is a 250).
 	Accepted  int           `json:"accepted"`
-	Reply     string        `json:"reply,omitempty"` // the final reply to the message data, or the refusal
+	Reply     *Reply        `json:"reply,omitempty"` // the final reply to the message data, or the refusal
 	Bytes     int64         `json:"bytes"`
 	Pipelined bool          `json:"pipelined"`
 	Chunking  bool          `json:"chunking,omitempty"` // sent with BDAT (RFC 3030)
@@ -194,8 +210,8 @@ func (c *Client) lmtpReplies(res *Result) error {
 			}
 			return err
 		}
-		r.Data, r.Reply = final, final.String()
-		res.Final, res.Reply = final, final.String()
+		r.Data, r.Reply = final, final
+		res.Final, res.Reply = final, final
 		if final.Code/100 == 2 {
 			r.Accepted = true
 			res.Accepted++
@@ -204,7 +220,7 @@ func (c *Client) lmtpReplies(res *Result) error {
 		}
 	}
 	if res.Accepted == 0 && firstRefusal != nil {
-		res.Reply = firstRefusal.String()
+		res.Reply = firstRefusal
 		return &ReplyError{Stage: "end of data", Reply: firstRefusal}
 	}
 	return nil
@@ -232,12 +248,24 @@ func (c *Client) commands(env Envelope) (string, []string, error) {
 	}
 	mail := "MAIL FROM:<" + env.From + ">" + c.mailParams(env)
 	rcpts := make([]string, len(env.To))
+	_, dsn := c.ext["DSN"]
 	for i, to := range env.To {
 		rcpts[i] = "RCPT TO:<" + to + ">"
-		if env.Notify != "" {
-			if _, ok := c.ext["DSN"]; ok {
-				rcpts[i] += " NOTIFY=" + env.Notify
+		if !dsn {
+			continue
+		}
+		notify, orcpt := env.Notify, ""
+		if i < len(env.RcptDSN) {
+			if d := env.RcptDSN[i]; d.Notify != "" {
+				notify = d.Notify
 			}
+			orcpt = env.RcptDSN[i].ORcpt
+		}
+		if notify != "" {
+			rcpts[i] += " NOTIFY=" + notify
+		}
+		if orcpt != "" {
+			rcpts[i] += " ORCPT=" + orcpt
 		}
 	}
 	return mail, rcpts, nil
@@ -266,11 +294,7 @@ func envelopeResults(res *Result, to []string, mailR *smtpwire.Reply, rcptR []*s
 	var firstRefusal *smtpwire.Reply
 	for i, r := range rcptR {
 		ok := mailR.Code == 250 && r != nil && (r.Code == 250 || r.Code == 251)
-		reply := ""
-		if r != nil {
-			reply = r.String()
-		}
-		res.Recipients = append(res.Recipients, RcptResult{Addr: to[i], Accepted: ok, Reply: reply})
+		res.Recipients = append(res.Recipients, RcptResult{Addr: to[i], Accepted: ok, Reply: r})
 		if ok {
 			res.Accepted++
 		} else if firstRefusal == nil {
@@ -279,10 +303,10 @@ func envelopeResults(res *Result, to []string, mailR *smtpwire.Reply, rcptR []*s
 	}
 	switch {
 	case mailR.Code != 250:
-		res.Accepted, res.Reply = 0, mailR.String()
+		res.Accepted, res.Reply = 0, mailR
 		return &ReplyError{Stage: "MAIL", Reply: mailR}
 	case res.Accepted == 0:
-		res.Reply = firstRefusal.String()
+		res.Reply = firstRefusal
 		return &ReplyError{Stage: "RCPT", Reply: firstRefusal}
 	}
 	return nil
@@ -291,7 +315,7 @@ func envelopeResults(res *Result, to []string, mailR *smtpwire.Reply, rcptR []*s
 // finalResult records the reply to the message data: the message is
 // delivered (to the accepted recipients) only on 250.
 func finalResult(res *Result, stage string, final *smtpwire.Reply) error {
-	res.Final, res.Reply = final, final.String()
+	res.Final, res.Reply = final, final
 	if final.Code != 250 {
 		res.Accepted = 0
 		return &ReplyError{Stage: stage, Reply: final}
@@ -303,6 +327,15 @@ func (c *Client) checkEnvelope(env Envelope) error {
 	for _, a := range append([]string{env.From}, env.To...) {
 		if strings.ContainsAny(a, "\r\n<>") {
 			return fmt.Errorf("smtp: invalid address %q", a)
+		}
+	}
+	params := []string{env.Ret, env.Notify} // ENVID goes as xtext
+	for _, d := range env.RcptDSN {
+		params = append(params, d.Notify, d.ORcpt)
+	}
+	for _, p := range params {
+		if strings.ContainsFunc(p, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+			return fmt.Errorf("smtp: invalid DSN parameter %q", p)
 		}
 	}
 	if _, ok := c.ext["SMTPUTF8"]; env.SMTPUTF8 && !ok {

@@ -95,8 +95,17 @@ func runQueue(env *cliEnv, args []string) int {
 			if !s.NextTry.IsZero() && s.Status == queue.Pending {
 				fmt.Fprintf(env.stdout, " next=%s", s.NextTry.Format(time.RFC3339))
 			}
-			if s.LastReply != "" {
-				fmt.Fprintf(env.stdout, "\n      last: %s", s.LastReply)
+			if l := s.Last; l != nil {
+				fmt.Fprintf(env.stdout, "\n      last: %s", l.Reply())
+				if s.Expired {
+					fmt.Fprint(env.stdout, " (expired)")
+				}
+				if l.Detail != "" {
+					fmt.Fprintf(env.stdout, "\n      detail: %s", l.Detail)
+				}
+				if l.TLS != nil {
+					fmt.Fprintf(env.stdout, "\n      tls: %s", l.TLS.Summary())
+				}
 			}
 			fmt.Fprintln(env.stdout)
 		}
@@ -170,8 +179,8 @@ func printQueue(env *cliEnv, all []queue.Item) {
 					next = s.NextTry
 				}
 			}
-			if s.LastReply != "" {
-				last = s.LastReply
+			if s.Last != nil {
+				last = s.Last.Reply()
 			}
 		}
 		nextS := "now"

@@ -315,10 +315,15 @@ func deliver(env *cliEnv, req sendRequest) int {
 	worst := 0
 	for _, r := range res.Recipients {
 		if !r.Accepted {
-			fmt.Fprintf(env.stderr, "%s: refused <%s>: %s\n", env.name, r.Addr, r.Reply)
 			code := exUnavailable
-			if strings.HasPrefix(r.Reply, "4") {
+			if r.Reply == nil {
+				fmt.Fprintf(env.stderr, "%s: <%s>: no reply\n", env.name, r.Addr)
 				code = exTempFail
+			} else {
+				fmt.Fprintf(env.stderr, "%s: refused <%s>: %s\n", env.name, r.Addr, r.Reply)
+				if r.Reply.Temporary() {
+					code = exTempFail
+				}
 			}
 			worst = max(worst, code)
 		}

@@ -6,9 +6,10 @@ import (
 	"io"
 	"mime/multipart"
 	"net/textproto"
-	"regexp"
 	"strings"
 	"time"
+
+	"github.com/tlsmail/tlsmail/internal/dstatus"
 )
 
 // NoticeDoubleBounce is Envelope.Notice of a message that tells the
@@ -77,7 +78,7 @@ func (q *Queue) bounce(env *Envelope, st *State, content io.ReaderAt, size int64
 func (q *Queue) doubleBounce(env *Envelope, st *State, failed []int, content io.ReaderAt, size int64) {
 	var reason string
 	for _, i := range failed {
-		reason = oneLine(st.Rcpts[i].LastReply)
+		reason = st.Rcpts[i].publicReply(q.opts.Lifetime)
 		attrs := []any{"id", env.ID, "to", env.Recipients[i].Addr, "reason", reason}
 		if env.Notice != "" {
 			attrs = append(attrs, "notice", env.Notice)
@@ -141,16 +142,25 @@ type dsnHeader struct {
 	to, subject, intro string
 }
 
-var enhancedRE = regexp.MustCompile(`\b([245])\.(\d{1,3})\.(\d{1,3})\b`)
-
-// statusOf finds the enhanced status code in a reply for the DSN Status
-// field; failures are reported with class 5.
-func statusOf(reply string) string {
-	m := enhancedRE.FindStringSubmatch(reply)
-	if m == nil {
-		return "5.0.0"
+// publicReply is what a report says about a failed recipient: its last
+// status's public reply (never its Detail), after "delivery time expired"
+// when it expired.
+func (r RcptState) publicReply(lifetime time.Duration) string {
+	reply := ""
+	if r.Last != nil {
+		reply = r.Last.Reply()
 	}
-	return "5." + m[2] + "." + m[3]
+	if r.Expired {
+		what := "delivery time expired"
+		if lifetime > 0 {
+			what += " after " + lifetime.String()
+		}
+		if reply == "" {
+			return what
+		}
+		return what + "; last reply: " + reply
+	}
+	return reply
 }
 
 func (q *Queue) writeDSN(w io.Writer, env *Envelope, st *State, failed []int, content io.ReaderAt, size int64, hdr dsnHeader) error {
@@ -173,11 +183,11 @@ func (q *Queue) writeDSN(w io.Writer, env *Envelope, st *State, failed []int, co
 	fmt.Fprintf(text, "%s\r\n\r\n", hdr.intro)
 	for _, i := range failed {
 		r := st.Rcpts[i]
-		fmt.Fprintf(text, "<%s>: %s\r\n", env.Recipients[i].Addr, oneLine(r.LastReply))
+		fmt.Fprintf(text, "<%s>: %s\r\n", env.Recipients[i].Addr, r.publicReply(q.opts.Lifetime))
 		if r.RemoteMTA != "" {
 			fmt.Fprintf(text, "    (remote host %s", r.RemoteMTA)
-			if r.TLS != "" {
-				fmt.Fprintf(text, ", connection %s", r.TLS)
+			if r.Last != nil && r.Last.TLS != nil {
+				fmt.Fprintf(text, ", connection %s", r.Last.TLS.Summary())
 			}
 			fmt.Fprintf(text, ")\r\n")
 		}
@@ -198,17 +208,28 @@ func (q *Queue) writeDSN(w io.Writer, env *Envelope, st *State, failed []int, co
 			fmt.Fprintf(status, "Original-Recipient: %s\r\n", oneLine(rc.ORcpt))
 		}
 		fmt.Fprintf(status, "Action: failed\r\n")
-		code := statusOf(r.LastReply)
-		if strings.HasPrefix(r.LastReply, "expired") {
+		last := dstatus.Status{}
+		if r.Last != nil {
+			last = *r.Last
+		}
+		code := last.DSNStatus()
+		if r.Expired {
 			code = "5.4.7"
 		}
 		fmt.Fprintf(status, "Status: %s\r\n", code)
 		if r.RemoteMTA != "" {
 			fmt.Fprintf(status, "Remote-MTA: dns; %s\r\n", r.RemoteMTA)
 		}
-		fmt.Fprintf(status, "Diagnostic-Code: smtp; %s\r\n", oneLine(r.LastReply))
-		if r.TLS != "" {
-			fmt.Fprintf(status, "X-Tlsmail-TLS: %s\r\n", r.TLS)
+		// RFC 3464 §2.3.6: "smtp" for a server's reply; tlsmail's own
+		// words are its own diagnostic type, as Postfix's X-Postfix.
+		switch {
+		case last.Remote:
+			fmt.Fprintf(status, "Diagnostic-Code: smtp; %s\r\n", last.Reply())
+		case r.Last != nil:
+			fmt.Fprintf(status, "Diagnostic-Code: X-tlsmail; %s\r\n", r.publicReply(q.opts.Lifetime))
+		}
+		if last.TLS != nil {
+			fmt.Fprintf(status, "X-Tlsmail-TLS: %s\r\n", last.TLS.Summary())
 		}
 		fmt.Fprintf(status, "Last-Attempt-Date: %s\r\n", r.LastTry.Format(time.RFC1123Z))
 	}

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tlsmail/tlsmail/internal/dstatus"
+	"github.com/tlsmail/tlsmail/internal/smtpwire"
 	"github.com/tlsmail/tlsmail/internal/testpeer"
 )
 
@@ -72,9 +74,9 @@ func TestDoubleBounceIsLoggedAndSentToPostmaster(t *testing.T) {
 	rec := newRecorder(func(rcpt string, _ int) Outcome {
 		switch rcpt {
 		case "x@local":
-			return Outcome{Permanent: true, Reply: "550 5.1.1 <x@local>: no such user"}
+			return Outcome{Status: dstatus.FromReply(smtpwire.R(550, "5.1.1", "<x@local>: no such user"))}
 		case "a@example.org":
-			return Outcome{Permanent: true, Reply: "550 5.1.1 <a@example.org>: sender gone"}
+			return Outcome{Status: dstatus.FromReply(smtpwire.R(550, "5.1.1", "<a@example.org>: sender gone"))}
 		}
 		return Outcome{Delivered: true}
 	})
@@ -117,7 +119,7 @@ func TestDoubleBounceIsLoggedAndSentToPostmaster(t *testing.T) {
 func TestUndeliverableDoubleBounceNoticeIsKeptNotBounced(t *testing.T) {
 	dir := t.TempDir()
 	rec := newRecorder(func(rcpt string, _ int) Outcome {
-		return Outcome{Permanent: true, Reply: "550 5.1.1 <" + rcpt + ">: no such user"}
+		return Outcome{Status: dstatus.FromReply(smtpwire.R(550, "5.1.1", "<"+rcpt+">: no such user"))}
 	})
 	logs := startLogged(t, dir, rec, Options{Postmaster: func() string { return "postmaster@local" }})
 	wait(t, rec.done, 3)
@@ -147,7 +149,7 @@ func TestUndeliverableDoubleBounceNoticeIsKeptNotBounced(t *testing.T) {
 func TestDoubleBounceWithoutPostmasterIsKept(t *testing.T) {
 	dir := t.TempDir()
 	rec := newRecorder(func(rcpt string, _ int) Outcome {
-		return Outcome{Permanent: true, Reply: "550 5.1.1 no such user"}
+		return Outcome{Status: dstatus.FromReply(smtpwire.R(550, "5.1.1", "no such user"))}
 	})
 	startLogged(t, dir, rec, Options{})
 	wait(t, rec.done, 2)
@@ -176,7 +178,7 @@ func TestDoubleBounceWithoutPostmasterIsKept(t *testing.T) {
 func TestDoubleBounceToANonLocalPostmasterIsKept(t *testing.T) {
 	dir := t.TempDir()
 	rec := newRecorder(func(rcpt string, _ int) Outcome {
-		return Outcome{Permanent: true, Reply: "550 5.1.1 no such user"}
+		return Outcome{Status: dstatus.FromReply(smtpwire.R(550, "5.1.1", "no such user"))}
 	})
 	logs := startLogged(t, dir, rec, Options{
 		Postmaster:      func() string { return "postmaster@example.org" },
@@ -204,7 +206,7 @@ func TestDoubleBounceNoticeFollowsAPostmasterAliasToARemoteAddress(t *testing.T)
 		if rcpt == "admin@example.net" {
 			return Outcome{Delivered: true}
 		}
-		return Outcome{Permanent: true, Reply: "550 5.1.1 no such user"}
+		return Outcome{Status: dstatus.FromReply(smtpwire.R(550, "5.1.1", "no such user"))}
 	})
 	startLogged(t, dir, rec, Options{
 		Postmaster: func() string { return "postmaster@local" },

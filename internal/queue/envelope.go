@@ -2,6 +2,8 @@ package queue
 
 import (
 	"time"
+
+	"github.com/tlsmail/tlsmail/internal/dstatus"
 )
 
 // Envelope is what the server learned about a message in the SMTP
@@ -56,12 +58,16 @@ const (
 // RcptState is the mutable delivery state of one recipient, kept in the
 // message's state file.
 type RcptState struct {
-	Status    Status    `json:"status"`
-	Attempts  int       `json:"attempts,omitempty"`
-	LastReply string    `json:"last_reply,omitempty"`
+	Status   Status `json:"status"`
+	Attempts int    `json:"attempts,omitempty"`
+	// Last is the status of the last attempt (nil before the first);
+	// its TLS is the state of the connection it used, if any.
+	Last *dstatus.Status `json:"last,omitempty"`
+	// Expired: the recipient failed because the message outlived the
+	// queue lifetime; Last is the last attempt's (temporary) status.
+	Expired   bool      `json:"expired,omitempty"`
 	LastTry   time.Time `json:"last_try,omitzero"`
 	RemoteMTA string    `json:"remote_mta,omitempty"`
-	TLS       string    `json:"tls,omitempty"`
 	Bounced   bool      `json:"bounced,omitempty"` // a DSN was queued for this failure
 	NextTry   time.Time `json:"next_try,omitzero"`
 }
@@ -77,12 +83,13 @@ type State struct {
 
 // Outcome is what a delivery attempt says about one recipient.
 type Outcome struct {
-	Rcpt      int    // index into Envelope.Recipients
-	Delivered bool   // done
-	Permanent bool   // failed for good (5xx); otherwise retry later
-	Reply     string // the reply or error text, for logs and bounces
+	Rcpt      int  // index into Envelope.Recipients
+	Delivered bool // done
+	// Status is the attempt's status as a value: a failure is permanent
+	// when Status.Permanent(), otherwise tried again later. Its TLS is
+	// the connection's state, if a connection carried the attempt.
+	Status    dstatus.Status
 	RemoteMTA string // the host that gave the reply, if any
-	TLS       string // tlsinfo summary of the connection, if any
 	Level     string // the TLS policy level enforced (remote delivery)
 	Attrs     []any  // more log attributes (MX, policy, TLS state)
 	// Durable, if set, says a delivery is done but not yet durable (a

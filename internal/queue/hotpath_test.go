@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/tlsmail/tlsmail/internal/dstatus"
 )
 
 // TestNewMessageNeverLooksForAStateFile: a message no delivery has
@@ -45,7 +47,7 @@ func TestStateFileFoundAfterRestart(t *testing.T) {
 	dir := t.TempDir()
 	first := newRecorder(func(rcpt string, _ int) Outcome {
 		if rcpt == "slow@local" {
-			return Outcome{Reply: "451 4.3.0 try later"}
+			return Outcome{Status: dstatus.Temp("4.3.0", "try later")}
 		}
 		return Outcome{Delivered: true}
 	})

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tlsmail/tlsmail/internal/dstatus"
 )
 
 // TestTornTailIsDiscardedEarlierRecordsKept: a crash while a record was
@@ -195,7 +197,7 @@ func TestDeferredMessageMovesOutOfTheLog(t *testing.T) {
 	dir := t.TempDir()
 	rec := newRecorder(func(rcpt string, n int) Outcome {
 		if rcpt == "slow@local" && n < 2 {
-			return Outcome{Reply: "451 4.3.0 try later"}
+			return Outcome{Status: dstatus.Temp("4.3.0", "try later")}
 		}
 		return Outcome{Delivered: true}
 	})

@@ -248,11 +248,11 @@ func (q *Queue) IDs() ([]string, error) {
 
 // Item is a queued message as `tlsmail queue` shows it.
 type Item struct {
-	Envelope Envelope
-	State    State
+	Envelope Envelope `json:"envelope"`
+	State    State    `json:"state"`
 	// Aside is set for a message that is not being delivered: corrupt or
 	// held (see aside.go).
-	Aside *Aside `json:",omitempty"`
+	Aside *Aside `json:"aside,omitempty"`
 }
 
 // Get reads a queued message's envelope and state.
@@ -562,8 +562,9 @@ func (q *Queue) attempt(ctx context.Context, id string) (handedOff bool) {
 func (q *Queue) apply(env *Envelope, r *RcptState, o Outcome, now time.Time) {
 	r.Attempts++
 	r.LastTry = now
-	r.LastReply = o.Reply
-	r.RemoteMTA, r.TLS = o.RemoteMTA, o.TLS
+	st := o.Status
+	r.Last, r.Expired = &st, false
+	r.RemoteMTA = o.RemoteMTA
 	rcpt := env.Recipients[o.Rcpt].Addr
 	base := []any{"id", env.ID, "to", rcpt, "delay", now.Sub(env.Received).Round(time.Millisecond).String()}
 	if q.opts.OnOutcome != nil {
@@ -572,7 +573,7 @@ func (q *Queue) apply(env *Envelope, r *RcptState, o Outcome, now time.Time) {
 			switch {
 			case r.Status == Delivered:
 				status = "sent"
-			case r.Status == Failed && o.Permanent:
+			case r.Status == Failed && !r.Expired:
 				status = "bounced"
 			case r.Status == Failed:
 				status = "expired"
@@ -580,20 +581,23 @@ func (q *Queue) apply(env *Envelope, r *RcptState, o Outcome, now time.Time) {
 			q.opts.OnOutcome(env, o, status)
 		}()
 	}
+	log := func(level slog.Level, status string, more ...any) {
+		args := append(append(append(base, "status", status), more...), st.LogArgs()...)
+		q.log.Log(context.Background(), level, "delivery", append(args, o.Attrs...)...)
+	}
 	switch {
 	case o.Delivered:
 		r.Status = Delivered
-		q.log.Info("delivery", append(append(base, "status", "sent", "reply", o.Reply), o.Attrs...)...)
-	case o.Permanent:
+		log(slog.LevelInfo, "sent")
+	case st.Permanent():
 		r.Status = Failed
-		q.log.Warn("delivery", append(append(base, "status", "bounced", "reply", o.Reply), o.Attrs...)...)
+		log(slog.LevelWarn, "bounced")
 	case now.Sub(env.Received) > q.opts.Lifetime:
-		r.Status = Failed
-		r.LastReply = "expired after " + q.opts.Lifetime.String() + "; last reply: " + o.Reply
-		q.log.Warn("delivery", append(append(base, "status", "expired", "reply", o.Reply), o.Attrs...)...)
+		r.Status, r.Expired = Failed, true
+		log(slog.LevelWarn, "expired")
 	default:
 		r.NextTry = now.Add(q.backoff(r.Attempts))
-		q.log.Info("delivery", append(append(base, "status", "deferred", "next", r.NextTry.Format(time.RFC3339), "reply", o.Reply), o.Attrs...)...)
+		log(slog.LevelInfo, "deferred", "next", r.NextTry.Format(time.RFC3339))
 	}
 }
 

@@ -10,6 +10,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tlsmail/tlsmail/internal/dstatus"
+	"github.com/tlsmail/tlsmail/internal/smtpwire"
 )
 
 // recorder is a Deliverer that keeps what it was given and answers with
@@ -31,7 +34,7 @@ func (r *recorder) Deliver(ctx context.Context, env *Envelope, rcpts []int, open
 	for _, i := range rcpts {
 		rc, err := open()
 		if err != nil {
-			out = append(out, Outcome{Rcpt: i, Reply: err.Error()})
+			out = append(out, Outcome{Rcpt: i, Status: dstatus.Temp("4.3.0", err.Error())})
 			continue
 		}
 		b, _ := io.ReadAll(rc)
@@ -87,7 +90,7 @@ func wait(t *testing.T, ch chan string, n int) {
 
 func TestCommitIsDurableThenDelivered(t *testing.T) {
 	dir := t.TempDir()
-	rec := newRecorder(func(string, int) Outcome { return Outcome{Delivered: true, Reply: "ok"} })
+	rec := newRecorder(func(string, int) Outcome { return Outcome{Delivered: true, Status: dstatus.Delivered("ok")} })
 	q, err := Open(dir, rec, Options{}, quiet())
 	if err != nil {
 		t.Fatal(err)
@@ -153,10 +156,10 @@ func TestTemporaryFailureRetriesPerRecipient(t *testing.T) {
 	dir := t.TempDir()
 	rec := newRecorder(func(rcpt string, n int) Outcome {
 		if rcpt == "slow@local" && n < 3 {
-			return Outcome{Reply: "451 4.3.0 try later"}
+			return Outcome{Status: dstatus.Temp("4.3.0", "try later")}
 		}
 		if rcpt == "bad@local" {
-			return Outcome{Permanent: true, Reply: "550 5.1.1 no such user"}
+			return Outcome{Status: dstatus.FromReply(smtpwire.R(550, "5.1.1", "no such user"))}
 		}
 		return Outcome{Delivered: true}
 	})

@@ -4,10 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/tlsmail/tlsmail/internal/dstatus"
 	"github.com/tlsmail/tlsmail/internal/policy"
 	"github.com/tlsmail/tlsmail/internal/queue"
 	"github.com/tlsmail/tlsmail/smtpclient"
@@ -215,36 +215,40 @@ func (d *Deliverer) outcomes(c *smtpclient.Client, j *job, reused bool, res *smt
 	}
 	outs, done := resultOutcomes(j.env, j.idx, res, attrs)
 	for i := range outs {
-		outs[i].RemoteMTA, outs[i].TLS = j.tg.host, st.Summary()
+		outs[i].RemoteMTA = j.tg.host
+		outs[i].Status.TLS = &st
 	}
 	return outs, done
 }
 
-// resultOutcomes maps a transaction's result to per-recipient outcomes.
+// resultOutcomes maps a transaction's result to per-recipient outcomes:
+// each recipient's status is the server's reply value that decided it.
 func resultOutcomes(env *queue.Envelope, idx []int, res *smtpclient.Result, attrs []any) ([]queue.Outcome, bool) {
 	if err := res.Err; err != nil {
 		var re *smtpclient.ReplyError
 		var te *smtpclient.TLSError
 		switch {
 		case errors.As(err, &te) && env.RequireTLS:
-			return all(idx, queue.Outcome{Permanent: true, Reply: "5.7.30 REQUIRETLS support required: " + te.Reason, Attrs: attrs}), true
+			return all(idx, queue.Outcome{Status: dstatus.Perm("5.7.30", "REQUIRETLS support required: "+te.Reason), Attrs: attrs}), true
 		case errors.As(err, &re) && re.Stage != "RCPT":
-			return all(idx, queue.Outcome{Permanent: !re.Temporary(), Reply: re.Reply.String(), Attrs: attrs}), true
+			return all(idx, queue.Outcome{Status: dstatus.FromReply(re.Reply), Attrs: attrs}), true
 		case errors.As(err, &re):
 			// Every recipient refused: the per-recipient replies below say how.
 		default:
-			return all(idx, queue.Outcome{Reply: "4.4.2 " + err.Error(), Attrs: attrs}), false
+			return all(idx, queue.Outcome{Status: dstatus.Temp("4.4.2", "connection lost during the transaction").WithDetail(err.Error()), Attrs: attrs}), false
 		}
 	}
 	out := make([]queue.Outcome, len(idx))
 	for k, i := range idx {
 		r := res.Recipients[k]
-		o := queue.Outcome{Rcpt: i, Reply: r.Reply, Attrs: attrs}
+		o := queue.Outcome{Rcpt: i, Attrs: attrs}
 		switch {
-		case r.Accepted && res.Accepted > 0:
-			o.Delivered, o.Reply = true, res.Reply
+		case r.Accepted && res.Accepted > 0 && res.Reply != nil:
+			o.Delivered, o.Status = true, dstatus.FromReply(res.Reply)
+		case r.Reply != nil:
+			o.Status = dstatus.FromReply(r.Reply)
 		default:
-			o.Permanent = strings.HasPrefix(r.Reply, "5")
+			o.Status = dstatus.Temp("4.4.2", "no reply to RCPT")
 		}
 		out[k] = o
 	}

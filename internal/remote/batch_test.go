@@ -184,7 +184,7 @@ func TestConcurrentDeliveriesShareBatchedConnections(t *testing.T) {
 		}
 		switch i % 7 {
 		case 3, 5:
-			if o[0].Delivered || !o[0].Permanent || !strings.HasPrefix(o[0].Reply, "550") {
+			if o[0].Delivered || !o[0].Status.Permanent() || o[0].Status.Code != 550 {
 				t.Errorf("message %d: %+v, want a permanent 550", i, o[0])
 			}
 			if s.acked[fmt.Sprintf("m%d", i)] != 0 {
@@ -215,9 +215,9 @@ func TestConnectionLostMidBatchDefersTheRest(t *testing.T) {
 	for i, o := range outs {
 		acked := s.acked[fmt.Sprintf("m%d", i)]
 		if o[0].Delivered != (acked == 1) || acked > 1 {
-			t.Errorf("message %d: delivered %v, server acknowledged it %d times (%s)", i, o[0].Delivered, acked, o[0].Reply)
+			t.Errorf("message %d: delivered %v, server acknowledged it %d times (%s)", i, o[0].Delivered, acked, o[0].Status.Reply())
 		}
-		if !o[0].Delivered && !o[0].Permanent {
+		if !o[0].Delivered && !o[0].Status.Permanent() {
 			deferred++
 		}
 	}

@@ -145,7 +145,7 @@ func TestHybridClientHelloRefusedRetriesClassical(t *testing.T) {
 
 	// A host that resets every ClientHello: one retry, then deferred.
 	o = deliverOne(t, d, "b@wall.test", "wall")
-	if o.Delivered || o.Permanent || !strings.HasPrefix(o.Reply, "4.7.5") || attrOf(o, "pq_fallback") != "retry_failed" {
+	if o.Delivered || !o.Status.Temporary || o.Status.Enhanced != "4.7.5" || attrOf(o, "pq_fallback") != "retry_failed" {
 		t.Fatalf("always-resetting host: %+v", o)
 	}
 	if wall.Conns() != 2 || wall.Resets() != 2 || wall.Passed() != 0 {
@@ -201,7 +201,7 @@ func TestCertificateFailureIsNotRetriedClassical(t *testing.T) {
 		Metrics:   reg,
 	}
 	o := deliverOne(t, d, "b@pq.test", "untrusted")
-	if o.Delivered || !strings.HasPrefix(o.Reply, "4.7.5") || !strings.Contains(o.Reply, "not verified") {
+	if o.Delivered || o.Status.Enhanced != "4.7.5" || !strings.Contains(o.Status.Text, "not verified") {
 		t.Fatalf("outcome: %+v", o)
 	}
 	if proxy.Conns() != 1 || attrOf(o, "pq_fallback") != nil {

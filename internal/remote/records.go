@@ -53,10 +53,10 @@ func (d *Deliverer) record(a attempt, j *job, outs []queue.Outcome) {
 		switch {
 		case o.Delivered:
 			r.Outcome = records.Delivered
-		case o.Permanent:
-			r.Outcome, r.Reason = records.Failed, o.Reply
+		case o.Status.Permanent():
+			r.Outcome, r.Reason = records.Failed, o.Status.Reply()
 		default:
-			r.Outcome, r.Reason = records.Deferred, o.Reply
+			r.Outcome, r.Reason = records.Deferred, o.Status.Reply()
 		}
 		if j != nil && j.tlsErr != nil {
 			r.TLSFailure, r.Reason = true, j.tlsErr.Reason

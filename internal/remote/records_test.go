@@ -54,7 +54,7 @@ func TestTLSReportDeliveredDespiteTLSPolicyAndNotCounted(t *testing.T) {
 		}
 		return outs[0]
 	}
-	if o := deliver([]byte("Subject: ordinary\r\n\r\nhello\r\n")); o.Delivered || !strings.HasPrefix(o.Reply, "4.7.5") {
+	if o := deliver([]byte("Subject: ordinary\r\n\r\nhello\r\n")); o.Delivered || o.Status.Enhanced != "4.7.5" {
 		t.Fatalf("an ordinary message must be deferred by the encrypt policy: %+v", o)
 	}
 	rep := &tlsrpt.Report{ReportID: "x.test.1.2@client.test", DateRange: tlsrpt.DateRange{Start: "a", End: "b"}}
@@ -116,7 +116,7 @@ func TestPlanFailureClaimsNoEffectiveLevel(t *testing.T) {
 	env := &queue.Envelope{From: "a@client.test", Recipients: []queue.Recipient{{Addr: "b@sts.test"}}}
 	open := func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("Subject: x\r\n\r\nx\r\n")), nil }
 	outs := d.Deliver(context.Background(), env, []int{0}, open)
-	if len(outs) != 1 || outs[0].Delivered || !strings.Contains(outs[0].Reply, "does not match the MTA-STS policy") {
+	if len(outs) != 1 || outs[0].Delivered || !strings.Contains(outs[0].Status.Detail, "does not match the MTA-STS policy") {
 		t.Fatalf("outcomes: %+v", outs)
 	}
 	attrs := map[string]any{}

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/tlsmail/tlsmail/internal/dnsx"
+	"github.com/tlsmail/tlsmail/internal/dstatus"
 	"github.com/tlsmail/tlsmail/internal/metrics"
 	"github.com/tlsmail/tlsmail/internal/mxroute"
 	"github.com/tlsmail/tlsmail/internal/policy"
@@ -93,9 +94,9 @@ func all(idx []int, o queue.Outcome) []queue.Outcome {
 }
 
 func (d *Deliverer) deliverDomain(ctx context.Context, env *queue.Envelope, domain string, idx []int, read func() ([]byte, error)) []queue.Outcome {
-	targets, perm, err := d.route(ctx, domain)
-	if err != nil {
-		return all(idx, queue.Outcome{Permanent: perm, Reply: err.Error(), Attrs: []any{"domain", domain}})
+	targets, fail := d.route(ctx, domain)
+	if fail != nil {
+		return all(idx, queue.Outcome{Status: *fail, Attrs: []any{"domain", domain}})
 	}
 	_, senderDomain := smtpwire.SplitAddress(env.From)
 	relay := ""
@@ -105,7 +106,7 @@ func (d *Deliverer) deliverDomain(ctx context.Context, env *queue.Envelope, doma
 	}
 	pol, err := d.Policy.Lookup(domain, relay, senderDomain)
 	if err != nil {
-		return all(idx, queue.Outcome{Reply: "4.3.5 TLS policy: " + err.Error(), Attrs: []any{"domain", domain}})
+		return all(idx, queue.Outcome{Status: dstatus.Temp("4.3.5", "local configuration error: TLS policy").WithDetail(err.Error()), Attrs: []any{"domain", domain}})
 	}
 	var stsNote string
 	report := isReport(read)
@@ -122,7 +123,8 @@ func (d *Deliverer) deliverDomain(ctx context.Context, env *queue.Envelope, doma
 		if dc, ok := d.Policy.ClientCerts.For(senderDomain); ok {
 			c, err := tlsconf.LoadCertificate(tlsconf.CertSpec{CertFile: dc.CertFile, KeyFile: dc.KeyFile})
 			if err != nil {
-				return all(idx, queue.Outcome{Reply: fmt.Sprintf("4.3.5 client certificate for %s (%s:%d): %v", senderDomain, d.Policy.ClientCerts.File, dc.Line, err), Attrs: []any{"domain", domain}})
+				return all(idx, queue.Outcome{Status: dstatus.Temp("4.3.5", "local configuration error: client certificate for "+senderDomain).
+					WithDetail(fmt.Sprintf("%s:%d: %v", d.Policy.ClientCerts.File, dc.Line, err)), Attrs: []any{"domain", domain}})
 			}
 			clientCert = &c
 		}
@@ -154,7 +156,7 @@ func (d *Deliverer) deliverDomain(ctx context.Context, env *queue.Envelope, doma
 			if err != nil {
 				at.planErr = err
 				d.record(at, nil, nil)
-				last = queue.Outcome{Reply: "4.7.5 " + err.Error(), Attrs: attrs}
+				last = queue.Outcome{Status: dstatus.Temp("4.7.5", "TLS policy "+string(pol.Level)+" cannot be met for "+tg.host).WithDetail(err.Error()), Attrs: attrs}
 				continue
 			}
 			outs, done, j := d.try(ctx, env, idx, addr, tg, plan, clientCert, read, attrs)
@@ -170,8 +172,8 @@ func (d *Deliverer) deliverDomain(ctx context.Context, env *queue.Envelope, doma
 			}
 		}
 	}
-	if last.Reply == "" {
-		last.Reply = "4.4.1 no MX host could be reached"
+	if last.Status.Code == 0 {
+		last.Status = dstatus.Temp("4.4.1", "no MX host could be reached")
 	}
 	return all(idx, last)
 }
@@ -195,7 +197,7 @@ func (d *Deliverer) try(ctx context.Context, env *queue.Envelope, idx []int, add
 	}
 	data, err := read()
 	if err != nil {
-		return all(idx, queue.Outcome{Reply: "4.3.0 " + err.Error(), Attrs: attrs}), true, nil
+		return all(idx, queue.Outcome{Status: dstatus.Temp("4.3.0", "cannot read the queued message").WithDetail(err.Error()), Attrs: attrs}), true, nil
 	}
 	j := &job{env: env, idx: idx, cenv: clientEnvelope(env, idx), data: data, addr: addr, tg: tg, plan: plan,
 		clientCert: clientCert, attrs: attrs, fin: make(chan struct{})}
@@ -227,10 +229,10 @@ func clientEnvelope(env *queue.Envelope, idx []int) smtpclient.Envelope {
 	cenv := smtpclient.Envelope{From: env.From, Size: env.Size, EightBit: env.Body == "8BITMIME", SMTPUTF8: env.SMTPUTF8,
 		RequireTLS: env.RequireTLS, Ret: env.Ret, EnvID: env.EnvID}
 	for _, i := range idx {
-		cenv.To = append(cenv.To, env.Recipients[i].Addr)
-	}
-	if n := env.Recipients[idx[0]].Notify; n != "" {
-		cenv.Notify = n
+		r := env.Recipients[i]
+		cenv.To = append(cenv.To, r.Addr)
+		// Each recipient's own NOTIFY and ORCPT go on (RFC 3461 §5.2.1).
+		cenv.RcptDSN = append(cenv.RcptDSN, smtpclient.RcptDSN{Notify: r.Notify, ORcpt: r.ORcpt})
 	}
 	return cenv
 }
@@ -272,16 +274,26 @@ func (d *Deliverer) dialFailure(env *queue.Envelope, idx []int, tg target, plan 
 		if env.RequireTLS {
 			// RFC 8689 §4.2.1: a REQUIRETLS message that cannot get
 			// verified TLS is returned with 5.7.30.
-			return all(idx, queue.Outcome{Permanent: true, Reply: "5.7.30 REQUIRETLS: verified TLS not available at " + tg.host + ": " + te.Reason, Attrs: attrs})
+			return all(idx, queue.Outcome{Status: dstatus.Perm("5.7.30", "REQUIRETLS: verified TLS not available at "+tg.host+": "+te.Reason).WithDetail(err.Error()), Attrs: attrs})
 		}
-		return all(idx, queue.Outcome{Reply: "4.7.5 TLS policy " + string(plan.Effective) + " not met at " + tg.host + ": " + te.Reason, Attrs: attrs})
+		return all(idx, queue.Outcome{Status: dstatus.Temp("4.7.5", "TLS policy "+string(plan.Effective)+" not met at "+tg.host+": "+te.Reason).WithDetail(err.Error()), Attrs: attrs})
 	}
-	return all(idx, queue.Outcome{Reply: "4.4.1 " + err.Error(), Attrs: attrs})
+	var re *smtpclient.ReplyError
+	if errors.As(err, &re) {
+		// The greeting or EHLO refused: the server's own reply, but
+		// the message was never offered, so it is tried again.
+		st := dstatus.FromReply(re.Reply)
+		st.Temporary = true
+		return all(idx, queue.Outcome{Status: st, RemoteMTA: tg.host, Attrs: attrs})
+	}
+	return all(idx, queue.Outcome{Status: dstatus.Temp("4.4.1", "cannot connect to "+tg.host).WithDetail(err.Error()), Attrs: attrs})
 }
 
 // route finds the hosts for a domain: the transport map, else MX records
 // (null MX and NXDOMAIN are permanent failures), else the domain itself.
-func (d *Deliverer) route(ctx context.Context, domain string) ([]target, bool, error) {
+// A failure is returned as the recipients' status.
+func (d *Deliverer) route(ctx context.Context, domain string) ([]target, *dstatus.Status) {
+	fail := func(st dstatus.Status) ([]target, *dstatus.Status) { return nil, &st }
 	port := d.Port
 	if port == 0 {
 		port = 25
@@ -289,7 +301,7 @@ func (d *Deliverer) route(ctx context.Context, domain string) ([]target, bool, e
 	if hp, ok := d.Transport[domain]; ok {
 		host, p, err := net.SplitHostPort(hp)
 		if err != nil {
-			return nil, false, fmt.Errorf("4.3.5 transport for %s: %v", domain, err)
+			return fail(dstatus.Temp("4.3.5", "local configuration error: transport for "+domain).WithDetail(err.Error()))
 		}
 		pn, _ := strconv.Atoi(p)
 		host = strings.Trim(host, "[]")
@@ -299,25 +311,25 @@ func (d *Deliverer) route(ctx context.Context, domain string) ([]target, bool, e
 		} else {
 			addrs, err := net.DefaultResolver.LookupIPAddr(ctx, host)
 			if err != nil {
-				return nil, false, fmt.Errorf("4.4.3 transport host %s: %v", host, err)
+				return fail(dstatus.Temp("4.4.3", "cannot find the address of transport host "+host).WithDetail(err.Error()))
 			}
 			for _, a := range addrs {
 				tg.ips = append(tg.ips, a.IP)
 			}
 		}
-		return []target{tg}, false, nil
+		return []target{tg}, nil
 	}
 	if d.Resolver == nil {
-		return nil, false, errors.New("4.3.5 no DNS resolver configured")
+		return fail(dstatus.Temp("4.3.5", "local configuration error: no DNS resolver configured"))
 	}
 	// The same hosts `tlsmail probe` reports (mxroute).
 	rt, err := mxroute.Lookup(ctx, d.Resolver, domain)
 	var te *dnsx.TempError
 	switch {
 	case err != nil:
-		return nil, false, fmt.Errorf("4.4.3 MX lookup for %s: %v", domain, err)
+		return fail(dstatus.Temp("4.4.3", "MX lookup for "+domain+" failed").WithDetail(err.Error()))
 	case rt.Null:
-		return nil, true, fmt.Errorf("5.1.10 %s does not accept mail (null MX, RFC 7505)", domain)
+		return fail(dstatus.Perm("5.1.10", domain+" does not accept mail (null MX, RFC 7505)"))
 	}
 	var targets []target
 	var tempErr error
@@ -332,11 +344,11 @@ func (d *Deliverer) route(ctx context.Context, domain string) ([]target, bool, e
 	}
 	if len(targets) == 0 {
 		if tempErr != nil {
-			return nil, false, fmt.Errorf("4.4.3 address lookup: %v", tempErr)
+			return fail(dstatus.Temp("4.4.3", "address lookup for the mail hosts of "+domain+" failed").WithDetail(tempErr.Error()))
 		}
-		return nil, true, fmt.Errorf("5.1.2 domain %s has no mail host with an address", domain)
+		return fail(dstatus.Perm("5.1.2", "domain "+domain+" has no mail host with an address"))
 	}
-	return targets, false, nil
+	return targets, nil
 }
 
 // tlsRequiredNo reports whether the message header has "TLS-Required: No".

@@ -9,8 +9,11 @@ import (
 	"time"
 
 	"github.com/emersion/go-msgauth/dkim"
+
+	"github.com/tlsmail/tlsmail/internal/dstatus"
 	"github.com/tlsmail/tlsmail/internal/msgauth"
 	"github.com/tlsmail/tlsmail/internal/queue"
+	"github.com/tlsmail/tlsmail/internal/smtpwire"
 )
 
 // bounceCatcher fails remote@example.net for good (so the queue makes a
@@ -25,7 +28,7 @@ func (b *bounceCatcher) Deliver(_ context.Context, env *queue.Envelope, rcpts []
 	var out []queue.Outcome
 	for _, i := range rcpts {
 		if env.Recipients[i].Addr == "remote@example.net" {
-			out = append(out, queue.Outcome{Rcpt: i, Permanent: true, Reply: "550 5.1.1 no such user"})
+			out = append(out, queue.Outcome{Rcpt: i, Status: dstatus.FromReply(smtpwire.R(550, "5.1.1", "no such user"))})
 			continue
 		}
 		rc, err := dkimSigned(b.sg, env, open, slog.New(slog.DiscardHandler))()

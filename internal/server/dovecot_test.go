@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -129,7 +130,7 @@ func TestServeWithDovecotLMTPAndAuth(t *testing.T) {
 		t.Fatalf("send: %v %+v", err, res)
 	}
 	_ = c.Quit()
-	queueID := strings.Fields(res.Reply)[len(strings.Fields(res.Reply))-1]
+	queueID := strings.Fields(res.Reply.String())[len(strings.Fields(res.Reply.String()))-1]
 
 	// The DSN for bob, in demo's Maildir (demo@example.org = "maildir").
 	dsn := waitFile(t, filepath.Join(dir, "mail", "demo", "new"), 60*time.Second)
@@ -137,6 +138,11 @@ func TestServeWithDovecotLMTPAndAuth(t *testing.T) {
 		if !strings.Contains(dsn, want) {
 			t.Errorf("DSN lacks %q:\n%s", want, dsn)
 		}
+	}
+	// Dovecot's own reply to bob, code and enhanced code, as the value
+	// the LMTP agent got: "smtp;" (a server's reply), never tlsmail's words.
+	if !regexp.MustCompile(`Diagnostic-Code: smtp; 55[0-9] 5\.2\.2 <bob@example\.org> Quota exceeded`).MatchString(dsn) {
+		t.Errorf("DSN's Diagnostic-Code is not Dovecot's reply:\n%s", dsn)
 	}
 	if strings.Contains(dsn, "Final-Recipient: rfc822; alice@") || strings.Contains(dsn, "Final-Recipient: rfc822; carol@") || strings.Contains(dsn, dc.LMTP) {
 		t.Errorf("DSN names alice, carol or the LMTP socket:\n%s", dsn)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tlsmail/tlsmail/internal/auth"
 	"github.com/tlsmail/tlsmail/internal/config"
+	"github.com/tlsmail/tlsmail/internal/dstatus"
 	"github.com/tlsmail/tlsmail/internal/maildir"
 	"github.com/tlsmail/tlsmail/internal/msgauth"
 	"github.com/tlsmail/tlsmail/internal/queue"
@@ -90,13 +91,13 @@ func (d *delivery) local(cfg *config.Config, env *queue.Envelope, i int, open fu
 	if _, ok := d.made.Load(path); !ok {
 		var err error
 		if md, err = maildir.Create(path); err != nil {
-			return queue.Outcome{Rcpt: i, Reply: "4.3.0 " + err.Error()}
+			return queue.Outcome{Rcpt: i, Status: dstatus.Temp("4.3.0", "mailbox unavailable").WithDetail(err.Error())}
 		}
 		d.made.Store(path, true)
 	}
 	rc, err := open()
 	if err != nil {
-		return queue.Outcome{Rcpt: i, Reply: "4.3.0 " + err.Error()}
+		return queue.Outcome{Rcpt: i, Status: dstatus.Temp("4.3.0", "cannot read the queued message").WithDetail(err.Error())}
 	}
 	defer rc.Close()
 	head := fmt.Sprintf("Return-Path: <%s>\nDelivered-To: %s\n", env.From, r.Addr)
@@ -107,7 +108,7 @@ func (d *delivery) local(cfg *config.Config, env *queue.Envelope, i int, open fu
 	stored, err := md.Deliver(name, io.MultiReader(strings.NewReader(head), maildir.LFReader(rc)),
 		maildir.Options{MaybeDelivered: env.Retry, SyncDir: d.syncer.Sync, DeferDirSync: true})
 	if err != nil {
-		return queue.Outcome{Rcpt: i, Reply: "4.3.0 " + err.Error()}
+		return queue.Outcome{Rcpt: i, Status: dstatus.Temp("4.3.0", "mailbox unavailable").WithDetail(err.Error())}
 	}
 	// The name in new/ is durable only after new/ is fsynced; the queue
 	// waits for this ticket before it records the recipient as done, and
@@ -116,10 +117,10 @@ func (d *delivery) local(cfg *config.Config, env *queue.Envelope, i int, open fu
 	// still be only in the page cache (the process was killed, not the
 	// machine).
 	tk := d.syncer.Mark(md.NewDir())
-	o := queue.Outcome{Rcpt: i, Delivered: true, Reply: "delivered to maildir " + user,
+	o := queue.Outcome{Rcpt: i, Delivered: true, Status: dstatus.Delivered("delivered to maildir " + user),
 		Durable: func() error { return d.syncer.Wait(tk) }}
 	if !stored {
-		o.Reply = "already in maildir " + user + " (not stored twice)"
+		o.Status = dstatus.Delivered("already in maildir " + user + " (not stored twice)")
 	}
 	return o
 }

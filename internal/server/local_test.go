@@ -150,7 +150,7 @@ func TestLocalDeliveryInBatchesNamesOnlyDurableFiles(t *testing.T) {
 	// And again (a crash after the round, before the queue dropped the
 	// message): found by name, not stored twice.
 	out = d2.Deliver(context.Background(), env, []int{0}, open)
-	if err := out[0].Durable(); err != nil || !strings.Contains(out[0].Reply, "not stored twice") {
+	if err := out[0].Durable(); err != nil || !strings.Contains(out[0].Status.Text, "not stored twice") {
 		t.Errorf("second retry: %+v %v", out[0], err)
 	}
 	if n, _ := os.ReadDir(filepath.Join(md, "new")); len(n) != 1 {

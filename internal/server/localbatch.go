@@ -8,6 +8,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/tlsmail/tlsmail/internal/dstatus"
 	"github.com/tlsmail/tlsmail/internal/maildir"
 	"github.com/tlsmail/tlsmail/internal/queue"
 	"github.com/tlsmail/tlsmail/internal/safeio"
@@ -177,13 +178,13 @@ func (d *delivery) localBatched(md maildir.Dir, key, name, user string, i int, r
 	b.mu.Unlock()
 	staged, err := md.Stage(name, r, retry)
 	if err != nil {
-		return queue.Outcome{Rcpt: i, Reply: "4.3.0 " + err.Error()}
+		return queue.Outcome{Rcpt: i, Status: dstatus.Temp("4.3.0", "mailbox unavailable").WithDetail(err.Error())}
 	}
 	if !staged {
 		// A copy from an earlier attempt: durable before it was named,
 		// but its name may not be yet (killed before new/ was synced).
 		tk := d.syncer.Mark(md.NewDir())
-		return queue.Outcome{Rcpt: i, Delivered: true, Reply: "already in maildir " + user + " (not stored twice)",
+		return queue.Outcome{Rcpt: i, Delivered: true, Status: dstatus.Delivered("already in maildir " + user + " (not stored twice)"),
 			Durable: func() error { return d.syncer.Wait(tk) }}
 	}
 	// Listed and marked together, after the write: the round that
@@ -193,7 +194,7 @@ func (d *delivery) localBatched(md maildir.Dir, key, name, user string, i int, r
 	b.staged[key] = append(b.staged[key], stagedFile{md: md, name: name, retry: retry, res: res, fails: fails})
 	tk := b.fs.Mark(key)
 	b.mu.Unlock()
-	return queue.Outcome{Rcpt: i, Delivered: true, Reply: "delivered to maildir " + user,
+	return queue.Outcome{Rcpt: i, Delivered: true, Status: dstatus.Delivered("delivered to maildir " + user),
 		Durable: func() error {
 			err := b.fs.Wait(tk)
 			// The round has run (Wait orders it before this read).

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tlsmail/tlsmail/internal/config"
 	"github.com/tlsmail/tlsmail/internal/deliver/pipe"
+	"github.com/tlsmail/tlsmail/internal/dstatus"
 	"github.com/tlsmail/tlsmail/internal/queue"
 )
 
@@ -51,7 +52,7 @@ func (d *delivery) deliverPipe(ctx context.Context, cfg *config.Config, env *que
 		}
 		if fromAlias && !cfg.IsPipeAlias(cmd) {
 			for _, i := range rcpts {
-				out = append(out, queue.Outcome{Rcpt: i, Reply: "4.3.5 local configuration error: the alias's command is no longer configured"})
+				out = append(out, queue.Outcome{Rcpt: i, Status: dstatus.Temp("4.3.5", "local configuration error: the alias's command is no longer configured")})
 			}
 			continue
 		}

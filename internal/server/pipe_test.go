@@ -211,12 +211,12 @@ func TestDeliverPipeChecksConfig(t *testing.T) {
 		{Addr: "list@example.org", Local: "|" + script}}}
 	open := func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("Subject: x\r\n\r\nx\r\n")), nil }
 	out := d.Deliver(context.Background(), env, []int{0}, open)
-	if len(out) != 1 || out[0].Delivered || out[0].Permanent || !strings.HasPrefix(out[0].Reply, "4.3.5 ") {
+	if len(out) != 1 || out[0].Delivered || !out[0].Status.Temporary || out[0].Status.Enhanced != "4.3.5" {
 		t.Fatalf("a command the config does not name: %+v", out)
 	}
 	if os.Geteuid() == 0 {
 		out = d.Deliver(context.Background(), env, []int{1}, open)
-		if len(out) != 1 || out[0].Delivered || !strings.HasPrefix(out[0].Reply, "4.3.5 local configuration error: pipe commands do not run as root") {
+		if len(out) != 1 || out[0].Delivered || out[0].Status.Reply() != "451 4.3.5 local configuration error: pipe commands do not run as root" {
 			t.Fatalf("as root without a user: %+v", out)
 		}
 		cfg.Pipe.User = "nobody"

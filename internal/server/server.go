@@ -222,8 +222,8 @@ func Run(ctx context.Context, o Options) error {
 				kind = "local"
 			}
 			tlsv := "none"
-			if f := strings.Fields(o.TLS); len(f) > 0 && f[0] != "plaintext" {
-				tlsv = f[0]
+			if t := o.Status.TLS; t != nil && t.TLS {
+				tlsv = t.Protocol
 			}
 			reg.Inc("tlsmail_deliveries_total", "kind", kind, "status", status, "level", o.Level, "tls", tlsv)
 		},

@@ -16,9 +16,9 @@ import (
 // type for everything that ends in an SMTP reply, so the decision and the
 // wire text stay in one place.
 type Reply struct {
-	Code     int
-	Enhanced string
-	Lines    []string
+	Code     int      `json:"code"`
+	Enhanced string   `json:"enhanced,omitempty"`
+	Lines    []string `json:"lines"`
 }
 
 // R makes a one-line reply.

@@ -90,13 +90,35 @@ first_retry = "1h"
 		t.Fatalf("queue list: %d\n%s%s", code, out, errs)
 	}
 	out, _, _ = runTlsmail(t, nil, "", "queue", "list", "--json", "--config", m.config)
+	// One key style (lower case, snake_case) from the item down; the
+	// last attempt's status as a value.
+	for _, mixed := range []string{`"Envelope"`, `"State"`, `"Aside"`, `"Rcpts"`, `"last_reply"`} {
+		if strings.Contains(out, mixed) {
+			t.Errorf("queue list --json has the key %s:\n%s", mixed, out)
+		}
+	}
 	var items []struct {
 		Envelope struct {
 			ID         string `json:"id"`
 			Recipients []struct {
 				Addr string `json:"addr"`
 			} `json:"rcpt"`
-		} `json:"Envelope"`
+		} `json:"envelope"`
+		State struct {
+			Rcpts []struct {
+				Status string `json:"status"`
+				Last   *struct {
+					Code      int    `json:"code"`
+					Enhanced  string `json:"enhanced"`
+					Temporary bool   `json:"temporary"`
+					Text      string `json:"text"`
+					Remote    bool   `json:"remote"`
+					TLS       *struct {
+						TLS bool `json:"tls"` // the go-smtp server offers no STARTTLS
+					} `json:"tls"`
+				} `json:"last"`
+			} `json:"rcpts"`
+		} `json:"state"`
 	}
 	if err := json.Unmarshal([]byte(out), &items); err != nil || len(items) != 2 {
 		t.Fatalf("queue list --json: %v\n%s", err, out)
@@ -104,6 +126,16 @@ first_retry = "1h"
 	ids := map[string]string{}
 	for _, it := range items {
 		ids[it.Envelope.Recipients[0].Addr] = it.Envelope.ID
+		if it.Envelope.Recipients[0].Addr != "user@flaky.test" {
+			continue
+		}
+		if len(it.State.Rcpts) != 1 {
+			t.Fatalf("queue list --json: state %+v", it.State)
+		}
+		l := it.State.Rcpts[0].Last
+		if l == nil || l.Code != 451 || l.Enhanced != "4.3.0" || !l.Temporary || !l.Remote || l.Text != "try again later" || l.TLS == nil {
+			t.Errorf("queue list --json: last status of user@flaky.test: %+v\n%s", l, out)
+		}
 	}
 	out, _, code = runTlsmail(t, nil, "", "queue", "show", ids["user@flaky.test"], "--config", m.config)
 	if code != 0 || !strings.Contains(out, "<user@flaky.test> pending attempts=1") || !strings.Contains(out, "tls:      TLSv1.3") {

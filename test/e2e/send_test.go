@@ -82,7 +82,11 @@ func TestSendToOurServerInEveryMode(t *testing.T) {
 		Recipients []struct {
 			Address  string `json:"address"`
 			Accepted bool   `json:"accepted"`
-			Reply    string `json:"reply"`
+			Reply    struct {
+				Code     int      `json:"code"`
+				Enhanced string   `json:"enhanced"`
+				Lines    []string `json:"lines"`
+			} `json:"reply"`
 		} `json:"recipients"`
 		TLS struct {
 			Protocol string `json:"protocol"`
@@ -95,7 +99,7 @@ func TestSendToOurServerInEveryMode(t *testing.T) {
 		t.Fatalf("JSON: %v\n%s", err, out)
 	}
 	if res.Accepted != 1 || !res.Pipelined || res.TLS.Protocol != "TLSv1.3" || !res.TLS.Verified || res.Recipients[1].Accepted ||
-		!strings.Contains(res.Recipients[1].Reply, "550 5.1.1") {
+		res.Recipients[1].Reply.Code != 550 || res.Recipients[1].Reply.Enhanced != "5.1.1" {
 		t.Errorf("JSON result: %+v", res)
 	}
 	m.findMail(t, "demo", "send-smtps")
@@ -294,7 +298,7 @@ func TestBatchPipelinesAcrossMessagesWithRefusals(t *testing.T) {
 			m.findMail(t, "demo", fmt.Sprintf("Subject: batch-%d", i))
 		}
 	}
-	if !strings.Contains(results[3].Recipients[0].Reply, "550 5.1.1") {
+	if !strings.Contains(results[3].Recipients[0].Reply.String(), "550 5.1.1") {
 		t.Errorf("refusal: %+v", results[3])
 	}
 	_ = c.Quit()

@@ -33,9 +33,11 @@ import (
 	"net"
 	"strings"
 
+	"github.com/tlsmail/tlsmail/internal/dstatus"
 	"github.com/tlsmail/tlsmail/internal/queue"
 	"github.com/tlsmail/tlsmail/internal/smtpwire"
 	"github.com/tlsmail/tlsmail/smtpclient"
+	"github.com/tlsmail/tlsmail/tlsinfo"
 )
 
 // Agent delivers to one LMTP server.
@@ -97,22 +99,26 @@ func (a *Agent) Deliver(ctx context.Context, env *queue.Envelope, rcpts []int, o
 	c, err := smtpclient.Dial(ctx, a.Address, smtpclient.Options{Network: a.Network, Mode: a.Mode(), LMTP: true,
 		LocalName: a.LocalName, RootCAs: a.RootCAs, Timeouts: a.Timeouts})
 	if err != nil {
+		// The socket path and the Go error are for the log (Detail),
+		// never for a bounce.
 		var re *smtpclient.ReplyError
 		if errors.As(err, &re) && !re.Temporary() {
 			// A greeting or LHLO refused for good is still a server
 			// problem an admin fixes: retry, do not bounce.
-			return all(queue.Outcome{Reply: "4.4.0 LMTP server refused the session: " + re.Reply.String(), RemoteMTA: remoteMTA, Attrs: append(attrs, "err", err)})
+			return all(queue.Outcome{Status: dstatus.Temp("4.4.0", "LMTP server refused the session").WithDetail(re.Reply.String()),
+				RemoteMTA: remoteMTA, Attrs: attrs})
 		}
-		return all(queue.Outcome{Reply: "4.4.1 LMTP server not available: " + reason(err), RemoteMTA: remoteMTA, Attrs: append(attrs, "err", err)})
+		return all(queue.Outcome{Status: dstatus.Temp("4.4.1", "LMTP server not available").WithDetail(err.Error()),
+			RemoteMTA: remoteMTA, Attrs: attrs})
 	}
 	defer c.Close()
-	tlsSummary := ""
+	var tlsState *tlsinfo.State
 	if st := c.TLS(); st.TLS {
-		tlsSummary = st.Summary()
+		tlsState = &st
 	}
 	rc, err := open()
 	if err != nil {
-		return all(queue.Outcome{Reply: "4.3.0 reading the queued message: " + reason(err), Attrs: append(attrs, "err", err)})
+		return all(queue.Outcome{Status: dstatus.Temp("4.3.0", "cannot read the queued message").WithDetail(err.Error()), Attrs: attrs})
 	}
 	defer rc.Close()
 	to := make([]string, len(rcpts))
@@ -133,55 +139,36 @@ func (a *Agent) Deliver(ctx context.Context, env *queue.Envelope, rcpts []int, o
 	errors.As(err, &refusal)
 	out := make([]queue.Outcome, len(rcpts))
 	for k, i := range rcpts {
-		o := queue.Outcome{Rcpt: i, RemoteMTA: remoteMTA, TLS: tlsSummary, Attrs: attrs}
+		o := queue.Outcome{Rcpt: i, RemoteMTA: remoteMTA, Attrs: attrs}
 		var r *smtpclient.RcptResult
 		if res != nil && k < len(res.Recipients) {
 			r = &res.Recipients[k]
 		}
 		switch {
 		case refusal != nil && refusal.Stage == "MAIL":
-			o.Reply, o.Permanent = refusal.Reply.String(), !refusal.Temporary()
+			o.Status = dstatus.FromReply(refusal.Reply)
 		case r != nil && r.Data != nil:
 			// The recipient's own reply to the data decides.
-			o.Reply = r.Data.String()
+			o.Status = dstatus.FromReply(r.Data)
 			o.Delivered = r.Data.Code/100 == 2
-			o.Permanent = r.Data.Code/100 == 5
-		case r != nil && r.Reply != "" && !strings.HasPrefix(r.Reply, "2"):
+		case r != nil && r.Reply != nil && r.Reply.Code/100 != 2:
 			// Refused at RCPT.
-			o.Reply, o.Permanent = r.Reply, strings.HasPrefix(r.Reply, "5")
+			o.Status = dstatus.FromReply(r.Reply)
 		case refusal != nil:
 			// DATA refused: no recipient has the message.
-			o.Reply, o.Permanent = refusal.Reply.String(), !refusal.Temporary()
+			o.Status = dstatus.FromReply(refusal.Reply)
 		case err != nil:
-			o.Reply = "4.4.2 LMTP delivery interrupted: " + reason(err)
-			o.Attrs = append(attrs, "err", err)
+			o.Status = dstatus.Temp("4.4.2", "LMTP delivery interrupted").WithDetail(err.Error())
 		default:
-			o.Reply = "4.4.2 LMTP server gave no reply for this recipient"
+			o.Status = dstatus.Temp("4.4.2", "LMTP server gave no reply for this recipient")
 		}
+		o.Status.TLS = tlsState
 		out[k] = o
 	}
 	if err == nil {
 		_ = c.Quit()
 	}
 	return out
-}
-
-// reason is an error's innermost text ("connection refused"), without the
-// socket path or address that the log has: outcomes end up in bounces.
-func reason(err error) string {
-	var ne *smtpclient.NetError
-	op := ""
-	if errors.As(err, &ne) {
-		op = ne.Op + ": "
-	}
-	for {
-		inner := errors.Unwrap(err)
-		if inner == nil {
-			break
-		}
-		err = inner
-	}
-	return op + err.Error()
 }
 
 // String names the server for logs.

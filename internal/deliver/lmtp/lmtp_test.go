@@ -48,16 +48,16 @@ func TestDeliverPerRecipientOutcomesFromDovecot(t *testing.T) {
 	for _, o := range out {
 		byRcpt[o.Rcpt] = o
 	}
-	if o := byRcpt[1]; !o.Delivered || !strings.HasPrefix(o.Reply, "250") {
+	if o := byRcpt[1]; !o.Delivered || o.Status.Code != 250 || !o.Status.Remote {
 		t.Errorf("alice: %+v", o)
 	}
-	if o := byRcpt[2]; o.Delivered || !o.Permanent || !strings.Contains(o.Reply, "5.2.2") {
+	if o := byRcpt[2]; o.Delivered || !o.Status.Permanent() || o.Status.Enhanced != "5.2.2" || o.Status.Code/100 != 5 || !o.Status.Remote {
 		t.Errorf("bob over quota: %+v", o)
 	}
-	if o := byRcpt[3]; o.Delivered || !o.Permanent || !strings.HasPrefix(o.Reply, "550 5.1.1") {
+	if o := byRcpt[3]; o.Delivered || !o.Status.Permanent() || o.Status.Code != 550 || o.Status.Enhanced != "5.1.1" {
 		t.Errorf("ghost: %+v", o)
 	}
-	if o := byRcpt[4]; o.Delivered || o.Permanent || !strings.HasPrefix(o.Reply, "452 4.2.2") {
+	if o := byRcpt[4]; o.Delivered || !o.Status.Temporary || o.Status.Code != 452 || o.Status.Enhanced != "4.2.2" {
 		t.Errorf("carol over quota, tempfail: %+v", o)
 	}
 	files, _ := filepath.Glob(filepath.Join(dc.Maildir("alice"), "new", "*"))
@@ -72,11 +72,11 @@ func TestDeliverPerRecipientOutcomesFromDovecot(t *testing.T) {
 	dc.Proc.Stop()
 	out = a.Deliver(context.Background(), env, []int{1, 2}, message(body))
 	for _, o := range out {
-		if o.Delivered || o.Permanent || !strings.HasPrefix(o.Reply, "4.4.1 LMTP server not available") {
+		if o.Delivered || !o.Status.Temporary || o.Status.Enhanced != "4.4.1" || o.Status.Text != "LMTP server not available" || o.Status.Remote {
 			t.Errorf("Dovecot stopped: %+v", o)
 		}
-		if strings.Contains(o.Reply, dc.LMTP) {
-			t.Errorf("the socket path is in the reply (which may reach a bounce): %q", o.Reply)
+		if strings.Contains(o.Status.Reply(), dc.LMTP) || !strings.Contains(o.Status.Detail, dc.LMTP) {
+			t.Errorf("the socket path must be in the detail only, never the public reply (which may reach a bounce): %+v", o.Status)
 		}
 	}
 }
@@ -123,7 +123,7 @@ func TestDeliverSMTPUTF8ToDovecot(t *testing.T) {
 		t.Fatalf("UTF-8 headers: %+v", o[0])
 	}
 	env.From = "jörg@example.net"
-	if o := a.Deliver(context.Background(), env, []int{0}, message(body)); o[0].Delivered || !o[0].Permanent || !strings.Contains(o[0].Reply, "5.6.7") {
+	if o := a.Deliver(context.Background(), env, []int{0}, message(body)); o[0].Delivered || !o[0].Status.Permanent() || o[0].Status.Enhanced != "5.6.7" {
 		t.Fatalf("UTF-8 sender: %+v", o[0])
 	}
 	files, _ := filepath.Glob(filepath.Join(dc.Maildir("alice"), "new", "*"))

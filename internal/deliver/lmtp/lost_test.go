@@ -60,11 +60,11 @@ func TestConnectionLostAfterSomeReplies(t *testing.T) {
 		{Addr: "alice@example.org", Local: "alice"}, {Addr: "bob@example.org", Local: "bob"}, {Addr: "carol@example.org", Local: "carol"}}}
 	a := &lmtp.Agent{Network: "unix", Address: sock, LocalName: "mx.example.org"}
 	out := a.Deliver(context.Background(), env, []int{0, 1, 2}, message("Subject: x\r\n\r\nhi\r\n"))
-	if o := out[0]; !o.Delivered || !strings.HasPrefix(o.Reply, "250 2.0.0") {
+	if o := out[0]; !o.Delivered || o.Status.Code != 250 || o.Status.Enhanced != "2.0.0" {
 		t.Errorf("alice (answered): %+v", o)
 	}
 	for _, o := range out[1:] {
-		if o.Delivered || o.Permanent || !strings.HasPrefix(o.Reply, "4.4.2 LMTP delivery interrupted") {
+		if o.Delivered || !o.Status.Temporary || o.Status.Enhanced != "4.4.2" || o.Status.Text != "LMTP delivery interrupted" {
 			t.Errorf("rcpt %d (no reply): %+v", o.Rcpt, o)
 		}
 	}

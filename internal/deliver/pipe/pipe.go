@@ -20,10 +20,12 @@
 // 77 EX_NOPERM → 5.7.1, …); any other status fails for good with 5.3.0
 // (Postfix: "Command died with status N"). A command killed by a signal,
 // or still running at the time limit (its whole process group is killed),
-// is tried again later. The first line of what the command wrote
-// (stdout and stderr together, bounded, control characters and absolute
-// paths taken out) is the public text of a failure; the full line goes
-// only to the log.
+// is tried again later. The public text of a failure is the status's
+// own words ("user unknown", "command died with status 1"); the first
+// line of what the command wrote (stdout and stderr together, bounded,
+// control characters taken out) is the status's internal Detail: the log
+// and `tlsmail queue` show it, a bounce never does (a command's output
+// names paths and files, relative ones too).
 //
 // At most once, and the window where it cannot hold: the queue records a
 // recipient as delivered right after Deliver returns (the message file is
@@ -50,11 +52,11 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"regexp"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/tlsmail/tlsmail/internal/dstatus"
 	"github.com/tlsmail/tlsmail/internal/maildir"
 	"github.com/tlsmail/tlsmail/internal/queue"
 	"github.com/tlsmail/tlsmail/internal/smtpwire"
@@ -72,7 +74,7 @@ const Metachars = "\"'`\\$;&()|<>*?[]~{}#\n"
 // thrown away so the command never blocks on a full pipe.
 const maxOutput = 4096
 
-// maxDiag bounds the command's line in a DSN.
+// maxDiag bounds the command's line kept in the status's Detail.
 const maxDiag = 200
 
 // Agent runs one command for the recipients given to Deliver.
@@ -118,14 +120,14 @@ func (a *Agent) Deliver(ctx context.Context, env *queue.Envelope, rcpts []int, o
 func (a *Agent) deliverOne(ctx context.Context, env *queue.Envelope, i int, open func() (io.ReadCloser, error)) queue.Outcome {
 	argv := a.Argv()
 	if len(argv) == 0 {
-		return queue.Outcome{Permanent: true, Reply: "5.3.5 pipe command is empty"}
+		return queue.Outcome{Status: dstatus.Perm("5.3.5", "local configuration error: pipe command is empty")}
 	}
 	if a.Credential == nil && os.Geteuid() == 0 {
-		return queue.Outcome{Reply: "4.3.5 local configuration error: pipe commands do not run as root", Attrs: []any{"err", ErrRoot}}
+		return queue.Outcome{Status: dstatus.Temp("4.3.5", "local configuration error: pipe commands do not run as root").WithDetail(ErrRoot.Error())}
 	}
 	rc, err := open()
 	if err != nil {
-		return queue.Outcome{Reply: "4.3.0 reading the queued message: " + err.Error()}
+		return queue.Outcome{Status: dstatus.Temp("4.3.0", "cannot read the queued message").WithDetail(err.Error())}
 	}
 	defer rc.Close()
 	r := env.Recipients[i]
@@ -152,12 +154,12 @@ func (a *Agent) deliverOne(ctx context.Context, env *queue.Envelope, i int, open
 	cmd.WaitDelay = 10 * time.Second
 	pw, err := cmd.StdinPipe()
 	if err != nil {
-		return queue.Outcome{Reply: "4.3.0 pipe: " + err.Error()}
+		return queue.Outcome{Status: dstatus.Temp("4.3.0", "cannot run the pipe command").WithDetail(err.Error())}
 	}
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		pw.Close()
-		return queue.Outcome{Reply: "4.3.0 cannot run the pipe command", Attrs: []any{"err", err}}
+		return queue.Outcome{Status: dstatus.Temp("4.3.0", "cannot run the pipe command").WithDetail(err.Error())}
 	}
 	// Feed stdin from a goroutine: a command that exits without reading
 	// everything gets EPIPE, which is its business (Postfix ignores it too).
@@ -188,43 +190,43 @@ func (a *Agent) deliverOne(ctx context.Context, env *queue.Envelope, i int, open
 	}
 	attrs := []any{"command_pid", cmd.Process.Pid, "elapsed", time.Since(start).Round(time.Millisecond)}
 	line := firstLine(output.Bytes())
-	if line != "" {
-		attrs = append(attrs, "output", line)
-	}
 	switch {
 	case timedOut:
-		return queue.Outcome{Reply: "4.3.0 command time limit exceeded", Attrs: attrs}
+		return queue.Outcome{Status: dstatus.Temp("4.3.0", "command time limit exceeded").WithDetail(line), Attrs: attrs}
 	case cancelled:
-		return queue.Outcome{Reply: "4.3.0 delivery interrupted (shutdown)", Attrs: attrs}
+		return queue.Outcome{Status: dstatus.Temp("4.3.0", "delivery interrupted (shutdown)").WithDetail(line), Attrs: attrs}
 	}
 	return outcome(cmd.ProcessState, werr, line, attrs)
 }
 
-// outcome turns the command's end into the recipient's result.
+// outcome turns the command's end into the recipient's result. The
+// command's output (line) is Detail: what a command prints may name its
+// files, the configuration's or a user's, so it never reaches a bounce.
 func outcome(ps *os.ProcessState, werr error, line string, attrs []any) queue.Outcome {
 	if ps == nil {
-		return queue.Outcome{Reply: "4.3.0 pipe command failed", Attrs: append(attrs, "err", werr)}
+		detail := werr.Error()
+		if line != "" {
+			detail += "; output: " + line
+		}
+		return queue.Outcome{Status: dstatus.Temp("4.3.0", "pipe command failed").WithDetail(detail), Attrs: attrs}
 	}
 	if ps.Success() { // werr may be exec.ErrWaitDelay: the command is done all the same
-		return queue.Outcome{Delivered: true, Reply: "delivered to command", Attrs: attrs}
+		return queue.Outcome{Delivered: true, Status: dstatus.Delivered("delivered to command").WithDetail(line), Attrs: attrs}
 	}
 	ws, _ := ps.Sys().(syscall.WaitStatus)
-	pub := public(line)
 	if ws.Signaled() {
-		return queue.Outcome{Reply: withText(fmt.Sprintf("4.3.0 command died with signal %d", ws.Signal()), pub), Attrs: attrs}
+		return queue.Outcome{Status: dstatus.Temp("4.3.0", fmt.Sprintf("command died with signal %d", ws.Signal())).WithDetail(line), Attrs: attrs}
 	}
 	code := ws.ExitStatus()
+	attrs = append(attrs, "exit", code)
 	if e, ok := sysexits[code]; ok {
-		return queue.Outcome{Permanent: e.status[0] == '5', Reply: withText(e.status+" "+e.text, pub), Attrs: append(attrs, "exit", code)}
+		st := dstatus.Perm(e.status, e.text)
+		if e.status[0] == '4' {
+			st = dstatus.Temp(e.status, e.text)
+		}
+		return queue.Outcome{Status: st.WithDetail(line), Attrs: attrs}
 	}
-	return queue.Outcome{Permanent: true, Reply: withText(fmt.Sprintf("5.3.0 command died with status %d", code), pub), Attrs: append(attrs, "exit", code)}
-}
-
-func withText(s, text string) string {
-	if text == "" {
-		return s
-	}
-	return s + ": " + text
+	return queue.Outcome{Status: dstatus.Perm("5.3.0", fmt.Sprintf("command died with status %d", code)).WithDetail(line), Attrs: attrs}
 }
 
 type sysexit struct{ status, text string }
@@ -338,17 +340,6 @@ func firstLine(b []byte) string {
 	}
 	return ""
 }
-
-// public is the line as a bounce may show it: absolute paths (the
-// configuration's files, the command's own) become "[path]".
-func public(line string) string {
-	return pathRE.ReplaceAllString(line, "${1}[path]")
-}
-
-// pathRE matches an absolute path: a "/" that does not follow a letter,
-// digit or one of "._-~", up to white space, a quote, a bracket or
-// ":;,".
-var pathRE = regexp.MustCompile(`(^|[^A-Za-z0-9._~-])/[^\s"'<>()\[\]:;,]*`)
 
 // limitedBuffer keeps the first maxOutput bytes written to it.
 type limitedBuffer struct{ bytes.Buffer }
