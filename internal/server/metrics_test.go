@@ -201,16 +201,16 @@ func TestMetricsScrape(t *testing.T) {
 	ic.Close()
 
 	want := map[string]float64{
-		`tlsmail_auth_failures_total{service="smtp",listener="sub",mechanism="PLAIN"}`:           1,
-		`tlsmail_auth_failures_total{service="pop3",listener="pop3s",mechanism="USER/PASS"}`:     1,
-		`tlsmail_auth_failures_total{service="imap",listener="imaps",mechanism="password"}`:      1,
-		`tlsmail_smtp_rejections_total{listener="sub",command="RCPT",code="5.1.1"}`:              1,
-		`tlsmail_smtp_rejections_total{listener="sub",command="RCPT",code="5.7.1"}`:              1,
-		`tlsmail_sessions_total{service="smtp",listener="sub",tls="none"}`:                       1,
-		`tlsmail_sessions_total{service="pop3",listener="pop3s",tls="TLSv1.3"}`:                  1,
-		`tlsmail_sessions_total{service="pop3",listener="pop3s",tls="failed"}`:                   1,
-		`tlsmail_sessions_total{service="imap",listener="imaps",tls="TLSv1.3"}`:                  1,
-		`tlsmail_smtp_sessions_total{listener="sub",tls="none",group=""}`:                        1,
+		`tlsmail_auth_failures_total{service="smtp",listener="sub",mechanism="PLAIN"}`:       1,
+		`tlsmail_auth_failures_total{service="pop3",listener="pop3s",mechanism="USER/PASS"}`: 1,
+		`tlsmail_auth_failures_total{service="imap",listener="imaps",mechanism="password"}`:  1,
+		`tlsmail_smtp_rejections_total{listener="sub",command="RCPT",code="5.1.1"}`:          1,
+		`tlsmail_smtp_rejections_total{listener="sub",command="RCPT",code="5.7.1"}`:          1,
+		`tlsmail_sessions_total{service="smtp",listener="sub",tls="none"}`:                   1,
+		`tlsmail_sessions_total{service="pop3",listener="pop3s",tls="TLSv1.3"}`:              1,
+		`tlsmail_sessions_total{service="pop3",listener="pop3s",tls="failed"}`:               1,
+		`tlsmail_sessions_total{service="imap",listener="imaps",tls="TLSv1.3"}`:              1,
+		`tlsmail_smtp_sessions_total{listener="sub",tls="none",group=""}`:                    1,
 	}
 	// Sessions end (and are counted) after the client has gone: wait for
 	// the counters, bounded.

@@ -25,7 +25,7 @@ type recordSink struct {
 	store *records.Store // nil: off
 	// sessions counts every record, store on or off.
 	sessions *metrics.CounterVec
-	once  sync.Once // close
+	once     sync.Once // close
 }
 
 // openRecords opens the record store (when [records] enabled) and

@@ -249,7 +249,7 @@ func Run(ctx context.Context, o Options) error {
 	pop.SetMetrics(mailMetrics)
 	imap := imapd.New(imapSettings(cfg), tlsSrv, users, throttle, log) // imap.go
 	imap.SetMetrics(mailMetrics)
-	useAuthBackend(cfg, smtp, pop, imap, log)                          // dovecot.go
+	useAuthBackend(cfg, smtp, pop, imap, log) // dovecot.go
 	warnDescriptorLimit(cfg, log)
 	// The dashboard (admin.go).
 	admin, err := newAdmin(cfg, tlsSrv, rec.store, users, throttle, q, log)

@@ -33,7 +33,7 @@ type Server struct {
 	queue    *queue.Queue
 	log      *slog.Logger
 
-	metrics smtpMetrics // metrics.go
+	metrics smtpMetrics                  // metrics.go
 	records atomic.Pointer[records.Sink] // the TLS record store, if any (records.go)
 
 	mu       sync.Mutex
@@ -61,7 +61,6 @@ func (s *Server) authenticator() auth.Authenticator {
 	}
 	return s.users
 }
-
 
 // Settings returns the current settings.
 func (s *Server) Settings() *Settings { return s.cfg.Load() }

@@ -30,18 +30,18 @@ type session struct {
 	br   *bufio.Reader
 	out  []byte // replies not yet written
 
-	ip     string
-	rdns   string
-	start  time.Time
-	helo   string
-	esmtp  bool
-	tls    tlsinfo.State
-	hello  string // what a client offered in a failed handshake
+	ip    string
+	rdns  string
+	start time.Time
+	helo  string
+	esmtp bool
+	tls   tlsinfo.State
+	hello string // what a client offered in a failed handshake
 	// tlsFailed: a TLS handshake was tried and failed (metrics.go).
 	tlsFailed bool
-	user   string // authenticated user
-	errors int
-	msgs   int
+	user      string // authenticated user
+	errors    int
+	msgs      int
 
 	certRelayLogged bool // "relay permitted by client certificate" was logged
 
