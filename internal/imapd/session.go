@@ -3,6 +3,7 @@ package imapd
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"io/fs"
@@ -76,6 +77,9 @@ func (sess *session) Close() error {
 		"appended", sess.appended, "expunged", sess.expunged, "duration", time.Since(sess.start).Round(time.Millisecond).String()}
 	sess.srv.log.Info("imap session", append(attrs, st.LogArgs()...)...)
 	tlsOutcome := metrics.TLSNone
+	if _, isTLS := sess.conn.NetConn().(*tls.Conn); isTLS {
+		tlsOutcome = metrics.TLSFailed // STARTTLS whose handshake never completed
+	}
 	if st.Protocol != "" {
 		tlsOutcome = st.Protocol
 	}

@@ -83,7 +83,8 @@ func TestMetricsScrape(t *testing.T) {
 			{Name: "sub", Address: "127.0.0.1:0", Mode: config.ModePlain, Auth: config.AuthOptional, AllowInsecureAuth: true},
 		},
 		POP3: []config.POP3Listener{{Name: "pop3s", Address: "127.0.0.1:0", Mode: config.ModeImplicit}},
-		IMAP: []config.IMAPListener{{Name: "imaps", Address: "127.0.0.1:0", Mode: config.ModeImplicit}},
+		IMAP: []config.IMAPListener{{Name: "imaps", Address: "127.0.0.1:0", Mode: config.ModeImplicit},
+			{Name: "imap", Address: "127.0.0.1:0", Mode: config.ModeSTARTTLS}},
 	}
 	cfg.Defaults()
 	if err := cfg.Validate(); err != nil {
@@ -200,7 +201,26 @@ func TestMetricsScrape(t *testing.T) {
 	_, _ = io.Copy(io.Discard, ic)
 	ic.Close()
 
+	// IMAP STARTTLS whose handshake fails (plaintext after the OK).
+	sc2, err := net.Dial("tcp", addrs["imap"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ir := bufio.NewReader(sc2)
+	_ = sc2.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if l, err := ir.ReadString('\n'); err != nil || !strings.HasPrefix(l, "* OK") {
+		t.Fatalf("imap greeting %q %v", l, err)
+	}
+	fmt.Fprintf(sc2, "s STARTTLS\r\n")
+	if l, err := ir.ReadString('\n'); err != nil || !strings.HasPrefix(l, "s OK") {
+		t.Fatalf("imap STARTTLS %q %v", l, err)
+	}
+	fmt.Fprintf(sc2, "this is no ClientHello\r\n")
+	_, _ = io.Copy(io.Discard, ir)
+	sc2.Close()
+
 	want := map[string]float64{
+		`tlsmail_sessions_total{service="imap",listener="imap",tls="failed"}`:                1,
 		`tlsmail_auth_failures_total{service="smtp",listener="sub",mechanism="PLAIN"}`:       1,
 		`tlsmail_auth_failures_total{service="pop3",listener="pop3s",mechanism="USER/PASS"}`: 1,
 		`tlsmail_auth_failures_total{service="imap",listener="imaps",mechanism="password"}`:  1,
