@@ -61,13 +61,16 @@ func (r *Registry) Gauge(name, help string, f func() float64) {
 	r.help[name], r.kind[name], r.gauges[name] = help, "gauge", f
 }
 
+// labelEscaper escapes a label value (backslash, quote, newline).
+var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+
 func renderLabels(kv []string) string {
 	if len(kv) == 0 {
 		return ""
 	}
 	var parts []string
 	for i := 0; i+1 < len(kv); i += 2 {
-		v := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(kv[i+1])
+		v := labelEscaper.Replace(kv[i+1])
 		parts = append(parts, fmt.Sprintf(`%s="%s"`, kv[i], v))
 	}
 	return "{" + strings.Join(parts, ",") + "}"
