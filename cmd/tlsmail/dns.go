@@ -86,6 +86,9 @@ func dnsInput(ctx context.Context, c *config.Config, domain string) (dnsplan.Inp
 	if in.DKIM, err = dkimKeys(c, domain); err != nil { // dkim.go
 		return in, err
 	}
+	for _, s := range c.ClientServices() {
+		in.Services = append(in.Services, dnsplan.Service{Kind: s.Kind, Port: s.Port, Implicit: s.Implicit})
+	}
 	if s := c.MTASTS; s != nil {
 		in.STS = &dnsplan.STSPolicy{Mode: s.Mode, MX: s.MX, MaxAge: s.MaxAge}
 	}

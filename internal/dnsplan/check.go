@@ -52,6 +52,8 @@ func Check(ctx context.Context, r *dnsx.Resolver, p Plan) []Result {
 			res = []Result{checkTXT(ctx, r, rec, "v=DMARC1", "publish a DMARC record")}
 		case "dkim":
 			res = []Result{checkDKIM(ctx, r, rec)}
+		case "srv":
+			res = []Result{checkSRV(ctx, r, rec)}
 		case "tlsa-current":
 			res = p.checkTLSA(ctx, r, rec)
 		case "tlsa-next":

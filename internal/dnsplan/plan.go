@@ -18,7 +18,7 @@ type Record struct {
 	Type  string `json:"type"`
 	Value string `json:"value"` // RDATA in zone-file syntax
 	// Kind says which check applies: mx, mta-sts-host, mta-sts, tlsrpt,
-	// tlsa-current, tlsa-next, caa, spf, dmarc.
+	// tlsa-current, tlsa-next, caa, spf, dmarc, dkim, srv.
 	Kind string `json:"kind"`
 	Why  string `json:"why"`
 }
@@ -50,6 +50,8 @@ type Input struct {
 	ReportTo string
 	// DKIM are the domain's configured DKIM keys (dkim.go).
 	DKIM []DKIMKey
+	// Services are the mail services clients use, for SRV (srv.go).
+	Services []Service
 }
 
 // Plan is the records of one domain.
@@ -90,6 +92,7 @@ func Build(in Input) Plan {
 		}
 	}
 	p.Records = append(p.Records, dkimRecords(d, in.DKIM)...)
+	p.Records = append(p.Records, srvRecords(d, h, in.Services)...)
 	add(Record{d, "TXT", strconv.Quote("v=spf1 mx -all"), "spf", "suggestion: only the MX hosts send the domain's mail"})
 	add(Record{"_dmarc." + d, "TXT", strconv.Quote("v=DMARC1; p=none; rua=mailto:" + in.ReportTo), "dmarc", "suggestion: DMARC reports first (p=none), stricter later"})
 	return p

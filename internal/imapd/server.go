@@ -24,6 +24,7 @@ import (
 
 	"github.com/tlsmail/tlsmail/internal/auth"
 	"github.com/tlsmail/tlsmail/internal/listen"
+	"github.com/tlsmail/tlsmail/internal/metrics"
 	"github.com/tlsmail/tlsmail/internal/tlsconf"
 )
 
@@ -73,11 +74,16 @@ type Server struct {
 	throttle *auth.Throttle
 	log      *slog.Logger
 	reg      *registry
+	metrics  *metrics.Mail // nil: none (SetMetrics)
 
 	mu      sync.Mutex
 	closing bool
 	conns   map[*guardConn]struct{}
 }
+
+// SetMetrics makes the server count its sessions and failed logins in m
+// (shared with smtpd and pop3d). Call it before Serve.
+func (s *Server) SetMetrics(m *metrics.Mail) { s.metrics = m }
 
 // SetAuthenticator makes logins ask a (Dovecot's auth server, say)
 // instead of the users file, for logins from then on.
@@ -198,6 +204,7 @@ func (s *Server) admit(c net.Conn, lc Listener, lim *listen.Limiter) net.Conn {
 		defer cancel()
 		if err := tc.HandshakeContext(ctx); err != nil {
 			s.log.Info("imap session", "listener", lc.Name, "client", listen.RemoteIP(c), "end", "tls handshake failed: "+err.Error())
+			s.metrics.Session("imap", lc.Name, metrics.TLSFailed)
 			tc.Close()
 			return nil
 		}

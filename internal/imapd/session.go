@@ -3,6 +3,7 @@ package imapd
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"io/fs"
@@ -18,6 +19,7 @@ import (
 	"github.com/tlsmail/tlsmail/internal/auth"
 	"github.com/tlsmail/tlsmail/internal/listen"
 	"github.com/tlsmail/tlsmail/internal/maildir"
+	"github.com/tlsmail/tlsmail/internal/metrics"
 	"github.com/tlsmail/tlsmail/tlsinfo"
 )
 
@@ -74,6 +76,14 @@ func (sess *session) Close() error {
 	attrs := []any{"listener", sess.lc.Name, "client", sess.ip, "user", sess.user, "fetched", sess.fetched,
 		"appended", sess.appended, "expunged", sess.expunged, "duration", time.Since(sess.start).Round(time.Millisecond).String()}
 	sess.srv.log.Info("imap session", append(attrs, st.LogArgs()...)...)
+	tlsOutcome := metrics.TLSNone
+	if _, isTLS := sess.conn.NetConn().(*tls.Conn); isTLS {
+		tlsOutcome = metrics.TLSFailed // STARTTLS whose handshake never completed
+	}
+	if st.Protocol != "" {
+		tlsOutcome = st.Protocol
+	}
+	sess.srv.metrics.Session("imap", sess.lc.Name, tlsOutcome)
 	return nil
 }
 
@@ -101,6 +111,7 @@ func (sess *session) Login(user, pass string) error {
 	switch {
 	case errors.Is(err, auth.ErrInvalid):
 		srv.throttle.Fail(sess.ip, now)
+		srv.metrics.AuthFailure("imap", sess.lc.Name, "password") // LOGIN or AUTHENTICATE PLAIN
 		srv.log.Warn("imap: login failed", "client", sess.ip, "user", auth.Printable(user))
 		return imapserver.ErrAuthFailed
 	case err != nil:

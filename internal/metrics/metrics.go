@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -22,11 +23,12 @@ type Registry struct {
 	values map[string]map[string]float64 // name -> rendered labels -> value
 	gauges map[string]func() float64
 	sets   map[string]func() []Sample // labelled gauges (gaugeset.go)
+	vecs   map[string]*CounterVec     // labelled atomic counters (vec.go)
 }
 
 // New makes an empty registry.
 func New() *Registry {
-	return &Registry{help: map[string]string{}, kind: map[string]string{}, values: map[string]map[string]float64{}, gauges: map[string]func() float64{}, sets: map[string]func() []Sample{}}
+	return &Registry{help: map[string]string{}, kind: map[string]string{}, values: map[string]map[string]float64{}, gauges: map[string]func() float64{}, sets: map[string]func() []Sample{}, vecs: map[string]*CounterVec{}}
 }
 
 // Describe sets a metric's help text and type ("counter" or "gauge").
@@ -36,7 +38,9 @@ func (r *Registry) Describe(name, kind, help string) {
 	r.help[name], r.kind[name] = help, kind
 }
 
-// Inc adds one to a counter; labels are name, value pairs.
+// Inc adds one to a counter; labels are name, value pairs. It renders
+// the labels and takes the registry's lock: for rare events only; a
+// per-session or per-message counter is a CounterVec (vec.go).
 func (r *Registry) Inc(name string, labels ...string) {
 	if r == nil {
 		return
@@ -57,13 +61,16 @@ func (r *Registry) Gauge(name, help string, f func() float64) {
 	r.help[name], r.kind[name], r.gauges[name] = help, "gauge", f
 }
 
+// labelEscaper escapes a label value (backslash, quote, newline).
+var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+
 func renderLabels(kv []string) string {
 	if len(kv) == 0 {
 		return ""
 	}
 	var parts []string
 	for i := 0; i+1 < len(kv); i += 2 {
-		v := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(kv[i+1])
+		v := labelEscaper.Replace(kv[i+1])
 		parts = append(parts, fmt.Sprintf(`%s="%s"`, kv[i], v))
 	}
 	return "{" + strings.Join(parts, ",") + "}"
@@ -82,6 +89,9 @@ func (r *Registry) Write(w io.Writer) {
 	for n := range r.sets {
 		names[n] = true
 	}
+	for n := range r.vecs {
+		names[n] = true
+	}
 	sorted := make([]string, 0, len(names))
 	for n := range names {
 		sorted = append(sorted, n)
@@ -95,6 +105,12 @@ func (r *Registry) Write(w io.Writer) {
 	for _, n := range sorted {
 		if f, ok := r.gauges[n]; ok {
 			out = append(out, line{n, "", f()})
+			continue
+		}
+		if v, ok := r.vecs[n]; ok {
+			for _, s := range v.samples() {
+				out = append(out, line{n, renderLabels(s.Labels), s.Value})
+			}
 			continue
 		}
 		if f, ok := r.sets[n]; ok {
@@ -112,7 +128,13 @@ func (r *Registry) Write(w io.Writer) {
 			out = append(out, line{n, k, r.values[n][k]})
 		}
 	}
-	help, kind := r.help, r.kind
+	help, kind := make(map[string]string, len(r.help)), make(map[string]string, len(r.kind))
+	for k, v := range r.help {
+		help[k] = v
+	}
+	for k, v := range r.kind {
+		kind[k] = v
+	}
 	r.mu.Unlock()
 	last := ""
 	for _, l := range out {
@@ -125,7 +147,7 @@ func (r *Registry) Write(w io.Writer) {
 			}
 			last = l.name
 		}
-		fmt.Fprintf(w, "%s%s %g\n", l.name, l.labels, l.v)
+		fmt.Fprintf(w, "%s%s %s\n", l.name, l.labels, strconv.FormatFloat(l.v, 'g', -1, 64))
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/tlsmail/tlsmail/internal/auth"
 	"github.com/tlsmail/tlsmail/internal/listen"
+	"github.com/tlsmail/tlsmail/internal/metrics"
 	"github.com/tlsmail/tlsmail/internal/records"
 	"github.com/tlsmail/tlsmail/internal/tlsconf"
 )
@@ -30,6 +31,7 @@ type Server struct {
 	throttle *auth.Throttle
 	log      *slog.Logger
 	records  atomic.Pointer[records.Sink] // the TLS record store, if any (records.go)
+	metrics  *metrics.Mail                // nil: none (metrics.go)
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}

@@ -24,12 +24,14 @@ import (
 const maxLine = 4096
 
 type session struct {
-	srv  *Server
-	cfg  *Settings
-	lc   Listener
-	conn net.Conn
-	br   *bufio.Reader
-	bw   *bufio.Writer
+	// tlsFailed: a TLS handshake was tried and failed (metrics.go).
+	tlsFailed bool
+	srv       *Server
+	cfg       *Settings
+	lc        Listener
+	conn      net.Conn
+	br        *bufio.Reader
+	bw        *bufio.Writer
 
 	ip        string
 	start     time.Time
@@ -77,6 +79,7 @@ func (ss *session) run() {
 		"deleted", deleted, "duration", time.Since(ss.start).Round(time.Millisecond).String(), "end", end}
 	ss.srv.log.Info("pop3 session", append(attrs, ss.tls.LogArgs()...)...)
 	ss.record(end)
+	ss.countSession() // metrics.go
 }
 
 func (ss *session) loop() string {
@@ -271,6 +274,7 @@ func (ss *session) handshake() error {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
+		ss.tlsFailed = true
 		return err
 	}
 	ss.conn = tc
@@ -370,6 +374,7 @@ func (ss *session) login(user, pass, method string) {
 	switch {
 	case errors.Is(err, auth.ErrInvalid):
 		ss.srv.throttle.Fail(ss.ip, now)
+		ss.srv.metrics.AuthFailure("pop3", ss.lc.Name, method)
 		ss.srv.log.Warn("pop3: login failed", "client", ss.ip, "method", method, "user", auth.Printable(user))
 		ss.err("[AUTH] invalid user name or password")
 		return

@@ -158,7 +158,7 @@ func (w *webListeners) serve(ctx context.Context, a *tlsconf.ACME, tlsSrv *tlsco
 				return web.Policy{}, nil, false
 			}
 			return web.Policy{Mode: c.MTASTS.Mode, MX: c.MTASTS.MX, MaxAge: c.MTASTS.MaxAge}, c.LocalDomains, true
-		}}
+		}, Clients: func() (web.ClientConfig, bool) { return clientConfig(cfgNow()) }}
 		go func() {
 			if err := web.Serve(ctx, w.web, tlsSrv.Config(), site, log); err != nil {
 				log.Error("listener stopped", "listener", "web", "err", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/tlsmail/tlsmail/internal/metrics"
@@ -18,7 +19,7 @@ const (
 )
 
 // watchCertHealth exports the days left of every certificate in use as
-// tlsmail_certificate_days_left, keeps OCSP staples of file certificates
+// tlsmail_certificate_expiry_seconds, keeps OCSP staples of file certificates
 // fresh, and logs file certificates close to expiry at start and twice a
 // day (ACME certificates renew themselves; a
 // failed renewal is logged with the CA's reason by tlsconf).
@@ -26,10 +27,11 @@ func watchCertHealth(ctx context.Context, tlsSrv *tlsconf.Server, reg *metrics.R
 	if tlsSrv == nil {
 		return
 	}
-	reg.GaugeSet("tlsmail_certificate_days_left", "days until each certificate in use expires, by name and source (acme or file)", func() []metrics.Sample {
+	// Seconds, not days: Prometheus' base unit (promtool check metrics).
+	reg.GaugeSet("tlsmail_certificate_expiry_seconds", "seconds until each certificate in use expires (negative: expired), by name and source (acme or file)", func() []metrics.Sample {
 		var out []metrics.Sample
 		for _, h := range tlsSrv.Store.Health(time.Now()) {
-			out = append(out, metrics.Sample{Labels: []string{"name", h.Name, "source", h.Source}, Value: float64(int64(h.DaysLeft*100)) / 100})
+			out = append(out, metrics.Sample{Labels: []string{"name", h.Name, "source", h.Source}, Value: math.Round(h.DaysLeft * 86400)})
 		}
 		return out
 	})

@@ -23,16 +23,17 @@ const RecordsFile = "records.db"
 // store, if the store is on. Neither ever blocks.
 type recordSink struct {
 	store *records.Store // nil: off
-	reg   *metrics.Registry
-	once  sync.Once // close
+	// sessions counts every record, store on or off.
+	sessions *metrics.CounterVec
+	once     sync.Once // close
 }
 
 // openRecords opens the record store (when [records] enabled) and
 // describes the TLS metrics.
 func openRecords(cfg *config.Config, reg *metrics.Registry, log *slog.Logger) (*recordSink, error) {
-	reg.Describe("tlsmail_tls_sessions_total", "counter",
-		"inbound sessions and outbound delivery attempts by direction, service, TLS protocol, key-exchange group, effective policy level, verification and outcome")
-	s := &recordSink{reg: reg}
+	s := &recordSink{sessions: reg.CounterVec("tlsmail_tls_sessions_total",
+		"inbound sessions and outbound delivery attempts by direction, service, TLS protocol, key-exchange group, effective policy level, verification and outcome",
+		"direction", "service", "protocol", "group", "level", "verified", "outcome")}
 	if !cfg.Records.On() {
 		return s, nil
 	}
@@ -61,8 +62,7 @@ func (s *recordSink) Add(r records.Record) bool {
 	if level == "" {
 		level = "none"
 	}
-	s.reg.Inc("tlsmail_tls_sessions_total", "direction", string(r.Direction), "service", r.Service, "protocol", proto,
-		"group", group, "level", level, "verified", verified, "outcome", r.Outcome)
+	s.sessions.Inc(string(r.Direction), r.Service, proto, group, level, verified, r.Outcome)
 	if s.store == nil {
 		return false
 	}

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tlsmail/tlsmail/internal/config"
 	"github.com/tlsmail/tlsmail/internal/metrics"
 	"github.com/tlsmail/tlsmail/internal/records"
 	"github.com/tlsmail/tlsmail/tlsinfo"
@@ -14,7 +15,11 @@ import (
 // sum instances by any of them; the store being off does not stop it.
 func TestTLSMetricsLabels(t *testing.T) {
 	reg := metrics.New()
-	s := &recordSink{reg: reg}
+	off := false
+	s, err := openRecords(&config.Config{Records: config.Records{Enabled: &off}}, reg, nil) // the store off
+	if err != nil {
+		t.Fatal(err)
+	}
 	pq := tlsinfo.State{TLS: true, Protocol: "TLSv1.3", Group: "X25519MLKEM768"}
 	pq.Verified = true
 	s.Add(records.Record{Direction: records.Out, Service: "smtp", Level: "dane", TLS: pq, Outcome: records.Delivered})

@@ -189,7 +189,11 @@ func Run(ctx context.Context, o Options) error {
 	var current sync.Mutex
 	cfgNow := func() *config.Config { current.Lock(); defer current.Unlock(); return cfg }
 	dlv := &delivery{cfg: cfgNow, log: log, syncer: safeio.NewDirSyncer()}
-	reg := newMetrics()
+	reg := metrics.New()
+	reg.RegisterProcess()
+	mailMetrics := reg.NewMail() // smtpd, pop3d, imapd (metrics.go)
+	deliveries := reg.CounterVec("tlsmail_deliveries_total", "delivery outcomes per recipient by kind, status, TLS policy level and TLS protocol",
+		"kind", "status", "level", "tls")
 	rec, err := openRecords(cfg, reg, log) // the TLS record store (records.go)
 	if err != nil {
 		return err
@@ -225,7 +229,7 @@ func Run(ctx context.Context, o Options) error {
 			if t := o.Status.TLS; t != nil && t.TLS {
 				tlsv = t.Protocol
 			}
-			reg.Inc("tlsmail_deliveries_total", "kind", kind, "status", status, "level", o.Level, "tls", tlsv)
+			deliveries.Inc(kind, status, o.Level, tlsv)
 		},
 		Workers: cfg.Queue.Workers, FirstRetry: cfg.Queue.FirstRetry.Duration,
 		MaxRetry: cfg.Queue.MaxRetry.Duration, Lifetime: cfg.Queue.Lifetime.Duration,
@@ -238,16 +242,15 @@ func Run(ctx context.Context, o Options) error {
 	}
 	throttle := auth.NewThrottle(cfg.Limits.AuthFailures, cfg.Limits.AuthWindow.Duration)
 	smtp = smtpd.New(smtpSettings(cfg, rt), tlsSrv, users, throttle, q, log)
-	smtp.SetMetrics(reg)
+	smtp.SetMetrics(reg, mailMetrics)
 	smtp.SetRecords(rec)
-	reg.Gauge("tlsmail_queue_messages", "messages in the queue", func() float64 {
-		ids, _ := q.IDs()
-		return float64(len(ids))
-	})
+	queueMetrics(reg, q) // metrics.go
 	pop := pop3d.New(pop3Settings(cfg), tlsSrv, users, throttle, log)
 	pop.SetRecords(rec)
+	pop.SetMetrics(mailMetrics)
 	imap := imapd.New(imapSettings(cfg), tlsSrv, users, throttle, log) // imap.go
-	useAuthBackend(cfg, smtp, pop, imap, log)                          // dovecot.go
+	imap.SetMetrics(mailMetrics)
+	useAuthBackend(cfg, smtp, pop, imap, log) // dovecot.go
 	warnDescriptorLimit(cfg, log)
 	// The dashboard (admin.go).
 	admin, err := newAdmin(cfg, tlsSrv, rec.store, users, throttle, q, log)
@@ -481,13 +484,4 @@ Send a test mail:
 		fmt.Fprintf(w, "\nEvery listener also answers on IPv6, same ports (MX %s).\n", a)
 	}
 	fmt.Fprintf(w, "\nReload: kill -HUP %d   Stop: kill %d (or Ctrl-C)\n", os.Getpid(), os.Getpid())
-}
-
-// newMetrics describes tlsmail's counters.
-func newMetrics() *metrics.Registry {
-	r := metrics.New()
-	r.Describe("tlsmail_smtp_sessions_total", "counter", "SMTP sessions by listener, TLS protocol and key-exchange group")
-	r.Describe("tlsmail_messages_accepted_total", "counter", "messages accepted (250 after a durable commit) by listener and TLS protocol")
-	r.Describe("tlsmail_deliveries_total", "counter", "delivery outcomes per recipient by kind, status, TLS policy level and TLS protocol")
-	return r
 }

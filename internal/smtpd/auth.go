@@ -81,6 +81,7 @@ func (ss *session) cmdAuth(arg string) *smtpwire.Reply {
 	switch {
 	case errors.Is(err, auth.ErrInvalid):
 		ss.srv.throttle.Fail(ss.ip, time.Now())
+		ss.srv.metrics.mail.AuthFailure("smtp", ss.lc.Name, strings.ToUpper(mech))
 		ss.srv.log.Warn("auth failed", "client", ss.ip, "mechanism", strings.ToUpper(mech), "user", auth.Printable(user))
 		return smtpwire.R(535, "5.7.8", "Error: authentication credentials invalid")
 	case err != nil:

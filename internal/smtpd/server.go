@@ -18,7 +18,6 @@ import (
 
 	"github.com/tlsmail/tlsmail/internal/auth"
 	"github.com/tlsmail/tlsmail/internal/listen"
-	"github.com/tlsmail/tlsmail/internal/metrics"
 	"github.com/tlsmail/tlsmail/internal/queue"
 	"github.com/tlsmail/tlsmail/internal/records"
 	"github.com/tlsmail/tlsmail/internal/tlsconf"
@@ -34,7 +33,7 @@ type Server struct {
 	queue    *queue.Queue
 	log      *slog.Logger
 
-	metrics *metrics.Registry
+	metrics smtpMetrics                  // metrics.go
 	records atomic.Pointer[records.Sink] // the TLS record store, if any (records.go)
 
 	mu       sync.Mutex
@@ -62,9 +61,6 @@ func (s *Server) authenticator() auth.Authenticator {
 	}
 	return s.users
 }
-
-// SetMetrics makes the server count sessions and messages.
-func (s *Server) SetMetrics(r *metrics.Registry) { s.metrics = r }
 
 // Settings returns the current settings.
 func (s *Server) Settings() *Settings { return s.cfg.Load() }

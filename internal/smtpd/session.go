@@ -30,16 +30,18 @@ type session struct {
 	br   *bufio.Reader
 	out  []byte // replies not yet written
 
-	ip     string
-	rdns   string
-	start  time.Time
-	helo   string
-	esmtp  bool
-	tls    tlsinfo.State
-	hello  string // what a client offered in a failed handshake
-	user   string // authenticated user
-	errors int
-	msgs   int
+	ip    string
+	rdns  string
+	start time.Time
+	helo  string
+	esmtp bool
+	tls   tlsinfo.State
+	hello string // what a client offered in a failed handshake
+	// tlsFailed: a TLS handshake was tried and failed (metrics.go).
+	tlsFailed bool
+	user      string // authenticated user
+	errors    int
+	msgs      int
 
 	certRelayLogged bool // "relay permitted by client certificate" was logged
 
@@ -94,7 +96,7 @@ func (ss *session) run() {
 	result := ss.loop()
 	ss.abortTransaction()
 	ss.logSession(result)
-	ss.srv.metrics.Inc("tlsmail_smtp_sessions_total", "listener", ss.lc.Name, "tls", tlsLabel(ss.tls.Protocol), "group", ss.tls.Group)
+	ss.countSession() // metrics.go
 	ss.record(result)
 }
 
@@ -254,6 +256,9 @@ func (ss *session) command(line string) string {
 		}
 		return ""
 	}
+	if r.Code >= 400 && (verb == "MAIL" || verb == "RCPT") {
+		ss.countRejection(verb, r) // metrics.go
+	}
 	if r.Code == 421 { // RFC 5321 §3.8: 421 closes the channel
 		ss.reply(r)
 		return fmt.Sprintf("%s: %d %s", verb, r.Code, strings.Join(r.Lines, " "))
@@ -340,6 +345,7 @@ func (ss *session) handshake() error {
 		if hello != nil {
 			ss.hello = describeHello(hello)
 		}
+		ss.tlsFailed = true
 		ss.srv.log.Warn("tls handshake failed", "listener", ss.lc.Name, "client", ss.ip, "err", err, "client_offered", ss.hello)
 		return err
 	}

@@ -257,7 +257,7 @@ func (ss *session) commit(w *queue.Writer) *smtpwire.Reply {
 	// meets the odd unknown recipient is not cut off by bad_commands.
 	ss.errors = 0
 	ss.logAccepted(id)
-	ss.srv.metrics.Inc("tlsmail_messages_accepted_total", "listener", ss.lc.Name, "tls", tlsLabel(ss.tls.Protocol))
+	ss.srv.metrics.accepted.Inc(ss.lc.Name, tlsLabel(ss.tls.Protocol))
 	return smtpwire.R(250, "2.0.0", "Ok: queued as %s", id)
 }
 

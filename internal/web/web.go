@@ -1,7 +1,7 @@
 // Package web is tlsmail's HTTPS listener: today it publishes the MTA-STS
 // policy (RFC 8461 §3.2) of every local domain at
 // https://mta-sts.<domain>/.well-known/mta-sts.txt and completes ACME
-// TLS-ALPN-01 handshakes; client autoconfig is planned here too. It
+// TLS-ALPN-01 handshakes; mail clients' autoconfiguration (autoconfig.go). It
 // answers only the names it serves, with no redirects (RFC 8461 §3.3
 // forbids following them). The admin dashboard (internal/dashboard) uses
 // Serve on a listener of its own.
@@ -31,6 +31,9 @@ type Site struct {
 	// Policy returns the MTA-STS policy and the domains it is published
 	// for; ok false: no MTA-STS hosting.
 	Policy func() (p Policy, domains []string, ok bool)
+	// Clients returns what mail clients' autoconfiguration answers
+	// (autoconfig.go); nil or ok false: none.
+	Clients func() (c ClientConfig, ok bool)
 }
 
 // PolicyPath is where RFC 8461 puts the policy.
@@ -43,6 +46,9 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		host = h
 	}
 	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	if s.serveClientConfig(w, r, host) {
+		return
+	}
 	if r.URL.Path != PolicyPath {
 		http.NotFound(w, r)
 		return
