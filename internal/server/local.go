@@ -94,8 +94,9 @@ func (d *delivery) local(cfg *config.Config, env *queue.Envelope, i int, open fu
 		}
 		d.made.Store(path, true)
 	}
+	name := maildir.UniqueName(env.Received.Unix(), fmt.Sprintf("%sR%d", env.ID, i), cfg.Hostname)
 	q, refused, ok := quotaCheck(cfg, user, path, env, i) // mailboxes.go
-	if !ok {
+	if !ok && !(env.Retry && alreadyStored(md, name)) {
 		return refused
 	}
 	rc, err := open()
@@ -104,7 +105,6 @@ func (d *delivery) local(cfg *config.Config, env *queue.Envelope, i int, open fu
 	}
 	defer rc.Close()
 	head := fmt.Sprintf("Return-Path: <%s>\nDelivered-To: %s\n", env.From, r.Addr)
-	name := maildir.UniqueName(env.Received.Unix(), fmt.Sprintf("%sR%d", env.ID, i), cfg.Hostname)
 	msg := &countingReader{r: io.MultiReader(strings.NewReader(head), maildir.LFReader(rc))}
 	if key, ok := d.batchKey(path); ok {
 		o := d.localBatched(md, key, name, user, i, msg, env.Retry)

@@ -101,3 +101,11 @@ func (d *delivery) countQuota(q maildir.Quota, path string, o queue.Outcome, n i
 		d.log.Warn("quota: cannot count a delivery (recalculated later)", "maildir", path, "err", err)
 	}
 }
+
+// alreadyStored reports whether an earlier attempt (cut off by a crash before
+// the queue recorded it) already stored the message under name: the
+// quota must not defer a copy that is there.
+func alreadyStored(md maildir.Dir, name string) bool {
+	_, err := md.Find(name)
+	return err == nil
+}
