@@ -105,3 +105,39 @@ func TestQuotaFileRecalculatedWhenLarge(t *testing.T) {
 		t.Fatalf("ReadUsage = %+v, %v; want the files counted again", u, err)
 	}
 }
+
+// BenchmarkReadUsage is the quota check of one RCPT or delivery: read
+// maildirsize (no recount).
+func BenchmarkReadUsage(b *testing.B) {
+	root := b.TempDir()
+	d, _ := Create(root)
+	for i := range 100 {
+		d.Deliver(UniqueName(1, fmt.Sprint(i), "h"), strings.NewReader("x"), Options{})
+	}
+	q := Quota{Bytes: 1 << 30}
+	ReadUsage(root, q)
+	for range 50 {
+		AddUsage(root, 1234, 1)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := ReadUsage(root, q); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRecalculate10k counts a Maildir of 10,000 messages.
+func BenchmarkRecalculate10k(b *testing.B) {
+	root := b.TempDir()
+	d, _ := Create(root)
+	for i := range 10000 {
+		os.WriteFile(filepath.Join(string(d), "cur", fmt.Sprintf("%d.x:2,S", i)), []byte("x"), 0o600)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := Recalculate(root, Quota{Messages: 1 << 20}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
