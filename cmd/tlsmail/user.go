@@ -93,7 +93,7 @@ func runUser(env *cliEnv, args []string) int {
 		return tellServer(env, dataDir)
 	}
 	if !auth.ValidName(name) {
-		return usageError(env, "invalid user name %q (letters, digits and . _ -)", name)
+		return usageError(env, "invalid user name %q (letters, digits and . _ -, optionally @domain)", name)
 	}
 	name = auth.Canonical(name) // `user add Alice` stores alice
 

@@ -139,3 +139,26 @@ func TestUserAddKeepsOwnerAndMode(t *testing.T) {
 		t.Errorf("after add: owner %d:%d mode %o (%v), want 0:65534 0640", st.Uid, st.Gid, st.Mode&0o777, err)
 	}
 }
+
+// TestUserAddQualified: virtual domains' users are added by their whole
+// address, one per domain, beside a bare user of the same local part.
+func TestUserAddQualified(t *testing.T) {
+	data := t.TempDir()
+	user := func(stdin string, args ...string) (int, string, string) {
+		var out, errb bytes.Buffer
+		env := &cliEnv{name: "tlsmail", stdin: strings.NewReader(stdin), stdout: &out, stderr: &errb, getenv: func(string) string { return "" }}
+		code := run(env, append([]string{"tlsmail", "user"}, append(args, "--data", data)...))
+		return code, out.String(), errb.String()
+	}
+	for _, name := range []string{"alice", "Alice@Example.org", "alice@example.net"} {
+		if code, out, errs := user("a-long-password\n", "add", name); code != exitOK || !strings.Contains(out, "added "+strings.ToLower(name)) {
+			t.Fatalf("add %s: %d %q %q", name, code, out, errs)
+		}
+	}
+	if code, out, _ := user("", "list"); code != exitOK || out != "alice\nalice@example.net\nalice@example.org\n" {
+		t.Errorf("list: %d %q", code, out)
+	}
+	if code, _, errs := user("a-long-password\n", "add", "alice@-bad.example"); code != exitUsage || !strings.Contains(errs, "invalid user name") {
+		t.Errorf("add with a bad domain: %d %q", code, errs)
+	}
+}

@@ -34,6 +34,8 @@ type Users struct {
 	path string
 	mu   sync.RWMutex
 	hash map[string]string // by Canonical name
+	// domains counts the qualified users of each domain (HasDomain).
+	domains map[string]int
 	// dummy is checked for unknown users so a login takes the same time
 	// whether or not the user exists.
 	dummy string
@@ -56,9 +58,22 @@ func (u *Users) CreateAs(uid, gid int, perm os.FileMode) {
 	u.mu.Unlock()
 }
 
-// ValidName reports whether name can be a user name: letters, digits and
-// ". _ -", starting with a letter or digit, at most 64 characters.
+// ValidName reports whether name can be a user name: a bare name —
+// letters, digits and ". _ -", starting with a letter or digit, at most 64
+// characters — or a bare name qualified with a domain, "alice@example.org"
+// (virtual domains: alice@example.org and alice@example.net are two users
+// with two Maildirs, DATA/mail/alice@example.org and so on). The domain is
+// ASCII (IDNs in A-labels): dot-separated labels of letters, digits and
+// '-', none starting or ending with '-', at most 253 characters.
 func ValidName(name string) bool {
+	local, domain, qualified := strings.Cut(name, "@")
+	if qualified && !validDomain(domain) {
+		return false
+	}
+	return validLocal(local)
+}
+
+func validLocal(name string) bool {
 	if name == "" || len(name) > 64 {
 		return false
 	}
@@ -71,9 +86,34 @@ func ValidName(name string) bool {
 	return true
 }
 
+func validDomain(d string) bool {
+	if d == "" || len(d) > 253 {
+		return false
+	}
+	for _, l := range strings.Split(d, ".") {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for _, c := range l {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// SplitName splits a user name into its local part and its domain ("" for
+// a bare name).
+func SplitName(name string) (local, domain string) {
+	local, domain, _ = strings.Cut(name, "@")
+	return local, domain
+}
+
 // Canonical is the one form of a user name that the store, the Maildir
-// directory (DATA/mail/NAME) and the logs use: the name in lower case.
-// User names are ASCII (see ValidName), so this is simple case folding.
+// directory (DATA/mail/NAME, so DATA/mail/alice@example.org for a
+// qualified user) and the logs use: the name in lower case. User names are
+// ASCII (see ValidName), so this is simple case folding.
 func Canonical(name string) string { return strings.ToLower(name) }
 
 // LoadUsers reads a users file. A missing file is an empty store (so
@@ -126,6 +166,7 @@ func load(path string, mustExist bool) (*Users, error) {
 		}
 		u.hash[key] = h
 	}
+	u.domains = countDomains(u.hash)
 	return u, sc.Err()
 }
 
@@ -150,6 +191,15 @@ func (u *Users) Lookup(name string) (canonical string, ok bool) {
 		return "", false
 	}
 	return key, true
+}
+
+// HasDomain reports whether some user is qualified with domain (lower
+// case): such a domain is a virtual domain, whose addresses reach only its
+// own qualified users, never the bare ones.
+func (u *Users) HasDomain(domain string) bool {
+	u.mu.RLock()
+	defer u.mu.RUnlock()
+	return u.domains[strings.ToLower(domain)] > 0
 }
 
 // Names lists the users (Canonical names), sorted.
@@ -221,7 +271,7 @@ func HashPassword(password string) (string, error) {
 // password hash, and saves the file.
 func (u *Users) Set(name, hash string) error {
 	if !ValidName(name) {
-		return fmt.Errorf("invalid user name %q (letters, digits and . _ -)", name)
+		return fmt.Errorf("invalid user name %q (letters, digits and . _ -, optionally @domain)", name)
 	}
 	name = Canonical(name)
 	u.mu.Lock()
@@ -236,7 +286,19 @@ func (u *Users) Set(name, hash string) error {
 		}
 		return err
 	}
+	u.domains = countDomains(u.hash)
 	return nil
+}
+
+// countDomains counts the qualified users of each domain.
+func countDomains(hash map[string]string) map[string]int {
+	out := map[string]int{}
+	for n := range hash {
+		if _, d := SplitName(n); d != "" {
+			out[d]++
+		}
+	}
+	return out
 }
 
 // Delete removes a user (name matched ignoring case) and saves the file.
@@ -253,6 +315,7 @@ func (u *Users) Delete(name string) error {
 		u.hash[name] = old
 		return err
 	}
+	u.domains = countDomains(u.hash)
 	return nil
 }
 
@@ -296,7 +359,7 @@ func (u *Users) Reload() error {
 		return err
 	}
 	u.mu.Lock()
-	u.hash = fresh.hash
+	u.hash, u.domains = fresh.hash, fresh.domains
 	u.mu.Unlock()
 	return nil
 }

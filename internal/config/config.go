@@ -93,6 +93,7 @@ type Config struct {
 	AuthBackend string            `toml:"auth_backend,omitempty"`
 	Delivery    map[string]string `toml:"delivery,omitempty"`
 	Pipe        Pipe              `toml:"pipe"` // the pipe agent (pipe.go)
+	Mailboxes                     // sender_login, sender_login_maps, [quota] (vdomains.go)
 
 	// File is where the configuration came from ("" for built-in defaults).
 	File string `toml:"-"`
@@ -250,6 +251,7 @@ func (c *Config) Defaults() {
 	setInt(&c.Queue.Workers, 8)
 	c.Records.defaults()
 	c.Pipe.defaults()
+	c.Mailboxes.defaults()
 	c.adminDefaults()
 	setInt(&c.Outbound.Port, 25)
 	setDur(&c.Outbound.ConnectionCacheTime, 5*time.Second)

@@ -212,8 +212,13 @@ func settingDocs() map[string]string {
 		"limits.helo_timeout":       "command_timeout until the first HELO/EHLO, and for the TLS handshake on implicit-TLS ports.",
 		"limits.stress_timeout":     "Every timeout while a listener is above 80% of its connections.",
 
-		"pipe.timeout": "How long a pipe command may run before its process group is killed and the delivery deferred (Postfix command_time_limit).",
-		"pipe.user":    "Whom pipe commands run as while tlsmail runs as root (default: user); a command never runs as root.",
+		"sender_login":      "Sender-login check on authenticated SMTP: \"enforce\" refuses a MAIL FROM the logged-in user does not own (its addresses, aliases reaching it, sender_login_maps) with 553 5.7.1 (Postfix reject_sender_login_mismatch, envelope only); \"off\" allows any.",
+		"sender_login_maps": "More addresses a user may send as with sender_login = \"enforce\": user = [\"addr@domain\", \"@whole.domain\"].",
+		"quota.storage":     "Default storage quota of each local mailbox (INBOX and folders), bytes with K/M/G/T suffix (powers of 1024); empty or 0: none.",
+		"quota.messages":    "Default message-count quota of each local mailbox; 0: none.",
+		"quota.user":        "Per-user overrides: \"alice@example.org\" = { storage = \"5G\", messages = 100000 }; storage \"0\" or messages -1 lifts that limit.",
+		"pipe.timeout":      "How long a pipe command may run before its process group is killed and the delivery deferred (Postfix command_time_limit).",
+		"pipe.user":         "Whom pipe commands run as while tlsmail runs as root (default: user); a command never runs as root.",
 
 		"queue.workers":     "Deliveries in parallel.",
 		"queue.first_retry": "First retry of a deferred delivery; then doubling.",

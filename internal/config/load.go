@@ -148,6 +148,9 @@ func (c *Config) validate() error {
 	if err := c.Pipe.check(); err != nil {
 		return err
 	}
+	if err := c.Mailboxes.check(); err != nil { // vdomains.go
+		return err
+	}
 	if err := c.checkAliasPipes(); err != nil {
 		return err
 	}

@@ -302,6 +302,8 @@ func (sess *session) Expunge(_ *imapserver.ExpungeWriter, uids *imap.UIDSet) err
 	mb.mu.Lock()
 	defer mb.mu.Unlock()
 	n := 0
+	var removed, bytes int64                             // what this session removed, for the quota
+	defer func() { sess.countQuota(-removed, -bytes) }() // quota.go
 	err := mb.withPOP3Lock(func() error {
 		for _, msg := range mb.msgs {
 			if uids != nil && !uids.Contains(msg.uid) {
@@ -310,10 +312,15 @@ func (sess *session) Expunge(_ *imapserver.ExpungeWriter, uids *imap.UIDSet) err
 			if !strings.ContainsRune(msg.m.Flags(), maildir.FlagTrashed) {
 				continue
 			}
-			if err := safeio.Unlink(mb.dir.Path(msg.m)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			err := safeio.Unlink(mb.dir.Path(msg.m))
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return err
 			}
 			n++
+			if err == nil {
+				removed++
+				bytes += msg.m.Size
+			}
 		}
 		if n > 0 {
 			_ = safeio.SyncDir(filepath.Join(string(mb.dir), "cur"))
@@ -342,6 +349,15 @@ func (sess *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, erro
 	items := sess.pick(numSet)
 	var names []string
 	var src imap.UIDSet
+	var size int64
+	for _, it := range items {
+		size += it.m.Size
+	}
+	if err := sess.checkQuota(int64(len(items)), size); err != nil { // quota.go
+		return nil, err
+	}
+	var copied, copiedBytes int64
+	defer func() { sess.countQuota(copied, copiedBytes) }()
 	for i := range items {
 		it := &items[i]
 		name := uniqueName(sess.sel.date(it.msg))
@@ -353,6 +369,8 @@ func (sess *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, erro
 		}
 		names = append(names, name)
 		src.AddNum(it.msg.uid)
+		copied++
+		copiedBytes += it.m.Size
 	}
 	if len(names) > 0 {
 		if err := safeio.SyncDir(filepath.Join(string(dd), "cur")); err != nil {

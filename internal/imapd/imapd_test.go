@@ -53,8 +53,8 @@ func (ts *testServer) deliver(t *testing.T, key, subject string) {
 }
 
 // startIMAP runs a server with a STARTTLS and an IMAPS listener on free
-// loopback ports over dir (a new one if "").
-func startIMAP(t *testing.T, dir string) *testServer {
+// loopback ports over dir (a new one if ""); opts change its Settings.
+func startIMAP(t *testing.T, dir string, opts ...func(*Settings)) *testServer {
 	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
@@ -93,6 +93,9 @@ func startIMAP(t *testing.T, dir string) *testServer {
 		Maildir:     func(user string) string { return filepath.Join(dir, "mail", user) },
 		Connections: 100, ConnectionsPerIP: 50, StressTimeout: 10 * time.Second,
 		LoginTimeout: time.Minute, Autologout: MinAutologout, MaxMessage: 10 << 20,
+	}
+	for _, o := range opts {
+		o(&st)
 	}
 	srv := New(st, tlsSrv, users, auth.NewThrottle(5, time.Minute), log)
 	ctx, cancel := context.WithCancel(context.Background())

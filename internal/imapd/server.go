@@ -24,6 +24,7 @@ import (
 
 	"github.com/tlsmail/tlsmail/internal/auth"
 	"github.com/tlsmail/tlsmail/internal/listen"
+	"github.com/tlsmail/tlsmail/internal/maildir"
 	"github.com/tlsmail/tlsmail/internal/metrics"
 	"github.com/tlsmail/tlsmail/internal/tlsconf"
 )
@@ -52,6 +53,9 @@ type Settings struct {
 	Autologout   time.Duration
 	// MaxMessage is the APPEND limit in octets.
 	MaxMessage int64
+	// Quota returns a canonical user's mailbox quota (nil or zero: none;
+	// quota.go).
+	Quota func(user string) maildir.Quota
 }
 
 // Listener is one IMAP listening socket.

@@ -259,6 +259,16 @@ func (sess *session) Delete(name string) error {
 	if _, _, err := sess.folder(name); err != nil {
 		return err
 	}
+	var gone maildir.Usage // the folder's messages leave the quota
+	if d, err := maildir.FolderDir(sess.root, name); err == nil {
+		if msgs, err := d.List(); err == nil {
+			for _, m := range msgs {
+				gone.Bytes += m.Size
+				gone.Messages++
+			}
+		}
+	}
+	defer sess.countQuota(-gone.Messages, -gone.Bytes)
 	if err := maildir.DeleteFolder(sess.root, name); err != nil {
 		sess.srv.log.Error("imap: delete folder", "user", sess.user, "err", err)
 		return serverError("cannot delete the mailbox")
@@ -414,10 +424,15 @@ func (sess *session) Append(name string, r imap.LiteralReader, opts *imap.Append
 		t = time.Now()
 	}
 	fname := uniqueName(t)
-	if _, err := d.Deliver(fname, maildir.LFReader(r), maildir.Options{}); err != nil {
+	if err := sess.checkQuota(1, r.Size()); err != nil { // quota.go
+		return nil, err
+	}
+	body := &counter{r: maildir.LFReader(r)}
+	if _, err := d.Deliver(fname, body, maildir.Options{}); err != nil {
 		sess.srv.log.Error("imap: append", "user", sess.user, "err", err)
 		return nil, serverError("cannot store the message")
 	}
+	sess.countQuota(1, body.n)
 	if flags := maildirFlags(opts.Flags); flags != "" {
 		if _, err := d.SetFlags(maildir.Message{Name: fname, File: fname, New: true}, flags); err != nil {
 			sess.srv.log.Error("imap: append flags", "user", sess.user, "err", err)

@@ -207,6 +207,7 @@ func trimEOL(b []byte) []byte {
 // messages marked deleted are removed; then the lock is released.
 func (mb *mailbox) close(commit bool) (deleted int, err error) {
 	if commit {
+		var bytes int64
 		for _, m := range mb.msgs {
 			if m.deleted {
 				if e := mb.dir.Remove(m.m); e != nil && err == nil {
@@ -214,7 +215,12 @@ func (mb *mailbox) close(commit bool) (deleted int, err error) {
 					continue
 				}
 				deleted++
+				bytes += m.m.Size
 			}
+		}
+		// The Maildir++ quota file, if the mailbox keeps one.
+		if e := maildir.AddUsage(string(mb.dir), -bytes, -int64(deleted)); e != nil && err == nil {
+			err = e
 		}
 	}
 	_ = syscall.Flock(int(mb.lock.Fd()), syscall.LOCK_UN)

@@ -206,14 +206,14 @@ func (r *Router) Resolve(addr string, relay bool) ([]Destination, *smtpwire.Repl
 	if strings.EqualFold(addr, "postmaster") && len(r.cfg.LocalDomains) > 0 {
 		addr = "postmaster@" + r.cfg.LocalDomains[0]
 	}
-	return r.expand(addr, addr, relay, 0)
+	return r.expand(addr, addr, relay, 0, false)
 }
 
 // Bounce resolves the recipient of a bounce or report (the original
 // sender): a local address becomes its local user, anything else a remote
 // destination.
 func (r *Router) Bounce(addr string) (Destination, bool) {
-	ds, rep := r.expand(addr, addr, true, 0)
+	ds, rep := r.expand(addr, addr, true, 0, false)
 	if rep != nil || len(ds) == 0 {
 		return Destination{}, false
 	}
@@ -221,8 +221,10 @@ func (r *Router) Bounce(addr string) (Destination, bool) {
 }
 
 // expand resolves addr, which is orig or one of its alias targets; every
-// reply names orig only.
-func (r *Router) expand(orig, addr string, relay bool, depth int) ([]Destination, *smtpwire.Reply) {
+// reply names orig only. bare is set for an alias target written without
+// a domain ("postmaster = alice"): in a virtual domain it may still reach
+// the bare user when the domain has no such qualified user (localUser).
+func (r *Router) expand(orig, addr string, relay bool, depth int, bare bool) ([]Destination, *smtpwire.Reply) {
 	if depth > maxAliasDepth {
 		return nil, smtpwire.R(550, "5.4.6", "<%s>: Recipient address rejected: alias loop", auth.Printable(orig))
 	}
@@ -265,10 +267,11 @@ func (r *Router) expand(orig, addr string, relay bool, depth int) ([]Destination
 			if t == "" {
 				continue
 			}
-			if !strings.Contains(t, "@") {
+			relative := !strings.Contains(t, "@")
+			if relative {
 				t += "@" + domain
 			}
-			more, rep := r.expand(orig, t, true, depth+1)
+			more, rep := r.expand(orig, t, true, depth+1, relative)
 			if rep != nil {
 				return nil, rep
 			}
@@ -276,15 +279,8 @@ func (r *Router) expand(orig, addr string, relay bool, depth int) ([]Destination
 		}
 		return out, nil
 	}
-	if r.users != nil {
-		// The mailbox is the lowercase user name: "Alice@" and "ALICE@"
-		// are one user with one Maildir (mail/alice). local itself is
-		// tried too for a users file that still spells a name in capitals.
-		for _, name := range []string{lower, base, local} {
-			if r.users.Exists(name) {
-				return []Destination{{Kind: Local, Addr: addr, User: auth.Canonical(name)}}, nil
-			}
-		}
+	if user, ok := r.localUser(local, domain, bare); ok {
+		return []Destination{{Kind: Local, Addr: addr, User: user}}, nil
 	}
 	return nil, smtpwire.R(550, "5.1.1", "<%s>: Recipient address rejected: User unknown in local recipient table", auth.Printable(orig))
 }

@@ -48,6 +48,9 @@ func aliasWarnings(cfg *config.Config, users *auth.Users, rt *route.Router) []st
 					continue // delivered elsewhere
 				}
 				local = t[:at]
+				if _, rep := rt.Resolve(t, false); rep == nil {
+					continue // a qualified user (virtual domains) or anything route delivers
+				}
 			}
 			if t == "" || known(local) {
 				continue
@@ -58,6 +61,11 @@ func aliasWarnings(cfg *config.Config, users *auth.Users, rt *route.Router) []st
 	}
 	if pm := rt.Postmaster(); !known("postmaster") {
 		out = append(out, fmt.Sprintf("warning: %s is no local user or alias (add `postmaster = \"USER\"` to [aliases]); double-bounce notices will be kept in the queue's hold/ directory instead of being delivered", pm))
+	}
+	for _, n := range users.Names() {
+		if _, d := auth.SplitName(n); d != "" && !rt.IsLocalDomain(d) {
+			out = append(out, fmt.Sprintf("warning: user %s: %s is not in local_domains; mail to the user would be relayed or refused", n, d))
+		}
 	}
 	return out
 }

@@ -82,3 +82,33 @@ func warnings(t *testing.T, cfg *config.Config, users *auth.Users) []string {
 	}
 	return aliasWarnings(cfg, users, rt)
 }
+
+// Virtual domains: an alias to a qualified user is no warning; a
+// qualified user in a domain that is not local is.
+func TestAliasWarningsKnowQualifiedUsers(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "tlsmail.toml")
+	os.WriteFile(file, []byte(`local_domains = ["example.org", "example.net"]
+[aliases]
+postmaster = "alice@example.org"
+"info@example.net" = "alice@example.net"
+[[listener]]
+address = "127.0.0.1:25"
+mode = "plain"
+auth = "none"
+`), 0o644)
+	cfg, err := config.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	users, _ := auth.LoadUsers(filepath.Join(dir, "users"))
+	h, _ := auth.HashPassword("correct horse")
+	for _, n := range []string{"alice@example.org", "alice@example.net", "bob@example.com"} {
+		users.Set(n, h)
+	}
+	got := warnings(t, cfg, users)
+	want := []string{`warning: user bob@example.com: example.com is not in local_domains; mail to the user would be relayed or refused`}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

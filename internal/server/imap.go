@@ -6,6 +6,7 @@ import (
 	"github.com/tlsmail/tlsmail/internal/auth"
 	"github.com/tlsmail/tlsmail/internal/config"
 	"github.com/tlsmail/tlsmail/internal/imapd"
+	"github.com/tlsmail/tlsmail/internal/maildir"
 )
 
 // imapSettings builds imapd's settings from the configuration: the same
@@ -26,6 +27,12 @@ func imapSettings(cfg *config.Config) imapd.Settings {
 		LoginTimeout:     login,
 		Autologout:       l.IMAPTimeout.Duration,
 		MaxMessage:       l.MessageSize,
+		Quota: func(user string) maildir.Quota { // mailboxes.go
+			if q, ok := mailboxQuota(cfg, user, user); ok {
+				return q
+			}
+			return maildir.Quota{}
+		},
 	}
 }
 

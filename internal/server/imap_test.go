@@ -20,6 +20,14 @@ import (
 // server log.
 func startDevIMAP(t *testing.T) (cfg *config.Config, addrs map[string]string, pw string, logs *testpeer.Buffer) {
 	t.Helper()
+	return startDevIMAPWith(t, nil, nil)
+}
+
+// startDevIMAPWith is startDevIMAP with the configuration changed by
+// mutate before it is checked and setup run after the dev set-up (users
+// file, certificates) and before the server starts; either may be nil.
+func startDevIMAPWith(t *testing.T, mutate, setup func(*config.Config)) (cfg *config.Config, addrs map[string]string, pw string, logs *testpeer.Buffer) {
+	t.Helper()
 	dir := t.TempDir()
 	cfg = config.Dev(dir)
 	cfg.Metrics = ""
@@ -48,12 +56,18 @@ func startDevIMAP(t *testing.T) (cfg *config.Config, addrs map[string]string, pw
 		}
 	}
 	cfg.Listeners, cfg.POP3, cfg.IMAP = ls, ps, is
+	if mutate != nil {
+		mutate(cfg)
+	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	pw, err := DevSetup(cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if setup != nil {
+		setup(cfg)
 	}
 	logs = &testpeer.Buffer{}
 	ready := make(chan map[string]string, 1)

@@ -95,20 +95,30 @@ func (d *delivery) local(cfg *config.Config, env *queue.Envelope, i int, open fu
 		}
 		d.made.Store(path, true)
 	}
+	name := maildir.UniqueName(env.Received.Unix(), fmt.Sprintf("%sR%d", env.ID, i), cfg.Hostname)
+	q, refused, ok := quotaCheck(cfg, user, path, env, i) // mailboxes.go
+	if !ok && !(env.Retry && alreadyStored(md, name)) {
+		return refused
+	}
 	rc, err := open()
 	if err != nil {
 		return queue.Outcome{Rcpt: i, Status: dstatus.Temp("4.3.0", "cannot read the queued message").WithDetail(err.Error())}
 	}
 	defer rc.Close()
 	head := fmt.Sprintf("Return-Path: <%s>\nDelivered-To: %s\n", env.From, r.Addr)
-	name := maildir.UniqueName(env.Received.Unix(), fmt.Sprintf("%sR%d", env.ID, i), cfg.Hostname)
+	msg := &countingReader{r: io.MultiReader(strings.NewReader(head), maildir.LFReader(rc))}
 	if key, ok := d.batchKey(path); ok {
-		return d.localBatched(md, key, name, user, i, io.MultiReader(strings.NewReader(head), maildir.LFReader(rc)), env.Retry)
+		o := d.localBatched(md, key, name, user, i, msg, env.Retry)
+		d.countQuota(q, path, o, msg.n)
+		return o
 	}
-	stored, err := md.Deliver(name, io.MultiReader(strings.NewReader(head), maildir.LFReader(rc)),
+	stored, err := md.Deliver(name, msg,
 		maildir.Options{MaybeDelivered: env.Retry, SyncDir: d.syncer.Sync, DeferDirSync: true})
 	if err != nil {
 		return queue.Outcome{Rcpt: i, Status: dstatus.Temp("4.3.0", "mailbox unavailable").WithDetail(err.Error())}
+	}
+	if stored {
+		d.countQuota(q, path, queue.Outcome{Delivered: true}, msg.n)
 	}
 	// The name in new/ is durable only after new/ is fsynced; the queue
 	// waits for this ticket before it records the recipient as done, and

@@ -45,9 +45,10 @@ func newRouter(cfg *config.Config, users *auth.Users) (*route.Router, error) {
 func smtpSettings(cfg *config.Config, rt *route.Router) *smtpd.Settings {
 	l := cfg.Limits
 	return &smtpd.Settings{
-		Hostname: cfg.Hostname,
-		Route:    rt,
-		MsgAuth:  msgAuthSettings(cfg), // dkim.go
+		Hostname:  cfg.Hostname,
+		Route:     rt,
+		MsgAuth:   msgAuthSettings(cfg), // dkim.go
+		Mailboxes: mailboxSettings(cfg), // mailboxes.go
 		Limits: smtpd.Limits{
 			MessageSize: l.MessageSize, Recipients: l.Recipients, CommandLine: l.CommandLine,
 			Connections: l.Connections, ConnectionsPerIP: l.ConnectionsPerIP, BadCommands: l.BadCommands,

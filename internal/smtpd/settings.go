@@ -18,6 +18,8 @@ type Settings struct {
 	Route *route.Router
 	// MsgAuth are the inbound DKIM, SPF and DMARC checks (msgauth.go).
 	MsgAuth MsgAuth
+	// Mailboxes are the quota and sender-login checks (mailboxes.go).
+	Mailboxes Mailboxes
 }
 
 // Limits bound what clients can make the server do ([limits]).

@@ -69,6 +69,9 @@ func (ss *session) cmdMail(arg string) *smtpwire.Reply {
 	if !smtputf8 && !smtpwire.IsASCII(p.Addr) {
 		return smtpwire.R(553, "5.6.7", "Error: non-ASCII address needs SMTPUTF8")
 	}
+	if r := ss.checkSenderLogin(p.Addr); r != nil { // mailboxes.go
+		return r
+	}
 	ss.mail = &p
 	return smtpwire.R(250, "2.1.0", "Ok")
 }
@@ -111,6 +114,9 @@ func (ss *session) cmdRcpt(arg string) *smtpwire.Reply {
 	targets, r := resolve(ss.cfg.Route, p.Addr, ss.relay())
 	if r != nil {
 		ss.srv.log.Info("recipient rejected", "client", ss.ip, "to", auth.Printable(p.Addr), "reply", r.String())
+		return r
+	}
+	if r := ss.checkQuota(p.Addr, targets); r != nil { // mailboxes.go
 		return r
 	}
 	if ss.rcptSeen == nil {
