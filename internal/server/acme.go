@@ -12,6 +12,7 @@ import (
 
 	"github.com/tlsmail/tlsmail/internal/certs"
 	"github.com/tlsmail/tlsmail/internal/config"
+	"github.com/tlsmail/tlsmail/internal/route"
 	"github.com/tlsmail/tlsmail/internal/tlsconf"
 	"github.com/tlsmail/tlsmail/internal/web"
 )
@@ -140,7 +141,7 @@ func startACME(ctx context.Context, a *tlsconf.ACME, cfg *config.Config, log *sl
 }
 
 // serveWeb serves the web listeners until ctx ends.
-func (w *webListeners) serve(ctx context.Context, a *tlsconf.ACME, tlsSrv *tlsconf.Server, cfgNow func() *config.Config, log *slog.Logger) {
+func (w *webListeners) serve(ctx context.Context, a *tlsconf.ACME, tlsSrv *tlsconf.Server, cfgNow func() *config.Config, users route.DomainUsers, log *slog.Logger) {
 	if w.http01 != nil && a != nil {
 		go func() {
 			if err := web.ServeHTTP01(ctx, w.http01, a.HTTPHandler(nil), log); err != nil {
@@ -158,7 +159,7 @@ func (w *webListeners) serve(ctx context.Context, a *tlsconf.ACME, tlsSrv *tlsco
 				return web.Policy{}, nil, false
 			}
 			return web.Policy{Mode: c.MTASTS.Mode, MX: c.MTASTS.MX, MaxAge: c.MTASTS.MaxAge}, c.LocalDomains, true
-		}, Clients: func() (web.ClientConfig, bool) { return clientConfig(cfgNow()) }}
+		}, Clients: func() (web.ClientConfig, bool) { return clientConfig(cfgNow(), users) }}
 		go func() {
 			if err := web.Serve(ctx, w.web, tlsSrv.Config(), site, log); err != nil {
 				log.Error("listener stopped", "listener", "web", "err", err)

@@ -280,7 +280,7 @@ func Run(ctx context.Context, o Options) error {
 	lctx, stopListeners := context.WithCancel(context.Background())
 	startACME(qctx, acme, cfg, log)
 	watchCertHealth(qctx, tlsSrv, reg, log) // certhealth.go
-	webLns.serve(lctx, acme, tlsSrv, cfgNow, log)
+	webLns.serve(lctx, acme, tlsSrv, cfgNow, users, log)
 	serveAdmin(lctx, adminLn, admin, tlsSrv, log) // admin.go
 	for _, b := range listeners {
 		if b.l == nil {

@@ -32,6 +32,16 @@ type ClientConfig struct {
 	// LocalPartLogin: the login is the local part of the address (the
 	// users file's names); else the whole address (e.g. Dovecot).
 	LocalPartLogin bool
+	// AddressLogin names the domains whose logins are whole addresses
+	// even when LocalPartLogin is set (virtual domains: users file names
+	// such as alice@example.org).
+	AddressLogin map[string]bool
+}
+
+// loginIsLocalPart says whether the login for an address in domain is its
+// local part.
+func (c ClientConfig) loginIsLocalPart(domain string) bool {
+	return c.LocalPartLogin && !c.AddressLogin[strings.ToLower(domain)]
 }
 
 // Paths of the autoconfiguration answers.
@@ -101,7 +111,7 @@ func (s *Site) autoconfig(w http.ResponseWriter, r *http.Request, host string) {
 		return
 	}
 	user := "%EMAILADDRESS%"
-	if c.LocalPartLogin {
+	if c.loginIsLocalPart(domain) {
 		user = "%EMAILLOCALPART%"
 	}
 	type server struct {
@@ -164,7 +174,7 @@ func (s *Site) autodiscover(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	login := addr
-	if c.LocalPartLogin {
+	if c.loginIsLocalPart(domainOf(addr)) {
 		login = addr[:strings.LastIndexByte(addr, '@')]
 	}
 	type protocol struct {

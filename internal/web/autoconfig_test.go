@@ -49,3 +49,39 @@ func TestAutoconfigRefusals(t *testing.T) {
 		t.Errorf("without client listeners: %d", w.Code)
 	}
 }
+
+// TestAutoconfigLoginPerDomain: where the users file names users by their
+// local part, clients are told %EMAILLOCALPART% (Thunderbird) or the
+// local part (Autodiscover); in a virtual domain, whose users are
+// alice@example.net, the whole address.
+func TestAutoconfigLoginPerDomain(t *testing.T) {
+	s := clientSite()
+	s.Clients = func() (ClientConfig, bool) {
+		return ClientConfig{Domains: []string{"example.org", "example.net"}, LocalPartLogin: true,
+			AddressLogin: map[string]bool{"example.net": true},
+			Servers:      []MailServer{{Type: "imap", Host: "mx.example.org", Port: 993, Implicit: true}}}, true
+	}
+	get := func(domain string) string {
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, httptest.NewRequest("GET", "https://autoconfig."+domain+AutoconfigPath, nil))
+		return w.Body.String()
+	}
+	if b := get("example.org"); !strings.Contains(b, "<username>%EMAILLOCALPART%</username>") {
+		t.Errorf("example.org (bare users): %s", b)
+	}
+	if b := get("example.net"); !strings.Contains(b, "<username>%EMAILADDRESS%</username>") {
+		t.Errorf("example.net (virtual domain): %s", b)
+	}
+	post := func(addr string) string {
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, httptest.NewRequest("POST", "https://autodiscover.example.org"+AutodiscoverPath,
+			strings.NewReader("<Autodiscover><Request><EMailAddress>"+addr+"</EMailAddress></Request></Autodiscover>")))
+		return w.Body.String()
+	}
+	if b := post("alice@example.org"); !strings.Contains(b, "<LoginName>alice</LoginName>") {
+		t.Errorf("autodiscover alice@example.org: %s", b)
+	}
+	if b := post("alice@example.net"); !strings.Contains(b, "<LoginName>alice@example.net</LoginName>") {
+		t.Errorf("autodiscover alice@example.net: %s", b)
+	}
+}
