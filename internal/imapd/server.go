@@ -15,7 +15,6 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -74,9 +73,7 @@ type Server struct {
 	log      *slog.Logger
 	reg      *registry
 
-	mu      sync.Mutex
-	closing bool
-	conns   map[*guardConn]struct{}
+	conns listen.Sessions[*guardConn]
 }
 
 // SetAuthenticator makes logins ask a (Dovecot's auth server, say)
@@ -94,7 +91,7 @@ func (s *Server) authenticator() auth.Authenticator {
 // Without inotify the server still works, but IDLE and NOOP learn of
 // changes made by others only at the next command that syncs.
 func New(st Settings, tlsSrv *tlsconf.Server, users *auth.Users, throttle *auth.Throttle, log *slog.Logger) *Server {
-	s := &Server{tls: tlsSrv, users: users, throttle: throttle, log: log, conns: map[*guardConn]struct{}{}}
+	s := &Server{tls: tlsSrv, users: users, throttle: throttle, log: log}
 	s.settings.Store(&st)
 	s.reg = &registry{log: log, boxes: map[string]*mailbox{}, wds: map[int]*mailbox{}}
 	w, err := newWatcher(s.reg.changed)
@@ -173,32 +170,26 @@ func (s *Server) admit(c net.Conn, lc Listener, lim *listen.Limiter) net.Conn {
 	if conn == nil {
 		return nil
 	}
-	g := &guardConn{Conn: conn, lc: conn, log: s.log}
+	g := &guardConn{Conn: conn, lc: conn, log: s.log, listener: lc.Name}
 	g.onClose = func() {
 		conn.Release()
-		s.mu.Lock()
-		delete(s.conns, g)
-		s.mu.Unlock()
+		s.conns.Remove(g)
 	}
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
+	if !s.conns.Add(g) {
 		conn.Release()
 		c.Close()
 		return nil
 	}
-	s.conns[g] = struct{}{}
-	s.mu.Unlock()
 	if lc.Mode != ModeSTARTTLS {
 		g.passThrough = true
 	}
 	if lc.Mode == ModeImplicit {
-		tc := tls.Server(g, s.tls.Config())
 		ctx, cancel := context.WithTimeout(context.Background(), st.LoginTimeout)
 		defer cancel()
-		if err := tc.HandshakeContext(ctx); err != nil {
+		tc, _, err := listen.Handshake(ctx, g, s.tls.Config(), s.log, lc.Name, listen.RemoteIP(c))
+		if err != nil {
 			s.log.Info("imap session", "listener", lc.Name, "client", listen.RemoteIP(c), "end", "tls handshake failed: "+err.Error())
-			tc.Close()
+			g.Close()
 			return nil
 		}
 		return tc
@@ -210,13 +201,10 @@ func (s *Server) admit(c net.Conn, lc Listener, lim *listen.Limiter) net.Conn {
 // resynchronises by UID; nothing is acknowledged that is not durable) and
 // waits for them to end until ctx does.
 func (s *Server) Shutdown(ctx context.Context) {
-	s.mu.Lock()
-	s.closing = true
-	for g := range s.conns {
+	s.conns.Close(func(g *guardConn) {
 		_ = g.Conn.Close() // the session ends; its Close releases the slot
-	}
-	s.mu.Unlock()
-	listen.Drain(ctx, func() int { s.mu.Lock(); defer s.mu.Unlock(); return len(s.conns) })
+	})
+	listen.Drain(ctx, s.conns.Len)
 	if s.reg.watch != nil {
 		_ = s.reg.watch.close()
 	}
