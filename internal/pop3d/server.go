@@ -27,7 +27,7 @@ type Server struct {
 	authn    atomic.Pointer[auth.Authenticator] // nil: users
 	throttle *auth.Throttle
 	log      *slog.Logger
-	records  atomic.Pointer[records.Sink] // the TLS record store, if any (records.go)
+	records  records.Hook // the TLS record store, if any (records.go)
 
 	sessions listen.Sessions[*session]
 }

@@ -33,7 +33,7 @@ type Server struct {
 	log      *slog.Logger
 
 	metrics *metrics.Registry
-	records atomic.Pointer[records.Sink] // the TLS record store, if any (records.go)
+	records records.Hook // the TLS record store, if any (records.go)
 
 	sessions listen.Sessions[*session]
 }
