@@ -13,6 +13,8 @@
 #                /usr/local; PREFIX=$$HOME/.local without root) and its man
 #                pages into $(PREFIX)/share/man
 #   make fuzz    run each fuzz target for FUZZTIME (default 30s)
+#   make fuzz-smtpwire  only the SMTP codec's targets (DATA, lines, BDAT),
+#                each for FUZZTIME (their seed corpora run in every go test)
 #   make bench   tlsmail vs a private Postfix (root) vs the no-queue sink: the
 #                issue-13 table (RUNS=3 MSGS=2000; quick: RUNS=1 MSGS=300),
 #                see bench/compare.sh
@@ -26,7 +28,7 @@ STATICCHECK := $(BIN)/staticcheck
 STATICCHECK_VERSION := v0.8.2
 FUZZTIME    ?= 30s
 
-.PHONY: test stress build install deb peers lint vet staticcheck fuzz bench bench-records bench-send bench-outbound bench-ssl
+.PHONY: test stress build install deb peers lint vet staticcheck fuzz fuzz-smtpwire bench bench-records bench-send bench-outbound bench-ssl
 
 # -count=1: the e2e tests run a tlsmail binary they build themselves, which
 # go test's cache does not see, so a cached result could hide a change.
@@ -64,6 +66,10 @@ staticcheck: $(STATICCHECK)
 
 fuzz:
 	bash scripts/fuzz.sh $(FUZZTIME)
+
+fuzz-smtpwire:
+	for f in FuzzReadData FuzzReadLine FuzzBDAT; do \
+		$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) ./internal/smtpwire || exit 1; done
 
 # deb: the Debian package (nfpm, pinned as a Go tool in packaging/tools)
 # in ./dist; see packaging/.

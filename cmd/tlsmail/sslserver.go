@@ -129,17 +129,11 @@ func runSSLServer(env *cliEnv, args []string) int {
 		case "y":
 			o.IPRules = v
 		case "U":
-			for _, v := range []struct {
-				name string
-				p    *int
-			}{{"UID", &uid}, {"GID", &gid}} {
-				name, p := v.name, v.p
-				n, err := strconv.Atoi(env.getenv(name))
-				if err != nil || n < 0 {
-					return c.usageError("fatal: -U: $%s %q is not a number", name, env.getenv(name))
-				}
-				*p = n
+			u, g, err := ucspi.IDsFromEnv(env.getenv)
+			if err != nil {
+				return c.usageError("fatal: %v", err)
 			}
+			uid, gid = u, g
 		case "c", "b", "t", "T", "w", "u", "g":
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 0 {
@@ -215,60 +209,10 @@ func runSSLServer(env *cliEnv, args []string) int {
 	if o.Host == "0" || o.Host == "" {
 		o.Host = "::"
 	}
-	// SSL_UID/SSL_GID name the TLS handler's user; TLS runs in this
-	// process, which must also start the programs as -u/-g, so those win
-	// when both are given.
-	for _, v := range []struct {
-		name string
-		p    *int
-	}{{"SSL_UID", &uid}, {"SSL_GID", &gid}} {
-		val := env.getenv(v.name)
-		if val == "" {
-			continue
-		}
-		n, err := strconv.Atoi(val)
-		if err != nil || n < 0 {
-			return c.fatal("$%s %q is not a number", v.name, val)
-		}
-		if *v.p < 0 {
-			*v.p = n
-		} else if *v.p != n && o.Verbosity >= 1 {
-			c.warn("$%s=%d ignored: TLS runs in the sslserver process, which runs as -u/-g %d", v.name, n, *v.p)
-		}
-	}
-	if env.getenv("SSL_CHROOT") != "" && o.Verbosity >= 1 {
-		c.warn("$SSL_CHROOT ignored: TLS runs in the sslserver process, which also starts the programs")
-	}
-	o.MaxPerIP = o.MaxChildren
-	if v := env.getenv("MAXCONIP"); v != "" {
-		if n, err := strconv.Atoi(v); err == nil && n > 0 {
-			o.MaxPerIP = n
-		}
-	}
-	certFile, keyFile := env.getenv("CERTFILE"), env.getenv("KEYFILE")
-	if chain := env.getenv("CERTCHAINFILE"); chain != "" {
-		certFile = chain
-	}
-	settings := tlsconf.ServerSettings{Certs: []tlsconf.CertSpec{{CertFile: certFile, KeyFile: keyFile, KeyPassword: keyPass}}, Ciphers: env.getenv("CIPHERS")}
-	o.ClientCAFile, o.ClientCADir = env.getenv("CAFILE"), env.getenv("CADIR")
-	if f := env.getenv("CCAFILE"); f != "" && f != "-" {
-		o.ClientCAFile = f
-	}
-	o.TLSSettings = settings
-	// -z/-m ask for a client certificate, unless CCAFILE is "-".
-	requireCert := clientCert != "" && env.getenv("CCAFILE") != "-"
-	if requireCert {
-		settings.ClientAuth = tlsconf.ClientAuthRequire
-		settings.ClientCAFile, settings.ClientCADir = o.ClientCAFile, o.ClientCADir
-		o.ClientCertHost = clientCert == "z"
-	}
-	o.VerifyDepth = 1
-	if v := env.getenv("VERIFYDEPTH"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return c.fatal("VERIFYDEPTH %q is not a number", v)
-		}
-		o.VerifyDepth = n
+	// The environment rules (ucspi-ssl.md §1.3) are ucspi's.
+	settings, requireCert, err := ucspi.ServerEnv(&o, env.getenv, clientCert, keyPass, &uid, &gid, c.warn)
+	if err != nil {
+		return c.fatal("%v", err)
 	}
 	srv, err := tlsconf.NewServer(settings)
 	if err != nil {
@@ -276,22 +220,12 @@ func runSSLServer(env *cliEnv, args []string) int {
 	}
 	o.TLS = srv
 	if o.Verbosity >= 2 {
-		// UCSPI-SSL's start-up lines name the files in use. "param" named
-		// the DH file and the temporary RSA key length: Go's TLS uses
-		// neither, so the length is 0.
-		cca := ""
-		if requireCert {
-			cca = env.getenv("CCAFILE")
+		for _, l := range ucspi.StartLines(env.getenv, requireCert, os.Getpid()) {
+			c.say("%s", l)
 		}
-		pid := os.Getpid()
-		for _, l := range [][2]string{{"cafile", env.getenv("CAFILE")}, {"ccafile", cca}, {"cadir", env.getenv("CADIR")},
-			{"chainfile", env.getenv("CERTCHAINFILE")}, {"cert", env.getenv("CERTFILE")}, {"key", env.getenv("KEYFILE")}} {
-			c.say("%s %d %s", l[0], pid, l[1])
-		}
-		c.say("param %d %s 0", pid, env.getenv("DHFILE"))
 	}
-	if env.getenv("DHFILE") != "" && o.Verbosity >= 1 {
-		c.warn("DHFILE is accepted and ignored: Go's TLS has no finite-field DHE; ECDHE and hybrid post-quantum key exchange are used")
+	if w := ucspi.DHFileWarning(env.getenv); w != "" && o.Verbosity >= 1 {
+		c.warn("%s", w)
 	}
 	port := o.Port
 	if _, err := strconv.Atoi(port); err != nil {

@@ -22,8 +22,9 @@ import (
 // honest client that pipelined anyway still get its TLS session.
 type guardConn struct {
 	net.Conn
-	lc  *listen.Conn
-	log *slog.Logger
+	lc       *listen.Conn
+	log      *slog.Logger
+	listener string
 
 	// Reads and the STARTTLS state are the session goroutine's alone;
 	// mu covers what Write (also from IDLE's goroutine) looks at.
@@ -41,7 +42,7 @@ func (g *guardConn) Read(p []byte) (int, error) {
 	g.mu.Lock()
 	if g.switching {
 		if n := len(g.buf); n > 0 {
-			g.log.Warn("imap: discarded plaintext pipelined after STARTTLS", "client", listen.RemoteIP(g.Conn), "bytes", n)
+			listen.LogDiscarded(g.log, "STARTTLS", g.listener, listen.RemoteIP(g.Conn), n)
 		}
 		g.buf, g.switching, g.passThrough = nil, false, true
 	}

@@ -15,7 +15,6 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -80,9 +79,7 @@ type Server struct {
 	reg      *registry
 	metrics  *metrics.Mail // nil: none (SetMetrics)
 
-	mu      sync.Mutex
-	closing bool
-	conns   map[*guardConn]struct{}
+	conns listen.Sessions[*guardConn]
 }
 
 // SetMetrics makes the server count its sessions and failed logins in m
@@ -104,7 +101,7 @@ func (s *Server) authenticator() auth.Authenticator {
 // Without inotify the server still works, but IDLE and NOOP learn of
 // changes made by others only at the next command that syncs.
 func New(st Settings, tlsSrv *tlsconf.Server, users *auth.Users, throttle *auth.Throttle, log *slog.Logger) *Server {
-	s := &Server{tls: tlsSrv, users: users, throttle: throttle, log: log, conns: map[*guardConn]struct{}{}}
+	s := &Server{tls: tlsSrv, users: users, throttle: throttle, log: log}
 	s.settings.Store(&st)
 	s.reg = &registry{log: log, boxes: map[string]*mailbox{}, wds: map[int]*mailbox{}}
 	w, err := newWatcher(s.reg.changed)
@@ -183,33 +180,27 @@ func (s *Server) admit(c net.Conn, lc Listener, lim *listen.Limiter) net.Conn {
 	if conn == nil {
 		return nil
 	}
-	g := &guardConn{Conn: conn, lc: conn, log: s.log}
+	g := &guardConn{Conn: conn, lc: conn, log: s.log, listener: lc.Name}
 	g.onClose = func() {
 		conn.Release()
-		s.mu.Lock()
-		delete(s.conns, g)
-		s.mu.Unlock()
+		s.conns.Remove(g)
 	}
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
+	if !s.conns.Add(g) {
 		conn.Release()
 		c.Close()
 		return nil
 	}
-	s.conns[g] = struct{}{}
-	s.mu.Unlock()
 	if lc.Mode != ModeSTARTTLS {
 		g.passThrough = true
 	}
 	if lc.Mode == ModeImplicit {
-		tc := tls.Server(g, s.tls.Config())
 		ctx, cancel := context.WithTimeout(context.Background(), st.LoginTimeout)
 		defer cancel()
-		if err := tc.HandshakeContext(ctx); err != nil {
+		tc, _, err := listen.Handshake(ctx, g, s.tls.Config(), s.log, lc.Name, listen.RemoteIP(c))
+		if err != nil {
 			s.log.Info("imap session", "listener", lc.Name, "client", listen.RemoteIP(c), "end", "tls handshake failed: "+err.Error())
 			s.metrics.Session("imap", lc.Name, metrics.TLSFailed)
-			tc.Close()
+			g.Close()
 			return nil
 		}
 		return tc
@@ -221,13 +212,10 @@ func (s *Server) admit(c net.Conn, lc Listener, lim *listen.Limiter) net.Conn {
 // resynchronises by UID; nothing is acknowledged that is not durable) and
 // waits for them to end until ctx does.
 func (s *Server) Shutdown(ctx context.Context) {
-	s.mu.Lock()
-	s.closing = true
-	for g := range s.conns {
+	s.conns.Close(func(g *guardConn) {
 		_ = g.Conn.Close() // the session ends; its Close releases the slot
-	}
-	s.mu.Unlock()
-	listen.Drain(ctx, func() int { s.mu.Lock(); defer s.mu.Unlock(); return len(s.conns) })
+	})
+	listen.Drain(ctx, s.conns.Len)
 	if s.reg.watch != nil {
 		_ = s.reg.watch.close()
 	}

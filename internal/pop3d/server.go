@@ -7,12 +7,10 @@ package pop3d
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 
 	"github.com/tlsmail/tlsmail/internal/auth"
@@ -30,17 +28,15 @@ type Server struct {
 	authn    atomic.Pointer[auth.Authenticator] // nil: users
 	throttle *auth.Throttle
 	log      *slog.Logger
-	records  atomic.Pointer[records.Sink] // the TLS record store, if any (records.go)
-	metrics  *metrics.Mail                // nil: none (metrics.go)
+	records  records.Hook  // the TLS record store, if any (records.go)
+	metrics  *metrics.Mail // nil: none (metrics.go)
 
-	mu       sync.Mutex
-	sessions map[*session]struct{}
-	closing  bool
+	sessions listen.Sessions[*session]
 }
 
 // New makes a POP3 server. throttle is shared with SMTP AUTH.
 func New(cfg *Settings, tls *tlsconf.Server, users *auth.Users, throttle *auth.Throttle, log *slog.Logger) *Server {
-	s := &Server{tls: tls, users: users, throttle: throttle, log: log, sessions: map[*session]struct{}{}}
+	s := &Server{tls: tls, users: users, throttle: throttle, log: log}
 	s.cfg.Store(cfg)
 	return s
 }
@@ -69,64 +65,37 @@ func maildirOf(cfg *Settings, user string) string {
 // own connection limits: [limits] connections and connections_per_ip, as
 // every SMTP listener.
 func (s *Server) Serve(ctx context.Context, l net.Listener, lc Listener) error {
-	lim := listen.NewLimiter(lc.Name, s.log)
-	return listen.Serve(ctx, l, func(c net.Conn) { s.handle(c, lc, lim) }, func(err error) {
-		s.log.Warn("accept paused", "listener", lc.Name, "err", err)
-	})
+	return listen.ServeLimited(ctx, l, lc.Name, s.log, func() listen.Admission {
+		cfg := s.cfg.Load()
+		a := listen.Admission{Limits: listen.Limits{Connections: cfg.Limits.Connections, PerIP: cfg.Limits.ConnectionsPerIP,
+			StressTimeout: cfg.Limits.StressTimeout}, Timeout: cfg.Limits.Timeout,
+			Refusal: func(err error, _ string) string {
+				if errors.Is(err, listen.ErrTooManyFromIP) {
+					return "-ERR [SYS/TEMP] too many connections from your address, try again later"
+				}
+				return "-ERR [SYS/TEMP] too many connections, try again later"
+			}}
+		if lc.Mode == listen.Implicit && s.tls != nil {
+			a.TLS = s.tls.Config()
+		}
+		return a
+	}, func(conn *listen.Conn) { s.handle(conn, lc) })
 }
 
-// handle runs one session unless the connection limits are reached or the
-// server is shutting down.
-func (s *Server) handle(c net.Conn, lc Listener, lim *listen.Limiter) {
-	if tc, ok := c.(*net.TCPConn); ok {
-		_ = tc.SetNoDelay(true)
-	}
-	cfg := s.cfg.Load()
-	var tlsCfg *tls.Config
-	if lc.Mode == listen.Implicit && s.tls != nil {
-		tlsCfg = s.tls.Config()
-	}
-	conn := lim.AdmitOrRefuse(c, listen.Limits{Connections: cfg.Limits.Connections, PerIP: cfg.Limits.ConnectionsPerIP,
-		StressTimeout: cfg.Limits.StressTimeout}, cfg.Limits.Timeout, tlsCfg, func(err error, _ string) string {
-		if errors.Is(err, listen.ErrTooManyFromIP) {
-			return "-ERR [SYS/TEMP] too many connections from your address, try again later"
-		}
-		return "-ERR [SYS/TEMP] too many connections, try again later"
-	})
-	if conn == nil {
-		return
-	}
-	defer conn.Release()
+// handle runs one admitted session unless the server is shutting down.
+func (s *Server) handle(conn *listen.Conn, lc Listener) {
 	sess := newSession(s, conn, lc)
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
-		c.Close()
+	if !s.sessions.Add(sess) {
+		conn.Close()
 		return
 	}
-	s.sessions[sess] = struct{}{}
-	s.mu.Unlock()
+	defer s.sessions.Remove(sess)
 	sess.run()
-	s.mu.Lock()
-	delete(s.sessions, sess)
-	s.mu.Unlock()
 }
 
 // Shutdown closes idle sessions (nothing is deleted: they never reached
 // UPDATE) and waits for the rest until ctx ends.
 func (s *Server) Shutdown(ctx context.Context) {
-	s.mu.Lock()
-	s.closing = true
-	for sess := range s.sessions {
-		sess.conn.Close()
-	}
-	s.mu.Unlock()
-	listen.Drain(ctx, s.active)
-}
-
-// active is the number of running sessions.
-func (s *Server) active() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.sessions)
+	s.sessions.Close(func(ss *session) { ss.conn.Close() })
+	listen.Drain(ctx, s.sessions.Len)
 }

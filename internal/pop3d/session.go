@@ -248,10 +248,7 @@ func (ss *session) stls(arg string) string {
 		ss.err("usage: STLS")
 		return ""
 	}
-	if n := ss.br.Buffered(); n > 0 {
-		ss.srv.log.Warn("pop3: discarded plaintext pipelined after STLS", "client", ss.ip, "bytes", n)
-		_, _ = ss.br.Discard(n)
-	}
+	listen.DiscardPlaintext(ss.br, ss.srv.log, "STLS", ss.lc.Name, ss.ip)
 	ss.ok("begin TLS negotiation")
 	if err := ss.bw.Flush(); err != nil {
 		return "write error"
@@ -263,8 +260,9 @@ func (ss *session) stls(arg string) string {
 	return ""
 }
 
+// handshake switches the session to TLS; a failure is logged with what
+// the client offered, as smtpd logs it.
 func (ss *session) handshake() error {
-	tc := tls.Server(ss.conn, ss.srv.tls.Config())
 	// A client that never finishes a handshake only holds a slot: it gets
 	// helo_timeout (as an SMTP client that never says HELO), if shorter.
 	d := ss.cfg.Limits.CommandTimeout
@@ -273,7 +271,8 @@ func (ss *session) handshake() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
-	if err := tc.HandshakeContext(ctx); err != nil {
+	tc, _, err := listen.Handshake(ctx, ss.conn, ss.srv.tls.Config(), ss.srv.log, ss.lc.Name, ss.ip)
+	if err != nil {
 		ss.tlsFailed = true
 		return err
 	}

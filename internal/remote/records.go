@@ -1,7 +1,6 @@
 package remote
 
 import (
-	"fmt"
 	"net"
 	"strings"
 	"time"
@@ -9,6 +8,7 @@ import (
 	"github.com/tlsmail/tlsmail/internal/policy"
 	"github.com/tlsmail/tlsmail/internal/queue"
 	"github.com/tlsmail/tlsmail/internal/records"
+	"github.com/tlsmail/tlsmail/internal/tlsrpt"
 )
 
 // attempt is one delivery attempt to one address of one MX host.
@@ -102,33 +102,23 @@ func policyLabel(p policy.Policy) string {
 	return string(p.Level)
 }
 
-// reportPolicy describes the policy for TLS-RPT (RFC 8460 §4.4): tlsa
-// (with the records) when DANE was used — DANE takes precedence over
-// MTA-STS (RFC 8461 §2) —, else sts (with the policy's lines and mx
-// patterns), else no-policy-found.
+// reportPolicy describes the policy for TLS-RPT (tlsrpt.DescribePolicy).
 func reportPolicy(pol policy.Policy, plan policy.Plan) (string, []string, []string) {
-	if len(plan.TLSA) > 0 {
-		var recs []string
-		for _, r := range plan.TLSA {
-			recs = append(recs, r.String())
-		}
-		return "tlsa", recs, nil
+	var recs []string
+	for _, r := range plan.TLSA {
+		recs = append(recs, r.String())
 	}
+	var sts *tlsrpt.STSPolicy
 	if pol.STS != nil {
-		lines := []string{"version: STSv1", "mode: " + pol.STS.Mode}
-		for _, mx := range pol.STS.MX {
-			lines = append(lines, "mx: "+mx)
-		}
-		lines = append(lines, fmt.Sprintf("max_age: %d", pol.STS.MaxAge))
-		return "sts", lines, pol.STS.MX
+		sts = &tlsrpt.STSPolicy{Mode: pol.STS.Mode, MX: pol.STS.MX, MaxAge: pol.STS.MaxAge}
 	}
-	return "no-policy-found", nil, nil
+	return tlsrpt.DescribePolicy(recs, sts)
 }
 
 // isReport reports whether the message is a TLS-RPT report (it carries
 // the TLS-Report-Domain header of RFC 8460 §5.3): its delivery is not
 // counted in later reports.
 func isReport(read func() ([]byte, error)) bool {
-	_, ok := headerField(read, "TLS-Report-Domain")
+	_, ok := headerField(read, tlsrpt.ReportDomainHeader)
 	return ok
 }

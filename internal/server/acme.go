@@ -12,6 +12,7 @@ import (
 
 	"github.com/tlsmail/tlsmail/internal/certs"
 	"github.com/tlsmail/tlsmail/internal/config"
+	"github.com/tlsmail/tlsmail/internal/listen"
 	"github.com/tlsmail/tlsmail/internal/route"
 	"github.com/tlsmail/tlsmail/internal/tlsconf"
 	"github.com/tlsmail/tlsmail/internal/web"
@@ -170,23 +171,15 @@ func (w *webListeners) serve(ctx context.Context, a *tlsconf.ACME, tlsSrv *tlsco
 
 // serveTLSALPN completes TLS-ALPN-01 validation handshakes on l.
 func serveTLSALPN(ctx context.Context, l net.Listener, cfg *tls.Config, log *slog.Logger) {
-	go func() {
-		<-ctx.Done()
-		l.Close()
-	}()
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			if ctx.Err() == nil {
-				log.Error("listener stopped", "listener", "acme-tls-alpn", "err", err)
-			}
-			return
-		}
-		go func() {
-			defer c.Close()
-			_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-			_ = tls.Server(c, cfg).Handshake()
-		}()
+	err := listen.Serve(ctx, l, func(c net.Conn) {
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+		_ = tls.Server(c, cfg).Handshake()
+	}, func(err error) {
+		log.Warn("accept paused", "listener", "acme-tls-alpn", "err", err)
+	})
+	if err != nil {
+		log.Error("listener stopped", "listener", "acme-tls-alpn", "err", err)
 	}
 }
 

@@ -10,7 +10,6 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -177,30 +176,7 @@ address = "127.0.0.1:%d"
 		t.Fatal(err)
 	}
 	logs := newLogWatch()
-	ready := make(chan map[string]string, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, Options{Config: cfg, ConfigFile: cfgFile, Log: slog.New(slog.NewTextHandler(logs, nil)), Grace: time.Second,
-			Ready: func(a map[string]string) { ready <- a }})
-	}()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-		if t.Failed() {
-			t.Logf("server log:\n%s", logs)
-		}
-	}()
-	var addrs map[string]string
-	select {
-	case addrs = <-ready:
-	case err := <-done:
-		t.Fatalf("Run: %v\n%s", err, logs)
-	case <-time.After(60 * time.Second):
-		t.Fatalf("not ready:\n%s", logs)
-	}
+	addrs := startRun(t, Options{Config: cfg, ConfigFile: cfgFile, Grace: time.Second}, logs)
 	logs.wait(t, 0, `msg="acme: no certificate yet for mx.example.test, mta-sts.example.test: TLS on mx, web fails until the CA issues one`, time.Second)
 	logs.wait(t, 0, `msg="acme: certificate obtained" name=mx.example.test`, 3*time.Minute)
 	logs.wait(t, 0, `msg="acme: certificate obtained" name=mta-sts.example.test`, 3*time.Minute)

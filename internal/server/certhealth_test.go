@@ -1,9 +1,7 @@
 package server
 
 import (
-	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -50,21 +48,7 @@ func TestCertificateHealth(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs := newLogWatch()
-	ready := make(chan map[string]string, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, Options{Config: cfg, Log: slog.New(slog.NewTextHandler(logs, nil)), Grace: time.Second, Ready: func(a map[string]string) { ready <- a }})
-	}()
-	defer func() { cancel(); <-done }()
-	var addrs map[string]string
-	select {
-	case addrs = <-ready:
-	case err := <-done:
-		t.Fatalf("Run: %v\n%s", err, logs)
-	case <-time.After(60 * time.Second):
-		t.Fatalf("not ready:\n%s", logs)
-	}
+	addrs := startRun(t, Options{Config: cfg, Grace: time.Second}, logs)
 	logs.wait(t, 0, `level=WARN msg="tls: certificate expires in 10 days; nothing renews a certificate file.*" name=soon.example.org file=`+regexp.QuoteMeta(dir), time.Second)
 	logs.wait(t, 0, `level=ERROR msg="tls: certificate expires in 3 days;.*" name=urgent.example.org`, time.Second)
 	if strings.Contains(logs.String(), "name=fine.example.org") {

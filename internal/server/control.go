@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tlsmail/tlsmail/internal/auth"
+	"github.com/tlsmail/tlsmail/internal/listen"
 	"github.com/tlsmail/tlsmail/internal/queue"
 )
 
@@ -43,33 +44,39 @@ func serveControl(ctx context.Context, path string, q *queue.Queue, rep *reporte
 	}
 	go func() {
 		<-ctx.Done()
-		l.Close()
-		os.Remove(path)
+		os.Remove(path) // listen.Serve closes l
 	}()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-				line, err := bufio.NewReader(c).ReadString('\n')
-				if err != nil {
-					return
-				}
-				_ = c.SetDeadline(time.Now().Add(controlTimeout(strings.Fields(line))))
-				r, ok := more(ctx, strings.Fields(line)) // cert-rollover (acme.go)
-				if !ok {
-					r = control(ctx, q, rep, users, strings.Fields(line))
-				}
-				log.Info("control", "command", strings.TrimSpace(line), "ok", r.OK, "result", r.Text)
-				_ = json.NewEncoder(c).Encode(r)
-			}()
+	go serveControlOn(ctx, l, func(ctx context.Context, args []string) ControlReply {
+		r, ok := more(ctx, args) // cert-rollover (acme.go)
+		if !ok {
+			r = control(ctx, q, rep, users, args)
 		}
-	}()
+		return r
+	}, log)
 	return nil
+}
+
+// serveControlOn answers control commands on l until ctx is done. It
+// accepts through listen.Serve as every other listener, so a full
+// descriptor table (EMFILE) pauses it instead of ending it for good.
+func serveControlOn(ctx context.Context, l net.Listener, answer func(context.Context, []string) ControlReply, log *slog.Logger) {
+	err := listen.Serve(ctx, l, func(c net.Conn) {
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil {
+			return
+		}
+		_ = c.SetDeadline(time.Now().Add(controlTimeout(strings.Fields(line))))
+		r := answer(ctx, strings.Fields(line))
+		log.Info("control", "command", strings.TrimSpace(line), "ok", r.OK, "result", r.Text)
+		_ = json.NewEncoder(c).Encode(r)
+	}, func(err error) {
+		log.Warn("accept paused", "listener", "control", "err", err)
+	})
+	if err != nil {
+		log.Error("listener stopped", "listener", "control", "err", err)
+	}
 }
 
 func control(ctx context.Context, q *queue.Queue, rep *reporter, users *auth.Users, args []string) ControlReply {

@@ -1,9 +1,7 @@
 package server
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -70,26 +68,7 @@ func startDevIMAPWith(t *testing.T, mutate, setup func(*config.Config)) (cfg *co
 		setup(cfg)
 	}
 	logs = &testpeer.Buffer{}
-	ready := make(chan map[string]string, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, Options{Config: cfg, Log: slog.New(slog.NewTextHandler(logs, nil)), Grace: 5 * time.Second,
-			Ready: func(a map[string]string) { ready <- a }})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	})
-	select {
-	case addrs = <-ready:
-	case err := <-done:
-		t.Fatalf("Run: %v\n%s", err, logs)
-	case <-time.After(60 * time.Second):
-		t.Fatalf("not ready:\n%s", logs)
-	}
+	addrs = startRun(t, Options{Config: cfg, Grace: 5 * time.Second}, logs)
 	return cfg, addrs, pw, logs
 }
 

@@ -2,8 +2,6 @@ package server
 
 import (
 	"bufio"
-	"context"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -33,27 +31,7 @@ func TestOptionalListenerThatCannotBindIsSkipped(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs := &testpeer.Buffer{}
-	ready := make(chan map[string]string, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, Options{Config: cfg, Log: slog.New(slog.NewTextHandler(logs, nil)), Grace: time.Second,
-			Ready: func(a map[string]string) { ready <- a }})
-	}()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
-	var addrs map[string]string
-	select {
-	case addrs = <-ready:
-	case err := <-done:
-		t.Fatalf("Run: %v\n%s", err, logs)
-	case <-time.After(30 * time.Second):
-		t.Fatalf("not ready:\n%s", logs)
-	}
+	addrs := startRun(t, Options{Config: cfg, Grace: time.Second}, logs)
 	if _, ok := addrs["elsewhere"]; ok {
 		t.Errorf("the unbindable listener has an address: %v", addrs)
 	}

@@ -78,30 +78,8 @@ func TestServeWithPipeAliases(t *testing.T) {
 		}
 	}
 	logs := &testpeer.Buffer{}
-	ready := make(chan map[string]string, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, Options{Config: cfg, Log: slog.New(slog.NewTextHandler(logs, nil)), Grace: time.Second,
-			Ready: func(a map[string]string) { ready <- a }})
-	}()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-		if t.Failed() {
-			t.Logf("tlsmail log:\n%s", logs)
-		}
-	}()
-	var addrs map[string]string
-	select {
-	case addrs = <-ready:
-	case err := <-done:
-		t.Fatalf("Run: %v\n%s", err, logs)
-	case <-time.After(60 * time.Second):
-		t.Fatalf("not ready:\n%s", logs)
-	}
+	addrs := startRun(t, Options{Config: cfg, Grace: time.Second}, logs)
+	ctx := t.Context()
 
 	// A client cannot name a command: the address is no alias and no user.
 	conn, err := net.DialTimeout("tcp", addrs["smtp"], 60*time.Second)

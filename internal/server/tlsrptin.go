@@ -1,12 +1,10 @@
 package server
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"io"
 	"log/slog"
-	"net/mail"
 	"time"
 
 	"github.com/tlsmail/tlsmail/internal/queue"
@@ -69,22 +67,12 @@ func (r *reportsIn) Deliver(ctx context.Context, env *queue.Envelope, rcpts []in
 }
 
 // reportMail reads the message if its header says it is a TLS-RPT
-// report (at most tlsrpt.MaxMail bytes).
+// report (tlsrpt.ReadReportMail).
 func reportMail(open func() (io.ReadCloser, error)) ([]byte, bool) {
 	rc, err := open()
 	if err != nil {
 		return nil, false
 	}
 	defer rc.Close()
-	br := bufio.NewReaderSize(io.LimitReader(rc, tlsrpt.MaxMail), 64*1024)
-	head, err := br.Peek(64 * 1024)
-	if err != nil && err != io.EOF && err != bufio.ErrBufferFull {
-		return nil, false
-	}
-	m, err := mail.ReadMessage(bytes.NewReader(head))
-	if err != nil || !tlsrpt.IsReportMail(m.Header) {
-		return nil, false
-	}
-	data, err := io.ReadAll(br)
-	return data, err == nil
+	return tlsrpt.ReadReportMail(rc)
 }

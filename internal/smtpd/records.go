@@ -1,22 +1,14 @@
 package smtpd
 
-import (
-	"time"
-
-	"github.com/tlsmail/tlsmail/internal/records"
-)
+import "github.com/tlsmail/tlsmail/internal/records"
 
 // SetRecords makes the server hand one record per session to sink (the
 // TLS record store).
-func (s *Server) SetRecords(sink records.Sink) { s.records.Store(&sink) }
+func (s *Server) SetRecords(sink records.Sink) { s.records.Set(sink) }
 
 // record hands the session's record to the sink; the sink never blocks.
 func (ss *session) record(end string) {
-	sink := ss.srv.records.Load()
-	if sink == nil || *sink == nil {
-		return
-	}
-	(*sink).Add(records.Record{Time: time.Now(), Direction: records.In, Service: "smtp", Listener: ss.lc.Name,
+	ss.srv.records.AddSession(records.Record{Service: "smtp", Listener: ss.lc.Name,
 		PeerIP: ss.ip, PeerName: ss.rdns, Domain: ss.helo, User: ss.user, TLS: ss.tls,
-		Messages: ss.msgs, Outcome: records.SessionOutcome(end), Reason: end})
+		Messages: ss.msgs, Reason: end})
 }

@@ -9,11 +9,9 @@ package smtpd
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
-	"sync"
 	"sync/atomic"
 
 	"github.com/tlsmail/tlsmail/internal/auth"
@@ -33,19 +31,16 @@ type Server struct {
 	queue    *queue.Queue
 	log      *slog.Logger
 
-	metrics smtpMetrics                  // metrics.go
-	records atomic.Pointer[records.Sink] // the TLS record store, if any (records.go)
+	metrics smtpMetrics  // metrics.go
+	records records.Hook // the TLS record store, if any (records.go)
 
-	mu       sync.Mutex
-	sessions map[*session]struct{}
-	closing  bool
+	sessions listen.Sessions[*session]
 }
 
 // New makes a server with settings cfg. tls may be nil if every listener
 // is plain; users may be nil if no listener offers AUTH.
 func New(cfg *Settings, tls *tlsconf.Server, users *auth.Users, throttle *auth.Throttle, q *queue.Queue, log *slog.Logger) *Server {
-	s := &Server{tls: tls, users: users, throttle: throttle, queue: q, log: log,
-		sessions: map[*session]struct{}{}}
+	s := &Server{tls: tls, users: users, throttle: throttle, queue: q, log: log}
 	s.cfg.Store(cfg)
 	return s
 }
@@ -73,46 +68,30 @@ func (s *Server) SetSettings(cfg *Settings) { s.cfg.Store(cfg) }
 // fails. It returns nil after a shutdown. The listener has its own
 // connection limits ([limits] connections and connections_per_ip).
 func (s *Server) Serve(ctx context.Context, l net.Listener, lc Listener) error {
-	lim := listen.NewLimiter(lc.Name, s.log)
-	return listen.Serve(ctx, l, func(c net.Conn) { s.handle(c, lc, lim) }, func(err error) {
-		s.log.Warn("accept paused", "listener", lc.Name, "err", err)
-	})
+	return listen.ServeLimited(ctx, l, lc.Name, s.log, func() listen.Admission {
+		cfg := s.Settings()
+		a := listen.Admission{Limits: limits(cfg), Timeout: cfg.Limits.CommandTimeout,
+			Refusal: func(err error, ip string) string {
+				if errors.Is(err, listen.ErrTooManyFromIP) {
+					return "421 4.7.0 " + cfg.Hostname + " Error: too many connections from " + ip + ", try again later"
+				}
+				return "421 4.7.0 " + cfg.Hostname + " Error: too many connections, try again later"
+			}}
+		if lc.Mode == listen.Implicit && s.tls != nil {
+			a.TLS = s.tls.Config()
+		}
+		return a
+	}, func(conn *listen.Conn) { s.handle(conn, lc) })
 }
 
-// handle runs one connection after checking the connection limits.
-func (s *Server) handle(c net.Conn, lc Listener, lim *listen.Limiter) {
-	if tc, ok := c.(*net.TCPConn); ok {
-		_ = tc.SetNoDelay(true)
-	}
-	cfg := s.Settings()
-	var tlsCfg *tls.Config
-	if lc.Mode == listen.Implicit && s.tls != nil {
-		tlsCfg = s.tls.Config()
-	}
-	conn := lim.AdmitOrRefuse(c, limits(cfg), cfg.Limits.CommandTimeout, tlsCfg, func(err error, ip string) string {
-		if errors.Is(err, listen.ErrTooManyFromIP) {
-			return "421 4.7.0 " + cfg.Hostname + " Error: too many connections from " + ip + ", try again later"
-		}
-		return "421 4.7.0 " + cfg.Hostname + " Error: too many connections, try again later"
-	})
-	if conn == nil {
-		return
-	}
-	defer conn.Release()
+// handle runs one admitted connection unless the server is shutting down.
+func (s *Server) handle(conn *listen.Conn, lc Listener) {
 	sess := newSession(s, conn, lc)
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
-		c.Close()
+	if !s.sessions.Add(sess) {
+		conn.Close()
 		return
 	}
-	s.sessions[sess] = struct{}{}
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.sessions, sess)
-		s.mu.Unlock()
-	}()
+	defer s.sessions.Remove(sess)
 	sess.run()
 }
 
@@ -127,26 +106,10 @@ func limits(cfg *Settings) listen.Limits {
 // ends; then it closes what is left. A message whose DATA was cut off was
 // never acknowledged, so the client will retry it.
 func (s *Server) Shutdown(ctx context.Context) {
-	s.mu.Lock()
-	s.closing = true
-	for sess := range s.sessions {
-		sess.stopWhenIdle()
-	}
-	s.mu.Unlock()
-	listen.Drain(ctx, s.active)
+	s.sessions.Close((*session).stopWhenIdle)
+	listen.Drain(ctx, s.sessions.Len)
 	// Whatever is still busy when ctx ends is cut off.
-	s.mu.Lock()
-	for sess := range s.sessions {
-		sess.conn.Close()
-	}
-	s.mu.Unlock()
-}
-
-// active is the number of running sessions.
-func (s *Server) active() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.sessions)
+	s.sessions.Each(func(ss *session) { ss.conn.Close() })
 }
 
 func remoteIP(c net.Conn) string { return listen.RemoteIP(c) }

@@ -51,10 +51,8 @@ type session struct {
 	rcptOK   int             // RCPTs accepted; the limit counts these (an identical repeat adds no entry to rcpts)
 	rcptSeen map[string]bool // RCPT address+NOTIFY+ORCPT already in rcpts
 	bdat     *queue.Writer
-	bdatBad  error
-	bdatSize int64
-	bdatCR   bool      // the last BDAT chunk ended in CR
-	hold     *authHold // a message kept for the inbound checks (msgauth.go)
+	chunks   *smtpwire.Chunks // the BDAT content's checks, with bdat
+	hold     *authHold        // a message kept for the inbound checks (msgauth.go)
 }
 
 func newSession(s *Server, c *listen.Conn, lc Listener) *session {
@@ -323,52 +321,29 @@ func (ss *session) abortTransaction() {
 		ss.bdat.Abort()
 		ss.bdat = nil
 	}
-	ss.bdatBad, ss.bdatSize, ss.bdatCR = nil, 0, false
+	ss.chunks = nil
 	ss.dropHold()
 }
 
 // handshake runs a server TLS handshake over the current connection and
 // records the outcome.
 func (ss *session) handshake() error {
-	cfg := ss.srv.tls.Config().Clone()
-	var hello *tls.ClientHelloInfo // described only if the handshake fails
-	cfg.GetConfigForClient = func(h *tls.ClientHelloInfo) (*tls.Config, error) {
-		hello = h
-		return nil, nil
-	}
-	tconn := tls.Server(ss.tc, cfg)
 	// On an implicit-TLS port the handshake comes before HELO: a client
 	// that never starts it gets helo_timeout, not command_timeout.
 	ctx, cancel := context.WithTimeout(context.Background(), ss.commandTimeout())
 	defer cancel()
-	if err := tconn.HandshakeContext(ctx); err != nil {
-		if hello != nil {
-			ss.hello = describeHello(hello)
-		}
+	tconn, offered, err := listen.Handshake(ctx, ss.tc, ss.srv.tls.Config(), ss.srv.log, ss.lc.Name, ss.ip)
+	ss.hello = offered
+	if err != nil {
 		ss.tlsFailed = true
-		ss.srv.log.Warn("tls handshake failed", "listener", ss.lc.Name, "client", ss.ip, "err", err, "client_offered", ss.hello)
 		return err
 	}
-	ss.hello = ""
 	ss.conn = tconn
 	// A fresh reader: nothing read before the handshake (plaintext after
 	// STARTTLS) can be read as if it came over TLS.
 	ss.br = bufio.NewReaderSize(tconn, 4096)
 	ss.tls = ss.srv.tls.State(tconn.ConnectionState())
 	return nil
-}
-
-// describeHello summarises a ClientHello for the log of a failed handshake.
-func describeHello(h *tls.ClientHelloInfo) string {
-	var vs, cs []string
-	for _, v := range h.SupportedVersions {
-		vs = append(vs, tlsinfo.ProtocolName(v))
-	}
-	for _, c := range h.CipherSuites {
-		s, _ := tlsinfo.SuiteByID(c)
-		cs = append(cs, s.OpenSSL)
-	}
-	return fmt.Sprintf("versions=%s ciphers=%s sni=%q", strings.Join(vs, ","), strings.Join(cs, ","), h.ServerName)
 }
 
 // cmdStartTLS upgrades the connection. Anything the client pipelined after
@@ -392,10 +367,7 @@ func (ss *session) cmdStartTLS(arg string) string {
 		}
 		return ""
 	}
-	if n := ss.br.Buffered(); n > 0 {
-		ss.srv.log.Warn("discarded plaintext pipelined after STARTTLS", "client", ss.ip, "bytes", n)
-		_, _ = ss.br.Discard(n)
-	}
+	listen.DiscardPlaintext(ss.br, ss.srv.log, "STARTTLS", ss.lc.Name, ss.ip)
 	ss.reply(smtpwire.R(220, "2.0.0", "Ready to start TLS"))
 	if err := ss.flush(); err != nil {
 		return "write error"

@@ -267,109 +267,68 @@ func (ss *session) commit(w *queue.Writer) *smtpwire.Reply {
 	return smtpwire.R(250, "2.0.0", "Ok: queued as %s", id)
 }
 
-// cmdBdat handles RFC 3030 CHUNKING. The chunk is always read in full, so
-// the session stays in step even when the chunk is refused, also for a
-// syntax error after a valid size. Without a valid size the end of the
-// chunk is unknown, and the session ends rather than run the chunk's
-// bytes as commands; so does a chunk that cannot be read to its end.
+// cmdBdat handles RFC 3030 CHUNKING (the checks are smtpwire's
+// ParseBDAT and Chunks). The chunk is always read in full, so the session
+// stays in step even when the chunk is refused, also for a syntax error
+// after a valid size. Without a valid size the end of the chunk is
+// unknown, and the session ends rather than run the chunk's bytes as
+// commands; so does a chunk that cannot be read to its end.
 func (ss *session) cmdBdat(arg string) (*smtpwire.Reply, string) {
-	f := strings.Fields(arg)
-	if len(f) == 0 || !allDigits(f[0]) {
-		ss.abortTransaction()
-		return smtpwire.R(421, "4.5.4", "%s Syntax: BDAT size [LAST]; the chunk cannot be skipped, closing", ss.cfg.Hostname), "bad BDAT size"
-	}
-	size, err := strconv.ParseInt(f[0], 10, 64)
-	if err != nil {
-		ss.abortTransaction()
-		return smtpwire.R(421, "4.5.4", "%s Error: BDAT size too large, closing", ss.cfg.Hostname), "bad BDAT size"
-	}
-	last := len(f) == 2 && strings.EqualFold(f[1], "LAST")
+	size, last, err := smtpwire.ParseBDAT(arg)
 	var r *smtpwire.Reply
 	switch {
-	case len(f) > 2 || len(f) == 2 && !last:
+	case errors.Is(err, smtpwire.ErrChunkSize):
+		ss.abortTransaction()
+		return smtpwire.R(421, "4.5.4", "%s Syntax: BDAT size [LAST]; the chunk cannot be skipped, closing", ss.cfg.Hostname), "bad BDAT size"
+	case errors.Is(err, smtpwire.ErrChunkTooLarge):
+		ss.abortTransaction()
+		return smtpwire.R(421, "4.5.4", "%s Error: BDAT size too large, closing", ss.cfg.Hostname), "bad BDAT size"
+	case err != nil:
 		r = smtpwire.R(501, "5.5.4", "Syntax: BDAT size [LAST]")
 	case ss.mail == nil:
 		r = smtpwire.R(503, "5.5.1", "Error: need MAIL command")
 	case len(ss.rcpts) == 0:
 		r = smtpwire.R(554, "5.5.1", "Error: no valid recipients")
 	case ss.bdat == nil:
-		ss.bdat, r = ss.beginMessage()
+		if ss.bdat, r = ss.beginMessage(); r == nil {
+			ss.chunks = smtpwire.NewChunks(bdatSink{ss}, ss.cfg.Limits.MessageSize)
+		}
 	}
 	ss.tc.setTimeout(ss.cfg.Limits.DataTimeout)
 	defer ss.tc.setTimeout(ss.cfg.Limits.CommandTimeout)
-	var dst io.Writer = io.Discard
-	if r == nil && ss.bdatBad == nil {
-		dst = &bdatChecker{ss: ss}
-	}
-	// bdatChecker never fails a write: an error here is on the stream.
-	if _, err := io.CopyN(dst, ss.br, size); err != nil {
-		return ss.dataError("BDAT", err)
-	}
 	if r != nil {
+		// Read and dropped: the chunk is refused.
+		if _, err := io.CopyN(io.Discard, ss.br, size); err != nil {
+			return ss.dataError("BDAT", err)
+		}
 		ss.abortTransaction()
 		return r, ""
 	}
+	if err := ss.chunks.ReadChunk(ss.br, size); err != nil {
+		return ss.dataError("BDAT", err)
+	}
 	if !last {
-		if ss.bdatBad != nil {
+		if ss.chunks.Err() != nil {
 			return smtpwire.R(250, "2.0.0", "%d octets received (message will be rejected)", size), ""
 		}
 		return smtpwire.R(250, "2.0.0", "%d octets received", size), ""
 	}
-	if ss.bdatCR && ss.bdatBad == nil {
-		ss.bdatBad = smtpwire.ErrBareCR
-	}
-	if ss.bdatBad != nil {
-		return ss.dataError("BDAT", ss.bdatBad)
+	if err := ss.chunks.End(); err != nil {
+		return ss.dataError("BDAT", err)
 	}
 	w := ss.bdat
 	ss.bdat = nil
 	return ss.commit(w), ""
 }
 
-// bdatChecker writes BDAT content to the queue, enforcing the size limit
-// and rejecting bare CR and LF as DATA does.
-type bdatChecker struct{ ss *session }
+// bdatSink is where checked BDAT content goes: the queue writer, or the
+// hold of the inbound checks (msgauth.go). A failure is the queue's.
+type bdatSink struct{ ss *session }
 
-func (b *bdatChecker) Write(p []byte) (int, error) {
-	ss := b.ss
-	if ss.bdatBad != nil {
-		return len(p), nil
+func (b bdatSink) Write(p []byte) (int, error) {
+	n, err := b.ss.dataSink(b.ss.bdat).Write(p)
+	if err != nil {
+		return n, &queueWriteError{err}
 	}
-	ss.bdatSize += int64(len(p))
-	if ss.bdatSize > ss.cfg.Limits.MessageSize {
-		ss.bdatBad = smtpwire.ErrTooBig
-		return len(p), nil
-	}
-	for i, c := range p {
-		prevCR := ss.bdatCR
-		if i > 0 {
-			prevCR = p[i-1] == '\r'
-		}
-		if c == '\n' && !prevCR {
-			ss.bdatBad = smtpwire.ErrBareLF
-			return len(p), nil
-		}
-		if prevCR && c != '\n' {
-			ss.bdatBad = smtpwire.ErrBareCR
-			return len(p), nil
-		}
-	}
-	if len(p) > 0 {
-		ss.bdatCR = p[len(p)-1] == '\r'
-	}
-	if _, err := ss.dataSink(ss.bdat).Write(p); err != nil { // msgauth.go
-		ss.bdatBad = &queueWriteError{err}
-	}
-	return len(p), nil
-}
-
-// allDigits reports whether s is a non-empty string of ASCII digits
-// (RFC 3030's chunk-size; strconv would also take a sign).
-func allDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return s != ""
+	return n, nil
 }

@@ -1,21 +1,15 @@
 package testpeer
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tlsmail/tlsmail/internal/selfsigned"
 )
 
 // DovecotUser is one user of a private Dovecot: a password and, if set, a
@@ -98,7 +92,7 @@ func StartDovecot(t testing.TB, users map[string]DovecotUser) *Dovecot {
 		LMTP: filepath.Join(dir, "run", "lmtp"), Auth: filepath.Join(dir, "run", "auth-client"),
 		CAFile: filepath.Join(dir, "cert.pem")}
 	key := filepath.Join(dir, "key.pem")
-	if _, err := selfSigned(d.CAFile, key); err != nil {
+	if _, err := selfsigned.Write(d.CAFile, key); err != nil {
 		t.Fatal(err)
 	}
 	passwd := filepath.Join(dir, "passwd")
@@ -220,47 +214,4 @@ func (d *Dovecot) Maildir(user string) string { return filepath.Join(d.Dir, "mai
 func (d *Dovecot) Log() string {
 	b, _ := os.ReadFile(filepath.Join(d.Dir, "dovecot.log"))
 	return string(b)
-}
-
-// selfSigned writes a self-signed certificate for localhost and 127.0.0.1
-// (its own CA) and its key, and returns the certificate as a pool (for
-// Dovecot's IMAP and Pebble's HTTPS).
-func selfSigned(certFile, keyFile string) (*x509.CertPool, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(time.Now().UnixNano()),
-		Subject:               pkix.Name{CommonName: "localhost"},
-		DNSNames:              []string{"localhost"},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, err
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		return nil, err
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(c)
-	return pool, nil
 }

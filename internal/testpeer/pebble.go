@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tlsmail/tlsmail/internal/selfsigned"
 )
 
 // PebbleVersion is the Pebble (Let's Encrypt's ACME test CA) the tests build.
@@ -92,7 +94,7 @@ func StartPebble(t testing.TB, o PebbleOptions) *Pebble {
 	bin := PebbleBinary(t)
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "wfe.pem"), filepath.Join(dir, "wfe.key")
-	pool, err := selfSigned(certFile, keyFile)
+	pool, err := selfsigned.Write(certFile, keyFile)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -62,7 +62,7 @@ func Mail(submitter, domain, to string, r *Report, gz []byte, now time.Time) ([]
 		{"Date", now.Format(time.RFC1123Z)},
 		{"Subject", fmt.Sprintf("Report Domain: %s Submitter: %s Report-ID: <%s>", domain, submitter, r.ReportID)},
 		{"Message-ID", "<" + r.ReportID + ">"},
-		{"TLS-Report-Domain", domain},
+		{ReportDomainHeader, domain},
 		{"TLS-Report-Submitter", submitter},
 		{"TLS-Required", "No"},
 		{"MIME-Version", "1.0"},

@@ -38,6 +38,23 @@ func IsReportMail(h mail.Header) bool {
 	return err == nil && mt == "multipart/report" && strings.EqualFold(params["report-type"], "tlsrpt")
 }
 
+// ReadReportMail reads a message whose header (in its first 64 KiB) says
+// it is a TLS-RPT report, at most MaxMail bytes of it; ok is false, and
+// little is read, for any other message.
+func ReadReportMail(r io.Reader) (data []byte, ok bool) {
+	br := bufio.NewReaderSize(io.LimitReader(r, MaxMail), 64*1024)
+	head, err := br.Peek(64 * 1024)
+	if err != nil && err != io.EOF && err != bufio.ErrBufferFull {
+		return nil, false
+	}
+	m, err := mail.ReadMessage(bytes.NewReader(head))
+	if err != nil || !IsReportMail(m.Header) {
+		return nil, false
+	}
+	data, err = io.ReadAll(br)
+	return data, err == nil
+}
+
 // ParseMail reads a TLS-RPT report mail (RFC 8460 §5.3) and returns its
 // report, validated. At most MaxMail bytes of r are read.
 func ParseMail(r io.Reader) (*Report, error) {
@@ -136,7 +153,7 @@ func ParseJSON(b []byte) (*Report, error) {
 	return &r, nil
 }
 
-var policyTypes = map[string]bool{"sts": true, "tlsa": true, "no-policy-found": true}
+var policyTypes = map[string]bool{PolicySTS: true, PolicyTLSA: true, PolicyNoPolicyFound: true}
 
 // validate checks the fields RFC 8460 §4.4 requires and sets the period.
 func (r *Report) validate() error {

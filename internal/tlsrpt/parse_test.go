@@ -158,3 +158,32 @@ func FuzzParseJSON(f *testing.F) {
 		}
 	})
 }
+
+func TestReadReportMailOnlyReadsReports(t *testing.T) {
+	report := "Content-Type: multipart/report; report-type=\"tlsrpt\"; boundary=b\r\nTLS-Report-Domain: example.org\r\n\r\n--b--\r\n"
+	if data, ok := ReadReportMail(strings.NewReader(report)); !ok || string(data) != report {
+		t.Errorf("a report mail: %v %q", ok, data)
+	}
+	for _, other := range []string{
+		"Content-Type: text/plain\r\n\r\nhello\r\n",
+		"Content-Type: multipart/report; report-type=disposition-notification; boundary=b\r\n\r\n--b--\r\n",
+		"not a header at all",
+	} {
+		if _, ok := ReadReportMail(strings.NewReader(other)); ok {
+			t.Errorf("%q taken for a report", other)
+		}
+	}
+}
+
+func TestDescribePolicy(t *testing.T) {
+	if typ, strs, mx := DescribePolicy([]string{"3 1 1 ab"}, &STSPolicy{Mode: "enforce"}); typ != PolicyTLSA || len(strs) != 1 || mx != nil {
+		t.Errorf("DANE takes precedence over MTA-STS: %s %q %q", typ, strs, mx)
+	}
+	typ, strs, mx := DescribePolicy(nil, &STSPolicy{Mode: "enforce", MX: []string{"*.example.org"}, MaxAge: 86400})
+	if typ != PolicySTS || strings.Join(strs, "|") != "version: STSv1|mode: enforce|mx: *.example.org|max_age: 86400" || len(mx) != 1 {
+		t.Errorf("sts: %s %q %q", typ, strs, mx)
+	}
+	if typ, _, _ := DescribePolicy(nil, nil); typ != PolicyNoPolicyFound {
+		t.Errorf("none: %s", typ)
+	}
+}

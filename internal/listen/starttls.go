@@ -1,0 +1,73 @@
+package listen
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+
+	"github.com/tlsmail/tlsmail/tlsinfo"
+)
+
+// DiscardPlaintext is the STARTTLS command-injection defence (RFC 3207
+// §4.2, RFC 2595 §3.1; CVE-2011-0411) of a line protocol: whatever the
+// client sent after the command that starts TLS (verb: STARTTLS, STLS)
+// and that sits in br when the go-ahead is answered is dropped and
+// logged, so it can never be read as if it had come over TLS. The caller
+// reads from a fresh reader over the TLS connection afterwards.
+func DiscardPlaintext(br *bufio.Reader, log *slog.Logger, verb, listener, client string) {
+	if n := br.Buffered(); n > 0 {
+		LogDiscarded(log, verb, listener, client, n)
+		_, _ = br.Discard(n)
+	}
+}
+
+// LogDiscarded logs n bytes of plaintext dropped as DiscardPlaintext does,
+// for a server that keeps its own buffer (imapd).
+func LogDiscarded(log *slog.Logger, verb, listener, client string, n int) {
+	log.Warn("discarded plaintext pipelined after "+verb, "listener", listener, "client", client, "bytes", n)
+}
+
+// Handshake runs the server side of a TLS handshake over c under ctx
+// (its deadline bounds a client that never finishes it). A failure is
+// logged ("tls handshake failed") with what the client offered in its
+// ClientHello, which is also returned for the session's own log line; the
+// ClientHello is described only when the handshake fails.
+func Handshake(ctx context.Context, c net.Conn, cfg *tls.Config, log *slog.Logger, listener, client string) (tc *tls.Conn, offered string, err error) {
+	cfg = cfg.Clone()
+	var hello *tls.ClientHelloInfo
+	next := cfg.GetConfigForClient
+	cfg.GetConfigForClient = func(h *tls.ClientHelloInfo) (*tls.Config, error) {
+		hello = h
+		if next != nil {
+			return next(h)
+		}
+		return nil, nil
+	}
+	tc = tls.Server(c, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		if hello != nil {
+			offered = DescribeHello(hello)
+		}
+		log.Warn("tls handshake failed", "listener", listener, "client", client, "err", err, "client_offered", offered)
+		return nil, offered, err
+	}
+	return tc, "", nil
+}
+
+// DescribeHello summarises a ClientHello for the log of a failed
+// handshake: versions, cipher suites (OpenSSL names) and SNI.
+func DescribeHello(h *tls.ClientHelloInfo) string {
+	var vs, cs []string
+	for _, v := range h.SupportedVersions {
+		vs = append(vs, tlsinfo.ProtocolName(v))
+	}
+	for _, c := range h.CipherSuites {
+		s, _ := tlsinfo.SuiteByID(c)
+		cs = append(cs, s.OpenSSL)
+	}
+	return fmt.Sprintf("versions=%s ciphers=%s sni=%q", strings.Join(vs, ","), strings.Join(cs, ","), h.ServerName)
+}
