@@ -14,6 +14,7 @@ import (
 
 	"github.com/tlsmail/tlsmail/internal/auth"
 	"github.com/tlsmail/tlsmail/internal/listen"
+	"github.com/tlsmail/tlsmail/internal/milter"
 	"github.com/tlsmail/tlsmail/internal/queue"
 	"github.com/tlsmail/tlsmail/internal/smtpwire"
 	"github.com/tlsmail/tlsmail/tlsinfo"
@@ -52,7 +53,11 @@ type session struct {
 	bdatBad  error
 	bdatSize int64
 	bdatCR   bool      // the last BDAT chunk ended in CR
-	hold     *authHold // a message kept for the inbound checks (msgauth.go)
+	hold     *heldMessage // a message kept for the checks and milters (hold.go)
+
+	milt       *milter.Session // the milters, if any apply (milter.go)
+	milterHeld string          // the quarantine reason of the current message
+	authMech   string          // the AUTH mechanism that logged in
 }
 
 func newSession(s *Server, c *listen.Conn, lc Listener) *session {
@@ -93,6 +98,9 @@ func (ss *session) run() {
 	ss.rdns = lookupRDNS(ss.ip)
 	result := ss.loop()
 	ss.abortTransaction()
+	if ss.milt != nil {
+		ss.milt.Close()
+	}
 	ss.logSession(result)
 	ss.srv.metrics.Inc("tlsmail_smtp_sessions_total", "listener", ss.lc.Name, "tls", tlsLabel(ss.tls.Protocol), "group", ss.tls.Group)
 	ss.record(result)
@@ -283,6 +291,7 @@ func (ss *session) cmdHelo(arg string, esmtp bool) *smtpwire.Reply {
 	}
 	ss.abortTransaction()
 	ss.helo, ss.esmtp = name, esmtp
+	ss.milterHelo() // milter.go
 	if !esmtp {
 		return smtpwire.R(250, "", "%s", ss.cfg.Hostname)
 	}
@@ -320,6 +329,9 @@ func (ss *session) abortTransaction() {
 	}
 	ss.bdatBad, ss.bdatSize, ss.bdatCR = nil, 0, false
 	ss.dropHold()
+	if ss.milt != nil {
+		ss.milt.Abort()
+	}
 }
 
 // handshake runs a server TLS handshake over the current connection and

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/tlsmail/tlsmail/internal/listen"
+	"github.com/tlsmail/tlsmail/internal/milter"
 	"github.com/tlsmail/tlsmail/internal/route"
 )
 
@@ -18,6 +19,8 @@ type Settings struct {
 	Route *route.Router
 	// MsgAuth are the inbound DKIM, SPF and DMARC checks (msgauth.go).
 	MsgAuth MsgAuth
+	// Milters filter mail on the listeners each applies to (milter.go).
+	Milters []*milter.Milter
 }
 
 // Limits bound what clients can make the server do ([limits]).

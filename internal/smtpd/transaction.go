@@ -69,6 +69,9 @@ func (ss *session) cmdMail(arg string) *smtpwire.Reply {
 	if !smtputf8 && !smtpwire.IsASCII(p.Addr) {
 		return smtpwire.R(553, "5.6.7", "Error: non-ASCII address needs SMTPUTF8")
 	}
+	if r := ss.milterMail(&p); r != nil { // milter.go
+		return r
+	}
 	ss.mail = &p
 	return smtpwire.R(250, "2.1.0", "Ok")
 }
@@ -111,6 +114,9 @@ func (ss *session) cmdRcpt(arg string) *smtpwire.Reply {
 	targets, r := resolve(ss.cfg.Route, p.Addr, ss.relay())
 	if r != nil {
 		ss.srv.log.Info("recipient rejected", "client", ss.ip, "to", auth.Printable(p.Addr), "reply", r.String())
+		return r
+	}
+	if r := ss.milterRcpt(p, targets); r != nil { // milter.go
 		return r
 	}
 	if ss.rcptSeen == nil {
@@ -242,11 +248,16 @@ func (ss *session) dataError(cmd string, err error) (*smtpwire.Reply, string) {
 // commit makes the message durable and replies 250 only then.
 func (ss *session) commit(w *queue.Writer) *smtpwire.Reply {
 	defer ss.abortTransaction()
-	if r := ss.finishAuth(w); r != nil { // msgauth.go
+	fin, r := ss.finishHold(w) // hold.go
+	if r != nil {
 		w.Abort()
 		return r
 	}
-	id, err := w.Commit()
+	if fin.discard { // a milter's: 250, nothing kept (logged)
+		w.Abort()
+		return smtpwire.R(250, "2.0.0", "Ok: queued as %s", w.ID())
+	}
+	id, err := commitFinished(w, fin) // milter.go
 	if err != nil {
 		ss.srv.log.Error("queue: commit failed", "err", err)
 		return smtpwire.R(451, "4.3.0", "Error: local error in processing, try again later")
