@@ -481,6 +481,7 @@ func newMetrics() *metrics.Registry {
 	r := metrics.New()
 	r.Describe("tlsmail_smtp_sessions_total", "counter", "SMTP sessions by listener, TLS protocol and key-exchange group")
 	r.Describe("tlsmail_messages_accepted_total", "counter", "messages accepted (250 after a durable commit) by listener and TLS protocol")
+	r.Describe("tlsmail_milter_actions_total", "counter", "milter actions by milter and action (accept, continue, reject, tempfail, discard, add_header, change_header, insert_header, delete_header, replace_body, quarantine, change_from, add_rcpt, delete_rcpt, error)")
 	r.Describe("tlsmail_deliveries_total", "counter", "delivery outcomes per recipient by kind, status, TLS policy level and TLS protocol")
 	return r
 }

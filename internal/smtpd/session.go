@@ -52,7 +52,7 @@ type session struct {
 	bdat     *queue.Writer
 	bdatBad  error
 	bdatSize int64
-	bdatCR   bool      // the last BDAT chunk ended in CR
+	bdatCR   bool         // the last BDAT chunk ended in CR
 	hold     *heldMessage // a message kept for the checks and milters (hold.go)
 
 	milt       *milter.Session // the milters, if any apply (milter.go)
