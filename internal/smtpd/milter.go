@@ -93,6 +93,17 @@ func (ss *session) milterRcpt(p smtpwire.PathArg, targets []queue.Recipient) *sm
 	return r
 }
 
+// milterRcptAdded notes the RCPT address of the n entries just added to
+// the recipients, so that a milter can delete them by that address.
+func (ss *session) milterRcptAdded(addr string, n int) {
+	if ss.milt == nil {
+		return
+	}
+	for range n {
+		ss.rcptOrig = append(ss.rcptOrig, addr)
+	}
+}
+
 // milterEnd runs the milters over the held message msg and applies the
 // envelope changes to w: a changed sender, deleted recipients, added
 // ones (routed as RCPT ones, relaying allowed: the milter is trusted; one
@@ -113,8 +124,12 @@ func (ss *session) milterEnd(w *queue.Writer, msg *milter.Message) (finished, *s
 	}
 	if len(v.DelRcpts) > 0 || len(v.AddRcpts) > 0 {
 		var rcpts []queue.Recipient
-		for _, r := range w.Recipients() {
-			if !containsFold(v.DelRcpts, r.Addr) {
+		for i, r := range w.Recipients() {
+			orig := r.Addr
+			if i < len(ss.rcptOrig) {
+				orig = ss.rcptOrig[i]
+			}
+			if !containsFold(v.DelRcpts, orig) {
 				rcpts = append(rcpts, r)
 			}
 		}

@@ -57,6 +57,7 @@ type session struct {
 
 	milt       *milter.Session // the milters, if any apply (milter.go)
 	milterHeld string          // the quarantine reason of the current message
+	rcptOrig   []string        // with milters: the RCPT address of each entry of rcpts
 	authMech   string          // the AUTH mechanism that logged in
 }
 
@@ -331,6 +332,7 @@ func (ss *session) abortTransaction() {
 	ss.dropHold()
 	if ss.milt != nil {
 		ss.milt.Abort()
+		ss.rcptOrig = nil
 	}
 }
 

@@ -122,7 +122,9 @@ func (ss *session) cmdRcpt(arg string) *smtpwire.Reply {
 	if ss.rcptSeen == nil {
 		ss.rcptSeen = map[string]bool{}
 	}
+	n := len(ss.rcpts)
 	ss.rcpts = addRecipients(ss.rcpts, ss.rcptSeen, p.Addr, targets, notify, orcpt)
+	ss.milterRcptAdded(p.Addr, len(ss.rcpts)-n) // milter.go
 	ss.rcptOK++
 	return smtpwire.R(250, "2.1.5", "Ok")
 }
