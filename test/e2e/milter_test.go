@@ -105,6 +105,7 @@ Socket inet:%d@127.0.0.1
 PidFile %s
 Canonicalization relaxed/simple
 InternalHosts 127.0.0.1
+RequireSafeKeys false
 `, filepath.Join(dir, "odk.private"), port, filepath.Join(dir, "opendkim.pid"))), 0o600)
 	testpeer.Start(t, testpeer.Cmd{Path: odk, Args: []string{"-f", "-x", conf}, ReadyAddr: fmt.Sprintf("127.0.0.1:%d", port)})
 
