@@ -100,19 +100,21 @@ func (s *Session) endOne(c *conn, msg *Message, v *Verdict) *smtpwire.Reply {
 	}
 	mods, act, err := cs.End()
 	c.inTx = false
-	if r := s.verdict(c, "eom", act, err, false); r != nil || c.off {
-		return r
-	}
-	switch act.Type {
-	case gomilter.ActionDiscard:
-		return nil
-	case gomilter.ActionContinue:
-		s.note(c, "continue")
-	}
-	if err := s.apply(c, lead, mods, msg, v); err != nil {
+	if err != nil {
 		return s.fail(c, "eom", err)
 	}
-	return nil
+	// Accept (or continue) with changes: the changes, then the verdict,
+	// in the log as on the wire.
+	if act.Type == gomilter.ActionAccept || act.Type == gomilter.ActionContinue {
+		if err := s.apply(c, lead, mods, msg, v); err != nil {
+			return s.fail(c, "eom", err)
+		}
+	}
+	if act.Type == gomilter.ActionContinue {
+		s.note(c, "continue")
+		return nil
+	}
+	return s.verdict(c, "eom", act, nil, false)
 }
 
 // apply makes one milter's modifications.
