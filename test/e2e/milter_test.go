@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,7 +27,8 @@ func milterConf(name, address, def string) string {
 // default_action tempfail gives 451 and queues nothing, accept delivers.
 func TestRspamdMilter(t *testing.T) {
 	r := testpeer.StartRspamd(t)
-	m := newMailServer(t, milterConf("rspamd", "inet:"+r.Milter, "tempfail"))
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t))
+	m := newMailServer(t, fmt.Sprintf("metrics_address = %q\n", metricsAddr)+milterConf("rspamd", "inet:"+r.Milter, "tempfail"))
 	m.start(t)
 	acc := newMailServer(t, milterConf("rspamd", "inet:"+r.Milter, "accept"))
 	acc.start(t)
@@ -67,6 +70,18 @@ func TestRspamdMilter(t *testing.T) {
 		"--header", "Subject: rspamd-down-accept", "--body", "delivered without rspamd")
 	if msg := acc.findMail(t, "demo", "Subject: rspamd-down-accept"); strings.Contains(msg, "X-Rspamd-Server") {
 		t.Errorf("rspamd headers on a message rspamd never saw:\n%s", msg)
+	}
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`tlsmail_milter_actions_total{milter="rspamd",action="reject"} 1`,
+		`tlsmail_milter_actions_total{milter="rspamd",action="add_header"}`, `tlsmail_milter_actions_total{milter="rspamd",action="error"} 1`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %s:\n%s", want, body)
+		}
 	}
 	for _, s := range []*mailServer{m, acc} {
 		if strings.Count(s.log(), "msg=\"milter failed\"") != 1 {
