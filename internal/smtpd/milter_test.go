@@ -1,6 +1,7 @@
 package smtpd
 
 import (
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -103,9 +104,15 @@ func startFakeMilter(t *testing.T, f *fakeMilter) string {
 // milterServer starts smtpd with one milter at addr.
 func milterServer(t *testing.T, addr string, def milter.DefaultAction) *testServer {
 	t.Helper()
+	return milterServerTimeout(t, addr, def, 10*time.Second)
+}
+
+// milterServerTimeout is milterServer with another command_timeout.
+func milterServerTimeout(t *testing.T, addr string, def milter.DefaultAction, timeout time.Duration) *testServer {
+	t.Helper()
 	return startServer(t, func(c *testConfig) {
 		c.Milters = []*milter.Milter{milter.New(milter.Config{Name: "fake", Network: "tcp", Address: addr, Default: def,
-			ConnectTimeout: 10 * time.Second, CommandTimeout: 10 * time.Second})}
+			ConnectTimeout: 10 * time.Second, CommandTimeout: timeout})}
 	})
 }
 
@@ -324,7 +331,7 @@ func TestMilterRejectAtEndOfDataUsesItsReply(t *testing.T) {
 	}
 }
 
-// A milter that is down, or speaks garbage, never loses mail: tempfail
+// A milter that is down, speaks garbage or never answers never loses mail: tempfail
 // (451 4.7.1, nothing queued) or accept (delivered), per default_action;
 // logged once per session.
 func TestMilterFailureFollowsDefaultAction(t *testing.T) {
@@ -350,13 +357,29 @@ func TestMilterFailureFollowsDefaultAction(t *testing.T) {
 			c.Close()
 		}
 	}()
+	// silent accepts and reads, and never answers: command_timeout.
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { silent.Close() })
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			go func() { _, _ = io.Copy(io.Discard, c) }()
+		}
+	}()
 	for _, tc := range []struct {
 		name, addr string
 		def        milter.DefaultAction
 	}{{"down/tempfail", down, milter.Tempfail}, {"down/accept", down, milter.Accept},
-		{"garbage/tempfail", garbage.Addr().String(), milter.Tempfail}, {"garbage/accept", garbage.Addr().String(), milter.Accept}} {
+		{"garbage/tempfail", garbage.Addr().String(), milter.Tempfail}, {"garbage/accept", garbage.Addr().String(), milter.Accept},
+		{"silent/tempfail", silent.Addr().String(), milter.Tempfail}, {"silent/accept", silent.Addr().String(), milter.Accept}} {
 		t.Run(tc.name, func(t *testing.T) {
-			ts := milterServer(t, tc.addr, tc.def)
+			ts := milterServerTimeout(t, tc.addr, tc.def, 300*time.Millisecond)
 			c := dial(t, ts.addr["mx"])
 			c.cmd("EHLO client.example", "250")
 			if tc.def == milter.Tempfail {
