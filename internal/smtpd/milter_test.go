@@ -1,6 +1,7 @@
 package smtpd
 
 import (
+	"context"
 	"io"
 	"net"
 	"strings"
@@ -10,7 +11,9 @@ import (
 
 	gomilter "github.com/d--j/go-milter"
 	"github.com/tlsmail/tlsmail/internal/milter"
+	"github.com/tlsmail/tlsmail/internal/msgauth"
 	"github.com/tlsmail/tlsmail/internal/queue"
+	"github.com/tlsmail/tlsmail/internal/testpeer"
 	"github.com/tlsmail/tlsmail/tlsinfo"
 )
 
@@ -402,5 +405,46 @@ func TestMilterFailureFollowsDefaultAction(t *testing.T) {
 				t.Errorf("%d failure lines:\n%s", n, ts.logs.String())
 			}
 		})
+	}
+}
+
+// With [msgauth] on as well, one hold serves both: the message gets our
+// Authentication-Results (computed on the message as received) above the
+// milter's changed message, the forged field removed, in that order.
+func TestMilterAndMsgAuthShareTheHold(t *testing.T) {
+	t.Parallel()
+	f := &fakeMilter{eom: func(m gomilter.Modifier) *gomilter.Response {
+		if err := m.AddHeader("X-Milter", "was here"); err != nil {
+			panic(err)
+		}
+		return gomilter.RespAccept
+	}}
+	addr := startFakeMilter(t, f)
+	dns := testpeer.StartDNS(t, `example.org. 300 IN TXT "v=spf1 ip4:192.0.2.1 -all"`)
+	res := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, dns.Addr)
+	}}
+	ts := startServer(t, func(c *testConfig) {
+		c.MsgAuth = MsgAuth{Verifier: &msgauth.Verifier{Host: "localhost", Resolver: res, Timeout: time.Minute}}
+		c.Milters = []*milter.Milter{milter.New(milter.Config{Name: "fake", Network: "tcp", Address: addr,
+			ConnectTimeout: 10 * time.Second, CommandTimeout: 10 * time.Second})}
+	})
+	c := dial(t, ts.addr["mx"])
+	c.cmd("EHLO client.example", "250")
+	if r := sendMessage(c, "ceo@example.org", "demo@localhost", unsignedFromExampleOrg); !strings.HasPrefix(r, "250") {
+		t.Fatalf("DATA: %s", r)
+	}
+	m := ts.waitMessage(t)
+	ar := strings.Index(m.body, "\r\nAuthentication-Results: localhost;")
+	x := strings.Index(m.body, "\r\nX-Milter: was here\r\n")
+	if ar < 0 || x < ar || !strings.HasPrefix(m.body, "Received: ") || strings.Count(m.body, "Authentication-Results: localhost") != 1 ||
+		!strings.Contains(m.body, "spf=fail") {
+		t.Fatalf("message:\n%s", m.body)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.headers) == 0 || f.headers[0] != "From:ceo@example.org" {
+		t.Errorf("the milter saw %q: want the client's message, not our headers", f.headers)
 	}
 }
