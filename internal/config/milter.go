@@ -22,7 +22,7 @@ type Milter struct {
 	// speaks garbage: "tempfail" (default: 451 4.7.1, the client retries)
 	// or "accept" (the mail goes on without it).
 	DefaultAction string `toml:"default_action,omitempty"`
-	// ConnectTimeout bounds connecting and negotiating (default 30s).
+	// ConnectTimeout bounds connecting (default 30s).
 	ConnectTimeout Duration `toml:"connect_timeout,omitempty"`
 	// CommandTimeout bounds each stage's exchange (default 30s).
 	CommandTimeout Duration `toml:"command_timeout,omitempty"`
@@ -36,8 +36,8 @@ var milterDocs = map[string]string{
 	"milter.name":            "The milter's name in logs and metrics (default: its address).",
 	"milter.address":         "Where the milter listens: inet:HOST:PORT (rspamd's proxy: inet:127.0.0.1:11332) or unix:/PATH (unix:/run/opendkim/opendkim.sock).",
 	"milter.default_action":  "What happens to mail when the milter is down, times out or speaks garbage: tempfail (default; 451 4.7.1, the client tries again, nothing is lost) or accept (the mail goes on without this milter). Logged once per SMTP session.",
-	"milter.connect_timeout": "How long connecting to the milter and negotiating may take (default 30s).",
-	"milter.command_timeout": "How long each stage's exchange with the milter may take: connect, HELO, MAIL, RCPT, each header and body chunk, end of message (default 30s).",
+	"milter.connect_timeout": "How long connecting to the milter may take (default 30s); the option negotiation that follows is one command (command_timeout).",
+	"milter.command_timeout": "How long each read or write of a stage's exchange with the milter may take: negotiation, connect, HELO, MAIL, RCPT, each header and body chunk, end of message (default 30s; a milter that sends progress packets at the end of the message gets more).",
 	"milter.listeners":       "The SMTP listener names (listener.name) whose mail the milter filters (default: every SMTP listener).",
 }
 

@@ -47,7 +47,8 @@ type Config struct {
 	Network string // "tcp" or "unix"
 	Address string // host:port or socket path
 	Default DefaultAction
-	// ConnectTimeout bounds connecting and the option negotiation.
+	// ConnectTimeout bounds connecting (the option negotiation that
+	// follows is bounded by CommandTimeout).
 	ConnectTimeout time.Duration
 	// CommandTimeout bounds each read and write of a stage (Postfix's
 	// milter_command_timeout; the end-of-message reply may take longer
