@@ -34,6 +34,7 @@ peers=(
   "command -v mandoc|mandoc"
   "test -x /usr/sbin/opendkim|opendkim"
   "test -x /usr/sbin/opendkim-testmsg|opendkim-tools"
+  "command -v rspamd|rspamd"
   "command -v adduser|adduser"
   "command -v man|man-db"
   "test -x /lib/systemd/systemd-journald && command -v journalctl && command -v systemd-analyze|systemd"

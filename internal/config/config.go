@@ -65,6 +65,7 @@ type Config struct {
 	Records      Records           `toml:"records"` // records.go
 	DKIM         []DKIMKey         `toml:"dkim"`    // dkim.go
 	Auth         MsgAuth           `toml:"msgauth"` // dkim.go
+	Milters      []Milter          `toml:"milter"`  // milter.go
 	Listeners    []Listener        `toml:"listener"`
 	POP3         []POP3Listener    `toml:"pop3_listener"`
 	IMAP         []IMAPListener    `toml:"imap_listener"`     // see imap.go
@@ -253,6 +254,7 @@ func (c *Config) Defaults() {
 	c.Pipe.defaults()
 	c.Mailboxes.defaults()
 	c.adminDefaults()
+	c.milterDefaults() // milter.go
 	setInt(&c.Outbound.Port, 25)
 	setDur(&c.Outbound.ConnectionCacheTime, 5*time.Second)
 	if c.Outbound.MTASTS == nil {

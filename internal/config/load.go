@@ -209,6 +209,9 @@ func (c *Config) validate() error {
 	if err := c.validateACME(); err != nil {
 		return err
 	}
+	if err := c.checkMilters(); err != nil { // milter.go
+		return err
+	}
 	if err := c.validateAdmin(); err != nil {
 		return err
 	}

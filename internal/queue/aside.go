@@ -19,7 +19,9 @@ import (
 //	corrupt/ID.state   checksum, ID, size), with its state file if any,
 //	corrupt/ID.reason  and why, one line
 //	hold/ID ...        a double-bounce notice to the postmaster that could
-//	                   not be delivered either (never bounced again)
+//	                   not be delivered either (never bounced again); or a message
+//	                   a milter quarantined (Writer.CommitHold), its reason
+//	                   the milter's
 //
 // `tlsmail queue list` shows them. They stay until an administrator
 // removes them (`tlsmail queue delete ID`, or by hand), or moves a held

@@ -7,6 +7,7 @@ import (
 	"github.com/tlsmail/tlsmail/internal/config"
 	"github.com/tlsmail/tlsmail/internal/imapd"
 	"github.com/tlsmail/tlsmail/internal/listen"
+	"github.com/tlsmail/tlsmail/internal/milter"
 	"github.com/tlsmail/tlsmail/internal/pop3d"
 	"github.com/tlsmail/tlsmail/internal/route"
 	"github.com/tlsmail/tlsmail/internal/smtpd"
@@ -49,6 +50,7 @@ func smtpSettings(cfg *config.Config, rt *route.Router) *smtpd.Settings {
 		Route:     rt,
 		MsgAuth:   msgAuthSettings(cfg), // dkim.go
 		Mailboxes: mailboxSettings(cfg), // mailboxes.go
+		Milters:   milters(cfg),
 		Limits: smtpd.Limits{
 			MessageSize: l.MessageSize, Recipients: l.Recipients, CommandLine: l.CommandLine,
 			Connections: l.Connections, ConnectionsPerIP: l.ConnectionsPerIP, BadCommands: l.BadCommands,
@@ -96,4 +98,13 @@ type bound struct {
 	smtp *smtpd.Listener
 	pop3 *pop3d.Listener
 	imap *imapd.Listener
+}
+
+// milters are the [[milter]] tables as smtpd takes them.
+func milters(cfg *config.Config) []*milter.Milter {
+	var out []*milter.Milter
+	for _, mc := range cfg.MilterConfigs() {
+		out = append(out, milter.New(mc))
+	}
+	return out
 }

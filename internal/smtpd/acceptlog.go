@@ -29,6 +29,7 @@ func (ss *session) logAccepted(id string) {
 		attrs = append(attrs, slog.Bool("requiretls", true))
 	}
 	attrs = append(attrs, ss.tls.LogAttrs()...)
+	attrs = ss.milterAttrs(attrs) // milter.go
 	ss.srv.log.LogAttrs(ctx, slog.LevelInfo, "message accepted", attrs...)
 }
 

@@ -98,7 +98,7 @@ func (ss *session) cmdAuth(arg string) *smtpwire.Reply {
 		return smtpwire.R(454, "4.7.0", "Temporary authentication failure")
 	}
 	ss.srv.throttle.Success(ss.ip)
-	ss.user = name
+	ss.user, ss.authMech = name, strings.ToUpper(mech)
 	ss.srv.log.Info("auth ok", "client", ss.ip, "mechanism", strings.ToUpper(mech), "user", auth.Printable(name))
 	return smtpwire.R(235, "2.7.0", "Authentication successful")
 }

@@ -11,8 +11,8 @@ import (
 // until SetMetrics. Each is an atomic add after a lookup that does not
 // allocate, so the per-message cost stays small.
 type smtpMetrics struct {
-	sessions, accepted *metrics.CounterVec
-	mail               *metrics.Mail // shared with pop3d and imapd
+	sessions, accepted, milters *metrics.CounterVec
+	mail                        *metrics.Mail // shared with pop3d and imapd
 }
 
 // SetMetrics makes the server count sessions, messages, failed AUTH and
@@ -24,6 +24,8 @@ func (s *Server) SetMetrics(r *metrics.Registry, m *metrics.Mail) {
 			"listener", "tls", "group"),
 		accepted: r.CounterVec("tlsmail_messages_accepted_total", "messages accepted (250 after a durable commit) by listener and TLS protocol",
 			"listener", "tls"),
+		milters: r.CounterVec("tlsmail_milter_actions_total", "milter actions by milter and action (accept, continue, reject, tempfail, discard, add_header, change_header, insert_header, delete_header, replace_body, quarantine, change_from, add_rcpt, delete_rcpt, error)",
+			"milter", "action"),
 		mail: m,
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tlsmail/tlsmail/internal/auth"
 	"github.com/tlsmail/tlsmail/internal/listen"
+	"github.com/tlsmail/tlsmail/internal/milter"
 	"github.com/tlsmail/tlsmail/internal/queue"
 	"github.com/tlsmail/tlsmail/internal/smtpwire"
 	"github.com/tlsmail/tlsmail/tlsinfo"
@@ -52,7 +53,12 @@ type session struct {
 	rcptSeen map[string]bool // RCPT address+NOTIFY+ORCPT already in rcpts
 	bdat     *queue.Writer
 	chunks   *smtpwire.Chunks // the BDAT content's checks, with bdat
-	hold     *authHold        // a message kept for the inbound checks (msgauth.go)
+	hold     *heldMessage     // a message kept for the checks and milters (hold.go)
+
+	milt       *milter.Session // the milters, if any apply (milter.go)
+	milterHeld string          // the quarantine reason of the current message
+	rcptOrig   []string        // with milters: the RCPT address of each entry of rcpts
+	authMech   string          // the AUTH mechanism that logged in
 }
 
 func newSession(s *Server, c *listen.Conn, lc Listener) *session {
@@ -93,6 +99,9 @@ func (ss *session) run() {
 	ss.rdns = lookupRDNS(ss.ip)
 	result := ss.loop()
 	ss.abortTransaction()
+	if ss.milt != nil {
+		ss.milt.Close()
+	}
 	ss.logSession(result)
 	ss.countSession() // metrics.go
 	ss.record(result)
@@ -286,6 +295,7 @@ func (ss *session) cmdHelo(arg string, esmtp bool) *smtpwire.Reply {
 	}
 	ss.abortTransaction()
 	ss.helo, ss.esmtp = name, esmtp
+	ss.milterHelo() // milter.go
 	if !esmtp {
 		return smtpwire.R(250, "", "%s", ss.cfg.Hostname)
 	}
@@ -323,6 +333,10 @@ func (ss *session) abortTransaction() {
 	}
 	ss.chunks = nil
 	ss.dropHold()
+	if ss.milt != nil {
+		ss.milt.Abort()
+		ss.rcptOrig = nil
+	}
 }
 
 // handshake runs a server TLS handshake over the current connection and

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/tlsmail/tlsmail/internal/listen"
+	"github.com/tlsmail/tlsmail/internal/milter"
 	"github.com/tlsmail/tlsmail/internal/route"
 )
 
@@ -20,6 +21,8 @@ type Settings struct {
 	MsgAuth MsgAuth
 	// Mailboxes are the quota and sender-login checks (mailboxes.go).
 	Mailboxes Mailboxes
+	// Milters filter mail on the listeners each applies to (milter.go).
+	Milters []*milter.Milter
 }
 
 // Limits bound what clients can make the server do ([limits]).

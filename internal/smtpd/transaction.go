@@ -72,6 +72,9 @@ func (ss *session) cmdMail(arg string) *smtpwire.Reply {
 	if r := ss.checkSenderLogin(p.Addr); r != nil { // mailboxes.go
 		return r
 	}
+	if r := ss.milterMail(&p); r != nil { // milter.go
+		return r
+	}
 	ss.mail = &p
 	return smtpwire.R(250, "2.1.0", "Ok")
 }
@@ -119,10 +122,15 @@ func (ss *session) cmdRcpt(arg string) *smtpwire.Reply {
 	if r := ss.checkQuota(p.Addr, targets); r != nil { // mailboxes.go
 		return r
 	}
+	if r := ss.milterRcpt(p, targets); r != nil { // milter.go
+		return r
+	}
 	if ss.rcptSeen == nil {
 		ss.rcptSeen = map[string]bool{}
 	}
+	n := len(ss.rcpts)
 	ss.rcpts = addRecipients(ss.rcpts, ss.rcptSeen, p.Addr, targets, notify, orcpt)
+	ss.milterRcptAdded(p.Addr, len(ss.rcpts)-n) // milter.go
 	ss.rcptOK++
 	return smtpwire.R(250, "2.1.5", "Ok")
 }
@@ -248,11 +256,16 @@ func (ss *session) dataError(cmd string, err error) (*smtpwire.Reply, string) {
 // commit makes the message durable and replies 250 only then.
 func (ss *session) commit(w *queue.Writer) *smtpwire.Reply {
 	defer ss.abortTransaction()
-	if r := ss.finishAuth(w); r != nil { // msgauth.go
+	fin, r := ss.finishHold(w) // hold.go
+	if r != nil {
 		w.Abort()
 		return r
 	}
-	id, err := w.Commit()
+	if fin.discard { // a milter's: 250, nothing kept (logged)
+		w.Abort()
+		return smtpwire.R(250, "2.0.0", "Ok: queued as %s", w.ID())
+	}
+	id, err := commitFinished(w, fin) // milter.go
 	if err != nil {
 		ss.srv.log.Error("queue: commit failed", "err", err)
 		return smtpwire.R(451, "4.3.0", "Error: local error in processing, try again later")
