@@ -82,6 +82,9 @@ func runDNS(env *cliEnv, args []string) int {
 // with ACME, the next key, the account and the CA's CAA name.
 func dnsInput(ctx context.Context, c *config.Config, domain string) (dnsplan.Input, error) {
 	in := dnsplan.Input{Domain: domain, Hostname: c.Hostname, ReportTo: "postmaster@" + domain}
+	if p := c.TLSRPT.ReceivePath; p != "" && c.Web.Address != "" {
+		in.ReportURL = "https://" + c.Hostname + p // reports by HTTPS POST too
+	}
 	var err error
 	if in.DKIM, err = dkimKeys(c, domain); err != nil { // dkim.go
 		return in, err

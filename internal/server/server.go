@@ -277,6 +277,7 @@ func Run(ctx context.Context, o Options) error {
 	lctx, stopListeners := context.WithCancel(context.Background())
 	startACME(qctx, acme, cfg, log)
 	watchCertHealth(qctx, tlsSrv, reg, log) // certhealth.go
+	webLns.records = rec.store              // TLS-RPT reports by HTTPS POST
 	webLns.serve(lctx, acme, tlsSrv, cfgNow, log)
 	serveAdmin(lctx, adminLn, admin, tlsSrv, log) // admin.go
 	for _, b := range listeners {

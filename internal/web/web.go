@@ -31,6 +31,8 @@ type Site struct {
 	// Policy returns the MTA-STS policy and the domains it is published
 	// for; ok false: no MTA-STS hosting.
 	Policy func() (p Policy, domains []string, ok bool)
+	// TLSRPT, if set, takes TLS-RPT reports posted to its path (tlsrpt.go).
+	TLSRPT *TLSRPTReceiver
 }
 
 // PolicyPath is where RFC 8461 puts the policy.
@@ -38,6 +40,10 @@ const PolicyPath = "/.well-known/mta-sts.txt"
 
 // ServeHTTP answers GET/HEAD of the policy on mta-sts.<local domain>.
 func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.TLSRPT.handles(r) {
+		s.TLSRPT.ServeHTTP(w, r)
+		return
+	}
 	host := r.Host
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
