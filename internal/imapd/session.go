@@ -189,9 +189,10 @@ func (sess *session) selectLocked(mb *mailbox, opts *imap.SelectOptions) (*imap.
 		return nil, serverError("cannot read the mailbox")
 	}
 	sess.sel, sess.view, sess.readOnly, sess.searchRes = mb, mb.tracker.NewSession(), opts.ReadOnly, nil
+	kw := readKeywords(mb.dir)
 	data := &imap.SelectData{
-		Flags:          allFlags,
-		PermanentFlags: allFlags,
+		Flags:          append(append([]imap.Flag{}, allFlags...), kw.defined()...),
+		PermanentFlags: append(append([]imap.Flag{}, allFlags...), imap.FlagWildcard),
 		NumMessages:    uint32(len(mb.msgs)),
 		UIDNext:        imap.UID(mb.next),
 		UIDValidity:    mb.validity,
@@ -407,7 +408,11 @@ func (sess *session) Append(name string, r imap.LiteralReader, opts *imap.Append
 		sess.srv.log.Error("imap: append", "user", sess.user, "err", err)
 		return nil, serverError("cannot store the message")
 	}
-	if flags := maildirFlags(opts.Flags); flags != "" {
+	kw, err := assignKeywords(d, opts.Flags)
+	if err != nil {
+		sess.srv.log.Warn("imap: append keywords", "user", sess.user, "err", err)
+	}
+	if flags := kw.letters(opts.Flags); flags != "" {
 		if _, err := d.SetFlags(maildir.Message{Name: fname, File: fname, New: true}, flags); err != nil {
 			sess.srv.log.Error("imap: append flags", "user", sess.user, "err", err)
 		} else if err := d.SyncCur(); err != nil {
