@@ -77,6 +77,8 @@ type Server struct {
 	mu      sync.Mutex
 	closing bool
 	conns   map[*guardConn]struct{}
+	// sessions are the IMAP sessions, for the BYE at shutdown (bye.go).
+	sessions map[*session]struct{}
 }
 
 // SetAuthenticator makes logins ask a (Dovecot's auth server, say)
@@ -94,7 +96,7 @@ func (s *Server) authenticator() auth.Authenticator {
 // Without inotify the server still works, but IDLE and NOOP learn of
 // changes made by others only at the next command that syncs.
 func New(st Settings, tlsSrv *tlsconf.Server, users *auth.Users, throttle *auth.Throttle, log *slog.Logger) *Server {
-	s := &Server{tls: tlsSrv, users: users, throttle: throttle, log: log, conns: map[*guardConn]struct{}{}}
+	s := &Server{tls: tlsSrv, users: users, throttle: throttle, log: log, conns: map[*guardConn]struct{}{}, sessions: map[*session]struct{}{}}
 	s.settings.Store(&st)
 	s.reg = &registry{log: log, boxes: map[string]*mailbox{}, wds: map[int]*mailbox{}}
 	w, err := newWatcher(s.reg.changed)
@@ -210,6 +212,7 @@ func (s *Server) admit(c net.Conn, lc Listener, lim *listen.Limiter) net.Conn {
 // resynchronises by UID; nothing is acknowledged that is not durable) and
 // waits for them to end until ctx does.
 func (s *Server) Shutdown(ctx context.Context) {
+	s.sayBye(ctx) // bye.go
 	s.mu.Lock()
 	s.closing = true
 	for g := range s.conns {

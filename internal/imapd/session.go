@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -32,13 +33,14 @@ const delim = '.'
 
 // session is one IMAP connection's state.
 type session struct {
-	srv   *Server
-	st    *Settings
-	lc    Listener
-	conn  *imapserver.Conn
-	guard *listen.Conn
-	ip    string
-	start time.Time
+	idleMu sync.Mutex // held by Idle; Close waits for it (see Idle)
+	srv    *Server
+	st     *Settings
+	lc     Listener
+	conn   *imapserver.Conn
+	guard  *listen.Conn
+	ip     string
+	start  time.Time
 
 	user string
 	root string // the user's Maildir (INBOX)
@@ -61,11 +63,19 @@ func (s *Server) newSession(c *imapserver.Conn, lc Listener) *session {
 		sess.guard = g.lc
 	}
 	sess.ip = listen.RemoteIP(nc)
+	s.mu.Lock()
+	s.sessions[sess] = struct{}{}
+	s.mu.Unlock()
 	return sess
 }
 
 // Close ends the session with its log line (TLS state included).
 func (sess *session) Close() error {
+	sess.srv.mu.Lock()
+	delete(sess.srv.sessions, sess)
+	sess.srv.mu.Unlock()
+	sess.idleMu.Lock() // an IDLE ended by a broken connection may still run
+	defer sess.idleMu.Unlock()
 	sess.unselect()
 	var st tlsinfo.State
 	if cs, ok := tlsState(sess.conn.NetConn()); ok && sess.srv.tls != nil {
@@ -456,6 +466,11 @@ func (sess *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 }
 
 func (sess *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
+	// imapserver runs Idle in a goroutine of its own and, when the
+	// connection breaks, closes stop and calls Close without waiting for
+	// it: Close takes idleMu, so it unselects only once Idle is done.
+	sess.idleMu.Lock()
+	defer sess.idleMu.Unlock()
 	if sess.sel == nil {
 		<-stop
 		return nil
