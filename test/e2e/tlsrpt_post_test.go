@@ -136,3 +136,37 @@ func TestTLSRPTReceivedByHTTPSPost(t *testing.T) {
 		t.Errorf("tlsmail dns does not publish the https rua:\n%s", out)
 	}
 }
+
+// TestTLSRPTSenderPostsToSecondInstance: one tlsmail delivers to another
+// (e2e.test, by the transport map), then `tlsmail queue tlsrpt` makes the
+// day's report and, finding an https rua in _smtp._tls.e2e.test (a test
+// DNS server), POSTs it to the second instance's [tlsrpt] receive_path,
+// which stores it: `tlsmail report` there lists the sender's report.
+func TestTLSRPTSenderPostsToSecondInstance(t *testing.T) {
+	webAddr := fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t))
+	webPort := strings.Split(webAddr, ":")[1]
+	recv := newMailServer(t, fmt.Sprintf("[web]\naddress = %q\n[tlsrpt]\nreceive_path = \"/.well-known/tlsrpt\"\n", webAddr))
+	recv.start(t)
+	dns := testpeer.StartDNS(t, `_smtp._tls.e2e.test. 60 IN TXT "v=TLSRPTv1; rua=https://localhost:`+webPort+`/.well-known/tlsrpt"`)
+	send := newMailServerFor(t, `"sender.test"`, fmt.Sprintf("[outbound]\ndns_server = %q\nca_file = %q\n[transport]\n\"e2e.test\" = %q\n",
+		dns.Addr, recv.ca, recv.addr["mx"]))
+	send.start(t)
+	if _, errs, code := runTlsmail(t, []string{"TLSMAIL_PASSWORD=" + demoPassword}, "hello\n", "send", "--server", send.addr["submission"],
+		"--cafile", send.ca, "--user", "demo", "--from", "demo@sender.test", "--to", "demo@e2e.test", "--subject", "tlsrpt-e2e"); code != 0 {
+		t.Fatalf("send: %d %s", code, errs)
+	}
+	send.waitLog(t, "to=demo@e2e.test delay=")
+	if line := logLine(send.log(), "to=demo@e2e.test "); !strings.Contains(line, "status=sent") {
+		t.Fatalf("delivery to the second instance: %s", line)
+	}
+	out, errs, code := runTlsmail(t, nil, "", "queue", "tlsrpt", "--config", send.config)
+	if code != 0 || !strings.Contains(out, "1 TLS reports sent") {
+		t.Fatalf("queue tlsrpt: %d %q %q\nsender log:\n%s", code, out, errs, send.log())
+	}
+	recv.waitLog(t, "tlsrpt: report received by HTTPS")
+	out, _, _ = runTlsmail(t, nil, "", "report", "--config", recv.config)
+	_, received, _ := strings.Cut(out, "TLS-RPT reports received")
+	if !regexp.MustCompile(`mail\.e2e\.test\s+e2e\.test no-policy-found\s+1 ok\s+0 failed`).MatchString(received) {
+		t.Errorf("the receiving instance does not show the sender's report:\n%s", out)
+	}
+}
