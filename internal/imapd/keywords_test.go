@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -86,5 +87,52 @@ func TestKeywordsKeptDovecotStyle(t *testing.T) {
 	trash, _ := maildir.Dir(filepath.Join(string(ts.inbox()), ".Trash")).List()
 	if len(trash) != 1 || trash[0].Flags() != "Pab" {
 		t.Errorf("Trash: %+v", trash)
+	}
+}
+
+// dovecotFlagsScript logs in to Dovecot's IMAP (STARTTLS) and prints the
+// INBOX's FLAGS and each message's flags.
+const dovecotFlagsScript = `
+import imaplib, ssl, sys
+host, port, ca, pw = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+m = imaplib.IMAP4(host, port)
+m.starttls(ssl_context=ssl.create_default_context(cafile=ca))
+m.login("demo", pw)
+m.select("INBOX")
+print("flags", m.response("FLAGS"))
+typ, d = m.fetch("1:*", "(FLAGS)")
+for x in d: print("fetch", x.decode())
+m.logout()
+`
+
+// TestDovecotSeesOurKeywords: the INBOX our IMAP server wrote keywords
+// into (dovecot-keywords and the letters), copied into a private
+// Dovecot's Maildir, shows the same keywords through Dovecot's IMAP.
+func TestDovecotSeesOurKeywords(t *testing.T) {
+	py := testpeer.Require(t, "python3")
+	ts := startIMAP(t, "")
+	ts.deliver(t, "first", "one")
+	host, sport, _ := strings.Cut(ts.addr["imaps"], ":")
+	if out, err := exec.Command(py, "-c", keywordsScript, host, sport, ts.ca, password).CombinedOutput(); err != nil {
+		t.Fatalf("imaplib: %v\n%s", err, out)
+	}
+	ts.stop()
+	dc := testpeer.StartDovecot(t, map[string]testpeer.DovecotUser{"demo": {Password: "dovecot-pw"}})
+	dst := dc.Maildir("demo")
+	os.MkdirAll(filepath.Dir(dst), 0o755)
+	if out, err := exec.Command("cp", "-r", string(ts.inbox()), dst).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+	if out, err := exec.Command("chown", "-R", "65534:65534", filepath.Dir(dst)).CombinedOutput(); err != nil {
+		t.Fatalf("chown: %v %s", err, out)
+	}
+	dhost, dport, _ := strings.Cut(dc.IMAPAddr, ":")
+	out, err := exec.Command(py, "-c", dovecotFlagsScript, dhost, dport, dc.CAFile, "dovecot-pw").CombinedOutput()
+	if err != nil {
+		t.Fatalf("imaplib to dovecot: %v\n%s\n%s", err, out, dc.Log())
+	}
+	t.Logf("dovecot:\n%s", out)
+	if !strings.Contains(string(out), "custom1") || !regexp.MustCompile(`fetch 1 \(FLAGS \([^)]*custom1[^)]*\)\)`).MatchString(string(out)) {
+		t.Errorf("Dovecot does not show custom1 on message 1:\n%s", out)
 	}
 }
