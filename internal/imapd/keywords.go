@@ -21,7 +21,8 @@ import (
 // in a Maildir, so Dovecot reading the same store sees them: the folder's
 // dovecot-keywords file maps an index 0–25 to a name ("0 $Junk"), and a
 // message carries the letter 'a'+index among its info flags. $Forwarded
-// is the system letter P, as in Dovecot. A folder holds at most 26
+// is both: Maildir's P (passed), which mutt and mbsync read, and a keyword
+// letter, which is how Dovecot keeps it (it shows no flag for P). A folder holds at most 26
 // keywords; a 27th is refused. Letters in a file name that the file does
 // not define are kept on disk and not shown.
 
@@ -69,17 +70,10 @@ func validKeyword(name string) bool {
 	return true
 }
 
-// isKeyword: flag is a keyword, not a system flag (or $Forwarded, P).
+// isKeyword: flag is a keyword (with a letter a–z), not a system flag;
+// $Forwarded is one too (and P as well).
 func isKeyword(f imap.Flag) bool {
-	if strings.HasPrefix(string(f), `\`) {
-		return false
-	}
-	for _, s := range flagLetters {
-		if strings.EqualFold(string(f), string(s.flag)) {
-			return false
-		}
-	}
-	return true
+	return !strings.HasPrefix(string(f), `\`)
 }
 
 // letter is the letter of keyword name, if the table has it.
@@ -97,7 +91,7 @@ func (k *keywords) letter(name string) (rune, bool) {
 func (k *keywords) flags(letters string) []imap.Flag {
 	out := imapFlags(letters)
 	for _, c := range letters {
-		if c >= 'a' && c <= 'z' && k.names[c-'a'] != "" {
+		if c >= 'a' && c <= 'z' && k.names[c-'a'] != "" && !hasFlag(out, k.names[c-'a']) {
 			out = append(out, imap.Flag(k.names[c-'a']))
 		}
 	}
@@ -119,11 +113,12 @@ func (k *keywords) letters(flags []imap.Flag) string {
 	return maildir.NormalizeFlags(s)
 }
 
-// defined lists the table's keywords (for FLAGS).
+// defined lists the table's keywords (for FLAGS) but $Forwarded, which
+// allFlags has.
 func (k *keywords) defined() []imap.Flag {
 	var out []imap.Flag
 	for _, n := range k.names {
-		if n != "" {
+		if n != "" && !hasFlag(allFlags, n) {
 			out = append(out, imap.Flag(n))
 		}
 	}
@@ -201,4 +196,14 @@ func translateKeywords(src, dst maildir.Dir, letters string) (string, error) {
 		return "", err
 	}
 	return dk.letters(fl), nil
+}
+
+// hasFlag: flags holds name (case-insensitive).
+func hasFlag(flags []imap.Flag, name string) bool {
+	for _, f := range flags {
+		if strings.EqualFold(string(f), name) {
+			return true
+		}
+	}
+	return false
 }

@@ -73,7 +73,7 @@ func TestKeywordsKeptDovecotStyle(t *testing.T) {
 		}
 	}
 	kw, err := os.ReadFile(filepath.Join(string(ts.inbox()), KeywordsFile))
-	if err != nil || string(kw) != "0 custom1\n1 $Junk\n" {
+	if err != nil || string(kw) != "0 $Forwarded\n1 custom1\n2 $Junk\n" {
 		t.Errorf("dovecot-keywords: %q %v", kw, err)
 	}
 	msgs, _ := ts.inbox().List()
@@ -81,11 +81,11 @@ func TestKeywordsKeptDovecotStyle(t *testing.T) {
 	for _, m := range msgs {
 		flags[m.Flags()] = true
 	}
-	if !flags["Pa"] || !flags[""] || len(flags) != 2 {
-		t.Errorf("INBOX file flags: %v (want Pa: $Forwarded, custom1)", flags)
+	if !flags["Pab"] || !flags[""] || len(flags) != 2 {
+		t.Errorf("INBOX file flags: %v (want Pab: $Forwarded as P and a, custom1)", flags)
 	}
 	trash, _ := maildir.Dir(filepath.Join(string(ts.inbox()), ".Trash")).List()
-	if len(trash) != 1 || trash[0].Flags() != "Pab" {
+	if len(trash) != 1 || trash[0].Flags() != "Pabc" {
 		t.Errorf("Trash: %+v", trash)
 	}
 }
@@ -132,7 +132,9 @@ func TestDovecotSeesOurKeywords(t *testing.T) {
 		t.Fatalf("imaplib to dovecot: %v\n%s\n%s", err, out, dc.Log())
 	}
 	t.Logf("dovecot:\n%s", out)
-	if !strings.Contains(string(out), "custom1") || !regexp.MustCompile(`fetch 1 \(FLAGS \([^)]*custom1[^)]*\)\)`).MatchString(string(out)) {
-		t.Errorf("Dovecot does not show custom1 on message 1:\n%s", out)
+	for _, kw := range []string{"custom1", `\$Forwarded`} {
+		if !regexp.MustCompile(`fetch 1 \(FLAGS \([^)]*` + kw + `[^)]*\)\)`).MatchString(string(out)) {
+			t.Errorf("Dovecot does not show %s on message 1:\n%s", kw, out)
+		}
 	}
 }

@@ -146,13 +146,13 @@ func (c *candidate) match(cr *imap.SearchCriteria) (bool, error) {
 	}
 	flags := it.m.Flags()
 	for _, f := range cr.Flag {
-		l := c.kw.letters([]imap.Flag{f})
-		if l == "" || !strings.Contains(flags, l) {
+		l := c.kw.letters([]imap.Flag{f}) // $Forwarded: P or its keyword letter
+		if l == "" || !strings.ContainsAny(flags, l) {
 			return false, nil
 		}
 	}
 	for _, f := range cr.NotFlag {
-		if l := c.kw.letters([]imap.Flag{f}); l != "" && strings.Contains(flags, l) {
+		if l := c.kw.letters([]imap.Flag{f}); l != "" && strings.ContainsAny(flags, l) {
 			return false, nil
 		}
 	}
