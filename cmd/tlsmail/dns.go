@@ -41,9 +41,12 @@ func runDNS(env *cliEnv, args []string) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	in, err := dnsInput(ctx, c, domain)
+	in, waiting, err := dnsInput(ctx, c, domain)
 	if err != nil {
 		return fail(env, "%v", err)
+	}
+	if waiting != "" {
+		fmt.Fprintf(env.stderr, "%s: %s\n", env.name, waiting)
 	}
 	plan := dnsplan.Build(in)
 	if !*check {
@@ -71,20 +74,23 @@ func runDNS(env *cliEnv, args []string) int {
 	} else {
 		dnsplan.WriteResults(env.stdout, results)
 	}
-	if !dnsplan.AllOK(results) {
-		return exitFail
+	if !dnsplan.AllOK(results) || waiting != "" {
+		return exitFail // a record still waiting is not right yet
 	}
 	return exitOK
 }
 
 // dnsInput gathers what the records are made from: the configuration,
 // the MX host's current key (ACME storage or the certificate file) and,
-// with ACME, the next key, the account and the CA's CAA name.
-func dnsInput(ctx context.Context, c *config.Config, domain string) (dnsplan.Input, error) {
-	in := dnsplan.Input{Domain: domain, Hostname: c.Hostname, ReportTo: "postmaster@" + domain}
-	var err error
+// with ACME, the next key, the account and the CA's CAA name. waiting
+// says which record is left out and why (an ACME key not obtained yet).
+func dnsInput(ctx context.Context, c *config.Config, domain string) (in dnsplan.Input, waiting string, err error) {
+	in = dnsplan.Input{Domain: domain, Hostname: c.Hostname, ReportTo: "postmaster@" + domain}
+	if p := c.TLSRPT.ReceivePath; p != "" && c.Web.Address != "" {
+		in.ReportURL = "https://" + c.Hostname + p // reports by HTTPS POST too
+	}
 	if in.DKIM, err = dkimKeys(c, domain); err != nil { // dkim.go
-		return in, err
+		return in, "", err
 	}
 	for _, s := range c.ClientServices() {
 		in.Services = append(in.Services, dnsplan.Service{Kind: s.Kind, Port: s.Port, Implicit: s.Implicit})
@@ -105,36 +111,39 @@ func dnsInput(ctx context.Context, c *config.Config, domain string) (dnsplan.Inp
 		k, err := tlsconf.StoredKey(storage, a.Directory, c.Hostname)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
-			return in, fmt.Errorf("no ACME key for %s in %s yet: start `tlsmail serve` first, so it obtains the certificate", c.Hostname, storage)
+			// Everything else can be published now; the TLSA record
+			// needs the key the first certificate brings.
+			waiting = fmt.Sprintf("the TLSA record for %s waits for its key: no ACME key in %s yet; start `tlsmail serve`, and once it has the certificate run `tlsmail dns` again", c.Hostname, storage)
 		case err != nil:
-			return in, err
-		}
-		if err := addKey(k.Public(), "current"); err != nil {
-			return in, err
-		}
-		if next, err := tlsconf.ReadNextKey(storage, c.Hostname); err == nil {
-			if err := addKey(next.Public(), "next"); err != nil {
-				return in, err
+			return in, "", err
+		default:
+			if err := addKey(k.Public(), "current"); err != nil {
+				return in, "", err
+			}
+			if next, err := tlsconf.ReadNextKey(storage, c.Hostname); err == nil {
+				if err := addKey(next.Public(), "next"); err != nil {
+					return in, "", err
+				}
 			}
 		}
 		var roots *x509.CertPool
 		if a.CAFile != "" {
 			if roots, err = certs.LoadCAs(c.Path(a.CAFile), ""); err != nil {
-				return in, err
+				return in, "", err
 			}
 		}
 		in.CAIdentity = tlsconf.CAAIdentity(ctx, a.Directory, roots)
 		in.AccountURI = tlsconf.AccountURI(storage, a.Directory, a.Email)
-		return in, nil
+		return in, waiting, nil
 	}
 	if c.TLS.Cert != "" {
 		chain, err := certs.ReadCertificates(c.Path(c.TLS.Cert))
 		if err != nil {
-			return in, err
+			return in, "", err
 		}
 		if err := addKey(chain[0].PublicKey, "current"); err != nil {
-			return in, err
+			return in, "", err
 		}
 	}
-	return in, nil
+	return in, "", nil
 }

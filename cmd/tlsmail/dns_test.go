@@ -113,3 +113,27 @@ func TestCertRolloverUsage(t *testing.T) {
 		t.Errorf("no server: %d %q", code, errs)
 	}
 }
+
+// TestDNSWithACMEBeforeTheFirstCertificate: with [tls.acme] and no key
+// obtained yet, `tlsmail dns` prints every record it can (MX, TLS-RPT,
+// CAA, SPF, DMARC) and says on stderr that the TLSA record waits for the
+// key, instead of printing nothing.
+func TestDNSWithACMEBeforeTheFirstCertificate(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "tlsmail.toml")
+	os.WriteFile(cfg, []byte("hostname = \"mx.example.org\"\ndata_dir = \""+dir+"\"\nlocal_domains = [\"example.org\"]\n"+
+		"[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:0\"\nmode = \"starttls\"\n"+
+		"[tls.acme]\nemail = \"a@example.org\"\ndirectory = \"https://127.0.0.1:1/directory\"\n"), 0o600)
+	code, out, errs := runCLI(t, "tlsmail", "dns", "--config", cfg, "example.org")
+	if code != exitOK || !strings.Contains(errs, "the TLSA record for mx.example.org waits for its key") {
+		t.Fatalf("dns: %d %q\n%s", code, errs, out)
+	}
+	for _, want := range []string{"example.org.", "MX", "10 mx.example.org.", "_smtp._tls.example.org.", "CAA"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dns output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "TLSA") {
+		t.Errorf("a TLSA record without a key:\n%s", out)
+	}
+}

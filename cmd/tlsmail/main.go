@@ -47,6 +47,7 @@ func commands() map[string]command {
 		"cert":      {"inspect certificates, hash and rehash CA dirs, make a dev CA", runCert},
 		"probe":     {"report a mail server's TLS posture", runProbe},
 		"queue":     {"list, show, flush, delete and retry queued mail", runQueue},
+		"status":    {"ask the running server: listeners, certificates' days left, queue, records", runStatus},
 		"report":    {"what TLS each hop got: outbound by domain, inbound TLS mix, failures", runReport},
 		"user":      {"manage the users file", runUser},
 		"sslserver": {"UCSPI-SSL compatible TLS server wrapper", runSSLServer},

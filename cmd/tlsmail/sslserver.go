@@ -21,7 +21,8 @@ const sslserverUsage = `usage: sslserver [ -1346UXpPhHrRoOdDqQvVIeEsSnNmzZ ] [ -
 
 A drop-in for UCSPI-SSL's sslserver (see the UCSPI-SSL section of tlsmail's
 README.md). Certificates come from $CERTFILE / $KEYFILE / $CERTCHAINFILE,
-client CAs from $CAFILE / $CADIR / $CCAFILE, ciphers from $CIPHERS. TLS is
+client CAs from $CAFILE / $CADIR / $CCAFILE, revoked client certificates
+from $CRLFILE (a CRL file or directory), ciphers from $CIPHERS. TLS is
 done in this process; only the program is exec'd. Immediate mode (-N) and
 delayed TLS (-n, UCSPI-TLS: SSLCTLFD=3, SSLREADFD=4, SSLWRITEFD=5), ident
 (-r, -t), IP-only rules (-y), -U, -3 (key password on fd 3, for PKCS#8

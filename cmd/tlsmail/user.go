@@ -90,6 +90,10 @@ func runUser(env *cliEnv, args []string) int {
 			return fail(env, "%v", err)
 		}
 		fmt.Fprintf(env.stdout, "removed %s\n", name)
+		// The mail stays: say where, rather than leave it silently.
+		if mbox := filepath.Join(dataDir, "mail", auth.Canonical(name)); dirExists(mbox) {
+			fmt.Fprintf(env.stdout, "mailbox %s kept; remove it with rm -r %s\n", mbox, mbox)
+		}
 		return tellServer(env, dataDir)
 	}
 	if !auth.ValidName(name) {
@@ -173,4 +177,10 @@ func createForRunAs(cfg *config.Config, users *auth.Users) error {
 	}
 	users.CreateAs(0, ids.GID, 0o640)
 	return nil
+}
+
+// dirExists reports whether path is a directory.
+func dirExists(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.IsDir()
 }

@@ -37,8 +37,14 @@ func TestUserNamesFoldCase(t *testing.T) {
 	if code, out, _ := user("", "list"); code != exitOK || out != "alice\n" {
 		t.Errorf("list: %d %q", code, out)
 	}
-	if code, out, errs := user("", "del", "ALICE"); code != exitOK || !strings.Contains(out, "removed alice") {
+	os.MkdirAll(filepath.Join(data, "mail", "alice", "new"), 0o700)
+	mbox := filepath.Join(data, "mail", "alice")
+	if code, out, errs := user("", "del", "ALICE"); code != exitOK || !strings.Contains(out, "removed alice") ||
+		!strings.Contains(out, "mailbox "+mbox+" kept; remove it with rm -r "+mbox+"\n") {
 		t.Errorf("del ALICE: %d %q %q", code, out, errs)
+	}
+	if _, err := os.Stat(mbox); err != nil {
+		t.Errorf("del removed the mailbox: %v", err)
 	}
 }
 

@@ -62,10 +62,11 @@ type Config struct {
 	Outbound     Outbound          `toml:"outbound"`
 	Limits       Limits            `toml:"limits"`
 	Queue        Queue             `toml:"queue"`
-	Records      Records           `toml:"records"` // records.go
-	DKIM         []DKIMKey         `toml:"dkim"`    // dkim.go
-	Auth         MsgAuth           `toml:"msgauth"` // dkim.go
-	Milters      []Milter          `toml:"milter"`  // milter.go
+	Records      Records           `toml:"records"`          // records.go
+	TLSRPT       TLSRPT            `toml:"tlsrpt,omitempty"` // reports in by HTTPS (tlsrpt.go)
+	DKIM         []DKIMKey         `toml:"dkim"`             // dkim.go
+	Auth         MsgAuth           `toml:"msgauth"`          // dkim.go
+	Milters      []Milter          `toml:"milter"`           // milter.go
 	Listeners    []Listener        `toml:"listener"`
 	POP3         []POP3Listener    `toml:"pop3_listener"`
 	IMAP         []IMAPListener    `toml:"imap_listener"`     // see imap.go

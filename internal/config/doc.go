@@ -28,6 +28,9 @@ func Schema() []SettingInfo {
 	for k, v := range milterDocs { // milter.go
 		docs[k] = v
 	}
+	for k, v := range tlsrptDocs { // tlsrpt.go
+		docs[k] = v
+	}
 	var out []SettingInfo
 	var walk func(prefix string, t reflect.Type)
 	walk = func(prefix string, t reflect.Type) {

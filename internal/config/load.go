@@ -112,6 +112,9 @@ func (c *Config) validate() error {
 	if err := c.Records.check(); err != nil {
 		return err
 	}
+	if err := c.TLSRPT.check(c); err != nil { // tlsrpt.go
+		return err
+	}
 	switch strings.ToLower(c.LogLevel) {
 	case "debug", "info", "warn", "error":
 	default:

@@ -48,6 +48,9 @@ type Input struct {
 	CAIdentity, AccountURI string
 	// ReportTo receives TLS-RPT reports (a local address).
 	ReportTo string
+	// ReportURL, if set, also receives them by HTTPS POST ([tlsrpt]
+	// receive_path on the [web] listener).
+	ReportURL string
 	// DKIM are the domain's configured DKIM keys (dkim.go).
 	DKIM []DKIMKey
 	// Services are the mail services clients use, for SRV (srv.go).
@@ -77,7 +80,11 @@ func Build(in Input) Plan {
 		add(Record{"mta-sts." + d, "CNAME", h, "mta-sts-host", "the MTA-STS policy host is this server ([web] listener)"})
 		add(Record{"_mta-sts." + d, "TXT", strconv.Quote(in.STS.TXT()), "mta-sts", "the policy's id: senders refetch the policy when it changes"})
 	}
-	add(Record{"_smtp._tls." + d, "TXT", strconv.Quote("v=TLSRPTv1; rua=mailto:" + in.ReportTo), "tlsrpt", "TLS-RPT (RFC 8460): senders report TLS failures to this address"})
+	rua := "mailto:" + in.ReportTo
+	if in.ReportURL != "" {
+		rua += "," + in.ReportURL
+	}
+	add(Record{"_smtp._tls." + d, "TXT", strconv.Quote("v=TLSRPTv1; rua=" + rua), "tlsrpt", "TLS-RPT (RFC 8460): senders report TLS failures to this address"})
 	for _, k := range in.Keys {
 		add(Record{"_25._tcp." + h, "TLSA", "3 1 1 " + k.TLSA, "tlsa-" + k.Label, "DANE-EE for the " + k.Label + " key (needs a DNSSEC-signed zone)"})
 	}

@@ -19,7 +19,7 @@ import (
 )
 
 // The system flags and their Maildir letters ($Forwarded is the keyword
-// Dovecot maps to P). Other keywords are not kept.
+// Dovecot maps to P). Other keywords: keywords.go.
 var flagLetters = []struct {
 	flag   imap.Flag
 	letter rune
@@ -142,8 +142,9 @@ func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, opts *
 		markSeen = markSeen || !bs.Peek
 	}
 	items := sess.pick(numSet)
+	kw := readKeywords(sess.sel.dir)
 	if markSeen && !sess.readOnly {
-		if err := sess.setFlags(items, imap.StoreFlagsAdd, "S"); err != nil {
+		if err := sess.setFlags(items, imap.StoreFlagsAdd, "S", nil); err != nil {
 			return err
 		}
 		items = sess.pick(numSet)
@@ -169,7 +170,7 @@ func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, opts *
 		rw := w.CreateMessage(seq)
 		rw.WriteUID(it.msg.uid)
 		if opts.Flags || markSeen {
-			rw.WriteFlags(imapFlags(it.m.Flags()))
+			rw.WriteFlags(kw.flags(it.m.Flags()))
 		}
 		if opts.InternalDate {
 			rw.WriteInternalDate(sess.sel.date(it.msg))
@@ -226,8 +227,12 @@ func writeAll(wc interface {
 // setFlags changes the flags of items by renaming their files (under the
 // INBOX's POP3 lock; one fsync of cur/ for all) and tells the other
 // sessions.
-func (sess *session) setFlags(items []item, op imap.StoreFlagsOp, letters string) error {
+func (sess *session) setFlags(items []item, op imap.StoreFlagsOp, letters string, kw *keywords) error {
 	mb := sess.sel
+	if kw == nil {
+		k := readKeywords(mb.dir)
+		kw = &k
+	}
 	mb.mu.Lock()
 	defer mb.mu.Unlock()
 	return mb.withPOP3Lock(func() error {
@@ -273,7 +278,7 @@ func (sess *session) setFlags(items []item, op imap.StoreFlagsOp, letters string
 			}
 			msg.m, renamed = m, true
 			if next != old {
-				mb.tracker.QueueMessageFlags(mb.seqOf(msg.uid), msg.uid, imapFlags(next), sess.view)
+				mb.tracker.QueueMessageFlags(mb.seqOf(msg.uid), msg.uid, kw.flags(next), sess.view)
 			}
 		}
 		return nil
@@ -285,7 +290,14 @@ func (sess *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags 
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "the mailbox is read-only (EXAMINE)"}
 	}
 	items := sess.pick(numSet)
-	if err := sess.setFlags(items, flags.Op, maildirFlags(flags.Flags)); err != nil {
+	kw, err := assignKeywords(sess.sel.dir, flags.Flags)
+	if errors.Is(err, errTooManyKeywords) {
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit, Text: err.Error()}
+	} else if err != nil {
+		sess.srv.log.Error("imap: store keywords", "user", sess.user, "err", err)
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Text: "cannot keep the keywords"}
+	}
+	if err := sess.setFlags(items, flags.Op, kw.letters(flags.Flags), &kw); err != nil {
 		return err
 	}
 	if flags.Silent {
@@ -409,7 +421,11 @@ func linkInto(src maildir.Dir, it *item, dest maildir.Dir, name string) error {
 		}
 		it.m, p = m, src.Path(m)
 	}
-	to := filepath.Join(string(dest), "cur", maildir.FlagFile(name, it.m.Flags()))
+	letters, err := translateKeywords(src, dest, it.m.Flags())
+	if err != nil {
+		return err
+	}
+	to := filepath.Join(string(dest), "cur", maildir.FlagFile(name, letters))
 	if err := os.Link(p, to); err == nil {
 		return nil
 	}
@@ -421,7 +437,7 @@ func linkInto(src maildir.Dir, it *item, dest maildir.Dir, name string) error {
 	if _, err := dest.Deliver(name, f, maildir.Options{}); err != nil {
 		return err
 	}
-	_, err = dest.SetFlags(maildir.Message{Name: name, File: name, New: true}, it.m.Flags())
+	_, err = dest.SetFlags(maildir.Message{Name: name, File: name, New: true}, letters)
 	return err
 }
 
@@ -452,7 +468,11 @@ func (sess *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest str
 			if err != nil {
 				return err
 			}
-			if _, err := mb.dir.MoveTo(m, dd, m.Flags()); err != nil {
+			letters, err := translateKeywords(mb.dir, dd, m.Flags())
+			if err != nil {
+				return err
+			}
+			if _, err := mb.dir.MoveTo(m, dd, letters); err != nil {
 				return err
 			}
 			names = append(names, m.Name)

@@ -196,9 +196,10 @@ func (mb *mailbox) syncLocked(write bool) error {
 		if len(added) > 0 {
 			mb.tracker.QueueNumMessages(uint32(len(mb.msgs)))
 		}
+		kw := readKeywords(mb.dir)
 		for _, msg := range flagged {
 			if seq := mb.seqOf(msg.uid); seq > 0 {
-				mb.tracker.QueueMessageFlags(seq, msg.uid, imapFlags(msg.m.Flags()), nil)
+				mb.tracker.QueueMessageFlags(seq, msg.uid, kw.flags(msg.m.Flags()), nil)
 			}
 		}
 	}

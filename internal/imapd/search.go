@@ -20,6 +20,7 @@ import (
 // only when a criterion needs its header or text.
 func (sess *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria, opts *imap.SearchOptions) (*imap.SearchData, error) {
 	items := sess.pick(imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}})
+	kw := readKeywords(sess.sel.dir)
 	sess.staticCriteria(criteria)
 	var data imap.SearchData
 	var seqs imap.SeqSet
@@ -27,7 +28,7 @@ func (sess *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriter
 	for i := range items {
 		it := &items[i]
 		seq := sess.view.EncodeSeqNum(it.seq)
-		c := &candidate{sess: sess, it: it, seq: seq}
+		c := &candidate{sess: sess, it: it, seq: seq, kw: &kw}
 		ok, err := c.match(criteria)
 		if err != nil {
 			return nil, err
@@ -107,6 +108,7 @@ func (sess *session) staticCriteria(c *imap.SearchCriteria) {
 
 type candidate struct {
 	sess   *session
+	kw     *keywords // the folder's keyword letters
 	it     *item
 	seq    uint32
 	body   []byte
@@ -144,13 +146,13 @@ func (c *candidate) match(cr *imap.SearchCriteria) (bool, error) {
 	}
 	flags := it.m.Flags()
 	for _, f := range cr.Flag {
-		l := maildirFlags([]imap.Flag{f})
-		if l == "" || !strings.Contains(flags, l) {
+		l := c.kw.letters([]imap.Flag{f}) // $Forwarded: P or its keyword letter
+		if l == "" || !strings.ContainsAny(flags, l) {
 			return false, nil
 		}
 	}
 	for _, f := range cr.NotFlag {
-		if l := maildirFlags([]imap.Flag{f}); l != "" && strings.Contains(flags, l) {
+		if l := c.kw.letters([]imap.Flag{f}); l != "" && strings.ContainsAny(flags, l) {
 			return false, nil
 		}
 	}

@@ -80,6 +80,8 @@ type Server struct {
 	metrics  *metrics.Mail // nil: none (SetMetrics)
 
 	conns listen.Sessions[*guardConn]
+	// sessions are the IMAP sessions, for the BYE at shutdown (bye.go).
+	sessions listen.Sessions[*session]
 }
 
 // SetMetrics makes the server count its sessions and failed logins in m
@@ -212,6 +214,7 @@ func (s *Server) admit(c net.Conn, lc Listener, lim *listen.Limiter) net.Conn {
 // resynchronises by UID; nothing is acknowledged that is not durable) and
 // waits for them to end until ctx does.
 func (s *Server) Shutdown(ctx context.Context) {
+	s.sayBye(ctx) // bye.go
 	s.conns.Close(func(g *guardConn) {
 		_ = g.Conn.Close() // the session ends; its Close releases the slot
 	})

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -34,13 +35,14 @@ const delim = '.'
 
 // session is one IMAP connection's state.
 type session struct {
-	srv   *Server
-	st    *Settings
-	lc    Listener
-	conn  *imapserver.Conn
-	guard *listen.Conn
-	ip    string
-	start time.Time
+	idleMu sync.Mutex // held by Idle; Close waits for it (see Idle)
+	srv    *Server
+	st     *Settings
+	lc     Listener
+	conn   *imapserver.Conn
+	guard  *listen.Conn
+	ip     string
+	start  time.Time
 
 	user string
 	root string // the user's Maildir (INBOX)
@@ -63,11 +65,15 @@ func (s *Server) newSession(c *imapserver.Conn, lc Listener) *session {
 		sess.guard = g.lc
 	}
 	sess.ip = listen.RemoteIP(nc)
+	s.sessions.Add(sess) // for the BYE at shutdown; its connection is closed then anyway
 	return sess
 }
 
 // Close ends the session with its log line (TLS state included).
 func (sess *session) Close() error {
+	sess.srv.sessions.Remove(sess)
+	sess.idleMu.Lock() // an IDLE ended by a broken connection may still run
+	defer sess.idleMu.Unlock()
 	sess.unselect()
 	var st tlsinfo.State
 	if cs, ok := tlsState(sess.conn.NetConn()); ok && sess.srv.tls != nil {
@@ -200,9 +206,10 @@ func (sess *session) selectLocked(mb *mailbox, opts *imap.SelectOptions) (*imap.
 		return nil, serverError("cannot read the mailbox")
 	}
 	sess.sel, sess.view, sess.readOnly, sess.searchRes = mb, mb.tracker.NewSession(), opts.ReadOnly, nil
+	kw := readKeywords(mb.dir)
 	data := &imap.SelectData{
-		Flags:          allFlags,
-		PermanentFlags: allFlags,
+		Flags:          append(append([]imap.Flag{}, allFlags...), kw.defined()...),
+		PermanentFlags: append(append([]imap.Flag{}, allFlags...), imap.FlagWildcard),
 		NumMessages:    uint32(len(mb.msgs)),
 		UIDNext:        imap.UID(mb.next),
 		UIDValidity:    mb.validity,
@@ -433,7 +440,11 @@ func (sess *session) Append(name string, r imap.LiteralReader, opts *imap.Append
 		return nil, serverError("cannot store the message")
 	}
 	sess.countQuota(1, body.n)
-	if flags := maildirFlags(opts.Flags); flags != "" {
+	kw, err := assignKeywords(d, opts.Flags)
+	if err != nil {
+		sess.srv.log.Warn("imap: append keywords", "user", sess.user, "err", err)
+	}
+	if flags := kw.letters(opts.Flags); flags != "" {
 		if _, err := d.SetFlags(maildir.Message{Name: fname, File: fname, New: true}, flags); err != nil {
 			sess.srv.log.Error("imap: append flags", "user", sess.user, "err", err)
 		} else if err := d.SyncCur(); err != nil {
@@ -477,6 +488,11 @@ func (sess *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 }
 
 func (sess *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
+	// imapserver runs Idle in a goroutine of its own and, when the
+	// connection breaks, closes stop and calls Close without waiting for
+	// it: Close takes idleMu, so it unselects only once Idle is done.
+	sess.idleMu.Lock()
+	defer sess.idleMu.Unlock()
 	if sess.sel == nil {
 		<-stop
 		return nil

@@ -13,6 +13,7 @@ import (
 	"github.com/tlsmail/tlsmail/internal/certs"
 	"github.com/tlsmail/tlsmail/internal/config"
 	"github.com/tlsmail/tlsmail/internal/listen"
+	"github.com/tlsmail/tlsmail/internal/records"
 	"github.com/tlsmail/tlsmail/internal/route"
 	"github.com/tlsmail/tlsmail/internal/tlsconf"
 	"github.com/tlsmail/tlsmail/internal/web"
@@ -24,6 +25,7 @@ import (
 // bound with the others, before privileges are dropped (ports 80 and 443).
 type webListeners struct {
 	web, http01, alpn net.Listener
+	records           *records.Store // TLS-RPT reports posted to [tlsrpt] receive_path (nil: off)
 }
 
 // bindWeb binds them; addrs gets "web", "acme-http" and "acme-tls-alpn".
@@ -161,6 +163,11 @@ func (w *webListeners) serve(ctx context.Context, a *tlsconf.ACME, tlsSrv *tlsco
 			}
 			return web.Policy{Mode: c.MTASTS.Mode, MX: c.MTASTS.MX, MaxAge: c.MTASTS.MaxAge}, c.LocalDomains, true
 		}, Clients: func() (web.ClientConfig, bool) { return clientConfig(cfgNow(), users) }}
+		if w.records != nil {
+			site.TLSRPT = &web.TLSRPTReceiver{Store: w.records, Log: log.With("listener", "web"),
+				Path:    func() string { return cfgNow().TLSRPT.ReceivePath },
+				Domains: func() []string { return cfgNow().LocalDomains }}
+		}
 		go func() {
 			if err := web.Serve(ctx, w.web, tlsSrv.Config(), site, log); err != nil {
 				log.Error("listener stopped", "listener", "web", "err", err)

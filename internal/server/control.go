@@ -25,6 +25,8 @@ type ControlReply struct {
 	OK    bool   `json:"ok"`
 	Text  string `json:"text"`
 	Count int    `json:"count,omitempty"`
+	// Status answers "status" (status.go).
+	Status *Status `json:"status,omitempty"`
 }
 
 // serveControl answers `tlsmail queue flush|retry|delete`, `tlsmail

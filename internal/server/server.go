@@ -54,6 +54,7 @@ func Run(ctx context.Context, o Options) error {
 	if o.Grace == 0 {
 		o.Grace = 10 * time.Second
 	}
+	start := time.Now()
 	notify := openNotifier(log) // systemd Type=notify (notify.go)
 	defer notify.close()
 	var listeners []bound
@@ -270,7 +271,7 @@ func Run(ctx context.Context, o Options) error {
 	qctx, stopQueue := context.WithCancel(context.Background())
 	rep := newReporter(rec.store, rem.Resolver, webRoots, q, smtp.BounceRecipient, cfg.Hostname, log)
 	go rep.daily(qctx)
-	if err := serveControl(qctx, cfg.Path(ControlSocket), q, rep, users, certControl(acme, rolloverDelay(cfg)), log); err != nil {
+	if err := serveControl(qctx, cfg.Path(ControlSocket), q, rep, users, withStatus(&statusSource{started: start, cfg: cfg, addrs: addrs, tlsSrv: tlsSrv, queue: q, records: rec.store}, certControl(acme, rolloverDelay(cfg))), log); err != nil {
 		log.Warn("no control socket: `tlsmail queue flush|retry|delete` will not reach this server", "err", err)
 	}
 	var wg sync.WaitGroup
@@ -280,6 +281,7 @@ func Run(ctx context.Context, o Options) error {
 	lctx, stopListeners := context.WithCancel(context.Background())
 	startACME(qctx, acme, cfg, log)
 	watchCertHealth(qctx, tlsSrv, reg, log) // certhealth.go
+	webLns.records = rec.store              // TLS-RPT reports by HTTPS POST
 	webLns.serve(lctx, acme, tlsSrv, cfgNow, users, log)
 	serveAdmin(lctx, adminLn, admin, tlsSrv, log) // admin.go
 	for _, b := range listeners {

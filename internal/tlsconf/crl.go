@@ -10,6 +10,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -82,7 +83,10 @@ func readCRLs(f string) ([]*x509.RevocationList, error) {
 	}
 	var out []*x509.RevocationList
 	if !bytes.Contains(b, []byte("-----BEGIN")) {
-		l, err := x509.ParseRevocationList(b)
+		l, err := parseCRL(b)
+		if errors.Is(err, errCRLv1) {
+			return nil, fmt.Errorf("client_crl %s: %w", f, err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("client_crl %s: %w: %v", f, errNoCRL, err)
 		}
@@ -97,7 +101,7 @@ func readCRLs(f string) ([]*x509.RevocationList, error) {
 		if blk.Type != "X509 CRL" {
 			continue
 		}
-		l, err := x509.ParseRevocationList(blk.Bytes)
+		l, err := parseCRL(blk.Bytes)
 		if err != nil {
 			return nil, fmt.Errorf("client_crl %s: %w", f, err)
 		}
@@ -107,6 +111,19 @@ func readCRLs(f string) ([]*x509.RevocationList, error) {
 		return nil, fmt.Errorf("client_crl %s: %w", f, errNoCRL)
 	}
 	return out, nil
+}
+
+// errCRLv1 is a version 1 CRL, which Go's parser refuses.
+var errCRLv1 = errors.New("a version 1 CRL (no extensions) is not supported: make a version 2 CRL (for OpenSSL's `ca -gencrl`, give the CA section a crlnumber file)")
+
+// parseCRL parses one DER CRL; a version 1 CRL is errCRLv1 (OpenSSL's
+// `ca -gencrl` makes one when no crlnumber file is configured).
+func parseCRL(der []byte) (*x509.RevocationList, error) {
+	l, err := x509.ParseRevocationList(der)
+	if err != nil && strings.Contains(err.Error(), "unsupported crl version") {
+		return nil, errCRLv1
+	}
+	return l, err
 }
 
 func checkCRLSignature(l *x509.RevocationList, cas []*x509.Certificate) error {
@@ -210,4 +227,13 @@ func (c *clientCRL) check(leaf *x509.Certificate, now time.Time) string {
 		return ""
 	}
 	return set.check(leaf, now)
+}
+
+// CheckCRL loads the CRL file or directory path and checks each CRL's
+// signature against the client CAs in caFile/caDir, as a server with
+// ClientCRL does at start. sslserver uses it for CRLFILE, which rules
+// may need (CCAVERIFY) even when the start-up settings verify no client.
+func CheckCRL(path, caFile, caDir string) error {
+	c := clientCRL{path: path, caFile: caFile, caDir: caDir}
+	return c.reload()
 }

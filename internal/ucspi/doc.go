@@ -44,6 +44,11 @@
 //     (the certificate for that client) and CCAVERIFY (require a verified
 //     client certificate); sslclient -y is client-side UCSPI-TLS with the
 //     same control-socket contract as sslserver -n (the GIF lineage's).
+//   - CRLFILE (a CRL file or directory, tlsconf's client_crl loader): a
+//     client certificate that -m/-z or CCAVERIFY verifies is refused in
+//     the handshake when revoked, when its issuer has no CRL there, or
+//     when that CRL expired (OpenSSL's crl_check); a CRL that does not
+//     load or is not signed by a client CA is an error at start.
 //   - VERIFYDEPTH and -V count intermediate CAs as OpenSSL's verify depth
 //     does (default 1); DHFILE is accepted and ignored: Go's TLS has no
 //     finite-field DHE. The -v start-up lines name the files as fehcom's

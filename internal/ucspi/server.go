@@ -49,11 +49,15 @@ type ServerOptions struct {
 	// client CAs are ClientCAFile and ClientCADir.
 	TLSSettings               tlsconf.ServerSettings
 	ClientCAFile, ClientCADir string
-	VerifyDepth               int           // VERIFYDEPTH: most intermediate CAs in a client chain; 0: no limit
-	Paranoid                  bool          // -p: a PTR name counts only if it resolves back to the peer
-	Resolver                  *net.Resolver // nil: net.DefaultResolver
-	ClientCertHost            bool          // -z: also check the client's host name
-	Delayed                   bool          // -n: UCSPI-TLS, the program starts TLS itself
+	// ClientCRL is CRLFILE: a CRL file or directory every verified client
+	// certificate is checked against (tlsconf's client_crl), for -m/-z
+	// (set in TLSSettings as well) and for CCAVERIFY variants.
+	ClientCRL      string
+	VerifyDepth    int           // VERIFYDEPTH: most intermediate CAs in a client chain; 0: no limit
+	Paranoid       bool          // -p: a PTR name counts only if it resolves back to the peer
+	Resolver       *net.Resolver // nil: net.DefaultResolver
+	ClientCertHost bool          // -z: also check the client's host name
+	Delayed        bool          // -n: UCSPI-TLS, the program starts TLS itself
 	// ShutdownGrace is how long running connections may go on once
 	// Serve's context is done (the listener closes at once); then their
 	// programs get SIGTERM and Serve returns. 0 ends them at once.
@@ -93,6 +97,9 @@ func (s *Server) logf(level int, format string, a ...any) {
 // Serve accepts connections on l until ctx is done, then lets the
 // running ones finish within ShutdownGrace (shutdown.go) and returns nil.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	if err := s.checkCRL(); err != nil {
+		return err
+	}
 	stop := context.AfterFunc(ctx, func() {
 		l.Close()
 		s.mu.Lock()

@@ -77,12 +77,13 @@ func ServerEnv(o *ServerOptions, getenv func(string) string, clientCert string, 
 	if f := getenv("CCAFILE"); f != "" && f != "-" {
 		o.ClientCAFile = f
 	}
+	o.ClientCRL = getenv("CRLFILE")
 	o.TLSSettings = settings
 	// -z/-m ask for a client certificate, unless CCAFILE is "-".
 	requireCert = clientCert != "" && getenv("CCAFILE") != "-"
 	if requireCert {
 		settings.ClientAuth = tlsconf.ClientAuthRequire
-		settings.ClientCAFile, settings.ClientCADir = o.ClientCAFile, o.ClientCADir
+		settings.ClientCAFile, settings.ClientCADir, settings.ClientCRL = o.ClientCAFile, o.ClientCADir, o.ClientCRL
 		o.ClientCertHost = clientCert == "z"
 	}
 	o.VerifyDepth = 1

@@ -73,6 +73,7 @@ func (s *Server) tlsFor(ruleEnv []string) (*tlsconf.Server, error) {
 		}
 		settings.ClientAuth = tlsconf.ClientAuthRequire
 		settings.ClientCAFile, settings.ClientCADir = s.o.ClientCAFile, s.o.ClientCADir
+		settings.ClientCRL = s.o.ClientCRL
 	}
 	srv, err := tlsconf.NewServer(settings)
 	if err != nil {
@@ -82,6 +83,22 @@ func (s *Server) tlsFor(ruleEnv []string) (*tlsconf.Server, error) {
 	s.variants[v] = srv
 	s.mu.Unlock()
 	return srv, nil
+}
+
+// checkCRL loads CRLFILE once at start, so that a CRL that does not load
+// (or is not signed by a client CA) is one error before any connection,
+// with or without -m/-z: rules may ask for CCAVERIFY later.
+func (s *Server) checkCRL() error {
+	if s.o.ClientCRL == "" {
+		return nil
+	}
+	if s.o.ClientCAFile == "" && s.o.ClientCADir == "" {
+		return fmt.Errorf("CRLFILE %s: no CAFILE, CCAFILE or CADIR to check it against", s.o.ClientCRL)
+	}
+	if err := tlsconf.CheckCRL(s.o.ClientCRL, s.o.ClientCAFile, s.o.ClientCADir); err != nil {
+		return fmt.Errorf("CRLFILE: %w", err)
+	}
+	return nil
 }
 
 // acceptTLS runs the server handshake on c within -T and checks the

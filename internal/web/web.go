@@ -34,6 +34,8 @@ type Site struct {
 	// Clients returns what mail clients' autoconfiguration answers
 	// (autoconfig.go); nil or ok false: none.
 	Clients func() (c ClientConfig, ok bool)
+	// TLSRPT, if set, takes TLS-RPT reports posted to its path (tlsrpt.go).
+	TLSRPT *TLSRPTReceiver
 }
 
 // PolicyPath is where RFC 8461 puts the policy.
@@ -41,6 +43,10 @@ const PolicyPath = "/.well-known/mta-sts.txt"
 
 // ServeHTTP answers GET/HEAD of the policy on mta-sts.<local domain>.
 func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.TLSRPT.handles(r) {
+		s.TLSRPT.ServeHTTP(w, r)
+		return
+	}
 	host := r.Host
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
