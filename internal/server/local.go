@@ -34,46 +34,46 @@ type delivery struct {
 
 func (d *delivery) Deliver(ctx context.Context, env *queue.Envelope, rcpts []int, open func() (io.ReadCloser, error)) []queue.Outcome {
 	cfg := d.cfg()
-	out := make([]queue.Outcome, 0, len(rcpts))
-	var remoteRcpts []int
-	done := map[string]queue.Outcome{} // one copy per mailbox (smtpd dedups too; older queue items may not be)
-	var lmtpRcpts map[config.DeliveryTarget][]int
-	pipeRcpts := map[string][]int{}
+	var localRcpts, remoteRcpts []int
 	for _, i := range rcpts {
-		local := auth.Canonical(env.Recipients[i].Local)
-		if local == "" {
+		if env.Recipients[i].Local == "" {
 			remoteRcpts = append(remoteRcpts, i)
-			continue
+		} else {
+			localRcpts = append(localRcpts, i)
 		}
-		t := agentFor(cfg, env.Recipients[i], local)
-		if key, ok := pipeKey(cfg, env.Recipients[i], t); ok { // pipe.go
-			pipeRcpts[key] = append(pipeRcpts[key], i)
-			continue
-		}
-		if t.Agent == config.AgentLMTP { // agents.go
-			if lmtpRcpts == nil {
-				lmtpRcpts = map[config.DeliveryTarget][]int{}
-			}
-			lmtpRcpts[t] = append(lmtpRcpts[t], i)
-			continue
-		}
-		if o, ok := done[local]; ok {
+	}
+	out := make([]queue.Outcome, 0, len(rcpts))
+	if len(localRcpts) > 0 {
+		out = append(out, d.deliverLocal(ctx, cfg, env, localRcpts, open)...) // agents.go
+	}
+	if len(remoteRcpts) > 0 {
+		out = append(out, d.remote.Load().Deliver(ctx, env, remoteRcpts, dkimSigned(d.dkim.Load(), env, open, d.log))...)
+	}
+	return out
+}
+
+// maildirAgent is the Maildir delivery agent, the default for local
+// users: DATA/mail/USER, one copy per mailbox however many recipients
+// of the message reach it (smtpd dedups too; older queue items may not
+// be).
+type maildirAgent struct {
+	d   *delivery
+	cfg *config.Config
+}
+
+func (a maildirAgent) Deliver(_ context.Context, env *queue.Envelope, rcpts []int, open func() (io.ReadCloser, error)) []queue.Outcome {
+	out := make([]queue.Outcome, 0, len(rcpts))
+	done := map[string]queue.Outcome{}
+	for _, i := range rcpts {
+		user := auth.Canonical(env.Recipients[i].Local)
+		if o, ok := done[user]; ok {
 			o.Rcpt = i
 			out = append(out, o)
 			continue
 		}
-		o := d.local(cfg, env, i, open)
-		done[local] = o
+		o := a.d.local(a.cfg, env, i, open)
+		done[user] = o
 		out = append(out, o)
-	}
-	if len(lmtpRcpts) > 0 {
-		out = append(out, d.deliverLMTP(ctx, cfg, env, lmtpRcpts, open)...)
-	}
-	if len(pipeRcpts) > 0 {
-		out = append(out, d.deliverPipe(ctx, cfg, env, pipeRcpts, open)...)
-	}
-	if len(remoteRcpts) > 0 {
-		out = append(out, d.remote.Load().Deliver(ctx, env, remoteRcpts, dkimSigned(d.dkim.Load(), env, open, d.log))...)
 	}
 	return out
 }

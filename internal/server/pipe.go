@@ -13,26 +13,22 @@ import (
 	"github.com/tlsmail/tlsmail/internal/queue"
 )
 
-// pipeKey says whether local recipient r goes to a command, and which:
-// "|command" for an alias target (route puts it in the queue so), or
-// "pipe:command" for a [delivery] entry of its address, user or domain.
-func pipeKey(cfg *config.Config, r queue.Recipient, t config.DeliveryTarget) (string, bool) {
-	if strings.HasPrefix(r.Local, "|") {
-		return r.Local, true
-	}
-	if t.Agent == config.AgentPipe {
-		return "pipe:" + t.Command, true
-	}
-	return "", false
+// pipeAlias says whether local recipient r is an alias's command
+// ("|command" in its queue entry, as route puts it there), and which.
+func pipeAlias(r queue.Recipient) (string, bool) {
+	return strings.CutPrefix(r.Local, "|")
 }
 
-// deliverPipe runs each group's command once per recipient. An alias's
-// command runs only while the configuration still names it (the queue
-// entry alone never decides what runs). As root, commands run as [pipe]
-// user or `user`; with neither the agent refuses (4.3.5, logged).
-func (d *delivery) deliverPipe(ctx context.Context, cfg *config.Config, env *queue.Envelope, groups map[string][]int, open func() (io.ReadCloser, error)) []queue.Outcome {
-	var out []queue.Outcome
-	a := pipe.Agent{Timeout: cfg.Pipe.Timeout.Duration, Hostname: cfg.Hostname}
+// pipeAgent is the pipe agent for t (an alias's command or a pipe:
+// [delivery] entry). An alias's command runs only while the configuration
+// still names it (the queue entry alone never decides what runs). As
+// root, commands run as [pipe] user or `user`; with neither the agent
+// refuses (4.3.5, logged).
+func (d *delivery) pipeAgent(cfg *config.Config, t target) Agent {
+	if t.alias && !cfg.IsPipeAlias(t.Command) {
+		return refuseAll{dstatus.Temp("4.3.5", "local configuration error: the alias's command is no longer configured")}
+	}
+	a := &pipe.Agent{Timeout: cfg.Pipe.Timeout.Duration, Hostname: cfg.Hostname, Command: t.Command}
 	if os.Geteuid() == 0 {
 		ids, ok, err := cfg.PipeIDs()
 		if ok {
@@ -45,19 +41,16 @@ func (d *delivery) deliverPipe(ctx context.Context, cfg *config.Config, env *que
 			d.log.Error("pipe delivery: the user for commands", "err", err)
 		}
 	}
-	for key, rcpts := range groups {
-		cmd, fromAlias := strings.CutPrefix(key, "|")
-		if !fromAlias {
-			cmd = strings.TrimPrefix(key, "pipe:")
-		}
-		if fromAlias && !cfg.IsPipeAlias(cmd) {
-			for _, i := range rcpts {
-				out = append(out, queue.Outcome{Rcpt: i, Status: dstatus.Temp("4.3.5", "local configuration error: the alias's command is no longer configured")})
-			}
-			continue
-		}
-		a.Command = cmd
-		out = append(out, a.Deliver(ctx, env, rcpts, open)...)
+	return a
+}
+
+// refuseAll is an agent that gives every recipient one status.
+type refuseAll struct{ status dstatus.Status }
+
+func (r refuseAll) Deliver(_ context.Context, _ *queue.Envelope, rcpts []int, _ func() (io.ReadCloser, error)) []queue.Outcome {
+	out := make([]queue.Outcome, len(rcpts))
+	for k, i := range rcpts {
+		out[k] = queue.Outcome{Rcpt: i, Status: r.status}
 	}
 	return out
 }
