@@ -28,3 +28,11 @@ func BenchmarkStage1K(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkUniqueName is the name of every delivered file.
+func BenchmarkUniqueName(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = UniqueName(1765000000, "4Xb2Rk9wzMZqR0", "mx.example.org")
+	}
+}
