@@ -18,6 +18,8 @@
 #   make bench   tlsmail vs a private Postfix (root) vs the no-queue sink: the
 #                issue-13 table (RUNS=3 MSGS=2000; quick: RUNS=1 MSGS=300),
 #                see bench/compare.sh
+#   make bench-cpu   server CPU µs per message, tlsmail vs the sink (bench/cpu.sh):
+#                the figure a loaded machine does not distort
 #   make bench-send  client PIPELINING vs lock-step at 1 ms RTT, tlsmail send vs msmtp
 #   make bench-outbound  outbound relaying vs Postfix's smtp client (root)
 #   make bench-ssl   tlsmail sslserver vs stunnel4: conn/s, bulk MB/s, idle memory
@@ -28,7 +30,7 @@ STATICCHECK := $(BIN)/staticcheck
 STATICCHECK_VERSION := v0.8.2
 FUZZTIME    ?= 30s
 
-.PHONY: test stress build install deb peers lint vet staticcheck fuzz fuzz-smtpwire bench bench-records bench-send bench-outbound bench-ssl
+.PHONY: test stress build install deb peers lint vet staticcheck fuzz fuzz-smtpwire bench bench-cpu bench-records bench-send bench-outbound bench-ssl
 
 # -count=1: the e2e tests run a tlsmail binary they build themselves, which
 # go test's cache does not see, so a cached result could hide a change.
@@ -78,6 +80,9 @@ deb:
 
 bench:
 	bash bench/compare.sh
+
+bench-cpu:
+	bash bench/cpu.sh
 
 bench-records:
 	bash bench/records.sh

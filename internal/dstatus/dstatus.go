@@ -162,5 +162,11 @@ func (s Status) LogArgs() []any {
 
 // oneLine replaces CR and LF so a rendering never spans lines.
 func oneLine(s string) string {
-	return strings.NewReplacer("\r", " ", "\n", " ").Replace(s)
+	if !strings.ContainsAny(s, "\r\n") {
+		return s
+	}
+	return lineBreaks.Replace(s)
 }
+
+// lineBreaks is oneLine's Replacer, built once (not per status rendered).
+var lineBreaks = strings.NewReplacer("\r", " ", "\n", " ")

@@ -43,3 +43,19 @@ func TestFromReplyAndRenderings(t *testing.T) {
 		t.Errorf("JSON: %s", b)
 	}
 }
+
+// BenchmarkReply is the rendering in every delivery's log line.
+func BenchmarkReply(b *testing.B) {
+	s := Delivered("delivered to maildir demo")
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = s.Reply()
+	}
+}
+
+// TestReplyOneLine: a reply never spans lines.
+func TestReplyOneLine(t *testing.T) {
+	if got := Delivered("a\r\nb\nc").Reply(); got != "250 2.0.0 a  b c" {
+		t.Errorf("got %q", got)
+	}
+}

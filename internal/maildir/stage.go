@@ -1,7 +1,6 @@
 package maildir
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/tlsmail/tlsmail/internal/safeio"
 )
@@ -42,14 +42,10 @@ func (d Dir) stage(name string, r io.Reader, maybeDelivered, sync bool) (staged 
 	if err != nil {
 		return false, fmt.Errorf("maildir deliver: %w", err)
 	}
-	// Buffered, so the caller's header and the message go out in one
-	// write when they fit (the struct hides bufio's ReadFrom, which would
-	// write the parts one by one).
-	bw := bufio.NewWriterSize(f, 64*1024)
-	_, err = io.Copy(struct{ io.Writer }{bw}, r)
-	if err == nil {
-		err = bw.Flush()
-	}
+	// Through one pooled buffer, filled before each write, so the caller's
+	// header and the message go out in one write when they fit, and a
+	// delivery leaves no buffer behind for the GC.
+	err = copyFull(f, r)
 	if err == nil && sync {
 		err = f.Sync()
 	}
@@ -61,6 +57,33 @@ func (d Dir) stage(name string, r io.Reader, maybeDelivered, sync bool) (staged 
 		return false, fmt.Errorf("maildir deliver: %w", err)
 	}
 	return true, nil
+}
+
+// stageBufs holds the 64 KiB buffers stage writes through.
+var stageBufs = sync.Pool{New: func() any { b := make([]byte, 64*1024); return &b }}
+
+// copyFull copies r to w in writes of a whole buffer (the last one
+// shorter): a message of up to 64 KiB is one write, whatever the sizes
+// of r's reads.
+func copyFull(w io.Writer, r io.Reader) error {
+	bp := stageBufs.Get().(*[]byte)
+	defer stageBufs.Put(bp)
+	buf := *bp
+	for {
+		n, err := io.ReadFull(r, buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return werr
+			}
+		}
+		switch err {
+		case nil:
+		case io.EOF, io.ErrUnexpectedEOF:
+			return nil
+		default:
+			return err
+		}
+	}
 }
 
 // Publish moves a staged tmp/NAME into new/ — call it only once the file

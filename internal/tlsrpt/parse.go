@@ -40,19 +40,24 @@ func IsReportMail(h mail.Header) bool {
 
 // ReadReportMail reads a message whose header (in its first 64 KiB) says
 // it is a TLS-RPT report, at most MaxMail bytes of it; ok is false, and
-// little is read, for any other message.
+// little is read, for any other message. The header is read through a
+// small buffer (the server calls this for every local delivery; a
+// 64 KiB one per message was most of its garbage), keeping what was read
+// in case the rest is wanted.
 func ReadReportMail(r io.Reader) (data []byte, ok bool) {
-	br := bufio.NewReaderSize(io.LimitReader(r, MaxMail), 64*1024)
-	head, err := br.Peek(64 * 1024)
-	if err != nil && err != io.EOF && err != bufio.ErrBufferFull {
-		return nil, false
-	}
-	m, err := mail.ReadMessage(bytes.NewReader(head))
+	var seen bytes.Buffer
+	lr := io.LimitReader(r, MaxMail)
+	br := bufio.NewReaderSize(io.LimitReader(io.TeeReader(lr, &seen), 64*1024), 4096)
+	m, err := mail.ReadMessage(br)
 	if err != nil || !IsReportMail(m.Header) {
 		return nil, false
 	}
-	data, err = io.ReadAll(br)
-	return data, err == nil
+	// seen holds everything read from r so far (the header and what br
+	// read ahead of it); the rest follows.
+	if _, err := io.Copy(&seen, lr); err != nil {
+		return nil, false
+	}
+	return seen.Bytes(), true
 }
 
 // ParseMail reads a TLS-RPT report mail (RFC 8460 §5.3) and returns its

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/tlsmail/tlsmail/internal/records"
@@ -185,5 +186,32 @@ func TestDescribePolicy(t *testing.T) {
 	}
 	if typ, _, _ := DescribePolicy(nil, nil); typ != PolicyNoPolicyFound {
 		t.Errorf("none: %s", typ)
+	}
+}
+
+// TestReadReportMailLarge: a report longer than the buffer the header is
+// read through comes back whole; a header that does not end within its
+// first 64 KiB is not a report's.
+func TestReadReportMailLarge(t *testing.T) {
+	report := "Content-Type: multipart/report; report-type=\"tlsrpt\"; boundary=b\r\n\r\n" + strings.Repeat("--b\r\n\r\nxxxxxxxx\r\n", 20000) + "--b--\r\n"
+	if data, ok := ReadReportMail(iotest.HalfReader(strings.NewReader(report))); !ok || string(data) != report {
+		t.Errorf("a long report mail: %v, %d bytes of %d", ok, len(data), len(report))
+	}
+	long := "X-Long: " + strings.Repeat("a", 70*1024) + "\r\nContent-Type: multipart/report; report-type=tlsrpt; boundary=b\r\n\r\n--b--\r\n"
+	if _, ok := ReadReportMail(strings.NewReader(long)); ok {
+		t.Error("a header past 64 KiB taken for a report")
+	}
+}
+
+// BenchmarkReadReportMailOther is what the queue worker pays for every
+// locally delivered message when the record store is on: the check that
+// it is not a TLS-RPT report (a 1 KB message).
+func BenchmarkReadReportMailOther(b *testing.B) {
+	msg := "From: a@b.test\r\nTo: c@d.test\r\nSubject: bench\r\nContent-Type: text/plain\r\n\r\n" + strings.Repeat("the quick brown fox jumps over the lazy dog 0123456789\r\n", 17)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok := ReadReportMail(strings.NewReader(msg)); ok {
+			b.Fatal("taken for a report")
+		}
 	}
 }
