@@ -160,6 +160,10 @@ func Run(ctx context.Context, o Options) error {
 	for _, w := range warnings {
 		log.Warn(w)
 	}
+	// tlsmail check says a missing data_dir is made here (as the user).
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return cfg.ErrorAt("data_dir: "+err.Error(), "data_dir")
+	}
 	users, err := auth.LoadUsersFile(cfg.Path(cfg.UsersFile))
 	if err != nil {
 		return cfg.ErrorAt(err.Error(), "users_file")
