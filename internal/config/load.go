@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"
@@ -39,6 +40,10 @@ var decodeErrRe = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): 
 func Load(path string) (*Config, error) {
 	src, err := os.ReadFile(path)
 	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the path is the Error's File already
+		}
 		return nil, &Error{File: path, Msg: err.Error()}
 	}
 	var c Config
