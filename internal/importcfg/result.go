@@ -61,6 +61,8 @@ type Result struct {
 	TLS              TLS
 	Outbound         Outbound
 	MessageSize      int64
+	QueueLifetime    string // [queue] lifetime, a Go duration
+	QueueWorkers     int
 	Listeners        []Listener
 	Milters          []Milter
 	SenderLogin      string // "enforce", or "" (off)
@@ -235,6 +237,14 @@ func (r *Result) WriteTOML(w io.Writer) error {
 	if r.MessageSize > 0 {
 		plainTable("limits", []KV{{"message_size", strconv.FormatInt(r.MessageSize, 10)}})
 	}
+	var queue []KV
+	if r.QueueWorkers > 0 {
+		queue = append(queue, KV{"workers", strconv.Itoa(r.QueueWorkers)})
+	}
+	if r.QueueLifetime != "" {
+		queue = append(queue, KV{"lifetime", Quote(r.QueueLifetime)})
+	}
+	plainTable("queue", queue)
 	for _, l := range r.Listeners {
 		fmt.Fprintf(&b, "\n[[listener]]\nname = %s\naddress = %s\nmode = %s\nauth = %s\n", Quote(l.Name), Quote(l.Address), Quote(l.Mode), Quote(l.Auth))
 	}
