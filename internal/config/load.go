@@ -63,7 +63,7 @@ func Load(path string) (*Config, error) {
 		// whole.
 		if m := decodeErrRe.FindStringSubmatch(err.Error()); m != nil {
 			line, _ := strconv.Atoi(m[1])
-			return nil, &Error{File: path, Line: line, Msg: m[2] + ": " + plainTypeError(m[3])}
+			return nil, &Error{File: path, Line: line, Msg: m[2] + ": " + plainTypeError(m[2], m[3])}
 		}
 		return nil, &Error{File: path, Msg: err.Error()}
 	}
