@@ -89,12 +89,19 @@ func certShow(env *cliEnv, args []string) int {
 }
 
 func writeJSON(env *cliEnv, v any) int {
-	enc := json.NewEncoder(env.stdout)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(v); err != nil {
+	if err := jsonEncoder(env.stdout).Encode(v); err != nil {
 		return fail(env, "%v", err)
 	}
 	return exitOK
+}
+
+// jsonEncoder writes indented JSON for people and scripts alike: SMTP
+// replies keep their <address> as is (not \u003c…\u003e).
+func jsonEncoder(w io.Writer) *json.Encoder {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc
 }
 
 func certHash(env *cliEnv, args []string) int {

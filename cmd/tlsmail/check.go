@@ -74,6 +74,10 @@ func runCheck(env *cliEnv, args []string) int {
 			fmt.Fprintln(env.stderr, p)
 		}
 		n := len(loadProblems)
+		if _, err := os.Stat(file); err != nil {
+			fmt.Fprintf(env.stderr, "%s: %s: cannot read the configuration\n", env.name, file)
+			return exitUsage
+		}
 		fmt.Fprintf(env.stderr, "%s: %s: %d problem%s (the files it names are checked once these are fixed)\n", env.name, file, n, plural(n))
 		return exitUsage
 	}

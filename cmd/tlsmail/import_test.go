@@ -193,7 +193,7 @@ func TestImportDebianPostfixPassesCheck(t *testing.T) {
 		{"name": "submissions", "address": ":465", "mode": "implicit", "auth": "required"},
 	})
 	for _, want := range []string{
-		"# postfix: smtpd_milters = inet:127.0.0.1:11332: not mapped (tlsmail has no milter client",
+		"[[milter]]\nname = \"rspamd\"\naddress = \"inet:127.0.0.1:11332\"\n",
 		"# postfix: smtpd_banner = $myhostname ESMTP ${mail_name?{$mail_name in $mydomain}:{x}} ${relayhost:direct} ${relayhost?never} $$literal $(mydomain): not mapped (",
 		"# postfix: smtp_tls_policy_maps = [mx.example.com]:25 encrypt: not mapped (",
 		"# postfix: transport_maps = local.example lmtp:unix:/run/dovecot/lmtp: not mapped (",

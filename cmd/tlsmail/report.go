@@ -145,7 +145,11 @@ func printReport(w io.Writer, s *records.Summary) {
 		fmt.Fprintf(tw, "  %s\t%s\t%s %s\t%d ok\t%d failed\t%s to %s\n", r.Received.Format(time.RFC3339), r.Org, r.Domain, r.Type,
 			r.Success, r.Failure, r.Begin.Format(time.RFC3339), r.End.Format(time.RFC3339))
 		for _, f := range r.Failures {
-			fmt.Fprintf(tw, "  \t\t%s\t%d\t%s [%s]\t%s\n", f.ResultType, f.Count, f.MX, f.IP, f.Reason)
+			at := f.MX
+			if f.IP != "" { // receiving-ip is optional in RFC 8460
+				at += " [" + f.IP + "]"
+			}
+			fmt.Fprintf(tw, "  \t\t%s\t%d\t%s\t%s\n", f.ResultType, f.Count, at, f.Reason)
 		}
 	}
 	tw.Flush()

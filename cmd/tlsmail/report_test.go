@@ -1,8 +1,11 @@
 package main
 
 import (
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/tlsmail/tlsmail/internal/records"
 )
 
 func TestReportPeriod(t *testing.T) {
@@ -29,5 +32,16 @@ func TestReportPeriod(t *testing.T) {
 		if !tc.bad && (p.Since.Format(time.RFC3339) != tc.want[0] || p.Until.Format(time.RFC3339) != tc.want[1]) {
 			t.Errorf("%+v: %s to %s", tc, p.Since.Format(time.RFC3339), p.Until.Format(time.RFC3339))
 		}
+	}
+}
+
+// A received TLS-RPT failure without the optional receiving-ip shows no
+// empty brackets.
+func TestPrintReportReceivedFailureWithoutIP(t *testing.T) {
+	var b strings.Builder
+	printReport(&b, &records.Summary{Received: []records.ReceivedPolicy{{Org: "Example Sender", Domain: "example.org", Type: "sts", Failure: 1,
+		Failures: []records.ReceivedFailure{{ResultType: "certificate-expired", Count: 1, MX: "mx.example.org"}, {ResultType: "starttls-not-supported", Count: 2, MX: "mx2.example.org", IP: "192.0.2.25"}}}}})
+	if strings.Contains(b.String(), "[]") || !strings.Contains(b.String(), "mx2.example.org [192.0.2.25]") {
+		t.Errorf("report:\n%s", b.String())
 	}
 }

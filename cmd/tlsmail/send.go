@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -305,9 +304,7 @@ func deliver(env *cliEnv, req sendRequest) int {
 		if err != nil {
 			out.Error = err.Error()
 		}
-		enc := json.NewEncoder(env.stdout)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(out)
+		_ = jsonEncoder(env.stdout).Encode(out)
 	}
 	if err != nil {
 		return sendFailure(env, err)

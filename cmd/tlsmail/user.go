@@ -13,6 +13,7 @@ import (
 
 	"github.com/tlsmail/tlsmail/internal/auth"
 	"github.com/tlsmail/tlsmail/internal/config"
+	"github.com/tlsmail/tlsmail/internal/route"
 	"github.com/tlsmail/tlsmail/internal/server"
 )
 
@@ -113,7 +114,26 @@ func runUser(env *cliEnv, args []string) int {
 		return fail(env, "%v", err)
 	}
 	fmt.Fprintf(env.stdout, "%s %s in %s\n", map[string]string{"add": "added", "passwd": "changed password of"}[sub], name, path)
+	if d := foreignDomain(cfg, name); d != "" {
+		fmt.Fprintf(env.stderr, "%s: warning: %s is not in local_domains of %s: mail to %s would be relayed or refused (add the domain to local_domains)\n", env.name, d, cfg.File, name)
+	}
 	return tellServer(env, dataDir)
+}
+
+// foreignDomain is the domain of a user name user@domain when the
+// configuration does not list it in local_domains (tlsmail check warns
+// about it too); "" otherwise, and without a configuration.
+func foreignDomain(cfg *config.Config, name string) string {
+	_, d := auth.SplitName(name)
+	if cfg == nil || d == "" {
+		return ""
+	}
+	for _, ld := range cfg.LocalDomains {
+		if a, err := route.Domain(ld); strings.EqualFold(ld, d) || err == nil && a == d {
+			return ""
+		}
+	}
+	return d
 }
 
 // tellServer asks a server running on dataDir to re-read the users file

@@ -168,3 +168,26 @@ func TestUserAddQualified(t *testing.T) {
 		t.Errorf("add with a bad domain: %d %q", code, errs)
 	}
 }
+
+// user add with --config warns when the user's domain is not local: the
+// user would get no mail (tlsmail check said so; user add was silent).
+func TestUserAddWarnsAboutForeignDomain(t *testing.T) {
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "tlsmail.toml")
+	os.WriteFile(cfgFile, []byte(`hostname = "mx.example.org"
+data_dir = "`+dir+`"
+local_domains = ["example.org", "bücher.example"]
+[[listener]]
+name = "mx"
+address = "127.0.0.1:2525"
+mode = "plain"
+`), 0o644)
+	for name, warn := range map[string]bool{"bob@other.example": true, "alice@example.org": false, "carol@xn--bcher-kva.example": false, "dave": false} {
+		var out, errb bytes.Buffer
+		env := &cliEnv{name: "tlsmail", stdin: strings.NewReader("a-long-password\n"), stdout: &out, stderr: &errb, getenv: func(string) string { return "" }}
+		code := run(env, []string{"tlsmail", "user", "add", name, "--config", cfgFile})
+		if code != exitOK || strings.Contains(errb.String(), "is not in local_domains") != warn {
+			t.Errorf("add %s: exit %d, stderr %q (warning wanted: %v)", name, code, errb.String(), warn)
+		}
+	}
+}

@@ -275,6 +275,9 @@ func (c *Config) Defaults() {
 		}
 		if ls.Auth == "" {
 			ls.Auth = AuthOptional
+			if ls.Mode == ModePlain {
+				ls.Auth = AuthNone // no TLS, so no AUTH (tls_auth_only)
+			}
 		}
 		if ls.Name == "" {
 			ls.Name = fmt.Sprintf("smtp%d", i+1)

@@ -235,7 +235,7 @@ func settingDocs() map[string]string {
 		"listener.name":                "Names the listener in logs and metrics; unique.",
 		"listener.address":             "host:port to listen on.",
 		"listener.mode":                "plain, starttls or implicit (TLS from the first byte, SMTPS).",
-		"listener.auth":                "none, optional (needed only to relay) or required (submission).",
+		"listener.auth":                "none, optional (needed only to relay; the default, but none on a plain listener) or required (submission).",
 		"listener.tls_auth_only":       "AUTH only after TLS (default true).",
 		"listener.allow_insecure_auth": "Allow AUTH without TLS on this listener (loopback tests only).",
 		"listener.optional":            "If the address cannot be bound, log it and run without this listener.",

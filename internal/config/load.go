@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"
@@ -39,6 +40,10 @@ var decodeErrRe = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): 
 func Load(path string) (*Config, error) {
 	src, err := os.ReadFile(path)
 	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the path is the Error's File already
+		}
 		return nil, &Error{File: path, Msg: err.Error()}
 	}
 	var c Config
@@ -58,7 +63,7 @@ func Load(path string) (*Config, error) {
 		// whole.
 		if m := decodeErrRe.FindStringSubmatch(err.Error()); m != nil {
 			line, _ := strconv.Atoi(m[1])
-			return nil, &Error{File: path, Line: line, Msg: m[2] + ": " + plainTypeError(m[3])}
+			return nil, &Error{File: path, Line: line, Msg: m[2] + ": " + plainTypeError(m[2], m[3])}
 		}
 		return nil, &Error{File: path, Msg: err.Error()}
 	}

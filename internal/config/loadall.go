@@ -24,8 +24,11 @@ func LoadAll(path string) (*Config, []*Error) {
 	}
 	src, rerr := os.ReadFile(path)
 	var first *Error
-	if rerr != nil || !errors.As(err, &first) {
+	if !errors.As(err, &first) {
 		return nil, []*Error{{File: path, Msg: err.Error()}}
+	}
+	if rerr != nil {
+		return nil, []*Error{first}
 	}
 	dir, terr := os.MkdirTemp("", "tlsmail-check-")
 	if terr != nil {

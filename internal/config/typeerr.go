@@ -16,14 +16,23 @@ var mismatchRe = regexp.MustCompile(`^type mismatch for \S+: expected (\S+) but 
 // plainTypeError says a type mismatch in the config file's own words: what
 // the file has and what the setting takes, with an example of the latter.
 // Any other text is returned unchanged.
-func plainTypeError(msg string) string {
+func plainTypeError(key, msg string) string {
 	if m := typeErrRe.FindStringSubmatch(msg); m != nil {
-		return "wrong type: " + tomlKind(m[1]) + " where the setting takes " + settingKind(m[2])
+		return "wrong type: " + tomlKind(m[1]) + " where the setting takes " + settingKind(key, m[2])
 	}
 	if m := mismatchRe.FindStringSubmatch(msg); m != nil {
-		return "wrong type: " + tomlKind(m[2]) + " where the setting takes " + settingKind(m[1])
+		return "wrong type: " + tomlKind(m[2]) + " where the setting takes " + settingKind(key, m[1])
 	}
 	return msg
+}
+
+// stringExample is an example value of the string setting key: a size
+// for a quota, else a domain.
+func stringExample(key string) string {
+	if strings.HasSuffix(key, "storage") {
+		return `"5G"`
+	}
+	return `"example.org"`
 }
 
 func tomlKind(goType string) string {
@@ -48,10 +57,10 @@ func tomlKind(goType string) string {
 	return "a value of TOML type " + goType
 }
 
-func settingKind(dest string) string {
+func settingKind(key, dest string) string {
 	switch dest {
 	case "string":
-		return `a string in quotes (e.g. "example.org")`
+		return "a string in quotes (e.g. " + stringExample(key) + ")"
 	case "slice", "array":
 		return `a list in brackets (e.g. ["a", "b"])`
 	case "integer", "int", "int64", "uint", "float":

@@ -16,6 +16,7 @@ func TestWrongTypeInPlainWords(t *testing.T) {
 		{`local_domains = "example.org"`, `:1: local_domains: wrong type: a string where the setting takes a list in brackets`},
 		{`msgauth = 5`, `:1: msgauth: wrong type: a number where the setting takes a table`},
 		{"[limits]\nrecipients = \"ten\"", `:2: limits.recipients: wrong type: a string where the setting takes a number without quotes`},
+		{"[quota.user]\n\"alice\" = { storage = 5 }", `:2: quota.user.alice.storage: wrong type: a number where the setting takes a string in quotes (e.g. "5G")`},
 	} {
 		file := filepath.Join(t.TempDir(), "tlsmail.toml")
 		if err := os.WriteFile(file, []byte(tc.line+"\n"), 0o600); err != nil {

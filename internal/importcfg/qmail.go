@@ -30,7 +30,8 @@ type QmailOptions struct {
 // directory gets a "not mapped" comment.
 var qmailFiles = map[string]bool{"me": true, "defaulthost": true, "rcpthosts": true, "locals": true, "virtualdomains": true,
 	"smtproutes": true, "tlsdestinations": true, "domaincerts": true, "servercert.pem": true, "clientca.pem": true,
-	"tlsserverciphers": true, "databytes": true, "rules.smtpd.txt": true, "tcp.smtp": true}
+	"tlsserverciphers": true, "databytes": true, "rules.smtpd.txt": true, "tcp.smtp": true,
+	"queuelifetime": true, "concurrencyremote": true}
 
 // Qmail imports the s/qmail control directory dir.
 func Qmail(dir string, opt QmailOptions) (*Result, error) {
@@ -244,6 +245,30 @@ func (q *qmImport) limits() error {
 	default:
 		q.r.MessageSize = n
 	}
+	return q.queue()
+}
+
+// queue maps queuelifetime (seconds) and concurrencyremote to [queue].
+func (q *qmImport) queue() error {
+	for _, name := range []string{"queuelifetime", "concurrencyremote"} {
+		v, err := q.first(name)
+		if err != nil || v == "" {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			return fmt.Errorf("%s:1: %s %q is not a positive number", q.path(name), name, v)
+		}
+		if name == "queuelifetime" {
+			q.r.QueueLifetime = strconv.Itoa(n) + "s"
+		} else {
+			q.r.QueueWorkers = n
+			q.r.caveat("control/concurrencyremote", v, "[queue] workers: deliveries at once, local and remote together")
+		}
+	}
 	return nil
 }
 
@@ -357,10 +382,6 @@ func qmailWhy(name string) string {
 	switch name {
 	case "dh2048.pem", "dh1024.pem", "rsa2048.pem", "rsa512.pem", "dh4096.pem":
 		return "Go's TLS uses ECDHE groups, no DH or temporary RSA parameters"
-	case "queuelifetime":
-		return "set [queue] lifetime as a duration (seconds + \"s\")"
-	case "concurrencyremote":
-		return "set [queue] workers"
 	case "defaultdomain", "plusdomain":
 		return "addresses are never rewritten"
 	case "bouncefrom", "bouncehost", "doublebouncehost", "doublebounceto":

@@ -39,7 +39,7 @@ func TestQmailControlDir(t *testing.T) {
 		"# qmail: control/smtproutes = :smarthost.example: not mapped (",
 		"# qmail: rules.smtpd.txt = 198.51.100.66:deny: not mapped (",
 		"# qmail: rules.smtpd.txt = 192.168.10.:SMTPAUTH=!: not mapped (",
-		"# qmail: control/queuelifetime = 604800: not mapped (",
+		"\n[queue]\nlifetime = \"604800s\"\n",
 		"# qmail: alias/.qmail-default = ./Maildir/: not mapped (",
 		"# qmail: control/virtualdomains = example.net:vnet: mapped (",
 	} {

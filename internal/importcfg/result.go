@@ -61,7 +61,12 @@ type Result struct {
 	TLS              TLS
 	Outbound         Outbound
 	MessageSize      int64
+	QueueLifetime    string // [queue] lifetime, a Go duration
+	QueueWorkers     int
 	Listeners        []Listener
+	Milters          []Milter
+	SenderLogin      string // "enforce", or "" (off)
+	SenderLoginMaps  []KVs
 	Notes            []Note
 }
 
@@ -179,6 +184,9 @@ func (r *Result) WriteTOML(w io.Writer) error {
 	if len(r.RelayClientCerts) > 0 {
 		top("relay_clientcerts", quoteList(r.RelayClientCerts))
 	}
+	if r.SenderLogin != "" {
+		top("sender_login", Quote(r.SenderLogin))
+	}
 	table := func(name string, kvs []KV) {
 		if len(kvs) == 0 {
 			return
@@ -189,6 +197,12 @@ func (r *Result) WriteTOML(w io.Writer) error {
 		}
 	}
 	table("aliases", r.Aliases)
+	if len(r.SenderLoginMaps) > 0 {
+		b.WriteString("\n[sender_login_maps]\n")
+		for _, kv := range r.SenderLoginMaps {
+			fmt.Fprintf(&b, "%s = %s\n", Quote(kv.Key), quoteList(kv.Values))
+		}
+	}
 	table("transport", r.Transport)
 	var tls []KV
 	for _, kv := range []KV{{"cert", r.TLS.Cert}, {"key", r.TLS.Key}, {"chain", r.TLS.Chain},
@@ -223,8 +237,25 @@ func (r *Result) WriteTOML(w io.Writer) error {
 	if r.MessageSize > 0 {
 		plainTable("limits", []KV{{"message_size", strconv.FormatInt(r.MessageSize, 10)}})
 	}
+	var queue []KV
+	if r.QueueWorkers > 0 {
+		queue = append(queue, KV{"workers", strconv.Itoa(r.QueueWorkers)})
+	}
+	if r.QueueLifetime != "" {
+		queue = append(queue, KV{"lifetime", Quote(r.QueueLifetime)})
+	}
+	plainTable("queue", queue)
 	for _, l := range r.Listeners {
 		fmt.Fprintf(&b, "\n[[listener]]\nname = %s\naddress = %s\nmode = %s\nauth = %s\n", Quote(l.Name), Quote(l.Address), Quote(l.Mode), Quote(l.Auth))
+	}
+	for _, m := range r.Milters {
+		fmt.Fprintf(&b, "\n[[milter]]\nname = %s\naddress = %s\ndefault_action = %s\n", Quote(m.Name), Quote(m.Address), Quote(m.DefaultAction))
+		if m.ConnectTimeout != "" {
+			fmt.Fprintf(&b, "connect_timeout = %s\n", Quote(m.ConnectTimeout))
+		}
+		if m.CommandTimeout != "" {
+			fmt.Fprintf(&b, "command_timeout = %s\n", Quote(m.CommandTimeout))
+		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

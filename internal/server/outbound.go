@@ -69,7 +69,14 @@ func newRemote(cfg *config.Config, rt *route.Router, log *slog.Logger, sink reco
 		log.Warn("outbound: no DNS resolver; only transport-map destinations can be reached", "err", err)
 		res = nil
 	} else if !res.TrustsAD() {
-		log.Warn("outbound: the DNS resolver is not trusted for DNSSEC (not on loopback, dns_trust_ad off): DANE falls back to may")
+		// A warning only where a DANE level is configured: with "may"
+		// (the default) every start and every tlsmail check warned.
+		msg := "outbound: the DNS resolver is not trusted for DNSSEC (not on loopback, dns_trust_ad off): DANE falls back to may"
+		if usesDANE(table) {
+			log.Warn(msg)
+		} else {
+			log.Info(msg)
+		}
 	}
 	if res != nil && cfg.Outbound.MTASTS != nil && *cfg.Outbound.MTASTS {
 		// MTA-STS policies are served by public web servers: ca_file adds
@@ -95,4 +102,19 @@ func policyKey(k string) (string, error) {
 		d = "." + d
 	}
 	return d, nil
+}
+
+// usesDANE reports whether a configured level asks for DANE (the default,
+// an [outbound.policy] entry, or s/qmail tlsdestinations, whose rules may).
+func usesDANE(t *policy.Table) bool {
+	isDANE := func(l policy.Level) bool { return l == policy.DANE || l == policy.DANEOnly }
+	if isDANE(t.Default.Level) || t.Qmail != nil {
+		return true
+	}
+	for _, p := range t.Domains {
+		if isDANE(p.Level) {
+			return true
+		}
+	}
+	return false
 }

@@ -160,6 +160,10 @@ func Run(ctx context.Context, o Options) error {
 	for _, w := range warnings {
 		log.Warn(w)
 	}
+	// tlsmail check says a missing data_dir is made here (as the user).
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return cfg.ErrorAt("data_dir: "+err.Error(), "data_dir")
+	}
 	users, err := auth.LoadUsersFile(cfg.Path(cfg.UsersFile))
 	if err != nil {
 		return cfg.ErrorAt(err.Error(), "users_file")
@@ -446,7 +450,7 @@ func bindError(cfg *config.Config, what string, err error, key ...string) error 
 		// The dev default: its ports are fixed, but DevSetup wrote them
 		// into DATA/tlsmail.toml, which the admin can edit and pass.
 		toml := cfg.Path("tlsmail.toml")
-		msg += fmt.Sprintf(" (stop what holds that port, or change the address in %s and run: tlsmail serve --config %s)", toml, toml)
+		msg += fmt.Sprintf(" (another dev server? stop what holds that port, or copy %s, change the port of every listener and of metrics_address in the copy, and run: tlsmail serve --config COPY)", toml)
 	}
 	return errors.New(cfg.ErrorAt(msg, key...).Error())
 }
