@@ -290,7 +290,13 @@ func (sess *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags 
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "the mailbox is read-only (EXAMINE)"}
 	}
 	items := sess.pick(numSet)
-	kw, err := assignKeywords(sess.sel.dir, flags.Flags)
+	// A removal needs no letter for a keyword the folder lacks: no
+	// message carries it.
+	assign := assignKeywords
+	if flags.Op == imap.StoreFlagsDel {
+		assign = func(d maildir.Dir, _ []imap.Flag) (keywords, error) { return readKeywords(d), nil }
+	}
+	kw, err := assign(sess.sel.dir, flags.Flags)
 	if errors.Is(err, errTooManyKeywords) {
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit, Text: err.Error()}
 	} else if err != nil {

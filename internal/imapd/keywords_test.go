@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -136,5 +137,38 @@ func TestDovecotSeesOurKeywords(t *testing.T) {
 		if !regexp.MustCompile(`fetch 1 \(FLAGS \([^)]*` + kw + `[^)]*\)\)`).MatchString(string(out)) {
 			t.Errorf("Dovecot does not show %s on message 1:\n%s", kw, out)
 		}
+	}
+}
+
+// TestRemovingAnUnknownKeywordNeedsNoLetter: STORE -FLAGS of a keyword
+// the folder never had changes nothing — it neither takes one of the 26
+// letters (the removal was refused NO [LIMIT] in a full table) nor
+// writes the name into dovecot-keywords.
+func TestRemovingAnUnknownKeywordNeedsNoLetter(t *testing.T) {
+	ts := startIMAP(t, "")
+	ts.deliver(t, "first", "one")
+	var table strings.Builder
+	for i := range 26 {
+		table.WriteString(strings.Repeat("k", i+1) + "\n")
+	}
+	var lines []string
+	for i, n := range strings.Split(strings.TrimSpace(table.String()), "\n") {
+		lines = append(lines, strconv.Itoa(i)+" "+n)
+	}
+	file := filepath.Join(string(ts.inbox()), KeywordsFile)
+	want := strings.Join(lines, "\n") + "\n"
+	if err := os.WriteFile(file, []byte(want), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := dialRaw(t, ts.addr["imaps"], true, ts.roots)
+	c.login()
+	c.send("S SELECT INBOX\r\n")
+	c.expect("S OK")
+	c.send("R STORE 1 -FLAGS (neverset)\r\n")
+	if got := c.expect("R "); !strings.HasPrefix(got[len(got)-1], "R OK") {
+		t.Errorf("STORE -FLAGS of an unknown keyword: %q", got[len(got)-1])
+	}
+	if b, _ := os.ReadFile(file); string(b) != want {
+		t.Errorf("dovecot-keywords changed by a removal:\n%s", b)
 	}
 }
