@@ -91,7 +91,8 @@ func debianPostfix(t *testing.T, tlsDir string) string {
 		"smtp_dns_support_level = dnssec",
 		"smtp_tls_security_level = dane",
 		"message_size_limit = 52428800",
-		"smtpd_milters = inet:127.0.0.1:11332",
+		"smtpd_milters = inet:127.0.0.1:11332, unix:/run/opendkim/opendkim.sock",
+		"milter_default_action = accept",
 		// Every expansion form, for the postconf -nx oracle.
 		"smtpd_banner = $myhostname ESMTP ${mail_name?{$mail_name in $mydomain}:{x}} ${relayhost:direct} ${relayhost?never} $$literal $(mydomain)",
 	)
@@ -150,6 +151,7 @@ type importedConfig struct {
 		MessageSize int64 `toml:"message_size"`
 	} `toml:"limits"`
 	Listener []map[string]string `toml:"listener"`
+	Milter   []map[string]string `toml:"milter"`
 }
 
 // A real Debian Postfix configuration imports into a tlsmail.toml with
@@ -192,8 +194,11 @@ func TestImportDebianPostfixPassesCheck(t *testing.T) {
 		{"name": "submission", "address": ":587", "mode": "starttls", "auth": "required"},
 		{"name": "submissions", "address": ":465", "mode": "implicit", "auth": "required"},
 	})
+	check("milters", got.Milter, []map[string]string{
+		{"address": "inet:127.0.0.1:11332", "default_action": "accept"},
+		{"address": "unix:/run/opendkim/opendkim.sock", "default_action": "accept"},
+	})
 	for _, want := range []string{
-		"# postfix: smtpd_milters = inet:127.0.0.1:11332: not mapped (tlsmail has no milter client",
 		"# postfix: smtpd_banner = $myhostname ESMTP ${mail_name?{$mail_name in $mydomain}:{x}} ${relayhost:direct} ${relayhost?never} $$literal $(mydomain): not mapped (",
 		"# postfix: smtp_tls_policy_maps = [mx.example.com]:25 encrypt: not mapped (",
 		"# postfix: transport_maps = local.example lmtp:unix:/run/dovecot/lmtp: not mapped (",

@@ -26,7 +26,7 @@ func Postfix(dir string, opt Options) (*Result, error) {
 		return nil, err
 	}
 	p := &pfImport{m: m, mc: mc, r: &Result{From: "postfix", Dir: dir, DataDir: opt.DataDir, UsersFile: opt.UsersFile}, done: map[string]bool{}}
-	for _, step := range []func() error{p.names, p.networks, p.aliases, p.serverTLS, p.outbound, p.transport, p.limits, p.services} {
+	for _, step := range []func() error{p.names, p.networks, p.aliases, p.serverTLS, p.outbound, p.transport, p.limits, p.milters, p.services} {
 		if err := step(); err != nil {
 			return nil, err
 		}

@@ -121,7 +121,7 @@ func overrideWhy(name string) string {
 	case strings.HasSuffix(name, "_restrictions"):
 		return "no per-listener restrictions: auth = \"required\" refuses unauthenticated mail, relaying needs AUTH, relay_networks or a client certificate"
 	case strings.Contains(name, "milter"):
-		return "tlsmail has no milter client"
+		return "no per-listener milters here: give the [[milter]] table listeners = [\"NAME\"]"
 	case name == "smtpd_reject_unlisted_recipient":
 		return "unknown local recipients are always refused"
 	}
@@ -138,11 +138,9 @@ var whyNot = map[string]string{
 	"compatibility_level":                 "Postfix's own compatibility switch",
 	"smtp_tls_session_cache_database":     "TLS sessions are cached in memory",
 	"smtpd_tls_session_cache_database":    "TLS sessions are cached in memory",
-	"smtpd_milters":                       "tlsmail has no milter client ([[milter]] does not exist yet)",
-	"non_smtpd_milters":                   "tlsmail has no milter client ([[milter]] does not exist yet)",
-	"milter_default_action":               "tlsmail has no milter client",
+	"milter_default_action":               "set default_action in each [[milter]] table",
 	"recipient_delimiter":                 "\"+\" is always the delimiter (user+ext delivers to user)",
-	"mailbox_size_limit":                  "no mailbox quota yet",
+	"mailbox_size_limit":                  "Postfix's limit of one mailbox file; tlsmail's [quota] limits each user's Maildir (Maildir++)",
 	"home_mailbox":                        "mail is delivered to DATA/mail/USER (Maildir), or by [delivery] to LMTP",
 	"mailbox_command":                     "use a \"|command\" alias or [delivery]",
 	"smtpd_relay_restrictions":            "relaying needs AUTH, relay_networks or a listed client certificate; unknown local recipients are refused",

@@ -62,6 +62,7 @@ type Result struct {
 	Outbound         Outbound
 	MessageSize      int64
 	Listeners        []Listener
+	Milters          []Milter
 	Notes            []Note
 }
 
@@ -225,6 +226,15 @@ func (r *Result) WriteTOML(w io.Writer) error {
 	}
 	for _, l := range r.Listeners {
 		fmt.Fprintf(&b, "\n[[listener]]\nname = %s\naddress = %s\nmode = %s\nauth = %s\n", Quote(l.Name), Quote(l.Address), Quote(l.Mode), Quote(l.Auth))
+	}
+	for _, m := range r.Milters {
+		fmt.Fprintf(&b, "\n[[milter]]\naddress = %s\ndefault_action = %s\n", Quote(m.Address), Quote(m.DefaultAction))
+		if m.ConnectTimeout != "" {
+			fmt.Fprintf(&b, "connect_timeout = %s\n", Quote(m.ConnectTimeout))
+		}
+		if m.CommandTimeout != "" {
+			fmt.Fprintf(&b, "command_timeout = %s\n", Quote(m.CommandTimeout))
+		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
