@@ -256,7 +256,14 @@ func (sess *session) setFlags(items []item, op imap.StoreFlagsOp, letters string
 			var next string
 			switch op {
 			case imap.StoreFlagsSet:
-				next = letters
+				// Keyword letters the table does not define are not
+				// the client's to replace: they stay (keywords.go).
+				next = letters + strings.Map(func(r rune) rune {
+					if r >= 'a' && r <= 'z' && kw.names[r-'a'] == "" {
+						return r
+					}
+					return -1
+				}, old)
 			case imap.StoreFlagsAdd:
 				next = old + letters
 			case imap.StoreFlagsDel:

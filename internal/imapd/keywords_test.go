@@ -172,3 +172,34 @@ func TestRemovingAnUnknownKeywordNeedsNoLetter(t *testing.T) {
 		t.Errorf("dovecot-keywords changed by a removal:\n%s", b)
 	}
 }
+
+// TestStoreFlagsKeepsUndefinedKeywordLetters: a letter the folder's
+// dovecot-keywords does not define (another program's) is kept on disk,
+// as the package says, also by STORE FLAGS, which replaces the flags a
+// client can see; it was dropped.
+func TestStoreFlagsKeepsUndefinedKeywordLetters(t *testing.T) {
+	ts := startIMAP(t, "")
+	ts.deliver(t, "first", "one")
+	msgs, err := ts.inbox().List()
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("%d messages, %v", len(msgs), err)
+	}
+	if _, err := ts.inbox().SetFlags(msgs[0], "z"); err != nil {
+		t.Fatal(err)
+	}
+	c := dialRaw(t, ts.addr["imaps"], true, ts.roots)
+	c.login()
+	c.send("S SELECT INBOX\r\n")
+	c.expect("S OK")
+	c.send("R STORE 1 FLAGS (\\Seen)\r\n")
+	if got := c.expect("R "); !strings.HasPrefix(got[len(got)-1], "R OK") {
+		t.Fatalf("STORE: %q", got)
+	}
+	msgs, err = ts.inbox().List()
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("%d messages, %v", len(msgs), err)
+	}
+	if f := msgs[0].Flags(); f != "Sz" {
+		t.Errorf("flags on disk %q, want Sz", f)
+	}
+}
