@@ -305,7 +305,7 @@ func (sess *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags 
 	}
 	kw, err := assign(sess.sel.dir, flags.Flags)
 	if errors.Is(err, errTooManyKeywords) {
-		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit, Text: err.Error()}
+		return errKeywordLimit
 	} else if err != nil {
 		sess.srv.log.Error("imap: store keywords", "user", sess.user, "err", err)
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Text: "cannot keep the keywords"}
@@ -388,6 +388,8 @@ func (sess *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, erro
 		name := uniqueName(sess.sel.date(it.msg))
 		if err := linkInto(sess.sel.dir, it, dd, name); errors.Is(err, fs.ErrNotExist) {
 			continue
+		} else if errors.Is(err, errTooManyKeywords) {
+			return nil, errKeywordLimit
 		} else if err != nil {
 			sess.srv.log.Error("imap: copy", "user", sess.user, "err", err)
 			return nil, serverError("cannot copy")
@@ -497,6 +499,9 @@ func (sess *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest str
 		var ie *imap.Error
 		if errors.As(err, &ie) {
 			return err
+		}
+		if errors.Is(err, errTooManyKeywords) {
+			return errKeywordLimit
 		}
 		sess.srv.log.Error("imap: move", "user", sess.user, "err", err)
 		return serverError("cannot move")

@@ -203,3 +203,42 @@ func TestStoreFlagsKeepsUndefinedKeywordLetters(t *testing.T) {
 		t.Errorf("flags on disk %q, want Sz", f)
 	}
 }
+
+// TestCopyIntoAFullKeywordTableIsNoLimit: COPY and MOVE of a message
+// whose keyword the destination has no letter left for get NO [LIMIT],
+// as STORE does (they were a server error, NO [SERVERBUG]).
+func TestCopyIntoAFullKeywordTableIsNoLimit(t *testing.T) {
+	ts := startIMAP(t, "")
+	ts.deliver(t, "first", "one")
+	msgs, err := ts.inbox().List()
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("%d messages, %v", len(msgs), err)
+	}
+	if err := os.WriteFile(filepath.Join(string(ts.inbox()), KeywordsFile), []byte("0 alpha\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.inbox().SetFlags(msgs[0], "a"); err != nil {
+		t.Fatal(err)
+	}
+	c := dialRaw(t, ts.addr["imaps"], true, ts.roots)
+	c.login() // makes Trash
+	trash, err := maildir.FolderDir(string(ts.inbox()), "Trash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table strings.Builder
+	for i := range 26 {
+		table.WriteString(strconv.Itoa(i) + " " + strings.Repeat("k", i+1) + "\n")
+	}
+	if err := os.WriteFile(filepath.Join(string(trash), KeywordsFile), []byte(table.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.send("S SELECT INBOX\r\n")
+	c.expect("S OK")
+	for _, cmd := range []string{"COPY", "MOVE"} {
+		c.send("R " + cmd + " 1 Trash\r\n")
+		if got := c.expect("R "); !strings.HasPrefix(got[len(got)-1], "R NO [LIMIT]") {
+			t.Errorf("%s into a full keyword table: %q", cmd, got[len(got)-1])
+		}
+	}
+}
