@@ -256,7 +256,14 @@ func (sess *session) setFlags(items []item, op imap.StoreFlagsOp, letters string
 			var next string
 			switch op {
 			case imap.StoreFlagsSet:
-				next = letters
+				// Keyword letters the table does not define are not
+				// the client's to replace: they stay (keywords.go).
+				next = letters + strings.Map(func(r rune) rune {
+					if r >= 'a' && r <= 'z' && kw.names[r-'a'] == "" {
+						return r
+					}
+					return -1
+				}, old)
 			case imap.StoreFlagsAdd:
 				next = old + letters
 			case imap.StoreFlagsDel:
@@ -290,9 +297,15 @@ func (sess *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags 
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "the mailbox is read-only (EXAMINE)"}
 	}
 	items := sess.pick(numSet)
-	kw, err := assignKeywords(sess.sel.dir, flags.Flags)
+	// A removal needs no letter for a keyword the folder lacks: no
+	// message carries it.
+	assign := assignKeywords
+	if flags.Op == imap.StoreFlagsDel {
+		assign = func(d maildir.Dir, _ []imap.Flag) (keywords, error) { return readKeywords(d), nil }
+	}
+	kw, err := assign(sess.sel.dir, flags.Flags)
 	if errors.Is(err, errTooManyKeywords) {
-		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit, Text: err.Error()}
+		return errKeywordLimit
 	} else if err != nil {
 		sess.srv.log.Error("imap: store keywords", "user", sess.user, "err", err)
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Text: "cannot keep the keywords"}
@@ -375,6 +388,8 @@ func (sess *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, erro
 		name := uniqueName(sess.sel.date(it.msg))
 		if err := linkInto(sess.sel.dir, it, dd, name); errors.Is(err, fs.ErrNotExist) {
 			continue
+		} else if errors.Is(err, errTooManyKeywords) {
+			return nil, errKeywordLimit
 		} else if err != nil {
 			sess.srv.log.Error("imap: copy", "user", sess.user, "err", err)
 			return nil, serverError("cannot copy")
@@ -484,6 +499,9 @@ func (sess *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest str
 		var ie *imap.Error
 		if errors.As(err, &ie) {
 			return err
+		}
+		if errors.Is(err, errTooManyKeywords) {
+			return errKeywordLimit
 		}
 		sess.srv.log.Error("imap: move", "user", sess.user, "err", err)
 		return serverError("cannot move")

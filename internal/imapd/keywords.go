@@ -128,6 +128,10 @@ func (k *keywords) defined() []imap.Flag {
 // errTooManyKeywords: the folder's 26 letters are taken.
 var errTooManyKeywords = errors.New("the mailbox has 26 keywords, the most a Maildir keeps")
 
+// errKeywordLimit is the reply to a STORE, COPY or MOVE that needs a
+// 27th keyword in a folder.
+var errKeywordLimit = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit, Text: errTooManyKeywords.Error()}
+
 // assignKeywords gives every keyword in flags a letter in d's table,
 // writing the file (through safeio) when one is new, and returns the
 // table.

@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -135,6 +136,109 @@ func TestDovecotSeesOurKeywords(t *testing.T) {
 	for _, kw := range []string{"custom1", `\$Forwarded`} {
 		if !regexp.MustCompile(`fetch 1 \(FLAGS \([^)]*` + kw + `[^)]*\)\)`).MatchString(string(out)) {
 			t.Errorf("Dovecot does not show %s on message 1:\n%s", kw, out)
+		}
+	}
+}
+
+// TestRemovingAnUnknownKeywordNeedsNoLetter: STORE -FLAGS of a keyword
+// the folder never had changes nothing — it neither takes one of the 26
+// letters (the removal was refused NO [LIMIT] in a full table) nor
+// writes the name into dovecot-keywords.
+func TestRemovingAnUnknownKeywordNeedsNoLetter(t *testing.T) {
+	ts := startIMAP(t, "")
+	ts.deliver(t, "first", "one")
+	var table strings.Builder
+	for i := range 26 {
+		table.WriteString(strings.Repeat("k", i+1) + "\n")
+	}
+	var lines []string
+	for i, n := range strings.Split(strings.TrimSpace(table.String()), "\n") {
+		lines = append(lines, strconv.Itoa(i)+" "+n)
+	}
+	file := filepath.Join(string(ts.inbox()), KeywordsFile)
+	want := strings.Join(lines, "\n") + "\n"
+	if err := os.WriteFile(file, []byte(want), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := dialRaw(t, ts.addr["imaps"], true, ts.roots)
+	c.login()
+	c.send("S SELECT INBOX\r\n")
+	c.expect("S OK")
+	c.send("R STORE 1 -FLAGS (neverset)\r\n")
+	if got := c.expect("R "); !strings.HasPrefix(got[len(got)-1], "R OK") {
+		t.Errorf("STORE -FLAGS of an unknown keyword: %q", got[len(got)-1])
+	}
+	if b, _ := os.ReadFile(file); string(b) != want {
+		t.Errorf("dovecot-keywords changed by a removal:\n%s", b)
+	}
+}
+
+// TestStoreFlagsKeepsUndefinedKeywordLetters: a letter the folder's
+// dovecot-keywords does not define (another program's) is kept on disk,
+// as the package says, also by STORE FLAGS, which replaces the flags a
+// client can see; it was dropped.
+func TestStoreFlagsKeepsUndefinedKeywordLetters(t *testing.T) {
+	ts := startIMAP(t, "")
+	ts.deliver(t, "first", "one")
+	msgs, err := ts.inbox().List()
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("%d messages, %v", len(msgs), err)
+	}
+	if _, err := ts.inbox().SetFlags(msgs[0], "z"); err != nil {
+		t.Fatal(err)
+	}
+	c := dialRaw(t, ts.addr["imaps"], true, ts.roots)
+	c.login()
+	c.send("S SELECT INBOX\r\n")
+	c.expect("S OK")
+	c.send("R STORE 1 FLAGS (\\Seen)\r\n")
+	if got := c.expect("R "); !strings.HasPrefix(got[len(got)-1], "R OK") {
+		t.Fatalf("STORE: %q", got)
+	}
+	msgs, err = ts.inbox().List()
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("%d messages, %v", len(msgs), err)
+	}
+	if f := msgs[0].Flags(); f != "Sz" {
+		t.Errorf("flags on disk %q, want Sz", f)
+	}
+}
+
+// TestCopyIntoAFullKeywordTableIsNoLimit: COPY and MOVE of a message
+// whose keyword the destination has no letter left for get NO [LIMIT],
+// as STORE does (they were a server error, NO [SERVERBUG]).
+func TestCopyIntoAFullKeywordTableIsNoLimit(t *testing.T) {
+	ts := startIMAP(t, "")
+	ts.deliver(t, "first", "one")
+	msgs, err := ts.inbox().List()
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("%d messages, %v", len(msgs), err)
+	}
+	if err := os.WriteFile(filepath.Join(string(ts.inbox()), KeywordsFile), []byte("0 alpha\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.inbox().SetFlags(msgs[0], "a"); err != nil {
+		t.Fatal(err)
+	}
+	c := dialRaw(t, ts.addr["imaps"], true, ts.roots)
+	c.login() // makes Trash
+	trash, err := maildir.FolderDir(string(ts.inbox()), "Trash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table strings.Builder
+	for i := range 26 {
+		table.WriteString(strconv.Itoa(i) + " " + strings.Repeat("k", i+1) + "\n")
+	}
+	if err := os.WriteFile(filepath.Join(string(trash), KeywordsFile), []byte(table.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.send("S SELECT INBOX\r\n")
+	c.expect("S OK")
+	for _, cmd := range []string{"COPY", "MOVE"} {
+		c.send("R " + cmd + " 1 Trash\r\n")
+		if got := c.expect("R "); !strings.HasPrefix(got[len(got)-1], "R NO [LIMIT]") {
+			t.Errorf("%s into a full keyword table: %q", cmd, got[len(got)-1])
 		}
 	}
 }

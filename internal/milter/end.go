@@ -117,28 +117,29 @@ func (s *Session) endOne(c *conn, msg *Message, v *Verdict) *smtpwire.Reply {
 	return s.verdict(c, "eom", act, nil, false)
 }
 
-// apply makes one milter's modifications.
+// apply makes one milter's modifications: all of them or, when one
+// cannot be made, none (the milter failed; its default action decides,
+// and the message is never left half-modified).
 func (s *Session) apply(c *conn, lead bool, mods []gomilter.ModifyAction, msg *Message, v *Verdict) error {
+	for _, ma := range mods {
+		switch ma.Type {
+		case gomilter.ActionAddHeader, gomilter.ActionInsertHeader, gomilter.ActionChangeHeader:
+			if !validName(ma.HeaderName) {
+				return fmt.Errorf("header change: bad field name %q", ma.HeaderName)
+			}
+		}
+	}
 	var body []byte
 	replaced := false
 	for _, ma := range mods {
 		switch ma.Type {
 		case gomilter.ActionAddHeader:
-			if !validName(ma.HeaderName) {
-				return fmt.Errorf("add header: bad field name %q", ma.HeaderName)
-			}
 			msg.addHeader(ma.HeaderName, ma.HeaderValue, lead)
 			s.note(c, "add_header")
 		case gomilter.ActionInsertHeader:
-			if !validName(ma.HeaderName) {
-				return fmt.Errorf("insert header: bad field name %q", ma.HeaderName)
-			}
 			msg.insertHeader(int(ma.HeaderIndex), ma.HeaderName, ma.HeaderValue, lead)
 			s.note(c, "insert_header")
 		case gomilter.ActionChangeHeader:
-			if !validName(ma.HeaderName) {
-				return fmt.Errorf("change header: bad field name %q", ma.HeaderName)
-			}
 			if msg.changeHeader(int(ma.HeaderIndex), ma.HeaderName, ma.HeaderValue, lead) {
 				s.note(c, "delete_header")
 			} else {

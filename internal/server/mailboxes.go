@@ -18,8 +18,8 @@ func mailboxSettings(cfg *config.Config) smtpd.Mailboxes {
 		SenderLoginExtra: cfg.SenderLoginExtra,
 	}
 	if quotasOn(cfg) {
-		mb.MailboxFull = func(user string) bool {
-			q, ok := mailboxQuota(cfg, user, user)
+		mb.MailboxFull = func(addr, user string) bool {
+			q, ok := mailboxQuota(cfg, addr, user)
 			if !ok {
 				return false
 			}

@@ -54,3 +54,34 @@ func TestLocalDeliveryQuota(t *testing.T) {
 		t.Errorf("a message larger than the quota: %+v, want bounced 5.2.2", o)
 	}
 }
+
+// TestRCPTQuotaCheckFollowsTheRecipientsDeliveryAgent: RCPT's "mailbox
+// full" asks about the mailbox the recipient's mail goes to. A domain
+// delivered by LMTP keeps its own quota: a full Maildir the user left
+// behind under DATA/mail must not refuse it (delivery itself, which asks
+// with the address, applies no quota there). The check asked with the
+// bare user name, as if it were the address, and so always found the
+// Maildir agent.
+func TestRCPTQuotaCheckFollowsTheRecipientsDeliveryAgent(t *testing.T) {
+	cfg := config.Dev(t.TempDir())
+	cfg.LocalDomains = append(cfg.LocalDomains, "lmtp.example")
+	cfg.Delivery = map[string]string{"lmtp.example": "lmtp:127.0.0.1:24"}
+	cfg.Quota.Messages = 1
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	md, err := maildir.Create(cfg.Path("mail/alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := md.Deliver("1.M1.x", strings.NewReader("Subject: old\n\nbody\n"), maildir.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	mb := mailboxSettings(cfg)
+	if !mb.MailboxFull("alice@localhost", "alice") {
+		t.Error("alice@localhost (Maildir, 1 of 1 messages) is not full")
+	}
+	if mb.MailboxFull("alice@lmtp.example", "alice") {
+		t.Error("alice@lmtp.example (LMTP) refused for the Maildir's quota")
+	}
+}

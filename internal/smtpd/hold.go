@@ -110,6 +110,19 @@ func (ss *session) finishHold(w *queue.Writer) (finished, *smtpwire.Reply) {
 		}
 	}
 	var content io.Reader = io.NewSectionReader(src, 0, src.Size())
+	stripped := false
+	if ss.checked() && ss.milt != nil {
+		// The client's forged Authentication-Results go before the
+		// milters see the message, so that one a milter adds with our
+		// authserv-id (OpenDKIM's, rspamd's) is kept as theirs.
+		clean := &heldMessage{}
+		defer clean.close()
+		if err := ss.copyWithoutForged(clean, content); err != nil {
+			ss.srv.log.Error("hold: reading the held message", "err", err)
+			return finished{}, tempErr
+		}
+		src, stripped = clean.section(), true
+	}
 	var fin finished
 	if ss.milt != nil {
 		msg, err := milter.ReadMessage(src)
@@ -124,12 +137,8 @@ func (ss *session) finishHold(w *queue.Writer) (finished, *smtpwire.Reply) {
 		content = msg.Reader()
 	}
 	_, err := io.WriteString(w, arHeader)
-	if err == nil && ss.checked() {
-		var n int
-		n, err = msgauth.CopyWithoutForged(w, content, ss.cfg.Hostname)
-		if n > 0 {
-			ss.srv.log.Warn("msgauth: forged Authentication-Results removed", "client", ss.ip, "count", n)
-		}
+	if err == nil && ss.checked() && !stripped {
+		err = ss.copyWithoutForged(w, content)
 	} else if err == nil {
 		_, err = io.Copy(w, content)
 	}
@@ -138,6 +147,17 @@ func (ss *session) finishHold(w *queue.Writer) (finished, *smtpwire.Reply) {
 		return finished{}, tempErr
 	}
 	return fin, nil
+}
+
+// copyWithoutForged copies a received message leaving out the
+// Authentication-Results fields that claim our host (msgauth), and logs
+// their removal.
+func (ss *session) copyWithoutForged(dst io.Writer, src io.Reader) error {
+	n, err := msgauth.CopyWithoutForged(dst, src, ss.cfg.Hostname)
+	if n > 0 {
+		ss.srv.log.Warn("msgauth: forged Authentication-Results removed", "client", ss.ip, "count", n)
+	}
+	return err
 }
 
 // dropHold discards a held message (the transaction ended).

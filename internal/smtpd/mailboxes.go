@@ -11,9 +11,10 @@ import (
 // Mailboxes are the checks smtpd makes for virtual domains' mailboxes;
 // internal/server builds them from sender_login and [quota].
 type Mailboxes struct {
-	// MailboxFull reports whether a local user's mailbox is at its quota
-	// (nil: no quotas). A full mailbox's RCPT gets 452 4.2.2.
-	MailboxFull func(user string) bool
+	// MailboxFull reports whether the mailbox of local user, reached as
+	// addr, is at its quota (nil: no quotas). A full mailbox's RCPT gets
+	// 452 4.2.2. addr decides the delivery agent, hence whose quota.
+	MailboxFull func(addr, user string) bool
 	// SenderLogin refuses, for an authenticated client, a MAIL FROM the
 	// user does not own (Postfix's reject_sender_login_mismatch, envelope
 	// only): its own addresses and the aliases reaching it (route.Owns),
@@ -58,7 +59,7 @@ func (ss *session) checkQuota(orig string, targets []queue.Recipient) *smtpwire.
 		return nil
 	}
 	for _, t := range targets {
-		if t.Local == "" || strings.HasPrefix(t.Local, "|") || !full(t.Local) {
+		if t.Local == "" || strings.HasPrefix(t.Local, "|") || !full(t.Addr, t.Local) {
 			return nil
 		}
 	}

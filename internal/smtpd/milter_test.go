@@ -448,3 +448,48 @@ func TestMilterAndMsgAuthShareTheHold(t *testing.T) {
 		t.Errorf("the milter saw %q: want the client's message, not our headers", f.headers)
 	}
 }
+
+// An Authentication-Results field a milter adds with our authserv-id
+// (OpenDKIM's and rspamd's default is the host name) is the milter's
+// result, not a forgery from outside: it is kept, while the client's
+// forged one is removed before the milter sees the message. It was
+// removed after the milter, with the client's.
+func TestMilterAddedAuthResultsKept(t *testing.T) {
+	t.Parallel()
+	f := &fakeMilter{eom: func(m gomilter.Modifier) *gomilter.Response {
+		if err := m.AddHeader("Authentication-Results", "localhost; dkim=none (milter)"); err != nil {
+			panic(err)
+		}
+		return gomilter.RespAccept
+	}}
+	addr := startFakeMilter(t, f)
+	dns := testpeer.StartDNS(t, `example.org. 300 IN TXT "v=spf1 ip4:192.0.2.1 -all"`)
+	res := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, dns.Addr)
+	}}
+	ts := startServer(t, func(c *testConfig) {
+		c.MsgAuth = MsgAuth{Verifier: &msgauth.Verifier{Host: "localhost", Resolver: res, Timeout: time.Minute}}
+		c.Milters = []*milter.Milter{milter.New(milter.Config{Name: "fake", Network: "tcp", Address: addr,
+			ConnectTimeout: 10 * time.Second, CommandTimeout: 10 * time.Second})}
+	})
+	c := dial(t, ts.addr["mx"])
+	c.cmd("EHLO client.example", "250")
+	if r := sendMessage(c, "ceo@example.org", "demo@localhost", unsignedFromExampleOrg); !strings.HasPrefix(r, "250") {
+		t.Fatalf("DATA: %s", r)
+	}
+	m := ts.waitMessage(t)
+	if !strings.Contains(m.body, "Authentication-Results: localhost; dkim=none (milter)\r\n") {
+		t.Errorf("the milter's Authentication-Results is gone:\n%s", m.body)
+	}
+	if strings.Contains(m.body, "dkim=pass header.d=example.org") {
+		t.Errorf("the client's forged Authentication-Results is still there:\n%s", m.body)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, h := range f.headers {
+		if strings.Contains(h, "dkim=pass header.d=example.org") {
+			t.Errorf("the milter saw the forged field: %q", f.headers)
+		}
+	}
+}

@@ -127,8 +127,14 @@ func Gzip(r *Report) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// Post sends a report to an https rua (RFC 8460 §5.4).
+// Post sends a report to an https rua (RFC 8460 §5.4). A redirect is
+// not followed (it fails the POST): the rua is the destination the
+// policy domain published, and a redirect could send the report on in
+// plaintext or to any host.
 func Post(ctx context.Context, url string, gz []byte, client *http.Client) error {
+	c := *client
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	client = &c
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(gz))
 	if err != nil {
 		return err
