@@ -83,6 +83,22 @@ func (p *pfImport) readMap(setting, ref string, read func(string) ([]Entry, erro
 	return entries, true, nil
 }
 
+// mapEntries reads every map the setting names (as readMap: a map it
+// cannot read is a comment) and returns their entries in order.
+func (p *pfImport) mapEntries(setting string) ([]Entry, error) {
+	var all []Entry
+	for _, ref := range list(p.get(setting)) {
+		entries, ok, err := p.readMap(setting, ref, ReadMap)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			all = append(all, entries...)
+		}
+	}
+	return all, nil
+}
+
 func (p *pfImport) names() error {
 	p.r.Hostname = p.get("myhostname")
 	p.get("mydomain")
@@ -191,27 +207,22 @@ func (p *pfImport) aliases() error {
 			p.addAlias("alias_maps", e, strings.ToLower(e.Key))
 		}
 	}
-	for _, ref := range list(p.get("virtual_alias_maps")) {
-		entries, ok, err := p.readMap("virtual_alias_maps", ref, ReadMap)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			continue
-		}
-		for _, e := range entries {
-			key := strings.ToLower(e.Key)
-			switch at := strings.IndexByte(key, '@'); {
-			case at == 0:
-				p.r.notMapped("virtual_alias_maps", e.Key+" "+e.Value, "catch-all addresses are not supported: list each address")
-			case at < 0 && strings.Contains(key, "."):
-				p.r.addLocalDomain(key) // a virtual alias domain
-			default:
-				if at > 0 {
-					p.r.addLocalDomain(key[at+1:])
-				}
-				p.addAlias("virtual_alias_maps", e, key)
+	entries, err := p.mapEntries("virtual_alias_maps")
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		key := strings.ToLower(e.Key)
+		switch at := strings.IndexByte(key, '@'); {
+		case at == 0:
+			p.r.notMapped("virtual_alias_maps", e.Key+" "+e.Value, "catch-all addresses are not supported: list each address")
+		case at < 0 && strings.Contains(key, "."):
+			p.r.addLocalDomain(key) // a virtual alias domain
+		default:
+			if at > 0 {
+				p.r.addLocalDomain(key[at+1:])
 			}
+			p.addAlias("virtual_alias_maps", e, key)
 		}
 	}
 	return nil
@@ -269,22 +280,17 @@ func (p *pfImport) serverTLS() error {
 	} else if yes(p.get("smtpd_tls_ask_ccert")) {
 		t.ClientAuth = "request"
 	}
-	for _, ref := range list(p.get("relay_clientcerts")) {
-		entries, ok, err := p.readMap("relay_clientcerts", ref, ReadMap)
-		if err != nil {
-			return err
-		}
-		if !ok {
+	entries, err := p.mapEntries("relay_clientcerts")
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		hex := strings.ReplaceAll(e.Key, ":", "")
+		if len(hex) != 64 || strings.Trim(strings.ToLower(hex), "0123456789abcdef") != "" {
+			p.r.notMapped("relay_clientcerts", e.Key, "not a SHA-256 fingerprint: tlsmail takes SHA-256 (openssl x509 -noout -fingerprint -sha256)")
 			continue
 		}
-		for _, e := range entries {
-			hex := strings.ReplaceAll(e.Key, ":", "")
-			if len(hex) != 64 || strings.Trim(strings.ToLower(hex), "0123456789abcdef") != "" {
-				p.r.notMapped("relay_clientcerts", e.Key, "not a SHA-256 fingerprint: tlsmail takes SHA-256 (openssl x509 -noout -fingerprint -sha256)")
-				continue
-			}
-			p.r.RelayClientCerts = append(p.r.RelayClientCerts, e.Key)
-		}
+		p.r.RelayClientCerts = append(p.r.RelayClientCerts, e.Key)
 	}
 	if len(p.r.RelayClientCerts) > 0 && (t.ClientAuth == "" || t.ClientCAFile == "" && t.ClientCADir == "") {
 		for _, fp := range p.r.RelayClientCerts {
@@ -401,47 +407,37 @@ func (p *pfImport) outbound() error {
 			p.notMapped("smtp_tls_CApath", "no CA directory for delivery: use [outbound] ca_file")
 		}
 	}
-	for _, ref := range list(p.get("smtp_tls_policy_maps")) {
-		entries, ok, err := p.readMap("smtp_tls_policy_maps", ref, ReadMap)
-		if err != nil {
-			return err
-		}
-		if !ok {
+	entries, err := p.mapEntries("smtp_tls_policy_maps")
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		key := strings.ToLower(e.Key)
+		if strings.HasPrefix(key, "[") {
+			p.r.notMapped("smtp_tls_policy_maps", e.Key+" "+e.Value, "policies are by destination domain, not by next-hop host")
 			continue
 		}
-		for _, e := range entries {
-			key := strings.ToLower(e.Key)
-			if strings.HasPrefix(key, "[") {
-				p.r.notMapped("smtp_tls_policy_maps", e.Key+" "+e.Value, "policies are by destination domain, not by next-hop host")
-				continue
-			}
-			if _, err := route.Domain(strings.TrimPrefix(key, ".")); err != nil {
-				p.r.notMapped("smtp_tls_policy_maps", e.Key+" "+e.Value, err.Error())
-				continue
-			}
-			if _, err := policy.ParsePolicy(e.Value); err != nil {
-				p.r.notMapped("smtp_tls_policy_maps", e.Key+" "+e.Value, err.Error())
-				continue
-			}
-			o.Policy = addKV(o.Policy, key, e.Value)
+		if _, err := route.Domain(strings.TrimPrefix(key, ".")); err != nil {
+			p.r.notMapped("smtp_tls_policy_maps", e.Key+" "+e.Value, err.Error())
+			continue
 		}
+		if _, err := policy.ParsePolicy(e.Value); err != nil {
+			p.r.notMapped("smtp_tls_policy_maps", e.Key+" "+e.Value, err.Error())
+			continue
+		}
+		o.Policy = addKV(o.Policy, key, e.Value)
 	}
 	return nil
 }
 
 // transport maps transport_maps (smtp/relay next hops) into [transport].
 func (p *pfImport) transport() error {
-	for _, ref := range list(p.get("transport_maps")) {
-		entries, ok, err := p.readMap("transport_maps", ref, ReadMap)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			continue
-		}
-		for _, e := range entries {
-			p.transportEntry(e)
-		}
+	entries, err := p.mapEntries("transport_maps")
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		p.transportEntry(e)
 	}
 	if p.m.Set("relayhost") {
 		p.notMapped("relayhost", "no default relay host: [transport] names next hops per domain")

@@ -178,23 +178,18 @@ func (p *pfImport) senderLogin() error {
 	if ref == "" {
 		return nil
 	}
-	for _, r := range list(ref) {
-		entries, ok, err := p.readMap("smtpd_sender_login_maps", r, ReadMap)
-		if err != nil {
-			return err
-		}
-		if !ok {
+	entries, err := p.mapEntries("smtpd_sender_login_maps")
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		sender := strings.ToLower(e.Key)
+		if !strings.Contains(sender, "@") {
+			p.r.notMapped("smtpd_sender_login_maps", e.Key+" "+e.Value, "a key is an address or @domain")
 			continue
 		}
-		for _, e := range entries {
-			sender := strings.ToLower(e.Key)
-			if !strings.Contains(sender, "@") {
-				p.r.notMapped("smtpd_sender_login_maps", e.Key+" "+e.Value, "a key is an address or @domain")
-				continue
-			}
-			for _, login := range list(e.Value) {
-				p.r.addSenderLogin(strings.ToLower(login), sender)
-			}
+		for _, login := range list(e.Value) {
+			p.r.addSenderLogin(strings.ToLower(login), sender)
 		}
 	}
 	if !enforce {
