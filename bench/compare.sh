@@ -41,6 +41,7 @@ done
 [ "$runs" -ge 1 ] && [ "$msgs" -ge 1 ] || { echo "compare.sh: RUNS and MSGS must be at least 1" >&2; exit 2; }
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/bench/lib.sh" # stop_pid, freeport, wait_greeting
 work=$(mktemp -d /tmp/tlsmail-bench.XXXXXX)
 chmod 755 "$work"
 tlsmail_pid="" sink_pid="" pf_dir="$work/postfix"
@@ -56,16 +57,6 @@ elif ! command -v postfix >/dev/null; then
   use_postfix=0
 fi
 
-# stop_pid PID: SIGTERM, wait up to 10 s, then SIGKILL.
-stop_pid() {
-  local pid=$1 i
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for i in $(seq 100); do
-    kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-}
 cleanup() {
   [ -n "$tlsmail_pid" ] && stop_pid "$tlsmail_pid"
   [ -n "$sink_pid" ] && stop_pid "$sink_pid"
@@ -78,20 +69,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# wait_greeting PORT NAME: until the server there sends its 220 (at most ~60 s).
-wait_greeting() {
-  local i
-  for i in $(seq 120); do
-    if timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1; head -c 3 <&3" 2>/dev/null | grep -q 220; then
-      return 0
-    fi
-    sleep 0.5
-  done
-  echo "compare.sh: $2 on 127.0.0.1:$1 does not greet" >&2
-  exit 1
-}
 
 echo "building..." >&2
 (cd "$root" && go build -o "$work/tlsmail" ./cmd/tlsmail && go build -o "$work/smtpload" ./bench/smtpload &&

@@ -14,6 +14,7 @@ set -euo pipefail
 msgs=${MSGS:-2000}
 runs=${RUNS:-3}
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/bench/lib.sh" # stop_pid, freeport, wait_greeting
 work=$(mktemp -d /tmp/tlsmail-cpu.XXXXXX)
 tlsmail_pid="" sink_pid=""
 cleanup() {
@@ -22,15 +23,6 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_greeting() {
-  local i
-  for i in $(seq 120); do
-    if timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1; head -c 3 <&3" 2>/dev/null | grep -q 220; then return 0; fi
-    sleep 0.5
-  done
-  echo "cpu.sh: nothing greets on $1" >&2; exit 1
-}
 # ticks PID: utime+stime of the process in clock ticks; stime PID: stime alone.
 ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 stime() { awk '{print $15}' "/proc/$1/stat"; }

@@ -13,6 +13,7 @@
 set -euo pipefail
 n=${1:-2000}
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/bench/lib.sh" # stop_pid, freeport, wait_greeting
 work=$(mktemp -d /tmp/tlsmail-outbench.XXXXXX)
 chmod 755 "$work"
 pids=()
@@ -28,7 +29,6 @@ cleanup() {
 trap cleanup EXIT
 [ "$(id -u)" = 0 ] || { echo "outbound.sh: run as root (private Postfix instances)" >&2; exit 2; }
 
-freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 echo "building..." >&2
 (cd "$root" && go build -o "$work/tlsmail" ./cmd/tlsmail && go build -o "$work/smtpload" ./bench/smtpload)
 T="$work/tlsmail"

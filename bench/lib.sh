@@ -1,0 +1,30 @@
+# bench/lib.sh — shell helpers the bench scripts share (sourced, not run).
+# Loopback only; every wait is bounded.
+
+# stop_pid PID: SIGTERM, wait up to 10 s, then SIGKILL.
+stop_pid() {
+  local p=$1 i
+  kill -TERM "$p" 2>/dev/null || return 0
+  for i in $(seq 100); do
+    kill -0 "$p" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  kill -KILL "$p" 2>/dev/null || true
+}
+
+# freeport: a free TCP port on 127.0.0.1.
+freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# wait_greeting PORT [NAME]: until the SMTP server on 127.0.0.1:PORT sends
+# its 220 (at most ~60 s); else a message naming the calling script and exit 1.
+wait_greeting() {
+  local i
+  for i in $(seq 120); do
+    if timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1; head -c 3 <&3" 2>/dev/null | grep -q 220; then
+      return 0
+    fi
+    sleep 0.5
+  done
+  echo "$(basename "$0"): ${2:-the server} on 127.0.0.1:$1 does not greet" >&2
+  exit 1
+}
