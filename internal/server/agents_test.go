@@ -35,7 +35,9 @@ func TestLocalRecipientsGoToTheirOwnAgent(t *testing.T) {
 		{Addr: "old@localhost", Local: "|/usr/bin/true"},
 		{Addr: "demo+x@localhost", Local: "demo"},
 	}}
-	open := func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("Subject: x\r\n\r\nbody\r\n")), nil }
+	open := func() (io.ReadCloser, error) {
+		return io.NopCloser(strings.NewReader("Subject: x\r\n\r\nbody\r\n")), nil
+	}
 	out := d.Deliver(context.Background(), env, []int{0, 1, 2, 3}, open)
 	if len(out) != 4 {
 		t.Fatalf("%d outcomes, want 4: %+v", len(out), out)

@@ -1,12 +1,10 @@
 package server
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/xml"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -108,21 +106,7 @@ func TestClientAutoconfigServed(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs := &testpeer.Buffer{}
-	ready := make(chan map[string]string, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, Options{Config: cfg, Log: slog.New(slog.NewTextHandler(logs, nil)), Grace: time.Second, Ready: func(a map[string]string) { ready <- a }})
-	}()
-	defer func() { cancel(); <-done }()
-	var addrs map[string]string
-	select {
-	case addrs = <-ready:
-	case err := <-done:
-		t.Fatalf("Run: %v\n%s", err, logs)
-	case <-time.After(60 * time.Second):
-		t.Fatalf("not ready:\n%s", logs)
-	}
+	addrs := startRun(t, Options{Config: cfg, Grace: time.Second}, logs) // runserver_test.go
 	_, webPort, _ := net.SplitHostPort(addrs["web"])
 	fetch := func(host, path string, extra ...string) (string, string) {
 		t.Helper()

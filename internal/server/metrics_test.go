@@ -2,13 +2,11 @@ package server
 
 import (
 	"bufio"
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -91,21 +89,7 @@ func TestMetricsScrape(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs := &testpeer.Buffer{}
-	ready := make(chan map[string]string, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, Options{Config: cfg, Log: slog.New(slog.NewTextHandler(logs, nil)), Grace: time.Second, Ready: func(a map[string]string) { ready <- a }})
-	}()
-	defer func() { cancel(); <-done }()
-	var addrs map[string]string
-	select {
-	case addrs = <-ready:
-	case err := <-done:
-		t.Fatalf("Run: %v\n%s", err, logs)
-	case <-time.After(60 * time.Second):
-		t.Fatalf("not ready:\n%s", logs)
-	}
+	addrs := startRun(t, Options{Config: cfg, Grace: time.Second}, logs) // runserver_test.go
 	roots := x509.NewCertPool()
 	roots.AddCert(ca.Cert)
 	tlsCfg := &tls.Config{RootCAs: roots, ServerName: "mx.example.org"}
