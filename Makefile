@@ -23,6 +23,9 @@
 #   make bench-send  client PIPELINING vs lock-step at 1 ms RTT, tlsmail send vs msmtp
 #   make bench-outbound  outbound relaying vs Postfix's smtp client (root)
 #   make bench-ssl   tlsmail sslserver vs stunnel4: conn/s, bulk MB/s, idle memory
+#   make bench-dkim  DKIM signing on vs off: two servers relaying authenticated
+#                submission to bench/sink, alternating runs (bench/dkim.sh;
+#                KEY=rsa for RSA-2048, RUNS=3 MSGS=2000)
 
 GO          ?= go
 BIN         := $(CURDIR)/.bin
@@ -30,7 +33,7 @@ STATICCHECK := $(BIN)/staticcheck
 STATICCHECK_VERSION := v0.8.2
 FUZZTIME    ?= 30s
 
-.PHONY: test stress build install deb peers lint vet staticcheck fuzz fuzz-smtpwire bench bench-cpu bench-records bench-send bench-outbound bench-ssl
+.PHONY: test stress build install deb peers lint vet staticcheck fuzz fuzz-smtpwire bench bench-cpu bench-records bench-send bench-outbound bench-ssl bench-dkim
 
 # -count=1: the e2e tests run a tlsmail binary they build themselves, which
 # go test's cache does not see, so a cached result could hide a change.
@@ -95,3 +98,6 @@ bench-outbound:
 
 bench-ssl:
 	bash bench/sslserver.sh
+
+bench-dkim:
+	bash bench/dkim.sh

@@ -40,7 +40,10 @@ type sink struct {
 	tls      *tls.Config
 	hostname string
 	timeout  time.Duration // per read and per write
+	save     string        // if set, the first message's data is written here (bench/dkim.sh checks its signature)
+	each     *slog.Logger  // if set, logs one line per accepted message (a live count for scripts)
 
+	saved    atomic.Bool
 	messages atomic.Int64
 	wg       sync.WaitGroup
 }
@@ -151,10 +154,22 @@ func (s *sink) session(raw net.Conn) {
 			if !reply("354 end data with <CR><LF>.<CR><LF>") {
 				return
 			}
-			if !s.discardData(readLine) {
+			var keep *bytes.Buffer
+			if s.save != "" && !s.saved.Load() {
+				keep = new(bytes.Buffer)
+			}
+			if !s.discardData(readLine, keep) {
 				return
 			}
-			s.messages.Add(1)
+			if keep != nil && s.saved.CompareAndSwap(false, true) {
+				if err := os.WriteFile(s.save, keep.Bytes(), 0o600); err != nil {
+					slog.Error("sink: save", "err", err)
+				}
+			}
+			n := s.messages.Add(1)
+			if s.each != nil {
+				s.each.Info("accepted", "n", n)
+			}
 			ok = reply("250 2.0.0 ok: discarded")
 		case "QUIT":
 			reply("221 2.0.0 bye")
@@ -168,8 +183,9 @@ func (s *sink) session(raw net.Conn) {
 	}
 }
 
-// discardData reads message lines up to the lone "." and drops them.
-func (s *sink) discardData(readLine func() ([]byte, bool)) bool {
+// discardData reads message lines up to the lone "." and drops them, or
+// appends them to keep if it is not nil.
+func (s *sink) discardData(readLine func() ([]byte, bool), keep *bytes.Buffer) bool {
 	atStart := true // the piece read next starts a line
 	for {
 		line, ok := readLine()
@@ -178,6 +194,9 @@ func (s *sink) discardData(readLine func() ([]byte, bool)) bool {
 		}
 		if atStart && len(line) <= 3 && string(bytes.TrimRight(line, "\r\n")) == "." {
 			return true
+		}
+		if keep != nil {
+			keep.Write(line)
 		}
 		atStart = line[len(line)-1] == '\n'
 	}
@@ -225,16 +244,21 @@ func main() {
 	noTLS := flag.Bool("no-tls", false, "do not offer STARTTLS")
 	hostname := flag.String("hostname", "sink.bench.test", "name in the greeting and EHLO reply")
 	timeout := flag.Duration("timeout", 5*time.Minute, "limit for each read and write")
+	save := flag.String("save", "", "write the first message received to this file (as sent, dot-stuffed)")
+	each := flag.Bool("log-each", false, "log a line for every accepted message (a live count)")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := run(log, *addr, *certFile, *keyFile, *noTLS, *hostname, *timeout); err != nil {
+	s := &sink{hostname: *hostname, timeout: *timeout, save: *save}
+	if *each {
+		s.each = log
+	}
+	if err := run(log, s, *addr, *certFile, *keyFile, *noTLS); err != nil {
 		log.Error("sink", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(log *slog.Logger, addr, certFile, keyFile string, noTLS bool, hostname string, timeout time.Duration) error {
-	s := &sink{hostname: hostname, timeout: timeout}
+func run(log *slog.Logger, s *sink, addr, certFile, keyFile string, noTLS bool) error {
 	if !noTLS {
 		var cert tls.Certificate
 		var err error

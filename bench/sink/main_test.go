@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"net/smtp"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,7 +13,7 @@ import (
 
 // startSink runs a sink with a self-signed certificate on a free loopback
 // port until the test ends.
-func startSink(t *testing.T) (*sink, string) {
+func startSink(t *testing.T, opts ...func(*sink)) (*sink, string) {
 	t.Helper()
 	cert, err := selfSigned()
 	if err != nil {
@@ -21,6 +23,9 @@ func startSink(t *testing.T) (*sink, string) {
 		hostname: "sink.test",
 		timeout:  time.Minute,
 		tls:      &tls.Config{Certificates: []tls.Certificate{cert}, SessionTicketsDisabled: true},
+	}
+	for _, o := range opts {
+		o(s)
 	}
 	ln, err := listenLoopback("127.0.0.1:0")
 	if err != nil {
@@ -98,5 +103,27 @@ func TestSinkRefusesNonLoopbackAddress(t *testing.T) {
 			ln.Close()
 			t.Errorf("listenLoopback(%q) succeeded", addr)
 		}
+	}
+}
+
+// -save keeps the first message (bench/dkim.sh looks for its
+// DKIM-Signature there) and only the first.
+func TestSinkSavesFirstMessageOnly(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "first.eml")
+	s, addr := startSink(t, func(s *sink) { s.save, s.tls = file, nil }) // no STARTTLS: SendMail would verify the certificate
+	for i, body := range []string{"Subject: one\r\n\r\nfirst\r\n", "Subject: two\r\n\r\nsecond\r\n"} {
+		if err := smtp.SendMail(addr, nil, "a@client.test", []string{"b@sink.test"}, []byte(body)); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+	}
+	if got := s.Messages(); got != 2 {
+		t.Errorf("Messages() = %d, want 2", got)
+	}
+	got, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != "Subject: one\r\n\r\nfirst\r\n" {
+		t.Errorf("saved %q, want the first message", got)
 	}
 }
