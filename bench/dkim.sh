@@ -27,14 +27,9 @@ for v in runs msgs conc per secs; do
 done
 [[ $size =~ ^[0-9]+$ ]] && [ "$size" -ge 64 ] && [ "$size" -le 10485760 ] || { echo "dkim.sh: SIZE must be 64 to 10485760 bytes" >&2; exit 2; }
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/bench/lib.sh" # stop_pid, freeport, wait_greeting
 work=$(mktemp -d /tmp/tlsmail-bench-dkim.XXXXXX)
 declare -A pid=() sinkpid=() port=() sinkport=() accepted=([on]=0 [off]=0)
-stop_pid() {
-  local p=$1 i
-  kill -TERM "$p" 2>/dev/null || return 0
-  for i in $(seq 100); do kill -0 "$p" 2>/dev/null || return 0; sleep 0.1; done
-  kill -KILL "$p" 2>/dev/null || true
-}
 cleanup() {
   for k in "${!pid[@]}"; do stop_pid "${pid[$k]}"; done
   for k in "${!sinkpid[@]}"; do stop_pid "${sinkpid[$k]}"; done
@@ -43,15 +38,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_greeting() {
-  local i
-  for i in $(seq 120); do
-    if timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1; head -c 3 <&3" 2>/dev/null | grep -q 220; then return 0; fi
-    sleep 0.5
-  done
-  echo "dkim.sh: no greeting on 127.0.0.1:$1" >&2; exit 1
-}
 echo "building..." >&2
 (cd "$root" && go build -o "$work/tlsmail" ./cmd/tlsmail && go build -o "$work/smtpload" ./bench/smtpload && go build -o "$work/sink" ./bench/sink)
 T="$work/tlsmail"
