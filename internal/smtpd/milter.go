@@ -53,19 +53,11 @@ func (ss *session) milterMail(p *smtpwire.PathArg) *smtpwire.Reply {
 		return nil
 	}
 	ss.milterHeld = ""
-	var args []string
-	for _, prm := range p.Params {
-		if prm.Value == "" {
-			args = append(args, prm.Key)
-		} else {
-			args = append(args, prm.Key+"="+prm.Value)
-		}
-	}
 	mech := ""
 	if ss.user != "" {
 		mech = ss.authMech
 	}
-	r := ss.milt.Mail(milter.Envelope{From: p.Addr, Args: strings.Join(args, " "), AuthUser: ss.user, AuthType: mech})
+	r := ss.milt.Mail(milter.Envelope{From: p.Addr, Args: esmtpArgs(p), AuthUser: ss.user, AuthType: mech})
 	if r != nil {
 		ss.logMilterRefusal("", "MAIL", r)
 	}
@@ -78,15 +70,11 @@ func (ss *session) milterRcpt(p smtpwire.PathArg, targets []queue.Recipient) *sm
 	if ss.milt == nil {
 		return nil
 	}
-	var args []string
-	for _, prm := range p.Params {
-		args = append(args, prm.Key+"="+prm.Value)
-	}
 	mailer := "smtp"
 	if len(targets) > 0 && targets[0].Local != "" {
 		mailer = "local"
 	}
-	r := ss.milt.Rcpt(p.Addr, strings.Join(args, " "), mailer)
+	r := ss.milt.Rcpt(p.Addr, esmtpArgs(&p), mailer)
 	if r != nil {
 		ss.srv.log.Info("recipient rejected", "client", ss.ip, "to", auth.Printable(p.Addr), "milter", ss.milt.Actions(), "reply", r.String())
 	}
@@ -197,4 +185,19 @@ func commitFinished(w *queue.Writer, fin finished) (string, error) {
 		return w.CommitHold(fin.quarantine)
 	}
 	return w.Commit()
+}
+
+// esmtpArgs are the ESMTP parameters of MAIL or RCPT as the client gave
+// them: "KEY=VALUE", or "KEY" alone for one without a value (BODY=8BITMIME,
+// SMTPUTF8), space-separated.
+func esmtpArgs(p *smtpwire.PathArg) string {
+	args := make([]string, 0, len(p.Params))
+	for _, prm := range p.Params {
+		if prm.Value == "" {
+			args = append(args, prm.Key)
+		} else {
+			args = append(args, prm.Key+"="+prm.Value)
+		}
+	}
+	return strings.Join(args, " ")
 }
