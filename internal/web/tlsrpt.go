@@ -79,7 +79,8 @@ func (h *TLSRPTReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, oneLine(err.Error()), http.StatusBadRequest)
 		return
 	}
-	if !h.aboutUs(rep) {
+	rep.Policies = h.ours(rep.Policies)
+	if len(rep.Policies) == 0 {
 		h.Log.Warn("tlsrpt: posted report refused: not about a local domain", "remote", r.RemoteAddr, "org", rep.OrganizationName, "report_id", rep.ReportID)
 		http.Error(w, "the report is about no domain of this server", http.StatusBadRequest)
 		return
@@ -96,17 +97,21 @@ func (h *TLSRPTReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, "report stored\n")
 }
 
-// aboutUs: some policy of rep is for a local domain (or its MX names).
-func (h *TLSRPTReceiver) aboutUs(rep *tlsrpt.Report) bool {
-	for _, p := range rep.Policies {
-		d := strings.ToLower(strings.TrimSuffix(p.Policy.Domain, "."))
-		for _, ours := range h.Domains() {
-			if d == strings.ToLower(ours) {
-				return true
-			}
+// ours keeps the policies of a report that are about a local domain: a
+// report may cover several domains, and only ours are anyone's business
+// here (a stranger must not fill the store with other domains' rows).
+func (h *TLSRPTReceiver) ours(pols []tlsrpt.ReportEntry) []tlsrpt.ReportEntry {
+	local := map[string]bool{}
+	for _, d := range h.Domains() {
+		local[strings.ToLower(d)] = true
+	}
+	var kept []tlsrpt.ReportEntry
+	for _, p := range pols {
+		if local[strings.ToLower(strings.TrimSuffix(p.Policy.Domain, "."))] {
+			kept = append(kept, p)
 		}
 	}
-	return false
+	return kept
 }
 
 // oneLine cuts s at its first line break.
