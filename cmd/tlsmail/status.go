@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"os"
 	"text/tabwriter"
 	"time"
 
@@ -31,7 +33,11 @@ func runStatus(env *cliEnv, args []string) int {
 		return usageError(env, "%v", err)
 	}
 	r, err := server.Control(dataDir, "status")
-	if err != nil || r.Status == nil {
+	switch {
+	case errors.Is(err, os.ErrPermission):
+		// A server started as root keeps its socket 0600: not "not running".
+		return fail(env, "the control socket in %s is not ours to open (run as the server's user or root): %v", dataDir, err)
+	case err != nil || r.Status == nil:
 		return fail(env, "no server is running with data directory %s (its control socket does not answer)", dataDir)
 	}
 	st := r.Status
