@@ -50,6 +50,10 @@ func runImport(env *cliEnv, args []string) int {
 		return usageError(env, "unknown system %q (want postfix or qmail)", pos[0])
 	}
 	if err != nil {
+		if len(pos) == 1 && errors.Is(err, fs.ErrNotExist) {
+			// The default directory: say how to name another one.
+			return fail(env, "%v (is the configuration elsewhere? name it: %s import %s DIR)", err, "tlsmail", pos[0])
+		}
 		return fail(env, "%v", err)
 	}
 	var b bytes.Buffer

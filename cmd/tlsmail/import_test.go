@@ -356,3 +356,16 @@ func TestImportUsageAndErrors(t *testing.T) {
 		t.Errorf("bad main.cf: exit %d %q, want one line naming %s", code, errs, want)
 	}
 }
+
+// TestImportDefaultDirMissingSaysHowToNameOne: without DIR the import
+// reads the system's own directory; where there is none, the error says
+// how to name another one.
+func TestImportDefaultDirMissingSaysHowToNameOne(t *testing.T) {
+	if _, err := os.Stat("/var/qmail/control"); err == nil {
+		t.Skip("this machine has a real /var/qmail/control")
+	}
+	code, _, errs := runCLI(t, "tlsmail", "import", "qmail")
+	if code == 0 || !strings.Contains(errs, "tlsmail import qmail DIR") {
+		t.Errorf("import qmail without DIR: exit %d, %q", code, errs)
+	}
+}
