@@ -6,9 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tlsmail/tlsmail/internal/certs"
 	"github.com/tlsmail/tlsmail/internal/testpeer"
-	"github.com/tlsmail/tlsmail/internal/tlsconf"
 )
 
 // TestDNSCheckSRV: `tlsmail dns` writes the RFC 6186 SRV records of the
@@ -18,18 +16,7 @@ import (
 // and wrong.
 func TestDNSCheckSRV(t *testing.T) {
 	dir := t.TempDir()
-	ca, err := certs.NewCA(certs.Template{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := certs.Issue(ca, certs.Template{Hosts: []string{"mx.example.org"}, Server: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := leaf.WriteFiles(filepath.Join(dir, "server.pem"), filepath.Join(dir, "server.key")); err != nil {
-		t.Fatal(err)
-	}
-	tlsa, _ := tlsconf.TLSA311(leaf.Cert.PublicKey)
+	tlsa := writeMXCert(t, dir)
 	cfg := filepath.Join(dir, "tlsmail.toml")
 	os.WriteFile(cfg, []byte(`hostname = "mx.example.org"
 data_dir = "`+dir+`"

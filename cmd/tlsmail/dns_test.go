@@ -17,18 +17,7 @@ import (
 // has them exits 0, and 1 naming the record once one drifts.
 func TestDNSPrintAndCheck(t *testing.T) {
 	dir := t.TempDir()
-	ca, err := certs.NewCA(certs.Template{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := certs.Issue(ca, certs.Template{Hosts: []string{"mx.example.org"}, Server: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := leaf.WriteFiles(filepath.Join(dir, "server.pem"), filepath.Join(dir, "server.key")); err != nil {
-		t.Fatal(err)
-	}
-	tlsa, _ := tlsconf.TLSA311(leaf.Cert.PublicKey)
+	tlsa := writeMXCert(t, dir)
 	cfg := filepath.Join(dir, "tlsmail.toml")
 	os.WriteFile(cfg, []byte(`hostname = "mx.example.org"
 data_dir = "`+dir+`"
@@ -136,4 +125,26 @@ func TestDNSWithACMEBeforeTheFirstCertificate(t *testing.T) {
 	if strings.Contains(out, "TLSA") {
 		t.Errorf("a TLSA record without a key:\n%s", out)
 	}
+}
+
+// writeMXCert writes a certificate for mx.example.org (from a throwaway
+// CA) to DIR/server.pem and DIR/server.key and returns its TLSA 3 1 1 data.
+func writeMXCert(t *testing.T, dir string) string {
+	t.Helper()
+	ca, err := certs.NewCA(certs.Template{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := certs.Issue(ca, certs.Template{Hosts: []string{"mx.example.org"}, Server: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := leaf.WriteFiles(filepath.Join(dir, "server.pem"), filepath.Join(dir, "server.key")); err != nil {
+		t.Fatal(err)
+	}
+	tlsa, err := tlsconf.TLSA311(leaf.Cert.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tlsa
 }
