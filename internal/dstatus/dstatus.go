@@ -60,8 +60,9 @@ func Delivered(text string) Status {
 	return Status{Code: 250, Enhanced: "2.0.0", Text: text}
 }
 
-// Temp is a temporary failure of tlsmail's own making: 451 (or 421 for
-// the 4.4.x network failures of RFC 3463) with the enhanced code given.
+// Temp is a temporary failure of tlsmail's own making: 451 with the
+// enhanced code given (a caller with a more precise RFC 5321 code, such as
+// 452 for a full mailbox, sets Code itself).
 func Temp(enhanced, text string) Status {
 	return Status{Code: 451, Enhanced: enhanced, Temporary: true, Text: text}
 }
