@@ -30,6 +30,23 @@ type Mailboxes struct {
 	SenderLoginMaps map[string][]string `toml:"sender_login_maps,omitempty"`
 	// Quota limits each mailbox (Maildir++ maildirsize, quota.go).
 	Quota Quota `toml:"quota"`
+
+	// quotas is Quota parsed once by check: the default and the
+	// overrides by canonical user name, for QuotaFor on every RCPT and
+	// delivery.
+	quotas parsedQuotas
+}
+
+// parsedQuotas is [quota] with its sizes read.
+type parsedQuotas struct {
+	storage, messages int64
+	user              map[string]parsedLimit
+}
+
+// parsedLimit is one user's override; has* say which fields it sets.
+type parsedLimit struct {
+	storage, messages       int64
+	hasStorage, hasMessages bool
 }
 
 // Quota is [quota]: the default limits of every local Maildir and
@@ -70,37 +87,43 @@ func (m *Mailboxes) check() error {
 			}
 		}
 	}
-	if _, err := ParseSize(m.Quota.Storage); err != nil {
+	storage, err := ParseSize(m.Quota.Storage)
+	if err != nil {
 		return bad("quota.storage: "+err.Error(), "quota", "storage")
 	}
 	if m.Quota.Messages < 0 {
 		return bad("quota.messages: must not be negative", "quota", "messages")
 	}
+	pq := parsedQuotas{storage: storage, messages: m.Quota.Messages, user: map[string]parsedLimit{}}
 	for user, l := range m.Quota.User {
 		if !auth.ValidName(user) {
 			return bad(fmt.Sprintf("quota.user: %q is not a user name", user), "quota", "user", user)
 		}
-		if _, err := ParseSize(l.Storage); err != nil {
+		s, err := ParseSize(l.Storage)
+		if err != nil {
 			return bad(fmt.Sprintf("quota.user %q: storage: %v", user, err), "quota", "user", user)
 		}
+		pl := parsedLimit{storage: s, hasStorage: l.Storage != ""}
+		if l.Messages != nil {
+			pl.messages, pl.hasMessages = max(*l.Messages, 0), true
+		}
+		pq.user[auth.Canonical(user)] = pl
 	}
+	m.quotas = pq
 	return nil
 }
 
-// QuotaFor is the user's quota: storage bytes and messages, 0 for none.
+// QuotaFor is the user's quota: storage bytes and messages, 0 for none
+// (from [quota] as check parsed it).
 func (c *Config) QuotaFor(user string) (storage, messages int64) {
-	q := c.Quota
-	storage, _ = ParseSize(q.Storage)
-	messages = q.Messages
-	for name, l := range q.User {
-		if auth.Canonical(name) != auth.Canonical(user) {
-			continue
+	q := c.quotas
+	storage, messages = q.storage, q.messages
+	if l, ok := q.user[auth.Canonical(user)]; ok {
+		if l.hasStorage {
+			storage = l.storage
 		}
-		if l.Storage != "" {
-			storage, _ = ParseSize(l.Storage)
-		}
-		if l.Messages != nil {
-			messages = max(*l.Messages, 0)
+		if l.hasMessages {
+			messages = l.messages
 		}
 	}
 	return storage, messages
