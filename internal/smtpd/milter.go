@@ -57,7 +57,7 @@ func (ss *session) milterMail(p *smtpwire.PathArg) *smtpwire.Reply {
 	if ss.user != "" {
 		mech = ss.authMech
 	}
-	r := ss.milt.Mail(milter.Envelope{From: p.Addr, Args: esmtpArgs(p), AuthUser: ss.user, AuthType: mech})
+	r := ss.milt.Mail(milter.Envelope{From: p.Addr, Args: p.ParamString(), AuthUser: ss.user, AuthType: mech})
 	if r != nil {
 		ss.logMilterRefusal("", "MAIL", r)
 	}
@@ -74,7 +74,7 @@ func (ss *session) milterRcpt(p smtpwire.PathArg, targets []queue.Recipient) *sm
 	if len(targets) > 0 && targets[0].Local != "" {
 		mailer = "local"
 	}
-	r := ss.milt.Rcpt(p.Addr, esmtpArgs(&p), mailer)
+	r := ss.milt.Rcpt(p.Addr, p.ParamString(), mailer)
 	if r != nil {
 		ss.srv.log.Info("recipient rejected", "client", ss.ip, "to", auth.Printable(p.Addr), "milter", ss.milt.Actions(), "reply", r.String())
 	}
@@ -185,19 +185,4 @@ func commitFinished(w *queue.Writer, fin finished) (string, error) {
 		return w.CommitHold(fin.quarantine)
 	}
 	return w.Commit()
-}
-
-// esmtpArgs are the ESMTP parameters of MAIL or RCPT as the client gave
-// them: "KEY=VALUE", or "KEY" alone for one without a value (BODY=8BITMIME,
-// SMTPUTF8), space-separated.
-func esmtpArgs(p *smtpwire.PathArg) string {
-	args := make([]string, 0, len(p.Params))
-	for _, prm := range p.Params {
-		if prm.Value == "" {
-			args = append(args, prm.Key)
-		} else {
-			args = append(args, prm.Key+"="+prm.Value)
-		}
-	}
-	return strings.Join(args, " ")
 }

@@ -186,3 +186,18 @@ func SplitAddress(addr string) (local, domain string) {
 	}
 	return addr[:at], strings.ToLower(addr[at+1:])
 }
+
+// ParamString is p's ESMTP parameters as the client gave them:
+// "KEY=VALUE", or "KEY" alone for one without a value (SMTPUTF8),
+// space-separated (what a milter is told).
+func (p PathArg) ParamString() string {
+	args := make([]string, 0, len(p.Params))
+	for _, prm := range p.Params {
+		if prm.Value == "" {
+			args = append(args, prm.Key)
+		} else {
+			args = append(args, prm.Key+"="+prm.Value)
+		}
+	}
+	return strings.Join(args, " ")
+}
