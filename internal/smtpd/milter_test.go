@@ -419,23 +419,7 @@ func TestMilterAndMsgAuthShareTheHold(t *testing.T) {
 		}
 		return gomilter.RespAccept
 	}}
-	addr := startFakeMilter(t, f)
-	dns := testpeer.StartDNS(t, `example.org. 300 IN TXT "v=spf1 ip4:192.0.2.1 -all"`)
-	res := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, network, dns.Addr)
-	}}
-	ts := startServer(t, func(c *testConfig) {
-		c.MsgAuth = MsgAuth{Verifier: &msgauth.Verifier{Host: "localhost", Resolver: res, Timeout: time.Minute}}
-		c.Milters = []*milter.Milter{milter.New(milter.Config{Name: "fake", Network: "tcp", Address: addr,
-			ConnectTimeout: 10 * time.Second, CommandTimeout: 10 * time.Second})}
-	})
-	c := dial(t, ts.addr["mx"])
-	c.cmd("EHLO client.example", "250")
-	if r := sendMessage(c, "ceo@example.org", "demo@localhost", unsignedFromExampleOrg); !strings.HasPrefix(r, "250") {
-		t.Fatalf("DATA: %s", r)
-	}
-	m := ts.waitMessage(t)
+	m := sendThroughMilterAndMsgAuth(t, f)
 	ar := strings.Index(m.body, "\r\nAuthentication-Results: localhost;")
 	x := strings.Index(m.body, "\r\nX-Milter: was here\r\n")
 	if ar < 0 || x < ar || !strings.HasPrefix(m.body, "Received: ") || strings.Count(m.body, "Authentication-Results: localhost") != 1 ||
@@ -462,6 +446,28 @@ func TestMilterAddedAuthResultsKept(t *testing.T) {
 		}
 		return gomilter.RespAccept
 	}}
+	m := sendThroughMilterAndMsgAuth(t, f)
+	if !strings.Contains(m.body, "Authentication-Results: localhost; dkim=none (milter)\r\n") {
+		t.Errorf("the milter's Authentication-Results is gone:\n%s", m.body)
+	}
+	if strings.Contains(m.body, "dkim=pass header.d=example.org") {
+		t.Errorf("the client's forged Authentication-Results is still there:\n%s", m.body)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, h := range f.headers {
+		if strings.Contains(h, "dkim=pass header.d=example.org") {
+			t.Errorf("the milter saw the forged field: %q", f.headers)
+		}
+	}
+}
+
+// sendThroughMilterAndMsgAuth runs a server with [msgauth] (SPF of
+// example.org from a test DNS server) and the fake milter f, sends
+// unsignedFromExampleOrg from ceo@example.org to demo@localhost over the
+// MX port and returns the queued message.
+func sendThroughMilterAndMsgAuth(t *testing.T, f *fakeMilter) stored {
+	t.Helper()
 	addr := startFakeMilter(t, f)
 	dns := testpeer.StartDNS(t, `example.org. 300 IN TXT "v=spf1 ip4:192.0.2.1 -all"`)
 	res := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
@@ -479,17 +485,5 @@ func TestMilterAddedAuthResultsKept(t *testing.T) {
 		t.Fatalf("DATA: %s", r)
 	}
 	m := ts.waitMessage(t)
-	if !strings.Contains(m.body, "Authentication-Results: localhost; dkim=none (milter)\r\n") {
-		t.Errorf("the milter's Authentication-Results is gone:\n%s", m.body)
-	}
-	if strings.Contains(m.body, "dkim=pass header.d=example.org") {
-		t.Errorf("the client's forged Authentication-Results is still there:\n%s", m.body)
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, h := range f.headers {
-		if strings.Contains(h, "dkim=pass header.d=example.org") {
-			t.Errorf("the milter saw the forged field: %q", f.headers)
-		}
-	}
+	return m
 }
