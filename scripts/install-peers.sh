@@ -35,6 +35,8 @@ peers=(
   "test -x /usr/sbin/opendkim|opendkim"
   "test -x /usr/sbin/opendkim-testmsg|opendkim-tools"
   "command -v rspamd|rspamd"
+  "command -v neomutt|neomutt"
+  "command -v promtool|prometheus"
   "command -v adduser|adduser"
   "command -v man|man-db"
   "test -x /lib/systemd/systemd-journald && command -v journalctl && command -v systemd-analyze|systemd"
