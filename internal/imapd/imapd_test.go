@@ -2,11 +2,11 @@ package imapd
 
 import (
 	"bufio"
-	"encoding/base64"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"net"
