@@ -214,6 +214,16 @@ func TestQuotaCommandsPipelined(t *testing.T) {
 		t.Errorf("capabilities after login: %q", got[14])
 	}
 
+	// A GETQUOTA in the write that ends IDLE comes after IDLE's OK.
+	rc.send("i IDLE\r\n")
+	if l := rc.line(); !strings.HasPrefix(l, "+") {
+		t.Fatalf("IDLE: %q", l)
+	}
+	rc.send("DONE\r\nj GETQUOTA \"\"\r\n")
+	if l := rc.expect("j "); len(l) != 3 || !strings.HasPrefix(l[0], "i OK") || l[1] != quota || !strings.HasPrefix(l[2], "j OK") {
+		t.Errorf("GETQUOTA after IDLE: %q", l)
+	}
+
 	// Plaintext pipelined behind STARTTLS is dropped, quota commands too.
 	pc := dialRaw(t, ts.addr["imap"], false, ts.roots)
 	pc.send("a STARTTLS\r\nb GETQUOTA \"\"\r\n")
