@@ -2,86 +2,26 @@ package imapd
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
-	"log/slog"
+	"errors"
+	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/tlsmail/tlsmail/internal/listen"
 )
 
-// guardConn is an admitted connection as the IMAP library sees it. Before
-// TLS on a STARTTLS listener it hands the library one command line per
-// read, so nothing the client pipelined behind "tag STARTTLS" sits in the
-// library's buffer; once the tagged OK has gone out, whatever plaintext
-// arrived before the handshake is discarded and logged (the STARTTLS
-// command injection of CVE-2011-0411 and its IMAP cousins), and reads pass
-// straight through to the TLS layer. imapserver itself would feed such
-// bytes to the TLS handshake, which then fails; discarding them lets an
-// honest client that pipelined anyway still get its TLS session.
+// guardConn is an admitted connection below TLS: it gives the
+// connection's slot back when it is closed.
 type guardConn struct {
 	net.Conn
-	lc       *listen.Conn
-	log      *slog.Logger
-	listener string
-
-	// Reads and the STARTTLS state are the session goroutine's alone;
-	// mu covers what Write (also from IDLE's goroutine) looks at.
-	mu          sync.Mutex
-	passThrough bool
-	buf         []byte // plaintext read but not yet handed on
-	startTLSTag string // a STARTTLS command went in with this tag
-	switching   bool   // its OK went out: discard, then TLS
-
+	lc        *listen.Conn
 	closeOnce sync.Once
 	onClose   func()
-}
-
-func (g *guardConn) Read(p []byte) (int, error) {
-	g.mu.Lock()
-	if g.switching {
-		if n := len(g.buf); n > 0 {
-			listen.LogDiscarded(g.log, "STARTTLS", g.listener, listen.RemoteIP(g.Conn), n)
-		}
-		g.buf, g.switching, g.passThrough = nil, false, true
-	}
-	pass := g.passThrough
-	g.mu.Unlock()
-	if pass {
-		return g.Conn.Read(p)
-	}
-	if len(g.buf) == 0 {
-		b := make([]byte, 4096)
-		n, err := g.Conn.Read(b)
-		if n == 0 {
-			return 0, err
-		}
-		g.buf = b[:n]
-	}
-	n := len(g.buf)
-	if i := bytes.IndexByte(g.buf, '\n'); i >= 0 {
-		n = i + 1
-	}
-	n = copy(p, g.buf[:n])
-	line := g.buf[:n]
-	g.buf = g.buf[n:]
-	if f := strings.Fields(string(line)); len(f) == 2 && strings.EqualFold(f[1], "STARTTLS") && bytes.HasSuffix(line, []byte("\n")) {
-		g.mu.Lock()
-		g.startTLSTag = f[0]
-		g.mu.Unlock()
-	}
-	return n, nil
-}
-
-func (g *guardConn) Write(p []byte) (int, error) {
-	g.mu.Lock()
-	if tag := g.startTLSTag; tag != "" && bytes.HasPrefix(p, []byte(tag+" ")) {
-		g.switching = bytes.HasPrefix(p, []byte(tag+" OK "))
-		g.startTLSTag = ""
-	}
-	g.mu.Unlock()
-	return g.Conn.Write(p)
 }
 
 // Close gives the connection's slot back once and closes it.
@@ -90,13 +30,418 @@ func (g *guardConn) Close() error {
 	return g.Conn.Close()
 }
 
+// imapConn is the connection as imapserver sees it: the session's
+// plaintext, above TLS. imapserver (v2.0.0-beta.8) has no hook for
+// commands it does not know (conn.go's readCommand answers them BAD, and
+// BYE before login) and advertises only the capabilities it knows
+// (capability.go's availableCaps), so the commands of RFC 9208 (QUOTA)
+// are answered here, on the wire, and the capability lists it writes are
+// edited on their way out:
+//
+//   - imapserver runs one command at a time and reads the next only
+//     after the tagged response of the last; imapConn hands it a command
+//     line by line (a literal's octets as they come) and stops at the end
+//     of each command until that tagged response has gone out (the
+//     respScanner, which skips the server's literals, sees it). The next
+//     command is then looked at before imapserver sees any of it: GETQUOTA,
+//     GETQUOTAROOT and SETQUOTA are parsed (wire.go) and answered here,
+//     in order with everything before and after them.
+//   - For that imapConn must sit above TLS, where imapserver's own
+//     STARTTLS would put a tls.Conn under it, and imapserver tells TLS by
+//     its connection's type. So imapConn runs STARTTLS itself (the
+//     plaintext pipelined behind it is discarded and logged: the command
+//     injection of CVE-2011-0411 and its IMAP cousins), imapserver runs
+//     with InsecureAuth and no TLSConfig, and the rules it applied are
+//     applied here: LOGIN and AUTHENTICATE before TLS get NO
+//     [PRIVACYREQUIRED] unless the listener allows plaintext (again in
+//     session.Login), and the capability lists show STARTTLS,
+//     LOGINDISABLED or AUTH= by this connection's state, and QUOTA after
+//     login.
+type imapConn struct {
+	*guardConn
+	srv      *Server
+	listener Listener
+	ip       string
+
+	// The read side is the session goroutine's alone (imapserver reads,
+	// and calls the session, from one goroutine; IDLE's goroutine only
+	// writes).
+	rd    net.Conn // the transport: the guardConn, or the tls.Conn over it
+	buf   []byte   // read into
+	store []byte   // in's storage
+	in    []byte   // read from the client, not yet handed on or answered
+	inLit int64    // octets of a literal of the command in hand still to hand on
+	inEnd []byte   // the end of the command line being handed on
+	sess  *session
+
+	atStart  atomic.Bool // the next octets the client sends start a command
+	authed   atomic.Bool // LOGIN or AUTHENTICATE succeeded
+	tlsTried atomic.Bool
+	tc       atomic.Pointer[tls.Conn] // after the handshake
+
+	wmu  sync.Mutex // writes: imapserver's (from IDLE's goroutine too) and imapConn's
+	tr   net.Conn   // the transport for writes
+	scan respScanner
+	out  []byte
+}
+
+func (s *Server) newIMAPConn(g *guardConn, lc Listener, ip string) *imapConn {
+	ic := &imapConn{guardConn: g, srv: s, listener: lc, ip: ip, rd: g, tr: g}
+	ic.atStart.Store(true)
+	ic.scan.done = func() { ic.atStart.Store(true) }
+	ic.scan.rewrite = func(line []byte) []byte { return rewriteCaps(line, ic.editCaps) }
+	return ic
+}
+
+// useTLS makes tc the transport.
+func (ic *imapConn) useTLS(tc *tls.Conn) {
+	ic.wmu.Lock()
+	ic.tr = tc
+	ic.wmu.Unlock()
+	ic.rd = tc
+	ic.tc.Store(tc)
+}
+
+// canAuth: LOGIN and AUTHENTICATE are allowed on this connection now.
+func (ic *imapConn) canAuth() bool {
+	return ic.tc.Load() != nil || ic.listener.AllowPlaintextLogin
+}
+
+func (ic *imapConn) canStartTLS() bool {
+	return ic.listener.Mode == ModeSTARTTLS && ic.srv.tls != nil && ic.tc.Load() == nil && !ic.authed.Load()
+}
+
+// editCaps edits a capability list imapserver wrote (see imapConn).
+func (ic *imapConn) editCaps(caps []string) []string {
+	out := make([]string, 0, len(caps)+4)
+	authed := ic.authed.Load()
+	for _, c := range caps {
+		u := strings.ToUpper(c)
+		switch {
+		case u == "STARTTLS" || u == "LOGINDISABLED":
+		case strings.HasPrefix(u, "AUTH="):
+			if !authed && ic.canAuth() {
+				out = append(out, c)
+			}
+		default:
+			out = append(out, c)
+		}
+	}
+	if !authed {
+		if ic.canStartTLS() {
+			out = append(out, "STARTTLS")
+		}
+		if !ic.canAuth() {
+			out = append(out, "LOGINDISABLED")
+		}
+	} else {
+		out = append(out, quotaCaps...)
+	}
+	return out
+}
+
+func (ic *imapConn) Read(p []byte) (int, error) {
+	for {
+		start := ic.atStart.Load()
+		if start {
+			ic.inLit, ic.inEnd = 0, ic.inEnd[:0]
+		}
+		if len(ic.in) == 0 {
+			if !start && ic.inLit > 0 {
+				// A literal's octets go straight through.
+				if int64(len(p)) > ic.inLit {
+					p = p[:ic.inLit]
+				}
+				n, err := ic.rd.Read(p)
+				ic.inLit -= int64(n)
+				return n, err
+			}
+			if err := ic.fill(); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		if !start {
+			return ic.handOn(p), nil
+		}
+		tag, name, decided := peekCommand(ic.in)
+		if !decided {
+			if err := ic.fill(); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		answered, err := ic.intercept(tag, name)
+		if err != nil {
+			return 0, err
+		}
+		if answered {
+			continue
+		}
+		ic.wmu.Lock()
+		ic.scan.tag = tag
+		ic.wmu.Unlock()
+		ic.atStart.Store(false)
+		return ic.handOn(p), nil
+	}
+}
+
+// fill reads more from the client.
+func (ic *imapConn) fill() error {
+	if ic.buf == nil {
+		ic.buf = make([]byte, 4096)
+	}
+	if len(ic.in) == 0 {
+		ic.in = ic.store[:0]
+	}
+	n, err := ic.rd.Read(ic.buf)
+	if n > 0 {
+		ic.in = append(ic.in, ic.buf[:n]...)
+		if cap(ic.in) > cap(ic.store) {
+			ic.store = ic.in[:0]
+		}
+		return nil
+	}
+	if err == nil {
+		err = io.ErrNoProgress
+	}
+	return err
+}
+
+// handOn gives imapserver the next piece of the command in hand: up to
+// the end of a line, or a literal's octets.
+func (ic *imapConn) handOn(p []byte) int {
+	n := len(ic.in)
+	if ic.inLit > 0 {
+		n = int(min(int64(n), ic.inLit))
+	} else if i := bytes.IndexByte(ic.in, '\n'); i >= 0 {
+		n = i + 1
+	}
+	n = copy(p, ic.in[:n])
+	piece := ic.in[:n]
+	ic.in = ic.in[n:]
+	if ic.inLit > 0 {
+		ic.inLit -= int64(n)
+		return n
+	}
+	ic.inEnd = append(ic.inEnd, piece...)
+	if len(ic.inEnd) > keepTail {
+		ic.inEnd = append(ic.inEnd[:0], ic.inEnd[len(ic.inEnd)-keepTail:]...)
+	}
+	if bytes.HasSuffix(piece, []byte("\n")) {
+		if lit, ok := commandLiteral(ic.inEnd); ok {
+			ic.inLit = lit
+		}
+		ic.inEnd = ic.inEnd[:0]
+	}
+	return n
+}
+
+// commandLiteral finds the literal ("{n}", "{n+}", "{n-}", "~{n}") that
+// ends a command line (imapserver takes a lone LF for CRLF).
+func commandLiteral(end []byte) (int64, bool) {
+	b, ok := bytes.CutSuffix(end, []byte("\n"))
+	if !ok {
+		return 0, false
+	}
+	b = bytes.TrimSuffix(b, []byte("\r"))
+	if b, ok = bytes.CutSuffix(b, []byte("}")); !ok {
+		return 0, false
+	}
+	if n := len(b); n > 0 && (b[n-1] == '+' || b[n-1] == '-') {
+		b = b[:n-1]
+	}
+	i := bytes.LastIndexByte(b, '{')
+	if i < 0 || len(b)-i-1 < 1 || len(b)-i-1 > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b[i+1:] {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+// writeRaw writes a response of imapConn's own.
+func (ic *imapConn) writeRaw(s string) error {
+	ic.wmu.Lock()
+	defer ic.wmu.Unlock()
+	_, err := io.WriteString(ic.tr, s)
+	return err
+}
+
+func (ic *imapConn) Write(p []byte) (int, error) {
+	ic.wmu.Lock()
+	defer ic.wmu.Unlock()
+	if ic.scan.lit >= int64(len(p)) {
+		// Inside a literal (a message body): no copy.
+		ic.scan.lit -= int64(len(p))
+		return ic.tr.Write(p)
+	}
+	ic.out = ic.scan.feed(p, ic.out[:0])
+	if len(ic.out) > 0 {
+		if _, err := ic.tr.Write(ic.out); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
+}
+
+// Close closes the TLS layer (close_notify) if there is one, and the
+// connection.
+func (ic *imapConn) Close() error {
+	if tc := ic.tc.Load(); tc != nil {
+		err := tc.Close()
+		_ = ic.guardConn.Close()
+		return err
+	}
+	return ic.guardConn.Close()
+}
+
+// intercept answers the command that starts ic.in if it is one of
+// imapConn's (see imapConn); answered says it was.
+func (ic *imapConn) intercept(tag, name string) (answered bool, err error) {
+	switch name {
+	case "GETQUOTA", "GETQUOTAROOT", "SETQUOTA":
+		cmd, refusal, err := ic.take(false)
+		if err != nil {
+			return true, err
+		}
+		if refusal == "" {
+			refusal = ic.sess.quotaCommand(cmd)
+		}
+		return true, ic.writeRaw(refusal)
+	case "STARTTLS":
+		if ic.listener.Mode != ModeSTARTTLS || ic.srv.tls == nil {
+			return false, nil // imapserver: NO, not supported
+		}
+		cmd, refusal, err := ic.take(true)
+		switch {
+		case err != nil:
+			return true, err
+		case refusal == "" && len(cmd.args) > 0:
+			refusal = tag + " BAD [CLIENTBUG] Syntax error: expected CRLF\r\n"
+		case refusal == "" && !ic.canStartTLS():
+			refusal = tag + " BAD STARTTLS not available\r\n"
+		case refusal == "":
+			return true, ic.startTLS(tag)
+		}
+		return true, ic.writeRaw(refusal)
+	case "LOGIN", "AUTHENTICATE":
+		if ic.authed.Load() || ic.canAuth() {
+			return false, nil
+		}
+		// Refused before any literal or SASL exchange is invited.
+		_, refusal, err := ic.take(true)
+		if err != nil {
+			return true, err
+		}
+		if refusal == "" {
+			refusal = tag + " NO [PRIVACYREQUIRED] TLS is required to authenticate\r\n"
+		}
+		return true, ic.writeRaw(refusal)
+	}
+	return false, nil
+}
+
+// take reads and parses the command that starts ic.in (wire.go),
+// inviting synchronising literals with "+" unless noSync. A command that
+// is refused as it stands gives the tagged response to send; an error
+// ends the connection.
+func (ic *imapConn) take(noSync bool) (cmd wireCmd, refusal string, err error) {
+	invited := 0
+	for {
+		cmd, n, syncs, _, err := parseWireCmd(ic.in, noSync)
+		var we *wireError
+		switch {
+		case err == nil:
+			ic.in = ic.in[n:]
+			return cmd, "", nil
+		case errors.Is(err, errShort):
+			if len(ic.in) > maxWireCmd {
+				_ = ic.writeRaw("* BYE command too long\r\n")
+				return cmd, "", errors.New("imap: command too long")
+			}
+			if syncs > invited {
+				if err := ic.writeRaw("+ Ready for literal data\r\n"); err != nil {
+					return cmd, "", err
+				}
+				invited = syncs
+			}
+			if err := ic.fill(); err != nil {
+				return cmd, "", err
+			}
+		case errors.As(err, &we) && !we.fatal:
+			for {
+				if i := bytes.IndexByte(ic.in[we.discard:], '\n'); i >= 0 {
+					ic.in = ic.in[we.discard+i+1:]
+					break
+				}
+				if len(ic.in) > maxWireCmd {
+					_ = ic.writeRaw("* BYE command too long\r\n")
+					return cmd, "", errors.New("imap: command too long")
+				}
+				if err := ic.fill(); err != nil {
+					return cmd, "", err
+				}
+			}
+			tag := cmd.tag
+			if tag == "" {
+				tag = "*"
+			}
+			if we.tooBig {
+				return cmd, tag + " NO [TOOBIG] literal too big for this command\r\n", nil
+			}
+			return cmd, tag + " BAD [CLIENTBUG] Syntax error: " + we.msg + "\r\n", nil
+		default:
+			_ = ic.writeRaw("* BYE " + err.Error() + "\r\n")
+			return cmd, "", fmt.Errorf("imap: %w", err)
+		}
+	}
+}
+
+// startTLS answers STARTTLS, drops the plaintext pipelined behind it and
+// runs the handshake.
+func (ic *imapConn) startTLS(tag string) error {
+	if err := ic.writeRaw(tag + " OK Begin TLS negotiation now\r\n"); err != nil {
+		return err
+	}
+	if n := len(ic.in); n > 0 {
+		listen.LogDiscarded(ic.srv.log, "STARTTLS", ic.listener.Name, ic.ip, n)
+		ic.in = ic.in[:0]
+	}
+	ic.tlsTried.Store(true)
+	ctx, cancel := context.WithTimeout(context.Background(), ic.srv.settings.Load().LoginTimeout)
+	defer cancel()
+	tc, _, err := listen.Handshake(ctx, ic.guardConn, ic.srv.tls.Config(), ic.srv.log, ic.listener.Name, ic.ip)
+	if err != nil {
+		return fmt.Errorf("imap: STARTTLS: %w", err)
+	}
+	ic.useTLS(tc)
+	return nil
+}
+
 // tlsState is the connection state if the session runs over TLS.
 func tlsState(c net.Conn) (tls.ConnectionState, bool) {
+	if ic, ok := c.(*imapConn); ok {
+		if tc := ic.tc.Load(); tc != nil {
+			c = tc
+		}
+	}
 	if tc, ok := c.(*tls.Conn); ok {
 		cs := tc.ConnectionState()
 		return cs, cs.HandshakeComplete
 	}
 	return tls.ConnectionState{}, false
+}
+
+// triedTLS: the session started a TLS handshake (implicit or STARTTLS).
+func triedTLS(c net.Conn) bool {
+	ic, ok := c.(*imapConn)
+	return ok && ic.tlsTried.Load()
 }
 
 // chanListener hands admitted connections to imapserver.Server.Serve,

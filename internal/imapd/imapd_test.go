@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"net"
@@ -354,5 +355,43 @@ func TestLoginFailuresAreThrottled(t *testing.T) {
 	}
 	if !strings.Contains(ts.log(), "imap: login refused: too many failures") || strings.Contains(ts.log(), "wrong-password") {
 		t.Errorf("log:\n%s", ts.log())
+	}
+}
+
+// TestNoAuthExchangeBeforeTLS: before STARTTLS, AUTHENTICATE and a LOGIN
+// with a literal are refused at once — no "+" invites the credentials
+// (imapConn applies this rule since imapserver runs with InsecureAuth) —
+// and after STARTTLS the same AUTHENTICATE works.
+func TestNoAuthExchangeBeforeTLS(t *testing.T) {
+	ts := startIMAP(t, "")
+	rc := dialRaw(t, ts.addr["imap"], false, ts.roots)
+	rc.send("a AUTHENTICATE PLAIN\r\n")
+	if l := rc.line(); !strings.HasPrefix(l, "a NO [PRIVACYREQUIRED]") {
+		t.Errorf("AUTHENTICATE before TLS: %q", l)
+	}
+	rc.send("b LOGIN {4}\r\n")
+	if l := rc.line(); !strings.HasPrefix(l, "b NO [PRIVACYREQUIRED]") {
+		t.Errorf("LOGIN with a literal before TLS: %q", l)
+	}
+	rc.send("c LOGIN {4+}\r\ndemo {" + fmt.Sprint(len(password)) + "+}\r\n" + password + "\r\n")
+	if l := rc.line(); !strings.HasPrefix(l, "c NO [PRIVACYREQUIRED]") {
+		t.Errorf("LOGIN with LITERAL+ before TLS: %q", l)
+	}
+	rc.send("d STARTTLS\r\n")
+	if l := rc.line(); !strings.HasPrefix(l, "d OK") {
+		t.Fatalf("STARTTLS: %q", l)
+	}
+	rc.startTLS(ts.roots)
+	rc.send("e STARTTLS\r\n")
+	if l := rc.line(); !strings.HasPrefix(l, "e BAD") {
+		t.Errorf("a second STARTTLS: %q", l)
+	}
+	rc.send("f AUTHENTICATE PLAIN\r\n")
+	if l := rc.line(); !strings.HasPrefix(l, "+") {
+		t.Fatalf("AUTHENTICATE over TLS: %q", l)
+	}
+	rc.send(base64.StdEncoding.EncodeToString([]byte("\x00demo\x00"+password)) + "\r\n")
+	if l := rc.expect("f "); !strings.HasPrefix(l[len(l)-1], "f OK [CAPABILITY ") || !strings.Contains(l[len(l)-1], " QUOTA ") {
+		t.Errorf("AUTHENTICATE over TLS: %q", l)
 	}
 }

@@ -1,7 +1,9 @@
 package imapd
 
 import (
+	"fmt"
 	"io"
+	"strings"
 
 	"github.com/emersion/go-imap/v2"
 
@@ -11,10 +13,90 @@ import (
 // Quotas (Maildir++ maildirsize, maildir/quota.go): APPEND and COPY that
 // would take the mailbox over its quota get NO [OVERQUOTA] (RFC 9208
 // §4.3), and every message stored or removed here is counted in the
-// INBOX's maildirsize. The GETQUOTA/GETQUOTAROOT commands themselves are
-// not offered: go-imap/v2 v2.0.0-beta.8's imapserver has no QUOTA
-// extension (its client has one) and no hook for commands it does not
-// know.
+// INBOX's maildirsize. RFC 9208's commands are answered too, by imapConn
+// on the wire (conn.go: go-imap/v2 v2.0.0-beta.8's imapserver has no
+// QUOTA extension and no hook for commands it does not know): a user's
+// Maildir++ (INBOX and its folders) is one quota root named "", with the
+// resources STORAGE (units of 1024 octets: usage rounded up, the limit
+// down) and MESSAGE, each listed only if the user's quota limits it. A
+// user without a quota has mailboxes with no quota root, and GETQUOTA ""
+// is NO for them (a QUOTA response lists at least one resource). The
+// limits come from the configuration: SETQUOTA is NO [NOPERM], and
+// QUOTASET is not advertised.
+
+// quotaCaps are advertised after login (RFC 9208 §3.1, §5).
+var quotaCaps = []string{"QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE"}
+
+// quotaCommand answers GETQUOTA, GETQUOTAROOT or SETQUOTA (RFC 9208
+// §4.1) with the whole response, tagged line included.
+func (sess *session) quotaCommand(cmd wireCmd) string {
+	tag := cmd.tag
+	if sess == nil || sess.user == "" {
+		return tag + " BAD [CLIENTBUG] This command is only valid in the authenticated state\r\n"
+	}
+	oneString := len(cmd.args) == 1 && !cmd.args[0].isList
+	switch cmd.name {
+	case "SETQUOTA":
+		if len(cmd.args) != 2 || cmd.args[0].isList || !cmd.args[1].isList {
+			return tag + " BAD [CLIENTBUG] Syntax error: SETQUOTA quota-root (resource limit ...)\r\n"
+		}
+		return tag + " NO [NOPERM] quotas are set by the administrator\r\n"
+	case "GETQUOTA":
+		if !oneString {
+			return tag + " BAD [CLIENTBUG] Syntax error: GETQUOTA quota-root\r\n"
+		}
+		q := sess.quotaOf()
+		if cmd.args[0].s != "" || q.IsZero() {
+			return tag + " NO [NONEXISTENT] no such quota root\r\n"
+		}
+		line, err := sess.quotaResponse(q)
+		if err != nil {
+			return tag + " NO [SERVERBUG] cannot read the quota\r\n"
+		}
+		return line + tag + " OK GETQUOTA completed\r\n"
+	default: // GETQUOTAROOT
+		if !oneString {
+			return tag + " BAD [CLIENTBUG] Syntax error: GETQUOTAROOT mailbox\r\n"
+		}
+		name, err := decodeMailbox(cmd.args[0].s)
+		if err == nil {
+			_, _, err = sess.folder(name)
+		}
+		if err != nil {
+			return tag + " NO [NONEXISTENT] no such mailbox\r\n"
+		}
+		echo := cmd.args[0].s
+		if name == "INBOX" {
+			echo = name
+		}
+		q := sess.quotaOf()
+		if q.IsZero() {
+			return "* QUOTAROOT " + astring(echo) + "\r\n" + tag + " OK GETQUOTAROOT completed\r\n"
+		}
+		line, err := sess.quotaResponse(q)
+		if err != nil {
+			return tag + " NO [SERVERBUG] cannot read the quota\r\n"
+		}
+		return "* QUOTAROOT " + astring(echo) + " \"\"\r\n" + line + tag + " OK GETQUOTAROOT completed\r\n"
+	}
+}
+
+// quotaResponse is the QUOTA response of the user's quota root.
+func (sess *session) quotaResponse(q maildir.Quota) (string, error) {
+	u, err := maildir.ReadUsage(sess.root, q)
+	if err != nil {
+		sess.srv.log.Error("imap: quota", "user", sess.user, "err", err)
+		return "", fmt.Errorf("imap: quota of %s: %w", sess.user, err)
+	}
+	var res []string
+	if q.Bytes > 0 {
+		res = append(res, fmt.Sprintf("STORAGE %d %d", (max(u.Bytes, 0)+1023)/1024, q.Bytes/1024))
+	}
+	if q.Messages > 0 {
+		res = append(res, fmt.Sprintf("MESSAGE %d %d", max(u.Messages, 0), q.Messages))
+	}
+	return `* QUOTA "" (` + strings.Join(res, " ") + ")\r\n", nil
+}
 
 // quotaOf is the user's quota (zero: none).
 func (sess *session) quotaOf() maildir.Quota {

@@ -131,13 +131,12 @@ var caps = imap.CapSet{
 // own connection limits, as every SMTP and POP3 listener.
 func (s *Server) Serve(ctx context.Context, l net.Listener, lc Listener) error {
 	lim := listen.NewLimiter(lc.Name, s.log)
+	// imapConn runs STARTTLS and applies the TLS rules for logins itself
+	// (conn.go): imapserver, under it, sees no tls.Conn.
 	opts := &imapserver.Options{
 		Caps:         caps,
 		Logger:       printfLogger{s.log.With("listener", lc.Name)},
-		InsecureAuth: lc.AllowPlaintextLogin,
-	}
-	if lc.Mode == ModeSTARTTLS && s.tls != nil {
-		opts.TLSConfig = s.tls.Config()
+		InsecureAuth: true,
 	}
 	conns := newChanListener(l.Addr())
 	opts.NewSession = func(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
@@ -161,8 +160,8 @@ func (s *Server) Serve(ctx context.Context, l net.Listener, lc Listener) error {
 }
 
 // admit applies the connection limits and wraps the connection for the
-// IMAP library: per-read timeouts through listen.Conn, the STARTTLS
-// plaintext guard, and TLS first on an implicit listener.
+// IMAP library: per-read timeouts through listen.Conn, TLS first on an
+// implicit listener, and imapConn above (conn.go).
 func (s *Server) admit(c net.Conn, lc Listener, lim *listen.Limiter) net.Conn {
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
@@ -182,7 +181,7 @@ func (s *Server) admit(c net.Conn, lc Listener, lim *listen.Limiter) net.Conn {
 	if conn == nil {
 		return nil
 	}
-	g := &guardConn{Conn: conn, lc: conn, log: s.log, listener: lc.Name}
+	g := &guardConn{Conn: conn, lc: conn}
 	g.onClose = func() {
 		conn.Release()
 		s.conns.Remove(g)
@@ -192,12 +191,11 @@ func (s *Server) admit(c net.Conn, lc Listener, lim *listen.Limiter) net.Conn {
 		c.Close()
 		return nil
 	}
-	if lc.Mode != ModeSTARTTLS {
-		g.passThrough = true
-	}
+	ic := s.newIMAPConn(g, lc, listen.RemoteIP(c))
 	if lc.Mode == ModeImplicit {
 		ctx, cancel := context.WithTimeout(context.Background(), st.LoginTimeout)
 		defer cancel()
+		ic.tlsTried.Store(true)
 		tc, _, err := listen.Handshake(ctx, g, s.tls.Config(), s.log, lc.Name, listen.RemoteIP(c))
 		if err != nil {
 			s.log.Info("imap session", "listener", lc.Name, "client", listen.RemoteIP(c), "end", "tls handshake failed: "+err.Error())
@@ -205,9 +203,9 @@ func (s *Server) admit(c net.Conn, lc Listener, lim *listen.Limiter) net.Conn {
 			g.Close()
 			return nil
 		}
-		return tc
+		ic.useTLS(tc)
 	}
-	return g
+	return ic
 }
 
 // Shutdown closes every session (an IMAP client reconnects and

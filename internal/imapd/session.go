@@ -3,7 +3,6 @@ package imapd
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"io/fs"
@@ -41,6 +40,7 @@ type session struct {
 	lc     Listener
 	conn   *imapserver.Conn
 	guard  *listen.Conn
+	wire   *imapConn
 	ip     string
 	start  time.Time
 
@@ -58,11 +58,9 @@ type session struct {
 func (s *Server) newSession(c *imapserver.Conn, lc Listener) *session {
 	sess := &session{srv: s, st: s.settings.Load(), lc: lc, conn: c, start: time.Now()}
 	nc := c.NetConn()
-	if tc, ok := nc.(interface{ NetConn() net.Conn }); ok {
-		nc = tc.NetConn()
-	}
-	if g, ok := nc.(*guardConn); ok {
-		sess.guard = g.lc
+	if ic, ok := nc.(*imapConn); ok {
+		sess.guard, sess.wire = ic.lc, ic
+		ic.sess = sess
 	}
 	sess.ip = listen.RemoteIP(nc)
 	s.sessions.Add(sess) // for the BYE at shutdown; its connection is closed then anyway
@@ -83,7 +81,7 @@ func (sess *session) Close() error {
 		"appended", sess.appended, "expunged", sess.expunged, "duration", time.Since(sess.start).Round(time.Millisecond).String()}
 	sess.srv.log.Info("imap session", append(attrs, st.LogArgs()...)...)
 	tlsOutcome := metrics.TLSNone
-	if _, isTLS := sess.conn.NetConn().(*tls.Conn); isTLS {
+	if triedTLS(sess.conn.NetConn()) {
 		tlsOutcome = metrics.TLSFailed // STARTTLS whose handshake never completed
 	}
 	if st.Protocol != "" {
@@ -94,9 +92,14 @@ func (sess *session) Close() error {
 }
 
 // Login checks credentials (throttled per IP, shared with SMTP and POP3).
-// imapserver refuses LOGIN and AUTHENTICATE before TLS itself (and
-// advertises LOGINDISABLED) unless the listener allows plaintext.
+// Before TLS, unless the listener allows plaintext, imapConn refuses
+// LOGIN and AUTHENTICATE before they reach imapserver (and advertises
+// LOGINDISABLED); Login refuses them too.
 func (sess *session) Login(user, pass string) error {
+	if sess.wire == nil || !sess.wire.canAuth() {
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodePrivacyRequired,
+			Text: "TLS is required to authenticate"}
+	}
 	now := time.Now()
 	srv := sess.srv
 	if !srv.throttle.Allowed(sess.ip, now) {
@@ -145,6 +148,7 @@ func (sess *session) Login(user, pass string) error {
 	if sess.guard != nil {
 		sess.guard.SetTimeout(sess.st.Autologout)
 	}
+	sess.wire.authed.Store(true)
 	return nil
 }
 

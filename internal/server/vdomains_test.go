@@ -38,6 +38,8 @@ print("imap-exists", d[0].decode())
 typ, d = m.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
 for x in d:
     if isinstance(x, tuple): print("imap", x[1].decode().strip())
+typ, d = m.getquotaroot("INBOX")
+print("imap-quota", typ, b" | ".join(x for x in d[0] + d[1] if x).decode())
 m.logout()
 `
 
@@ -46,7 +48,7 @@ m.logout()
 // alice@example.net) and talks to it with swaks and python's poplib and
 // imaplib: mail to each alice lands in her own Maildir and each reads only
 // hers; a mailbox at its quota gets 452 4.2.2 at RCPT until a POP3 DELE
-// makes room; an authenticated alice may send as her address and an alias
+// makes room, and IMAP GETQUOTAROOT reports its [quota.user] limit; an authenticated alice may send as her address and an alias
 // to her, not as bob (553 5.7.1, logged).
 func TestVirtualDomainsQuotaAndSenderLogin(t *testing.T) {
 	py := testpeer.Require(t, "python3")
@@ -133,7 +135,7 @@ func TestVirtualDomainsQuotaAndSenderLogin(t *testing.T) {
 		}
 	}
 	net := read("alice@example.net", "")
-	for _, want := range []string{"pop3-count 1", "pop3 Subject: for-net", "imap-exists 1", "imap Subject: for-net"} {
+	for _, want := range []string{"pop3-count 1", "pop3 Subject: for-net", "imap-exists 1", "imap Subject: for-net", "imap-quota OK INBOX\n"} {
 		if !strings.Contains(net, want) {
 			t.Errorf("alice@example.net: no %q in\n%s", want, net)
 		}
@@ -157,7 +159,9 @@ func TestVirtualDomainsQuotaAndSenderLogin(t *testing.T) {
 	if !strings.HasPrefix(string(q), "2C\n") {
 		t.Errorf("maildirsize = %q, want the Maildir++ quota line 2C first", q)
 	}
-	if got := read("bob@example.net", "dele"); !strings.Contains(got, "pop3-count 2") || !strings.Contains(got, "imap-exists 1") {
+	// IMAP QUOTA reports the [quota.user] limit and the count after the DELE.
+	if got := read("bob@example.net", "dele"); !strings.Contains(got, "pop3-count 2") || !strings.Contains(got, "imap-exists 1") ||
+		!strings.Contains(got, `imap-quota OK INBOX "" | "" (MESSAGE 1 2)`) {
 		t.Errorf("bob's POP3 DELE:\n%s", got)
 	}
 	if out := send("mx", "", "someone@remote.example", "bob@example.net", "bob-4"); !strings.Contains(out, "250 2.0.0") {
