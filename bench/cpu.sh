@@ -8,6 +8,8 @@
 #
 # Usage:  bash bench/cpu.sh [BINARY]      (BINARY: a built tlsmail; default: build one)
 # Environment: MSGS=2000 RUNS=3 (medians of RUNS runs per row and server);
+#   ROWS=c (or ab, ...): only those rows; TMPDIR: where the server's data
+#   (queue and Maildir) lives — its file system is part of what is measured;
 #   PERF_DIR=DIR: also `perf record -g` the tlsmail process, one file per run
 #   (the perf figures then include perf's own overhead)
 set -euo pipefail
@@ -15,7 +17,7 @@ msgs=${MSGS:-2000}
 runs=${RUNS:-3}
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/bench/lib.sh" # stop_pid, freeport, wait_greeting
-work=$(mktemp -d /tmp/tlsmail-cpu.XXXXXX)
+work=$(mktemp -d "${TMPDIR:-/tmp}/tlsmail-cpu.XXXXXX")
 tlsmail_pid="" sink_pid=""
 cleanup() {
   for p in $tlsmail_pid $sink_pid; do kill -TERM "$p" 2>/dev/null || true; done
@@ -96,6 +98,8 @@ rows=(
 printf '%-44s %8s %8s %11s %8s %8s %15s %13s\n' "row (server CPU µs/msg, median of $runs x $msgs)" tlsmail sink "above sink" "t sys%" "s sys%" "client(tlsmail)" "client(sink)"
 for row in "${rows[@]}"; do
   label=${row%%|*}; args=${row#*|}
+  letter=${label:1:1}
+  [ -n "${ROWS:-}" ] && [[ "$ROWS" != *"$letter"* ]] && continue
   ts=() ss=() tc=() sc=() tk=() sk=()
   for r in $(seq "$runs"); do
     # shellcheck disable=SC2086
