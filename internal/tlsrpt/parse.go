@@ -53,7 +53,11 @@ func ReadReportMail(r io.Reader) (data []byte, ok bool) {
 	n, err := io.ReadFull(r, bp[:])
 	head := bp[:n]
 	whole := err == io.EOF || err == io.ErrUnexpectedEOF // the message is all in head
-	if (err != nil && !whole) || ((whole || headerEnds(head)) && !containsLower(head, "multipart/report")) {
+	h := head
+	if e := headerEnd(head); e >= 0 {
+		h = head[:e]
+	}
+	if (err != nil && !whole) || ((whole || len(h) < len(head)) && !hasReportType(h)) {
 		sniffPool.Put(bp)
 		return nil, false
 	}
@@ -79,36 +83,57 @@ const sniffSize = 4096
 
 var sniffPool = sync.Pool{New: func() any { return new([sniffSize]byte) }}
 
-// headerEnds reports whether b holds the empty line that ends a message
+// headerEnd is the index in b of the empty line that ends a message
 // header (as net/textproto reads it: a line that is empty once its LF or
-// CRLF is removed). A message starting with its empty line is not seen;
-// that only costs a parse.
-func headerEnds(b []byte) bool {
-	return bytes.Contains(b, []byte("\n\n")) || bytes.Contains(b, []byte("\n\r\n"))
-}
-
-// containsLower reports whether b contains lower (lower-case ASCII) in
-// any ASCII case. A Content-Type field's media type is one token in the
-// raw header: folding would put a space into it, and mime.ParseMediaType
-// lower-cases ASCII only, so "multipart/report" is always there verbatim
-// but for case.
-func containsLower(b []byte, lower string) bool {
-	for i := 0; i+len(lower) <= len(b); i++ {
-		j := 0
-		for ; j < len(lower); j++ {
-			c := b[i+j]
-			if 'A' <= c && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			if c != lower[j] {
-				break
-			}
+// CRLF is removed), or -1. A message starting with its empty line is not
+// seen; that only costs a parse.
+func headerEnd(b []byte) int {
+	for i := 0; ; {
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 {
+			return -1
 		}
-		if j == len(lower) {
-			return true
+		i += j + 1
+		if rest := b[i:]; len(rest) > 0 && rest[0] == '\n' || len(rest) > 1 && rest[0] == '\r' && rest[1] == '\n' {
+			return i
 		}
 	}
-	return false
+}
+
+// hasReportType reports whether a raw header holds "multipart/report" in
+// any ASCII case. A Content-Type field's media type is one token in the
+// raw header (folding would put a space into it, which
+// mime.ParseMediaType refuses) and is lower-cased in ASCII only, so a
+// report's header always has it, but for case.
+func hasReportType(h []byte) bool {
+	const before, after = "multipart", "report"
+	for i := 0; ; {
+		j := bytes.IndexByte(h[i:], '/')
+		if j < 0 {
+			return false
+		}
+		i += j
+		if i >= len(before) && i+1+len(after) <= len(h) &&
+			equalLower(h[i-len(before):i], before) && equalLower(h[i+1:i+1+len(after)], after) {
+			return true
+		}
+		i++
+	}
+}
+
+// equalLower reports whether b is lower (lower-case ASCII) in any ASCII
+// case.
+func equalLower(b []byte, lower string) bool {
+	for i := range len(lower) {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // ParseMail reads a TLS-RPT report mail (RFC 8460 §5.3) and returns its
