@@ -311,3 +311,51 @@ func BenchmarkWriteOne(b *testing.B) {
 		}
 	}
 }
+
+// TestDomainIndexIsOutboundOnly: the per-domain index holds outbound
+// attempts only (an inbound session's record, the common one, costs one
+// index less), the per-domain queries of TLS-RPT and the dashboard use
+// it, and a store of an earlier version loses its index of every record.
+func TestDomainIndexIsOutboundOnly(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "records.db")
+	old, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.Exec(schema + `CREATE INDEX IF NOT EXISTS records_dir_domain_t ON records(dir, domain, t);`); err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeStore(t, s)
+	var n int
+	if err := s.db.QueryRow(`SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'records_dir_domain_t'`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("the index of every record is still there (%d, %v)", n, err)
+	}
+	for _, q := range []string{
+		// TLSRPT's and the dashboard's per-domain look-ups.
+		`SELECT COUNT(*) FROM records WHERE dir = 'out' AND domain = ? AND t >= ? AND t < ? AND NOT report AND policy_type != ''`,
+		`SELECT peer_name FROM records WHERE dir = 'out' AND domain = ? AND t = ?`,
+	} {
+		rows, err := s.db.Query("EXPLAIN QUERY PLAN "+q, "a.test", 1, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		if p := strings.Join(plan, "; "); !strings.Contains(p, "records_out_domain_t (domain=? AND t") {
+			t.Errorf("%s\nplan: %s", q, p)
+		}
+	}
+}
