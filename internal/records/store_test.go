@@ -359,3 +359,61 @@ func TestDomainIndexIsOutboundOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestInboundShapeWritesTheSameRow: an inbound session's record, written
+// with its 19 values (the others left to the columns' defaults), is the
+// row that all 31 values make; a record with any outbound field set
+// takes all 31.
+func TestInboundShapeWritesTheSameRow(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "records.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeStore(t, s)
+	in, out := serverRecords()
+	in.TLS.Peer, in.User, in.TLS.Verified, in.TLS.Method = out.TLS.Peer, "user", true, "pkix"
+	if shapeOf(&in) != inShape || shapeOf(&out) != fullShape {
+		t.Fatal("the server's records do not take their shapes")
+	}
+	for _, r := range []Record{{Direction: In, LocalIP: "192.0.2.1"}, {Direction: In, Report: true}, {Direction: In, PolicyStrings: []string{"x"}}} {
+		if shapeOf(&r) != fullShape {
+			t.Errorf("%+v takes the inbound shape", r)
+		}
+	}
+	if err := s.write([]Record{in}); err != nil { // inbound shape
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := s.wc.conn.ExecContext(ctx, "BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.wc.insert(ctx, fullShape, []*Record{&in}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.wc.conn.ExecContext(ctx, "COMMIT"); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := s.db.Query(`SELECT ` + columns + ` FROM records ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []string
+	for rows.Next() {
+		v := make([]any, strings.Count(columns, ",")+1)
+		for i := range v {
+			v[i] = new(any)
+		}
+		if err := rows.Scan(v...); err != nil {
+			t.Fatal(err)
+		}
+		row := ""
+		for _, x := range v {
+			row += fmt.Sprintf("%#v|", *(x.(*any)))
+		}
+		got = append(got, row)
+	}
+	if len(got) != 2 || got[0] != got[1] {
+		t.Errorf("rows differ:\n%s", strings.Join(got, "\n"))
+	}
+}
