@@ -20,6 +20,9 @@
 #                see bench/compare.sh
 #   make bench-cpu   server CPU µs per message, tlsmail vs the sink (bench/cpu.sh):
 #                the figure a loaded machine does not distort
+#   make bench-records  the TLS record store on vs off (issue 16): two servers,
+#                alternating runs; msgs/s and server CPU µs per message with the
+#                on/off ratios (bench/records.sh; RUNS=5 MSGS=2000)
 #   make bench-send  client PIPELINING vs lock-step at 1 ms RTT, tlsmail send vs msmtp
 #   make bench-outbound  outbound relaying vs Postfix's smtp client (root)
 #   make bench-ssl   tlsmail sslserver vs stunnel4: conn/s, bulk MB/s, idle memory

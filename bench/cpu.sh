@@ -16,7 +16,7 @@ set -euo pipefail
 msgs=${MSGS:-2000}
 runs=${RUNS:-3}
 root=$(cd "$(dirname "$0")/.." && pwd)
-. "$root/bench/lib.sh" # stop_pid, freeport, wait_greeting
+. "$root/bench/lib.sh" # stop_pid, freeport, wait_greeting, ticks, stime, hz
 work=$(mktemp -d "${TMPDIR:-/tmp}/tlsmail-cpu.XXXXXX")
 tlsmail_pid="" sink_pid=""
 cleanup() {
@@ -25,10 +25,6 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-# ticks PID: utime+stime of the process in clock ticks; stime PID: stime alone.
-ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
-stime() { awk '{print $15}' "/proc/$1/stat"; }
-hz=$(getconf CLK_TCK)
 
 (cd "$root" && go build -o "$work/smtpload" ./bench/smtpload && go build -o "$work/sink" ./bench/sink)
 if [ -n "${1:-}" ]; then T=$1; else (cd "$root" && go build -o "$work/tlsmail" ./cmd/tlsmail); T="$work/tlsmail"; fi

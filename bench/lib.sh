@@ -28,3 +28,24 @@ wait_greeting() {
   echo "$(basename "$0"): ${2:-the server} on 127.0.0.1:$1 does not greet" >&2
   exit 1
 }
+
+# ticks PID: utime+stime of the process in clock ticks (/proc/PID/stat);
+# stime PID: stime alone; hz: ticks per second. CPU time is far less
+# sensitive to other processes on the machine than wall-clock rates.
+ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+stime() { awk '{print $15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+
+# settle PID: until the process's CPU counters stop moving (two reads
+# 0.3 s apart agree; at most ~10 s), so work it does after the load ends
+# (a batched writer, a completer) is counted in the run that caused it.
+settle() {
+  local a b i
+  a=$(ticks "$1")
+  for i in $(seq 33); do
+    sleep 0.3
+    b=$(ticks "$1")
+    [ "$a" = "$b" ] && return 0
+    a=$b
+  done
+}

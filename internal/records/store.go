@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,6 +43,9 @@ type Store struct {
 	log       *slog.Logger
 
 	ch      chan Record
+	wake    chan struct{} // ends the writer's gathering at once: a Flush, Close, or the queue at kickAt
+	kickAt  int
+	wc      *writeConn // the writer's connection
 	closing chan struct{}
 	done    chan struct{}
 	once    sync.Once
@@ -75,7 +77,8 @@ func Open(path string, o Options) (*Store, error) {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	s := &Store{db: db, path: path, retention: o.Retention, log: o.Log,
-		ch: make(chan Record, o.Queue), closing: make(chan struct{}), done: make(chan struct{})}
+		ch: make(chan Record, o.Queue), wake: make(chan struct{}, 1), kickAt: min(maxBatch, max(o.Queue/2, 1)),
+		closing: make(chan struct{}), done: make(chan struct{})}
 	go s.writer()
 	return s, nil
 }
@@ -160,7 +163,11 @@ CREATE TABLE IF NOT EXISTS records (
 	report INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS records_t ON records(t);
-CREATE INDEX IF NOT EXISTS records_dir_domain_t ON records(dir, domain, t);
+-- Outbound attempts by domain (TLS-RPT, the dashboard). Partial: an
+-- inbound session's record (the most of them) costs one index less.
+-- Earlier versions indexed every record on (dir, domain, t).
+CREATE INDEX IF NOT EXISTS records_out_domain_t ON records(domain, t) WHERE dir = 'out';
+DROP INDEX IF EXISTS records_dir_domain_t;
 CREATE TABLE IF NOT EXISTS tlsrpt_sent (
 	report_id TEXT NOT NULL,
 	domain TEXT NOT NULL,
@@ -192,10 +199,21 @@ func (s *Store) Add(r Record) bool {
 	}
 	select {
 	case s.ch <- r:
+		if len(s.ch) >= s.kickAt {
+			s.kick() // enough for a full batch: no need to wait
+		}
 		return true
 	default:
 		s.dropped.Add(1)
 		return false
+	}
+}
+
+// kick ends the writer's wait for more records.
+func (s *Store) kick() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -211,6 +229,7 @@ func (s *Store) Flush(ctx context.Context) error {
 	}
 	select {
 	case s.ch <- Record{flushed: c}:
+		s.kick()
 	case <-ctx.Done():
 		s.mu.RUnlock()
 		return ctx.Err()
@@ -239,6 +258,7 @@ func (s *Store) Close(ctx context.Context) error {
 		if !s.closed {
 			s.closed = true
 			close(s.ch)
+			s.kick()
 		}
 		s.mu.Unlock()
 	})
@@ -249,124 +269,6 @@ func (s *Store) Close(ctx context.Context) error {
 		<-s.done
 	}
 	return s.db.Close()
-}
-
-// writer writes batches until the channel is closed, and prunes old
-// records at start and once an hour.
-func (s *Store) writer() {
-	defer close(s.done)
-	s.prune()
-	tick := time.NewTicker(time.Hour)
-	defer tick.Stop()
-	batch := make([]Record, 0, maxBatch)
-	var lastWarn time.Time
-	for {
-		select {
-		case r, ok := <-s.ch:
-			if !ok {
-				return
-			}
-			batch = append(batch[:0], r)
-			// Gather for a moment: a transaction per record costs ~20
-			// times a record in a batch, so the writer waits for more
-			// (records are at most batchDelay late; a Flush goes at once).
-			wait := time.NewTimer(batchDelay)
-		gather:
-			for len(batch) < maxBatch && batch[len(batch)-1].flushed == nil {
-				select {
-				case r, ok := <-s.ch:
-					if !ok {
-						break gather
-					}
-					batch = append(batch, r)
-				case <-wait.C:
-					break gather
-				case <-s.closing:
-					break gather
-				}
-			}
-			wait.Stop()
-			select {
-			case <-s.closing:
-				s.dropped.Add(uint64(len(batch)) + uint64(len(s.ch)))
-				return
-			default:
-			}
-			var flushed []chan struct{}
-			n := 0
-			for _, r := range batch {
-				if r.flushed != nil {
-					flushed = append(flushed, r.flushed)
-					continue
-				}
-				batch[n] = r
-				n++
-			}
-			batch = batch[:n]
-			if len(batch) > 0 {
-				if err := s.write(batch); err != nil {
-					s.dropped.Add(uint64(len(batch)))
-					if time.Since(lastWarn) >= time.Minute { // a full disk fails every batch: say so once a minute
-						lastWarn = time.Now()
-						s.log.Warn("records: records dropped: the store cannot be written", "records", len(batch), "dropped_total", s.dropped.Load(), "err", err)
-					}
-				} else {
-					s.written.Add(uint64(len(batch)))
-				}
-			}
-			for _, c := range flushed {
-				close(c)
-			}
-		case <-tick.C:
-			s.prune()
-		}
-	}
-}
-
-const insert = `INSERT INTO records (t, dir, service, listener, peer_ip, peer_name, local_ip, domain, user,
-	policy, policy_source, level, policy_type, policy_strings, mx_patterns, tlsa, mta_sts,
-	tls, protocol, cipher, grp, pq, verified, method, verify_reason, peer_dn,
-	messages, outcome, reason, tls_failure, report)
-	VALUES (?,?,?,?,?,?,?,?,?, ?,?,?,?,?,?,?,?, ?,?,?,?,?,?,?,?,?, ?,?,?,?,?)`
-
-// write stores a batch in one transaction.
-func (s *Store) write(batch []Record) error {
-	tx, err := s.db.Begin()
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
-	st, err := tx.Prepare(insert)
-	if err != nil {
-		return fmt.Errorf("prepare: %w", err)
-	}
-	defer st.Close()
-	for _, r := range batch {
-		if _, err := st.Exec(r.args()...); err != nil {
-			return fmt.Errorf("insert: %w", err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
-}
-
-// args are r's column values in the order of insert.
-func (r Record) args() []any {
-	st := r.TLS
-	dn := ""
-	if st.Peer != nil {
-		dn = st.Peer.SubjectDN
-	}
-	t := r.Time
-	if t.IsZero() {
-		t = time.Now()
-	}
-	return []any{t.UnixMilli(), string(r.Direction), r.Service, r.Listener, r.PeerIP, r.PeerName, r.LocalIP, r.Domain, r.User,
-		r.Policy, r.PolicySource, r.Level, r.PolicyType, strings.Join(r.PolicyStrings, "\n"), strings.Join(r.MXPatterns, "\n"), r.TLSA, r.MTASTS,
-		st.TLS, st.Protocol, st.Cipher, st.Group, st.PQ, st.TLS && st.Verified, st.Method, st.Reason, dn,
-		r.Messages, r.Outcome, r.Reason, r.TLSFailure, r.Report}
 }
 
 // prune removes records older than the retention period.

@@ -311,3 +311,109 @@ func BenchmarkWriteOne(b *testing.B) {
 		}
 	}
 }
+
+// TestDomainIndexIsOutboundOnly: the per-domain index holds outbound
+// attempts only (an inbound session's record, the common one, costs one
+// index less), the per-domain queries of TLS-RPT and the dashboard use
+// it, and a store of an earlier version loses its index of every record.
+func TestDomainIndexIsOutboundOnly(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "records.db")
+	old, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.Exec(schema + `CREATE INDEX IF NOT EXISTS records_dir_domain_t ON records(dir, domain, t);`); err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeStore(t, s)
+	var n int
+	if err := s.db.QueryRow(`SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'records_dir_domain_t'`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("the index of every record is still there (%d, %v)", n, err)
+	}
+	for _, q := range []string{
+		// TLSRPT's and the dashboard's per-domain look-ups.
+		`SELECT COUNT(*) FROM records WHERE dir = 'out' AND domain = ? AND t >= ? AND t < ? AND NOT report AND policy_type != ''`,
+		`SELECT peer_name FROM records WHERE dir = 'out' AND domain = ? AND t = ?`,
+	} {
+		rows, err := s.db.Query("EXPLAIN QUERY PLAN "+q, "a.test", 1, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		if p := strings.Join(plan, "; "); !strings.Contains(p, "records_out_domain_t (domain=? AND t") {
+			t.Errorf("%s\nplan: %s", q, p)
+		}
+	}
+}
+
+// TestInboundShapeWritesTheSameRow: an inbound session's record, written
+// with its 19 values (the others left to the columns' defaults), is the
+// row that all 31 values make; a record with any outbound field set
+// takes all 31.
+func TestInboundShapeWritesTheSameRow(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "records.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeStore(t, s)
+	in, out := serverRecords()
+	in.TLS.Peer, in.User, in.TLS.Verified, in.TLS.Method = out.TLS.Peer, "user", true, "pkix"
+	if shapeOf(&in) != inShape || shapeOf(&out) != fullShape {
+		t.Fatal("the server's records do not take their shapes")
+	}
+	for _, r := range []Record{{Direction: In, LocalIP: "192.0.2.1"}, {Direction: In, Report: true}, {Direction: In, PolicyStrings: []string{"x"}}} {
+		if shapeOf(&r) != fullShape {
+			t.Errorf("%+v takes the inbound shape", r)
+		}
+	}
+	if err := s.write([]Record{in}); err != nil { // inbound shape
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := s.wc.conn.ExecContext(ctx, "BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.wc.insert(ctx, fullShape, []*Record{&in}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.wc.conn.ExecContext(ctx, "COMMIT"); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := s.db.Query(`SELECT ` + columns + ` FROM records ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []string
+	for rows.Next() {
+		v := make([]any, strings.Count(columns, ",")+1)
+		for i := range v {
+			v[i] = new(any)
+		}
+		if err := rows.Scan(v...); err != nil {
+			t.Fatal(err)
+		}
+		row := ""
+		for _, x := range v {
+			row += fmt.Sprintf("%#v|", *(x.(*any)))
+		}
+		got = append(got, row)
+	}
+	if len(got) != 2 || got[0] != got[1] {
+		t.Errorf("rows differ:\n%s", strings.Join(got, "\n"))
+	}
+}

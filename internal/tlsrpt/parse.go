@@ -14,6 +14,7 @@ import (
 	"mime/quotedprintable"
 	"net/mail"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -40,24 +41,99 @@ func IsReportMail(h mail.Header) bool {
 
 // ReadReportMail reads a message whose header (in its first 64 KiB) says
 // it is a TLS-RPT report, at most MaxMail bytes of it; ok is false, and
-// little is read, for any other message. The header is read through a
-// small buffer (the server calls this for every local delivery; a
-// 64 KiB one per message was most of its garbage), keeping what was read
-// in case the rest is wanted.
+// little is read, for any other message. The server calls this for every
+// local delivery with the record store on, so the usual answer is cheap:
+// the first 4 KiB are read into a pooled buffer, and a message whose
+// header ends there without the bytes "multipart/report" (in any case) is
+// no report — nothing parsed, nothing allocated. Otherwise the header is
+// parsed through a small buffer, keeping what was read in case the rest
+// is wanted.
 func ReadReportMail(r io.Reader) (data []byte, ok bool) {
-	var seen bytes.Buffer
-	lr := io.LimitReader(r, MaxMail)
-	br := bufio.NewReaderSize(io.LimitReader(io.TeeReader(lr, &seen), 64*1024), 4096)
+	bp := sniffPool.Get().(*[sniffSize]byte)
+	n, err := io.ReadFull(r, bp[:])
+	head := bp[:n]
+	whole := err == io.EOF || err == io.ErrUnexpectedEOF // the message is all in head
+	h := head
+	if e := headerEnd(head); e >= 0 {
+		h = head[:e]
+	}
+	if (err != nil && !whole) || ((whole || len(h) < len(head)) && !hasReportType(h)) {
+		sniffPool.Put(bp)
+		return nil, false
+	}
+	first := bytes.Clone(head)
+	sniffPool.Put(bp)
+	seen := bytes.NewBuffer(bytes.Clone(first))
+	lr := io.LimitReader(r, MaxMail-int64(n))
+	br := bufio.NewReaderSize(io.LimitReader(io.MultiReader(bytes.NewReader(first), io.TeeReader(lr, seen)), 64*1024), 4096)
 	m, err := mail.ReadMessage(br)
 	if err != nil || !IsReportMail(m.Header) {
 		return nil, false
 	}
 	// seen holds everything read from r so far (the header and what br
 	// read ahead of it); the rest follows.
-	if _, err := io.Copy(&seen, lr); err != nil {
+	if _, err := io.Copy(seen, lr); err != nil {
 		return nil, false
 	}
 	return seen.Bytes(), true
+}
+
+// sniffSize is how much of a message ReadReportMail reads first.
+const sniffSize = 4096
+
+var sniffPool = sync.Pool{New: func() any { return new([sniffSize]byte) }}
+
+// headerEnd is the index in b of the empty line that ends a message
+// header (as net/textproto reads it: a line that is empty once its LF or
+// CRLF is removed), or -1. A message starting with its empty line is not
+// seen; that only costs a parse.
+func headerEnd(b []byte) int {
+	for i := 0; ; {
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 {
+			return -1
+		}
+		i += j + 1
+		if rest := b[i:]; len(rest) > 0 && rest[0] == '\n' || len(rest) > 1 && rest[0] == '\r' && rest[1] == '\n' {
+			return i
+		}
+	}
+}
+
+// hasReportType reports whether a raw header holds "multipart/report" in
+// any ASCII case. A Content-Type field's media type is one token in the
+// raw header (folding would put a space into it, which
+// mime.ParseMediaType refuses) and is lower-cased in ASCII only, so a
+// report's header always has it, but for case.
+func hasReportType(h []byte) bool {
+	const before, after = "multipart", "report"
+	for i := 0; ; {
+		j := bytes.IndexByte(h[i:], '/')
+		if j < 0 {
+			return false
+		}
+		i += j
+		if i >= len(before) && i+1+len(after) <= len(h) &&
+			equalLower(h[i-len(before):i], before) && equalLower(h[i+1:i+1+len(after)], after) {
+			return true
+		}
+		i++
+	}
+}
+
+// equalLower reports whether b is lower (lower-case ASCII) in any ASCII
+// case.
+func equalLower(b []byte, lower string) bool {
+	for i := range len(lower) {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // ParseMail reads a TLS-RPT report mail (RFC 8460 §5.3) and returns its

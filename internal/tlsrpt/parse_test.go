@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -173,6 +174,63 @@ func TestReadReportMailOnlyReadsReports(t *testing.T) {
 		if _, ok := ReadReportMail(strings.NewReader(other)); ok {
 			t.Errorf("%q taken for a report", other)
 		}
+	}
+}
+
+// TestReadReportMailSniffEdges: the quick look at the first 4 KiB finds
+// reports wherever their Content-Type is, in any case, folded, after a
+// long header or behind a slow reader, and lets other mail go unparsed.
+func TestReadReportMailSniffEdges(t *testing.T) {
+	body := "--b\r\nContent-Type: application/tlsrpt+json\r\n\r\n{}\r\n--b--\r\n"
+	for name, report := range map[string]string{
+		"upper case":            "CONTENT-TYPE: MULTIPART/REPORT; REPORT-TYPE=TLSRPT; boundary=b\r\n\r\n" + body,
+		"folded":                "Content-Type: multipart/report;\r\n report-type=tlsrpt;\r\n\tboundary=b\r\n\r\n" + body,
+		"LF only":               "Content-Type: multipart/report; report-type=tlsrpt; boundary=b\n\n" + body,
+		"header past 4 KiB":     "X-Pad: " + strings.Repeat("p", 5000) + "\r\nContent-Type: multipart/report; report-type=tlsrpt; boundary=b\r\n\r\n" + body,
+		"type at 4 KiB":         "X-Pad: " + strings.Repeat("p", sniffSize-30) + "\r\nContent-Type: multipart/report; report-type=tlsrpt; boundary=b\r\n\r\n" + body,
+		"large body":            "Content-Type: multipart/report; report-type=tlsrpt; boundary=b\r\n\r\n" + body + strings.Repeat("epilogue\r\n", 2000),
+		"RFC 2231 continuation": "Content-Type: multipart/report; report-type*0=tls; report-type*1=rpt; boundary=b\r\n\r\n" + body,
+	} {
+		for _, half := range []bool{false, true} {
+			var r io.Reader = strings.NewReader(report)
+			if half {
+				r = iotest.OneByteReader(r)
+			}
+			if data, ok := ReadReportMail(r); !ok || string(data) != report {
+				t.Errorf("%s (one byte a read: %v): ok %v, %d of %d bytes", name, half, ok, len(data), len(report))
+			}
+		}
+	}
+	for name, other := range map[string]string{
+		"in the body only": "Content-Type: text/plain\r\n\r\nContent-Type: multipart/report; report-type=tlsrpt; boundary=b\r\n",
+		"other report":     "Content-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n--b--\r\n",
+		"empty":            "",
+		"header only":      "Subject: x\r\n",
+		"split type":       "Content-Type: multipart/\r\n report; report-type=tlsrpt; boundary=b\r\n\r\n" + body,
+	} {
+		if _, ok := ReadReportMail(strings.NewReader(other)); ok {
+			t.Errorf("%s: taken for a report", name)
+		}
+	}
+}
+
+// TestReadReportMailOtherAllocatesNothing: the check every local delivery
+// pays with the record store on costs no garbage for mail that is not a
+// report.
+func TestReadReportMailOtherAllocatesNothing(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector makes sync.Pool drop buffers")
+	}
+	msg := "From: a@b.test\r\nTo: c@d.test\r\nSubject: bench\r\nContent-Type: text/plain\r\n\r\n" + strings.Repeat("the quick brown fox jumps over the lazy dog 0123456789\r\n", 17)
+	r := strings.NewReader(msg)
+	allocs := testing.AllocsPerRun(100, func() {
+		r.Reset(msg)
+		if _, ok := ReadReportMail(r); ok {
+			t.Fatal("taken for a report")
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per message that is no report, want 0", allocs)
 	}
 }
 
