@@ -16,7 +16,12 @@ const byeWait = 2 * time.Second
 // Shutdown closes the connections next, whether or not a BYE got out.
 func (s *Server) sayBye(ctx context.Context) {
 	var sessions []*session
-	s.sessions.Each(func(sess *session) { sessions = append(sessions, sess) })
+	s.sessions.Each(func(sess *session) {
+		// Not beside a STARTTLS switch-over (conn.go, beginBye).
+		if sess.gc == nil || sess.gc.beginBye() {
+			sessions = append(sessions, sess)
+		}
+	})
 	if len(sessions) == 0 {
 		return
 	}

@@ -3,6 +3,7 @@ package imapd
 import (
 	"bytes"
 	"crypto/tls"
+	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -33,6 +34,7 @@ type guardConn struct {
 	buf         []byte // plaintext read but not yet handed on
 	startTLSTag string // a STARTTLS command went in with this tag
 	switching   bool   // its OK went out: discard, then TLS
+	bye         bool   // shutdown writes a BYE: no STARTTLS goes in any more
 
 	closeOnce sync.Once
 	onClose   func()
@@ -68,10 +70,30 @@ func (g *guardConn) Read(p []byte) (int, error) {
 	g.buf = g.buf[n:]
 	if f := strings.Fields(string(line)); len(f) == 2 && strings.EqualFold(f[1], "STARTTLS") && bytes.HasSuffix(line, []byte("\n")) {
 		g.mu.Lock()
+		defer g.mu.Unlock()
+		if g.bye {
+			return 0, io.EOF // shutting down: the connection closes next
+		}
 		g.startTLSTag = f[0]
-		g.mu.Unlock()
 	}
 	return n, nil
+}
+
+// beginBye reports whether shutdown may write its BYE through the IMAP
+// library now, and from then on keeps STARTTLS commands from reaching
+// it: the library's Conn.Bye reads its connection field unlocked after
+// writing, while its STARTTLS handler replaces that field (imapserver
+// v2.0.0-beta.8), so the two must never overlap. A STARTTLS already
+// handed on (or being answered) gets no BYE; its connection is closed
+// anyway.
+func (g *guardConn) beginBye() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.startTLSTag != "" || g.switching {
+		return false
+	}
+	g.bye = true
+	return true
 }
 
 func (g *guardConn) Write(p []byte) (int, error) {

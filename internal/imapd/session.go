@@ -41,6 +41,7 @@ type session struct {
 	lc     Listener
 	conn   *imapserver.Conn
 	guard  *listen.Conn
+	gc     *guardConn // the STARTTLS guard (nil on an implicit-TLS listener)
 	ip     string
 	start  time.Time
 
@@ -63,6 +64,9 @@ func (s *Server) newSession(c *imapserver.Conn, lc Listener) *session {
 	}
 	if g, ok := nc.(*guardConn); ok {
 		sess.guard = g.lc
+		if _, isTLS := c.NetConn().(*tls.Conn); !isTLS {
+			sess.gc = g
+		}
 	}
 	sess.ip = listen.RemoteIP(nc)
 	s.sessions.Add(sess) // for the BYE at shutdown; its connection is closed then anyway
