@@ -179,3 +179,40 @@ mode = "starttls"
 		t.Errorf("check wrote into the data directory: %v", entries)
 	}
 }
+
+// TestCheckWarnsAboutQuotaUsersAndUnusedCertificates: `check` warns (exit
+// 0) about a [quota.user] entry naming no user of the users file and
+// about a [tls] cert that is not there while no listener uses TLS, each
+// with the file and line.
+func TestCheckWarnsAboutQuotaUsersAndUnusedCertificates(t *testing.T) {
+	dir, _ := devDir(t)
+	cfg := filepath.Join(dir, "plain.toml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`data_dir = %q
+local_domains = ["example.org"]
+[aliases]
+postmaster = "demo"
+[quota]
+storage = "1G"
+[quota.user]
+demo = { storage = "2G" }
+"carol@example.org" = { storage = "5G" }
+[tls]
+cert = "tls/gone.pem"
+key = "tls/server.key"
+[[listener]]
+address = "127.0.0.1:0"
+mode = "plain"
+`, dir)), 0o644)
+	code, out, errs := runCLI(t, "tlsmail", "check", "--config", cfg)
+	if code != exitOK || !strings.Contains(out, "OK (2 warnings)") {
+		t.Fatalf("check: exit %d stdout %q\n%s", code, out, errs)
+	}
+	for _, want := range []string{
+		cfg + `:9: warning: quota.user "carol@example.org": no such user in ` + filepath.Join(dir, "users"),
+		cfg + `:11: warning: cert ` + filepath.Join(dir, "tls/gone.pem") + `: no such file or directory (nothing serves TLS now`,
+	} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("check output lacks %q:\n%s", want, errs)
+		}
+	}
+}

@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 
+	"github.com/tlsmail/tlsmail/internal/auth"
 	"github.com/tlsmail/tlsmail/internal/importcfg"
 	"github.com/tlsmail/tlsmail/internal/safeio"
 )
@@ -23,6 +25,8 @@ func runImport(env *cliEnv, args []string) int {
 	dataDir := flags.String("data-dir", "/var/lib/tlsmail", "data_dir of the new configuration")
 	usersFile := flags.String("users-file", "/etc/tlsmail/users", "users_file of the new configuration")
 	tcprules := flags.String("tcprules", "", "qmail: the SMTP tcprules text (default DIR/rules.smtpd.txt, DIR/tcp.smtp, /etc/tcp.smtp)")
+	rootTo := flags.String("root-to", "", "postfix: send root's mail to `USER` (adds root = \"USER\" to [aliases]); tlsmail has\n"+
+		"no root mailbox, and aliases to root (Debian's postmaster: root) are warned about without it")
 	pos, code, done := parseInterspersed(env, flags, args)
 	if done {
 		return code
@@ -30,7 +34,10 @@ func runImport(env *cliEnv, args []string) int {
 	if len(pos) < 1 || len(pos) > 2 {
 		return usageError(env, "want postfix or qmail, and optionally DIR")
 	}
-	opt := importcfg.Options{DataDir: *dataDir, UsersFile: *usersFile}
+	if *rootTo != "" && !auth.ValidName(*rootTo) {
+		return usageError(env, "--root-to %q is not a user name", *rootTo)
+	}
+	opt := importcfg.Options{DataDir: *dataDir, UsersFile: *usersFile, RootTo: *rootTo}
 	var res *importcfg.Result
 	var err error
 	switch pos[0] {
@@ -55,6 +62,10 @@ func runImport(env *cliEnv, args []string) int {
 			return fail(env, "%v (is the configuration elsewhere? name it: %s import %s DIR)", err, "tlsmail", pos[0])
 		}
 		return fail(env, "%v", err)
+	}
+	// What the admin must fix goes to stderr too, not only into comments.
+	for _, w := range res.Warnings {
+		fmt.Fprintf(env.stderr, "%s: warning: %s\n", env.name, w)
 	}
 	var b bytes.Buffer
 	if err := res.WriteTOML(&b); err != nil {

@@ -369,3 +369,27 @@ func TestImportDefaultDirMissingSaysHowToNameOne(t *testing.T) {
 		t.Errorf("import qmail without DIR: exit %d, %q", code, errs)
 	}
 }
+
+// TestImportWarnsAboutAliasesToRoot: Debian's /etc/aliases sends
+// postmaster to root, which has no tlsmail mailbox: the import says so on
+// stderr with the file and line (exit 0, the configuration is still
+// written); --root-to USER maps root instead, and a name that is no user
+// name is a usage error.
+func TestImportWarnsAboutAliasesToRoot(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "aliases"), []byte("# See man 5 aliases for format\npostmaster:    root\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "main.cf"), []byte("myhostname = mx.example.org\nalias_maps = hash:"+dir+"/aliases\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "master.cf"), []byte("smtp inet n - y - - smtpd\n"), 0o644)
+	code, out, errs := runCLI(t, "tlsmail", "import", "postfix", dir)
+	want := "tlsmail import: warning: " + dir + "/aliases:2: alias postmaster: target root: tlsmail has no root mailbox"
+	if code != 0 || !strings.Contains(errs, want) || !strings.Contains(errs, "--root-to USER") || !strings.Contains(out, `"postmaster" = "root"`) {
+		t.Errorf("import: exit %d, stderr %q, want %q\n%s", code, errs, want, out)
+	}
+	code, out, errs = runCLI(t, "tlsmail", "import", "--root-to", "alice", "postfix", dir)
+	if code != 0 || errs != "" || !strings.Contains(out, "\"root\" = \"alice\"\n") {
+		t.Errorf("import --root-to alice: exit %d, stderr %q\n%s", code, errs, out)
+	}
+	if code, _, errs := runCLI(t, "tlsmail", "import", "--root-to", "a b", "postfix", dir); code != exitUsage {
+		t.Errorf("--root-to 'a b': exit %d %q", code, errs)
+	}
+}

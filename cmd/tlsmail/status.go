@@ -18,7 +18,9 @@ const statusCertDays = 7
 func runStatus(env *cliEnv, args []string) int {
 	fs := newFlags(env, "", "Ask the running server how it is: version, uptime, listeners, certificates\n"+
 		"in use with the days they have left, the queue and the TLS record store.\n"+
-		"Exit 1 when no server answers, 2 when a certificate has less than 7 days left.")
+		"Exit 1 when no server answers, 2 when a certificate has less than 7 days left.\n"+
+		"--json prints one object either way: \"running\": true and the status, or\n"+
+		"\"running\": false (null: the control socket is not ours to open) and \"error\".")
 	cfgFile := fs.String("config", "", "the server's configuration file")
 	data := fs.String("data", "tlsmail-data", "the data directory (dev default)")
 	asJSON := fs.Bool("json", false, "print JSON")
@@ -33,16 +35,27 @@ func runStatus(env *cliEnv, args []string) int {
 		return usageError(env, "%v", err)
 	}
 	r, err := server.Control(dataDir, "status")
+	var why string
+	var running *bool // null in JSON: we cannot tell
 	switch {
 	case errors.Is(err, os.ErrPermission):
 		// A server started as root keeps its socket 0600: not "not running".
-		return fail(env, "the control socket in %s is not ours to open (run as the server's user or root): %v", dataDir, err)
+		why = fmt.Sprintf("the control socket in %s is not ours to open (run as the server's user or root): %v", dataDir, err)
 	case err != nil || r.Status == nil:
-		return fail(env, "no server is running with data directory %s (its control socket does not answer)", dataDir)
+		why = fmt.Sprintf("no server is running with data directory %s (its control socket does not answer)", dataDir)
+		running = new(bool)
+	}
+	if why != "" {
+		if *asJSON {
+			// A script reads one JSON object whatever happened.
+			writeJSON(env, statusJSON{Running: running, Error: why, DataDir: dataDir})
+		}
+		return fail(env, "%s", why)
 	}
 	st := r.Status
 	if *asJSON {
-		writeJSON(env, st)
+		yes := true
+		writeJSON(env, statusJSON{Running: &yes, Status: st})
 	} else {
 		printStatus(env.stdout, st)
 	}
@@ -52,6 +65,16 @@ func runStatus(env *cliEnv, args []string) int {
 		}
 	}
 	return exitOK
+}
+
+// statusJSON is what `status --json` prints: running true and the
+// server's status, or running false (null when it cannot be told: the
+// control socket is not ours to open) and the error, with exit 1.
+type statusJSON struct {
+	Running *bool  `json:"running"`
+	Error   string `json:"error,omitempty"`
+	DataDir string `json:"data_dir,omitempty"`
+	*server.Status
 }
 
 // printStatus writes st for a person.

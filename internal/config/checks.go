@@ -168,20 +168,24 @@ func (c *Config) FileProblems() (problems []*Error, warnings []string) {
 			problems = append(problems, c.ErrorAt(fmt.Sprintf("%s.%s %s: %v", f.table, f.leaf, c.Path(f.path), unwrapPath(err)), f.table, f.leaf))
 		}
 	}
-	if !c.NeedsTLS() {
-		return problems, nil
-	}
+	// The certificate files are checked whenever they are set: serve
+	// loads them only if something serves TLS, and then one that is
+	// missing or wrong is a problem; otherwise it is a warning (serve
+	// runs, but the first TLS listener, [web] or [admin] added would not
+	// start).
+	serves := c.ServesTLS()
 	type spec struct {
 		files tlsconf.CertSpec
 		key   []string // table path of the entry
 	}
 	var specs []spec
-	if c.TLS.Cert != "" || c.TLS.ACME == nil {
+	if c.TLS.Cert != "" || c.TLS.Key != "" || c.TLS.Chain != "" || (serves && c.TLS.ACME == nil) {
 		specs = append(specs, spec{tlsconf.CertSpec{CertFile: c.TLS.Cert, KeyFile: c.TLS.Key, ChainFile: c.TLS.Chain}, []string{"tls"}})
 	}
 	for i, x := range c.TLS.SNI {
 		specs = append(specs, spec{x, []string{"tls.sni", strconv.Itoa(i)}})
 	}
+	var certProblems []*Error
 	for _, s := range specs {
 		at := func(leaf string) []string { return append(append([]string{}, s.key...), leaf) }
 		missing := false
@@ -190,7 +194,7 @@ func (c *Config) FileProblems() (problems []*Error, warnings []string) {
 				continue
 			}
 			if _, err := os.Stat(c.Path(f.path)); err != nil {
-				problems = append(problems, c.ErrorAt(fmt.Sprintf("%s %s: %v", f.leaf, c.Path(f.path), unwrapPath(err)), at(f.leaf)...))
+				certProblems = append(certProblems, c.ErrorAt(fmt.Sprintf("%s %s: %v", f.leaf, c.Path(f.path), unwrapPath(err)), at(f.leaf)...))
 				missing = true
 			}
 		}
@@ -203,7 +207,7 @@ func (c *Config) FileProblems() (problems []*Error, warnings []string) {
 			if strings.HasPrefix(err.Error(), "key ") {
 				leaf = "key" // unreadable, or does not match the certificate
 			}
-			problems = append(problems, c.ErrorAt(err.Error(), at(leaf)...))
+			certProblems = append(certProblems, c.ErrorAt(err.Error(), at(leaf)...))
 			continue
 		}
 		keyFile := full.KeyFile
@@ -214,6 +218,13 @@ func (c *Config) FileProblems() (problems []*Error, warnings []string) {
 			e := c.ErrorAt(fmt.Sprintf("warning: private key %s is readable by every local user (mode %04o); chmod o-rwx it", keyFile, st.Mode().Perm()), at("key")...)
 			warnings = append(warnings, e.Error())
 		}
+	}
+	if serves {
+		return append(problems, certProblems...), warnings
+	}
+	for _, e := range certProblems {
+		e.Msg = "warning: " + e.Msg + " (nothing serves TLS now, so serve starts; a TLS listener, [web] or [admin] would not)"
+		warnings = append(warnings, e.Error())
 	}
 	return problems, warnings
 }
@@ -226,6 +237,12 @@ func unwrapPath(err error) error {
 		return pe.Err
 	}
 	return err
+}
+
+// ServesTLS reports whether serve loads the server certificates: a
+// listener uses TLS, or [tls.acme], [web] or [admin] is set.
+func (c *Config) ServesTLS() bool {
+	return c.NeedsTLS() || c.TLS.ACME != nil || c.Web.Address != "" || c.Admin != nil
 }
 
 // NeedsTLS reports whether any SMTP or POP3 listener uses TLS (STARTTLS

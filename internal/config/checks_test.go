@@ -118,3 +118,40 @@ func TestRestartNeeded(t *testing.T) {
 		t.Errorf("a message_size change is applied by a reload, got %q", r)
 	}
 }
+
+// TestCheckFilesUnusedCertificate: a [tls] cert or key that is not there
+// is a mistake even when no listener uses TLS — a warning naming the
+// line then (serve starts without it), a problem as soon as anything
+// serves TLS: a listener, or [web] alone (serve loads the certificate
+// for it; check used to look only at the listeners).
+func TestCheckFilesUnusedCertificate(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "users"), nil, 0o600)
+	plain := "data_dir = \"" + dir + "\"\n" + `local_domains = ["example.org"]
+[tls]
+cert = "tls/nope.pem"
+key = "tls/nope.key"
+[[listener]]
+name = "mx"
+address = "127.0.0.1:25"
+mode = "plain"
+`
+	c, err := Load(write(t, plain))
+	if err != nil {
+		t.Fatal(err)
+	}
+	problems, warnings := c.FileProblems()
+	if len(problems) != 0 || len(warnings) != 2 ||
+		!strings.Contains(warnings[0], `:4: warning: cert `+dir+`/tls/nope.pem: no such file or directory (nothing serves TLS now`) ||
+		!strings.Contains(warnings[1], `:5: warning: key `+dir+`/tls/nope.key: no such file or directory`) {
+		t.Errorf("plain listeners only: problems %v, warnings %q", problems, warnings)
+	}
+	c, err = Load(write(t, plain+"[web]\naddress = \"127.0.0.1:8443\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	problems, warnings = c.FileProblems()
+	if len(problems) != 2 || len(warnings) != 0 || !strings.Contains(problems[0].Error(), `:4: cert `+dir+`/tls/nope.pem: no such file or directory`) {
+		t.Errorf("with [web]: problems %v, warnings %q", problems, warnings)
+	}
+}

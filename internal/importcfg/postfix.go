@@ -25,7 +25,7 @@ func Postfix(dir string, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &pfImport{m: m, mc: mc, r: &Result{From: "postfix", Dir: dir, DataDir: opt.DataDir, UsersFile: opt.UsersFile}, done: map[string]bool{}}
+	p := &pfImport{m: m, mc: mc, opt: opt, r: &Result{From: "postfix", Dir: dir, DataDir: opt.DataDir, UsersFile: opt.UsersFile}, done: map[string]bool{}, milterOverride: map[string]string{}}
 	for _, step := range []func() error{p.names, p.networks, p.aliases, p.serverTLS, p.outbound, p.transport, p.limits, p.services, p.milters, p.senderLogin, p.virtualMailbox} {
 		if err := step(); err != nil {
 			return nil, err
@@ -36,10 +36,16 @@ func Postfix(dir string, opt Options) (*Result, error) {
 }
 
 type pfImport struct {
-	m    *MainCF
-	mc   *MasterCF
-	r    *Result
-	done map[string]bool // main.cf parameters mapped or commented on
+	m   *MainCF
+	mc  *MasterCF
+	opt Options
+	r   *Result
+	// toRoot are the aliases whose targets include root (rootMailbox).
+	toRoot []Entry
+	done   map[string]bool // main.cf parameters mapped or commented on
+	// milterOverride is a listener's own smtpd_milters (master.cf -o),
+	// expanded, by listener name (services, for milters).
+	milterOverride map[string]string
 }
 
 // get marks name as handled and returns its expanded value.
@@ -225,7 +231,50 @@ func (p *pfImport) aliases() error {
 			p.addAlias("virtual_alias_maps", e, key)
 		}
 	}
+	p.rootMailbox()
 	return nil
+}
+
+// rootMailbox makes sure no alias silently goes to root, which has no
+// mailbox in tlsmail (Debian's /etc/aliases has "postmaster: root"): with
+// --root-to USER root becomes an alias of USER, unless the aliases map
+// root themselves; without it each alias to root is a warning naming its
+// file and line.
+func (p *pfImport) rootMailbox() {
+	for _, kv := range p.r.Aliases {
+		if kv.Key == "root" {
+			if p.opt.RootTo != "" {
+				p.r.caveat("--root-to", p.opt.RootTo, "not used: the aliases map root to "+kv.Value+" themselves")
+			}
+			return
+		}
+	}
+	if p.opt.RootTo != "" {
+		p.r.Aliases = addKV(p.r.Aliases, "root", p.opt.RootTo)
+		p.r.caveat("--root-to", p.opt.RootTo, "root = \""+p.opt.RootTo+"\" added to [aliases]: mail to root and to the aliases that name it goes to that user")
+		return
+	}
+	for _, e := range p.toRoot {
+		p.r.warn("%s:%d: alias %s: target root: tlsmail has no root mailbox, so mail to %s would be refused; map root to a real user: tlsmail import --root-to USER (adds root = \"USER\" to [aliases]), or edit [aliases]", e.File, e.Line, e.Key, e.Key)
+	}
+}
+
+// isRoot reports whether an alias target is root, bare or in a local
+// domain.
+func (p *pfImport) isRoot(t string) bool {
+	local, domain, qualified := strings.Cut(strings.ToLower(t), "@")
+	if local != "root" {
+		return false
+	}
+	if !qualified {
+		return true
+	}
+	for _, d := range p.r.LocalDomains {
+		if d == domain {
+			return true
+		}
+	}
+	return false
 }
 
 func (p *pfImport) addAlias(setting string, e Entry, key string) {
@@ -241,6 +290,9 @@ func (p *pfImport) addAlias(setting string, e Entry, key string) {
 			p.r.notMapped(setting, e.Key+": "+t, "tlsmail delivers to Maildirs of users, not to files or include lists")
 		default:
 			keep = append(keep, t)
+			if p.isRoot(t) {
+				p.toRoot = append(p.toRoot, e)
+			}
 		}
 	}
 	if pipe != "" {

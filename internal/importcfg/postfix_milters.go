@@ -5,14 +5,19 @@ import (
 	"strings"
 )
 
-// Milter is one [[milter]] of the result.
+// Milter is one [[milter]] of the result. Listeners is empty when it
+// applies to every listener.
 type Milter struct {
 	Name, Address, DefaultAction, ConnectTimeout, CommandTimeout string
+	Listeners                                                    []string
 }
 
 // milters maps smtpd_milters (with milter_default_action and the milter
 // timeouts, and Postfix 3's "{ address, name = value ... }" form) to
-// [[milter]] tables.
+// [[milter]] tables. A master.cf service's own -o smtpd_milters replaces
+// main.cf's for that service, as in Postfix: each milter then lists the
+// listeners it applies to (listeners = [...]), or none when it applies to
+// all of them.
 func (p *pfImport) milters() error {
 	defAction := p.get("milter_default_action")
 	if defAction == "" {
@@ -20,47 +25,60 @@ func (p *pfImport) milters() error {
 	}
 	connect, command := p.get("milter_connect_timeout"), p.get("milter_command_timeout")
 	p.get("milter_protocol")
-	for _, spec := range milterSpecs(p.get("smtpd_milters")) {
-		m := Milter{Address: spec[0], DefaultAction: defAction, ConnectTimeout: connect, CommandTimeout: command}
-		for _, kv := range spec[1:] {
-			k, v, _ := strings.Cut(kv, "=")
-			switch k, v = strings.TrimSpace(k), strings.TrimSpace(v); k {
-			case "default_action":
-				m.DefaultAction = v
-			case "connect_timeout":
-				m.ConnectTimeout = v
-			case "command_timeout":
-				m.CommandTimeout = v
-			default:
-				p.r.notMapped("smtpd_milters", m.Address+" "+kv, "no per-milter equivalent")
-			}
+	global := milterSpecs(p.get("smtpd_milters"))
+	var specs [][]string
+	type use struct {
+		m         Milter
+		ok        bool
+		listeners []string
+	}
+	uses := map[string]*use{}
+	var order []string
+	// want is each listener's milters, in its order.
+	want := map[string][]string{}
+	add := func(spec []string, listener string) {
+		key := strings.Join(spec, ", ")
+		u := uses[key]
+		if u == nil {
+			u = &use{}
+			u.m, u.ok = p.milter(spec, defAction, connect, command)
+			uses[key] = u
+			order = append(order, key)
 		}
-		switch m.DefaultAction {
-		case "tempfail", "accept":
-		case "reject", "quarantine":
-			p.r.caveat("milter_default_action", m.DefaultAction, "tlsmail's default_action is tempfail or accept: tempfail it is (the client retries, nothing is lost)")
-			m.DefaultAction = "tempfail"
-		default:
-			p.r.notMapped("milter_default_action", m.DefaultAction, "tempfail or accept; tempfail it is")
-			m.DefaultAction = "tempfail"
+		if listener != "" && u.ok {
+			u.listeners = append(u.listeners, listener)
+			want[listener] = append(want[listener], key)
 		}
-		var ok bool
-		if m.ConnectTimeout, ok = postfixDuration(m.ConnectTimeout); !ok {
-			p.r.notMapped("milter_connect_timeout", connect, "not a Postfix time; the default (30s) applies")
+	}
+	if len(p.r.Listeners) == 0 {
+		for _, spec := range global {
+			add(spec, "")
 		}
-		if m.CommandTimeout, ok = postfixDuration(m.CommandTimeout); !ok {
-			p.r.notMapped("milter_command_timeout", command, "not a Postfix time; the default (30s) applies")
+	}
+	src := map[string]string{} // each listener's smtpd_milters, for the notes
+	for _, l := range p.r.Listeners {
+		specs, src[l.Name] = global, p.m.Raw("smtpd_milters")
+		if v, ok := p.milterOverride[l.Name]; ok {
+			specs, src[l.Name] = milterSpecs(v), v
 		}
-		switch {
-		case strings.HasPrefix(m.Address, "inet:"):
-		case strings.HasPrefix(m.Address, "unix:"), strings.HasPrefix(m.Address, "local:"):
-			m.Address = "unix:" + m.Address[strings.IndexByte(m.Address, ':')+1:]
-			p.r.caveat("smtpd_milters", spec[0], "a chrooted smtpd (master.cf chroot y) reads a relative unix: path inside the queue directory (/var/spool/postfix): give tlsmail the socket's full path")
-		default:
-			p.r.notMapped("smtpd_milters", spec[0], "an address is inet:HOST:PORT or unix:PATH")
+		for _, spec := range specs {
+			add(spec, l.Name)
+		}
+	}
+	for _, spec := range global {
+		if u := uses[strings.Join(spec, ", ")]; u == nil && len(p.r.Listeners) > 0 {
+			p.r.notMapped("smtpd_milters", spec[0], "every smtpd service replaces smtpd_milters with its own (-o smtpd_milters), so it applies to no listener")
+		}
+	}
+	for _, key := range order {
+		u := uses[key]
+		if !u.ok || (len(u.listeners) == 0 && len(p.r.Listeners) > 0) {
 			continue
 		}
-		m.Name = milterName(m.Address)
+		m := u.m
+		if len(u.listeners) < len(p.r.Listeners) {
+			m.Listeners = u.listeners
+		}
 		for _, x := range p.r.Milters {
 			if x.Name == m.Name {
 				m.Name += "-" + strconv.Itoa(len(p.r.Milters)+1)
@@ -68,10 +86,71 @@ func (p *pfImport) milters() error {
 		}
 		p.r.Milters = append(p.r.Milters, m)
 	}
+	// tlsmail asks a listener's milters in the order of the tables: say
+	// so where a service had them in another order.
+	for _, l := range p.r.Listeners {
+		var got []string
+		for _, key := range order {
+			for _, n := range uses[key].listeners {
+				if n == l.Name {
+					got = append(got, key)
+				}
+			}
+		}
+		if strings.Join(got, "; ") != strings.Join(want[l.Name], "; ") {
+			p.r.caveat("smtpd_milters", src[l.Name], "listener "+l.Name+" asks its milters in the order of the [[milter]] tables, not in this one: reorder by hand if it matters")
+		}
+	}
 	if v := p.get("non_smtpd_milters"); v != "" {
 		p.r.notMapped("non_smtpd_milters", p.m.Raw("non_smtpd_milters"), "mail from sendmail and tlsmail's own bounces and reports do not pass milters; sign them with [[dkim]]")
 	}
 	return nil
+}
+
+// milter makes the [[milter]] of one smtpd_milters element (its address,
+// then name = value options), or reports false when it cannot.
+func (p *pfImport) milter(spec []string, defAction, connect, command string) (Milter, bool) {
+	m := Milter{Address: spec[0], DefaultAction: defAction, ConnectTimeout: connect, CommandTimeout: command}
+	for _, kv := range spec[1:] {
+		k, v, _ := strings.Cut(kv, "=")
+		switch k, v = strings.TrimSpace(k), strings.TrimSpace(v); k {
+		case "default_action":
+			m.DefaultAction = v
+		case "connect_timeout":
+			m.ConnectTimeout = v
+		case "command_timeout":
+			m.CommandTimeout = v
+		default:
+			p.r.notMapped("smtpd_milters", m.Address+" "+kv, "no per-milter equivalent")
+		}
+	}
+	switch m.DefaultAction {
+	case "tempfail", "accept":
+	case "reject", "quarantine":
+		p.r.caveat("milter_default_action", m.DefaultAction, "tlsmail's default_action is tempfail or accept: tempfail it is (the client retries, nothing is lost)")
+		m.DefaultAction = "tempfail"
+	default:
+		p.r.notMapped("milter_default_action", m.DefaultAction, "tempfail or accept; tempfail it is")
+		m.DefaultAction = "tempfail"
+	}
+	var ok bool
+	if m.ConnectTimeout, ok = postfixDuration(m.ConnectTimeout); !ok {
+		p.r.notMapped("milter_connect_timeout", connect, "not a Postfix time; the default (30s) applies")
+	}
+	if m.CommandTimeout, ok = postfixDuration(m.CommandTimeout); !ok {
+		p.r.notMapped("milter_command_timeout", command, "not a Postfix time; the default (30s) applies")
+	}
+	switch {
+	case strings.HasPrefix(m.Address, "inet:"):
+	case strings.HasPrefix(m.Address, "unix:"), strings.HasPrefix(m.Address, "local:"):
+		m.Address = "unix:" + m.Address[strings.IndexByte(m.Address, ':')+1:]
+		p.r.caveat("smtpd_milters", spec[0], "a chrooted smtpd (master.cf chroot y) reads a relative unix: path inside the queue directory (/var/spool/postfix): give tlsmail the socket's full path")
+	default:
+		p.r.notMapped("smtpd_milters", spec[0], "an address is inet:HOST:PORT or unix:PATH")
+		return Milter{}, false
+	}
+	m.Name = milterName(m.Address)
+	return m, true
 }
 
 // milterSpecs splits a Postfix milter list: each element is an address,

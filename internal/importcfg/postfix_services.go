@@ -2,14 +2,19 @@ package importcfg
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 )
+
+// paramRef finds the main.cf parameters a value names ($name, ${name},
+// $(name)).
+var paramRef = regexp.MustCompile(`\$[{(]?([A-Za-z0-9_]+)`)
 
 // usedOverrides are -o parameters the listener mapping reads.
 var usedOverrides = map[string]bool{
 	"smtpd_tls_security_level": true, "smtpd_tls_wrappermode": true, "smtpd_sasl_auth_enable": true,
 	"smtpd_tls_auth_only": true, "smtpd_recipient_restrictions": true, "smtpd_relay_restrictions": true,
-	"smtpd_use_tls": true, "smtpd_enforce_tls": true, "syslog_name": true,
+	"smtpd_use_tls": true, "smtpd_enforce_tls": true, "syslog_name": true, "smtpd_milters": true,
 }
 
 // services maps master.cf's smtpd (and postscreen) inet services to
@@ -108,6 +113,15 @@ func (p *pfImport) services() error {
 			l.Name += "-" + port
 		}
 		names[l.Name] = true
+		if _, ok := ov["smtpd_milters"]; ok {
+			// milters() lists this listener in the [[milter]] tables of
+			// its own milters only, as Postfix replaces main.cf's.
+			p.milterOverride[l.Name] = get("smtpd_milters")
+			for _, m := range paramRef.FindAllStringSubmatch(ov["smtpd_milters"], -1) {
+				p.done[m[1]] = true // e.g. Debian's $mua_milters: mapped through this listener
+			}
+			p.r.caveat("master.cf "+where+"/smtpd_milters", ov["smtpd_milters"], "replaces main.cf's smtpd_milters for listener "+l.Name+": the [[milter]] tables name the listeners they apply to")
+		}
 		p.r.Listeners = append(p.r.Listeners, l)
 	}
 	if len(p.r.Listeners) == 0 {
@@ -121,7 +135,7 @@ func overrideWhy(name string) string {
 	case strings.HasSuffix(name, "_restrictions"):
 		return "no per-listener restrictions: auth = \"required\" refuses unauthenticated mail, relaying needs AUTH, relay_networks or a client certificate"
 	case strings.Contains(name, "milter"):
-		return "milters apply to every listener unless a [[milter]] has listeners = [...]: set that by hand"
+		return "no per-listener milter settings: a [[milter]]'s settings apply on every listener it names"
 	case name == "smtpd_reject_unlisted_recipient":
 		return "unknown local recipients are always refused"
 	}

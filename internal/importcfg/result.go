@@ -17,6 +17,10 @@ import (
 type Options struct {
 	DataDir   string // data_dir of the new configuration
 	UsersFile string // users_file of the new configuration
+	// RootTo is the user that mail to root goes to (an alias root =
+	// RootTo): tlsmail has no root mailbox, and Debian's /etc/aliases
+	// sends postmaster to root. Empty: aliases to root are warned about.
+	RootTo string
 }
 
 // KV is one entry of a TOML table, kept in the order it was read.
@@ -68,6 +72,15 @@ type Result struct {
 	SenderLogin      string // "enforce", or "" (off)
 	SenderLoginMaps  []KVs
 	Notes            []Note
+	// Warnings are what the admin must fix before the result works, each
+	// naming the file and line of the old configuration (also comments at
+	// the top of the output).
+	Warnings []string
+}
+
+// warn records a warning.
+func (r *Result) warn(format string, a ...any) {
+	r.Warnings = append(r.Warnings, fmt.Sprintf(format, a...))
 }
 
 // notMapped records a setting that has no tlsmail equivalent.
@@ -158,6 +171,9 @@ func (r *Result) WriteTOML(w io.Writer) error {
 	fmt.Fprintf(&b, "# tlsmail configuration imported from %s (%s) by tlsmail import.\n", r.From, r.Dir)
 	b.WriteString("# Review every comment below, then: tlsmail check --config THIS_FILE\n")
 	b.WriteString("# Settings: tlsmail.toml(5); the effective values: tlsmail config --all.\n")
+	for _, w := range r.Warnings {
+		fmt.Fprintf(&b, "# WARNING: %s\n", commentSafe(w))
+	}
 	if len(r.Notes) > 0 {
 		b.WriteString("#\n")
 	}
@@ -255,6 +271,9 @@ func (r *Result) WriteTOML(w io.Writer) error {
 		}
 		if m.CommandTimeout != "" {
 			fmt.Fprintf(&b, "command_timeout = %s\n", Quote(m.CommandTimeout))
+		}
+		if len(m.Listeners) > 0 {
+			fmt.Fprintf(&b, "listeners = %s\n", quoteList(m.Listeners))
 		}
 	}
 	_, err := io.WriteString(w, b.String())

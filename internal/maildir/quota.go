@@ -30,7 +30,9 @@ import (
 // larger than 5,120 bytes, names another quota, or says the mailbox is
 // over quota and is more than 15 minutes old (the Maildir++ rules). Within
 // this process appends and recalculations of one Maildir are serialised,
-// so no change of ours is written to a file a recalculation is replacing;
+// so no change of ours is written to a file a recalculation is replacing,
+// and a message being stored (BeginStore) is counted by its own append,
+// never also by a recalculation that finds its file first;
 // another program's change can be lost that way (Maildir++ accepts this:
 // the next recalculation corrects it).
 
@@ -77,11 +79,53 @@ func (q Quota) Fits(u Usage, size int64) bool {
 type Usage struct{ Bytes, Messages int64 }
 
 // quotaLocks serialises this process's writers of each maildirsize.
-var quotaLocks sync.Map // root path → *sync.Mutex
+var quotaLocks sync.Map // root path → *quotaState
 
-func quotaLock(root string) *sync.Mutex {
-	m, _ := quotaLocks.LoadOrStore(filepath.Clean(root), new(sync.Mutex))
-	return m.(*sync.Mutex)
+// quotaState is one Maildir's lock and the messages being stored in it
+// whose usage is not appended yet (BeginStore).
+type quotaState struct {
+	sync.Mutex
+	storing map[string]*storing // unique name → its store
+}
+
+// storing is one message between BeginStore and its end.
+type storing struct {
+	skipped bool  // a recalculation found it and did not count it
+	size    int64 // the size it found
+}
+
+func quotaLock(root string) *quotaState {
+	m, _ := quotaLocks.LoadOrStore(filepath.Clean(root), &quotaState{storing: map[string]*storing{}})
+	return m.(*quotaState)
+}
+
+// BeginStore announces that a message is about to be stored under the
+// unique name name in the Maildir++ tree of root; the returned end is
+// called once the store is over, with the message's size and whether it
+// was stored, and appends its usage to maildirsize. A recalculation in
+// between does not count the message (it is counted by end instead), so a
+// message is never counted twice (the file counted by the recount, then
+// its line appended) nor missed.
+func BeginStore(root, name string) (end func(bytes int64, stored bool) error) {
+	st := quotaLock(root)
+	s := &storing{}
+	st.Lock()
+	st.storing[name] = s
+	st.Unlock()
+	return func(bytes int64, stored bool) error {
+		st.Lock()
+		delete(st.storing, name)
+		st.Unlock()
+		// Not stored now but found by a recount (an earlier attempt's
+		// copy): it is there and no one counted it.
+		if !stored {
+			if !s.skipped {
+				return nil
+			}
+			bytes = s.size
+		}
+		return AddUsage(root, bytes, 1)
+	}
 }
 
 // ReadUsage is the usage of the Maildir root with its folders, from its
@@ -119,7 +163,7 @@ func Recalculate(root string, q Quota) (Usage, error) {
 }
 
 func recalcLocked(root string, q Quota) (Usage, error) {
-	u, err := count(root)
+	u, err := count(root, quotaLock(root).storing)
 	if err != nil {
 		return Usage{}, err
 	}
@@ -131,8 +175,9 @@ func recalcLocked(root string, q Quota) (Usage, error) {
 }
 
 // count sums the messages of the Maildir root and of its Maildir++
-// folders (new/ and cur/; not tmp/).
-func count(root string) (Usage, error) {
+// folders (new/ and cur/; not tmp/), except those being stored (marked
+// skipped: their end counts them).
+func count(root string, storing map[string]*storing) (Usage, error) {
 	dirs := []string{root}
 	entries, err := os.ReadDir(root)
 	if err != nil {
@@ -153,6 +198,10 @@ func count(root string) (Usage, error) {
 			continue // not a Maildir
 		}
 		for _, m := range msgs {
+			if s := storing[m.Name]; s != nil {
+				s.skipped, s.size = true, m.Size
+				continue
+			}
 			u.Bytes += m.Size
 			u.Messages++
 		}

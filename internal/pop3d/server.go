@@ -96,6 +96,9 @@ func (s *Server) handle(conn *listen.Conn, lc Listener) {
 // Shutdown closes idle sessions (nothing is deleted: they never reached
 // UPDATE) and waits for the rest until ctx ends.
 func (s *Server) Shutdown(ctx context.Context) {
-	s.sessions.Close(func(ss *session) { ss.conn.Close() })
+	// The connection each session has had since accept: ss.conn is the
+	// session goroutine's own (STLS replaces it), read here it would race
+	// with the handshake.
+	s.sessions.Close(func(ss *session) { ss.tcp.Close() })
 	listen.Drain(ctx, s.sessions.Len)
 }

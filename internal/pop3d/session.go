@@ -29,7 +29,8 @@ type session struct {
 	srv       *Server
 	cfg       *Settings
 	lc        Listener
-	conn      net.Conn
+	conn      net.Conn     // tcp, or the TLS connection over it: the session goroutine's alone
+	tcp       *listen.Conn // the admitted connection; set once, Shutdown closes it
 	br        *bufio.Reader
 	bw        *bufio.Writer
 
@@ -49,7 +50,7 @@ type session struct {
 // under a fresh write deadline, never the read deadline that just expired.
 func newSession(s *Server, c *listen.Conn, lc Listener) *session {
 	ip := listen.RemoteIP(c)
-	return &session{srv: s, cfg: s.cfg.Load(), lc: lc, conn: c, ip: ip, start: time.Now()}
+	return &session{srv: s, cfg: s.cfg.Load(), lc: lc, conn: c, tcp: c, ip: ip, start: time.Now()}
 }
 
 func (ss *session) ok(format string, a ...any) {

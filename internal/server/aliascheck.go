@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/tlsmail/tlsmail/internal/auth"
@@ -62,10 +63,48 @@ func aliasWarnings(cfg *config.Config, users *auth.Users, rt *route.Router) []st
 	if pm := rt.Postmaster(); !known("postmaster") {
 		out = append(out, fmt.Sprintf("warning: %s is no local user or alias (add `postmaster = \"USER\"` to [aliases]); double-bounce notices will be kept in the queue's hold/ directory instead of being delivered", pm))
 	}
+	out = append(out, quotaWarnings(cfg, users)...)
 	for _, n := range users.Names() {
 		if _, d := auth.SplitName(n); d != "" && !rt.IsLocalDomain(d) {
 			out = append(out, fmt.Sprintf("warning: user %s: %s is not in local_domains; mail to the user would be relayed or refused", n, d))
 		}
 	}
 	return out
+}
+
+// quotaWarnings names [quota.user] entries for which the users file has
+// no user: the override applies to no mailbox (quotas are looked up by
+// the user a recipient resolves to, never by an alias, and in a virtual
+// domain by the qualified name). Each names the file and line.
+func quotaWarnings(cfg *config.Config, users *auth.Users) []string {
+	var out []string
+	for _, name := range sortedKeys(cfg.Quota.User) {
+		if users.Exists(name) {
+			continue
+		}
+		msg := fmt.Sprintf("warning: quota.user %q: no such user in %s; the override applies to no mailbox (name a user as `tlsmail user list` shows it)", name, cfg.Path(cfg.UsersFile))
+		out = append(out, quotaUserAt(cfg, msg, name).Error())
+	}
+	return out
+}
+
+// quotaUserAt is msg at the line of name's [quota.user] entry: its own
+// [quota.user.NAME] table, or its NAME = { … } line.
+func quotaUserAt(cfg *config.Config, msg, name string) *config.Error {
+	for _, h := range []string{name, strconv.Quote(name)} {
+		if e := cfg.ErrorAt(msg, "quota.user."+h, "storage"); e.Line != 0 {
+			return e
+		}
+	}
+	return cfg.ErrorAt(msg, "quota", "user", name)
+}
+
+// sortedKeys are m's keys in order.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

@@ -112,3 +112,45 @@ auth = "none"
 		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// A [quota.user] override for a name the users file does not have applies
+// to no mailbox (a bare name in a virtual domain, a typo, an alias): a
+// warning naming the file, line and name, in both TOML forms.
+func TestQuotaWarningsNameUnknownUsers(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "tlsmail.toml")
+	os.WriteFile(file, []byte(`local_domains = ["example.org"]
+[aliases]
+postmaster = "alice@example.org"
+[quota]
+storage = "1G"
+[quota.user]
+"alice@example.org" = { storage = "5G" }
+"Alice@Example.org" = { messages = 10 }
+alice = { storage = "2G" }
+postmaster = { storage = "0" }
+[quota.user."bob@example.org"]
+storage = "3G"
+[[listener]]
+address = "127.0.0.1:25"
+mode = "plain"
+auth = "none"
+`), 0o644)
+	cfg, err := config.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	users, _ := auth.LoadUsers(filepath.Join(dir, "users"))
+	h, _ := auth.HashPassword("correct horse")
+	users.Set("alice@example.org", h)
+	got := warnings(t, cfg, users)
+	usersFile := cfg.Path(cfg.UsersFile)
+	want := []string{
+		file + `:9: warning: quota.user "alice": no such user in ` + usersFile + `; the override applies to no mailbox (name a user as ` + "`tlsmail user list`" + ` shows it)`,
+		file + `:12: warning: quota.user "bob@example.org": no such user in ` + usersFile + `; the override applies to no mailbox (name a user as ` + "`tlsmail user list`" + ` shows it)`,
+		file + `:10: warning: quota.user "postmaster": no such user in ` + usersFile + `; the override applies to no mailbox (name a user as ` + "`tlsmail user list`" + ` shows it)`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

@@ -49,7 +49,7 @@ func Check(cfg *config.Config) (problems []error, warnings []string) {
 	} else if users != nil {
 		warnings = append(warnings, aliasWarnings(cfg, users, rt)...)
 	}
-	if (cfg.NeedsTLS() || cfg.TLS.ACME != nil) && !tlsBad {
+	if cfg.ServesTLS() && !tlsBad { // as serve: a TLS listener, [tls.acme], [web] or [admin]
 		settings := cfg.ServerTLS()
 		// With [tls.acme] the certificates come from the CA at run time,
 		// as in serve: files are optional then. Nothing is started here.

@@ -100,6 +100,14 @@ func (d *delivery) local(cfg *config.Config, env *queue.Envelope, i int, open fu
 	if !ok && !(env.Retry && alreadyStored(md, name)) {
 		return refused
 	}
+	// With a quota, the message is counted in maildirsize once it is
+	// stored (mailboxes.go); a recount meanwhile leaves it to this.
+	var stored bool
+	var size int64
+	if !q.IsZero() {
+		end := maildir.BeginStore(path, name)
+		defer func() { d.countQuota(end, path, stored, size) }()
+	}
 	rc, err := open()
 	if err != nil {
 		return queue.Outcome{Rcpt: i, Status: dstatus.Temp("4.3.0", "cannot read the queued message").WithDetail(err.Error())}
@@ -109,17 +117,15 @@ func (d *delivery) local(cfg *config.Config, env *queue.Envelope, i int, open fu
 	msg := &countingReader{r: io.MultiReader(strings.NewReader(head), maildir.LFReader(rc))}
 	if key, ok := d.batchKey(path); ok {
 		o := d.localBatched(md, key, name, user, i, msg, env.Retry)
-		d.countQuota(q, path, o, msg.n)
+		stored, size = o.Delivered, msg.n
 		return o
 	}
-	stored, err := md.Deliver(name, msg,
+	stored, err = md.Deliver(name, msg,
 		maildir.Options{MaybeDelivered: env.Retry, SyncDir: d.syncer.Sync, DeferDirSync: true})
 	if err != nil {
 		return queue.Outcome{Rcpt: i, Status: dstatus.Temp("4.3.0", "mailbox unavailable").WithDetail(err.Error())}
 	}
-	if stored {
-		d.countQuota(q, path, queue.Outcome{Delivered: true}, msg.n)
-	}
+	size = msg.n
 	// The name in new/ is durable only after new/ is fsynced; the queue
 	// waits for this ticket before it records the recipient as done, and
 	// the tickets of a batch of finished messages share one fsync. A copy

@@ -96,13 +96,10 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// countQuota adds a stored message of n bytes to the Maildir's
-// maildirsize when the mailbox has a quota.
-func (d *delivery) countQuota(q maildir.Quota, path string, o queue.Outcome, n int64) {
-	if q.IsZero() || !o.Delivered || n == 0 {
-		return
-	}
-	if err := maildir.AddUsage(path, n, 1); err != nil {
+// countQuota ends the quota's count of a message (maildir.BeginStore):
+// its n bytes are added to the Maildir's maildirsize if it was stored.
+func (d *delivery) countQuota(end func(int64, bool) error, path string, stored bool, n int64) {
+	if err := end(n, stored); err != nil {
 		d.log.Warn("quota: cannot count a delivery (recalculated later)", "maildir", path, "err", err)
 	}
 }

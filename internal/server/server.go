@@ -180,7 +180,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	if cfg.NeedsTLS() || acme != nil || cfg.Web.Address != "" || cfg.Admin != nil {
+	if cfg.ServesTLS() {
 		settings := cfg.ServerTLS()
 		settings.ACME = acme
 		if tlsSrv, err = tlsconf.NewServer(settings); err != nil {

@@ -108,8 +108,11 @@ func limits(cfg *Settings) listen.Limits {
 func (s *Server) Shutdown(ctx context.Context) {
 	s.sessions.Close((*session).stopWhenIdle)
 	listen.Drain(ctx, s.sessions.Len)
-	// Whatever is still busy when ctx ends is cut off.
-	s.sessions.Each(func(ss *session) { ss.conn.Close() })
+	// Whatever is still busy when ctx ends is cut off, through the
+	// connection the session has had since accept: ss.conn is the
+	// session goroutine's own (STARTTLS replaces it), read here it would
+	// race with the handshake.
+	s.sessions.Each(func(ss *session) { ss.raw.Close() })
 }
 
 func remoteIP(c net.Conn) string { return listen.RemoteIP(c) }

@@ -25,9 +25,9 @@ type session struct {
 	srv  *Server
 	cfg  *Settings // the settings when the session started
 	lc   Listener
-	raw  net.Conn     // the TCP connection
-	tc   *timeoutConn // raw with per-read timeouts
-	conn net.Conn     // tc, or the TLS connection over it
+	raw  net.Conn     // the TCP connection; set once, Shutdown closes it
+	tc   *timeoutConn // raw with per-read timeouts; set once
+	conn net.Conn     // tc, or the TLS connection over it: the session goroutine's alone
 	br   *bufio.Reader
 	out  []byte // replies not yet written
 

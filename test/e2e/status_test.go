@@ -15,8 +15,9 @@ import (
 // TestStatusCommand: `tlsmail status` asks the running server over its
 // control socket: version, listeners with their modes, the certificate in
 // use with its days left, the queue (one deferred message) and the record
-// store, in text and JSON; exit 1 with one line when no server runs, exit
-// 2 when a certificate has less than 7 days left.
+// store, in text and JSON; exit 1 with one line when no server runs (and
+// with --json one object saying "running": false), exit 2 when a
+// certificate has less than 7 days left.
 func TestStatusCommand(t *testing.T) {
 	deadPort := testpeer.FreePort(t)
 	m := newMailServer(t, fmt.Sprintf("[queue]\nfirst_retry = \"1h\"\n[transport]\n\"dead.test\" = \"127.0.0.1:%d\"\n", deadPort))
@@ -24,6 +25,14 @@ func TestStatusCommand(t *testing.T) {
 	out, errs, code := runTlsmail(t, nil, "", "status", "--config", m.config)
 	if code != 1 || strings.Count(strings.TrimSpace(errs), "\n") != 0 || !strings.Contains(errs, "no server is running") || out != "" {
 		t.Fatalf("status without a server: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	out, _, code = runTlsmail(t, nil, "", "status", "--json", "--config", m.config)
+	var down struct {
+		Running *bool  `json:"running"`
+		Error   string `json:"error"`
+	}
+	if err := json.Unmarshal([]byte(out), &down); err != nil || code != 1 || down.Running == nil || *down.Running || !strings.Contains(down.Error, "no server is running") {
+		t.Fatalf("status --json without a server: exit %d, %v, %+v\n%s", code, err, down, out)
 	}
 
 	m.start(t)
@@ -52,6 +61,7 @@ func TestStatusCommand(t *testing.T) {
 
 	out, _, code = runTlsmail(t, nil, "", "status", "--json", "--config", m.config)
 	var st struct {
+		Running   bool   `json:"running"`
 		Version   string `json:"version"`
 		PID       int    `json:"pid"`
 		Listeners []struct {
@@ -74,7 +84,7 @@ func TestStatusCommand(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &st); err != nil || code != 0 {
 		t.Fatalf("status --json: exit %d, %v\n%s", code, err, out)
 	}
-	if st.Version == "" || st.PID == 0 || len(st.Listeners) != 5 || st.Listeners[0].Name != "mx" || st.Listeners[0].Mode != "starttls" ||
+	if !st.Running || st.Version == "" || st.PID == 0 || len(st.Listeners) != 5 || st.Listeners[0].Name != "mx" || st.Listeners[0].Mode != "starttls" ||
 		len(st.Certificates) != 1 || st.Certificates[0].Source != "file" || st.Certificates[0].DaysLeft < 800 ||
 		st.Queue.Deferred != 1 || st.Queue.Active != 0 || st.Queue.OldestAgeSeconds == nil || !st.Records.Enabled {
 		t.Errorf("status --json: %+v\n%s", st, out)
