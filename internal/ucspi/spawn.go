@@ -32,7 +32,7 @@ func newBaseEnv(env []string) *baseEnv {
 	vars, _ := dedupEnv(env)
 	b := &baseEnv{vars: vars, index: make(map[string]int, len(vars))}
 	for i, kv := range vars {
-		if k, _, ok := strings.Cut(kv, "="); ok {
+		if k, ok := envKey(kv); ok {
 			b.index[k] = i
 		}
 	}
@@ -49,7 +49,7 @@ func (b *baseEnv) with(extra []string) ([]string, error) {
 	}
 	var drop []bool
 	for _, kv := range extra {
-		k, _, ok := strings.Cut(kv, "=")
+		k, ok := envKey(kv)
 		if !ok {
 			continue
 		}
@@ -84,17 +84,13 @@ func dedupEnv(env []string) ([]string, error) {
 		if strings.IndexByte(kv, 0) >= 0 {
 			return nil, errors.New("exec: environment variable contains NUL")
 		}
-		i := strings.Index(kv, "=")
-		if i == 0 {
-			i = strings.Index(kv[1:], "=") + 1
-		}
-		if i < 0 {
+		k, ok := envKey(kv)
+		if !ok {
 			if kv != "" {
 				out = append(out, kv)
 			}
 			continue
 		}
-		k := kv[:i]
 		if seen != nil {
 			if seen[k] {
 				continue
@@ -119,6 +115,19 @@ func dedupEnv(env []string) ([]string, error) {
 		out[i], out[j] = out[j], out[i]
 	}
 	return out, nil
+}
+
+// envKey is the name of NAME=value as os/exec sees it (a leading '=' is
+// part of the name); ok is false for an entry without '='.
+func envKey(kv string) (string, bool) {
+	i := strings.Index(kv, "=")
+	if i == 0 {
+		i = strings.Index(kv[1:], "=") + 1
+	}
+	if i < 0 {
+		return "", false
+	}
+	return kv[:i], true
 }
 
 // program is a started program.
