@@ -36,6 +36,13 @@ func LogDiscarded(log *slog.Logger, verb, listener, client string, n int) {
 // logged ("tls handshake failed") with what the client offered in its
 // ClientHello, which is also returned for the session's own log line; the
 // ClientHello is described only when the handshake fails.
+//
+// The handshake runs on a goroutine of its own, which ends with it: the
+// key exchange and signature need a deep stack (16-32 KiB), and a
+// goroutine's stack keeps its largest size until a garbage collection
+// finds it mostly unused, so on the session's goroutine every idle
+// connection would hold one. Ended goroutines' stacks are reused by the
+// next handshakes instead.
 func Handshake(ctx context.Context, c net.Conn, cfg *tls.Config, log *slog.Logger, listener, client string) (tc *tls.Conn, offered string, err error) {
 	cfg = cfg.Clone()
 	var hello *tls.ClientHelloInfo
@@ -48,9 +55,17 @@ func Handshake(ctx context.Context, c net.Conn, cfg *tls.Config, log *slog.Logge
 		return nil, nil
 	}
 	tc = tls.Server(c, cfg)
-	if err := tc.HandshakeContext(ctx); err != nil {
-		if hello != nil {
-			offered = DescribeHello(hello)
+	done := make(chan error, 1)
+	go func() { done <- tc.HandshakeContext(ctx) }()
+	err = <-done
+	h := hello
+	// The connection keeps cfg, and through this closure the ClientHello
+	// (with its copy of the client's key shares, >1 KiB with ML-KEM),
+	// which is not needed once the handshake is over.
+	hello = nil
+	if err != nil {
+		if h != nil {
+			offered = DescribeHello(h)
 		}
 		log.Warn("tls handshake failed", "listener", listener, "client", client, "err", err, "client_offered", offered)
 		return nil, offered, err

@@ -35,6 +35,9 @@ type Server struct {
 	records records.Hook // the TLS record store, if any (records.go)
 
 	sessions listen.Sessions[*session]
+	// readersHeld counts the pooled command readers sessions hold
+	// (reader.go); idle TLS sessions hold none.
+	readersHeld atomic.Int64
 }
 
 // New makes a server with settings cfg. tls may be nil if every listener

@@ -25,11 +25,13 @@ type session struct {
 	srv  *Server
 	cfg  *Settings // the settings when the session started
 	lc   Listener
-	raw  net.Conn     // the TCP connection; set once, Shutdown closes it
-	tc   *timeoutConn // raw with per-read timeouts; set once
-	conn net.Conn     // tc, or the TLS connection over it: the session goroutine's alone
-	br   *bufio.Reader
-	out  []byte // replies not yet written
+	raw  net.Conn      // the TCP connection; set once, Shutdown closes it
+	tc   *timeoutConn  // raw with per-read timeouts; set once
+	conn net.Conn      // tc, or the TLS connection over it: the session goroutine's alone
+	br   *bufio.Reader // from readerPool; nil while a TLS session waits (reader.go)
+	out  []byte        // replies not yet written
+
+	pending resumeReader // the byte that ended an idle wait (reader.go)
 
 	ip    string
 	rdns  string
@@ -93,6 +95,7 @@ func (ss *session) run() {
 			_ = tc.Close()
 		}
 		ss.raw.Close()
+		ss.putReader()
 	}()
 	timer := time.AfterFunc(ss.cfg.Limits.SessionTimeout, func() { ss.raw.Close() })
 	defer timer.Stop()
@@ -119,16 +122,20 @@ func lookupRDNS(ip string) string {
 
 // loop runs the session and returns how it ended, for the log.
 func (ss *session) loop() string {
-	ss.br = bufio.NewReaderSize(ss.conn, 4096)
 	if ss.lc.Mode == listen.Implicit {
 		if err := ss.handshake(); err != nil {
 			return "tls handshake failed: " + err.Error()
 		}
+	} else {
+		ss.br = ss.getReader(ss.conn)
 	}
 	ss.reply(smtpwire.R(220, "", "%s ESMTP tlsmail", ss.cfg.Hostname))
 	first := true
 	for {
-		if ss.br.Buffered() == 0 {
+		if ss.br == nil || ss.br.Buffered() == 0 {
+			// Before the flush, so a client that has the reply finds
+			// the reader released (TestIdleTLSSessionHoldsNoReader).
+			ss.releaseReader()
 			if err := ss.flush(); err != nil {
 				return "write error: " + err.Error()
 			}
@@ -149,8 +156,11 @@ func (ss *session) loop() string {
 				return "tls on plaintext port"
 			}
 		}
-		// A failed Peek is the answer: reading again would wait a second
-		// timeout (an idle client was kept twice command_timeout).
+		// A failed Peek or wait is the answer: reading again would wait a
+		// second timeout (an idle client was kept twice command_timeout).
+		if err == nil && ss.br == nil {
+			err = ss.resume()
+		}
 		if err == nil {
 			line, err = smtpwire.ReadLine(ss.br, ss.cfg.Limits.CommandLine)
 		}
@@ -353,9 +363,10 @@ func (ss *session) handshake() error {
 		return err
 	}
 	ss.conn = tconn
-	// A fresh reader: nothing read before the handshake (plaintext after
-	// STARTTLS) can be read as if it came over TLS.
-	ss.br = bufio.NewReaderSize(tconn, 4096)
+	// A fresh reader (taken when the first command comes): nothing read
+	// before the handshake (plaintext after STARTTLS) can be read as if
+	// it came over TLS.
+	ss.putReader()
 	ss.tls = ss.srv.tls.State(tconn.ConnectionState())
 	return nil
 }

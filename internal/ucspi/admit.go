@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 )
@@ -56,7 +55,9 @@ func (s *Server) admit(c net.Conn) (*peer, bool) {
 		remoteInfo = info
 	}
 	localHost := s.o.LocalHost
-	p.ident = fmt.Sprintf("%s:%s:%d %s:%s:%s:%d", logField(localHost), localIP, local.Port, logField(p.remoteHost), remoteIP, logField(remoteInfo), remote.Port)
+	if s.o.Verbosity >= 1 { // only logged; -q builds no log line
+		p.ident = fmt.Sprintf("%s:%s:%d %s:%s:%s:%d", logField(localHost), localIP, local.Port, logField(p.remoteHost), remoteIP, logField(remoteInfo), remote.Port)
+	}
 	if s.o.Rules != "" && !ipAllowed {
 		d, err := s.rules(s.o.Rules, remote.IP, p.remoteHost, remoteInfo)
 		if err != nil {
@@ -83,7 +84,9 @@ func (s *Server) admit(c net.Conn) (*peer, bool) {
 		}
 	}
 
-	env := append(os.Environ(), p.ruleEnv...)
+	// The program's variables; Server.start adds this process's
+	// environment under them.
+	env := append(make([]string, 0, len(p.ruleEnv)+16), p.ruleEnv...)
 	set := func(k, v string) { env = append(env, k+"="+v) }
 	proto := "TLS"
 	if s.o.TCPEnv {

@@ -113,9 +113,11 @@ func RunClient(o ClientOptions) (int, error) {
 		return 111, err
 	}
 	defer devnull.Close()
-	cmd.ExtraFiles = []*os.File{devnull, devnull, devnull, pp.progIn, pp.progOut}
+	in, out := pp.childFiles()
+	cmd.ExtraFiles = []*os.File{devnull, devnull, devnull, in, out}
 	err = cmd.Start()
-	pp.closeChild()
+	in.Close()
+	out.Close()
 	if err != nil {
 		return 111, &Failure{111, fmt.Sprintf("fatal: unable to run %s: %v", o.Prog[0], err)}
 	}
@@ -323,9 +325,12 @@ func runClientDelayed(o ClientOptions, lg *log.Logger, conn net.Conn, env []stri
 	cmd := exec.Command(o.Prog[0], o.Prog[1:]...)
 	cmd.Env = append(env, controlEnv()...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.ExtraFiles = append(t.child(), sock, sock)
+	files := t.childFiles()
+	cmd.ExtraFiles = append(files, sock, sock)
 	err = cmd.Start()
-	t.closeChild()
+	for _, f := range files {
+		f.Close()
+	}
 	sock.Close()
 	if err != nil {
 		return 111, &Failure{111, fmt.Sprintf("fatal: unable to run %s: %v", o.Prog[0], err)}

@@ -4,7 +4,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"strings"
 	"syscall"
 
@@ -49,7 +48,16 @@ func newTLSControl() (*tlsControl, error) {
 }
 
 // child is the program's descriptors 3, 4 and 5.
-func (t *tlsControl) child() []*os.File { return []*os.File{t.ctlChild, t.progIn, t.progOut} }
+func (t *tlsControl) child() []uintptr {
+	return []uintptr{t.ctlChild.Fd(), uintptr(t.progIn), uintptr(t.progOut)}
+}
+
+// childFiles is child as files, for os/exec (sslclient), which the
+// caller closes.
+func (t *tlsControl) childFiles() []*os.File {
+	in, out := t.plainPipes.childFiles()
+	return []*os.File{t.ctlChild, in, out}
+}
 
 // closeChild closes the program's ends once it runs (or failed to start).
 func (t *tlsControl) closeChild() {
@@ -133,19 +141,12 @@ func (s *Server) runDelayed(c net.Conn, env []string, srv *tlsconf.Server, remot
 		return
 	}
 	defer t.close()
-	cmd := exec.Command(s.o.Prog[0], s.o.Prog[1:]...)
-	cmd.ExtraFiles = t.child()
-	cmd.Env = append(env, controlEnv()...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = sock, sock, os.Stderr
-	err = cmd.Start()
+	cmd, err := s.start(append(env, controlEnv()...), append([]uintptr{sock.Fd(), sock.Fd(), 2}, t.child()...))
 	t.closeChild()
-	cmd.Env = nil // the program has it; see Server.run
 	if err != nil {
-		s.logf(1, "warning: unable to run %s: %v", s.o.Prog[0], err)
 		return
 	}
-	s.started(cmd)
-	s.logf(2, "pid %d from %s", cmd.Process.Pid, addrIP(c.RemoteAddr()))
+	s.logf(2, "pid %d from %s", cmd.pid, addrIP(c.RemoteAddr()))
 	if s.o.Banner != "" {
 		_, _ = io.WriteString(sock, s.o.Banner)
 	}
@@ -165,14 +166,14 @@ func (s *Server) runDelayed(c net.Conn, env []string, srv *tlsconf.Server, remot
 			s.logf(1, "warning: %v", err)
 			return
 		}
-		tconn, st, reason := s.acceptTLS(c, srv, remoteHost)
+		tconn, st, reason := s.acceptTLS(c, srv, remoteHost, cmdByte == 'Y' || s.o.Verbosity >= 3)
 		if reason != "" {
 			// The program is told (EOF on its control socket) and
 			// terminated, as sslserver does.
 			s.logf(1, "warning: dropping SSL connection, %s", reason)
 			c.Close()
 			t.close()
-			_ = cmd.Process.Signal(syscall.SIGTERM)
+			cmd.signal(syscall.SIGTERM)
 			return
 		}
 		if cmdByte == 'Y' {
@@ -183,17 +184,17 @@ func (s *Server) runDelayed(c net.Conn, env []string, srv *tlsconf.Server, remot
 		s.logAccept(cmdByte == 'Y', st)
 		ok, wait := s.bufs.relay(tconn, s.o.IdleTimeout, t.toProg, t.fromProg)
 		if !ok {
-			_ = cmd.Process.Signal(syscall.SIGTERM)
+			cmd.signal(syscall.SIGTERM)
 		}
 		waitIn = wait
 	}()
 	// The program is gone: end the wait for its control byte (one it
 	// wrote before exiting still starts TLS), let its last words and
 	// close_notify go out, then end the connection.
-	err = waitProgram(cmd)
+	status := cmd.wait()
 	t.programGone()
 	<-relayed
 	c.Close()
 	waitIn()
-	s.ended(cmd, err)
+	s.ended(cmd, status)
 }

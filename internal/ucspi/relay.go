@@ -194,7 +194,7 @@ func (r *relayBuffers) fromProgram(dst io.Writer, src *os.File, act *activity, s
 // progOut the relay reads from fromProg.
 type plainPipes struct {
 	toProg, fromProg *os.File // ours
-	progIn, progOut  *os.File // the program's
+	progIn, progOut  int      // the program's (never in the poller)
 }
 
 func newPlainPipes() (*plainPipes, error) {
@@ -204,7 +204,7 @@ func newPlainPipes() (*plainPipes, error) {
 	}
 	progOut, fromProg, err := programPipe(true)
 	if err != nil {
-		progIn.Close()
+		unix.Close(progIn)
 		toProg.Close()
 		return nil, err
 	}
@@ -217,11 +217,13 @@ func newPlainPipes() (*plainPipes, error) {
 // both ends non-blocking and registers both with epoll, and starting the
 // program then makes its end blocking again and closing it deregisters
 // it: two system calls more a pipe, four a connection, for an end that is
-// only passed to exec and closed.
-func programPipe(weRead bool) (theirs, ours *os.File, err error) {
+// only passed to exec and closed. It stays a bare descriptor: an
+// *os.File would cost a system call (os.NewFile asks whether it blocks)
+// and a cleanup for nothing.
+func programPipe(weRead bool) (theirs int, ours *os.File, err error) {
 	var p [2]int
 	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
-		return nil, nil, os.NewSyscallError("pipe2", err)
+		return -1, nil, os.NewSyscallError("pipe2", err)
 	}
 	o, t := p[1], p[0]
 	if weRead {
@@ -230,15 +232,26 @@ func programPipe(weRead bool) (theirs, ours *os.File, err error) {
 	if err := unix.SetNonblock(o, true); err != nil {
 		unix.Close(o)
 		unix.Close(t)
-		return nil, nil, os.NewSyscallError("fcntl", err)
+		return -1, nil, os.NewSyscallError("fcntl", err)
 	}
-	return os.NewFile(uintptr(t), "|program"), os.NewFile(uintptr(o), "|relay"), nil
+	return t, os.NewFile(uintptr(o), "|relay"), nil
 }
 
 // closeChild closes the program's ends once it runs (or failed to start).
 func (p *plainPipes) closeChild() {
-	p.progIn.Close()
-	p.progOut.Close()
+	if p.progIn >= 0 {
+		unix.Close(p.progIn)
+		unix.Close(p.progOut)
+		p.progIn, p.progOut = -1, -1
+	}
+}
+
+// childFiles hands the program's ends over as files, for os/exec
+// (sslclient); closeChild then leaves them to the caller.
+func (p *plainPipes) childFiles() (in, out *os.File) {
+	in, out = os.NewFile(uintptr(p.progIn), "|program"), os.NewFile(uintptr(p.progOut), "|program")
+	p.progIn, p.progOut = -1, -1
+	return in, out
 }
 
 // close closes our ends; the program sees EOF and EPIPE.

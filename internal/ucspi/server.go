@@ -8,7 +8,6 @@ import (
 	"log"
 	"net"
 	"os"
-	"os/exec"
 	"sync"
 	"syscall"
 	"time"
@@ -72,18 +71,19 @@ type Server struct {
 	pid  int // this process, the PID of UCSPI-SSL's ok/deny/ssl lines
 	log  *log.Logger
 	bufs *relayBuffers
+	env  *baseEnv // this process's environment, the base of every program's (spawn.go)
 
 	mu       sync.Mutex
 	variants map[tlsVariant]*tlsconf.Server
 	active   int
-	programs map[*os.Process]struct{} // running programs, for shutdown
+	programs map[*program]struct{} // running programs, for shutdown
 	perIP    map[string]int
 	cond     *sync.Cond
 }
 
 // NewServer makes a server.
 func NewServer(o ServerOptions) *Server {
-	s := &Server{o: o, pid: os.Getpid(), log: log.New(o.Log, "sslserver: ", 0), perIP: map[string]int{}, programs: map[*os.Process]struct{}{}, variants: map[tlsVariant]*tlsconf.Server{}, bufs: newRelayBuffers()}
+	s := &Server{o: o, pid: os.Getpid(), log: log.New(o.Log, "sslserver: ", 0), perIP: map[string]int{}, programs: map[*program]struct{}{}, variants: map[tlsVariant]*tlsconf.Server{}, bufs: newRelayBuffers(), env: newBaseEnv(os.Environ())}
 	s.cond = sync.NewCond(&s.mu)
 	return s
 }
@@ -223,7 +223,7 @@ func (s *Server) handle(c net.Conn) {
 	set("SSLREADFD", "0")
 	set("SSLWRITEFD", "1")
 
-	tconn, st, reason := s.acceptTLS(c, srv, p.remoteHost)
+	tconn, st, reason := s.acceptTLS(c, srv, p.remoteHost, s.o.SSLEnv || s.o.Verbosity >= 3)
 	if reason != "" {
 		s.logf(1, "warning: dropping SSL connection, %s", reason)
 		return
@@ -258,28 +258,21 @@ func (s *Server) rules(path string, ip net.IP, host, info string) (Decision, err
 // TLS connection: EOF from the program sends close_notify; close_notify
 // from the peer closes the program's input.
 func (s *Server) run(tconn *tls.Conn, env []string) {
-	cmd := exec.Command(s.o.Prog[0], s.o.Prog[1:]...)
-	cmd.Env = env
-	cmd.Stderr = os.Stderr
 	pp, err := newPlainPipes()
 	if err != nil {
 		s.logf(1, "warning: %v", err)
 		return
 	}
 	defer pp.close()
-	cmd.Stdin, cmd.Stdout = pp.progIn, pp.progOut
-	err = cmd.Start()
+	// The environment is the program's once it runs; an idle connection
+	// does not keep this copy (some 1-5 KiB: this process's environment
+	// and the TCP/SSL variables) for as long as it lasts.
+	cmd, err := s.start(env, []uintptr{uintptr(pp.progIn), uintptr(pp.progOut), 2})
 	pp.closeChild()
-	// The environment is the program's now; an idle connection need not
-	// keep this copy (some 1-5 KiB: this process's environment and the
-	// TCP/SSL variables) for as long as it lasts.
-	cmd.Env = nil
 	if err != nil {
-		s.logf(1, "warning: unable to run %s: %v", s.o.Prog[0], err)
 		return
 	}
-	s.started(cmd)
-	s.logf(2, "pid %d from %s", cmd.Process.Pid, addrIP(tconn.RemoteAddr()))
+	s.logf(2, "pid %d from %s", cmd.pid, addrIP(tconn.RemoteAddr()))
 	if s.o.Banner != "" {
 		_, _ = io.WriteString(tconn, s.o.Banner)
 	}
@@ -289,7 +282,7 @@ func (s *Server) run(tconn *tls.Conn, env []string) {
 		// The peer is gone or nothing moved for -w: the program gets
 		// SIGTERM, as from sslserver's TLS handler, and is reaped in the
 		// background so one that ignores it does not hold its -c slot.
-		_ = cmd.Process.Signal(syscall.SIGTERM)
+		cmd.signal(syscall.SIGTERM)
 		wait()
 		go s.reap(cmd)
 		return
@@ -297,8 +290,8 @@ func (s *Server) run(tconn *tls.Conn, env []string) {
 	// The program closed its output; it normally exits with it. One that
 	// keeps running gets -w seconds, then SIGTERM (fehcom's handler sends
 	// it at once), so it cannot hold its -c slot for good.
-	if !awaitExit(cmd, s.o.IdleTimeout) {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
+	if !cmd.awaitExit(s.o.IdleTimeout) {
+		cmd.signal(syscall.SIGTERM)
 		tconn.Close()
 		wait()
 		go s.reap(cmd)
@@ -309,15 +302,23 @@ func (s *Server) run(tconn *tls.Conn, env []string) {
 	wait()
 }
 
-// reap waits for the program and logs its end.
-func (s *Server) reap(cmd *exec.Cmd) {
-	s.ended(cmd, waitProgram(cmd))
+// start starts the program with env added to this process's
+// environment and files as its descriptors 0, 1, 2, ...; a failure is
+// logged.
+func (s *Server) start(env []string, files []uintptr) (*program, error) {
+	env, err := s.env.with(env)
+	if err == nil {
+		var cmd *program
+		if cmd, err = startProgram(s.o.Prog, env, files); err == nil {
+			s.started(cmd)
+			return cmd, nil
+		}
+	}
+	s.logf(1, "warning: unable to run %s: %v", s.o.Prog[0], err)
+	return nil, err
 }
 
-// waitStatus is the raw wait status sslserver logs (0 for a clean exit).
-func waitStatus(err error) int {
-	if ee, ok := err.(*exec.ExitError); ok {
-		return int(ee.Sys().(syscall.WaitStatus))
-	}
-	return 0
+// reap waits for the program and logs its end.
+func (s *Server) reap(cmd *program) {
+	s.ended(cmd, cmd.wait())
 }

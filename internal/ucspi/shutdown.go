@@ -1,8 +1,6 @@
 package ucspi
 
 import (
-	"os"
-	"os/exec"
 	"syscall"
 	"time"
 )
@@ -15,19 +13,19 @@ import (
 // SIGTERM to the program.
 
 // started records a running program, for drain.
-func (s *Server) started(cmd *exec.Cmd) {
+func (s *Server) started(cmd *program) {
 	s.mu.Lock()
-	s.programs[cmd.Process] = struct{}{}
+	s.programs[cmd] = struct{}{}
 	s.mu.Unlock()
 }
 
 // ended forgets a program that has been waited for and logs UCSPI-SSL's
 // "end PID status WSTAT" (the raw wait status).
-func (s *Server) ended(cmd *exec.Cmd, err error) {
+func (s *Server) ended(cmd *program, status syscall.WaitStatus) {
 	s.mu.Lock()
-	delete(s.programs, cmd.Process)
+	delete(s.programs, cmd)
 	s.mu.Unlock()
-	s.logf(2, "end %d status %d", cmd.Process.Pid, waitStatus(err))
+	s.logf(2, "end %d status %d", cmd.pid, int(status))
 }
 
 // drain waits until no connection is active or ShutdownGrace has passed,
@@ -46,7 +44,7 @@ func (s *Server) drain() {
 		s.cond.Wait()
 	}
 	active := s.active
-	var programs []*os.Process
+	var programs []*program
 	for p := range s.programs {
 		programs = append(programs, p)
 	}
@@ -55,6 +53,6 @@ func (s *Server) drain() {
 		s.logf(1, "warning: shutting down: ending %d connections still running after %v", active, s.o.ShutdownGrace)
 	}
 	for _, p := range programs {
-		_ = p.Signal(syscall.SIGTERM)
+		p.signal(syscall.SIGTERM)
 	}
 }

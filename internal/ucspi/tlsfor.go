@@ -1,12 +1,12 @@
 package ucspi
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/tlsmail/tlsmail/internal/tlsconf"
 	"github.com/tlsmail/tlsmail/tlsinfo"
@@ -103,14 +103,24 @@ func (s *Server) checkCRL() error {
 
 // acceptTLS runs the server handshake on c within -T and checks the
 // client's certificate. A failure comes back as the reason sslserver logs
-// when it drops the connection.
-func (s *Server) acceptTLS(c net.Conn, srv *tlsconf.Server, remoteHost string) (*tls.Conn, tlsinfo.State, string) {
+// when it drops the connection. The state is described only if needed
+// (withState: the program's environment, the -V log line) or a client
+// certificate is to be checked.
+//
+// -T is a deadline on c, which bounds the whole handshake as a context
+// would without the goroutine, timer and context crypto/tls spends on
+// one; the relay sets its own deadlines afterwards.
+func (s *Server) acceptTLS(c net.Conn, srv *tlsconf.Server, remoteHost string, withState bool) (*tls.Conn, tlsinfo.State, string) {
 	tconn := tls.Server(&batchConn{Conn: c}, srv.Config())
-	ctx, cancel := context.WithTimeout(context.Background(), s.o.HandshakeTimeout)
-	err := tconn.HandshakeContext(ctx)
-	cancel()
+	_ = c.SetDeadline(time.Now().Add(s.o.HandshakeTimeout))
+	err := tconn.Handshake()
+	_ = c.SetDeadline(time.Time{})
 	if err != nil {
 		return nil, tlsinfo.State{}, "unable to accept SSL: " + err.Error()
+	}
+	check := srv.Config().ClientAuth == tls.RequireAndVerifyClientCert
+	if !withState && !check {
+		return tconn, tlsinfo.State{}, ""
 	}
 	st := srv.State(tconn.ConnectionState())
 	return tconn, st, s.checkClientCert(srv, st, remoteHost)
