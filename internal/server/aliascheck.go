@@ -2,6 +2,8 @@ package server
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -78,7 +80,7 @@ func aliasWarnings(cfg *config.Config, users *auth.Users, rt *route.Router) []st
 // domain by the qualified name). Each names the file and line.
 func quotaWarnings(cfg *config.Config, users *auth.Users) []string {
 	var out []string
-	for _, name := range sortedKeys(cfg.Quota.User) {
+	for _, name := range slices.Sorted(maps.Keys(cfg.Quota.User)) {
 		if users.Exists(name) {
 			continue
 		}
@@ -97,14 +99,4 @@ func quotaUserAt(cfg *config.Config, msg, name string) *config.Error {
 		}
 	}
 	return cfg.ErrorAt(msg, "quota", "user", name)
-}
-
-// sortedKeys are m's keys in order.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
