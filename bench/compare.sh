@@ -78,30 +78,8 @@ T="$work/tlsmail"
 
 # --- tlsmail -----------------------------------------------------------
 data="$work/tlsmail-data"
-mkdir -p "$data"
-"$T" cert new-ca --out "$data/tls" >/dev/null
-"$T" cert issue --ca "$data/tls" --host localhost,127.0.0.1 --out "$data/tls/server" >/dev/null
 tport=$(freeport)
-cat > "$data/tlsmail.toml" <<EOF
-hostname = "tlsmail.bench.test"
-data_dir = "$data"
-local_domains = ["bench.test"]
-log_level = "warn"
-[aliases]
-sink = "bench"
-[tls]
-cert = "tls/server.pem"
-key = "tls/server.key"
-[limits]
-connections = 2000
-connections_per_ip = 2000
-[[listener]]
-name = "mx"
-address = "127.0.0.1:$tport"
-mode = "starttls"
-auth = "none"
-EOF
-echo "bench-password-123" | "$T" user add --config "$data/tlsmail.toml" bench >/dev/null
+bench_server_data "$T" "$data" "$tport" tlsmail.bench.test
 "$T" serve --config "$data/tlsmail.toml" 2> "$work/tlsmail.log" &
 tlsmail_pid=$!
 tlsmail_maildir="$data/mail/bench"

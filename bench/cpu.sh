@@ -29,30 +29,9 @@ trap cleanup EXIT
 (cd "$root" && go build -o "$work/smtpload" ./bench/smtpload && go build -o "$work/sink" ./bench/sink)
 if [ -n "${1:-}" ]; then T=$1; else (cd "$root" && go build -o "$work/tlsmail" ./cmd/tlsmail); T="$work/tlsmail"; fi
 
-data="$work/data"; mkdir -p "$data"
-"$T" cert new-ca --out "$data/tls" >/dev/null
-"$T" cert issue --ca "$data/tls" --host localhost,127.0.0.1 --out "$data/tls/server" >/dev/null
+data="$work/data"
 tport=$(freeport) sport=$(freeport)
-cat > "$data/tlsmail.toml" <<EOF
-hostname = "tlsmail.bench.test"
-data_dir = "$data"
-local_domains = ["bench.test"]
-log_level = "${LOG_LEVEL:-warn}"
-[aliases]
-sink = "bench"
-[tls]
-cert = "tls/server.pem"
-key = "tls/server.key"
-[limits]
-connections = 2000
-connections_per_ip = 2000
-[[listener]]
-name = "mx"
-address = "127.0.0.1:$tport"
-mode = "starttls"
-auth = "none"
-EOF
-echo "bench-password-123" | "$T" user add --config "$data/tlsmail.toml" bench >/dev/null
+bench_server_data "$T" "$data" "$tport" tlsmail.bench.test
 "$T" serve --config "$data/tlsmail.toml" 2> "$work/tlsmail.log" &
 tlsmail_pid=$!
 "$work/sink" -addr "127.0.0.1:$sport" -cert "$data/tls/server.pem" -key "$data/tls/server.key" 2> "$work/sink.log" &

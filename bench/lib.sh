@@ -49,3 +49,36 @@ settle() {
     a=$b
   done
 }
+
+# bench_server_data BIN DIR PORT HOSTNAME [TOML]: the data dir DIR of a
+# benchmark tlsmail server (compare.sh, cpu.sh, records.sh): a CA of its
+# own and a certificate for localhost, DIR/tlsmail.toml with one MX
+# listener on 127.0.0.1:PORT (STARTTLS, no AUTH), TOML (tables) inserted
+# before it, and the user "bench" (mail to sink@bench.test reaches it).
+bench_server_data() {
+  local t=$1 data=$2 port=$3 name=$4 extra=${5:-}
+  mkdir -p "$data"
+  "$t" cert new-ca --out "$data/tls" >/dev/null
+  "$t" cert issue --ca "$data/tls" --host localhost,127.0.0.1 --out "$data/tls/server" >/dev/null
+  cat > "$data/tlsmail.toml" <<EOF
+hostname = "$name"
+data_dir = "$data"
+local_domains = ["bench.test"]
+log_level = "${LOG_LEVEL:-warn}"
+[aliases]
+sink = "bench"
+[tls]
+cert = "tls/server.pem"
+key = "tls/server.key"
+[limits]
+connections = 2000
+connections_per_ip = 2000
+$extra
+[[listener]]
+name = "mx"
+address = "127.0.0.1:$port"
+mode = "starttls"
+auth = "none"
+EOF
+  echo "bench-password-123" | "$t" user add --config "$data/tlsmail.toml" bench >/dev/null
+}

@@ -37,33 +37,10 @@ echo "building..." >&2
 T="$work/tlsmail"
 for s in on off; do
   data="$work/$s"
-  mkdir -p "$data"
-  "$T" cert new-ca --out "$data/tls" >/dev/null
-  "$T" cert issue --ca "$data/tls" --host localhost,127.0.0.1 --out "$data/tls/server" >/dev/null
   port[$s]=$(freeport)
   enabled=true; [ "$s" = off ] && enabled=false
-  cat > "$data/tlsmail.toml" <<EOT
-hostname = "tlsmail-$s.bench.test"
-data_dir = "$data"
-local_domains = ["bench.test"]
-log_level = "warn"
-[aliases]
-sink = "bench"
-[tls]
-cert = "tls/server.pem"
-key = "tls/server.key"
-[limits]
-connections = 2000
-connections_per_ip = 2000
-[records]
-enabled = $enabled
-[[listener]]
-name = "mx"
-address = "127.0.0.1:${port[$s]}"
-mode = "starttls"
-auth = "none"
-EOT
-  echo "bench-password-123" | "$T" user add --config "$data/tlsmail.toml" bench >/dev/null
+  bench_server_data "$T" "$data" "${port[$s]}" "tlsmail-$s.bench.test" "[records]
+enabled = $enabled"
   "$T" serve --config "$data/tlsmail.toml" 2> "$work/$s.log" &
   pid[$s]=$!
   maildir[$s]="$data/mail/bench"
