@@ -171,6 +171,12 @@ func (ic *imapConn) Read(p []byte) (int, error) {
 			}
 			continue
 		}
+		if strings.HasPrefix(tag, "+") {
+			// No tag (RFC 9051 §9) though imapserver would take it: its
+			// tagged response would pass for a continuation request.
+			_ = ic.writeRaw("* BYE [CLIENTBUG] invalid tag\r\n")
+			return 0, errors.New("imap: a tag that starts with +")
+		}
 		answered, err := ic.intercept(tag, name)
 		if err != nil {
 			return 0, err

@@ -78,6 +78,10 @@ func TestPeekCommand(t *testing.T) {
 		{"\r\n", "", "", true},
 		{"* NOOP\r\n", "", "", true},
 		{strings.Repeat("a", maxPeek), "", "", true},
+		{"a log\u0131n x y\r\n", "a", "LOGIN", true},
+		{"\xa0 NOOP\r\n", "\xa0", "NOOP", true},
+		{"a+1 NOOP\r\n", "a+1", "NOOP", true},
+		{"a\x85 NOOP\r\n", "", "", true},
 	} {
 		tag, name, decided := peekCommand([]byte(tc.in))
 		if tag != tc.tag || name != tc.name || decided != tc.decided {
