@@ -336,14 +336,22 @@ var errMUTF7 = errors.New("imap: bad modified UTF-7 mailbox name")
 
 // decodeMailbox turns a mailbox name as sent into the name imapserver
 // hands the session: INBOX in any case is INBOX, others are modified
-// UTF-7 (imapserver v2.0.0-beta.8 decodes every name so).
+// UTF-7, UTF-8 taken as it is (imapserver v2.0.0-beta.8 decodes every
+// name so, utf7.Decode: an IMAP4rev2 or UTF8=ACCEPT client sends UTF-8).
 func decodeMailbox(s string) (string, error) {
 	if strings.EqualFold(s, "INBOX") {
 		return "INBOX", nil
 	}
+	if !utf8.ValidString(s) {
+		return "", errMUTF7
+	}
 	var sb strings.Builder
 	for i := 0; i < len(s); i++ {
 		c := s[i]
+		if c >= utf8.RuneSelf {
+			sb.WriteByte(c)
+			continue
+		}
 		if c < 0x20 || c > 0x7e {
 			return "", errMUTF7
 		}

@@ -93,7 +93,7 @@ func TestPeekCommand(t *testing.T) {
 func TestDecodeMailbox(t *testing.T) {
 	for in, want := range map[string]string{
 		"inbox": "INBOX", "Sent": "Sent", "a&-b": "a&b", "&AOQ-rger": "ärger", "&ZeVnLIqe-": "日本語",
-		"&AOQ": "", "&AEE-": "", "é": "", "&A-": "",
+		"&AOQ": "", "&AEE-": "", "é": "é", "Entwürfe": "Entwürfe", "\xff": "", "&A-": "",
 	} {
 		got, err := decodeMailbox(in)
 		if (err != nil) != (want == "") || got != want {
