@@ -79,10 +79,14 @@ type imapConn struct {
 	tlsTried atomic.Bool
 	tc       atomic.Pointer[tls.Conn] // after the handshake
 
-	wmu  sync.Mutex // writes: imapserver's (from IDLE's goroutine too) and imapConn's
-	tr   net.Conn   // the transport for writes
-	scan respScanner
-	out  []byte
+	wmu sync.Mutex // writes: imapserver's (from IDLE's goroutine too, and shutdown's BYE) and imapConn's
+	tr  net.Conn   // the transport for writes
+	// switching: STARTTLS's OK went out and TLS is not up yet; what
+	// imapserver writes then (shutdown's BYE) is dropped, not sent as
+	// plaintext into the client's handshake (the connection closes next).
+	switching bool
+	scan      respScanner
+	out       []byte
 }
 
 func (s *Server) newIMAPConn(g *guardConn, lc Listener, ip string) *imapConn {
@@ -96,7 +100,7 @@ func (s *Server) newIMAPConn(g *guardConn, lc Listener, ip string) *imapConn {
 // useTLS makes tc the transport.
 func (ic *imapConn) useTLS(tc *tls.Conn) {
 	ic.wmu.Lock()
-	ic.tr = tc
+	ic.tr, ic.switching = tc, false
 	ic.wmu.Unlock()
 	ic.rd = tc
 	ic.tc.Store(tc)
@@ -170,6 +174,12 @@ func (ic *imapConn) Read(p []byte) (int, error) {
 				return 0, err
 			}
 			continue
+		}
+		if strings.HasPrefix(tag, "+") {
+			// No tag (RFC 9051 §9) though imapserver would take it: its
+			// tagged response would pass for a continuation request.
+			_ = ic.writeRaw("* BYE [CLIENTBUG] invalid tag\r\n")
+			return 0, errors.New("imap: a tag that starts with +")
 		}
 		answered, err := ic.intercept(tag, name)
 		if err != nil {
@@ -276,6 +286,9 @@ func (ic *imapConn) writeRaw(s string) error {
 func (ic *imapConn) Write(p []byte) (int, error) {
 	ic.wmu.Lock()
 	defer ic.wmu.Unlock()
+	if ic.switching {
+		return len(p), nil
+	}
 	if ic.scan.lit >= int64(len(p)) {
 		// Inside a literal (a message body): no copy.
 		ic.scan.lit -= int64(len(p))
@@ -406,7 +419,11 @@ func (ic *imapConn) take(noSync bool) (cmd wireCmd, refusal string, err error) {
 // startTLS answers STARTTLS, drops the plaintext pipelined behind it and
 // runs the handshake.
 func (ic *imapConn) startTLS(tag string) error {
-	if err := ic.writeRaw(tag + " OK Begin TLS negotiation now\r\n"); err != nil {
+	ic.wmu.Lock()
+	_, err := io.WriteString(ic.tr, tag+" OK Begin TLS negotiation now\r\n")
+	ic.switching = true
+	ic.wmu.Unlock()
+	if err != nil {
 		return err
 	}
 	if n := len(ic.in); n > 0 {

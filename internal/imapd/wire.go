@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -64,15 +65,28 @@ func isAtomChar(c byte) bool {
 // isAStringChar is ASTRING-CHAR: ATOM-CHAR or resp-specials.
 func isAStringChar(c byte) bool { return isAtomChar(c) || c == ']' }
 
-// isTagChar is a tag's character: ASTRING-CHAR except "+".
-func isTagChar(c byte) bool { return isAStringChar(c) && c != '+' }
+// isCmdChar is a character of a tag or a command name as imapserver
+// reads them (imapwire.IsAtomChar: anything but the atom-specials and the
+// control characters, so "+" and the octets 0xa0-0xff too). The tag and
+// name imapConn finds must be the ones imapserver finds, or it would
+// wait for a tagged response that never comes and look at no command
+// again, and a name imapserver upper-cases to LOGIN or AUTHENTICATE
+// ("log\u0131n") must be one imapConn refuses before TLS.
+func isCmdChar(c byte) bool {
+	switch c {
+	case '(', ')', '{', ' ', '%', '*', '"', '\\', ']':
+		return false
+	}
+	return !unicode.IsControl(rune(c))
+}
 
-// peekCommand finds the tag and the (upper-case) name of the command that
-// starts b. decided is false while b may still be too short to tell; a
-// line that is no well-formed "tag SP name" gives name "".
+// peekCommand finds the tag and the name of the command that starts b,
+// upper-cased as imapserver does (strings.ToUpper). decided is false
+// while b may still be too short to tell; a line that is no well-formed
+// "tag SP name" gives name "".
 func peekCommand(b []byte) (tag, name string, decided bool) {
 	i := 0
-	for i < len(b) && isTagChar(b[i]) {
+	for i < len(b) && isCmdChar(b[i]) {
 		i++
 	}
 	if i == len(b) {
@@ -82,7 +96,7 @@ func peekCommand(b []byte) (tag, name string, decided bool) {
 		return "", "", true
 	}
 	j := i + 1
-	for j < len(b) && isAtomChar(b[j]) {
+	for j < len(b) && isCmdChar(b[j]) {
 		j++
 	}
 	if j == len(b) {
@@ -124,7 +138,7 @@ func (p *wireParser) fail(msg string) error {
 func (p *wireParser) command() (wireCmd, error) {
 	var c wireCmd
 	start := p.i
-	for p.i < len(p.b) && isTagChar(p.b[p.i]) {
+	for p.i < len(p.b) && isCmdChar(p.b[p.i]) {
 		p.i++
 	}
 	c.tag = string(p.b[start:p.i])
@@ -135,7 +149,7 @@ func (p *wireParser) command() (wireCmd, error) {
 		return c, p.fail("expected a tag")
 	}
 	start = p.i
-	for p.i < len(p.b) && isAtomChar(p.b[p.i]) {
+	for p.i < len(p.b) && isCmdChar(p.b[p.i]) {
 		p.i++
 	}
 	c.name = strings.ToUpper(string(p.b[start:p.i]))
@@ -322,14 +336,22 @@ var errMUTF7 = errors.New("imap: bad modified UTF-7 mailbox name")
 
 // decodeMailbox turns a mailbox name as sent into the name imapserver
 // hands the session: INBOX in any case is INBOX, others are modified
-// UTF-7 (imapserver v2.0.0-beta.8 decodes every name so).
+// UTF-7, UTF-8 taken as it is (imapserver v2.0.0-beta.8 decodes every
+// name so, utf7.Decode: an IMAP4rev2 or UTF8=ACCEPT client sends UTF-8).
 func decodeMailbox(s string) (string, error) {
 	if strings.EqualFold(s, "INBOX") {
 		return "INBOX", nil
 	}
+	if !utf8.ValidString(s) {
+		return "", errMUTF7
+	}
 	var sb strings.Builder
 	for i := 0; i < len(s); i++ {
 		c := s[i]
+		if c >= utf8.RuneSelf {
+			sb.WriteByte(c)
+			continue
+		}
 		if c < 0x20 || c > 0x7e {
 			return "", errMUTF7
 		}

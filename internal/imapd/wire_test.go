@@ -78,6 +78,10 @@ func TestPeekCommand(t *testing.T) {
 		{"\r\n", "", "", true},
 		{"* NOOP\r\n", "", "", true},
 		{strings.Repeat("a", maxPeek), "", "", true},
+		{"a log\u0131n x y\r\n", "a", "LOGIN", true},
+		{"\xa0 NOOP\r\n", "\xa0", "NOOP", true},
+		{"a+1 NOOP\r\n", "a+1", "NOOP", true},
+		{"a\x85 NOOP\r\n", "", "", true},
 	} {
 		tag, name, decided := peekCommand([]byte(tc.in))
 		if tag != tc.tag || name != tc.name || decided != tc.decided {
@@ -89,7 +93,7 @@ func TestPeekCommand(t *testing.T) {
 func TestDecodeMailbox(t *testing.T) {
 	for in, want := range map[string]string{
 		"inbox": "INBOX", "Sent": "Sent", "a&-b": "a&b", "&AOQ-rger": "ärger", "&ZeVnLIqe-": "日本語",
-		"&AOQ": "", "&AEE-": "", "é": "", "&A-": "",
+		"&AOQ": "", "&AEE-": "", "é": "é", "Entwürfe": "Entwürfe", "\xff": "", "&A-": "",
 	} {
 		got, err := decodeMailbox(in)
 		if (err != nil) != (want == "") || got != want {

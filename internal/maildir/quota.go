@@ -113,9 +113,11 @@ func BeginStore(root, name string) (end func(bytes int64, stored bool) error) {
 	st.storing[name] = s
 	st.Unlock()
 	return func(bytes int64, stored bool) error {
+		// One critical section: a recount between the delete and the
+		// append would count the file and then see its line appended.
 		st.Lock()
+		defer st.Unlock()
 		delete(st.storing, name)
-		st.Unlock()
 		// Not stored now but found by a recount (an earlier attempt's
 		// copy): it is there and no one counted it.
 		if !stored {
@@ -124,7 +126,7 @@ func BeginStore(root, name string) (end func(bytes int64, stored bool) error) {
 			}
 			bytes = s.size
 		}
-		return AddUsage(root, bytes, 1)
+		return addUsageLocked(root, bytes, 1)
 	}
 }
 
@@ -249,6 +251,14 @@ func AddUsage(root string, bytes, messages int64) error {
 	mu := quotaLock(root)
 	mu.Lock()
 	defer mu.Unlock()
+	return addUsageLocked(root, bytes, messages)
+}
+
+// addUsageLocked is AddUsage with root's quota lock held.
+func addUsageLocked(root string, bytes, messages int64) error {
+	if bytes == 0 && messages == 0 {
+		return nil
+	}
 	f, err := os.OpenFile(filepath.Join(root, QuotaFile), os.O_WRONLY|os.O_APPEND, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil

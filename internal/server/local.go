@@ -117,7 +117,10 @@ func (d *delivery) local(cfg *config.Config, env *queue.Envelope, i int, open fu
 	msg := &countingReader{r: io.MultiReader(strings.NewReader(head), maildir.LFReader(rc))}
 	if key, ok := d.batchKey(path); ok {
 		o := d.localBatched(md, key, name, user, i, msg, env.Retry)
-		stored, size = o.Delivered, msg.n
+		// A retry that finds the earlier attempt's copy reads nothing
+		// (msg.n 0) and stores nothing: that copy is counted already,
+		// or by end if a recount skipped it.
+		stored, size = o.Delivered && msg.n > 0, msg.n
 		return o
 	}
 	stored, err = md.Deliver(name, msg,

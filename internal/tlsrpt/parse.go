@@ -101,24 +101,43 @@ func headerEnd(b []byte) int {
 }
 
 // hasReportType reports whether a raw header holds "multipart/report" in
-// any ASCII case. A Content-Type field's media type is one token in the
-// raw header (folding would put a space into it, which
-// mime.ParseMediaType refuses) and is lower-cased in ASCII only, so a
-// report's header always has it, but for case.
+// any case as mime.ParseMediaType lower-cases it. A Content-Type field's
+// media type is one token in the raw header (folding would put a space
+// into it, which mime.ParseMediaType refuses), lower-cased by
+// strings.ToLower: ASCII case, and the one non-ASCII letter that lowers
+// to a letter of "multipart/report", U+0130 (İ, lowered to "i").
 func hasReportType(h []byte) bool {
-	const before, after = "multipart", "report"
+	const after = "report"
 	for i := 0; ; {
 		j := bytes.IndexByte(h[i:], '/')
 		if j < 0 {
 			return false
 		}
 		i += j
-		if i >= len(before) && i+1+len(after) <= len(h) &&
-			equalLower(h[i-len(before):i], before) && equalLower(h[i+1:i+1+len(after)], after) {
+		if i+1+len(after) <= len(h) && equalLower(h[i+1:i+1+len(after)], after) && isMultipart(h[:i]) {
 			return true
 		}
 		i++
 	}
+}
+
+// isMultipart reports whether b ends in "multipart" as hasReportType
+// takes it.
+func isMultipart(b []byte) bool {
+	const mult, part = "mult", "part"
+	if len(b) < len(part) || !equalLower(b[len(b)-len(part):], part) {
+		return false
+	}
+	b = b[:len(b)-len(part)]
+	switch {
+	case len(b) >= 1 && (b[len(b)-1] == 'i' || b[len(b)-1] == 'I'):
+		b = b[:len(b)-1]
+	case len(b) >= 2 && b[len(b)-2] == 0xc4 && b[len(b)-1] == 0xb0: // U+0130
+		b = b[:len(b)-2]
+	default:
+		return false
+	}
+	return len(b) >= len(mult) && equalLower(b[len(b)-len(mult):], mult)
 }
 
 // equalLower reports whether b is lower (lower-case ASCII) in any ASCII

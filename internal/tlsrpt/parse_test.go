@@ -189,6 +189,7 @@ func TestReadReportMailSniffEdges(t *testing.T) {
 		"header past 4 KiB":     "X-Pad: " + strings.Repeat("p", 5000) + "\r\nContent-Type: multipart/report; report-type=tlsrpt; boundary=b\r\n\r\n" + body,
 		"type at 4 KiB":         "X-Pad: " + strings.Repeat("p", sniffSize-30) + "\r\nContent-Type: multipart/report; report-type=tlsrpt; boundary=b\r\n\r\n" + body,
 		"large body":            "Content-Type: multipart/report; report-type=tlsrpt; boundary=b\r\n\r\n" + body + strings.Repeat("epilogue\r\n", 2000),
+		"U+0130 for i":          "Content-Type: mult\u0130part/report; report-type=tlsrpt; boundary=b\r\n\r\n" + body,
 		"RFC 2231 continuation": "Content-Type: multipart/report; report-type*0=tls; report-type*1=rpt; boundary=b\r\n\r\n" + body,
 	} {
 		for _, half := range []bool{false, true} {
