@@ -67,8 +67,7 @@ type imapConn struct {
 	// and calls the session, from one goroutine; IDLE's goroutine only
 	// writes).
 	rd    net.Conn // the transport: the guardConn, or the tls.Conn over it
-	buf   []byte   // read into
-	store []byte   // in's storage
+	store []byte   // in's storage, read into (small again after each command)
 	in    []byte   // read from the client, not yet handed on or answered
 	inLit int64    // octets of a literal of the command in hand still to hand on
 	inEnd []byte   // the end of the command line being handed on
@@ -149,6 +148,12 @@ func (ic *imapConn) Read(p []byte) (int, error) {
 		start := ic.atStart.Load()
 		if start {
 			ic.inLit, ic.inEnd = 0, ic.inEnd[:0]
+			if len(ic.in) == 0 {
+				ic.trim()
+				if h := ic.srv.idleHook.Load(); h != nil {
+					(*h)(ic)
+				}
+			}
 		}
 		if len(ic.in) == 0 {
 			if !start && ic.inLit > 0 {
@@ -196,26 +201,53 @@ func (ic *imapConn) Read(p []byte) (int, error) {
 	}
 }
 
-// fill reads more from the client.
+// smallBuf is the most a session's buffers keep between commands: an
+// idle session holds its input storage (what a command's first read goes
+// into) and little else; a buffer a command grew beyond it (a long
+// command line, a quota command's literal, long response lines) is
+// dropped when the command is done and nothing is pending.
+const smallBuf = 512
+
+// fill reads more from the client, straight into in's storage: grown
+// (doubling, the pending octets moved once) when its spare room is under
+// smallBuf, or the pending octets moved to its start when that makes
+// room.
 func (ic *imapConn) fill() error {
-	if ic.buf == nil {
-		ic.buf = make([]byte, 4096)
-	}
 	if len(ic.in) == 0 {
+		if ic.store == nil {
+			ic.store = make([]byte, 0, smallBuf)
+		}
 		ic.in = ic.store[:0]
 	}
-	n, err := ic.rd.Read(ic.buf)
-	if n > 0 {
-		ic.in = append(ic.in, ic.buf[:n]...)
-		if cap(ic.in) > cap(ic.store) {
-			ic.store = ic.in[:0]
+	if cap(ic.in)-len(ic.in) < smallBuf {
+		if cap(ic.store)-len(ic.in) >= smallBuf {
+			ic.in = ic.store[:copy(ic.store[:len(ic.in)], ic.in)]
+		} else {
+			grown := make([]byte, len(ic.in), max(2*cap(ic.store), len(ic.in)+smallBuf))
+			copy(grown, ic.in)
+			ic.store, ic.in = grown[:0], grown
 		}
+	}
+	n, err := ic.rd.Read(ic.in[len(ic.in):cap(ic.in)])
+	if n > 0 {
+		ic.in = ic.in[:len(ic.in)+n]
 		return nil
 	}
 	if err == nil {
 		err = io.ErrNoProgress
 	}
 	return err
+}
+
+// trim drops the read side's buffers that grew beyond smallBuf; called
+// between commands, with nothing pending.
+func (ic *imapConn) trim() {
+	if cap(ic.store) > smallBuf {
+		ic.store, ic.in = nil, nil
+	}
+	if cap(ic.inEnd) > smallBuf {
+		ic.inEnd = nil
+	}
 }
 
 // handOn gives imapserver the next piece of the command in hand: up to
@@ -299,6 +331,13 @@ func (ic *imapConn) Write(p []byte) (int, error) {
 		if _, err := ic.tr.Write(ic.out); err != nil {
 			return 0, err
 		}
+	}
+	if ic.scan.idle() {
+		// The command is done: what it grew goes.
+		if cap(ic.out) > smallBuf {
+			ic.out = nil
+		}
+		ic.scan.trim()
 	}
 	return len(p), nil
 }

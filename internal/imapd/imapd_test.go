@@ -33,6 +33,7 @@ type testServer struct {
 	roots *x509.CertPool
 	logs  *testpeer.Buffer
 	stop  func()
+	srv   *Server
 }
 
 func (ts *testServer) log() string { return ts.logs.String() }
@@ -99,6 +100,7 @@ func startIMAP(t *testing.T, dir string, opts ...func(*Settings)) *testServer {
 		o(&st)
 	}
 	srv := New(st, tlsSrv, users, auth.NewThrottle(5, time.Minute), log)
+	ts.srv = srv
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for _, lc := range []Listener{{Name: "imap", Mode: ModeSTARTTLS}, {Name: "imaps", Mode: ModeImplicit}} {

@@ -75,11 +75,29 @@ func (s *respScanner) feed(p []byte, out []byte) []byte {
 	return out
 }
 
-// keep remembers the last keepTail octets of a long line.
+// keep remembers the last keepTail octets of a long line (in at most
+// 2*keepTail of storage).
 func (s *respScanner) keep(b []byte) {
+	if len(b) >= keepTail {
+		s.tail = append(s.tail[:0], b[len(b)-keepTail:]...)
+		return
+	}
 	s.tail = append(s.tail, b...)
 	if len(s.tail) > keepTail {
 		s.tail = append(s.tail[:0], s.tail[len(s.tail)-keepTail:]...)
+	}
+}
+
+// idle: no command is in hand and no response is part way out.
+func (s *respScanner) idle() bool {
+	return s.tag == "" && s.lit == 0 && !s.mid && len(s.line) == 0
+}
+
+// trim drops a held line's storage that grew beyond smallBuf (a long
+// response line); called when idle.
+func (s *respScanner) trim() {
+	if cap(s.line) > smallBuf {
+		s.line = nil
 	}
 }
 

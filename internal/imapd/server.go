@@ -82,6 +82,9 @@ type Server struct {
 	conns listen.Sessions[*guardConn]
 	// sessions are the IMAP sessions, for the BYE at shutdown (bye.go).
 	sessions listen.Sessions[*session]
+	// idleHook (tests) is called by a session about to read a command
+	// with nothing pending, its buffers trimmed.
+	idleHook atomic.Pointer[func(*imapConn)]
 }
 
 // SetMetrics makes the server count its sessions and failed logins in m

@@ -162,13 +162,19 @@ func (p *wireParser) command() (wireCmd, error) {
 		}
 		switch p.b[p.i] {
 		case ' ':
+			if p.i+1 >= len(p.b) {
+				return c, errShort
+			}
+			if e := p.b[p.i+1]; e == '\r' || e == '\n' {
+				return c, p.crlf() // a trailing SP, as imapserver takes it
+			}
 			p.i++
 			a, err := p.arg(0)
 			if err != nil {
 				return c, err
 			}
 			c.args = append(c.args, a)
-		case '\r':
+		case '\r', '\n':
 			return c, p.crlf()
 		default:
 			return c, p.fail("expected SP or CRLF")
@@ -187,14 +193,23 @@ func (p *wireParser) sp() error {
 	return nil
 }
 
+// crlf takes a line's end as imapserver's decoder does (imapwire's
+// CRLF): an optional SP, an optional CR, and LF — a lone LF included.
 func (p *wireParser) crlf() error {
-	if p.i+1 >= len(p.b) {
+	i := p.i
+	if i < len(p.b) && p.b[i] == ' ' {
+		i++
+	}
+	if i < len(p.b) && p.b[i] == '\r' {
+		i++
+	}
+	if i >= len(p.b) {
 		return errShort
 	}
-	if p.b[p.i] != '\r' || p.b[p.i+1] != '\n' {
+	if p.b[i] != '\n' {
 		return p.fail("expected CRLF")
 	}
-	p.i += 2
+	p.i = i + 1
 	return nil
 }
 

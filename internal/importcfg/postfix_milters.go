@@ -1,6 +1,7 @@
 package importcfg
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -45,7 +46,10 @@ func (p *pfImport) milters() error {
 			uses[key] = u
 			order = append(order, key)
 		}
-		if listener != "" && u.ok {
+		// A milter named twice for a listener is asked once: the
+		// listener counts once (else its count could reach the number
+		// of listeners, and the milter apply to all of them).
+		if listener != "" && u.ok && !slices.Contains(u.listeners, listener) {
 			u.listeners = append(u.listeners, listener)
 			want[listener] = append(want[listener], key)
 		}

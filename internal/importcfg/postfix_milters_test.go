@@ -58,3 +58,44 @@ virtual_mailbox_domains = example.net
 		t.Errorf("loaded %+v %q %v", c.Milters, c.SenderLogin, c.SenderLoginMaps)
 	}
 }
+
+// TestPostfixMilterRepeatedInOverride: with three listeners, one whose
+// -o smtpd_milters names a milter twice and one whose override is empty,
+// the milter lists the two listeners that use it. The repeat counted its
+// listener twice, the count reached the number of listeners, and the
+// milter (no listeners = [...]) applied to all, the empty one included.
+func TestPostfixMilterRepeatedInOverride(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) { os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644) }
+	write("main.cf", "myhostname = mx.example.org\nsmtpd_milters = inet:127.0.0.1:11332\n")
+	write("master.cf", `smtp      inet  n       -       y       -       -       smtpd
+submission inet n       -       y       -       -       smtpd
+  -o smtpd_milters=inet:127.0.0.1:11332,inet:127.0.0.1:11332
+submissions inet n      -       y       -       -       smtpd
+  -o smtpd_tls_wrappermode=yes
+  -o smtpd_milters=
+`)
+	r, err := Postfix(dir, Options{DataDir: dir, UsersFile: dir + "/users"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	r.WriteTOML(&b)
+	out := b.String()
+	if len(r.Listeners) != 3 {
+		t.Fatalf("listeners %+v\n%s", r.Listeners, out)
+	}
+	want := "[[milter]]\nname = \"rspamd\"\naddress = \"inet:127.0.0.1:11332\"\ndefault_action = \"tempfail\"\nlisteners = [\"smtp\", \"submission\"]\n"
+	if !strings.Contains(out, want) || strings.Count(out, "\n[[milter]]\n") != 1 {
+		t.Errorf("want one milter %q in\n%s", want, out)
+	}
+	f := filepath.Join(dir, "tlsmail.toml")
+	os.WriteFile(f, b.Bytes(), 0o644)
+	c, err := config.Load(f)
+	if err != nil {
+		t.Fatalf("the import does not load: %v\n%s", err, out)
+	}
+	if len(c.Milters) != 1 || strings.Join(c.Milters[0].Listeners, " ") != "smtp submission" {
+		t.Errorf("loaded milters %+v", c.Milters)
+	}
+}

@@ -89,10 +89,10 @@ func copyFull(w io.Writer, r io.Reader) error {
 // Publish moves a staged tmp/NAME into new/ — call it only once the file
 // is durable. With mayExist (a retry) it never replaces a copy already
 // there: the staged file is linked, and dropped; otherwise it is renamed
-// (one call). The caller fsyncs NewDir afterwards.
-func (d Dir) Publish(name string, mayExist bool) error {
-	_, err := d.publish(name, mayExist)
-	return err
+// (one call). The caller fsyncs NewDir afterwards. published says whether
+// the file got its name in new/ (false: with mayExist, a copy was there).
+func (d Dir) Publish(name string, mayExist bool) (published bool, err error) {
+	return d.publish(name, mayExist)
 }
 
 // publish is Publish that also says whether the file got its name in

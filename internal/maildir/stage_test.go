@@ -23,7 +23,7 @@ func TestStageThenPublish(t *testing.T) {
 	if msgs, _ := d.List(); len(msgs) != 0 {
 		t.Fatalf("staged file listed before Publish: %v", msgs)
 	}
-	if err := d.Publish(name, false); err != nil {
+	if _, err := d.Publish(name, false); err != nil {
 		t.Fatal(err)
 	}
 	// A retry whose earlier copy is there: Stage writes nothing...
@@ -34,7 +34,7 @@ func TestStageThenPublish(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(string(d), "tmp", name), []byte("second\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.Publish(name, true); err != nil {
+	if _, err := d.Publish(name, true); err != nil {
 		t.Fatal(err)
 	}
 	msgs, _ := d.List()

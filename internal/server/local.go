@@ -102,11 +102,20 @@ func (d *delivery) local(cfg *config.Config, env *queue.Envelope, i int, open fu
 	}
 	// With a quota, the message is counted in maildirsize once it is
 	// stored (mailboxes.go); a recount meanwhile leaves it to this.
+	// A batched delivery hands its count to the round that publishes it
+	// (count nil'd here): counted when the file reaches new/, not when
+	// this returns, and not if the round fails.
 	var stored bool
 	var size int64
+	var count func(n int64, stored bool)
 	if !q.IsZero() {
 		end := maildir.BeginStore(path, name)
-		defer func() { d.countQuota(end, path, stored, size) }()
+		count = func(n int64, stored bool) { d.countQuota(end, path, stored, n) }
+		defer func() {
+			if count != nil {
+				count(size, stored)
+			}
+		}()
 	}
 	rc, err := open()
 	if err != nil {
@@ -116,11 +125,8 @@ func (d *delivery) local(cfg *config.Config, env *queue.Envelope, i int, open fu
 	head := fmt.Sprintf("Return-Path: <%s>\nDelivered-To: %s\n", env.From, r.Addr)
 	msg := &countingReader{r: io.MultiReader(strings.NewReader(head), maildir.LFReader(rc))}
 	if key, ok := d.batchKey(path); ok {
-		o := d.localBatched(md, key, name, user, i, msg, env.Retry)
-		// A retry that finds the earlier attempt's copy reads nothing
-		// (msg.n 0) and stores nothing: that copy is counted already,
-		// or by end if a recount skipped it.
-		stored, size = o.Delivered && msg.n > 0, msg.n
+		o := d.localBatched(md, key, name, user, i, msg, env.Retry, count)
+		count = nil
 		return o
 	}
 	stored, err = md.Deliver(name, msg,

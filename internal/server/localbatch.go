@@ -62,6 +62,18 @@ type stagedFile struct {
 	retry bool        // an earlier attempt may have published it
 	res   *fileResult // set by the round that handles it
 	fails uint64      // failures[key] before it was written
+	// count ends its quota count (maildir.BeginStore; nil without a
+	// quota): called by the round with its size once it is published,
+	// or as not stored when the round fails it.
+	count func(n int64, stored bool)
+	size  int64
+}
+
+// counted ends f's quota count, if it has one.
+func (f stagedFile) counted(stored bool) {
+	if f.count != nil {
+		f.count(f.size, stored)
+	}
 }
 
 // fileResult is what a round did with one staged file: each delivery
@@ -96,6 +108,7 @@ func (b *localBatch) round(key string) error {
 	if err != nil {
 		// They stay in tmp/; the retry writes them again.
 		for _, f := range files {
+			f.counted(false)
 			*f.res = fileResult{done: true, err: err}
 		}
 		return err
@@ -105,10 +118,16 @@ func (b *localBatch) round(key string) error {
 		if f.fails != fails {
 			// An earlier round's syncfs failed after this file was
 			// written: that error may have been its pages'.
+			f.counted(false)
 			*f.res = fileResult{done: true, err: fmt.Errorf("maildir deliver: a writeback error on the file system since %s was written", f.name)}
 			continue
 		}
-		if err := f.md.Publish(f.name, f.retry); err != nil {
+		// Counted as it gets its name in new/: a recount before saw
+		// it nowhere, one after finds it being stored and leaves it
+		// to this count.
+		published, err := f.md.Publish(f.name, f.retry)
+		f.counted(published)
+		if err != nil {
 			*f.res = fileResult{done: true, err: err}
 			continue
 		}
@@ -170,13 +189,21 @@ func (d *delivery) batchKey(path string) (string, bool) {
 }
 
 // localBatched stages one delivery and returns its outcome, whose Durable
-// makes it durable with the rest of the batch and publishes it.
-func (d *delivery) localBatched(md maildir.Dir, key, name, user string, i int, r io.Reader, retry bool) queue.Outcome {
+// makes it durable with the rest of the batch and publishes it. count
+// (nil without a quota) ends the message's quota count: the round that
+// publishes the file calls it, or this when nothing is staged.
+func (d *delivery) localBatched(md maildir.Dir, key, name, user string, i int, r io.Reader, retry bool, count func(n int64, stored bool)) queue.Outcome {
 	b := &d.batch
 	b.mu.Lock()
 	fails := b.failures[key]
 	b.mu.Unlock()
-	staged, err := md.Stage(name, r, retry)
+	cr := &countingReader{r: r}
+	staged, err := md.Stage(name, cr, retry)
+	if (err != nil || !staged) && count != nil {
+		// Nothing stored now; a copy from an earlier attempt is counted
+		// already, or by this if a recount skipped it.
+		count(cr.n, false)
+	}
 	if err != nil {
 		return queue.Outcome{Rcpt: i, Status: dstatus.Temp("4.3.0", "mailbox unavailable").WithDetail(err.Error())}
 	}
@@ -191,7 +218,7 @@ func (d *delivery) localBatched(md maildir.Dir, key, name, user string, i int, r
 	// covers the ticket, or an earlier one, publishes the file.
 	res := &fileResult{}
 	b.mu.Lock()
-	b.staged[key] = append(b.staged[key], stagedFile{md: md, name: name, retry: retry, res: res, fails: fails})
+	b.staged[key] = append(b.staged[key], stagedFile{md: md, name: name, retry: retry, res: res, fails: fails, count: count, size: cr.n})
 	tk := b.fs.Mark(key)
 	b.mu.Unlock()
 	return queue.Outcome{Rcpt: i, Delivered: true, Status: dstatus.Delivered("delivered to maildir " + user),
