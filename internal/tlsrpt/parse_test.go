@@ -219,8 +219,12 @@ func TestReadReportMailSniffEdges(t *testing.T) {
 // pays with the record store on costs no garbage for mail that is not a
 // report.
 func TestReadReportMailOtherAllocatesNothing(t *testing.T) {
+	// Under the race detector sync.Pool drops buffers at random, so the
+	// pooled 4 KiB buffer may be made again: at most that one allocation
+	// (the old parse made ~20).
+	limit := 0.0
 	if raceEnabled {
-		t.Skip("the race detector makes sync.Pool drop buffers")
+		limit = 1
 	}
 	msg := "From: a@b.test\r\nTo: c@d.test\r\nSubject: bench\r\nContent-Type: text/plain\r\n\r\n" + strings.Repeat("the quick brown fox jumps over the lazy dog 0123456789\r\n", 17)
 	r := strings.NewReader(msg)
@@ -230,8 +234,8 @@ func TestReadReportMailOtherAllocatesNothing(t *testing.T) {
 			t.Fatal("taken for a report")
 		}
 	})
-	if allocs != 0 {
-		t.Errorf("%v allocations per message that is no report, want 0", allocs)
+	if allocs > limit {
+		t.Errorf("%v allocations per message that is no report, want at most %v", allocs, limit)
 	}
 }
 
