@@ -353,6 +353,9 @@ var errMUTF7 = errors.New("imap: bad modified UTF-7 mailbox name")
 // hands the session: INBOX in any case is INBOX, others are modified
 // UTF-7, UTF-8 taken as it is (imapserver v2.0.0-beta.8 decodes every
 // name so, utf7.Decode: an IMAP4rev2 or UTF8=ACCEPT client sends UTF-8).
+// Written here because go-imap/v2 keeps its decoder in an internal
+// package; it must accept exactly what imapserver accepts, or a quota
+// command would name a mailbox differently from SELECT.
 func decodeMailbox(s string) (string, error) {
 	if strings.EqualFold(s, "INBOX") {
 		return "INBOX", nil

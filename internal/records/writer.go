@@ -279,7 +279,7 @@ func (s *Store) closeConn() {
 func (r *Record) appendArgs(a []any) []any {
 	st := &r.TLS
 	return append(a, r.unixMilli(), string(r.Direction), r.Service, r.Listener, r.PeerIP, r.PeerName, r.LocalIP, r.Domain, r.User,
-		r.Policy, r.PolicySource, r.Level, r.PolicyType, joinLines(r.PolicyStrings), joinLines(r.MXPatterns), r.TLSA, r.MTASTS,
+		r.Policy, r.PolicySource, r.Level, r.PolicyType, strings.Join(r.PolicyStrings, "\n"), strings.Join(r.MXPatterns, "\n"), r.TLSA, r.MTASTS,
 		st.TLS, st.Protocol, st.Cipher, st.Group, st.PQ, st.TLS && st.Verified, st.Method, st.Reason, r.peerDN(),
 		int64(r.Messages), r.Outcome, r.Reason, r.TLSFailure, r.Report)
 }
@@ -306,16 +306,4 @@ func (r *Record) peerDN() string {
 		return r.TLS.Peer.SubjectDN
 	}
 	return ""
-}
-
-// joinLines is strings.Join(l, "\n") without the call for the usual
-// none or one.
-func joinLines(l []string) string {
-	switch len(l) {
-	case 0:
-		return ""
-	case 1:
-		return l[0]
-	}
-	return strings.Join(l, "\n")
 }
