@@ -126,6 +126,11 @@ func StartPebble(t testing.TB, o PebbleOptions) *Pebble {
 		Env:       []string{"PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0"},
 		ReadyAddr: listen, Timeout: 60 * time.Second,
 	})
+	// Pebble serves its management interface (the roots) from a goroutine
+	// of its own: the ACME listener being up does not mean this one is.
+	if err := WaitTCP(mgmt, 60*time.Second, p.Done()); err != nil {
+		t.Fatalf("pebble management interface: %v\n%s", err, p.Output())
+	}
 	return &Pebble{Directory: "https://" + listen + "/dir", CAFile: certFile, Roots: pool, Proc: p, mgmt: mgmt}
 }
 
