@@ -24,6 +24,9 @@
 #   SECS=120           time limit of one run (smtpload stops at MSGS or SECS)
 #   IDLE=500           idle STARTTLS sessions for the RSS line (0: skip)
 #   DRAIN_SECS=120     longest wait for a server's Maildir to catch up
+#   TMPDIR=/tmp        where every server's spool and Maildir live (one file
+#                      system for all three; e.g. a journalled ext4 mount to
+#                      see the write path without the root file system's)
 #   NO_POSTFIX=1       leave Postfix out (it is also left out when not root:
 #                      only the private Postfix needs root)
 #   SWEEP=1            instead of the table, the older sweep: plaintext and
@@ -42,7 +45,7 @@ done
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/bench/lib.sh" # stop_pid, freeport, wait_greeting
-work=$(mktemp -d /tmp/tlsmail-bench.XXXXXX)
+work=$(mktemp -d "${TMPDIR:-/tmp}/tlsmail-bench.XXXXXX")
 chmod 755 "$work"
 tlsmail_pid="" sink_pid="" pf_dir="$work/postfix"
 

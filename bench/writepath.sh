@@ -6,10 +6,12 @@
 # per-message system call counts from `strace -f -c` over the whole run.
 #
 #   bench/writepath.sh BINARY [c=8] [m=1] [n=2000]
+#   STRACE=1: system calls per message; STRACE=sync: how long each
+#   fdatasync, fsync and syncfs took (p50/p90/max); TMPDIR: where the data go
 set -u
 bin=$1 c=${2:-8} m=${3:-1} n=${4:-2000}
 here=$(cd "$(dirname "$0")/.." && pwd)
-work=$(mktemp -d /tmp/tlsmail-writepath.XXXXXX)
+work=$(mktemp -d "${TMPDIR:-/tmp}/tlsmail-writepath.XXXXXX")
 pid=
 trap '[ -n "$pid" ] && kill -TERM $(pgrep -P $pid) $pid 2>/dev/null; [ -n "$pid" ] && wait $pid 2>/dev/null; rm -rf "$work"' EXIT
 (cd "$here" && go build -o "$work/smtpload" ./bench/smtpload)
@@ -32,7 +34,9 @@ auth = "none"
 CONF
 mkdir -p "$work/data"
 echo "bench-password-123" | "$bin" user add --config "$work/tlsmail.toml" bench >/dev/null
-if [ "${STRACE:-0}" = 1 ]; then
+if [ "${STRACE:-0}" = sync ]; then
+  strace -f -T -e trace=fdatasync,fsync,syncfs -o "$work/strace" "$bin" serve --config "$work/tlsmail.toml" 2>"$work/log" &
+elif [ "${STRACE:-0}" = 1 ]; then
   strace -f -c -o "$work/strace" "$bin" serve --config "$work/tlsmail.toml" 2>"$work/log" &
 else
   "$bin" serve --config "$work/tlsmail.toml" 2>"$work/log" &
@@ -53,6 +57,21 @@ done
 end=$(date +%s.%N)
 echo "$out"
 python3 -c "import sys; print(f'delivered {sys.argv[1]} of {sys.argv[2]} in {float(sys.argv[4])-float(sys.argv[3]):.2f}s')" "$got" "$n" "$start" "$end"
+if [ "${STRACE:-0}" = sync ]; then
+  sleep 1  # the completer's last batch
+  kill -TERM "$(pgrep -P $pid)"; wait $pid 2>/dev/null; pid=
+  python3 - "$work/strace" "$n" <<'PY'
+import re, sys
+n = int(sys.argv[2]); took = {}
+for line in open(sys.argv[1]):
+    m = re.search(r"(fdatasync|fsync|syncfs)\(.*<([0-9.]+)>", line)
+    if m:
+        took.setdefault(m.group(1), []).append(float(m.group(2)) * 1000)
+for k, v in sorted(took.items()):
+    v.sort()
+    print(f"{k}: {len(v)/n:.2f} per message, p50 {v[len(v)//2]:.2f} ms, p90 {v[int(len(v)*.9)]:.2f} ms, max {v[-1]:.2f} ms, mean {sum(v)/len(v):.2f} ms")
+PY
+fi
 if [ "${STRACE:-0}" = 1 ]; then
   sleep 1  # the completer's last batch
   kill -TERM "$(pgrep -P $pid)"; wait $pid 2>/dev/null; pid=
