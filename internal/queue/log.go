@@ -33,6 +33,12 @@ type segment struct {
 	// failure cannot be trusted to be on disk; nothing more is appended
 	// and every later sync of it fails.
 	broken bool
+	// The active segment's zero-filled room (prezero.go): zero bytes,
+	// durable, up to zeroed; extending while one append adds more;
+	// noZeros once that failed.
+	zeroed    int64
+	extending bool
+	noZeros   bool
 }
 
 // logEntry is where a queued message is in the log.
@@ -142,8 +148,9 @@ func (l *spoolLog) load(readOnly bool) ([]corruptRec, error) {
 			l.log.Warn("queue: ignored the unfinished end of a log segment (never acknowledged)", "segment", path, "bytes", torn)
 		}
 		seg := &segment{seq: seq, path: path, f: f}
-		if st, err := f.Stat(); err == nil {
-			seg.size = st.Size()
+		if len(recs) > 0 {
+			last := recs[len(recs)-1]
+			seg.size = last.off + recHeader + last.envLen + last.dataLen
 		}
 		for _, r := range recs {
 			if done[r.id] {
@@ -182,12 +189,21 @@ func (l *spoolLog) rotate() error {
 	if err != nil {
 		return fmt.Errorf("queue: new log segment: %w", err)
 	}
+	seg := &segment{seq: seq, path: path, f: f, zeroed: zeroHead}
+	if err := zeroFill(f, 0, zeroHead); err != nil {
+		l.log.Warn("queue: cannot zero-fill a new log segment; appending without", "segment", path, "err", err)
+		if err := f.Truncate(0); err != nil {
+			f.Close()
+			os.Remove(path)
+			return fmt.Errorf("queue: new log segment: %w", err)
+		}
+		seg.zeroed, seg.noZeros = 0, true
+	}
 	if err := l.logDir.Sync(); err != nil {
 		f.Close()
 		os.Remove(path)
 		return fmt.Errorf("queue: new log segment: %w", err)
 	}
-	seg := &segment{seq: seq, path: path, f: f}
 	l.mu.Lock()
 	old := l.active
 	l.active = seg
@@ -286,11 +302,13 @@ func (l *spoolLog) appendRecord(id string, mem []byte, spill *os.File, contentLe
 	if err != nil {
 		// Take the partial record back, so the next one follows whole
 		// records; if that fails too, no more goes into this segment.
-		if terr := seg.f.Truncate(off); terr != nil {
-			l.mu.Lock()
+		terr := seg.f.Truncate(off)
+		l.mu.Lock()
+		seg.zeroed = min(seg.zeroed, off) // the zeros after it went too
+		if terr != nil {
 			seg.broken = true
-			l.mu.Unlock()
 		}
+		l.mu.Unlock()
 		l.appendMu.Unlock()
 		l.mu.Lock()
 		l.finishLocked(id, &logEntry{seg: seg}, false)
@@ -316,7 +334,11 @@ func (l *spoolLog) appendRecord(id string, mem []byte, spill *os.File, contentLe
 	}
 	l.mu.Lock()
 	l.index[id] = &logEntry{seg: seg, off: off, envLen: int64(len(env)), dataLen: contentLen}
+	lowZeros := seg.zeroed-seg.size < zeroLowWater && !seg.extending && !seg.noZeros && seg == l.active
 	l.mu.Unlock()
+	if lowZeros {
+		l.extendZeros(seg) // after the record is durable: its sender has its 250's worth
+	}
 	return nil
 }
 

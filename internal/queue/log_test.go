@@ -29,6 +29,14 @@ func TestTornTailIsDiscardedEarlierRecordsKept(t *testing.T) {
 			return b
 		}},
 		{"zeros after the records", func(b []byte, last int) []byte { return append(b, make([]byte, 4096)...) }},
+		{"content garbled, zeros after it", func(b []byte, last int) []byte {
+			b[last+recHeader+1] ^= 0xFF
+			return append(b, make([]byte, 4096)...)
+		}},
+		{"header zero-filled, content there", func(b []byte, last int) []byte {
+			clear(b[last : last+recHeader])
+			return b
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()

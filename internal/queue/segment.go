@@ -103,11 +103,13 @@ type scannedRec struct {
 	corrupt string // why the record fails its checks ("" if it passes)
 }
 
-// scanSegment reads every record of a segment. It stops at a torn tail
-// (a short or garbled header, a record longer than the file, or a last
-// record whose content fails its checksum) and returns how many bytes it
-// ignored there. A record followed by others that fails its checksum is
-// returned as corrupt.
+// scanSegment reads every record of a segment. It stops at zeros where a
+// header should be followed by nothing but zeros (the end of the records
+// of a pre-zeroed segment, prezero.go), or at a torn tail (a short or
+// garbled header, a record longer than the file, or a last record whose
+// content fails its checksum) and returns how many bytes it ignored
+// there. A record followed by others that fails its checksum is returned
+// as corrupt.
 func scanSegment(f *os.File) (recs []scannedRec, tornBytes int64, err error) {
 	st, err := f.Stat()
 	if err != nil {
@@ -118,9 +120,18 @@ func scanSegment(f *os.File) (recs []scannedRec, tornBytes int64, err error) {
 	buf := make([]byte, 64*1024)
 	h := make([]byte, recHeader)
 	var off int64
+	// tail returns what follows the whole records from off on: nothing
+	// (zeros, prezero.go) or a torn tail of that many bytes.
+	tail := func(off int64) ([]scannedRec, int64, error) {
+		zero, err := zeroTail(f, off, size)
+		if err != nil || zero {
+			return recs, 0, err
+		}
+		return recs, size - off, nil
+	}
 	for off < size {
 		if size-off < recHeader {
-			return recs, size - off, nil
+			return tail(off)
 		}
 		r.off = off
 		if _, err := io.ReadFull(r, h); err != nil {
@@ -129,7 +140,7 @@ func scanSegment(f *os.File) (recs []scannedRec, tornBytes int64, err error) {
 		ri, ok := decodeHeader(h)
 		end := off + recHeader + ri.envLen + ri.dataLen
 		if !ok || end > size || end < off {
-			return recs, size - off, nil
+			return tail(off)
 		}
 		crc := uint32(0)
 		for left := ri.envLen + ri.dataLen; left > 0; {
@@ -140,12 +151,20 @@ func scanSegment(f *os.File) (recs []scannedRec, tornBytes int64, err error) {
 			crc = crc32.Update(crc, castagnoli, buf[:n])
 			left -= int64(n)
 		}
-		if crc != ri.crc && end == size {
-			// The last record, its header whole but not its content:
-			// written and not yet synced when the machine stopped (with
-			// delayed allocation the file can keep the record's length
-			// and read back zeros). Never acknowledged: a torn tail.
-			return recs, size - off, nil
+		if crc != ri.crc {
+			// The last record (at the end of the file, or followed by
+			// nothing but the zeros of a pre-zeroed segment), its header
+			// whole but not its content: written and not yet synced when
+			// the machine stopped (with delayed allocation the file can
+			// keep the record's length and read back zeros). Never
+			// acknowledged: a torn tail.
+			last, err := zeroTail(f, end, size)
+			if err != nil {
+				return recs, 0, err
+			}
+			if last {
+				return recs, end - off, nil
+			}
 		}
 		rec := scannedRec{off: off, envLen: ri.envLen, dataLen: ri.dataLen, id: ri.id}
 		if crc != ri.crc {

@@ -1,0 +1,106 @@
+package queue
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+// Pre-zeroed segments (issue 13). An fdatasync after an append that grew
+// the file must also make the new size durable: on ext4 with a journal
+// that is a journal commit per sync, without one an inode write. After an
+// overwrite of blocks already written and synced, fdatasync writes the
+// data and flushes, nothing more. Measured with bench/writepath.sh
+// (STRACE=sync, c=8, 10 msgs/conn) on a journalled ext4: the mean
+// fdatasync of the log went from 2.46 ms to 0.69 ms, and the rate from
+// 2,264–2,572 to 2,792–3,265 msgs/s (three alternating runs each).
+//
+// So the active segment is kept zero-filled ahead of its records: a new
+// segment gets zeroHead of zeros, synced before its first record, and
+// whenever fewer than zeroLowWater zero bytes are left ahead of the
+// records, an append that has been acknowledged writes zeroChunk more and
+// syncs them (about once per thousand 1 KB messages, paid by the one
+// session that crossed the mark, after its 250). A message larger than
+// what is zeroed simply extends the file, as before.
+//
+// Recovery reads zeros where a header should be as the end of the
+// records (scanSegment), and a last record whose content fails its
+// checksum, with nothing but zeros after it, as a torn tail, as it did
+// for a record at the very end of the file.
+const (
+	zeroHead     = 256 << 10
+	zeroChunk    = 1 << 20
+	zeroLowWater = 128 << 10
+)
+
+// zeroFill writes n zero bytes to f at off and makes them durable.
+func zeroFill(f *os.File, off, n int64) error {
+	zeros := make([]byte, min(n, zeroChunk))
+	for n > 0 {
+		w, err := f.WriteAt(zeros[:min(n, int64(len(zeros)))], off)
+		if err != nil {
+			return err
+		}
+		off += int64(w)
+		n -= int64(w)
+	}
+	return fdatasync(f)
+}
+
+// extendZeros keeps seg's zero-filled room ahead of its records (see
+// above) when it runs low; nobody else is extending it. The zeros are
+// written under appendMu, so no record can be in that range, and synced
+// without it. A failure only ends pre-zeroing for the segment (logged
+// once): appends then grow the file as before.
+func (l *spoolLog) extendZeros(seg *segment) {
+	l.mu.Lock()
+	if seg.extending || seg.noZeros || seg.broken || seg != l.active || seg.zeroed-seg.size >= zeroLowWater {
+		l.mu.Unlock()
+		return
+	}
+	seg.extending = true
+	l.mu.Unlock()
+	l.appendMu.Lock()
+	l.mu.Lock()
+	from := max(seg.size, seg.zeroed)
+	l.mu.Unlock()
+	zeros := make([]byte, zeroChunk)
+	_, err := seg.f.WriteAt(zeros, from)
+	l.appendMu.Unlock()
+	if err == nil {
+		err = fdatasync(seg.f)
+	}
+	l.mu.Lock()
+	seg.extending = false
+	if err == nil {
+		seg.zeroed = from + zeroChunk
+	} else {
+		seg.noZeros = true
+	}
+	l.mu.Unlock()
+	if err != nil {
+		l.log.Warn("queue: cannot zero-fill the log segment ahead; appending without", "segment", seg.path, "err", err)
+	}
+}
+
+// zeroTail reports whether f holds only zero bytes from off to size (or
+// to its end, if shorter).
+func zeroTail(f *os.File, off, size int64) (bool, error) {
+	buf := make([]byte, 64<<10)
+	for off < size {
+		n, err := f.ReadAt(buf[:min(size-off, int64(len(buf)))], off)
+		for _, b := range buf[:n] {
+			if b != 0 {
+				return false, nil
+			}
+		}
+		if err == io.EOF {
+			return true, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("%s: %w", f.Name(), err)
+		}
+		off += int64(n)
+	}
+	return true, nil
+}
