@@ -63,7 +63,15 @@ func (l *spoolLog) extendZeros(seg *segment) {
 	l.appendMu.Lock()
 	l.mu.Lock()
 	from := max(seg.size, seg.zeroed)
+	active := seg == l.active
 	l.mu.Unlock()
+	if !active { // the log moved on to a new segment meanwhile
+		l.appendMu.Unlock()
+		l.mu.Lock()
+		seg.extending = false
+		l.mu.Unlock()
+		return
+	}
 	zeros := make([]byte, zeroChunk)
 	_, err := seg.f.WriteAt(zeros, from)
 	l.appendMu.Unlock()
