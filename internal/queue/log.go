@@ -39,6 +39,7 @@ type segment struct {
 	zeroed    int64
 	extending bool
 	noZeros   bool
+	truncs    int // failed appends taken back with Truncate (extendZeros)
 }
 
 // logEntry is where a queued message is in the log.
@@ -69,6 +70,9 @@ type spoolLog struct {
 	syncer *safeio.DirSyncer // group commit of fdatasyncs, keyed by segment path
 	logDir *safeio.OpenDir
 	limit  int64
+	// fdatasync syncs a segment for the group commit: the package's
+	// fdatasync, or a test's failure.
+	fdatasync func(*os.File) error
 }
 
 // openLog reads the log in dir (recovery) and starts a new active segment;
@@ -78,7 +82,7 @@ func openLog(dir string, log *slog.Logger) (*spoolLog, []corruptRec, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("queue: %w", err)
 	}
-	l := &spoolLog{dir: dir, log: log, segs: map[string]*segment{}, index: map[string]*logEntry{}, limit: segmentLimit}
+	l := &spoolLog{dir: dir, log: log, segs: map[string]*segment{}, index: map[string]*logEntry{}, limit: segmentLimit, fdatasync: fdatasync}
 	l.syncer = safeio.NewDirSyncerFunc(l.datasync)
 	logDir, err := safeio.OpenDirForSync(dir)
 	if err != nil {
@@ -230,7 +234,7 @@ func (l *spoolLog) datasync(path string) error {
 	if broken {
 		return fmt.Errorf("queue: log segment %s failed an earlier fdatasync", path)
 	}
-	err := fdatasync(seg.f)
+	err := l.fdatasync(seg.f)
 	if err != nil {
 		l.mu.Lock()
 		seg.broken = true
@@ -305,6 +309,7 @@ func (l *spoolLog) appendRecord(id string, mem []byte, spill *os.File, contentLe
 		terr := seg.f.Truncate(off)
 		l.mu.Lock()
 		seg.zeroed = min(seg.zeroed, off) // the zeros after it went too
+		seg.truncs++
 		if terr != nil {
 			seg.broken = true
 		}
@@ -337,7 +342,7 @@ func (l *spoolLog) appendRecord(id string, mem []byte, spill *os.File, contentLe
 	lowZeros := seg.zeroed-seg.size < zeroLowWater && !seg.extending && !seg.noZeros && seg == l.active
 	l.mu.Unlock()
 	if lowZeros {
-		l.extendZeros(seg) // after the record is durable: its sender has its 250's worth
+		l.extendZeros(seg) // after the record is durable, before Commit returns
 	}
 	return nil
 }

@@ -18,10 +18,11 @@ import (
 // So the active segment is kept zero-filled ahead of its records: a new
 // segment gets zeroHead of zeros, synced before its first record, and
 // whenever fewer than zeroLowWater zero bytes are left ahead of the
-// records, an append that has been acknowledged writes zeroChunk more and
-// syncs them (about once per thousand 1 KB messages, paid by the one
-// session that crossed the mark, after its 250). A message larger than
-// what is zeroed simply extends the file, as before.
+// records, the append that found so, once its record is durable, writes
+// zeroChunk more and syncs them before its Commit returns (about once per
+// 800 messages of 1.3 KB; the other appends wait for the copy of 1 MiB
+// into the page cache, not for its sync). A message larger than what is
+// zeroed simply extends the file, as before.
 //
 // Recovery reads zeros where a header should be as the end of the
 // records (scanSegment), and a last record whose content fails its
@@ -50,8 +51,12 @@ func zeroFill(f *os.File, off, n int64) error {
 // extendZeros keeps seg's zero-filled room ahead of its records (see
 // above) when it runs low; nobody else is extending it. The zeros are
 // written under appendMu, so no record can be in that range, and synced
-// without it. A failure only ends pre-zeroing for the segment (logged
-// once): appends then grow the file as before.
+// without it, through the group commit: records other sessions wrote
+// after the zeros may be waiting for their sync, and Linux reports a
+// writeback error to one fdatasync of a file only, so a failure here must
+// break the segment as datasync does. Any other failure only ends
+// pre-zeroing for the segment (logged once): appends then grow the file
+// as before.
 func (l *spoolLog) extendZeros(seg *segment) {
 	l.mu.Lock()
 	if seg.extending || seg.noZeros || seg.broken || seg != l.active || seg.zeroed-seg.size >= zeroLowWater {
@@ -62,31 +67,33 @@ func (l *spoolLog) extendZeros(seg *segment) {
 	l.mu.Unlock()
 	l.appendMu.Lock()
 	l.mu.Lock()
-	from := max(seg.size, seg.zeroed)
-	active := seg == l.active
-	l.mu.Unlock()
-	if !active { // the log moved on to a new segment meanwhile
-		l.appendMu.Unlock()
-		l.mu.Lock()
+	if seg != l.active || seg.broken {
+		// Rotated out (perhaps reclaimed, its file closed) meanwhile.
 		seg.extending = false
 		l.mu.Unlock()
+		l.appendMu.Unlock()
 		return
 	}
+	from := max(seg.size, seg.zeroed)
+	truncs := seg.truncs
+	l.mu.Unlock()
 	zeros := make([]byte, zeroChunk)
 	_, err := seg.f.WriteAt(zeros, from)
 	l.appendMu.Unlock()
 	if err == nil {
-		err = fdatasync(seg.f)
+		err = l.syncer.Wait(l.syncer.Mark(seg.path))
 	}
 	l.mu.Lock()
 	seg.extending = false
-	if err == nil {
-		seg.zeroed = from + zeroChunk
-	} else {
+	active := seg == l.active
+	switch {
+	case err != nil:
 		seg.noZeros = true
+	case seg.truncs == truncs: // else a failed append's Truncate took the zeros back
+		seg.zeroed = from + zeroChunk
 	}
 	l.mu.Unlock()
-	if err != nil {
+	if err != nil && active {
 		l.log.Warn("queue: cannot zero-fill the log segment ahead; appending without", "segment", seg.path, "err", err)
 	}
 }

@@ -142,14 +142,9 @@ func scanSegment(f *os.File) (recs []scannedRec, tornBytes int64, err error) {
 		if !ok || end > size || end < off {
 			return tail(off)
 		}
-		crc := uint32(0)
-		for left := ri.envLen + ri.dataLen; left > 0; {
-			n := int(min(left, int64(len(buf))))
-			if _, err := io.ReadFull(r, buf[:n]); err != nil {
-				return recs, 0, fmt.Errorf("%s: %w", f.Name(), err)
-			}
-			crc = crc32.Update(crc, castagnoli, buf[:n])
-			left -= int64(n)
+		crc, err := recordCRC(r, off, ri, buf)
+		if err != nil {
+			return recs, 0, err
 		}
 		if crc != ri.crc {
 			// The last record (at the end of the file, or followed by
@@ -165,6 +160,13 @@ func scanSegment(f *os.File) (recs []scannedRec, tornBytes int64, err error) {
 			if last {
 				return recs, end - off, nil
 			}
+			// A record followed by another: corrupt, unless it was
+			// being written while `tlsmail queue` read the live log
+			// (the file is zeroed ahead, so a half-written record can
+			// sit before a whole one by the time we look): read again.
+			if crc, err = recordCRC(r, off, ri, buf); err != nil {
+				return recs, 0, err
+			}
 		}
 		rec := scannedRec{off: off, envLen: ri.envLen, dataLen: ri.dataLen, id: ri.id}
 		if crc != ri.crc {
@@ -174,6 +176,22 @@ func scanSegment(f *os.File) (recs []scannedRec, tornBytes int64, err error) {
 		off = end
 	}
 	return recs, 0, nil
+}
+
+// recordCRC reads the content and envelope of the record at off (its
+// header ri) and returns their CRC-32C.
+func recordCRC(r *offsetReader, off int64, ri recInfo, buf []byte) (uint32, error) {
+	r.off = off + recHeader
+	crc := uint32(0)
+	for left := ri.envLen + ri.dataLen; left > 0; {
+		n := int(min(left, int64(len(buf))))
+		if _, err := io.ReadFull(r, buf[:n]); err != nil {
+			return 0, fmt.Errorf("%s: %w", r.f.Name(), err)
+		}
+		crc = crc32.Update(crc, castagnoli, buf[:n])
+		left -= int64(n)
+	}
+	return crc, nil
 }
 
 // offsetReader reads a file from off on with ReadAt (no shared offset).
