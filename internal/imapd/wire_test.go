@@ -173,8 +173,18 @@ func FuzzParseWireCmd(f *testing.F) {
 		if err != nil || stopped || len(b) > maxWireLiteral {
 			return
 		}
+		// The name as it came: cmd.name is upper-cased as imapserver
+		// does, and that can turn atom octets into control ones
+		// ("ɯ" → "Ɯ", whose second octet is 0x9c).
+		rawName := b[len(cmd.tag)+1:]
+		for i, c := range rawName {
+			if !isCmdChar(c) {
+				rawName = rawName[:i]
+				break
+			}
+		}
 		var sb strings.Builder
-		sb.WriteString(cmd.tag + " " + cmd.name)
+		sb.WriteString(cmd.tag + " " + string(rawName))
 		for _, a := range cmd.args {
 			sb.WriteByte(' ')
 			render(&sb, a)
