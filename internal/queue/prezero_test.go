@@ -1,7 +1,6 @@
 package queue
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
@@ -15,25 +14,8 @@ import (
 	"time"
 
 	"github.com/tlsmail/tlsmail/internal/dstatus"
+	"github.com/tlsmail/tlsmail/internal/testpeer"
 )
-
-// lockedBuffer is a log destination shared by the queue's goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // TestLogSegmentsArePreZeroed: records go into zeros written and synced
 // ahead of them, so a commit's fdatasync never has to make a new file
@@ -81,7 +63,7 @@ func TestLogSegmentsArePreZeroed(t *testing.T) {
 	}
 	q.spool.close()
 
-	logs := &lockedBuffer{}
+	logs := &testpeer.Buffer{}
 	rec := newRecorder(func(string, int) Outcome { return Outcome{Delivered: true, Status: dstatus.Delivered("ok")} })
 	q2, err := Open(dir, rec, Options{}, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
@@ -243,7 +225,7 @@ func TestZeroExtensionOfARotatedSegment(t *testing.T) {
 // none set aside.
 func TestPreZeroedConcurrentCommitsRotateAndRestart(t *testing.T) {
 	dir := t.TempDir()
-	logs := &lockedBuffer{}
+	logs := &testpeer.Buffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	rec := newRecorder(func(string, int) Outcome { return Outcome{Delivered: true} })
 	q, err := Open(dir, rec, Options{}, logger)
