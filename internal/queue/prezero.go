@@ -10,10 +10,11 @@ import (
 // the file must also make the new size durable: on ext4 with a journal
 // that is a journal commit per sync, without one an inode write. After an
 // overwrite of blocks already written and synced, fdatasync writes the
-// data and flushes, nothing more. Measured with bench/writepath.sh
-// (STRACE=sync, c=8, 10 msgs/conn) on a journalled ext4: the mean
-// fdatasync of the log went from 2.46 ms to 0.69 ms, and the rate from
-// 2,264–2,572 to 2,792–3,265 msgs/s (three alternating runs each).
+// data and flushes, nothing more: one writer's 1.3 KB write + fdatasync
+// took 378–458 µs appending and 173–301 µs into synced zeros on ext4
+// without a journal, 720–1,097 and 377–563 µs with one; bench/writepath.sh
+// on a journalled ext4 went from 1,688 to 1,956 msgs/s at 1 msg/conn and
+// from 3,110 to 3,614 at 10 (medians of 5; docs/ARCHITECTURE.md).
 //
 // So the active segment is kept zero-filled ahead of its records: a new
 // segment gets zeroHead of zeros, synced before its first record, and
