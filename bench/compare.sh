@@ -27,6 +27,10 @@
 #   TMPDIR=/tmp        where every server's spool and Maildir live (one file
 #                      system for all three; e.g. a journalled ext4 mount to
 #                      see the write path without the root file system's)
+#   DURABLE=1          also run bench/sink -durable (each message appended to a
+#                      file and fdatasync'd, group commit, before its 250: the
+#                      least a durable server does) and print tlsmail's share
+#                      of that "durable ceiling" per row
 #   NO_POSTFIX=1       leave Postfix out (it is also left out when not root:
 #                      only the private Postfix needs root)
 #   SWEEP=1            instead of the table, the older sweep: plaintext and
@@ -47,7 +51,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/bench/lib.sh" # stop_pid, freeport, wait_greeting
 work=$(mktemp -d "${TMPDIR:-/tmp}/tlsmail-bench.XXXXXX")
 chmod 755 "$work"
-tlsmail_pid="" sink_pid="" pf_dir="$work/postfix"
+tlsmail_pid="" sink_pid="" dsink_pid="" pf_dir="$work/postfix"
 
 use_postfix=1
 if [ "${NO_POSTFIX:-}" = 1 ]; then
@@ -63,6 +67,7 @@ fi
 cleanup() {
   [ -n "$tlsmail_pid" ] && stop_pid "$tlsmail_pid"
   [ -n "$sink_pid" ] && stop_pid "$sink_pid"
+  [ -n "$dsink_pid" ] && stop_pid "$dsink_pid"
   if [ -f "$pf_dir/queue/pid/master.pid" ]; then
     stop_pid "$(tr -d ' ' < "$pf_dir/queue/pid/master.pid")"
   fi
@@ -91,6 +96,13 @@ tlsmail_maildir="$data/mail/bench"
 sport=$(freeport)
 "$work/sink" -addr "127.0.0.1:$sport" -cert "$data/tls/server.pem" -key "$data/tls/server.key" 2> "$work/sink.log" &
 sink_pid=$!
+dport=""
+if [ "${DURABLE:-}" = 1 ]; then
+  dport=$(freeport)
+  "$work/sink" -addr "127.0.0.1:$dport" -cert "$data/tls/server.pem" -key "$data/tls/server.key" \
+    -durable "$work/durable.journal" -hostname dsink.bench.test 2> "$work/dsink.log" &
+  dsink_pid=$!
+fi
 
 # --- Postfix (private instance, root) ---------------------------------------
 pport="" postfix_maildir="$pf_dir/mail/sink"
@@ -137,6 +149,7 @@ fi
 
 wait_greeting "$tport" tlsmail
 wait_greeting "$sport" sink
+[ -n "$dport" ] && wait_greeting "$dport" "durable sink"
 [ "$use_postfix" = 1 ] && wait_greeting "$pport" Postfix
 
 # load ARGS...: one smtpload run, JSON on stdout, bounded by SECS (and by
@@ -150,10 +163,10 @@ delivered() {
   case $1 in tlsmail) d=$tlsmail_maildir ;; postfix) d=$postfix_maildir ;; *) echo 0; return ;; esac
   python3 -c 'import os,sys; print(sum(len(os.listdir(os.path.join(sys.argv[1], s))) for s in ("new", "cur") if os.path.isdir(os.path.join(sys.argv[1], s))))' "$d"
 }
-declare -A accepted=([tlsmail]=0 [postfix]=0 [sink]=0)
+declare -A accepted=([tlsmail]=0 [postfix]=0 [sink]=0 [dsink]=0)
 # drain SERVER: wait (at most DRAIN_SECS) until it delivered all it accepted.
 drain() {
-  [ "$1" = sink ] && return 0
+  [ "$1" = sink ] || [ "$1" = dsink ] && return 0
   local end=$((SECONDS + drain_secs)) n
   while n=$(delivered "$1"); [ "$n" -lt "${accepted[$1]}" ]; do
     if [ "$SECONDS" -ge "$end" ]; then
@@ -163,10 +176,11 @@ drain() {
     sleep 0.2
   done
 }
-port_of() { case $1 in tlsmail) echo "$tport" ;; postfix) echo "$pport" ;; sink) echo "$sport" ;; esac; }
+port_of() { case $1 in tlsmail) echo "$tport" ;; postfix) echo "$pport" ;; sink) echo "$sport" ;; dsink) echo "$dport" ;; esac; }
 
 servers=(tlsmail postfix sink)
 [ "$use_postfix" = 1 ] || servers=(tlsmail sink)
+[ -n "$dport" ] && servers+=(dsink)
 
 if [ "${SWEEP:-}" = 1 ]; then
   tlsv=${TLS_VERSION:-1.3}
@@ -321,4 +335,12 @@ errs = [f"row {int(r['label'].split()[0]) + 1} {r['label'].split()[1]} run {r['l
         for rs in res.values() for r in rs if r["errors"] or r["messages"] < int(msgs)]
 print("errors or short runs: " + ("; ".join(errs) if errs else "none"))
 print("targets missed (issue 13): " + ("; ".join(missed) if missed else "none"))
+if any(srv == "dsink" for _, srv in res):
+    print()
+    print("durable ceiling (DURABLE=1: bench/sink -durable, each message appended to one file and "
+          "fdatasync'd with group commit before its 250; no delivery):")
+    for i, label in enumerate(rows):
+        t, d = med(i, "tlsmail", "msgs_per_s"), med(i, "dsink", "msgs_per_s")
+        share = f"{100 * t / d:.0f}%" if t is not None and d else "–"
+        print(f"  row {i + 1} ({label}): durable ceiling {rate(d)} msgs/s, p50 / p99 {lat(i, 'dsink')} ms; tlsmail / durable ceiling {share}")
 EOF

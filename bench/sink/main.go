@@ -1,7 +1,8 @@
 // Command sink is the "ceiling" of make bench: an SMTP server with
 // STARTTLS and no queue at all. It answers EHLO, STARTTLS, MAIL, RCPT and
 // DATA, reads each message to its end, discards it and replies 250 at
-// once, with no file and no fsync. What tlsmail does on top of it (parse,
+// once, with no file and no fsync (with -durable: after appending it to a
+// file and a group-committed fdatasync, journal.go — the durable ceiling). What tlsmail does on top of it (parse,
 // store durably, deliver) is what the bench's "tlsmail / ceiling" column
 // measures.
 //
@@ -42,6 +43,7 @@ type sink struct {
 	timeout  time.Duration // per read and per write
 	save     string        // if set, the first message's data is written here (bench/dkim.sh checks its signature)
 	each     *slog.Logger  // if set, logs one line per accepted message (a live count for scripts)
+	durable  *journal      // if set, each message is made durable there before its 250 (journal.go)
 
 	saved    atomic.Bool
 	messages atomic.Int64
@@ -88,6 +90,7 @@ func (s *sink) session(raw net.Conn) {
 	br := bufio.NewReaderSize(conn, 4096)
 	bw := bufio.NewWriterSize(conn, 1024)
 	secure := false
+	var msg bytes.Buffer // the message being committed (-durable)
 	reply := func(lines ...string) bool {
 		for _, l := range lines {
 			bw.WriteString(l)
@@ -155,11 +158,21 @@ func (s *sink) session(raw net.Conn) {
 				return
 			}
 			var keep *bytes.Buffer
-			if s.save != "" && !s.saved.Load() {
+			if s.durable != nil {
+				msg.Reset()
+				keep = &msg
+			} else if s.save != "" && !s.saved.Load() {
 				keep = new(bytes.Buffer)
 			}
 			if !s.discardData(readLine, keep) {
 				return
+			}
+			if s.durable != nil {
+				if err := s.durable.commit(msg.Bytes()); err != nil {
+					slog.Error("sink: -durable", "err", err)
+					reply("451 4.3.0 not stored")
+					return
+				}
 			}
 			if keep != nil && s.saved.CompareAndSwap(false, true) {
 				if err := os.WriteFile(s.save, keep.Bytes(), 0o600); err != nil {
@@ -170,7 +183,11 @@ func (s *sink) session(raw net.Conn) {
 			if s.each != nil {
 				s.each.Info("accepted", "n", n)
 			}
-			ok = reply("250 2.0.0 ok: discarded")
+			if s.durable != nil {
+				ok = reply("250 2.0.0 ok: stored")
+			} else {
+				ok = reply("250 2.0.0 ok: discarded")
+			}
 		case "QUIT":
 			reply("221 2.0.0 bye")
 			return
@@ -246,9 +263,18 @@ func main() {
 	timeout := flag.Duration("timeout", 5*time.Minute, "limit for each read and write")
 	save := flag.String("save", "", "write the first message received to this file (as sent, dot-stuffed)")
 	each := flag.Bool("log-each", false, "log a line for every accepted message (a live count)")
+	durable := flag.String("durable", "", "append each message to this file, fdatasync'd (group commit) before its 250: the durable ceiling")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	s := &sink{hostname: *hostname, timeout: *timeout, save: *save}
+	if *durable != "" {
+		j, err := openJournal(*durable)
+		if err != nil {
+			log.Error("sink", "err", err)
+			os.Exit(1)
+		}
+		s.durable = j
+	}
 	if *each {
 		s.each = log
 	}

@@ -127,3 +127,32 @@ func TestSinkSavesFirstMessageOnly(t *testing.T) {
 		t.Errorf("saved %q, want the first message", got)
 	}
 }
+
+// TestSinkDurableWritesBeforeReplying: with -durable, the 250 after DATA
+// comes once the message is in the journal file (the sync itself is
+// safeio.DirSyncer's, tested there), one message after the other.
+func TestSinkDurableWritesBeforeReplying(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "journal")
+	j, err := openJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.f.Close()
+	_, addr := startSink(t, func(s *sink) { s.durable, s.tls = j, nil })
+	for _, body := range []string{"Subject: one\r\n\r\nfirst body\r\n", "Subject: two\r\n\r\nsecond body\r\n"} {
+		if err := smtp.SendMail(addr, nil, "a@client.test", []string{"b@sink.test"}, []byte(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "Subject: one\r\n\r\nfirst body\r\nSubject: two\r\n\r\nsecond body\r\n"
+	if !strings.HasPrefix(string(b), want) {
+		t.Errorf("journal starts %q, want %q", b[:min(len(b), 80)], want)
+	}
+	if len(b) < journalAhead {
+		t.Errorf("journal of %d bytes, want it zero-filled ahead to %d", len(b), journalAhead)
+	}
+}
