@@ -95,7 +95,9 @@ func Output(t testing.TB, path string, args ...string) string {
 // tlsmail). The port is taken below the kernel's ephemeral range, so the
 // local end of some other outgoing connection cannot take it in the
 // meantime (a port from 127.0.0.1:0 is ephemeral, and on a busy machine
-// one was taken between the check and Postfix's bind).
+// one was taken between the check and Postfix's bind). A port is given
+// once per test process: two listeners of one test set up before either
+// binds (a config with six of them) once got the same port.
 func FreePort(t testing.TB) int {
 	t.Helper()
 	lo := ephemeralLow()
@@ -105,6 +107,9 @@ func FreePort(t testing.TB) int {
 	}
 	for range 200 {
 		port := first + rand.IntN(lo-first)
+		if !givenPorts.take(port) {
+			continue
+		}
 		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
 			continue
@@ -114,6 +119,26 @@ func FreePort(t testing.TB) int {
 	}
 	t.Fatal("no free TCP port below the ephemeral range after 200 tries")
 	return 0
+}
+
+// givenPorts are the ports FreePort returned in this process. Test-helper
+// state shared by every test of the process, as a build cache is.
+var givenPorts = &portSet{given: map[int]bool{}}
+
+type portSet struct {
+	mu    sync.Mutex
+	given map[int]bool
+}
+
+// take reports whether port was not given before, and marks it given.
+func (s *portSet) take(port int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.given[port] {
+		return false
+	}
+	s.given[port] = true
+	return true
 }
 
 // ephemeralLow is the first port of the kernel's ephemeral range (Linux's

@@ -47,3 +47,18 @@ func TestReadOnlyFailsUnderCIWhenItCannotWork(t *testing.T) {
 		t.Errorf("outside CI: %q, want a skip", got)
 	}
 }
+
+// TestFreePortNeverRepeats: a test that sets up several listeners before
+// any binds must get distinct ports (a mail server config once got the
+// same port for two listeners). 2,000 draws from ~22,000 ports would
+// repeat one almost surely if FreePort did not remember them.
+func TestFreePortNeverRepeats(t *testing.T) {
+	seen := map[int]bool{}
+	for range 2000 {
+		p := FreePort(t)
+		if seen[p] {
+			t.Fatalf("port %d given twice", p)
+		}
+		seen[p] = true
+	}
+}
