@@ -64,6 +64,12 @@ func decryptKeyBlock(block *pem.Block, password []byte) (*pem.Block, error) {
 		if err != nil {
 			return nil, fmt.Errorf("decrypting %s: %w", block.Type, err)
 		}
+		// The legacy form's only check is its padding, which a wrong
+		// password passes about once in 256 tries: the key it yields
+		// then does not parse.
+		if !legacyKeyParses(block.Type, der) {
+			return nil, ErrWrongPassword
+		}
 		return &pem.Block{Type: block.Type, Bytes: der}, nil
 	}
 	var info encryptedPrivateKeyInfo
@@ -128,4 +134,19 @@ func decryptKeyBlock(block *pem.Block, password []byte) (*pem.Block, error) {
 		return nil, ErrWrongPassword
 	}
 	return &pem.Block{Type: "PRIVATE KEY", Bytes: plain}, nil
+}
+
+// legacyKeyParses reports whether der is a key of the legacy PEM type
+// typ (types it does not know are left to the caller's parse).
+func legacyKeyParses(typ string, der []byte) bool {
+	var err error
+	switch typ {
+	case "RSA PRIVATE KEY":
+		_, err = x509.ParsePKCS1PrivateKey(der)
+	case "EC PRIVATE KEY":
+		_, err = x509.ParseECPrivateKey(der)
+	case "PRIVATE KEY":
+		_, err = x509.ParsePKCS8PrivateKey(der)
+	}
+	return err == nil
 }

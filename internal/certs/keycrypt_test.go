@@ -2,7 +2,11 @@ package certs
 
 import (
 	"crypto"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -63,4 +67,40 @@ func TestEncryptedKeysFromOpenSSL(t *testing.T) {
 func sameKey(a, b crypto.Signer) bool {
 	pub, ok := a.Public().(interface{ Equal(crypto.PublicKey) bool })
 	return ok && pub.Equal(b.Public())
+}
+
+// TestLegacyKeyWrongPasswordPassingPadding: the legacy DEK-Info form
+// checks only its padding, which about one wrong password in 256 passes
+// (CI once drew one): that password must still be reported as wrong,
+// not as a damaged key.
+func TestLegacyKeyWrongPasswordPassingPadding(t *testing.T) {
+	openssl := testpeer.Require(t, "openssl")
+	dir := t.TempDir()
+	rsaPath, enc := filepath.Join(dir, "rsa.key"), filepath.Join(dir, "legacy.pem")
+	testpeer.Output(t, openssl, "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", rsaPath)
+	testpeer.Output(t, openssl, "rsa", "-in", rsaPath, "-aes256", "-traditional", "-passout", "pass:s3cret", "-out", enc)
+	b, err := os.ReadFile(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(b)
+	if block == nil || block.Headers["DEK-Info"] == "" {
+		t.Fatal("openssl did not write the legacy form")
+	}
+	tried := 0
+	for i := range 100000 {
+		pw := []byte(fmt.Sprintf("wrong-%d", i))
+		//lint:ignore SA1019 the legacy form is what this test is about
+		if _, err := x509.DecryptPEMBlock(block, pw); err != nil { //nolint:staticcheck
+			continue
+		}
+		tried++
+		if _, err := ReadPrivateKey(enc, pw); !errors.Is(err, ErrWrongPassword) {
+			t.Fatalf("wrong password %q, whose padding passes: %v", pw, err)
+		}
+		if tried == 3 {
+			return
+		}
+	}
+	t.Fatalf("only %d of 100,000 wrong passwords passed the padding check", tried)
 }
