@@ -65,9 +65,8 @@ func decryptKeyBlock(block *pem.Block, password []byte) (*pem.Block, error) {
 			return nil, fmt.Errorf("decrypting %s: %w", block.Type, err)
 		}
 		// The legacy form's only check is its padding, which a wrong
-		// password passes about once in 256 tries: the key it yields
-		// then does not parse.
-		if !legacyKeyParses(block.Type, der) {
+		// password passes about once in 256 tries.
+		if !legacyKeyWellFormed(der) {
 			return nil, ErrWrongPassword
 		}
 		return &pem.Block{Type: block.Type, Bytes: der}, nil
@@ -136,17 +135,12 @@ func decryptKeyBlock(block *pem.Block, password []byte) (*pem.Block, error) {
 	return &pem.Block{Type: "PRIVATE KEY", Bytes: plain}, nil
 }
 
-// legacyKeyParses reports whether der is a key of the legacy PEM type
-// typ (types it does not know are left to the caller's parse).
-func legacyKeyParses(typ string, der []byte) bool {
-	var err error
-	switch typ {
-	case "RSA PRIVATE KEY":
-		_, err = x509.ParsePKCS1PrivateKey(der)
-	case "EC PRIVATE KEY":
-		_, err = x509.ParseECPrivateKey(der)
-	case "PRIVATE KEY":
-		_, err = x509.ParsePKCS8PrivateKey(der)
-	}
-	return err == nil
+// legacyKeyWellFormed reports whether der is one whole DER SEQUENCE, as
+// every key in the legacy form is. Garbage from a wrong password almost
+// never is; a key that is well formed but not usable (a size Go refuses)
+// is left to the caller's parse and its own error.
+func legacyKeyWellFormed(der []byte) bool {
+	var seq asn1.RawValue
+	rest, err := asn1.Unmarshal(der, &seq)
+	return err == nil && len(rest) == 0 && seq.Class == asn1.ClassUniversal && seq.Tag == asn1.TagSequence && seq.IsCompound
 }
