@@ -89,6 +89,23 @@ func TestLogSegmentsArePreZeroed(t *testing.T) {
 	}
 }
 
+// lowOnZeros opens a queue with one message in its active segment and
+// no zeros left ahead of it, closed when the test ends.
+func lowOnZeros(t *testing.T) (*Queue, *spoolLog, *segment) {
+	t.Helper()
+	q, err := Open(t.TempDir(), newRecorder(nil), Options{}, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(q.spool.close)
+	enqueue(t, q, "first\r\n", "x@local")
+	l := q.spool
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.active.zeroed = l.active.size
+	return q, l, l.active
+}
+
 // TestZeroExtensionSyncFailureBreaksTheSegment: extendZeros syncs the
 // active segment while records other sessions wrote after its zeros may
 // wait for their group commit. Linux reports a writeback error to one
@@ -96,17 +113,7 @@ func TestLogSegmentsArePreZeroed(t *testing.T) {
 // sees it, the segment must be broken as the group commit's own sync
 // breaks it, or a record whose pages were lost is acknowledged.
 func TestZeroExtensionSyncFailureBreaksTheSegment(t *testing.T) {
-	q, err := Open(t.TempDir(), newRecorder(nil), Options{}, quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.spool.close()
-	enqueue(t, q, "first\r\n", "x@local")
-	l := q.spool
-	l.mu.Lock()
-	seg := l.active
-	seg.zeroed = seg.size // the zeros ran low
-	l.mu.Unlock()
+	q, l, seg := lowOnZeros(t)
 	var fail atomic.Bool
 	fail.Store(true)
 	l.fdatasync = func(f *os.File) error {
@@ -133,17 +140,7 @@ func TestZeroExtensionSyncFailureBreaksTheSegment(t *testing.T) {
 // happens while extendZeros syncs its zeros (appendMu let go), zeroed
 // must not claim the zeros that went.
 func TestFailedAppendDuringZeroExtension(t *testing.T) {
-	q, err := Open(t.TempDir(), newRecorder(nil), Options{}, quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.spool.close()
-	enqueue(t, q, "first\r\n", "x@local")
-	l := q.spool
-	l.mu.Lock()
-	seg := l.active
-	seg.zeroed = seg.size
-	l.mu.Unlock()
+	_, l, seg := lowOnZeros(t)
 	var armed atomic.Bool
 	armed.Store(true)
 	syncing, release := make(chan struct{}), make(chan struct{})
