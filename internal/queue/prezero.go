@@ -35,8 +35,8 @@ const (
 	zeroLowWater = 128 << 10
 )
 
-// zeroFill writes n zero bytes to f at off and makes them durable.
-func zeroFill(f *os.File, off, n int64) error {
+// writeZeros writes n zero bytes to f at off.
+func writeZeros(f *os.File, off, n int64) error {
 	zeros := make([]byte, min(n, zeroChunk))
 	for n > 0 {
 		w, err := f.WriteAt(zeros[:min(n, int64(len(zeros)))], off)
@@ -45,6 +45,14 @@ func zeroFill(f *os.File, off, n int64) error {
 		}
 		off += int64(w)
 		n -= int64(w)
+	}
+	return nil
+}
+
+// zeroFill writes n zero bytes to f at off and makes them durable.
+func zeroFill(f *os.File, off, n int64) error {
+	if err := writeZeros(f, off, n); err != nil {
+		return err
 	}
 	return fdatasync(f)
 }
@@ -78,8 +86,7 @@ func (l *spoolLog) extendZeros(seg *segment) {
 	from := max(seg.size, seg.zeroed)
 	truncs := seg.truncs
 	l.mu.Unlock()
-	zeros := make([]byte, zeroChunk)
-	_, err := seg.f.WriteAt(zeros, from)
+	err := writeZeros(seg.f, from, zeroChunk)
 	l.appendMu.Unlock()
 	if err == nil {
 		err = l.syncer.Wait(l.syncer.Mark(seg.path))

@@ -2,7 +2,6 @@ package server
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"strconv"
 	"sync"
@@ -191,18 +190,18 @@ func (d *delivery) batchKey(path string) (string, bool) {
 // localBatched stages one delivery and returns its outcome, whose Durable
 // makes it durable with the rest of the batch and publishes it. count
 // (nil without a quota) ends the message's quota count: the round that
-// publishes the file calls it, or this when nothing is staged.
-func (d *delivery) localBatched(md maildir.Dir, key, name, user string, i int, r io.Reader, retry bool, count func(n int64, stored bool)) queue.Outcome {
+// publishes the file calls it, or this when nothing is staged. msg
+// counts what Stage reads: the message's size.
+func (d *delivery) localBatched(md maildir.Dir, key, name, user string, i int, msg *countingReader, retry bool, count func(n int64, stored bool)) queue.Outcome {
 	b := &d.batch
 	b.mu.Lock()
 	fails := b.failures[key]
 	b.mu.Unlock()
-	cr := &countingReader{r: r}
-	staged, err := md.Stage(name, cr, retry)
+	staged, err := md.Stage(name, msg, retry)
 	if (err != nil || !staged) && count != nil {
 		// Nothing stored now; a copy from an earlier attempt is counted
 		// already, or by this if a recount skipped it.
-		count(cr.n, false)
+		count(msg.n, false)
 	}
 	if err != nil {
 		return queue.Outcome{Rcpt: i, Status: dstatus.Temp("4.3.0", "mailbox unavailable").WithDetail(err.Error())}
@@ -218,7 +217,7 @@ func (d *delivery) localBatched(md maildir.Dir, key, name, user string, i int, r
 	// covers the ticket, or an earlier one, publishes the file.
 	res := &fileResult{}
 	b.mu.Lock()
-	b.staged[key] = append(b.staged[key], stagedFile{md: md, name: name, retry: retry, res: res, fails: fails, count: count, size: cr.n})
+	b.staged[key] = append(b.staged[key], stagedFile{md: md, name: name, retry: retry, res: res, fails: fails, count: count, size: msg.n})
 	tk := b.fs.Mark(key)
 	b.mu.Unlock()
 	return queue.Outcome{Rcpt: i, Delivered: true, Status: dstatus.Delivered("delivered to maildir " + user),
