@@ -48,8 +48,8 @@ done
 [ "$runs" -ge 1 ] && [ "$msgs" -ge 1 ] || { echo "compare.sh: RUNS and MSGS must be at least 1" >&2; exit 2; }
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-. "$root/bench/lib.sh" # stop_pid, freeport, wait_greeting
-work=$(mktemp -d "${TMPDIR:-/tmp}/tlsmail-bench.XXXXXX")
+. "$root/bench/lib.sh" # stop_pid, freeport, wait_greeting, bench_workdir
+work=$(bench_workdir tlsmail-bench)
 chmod 755 "$work"
 tlsmail_pid="" sink_pid="" dsink_pid="" pf_dir="$work/postfix"
 
@@ -82,6 +82,7 @@ trap 'exit 130' INT TERM
 echo "building..." >&2
 (cd "$root" && go build -o "$work/tlsmail" ./cmd/tlsmail && go build -o "$work/smtpload" ./bench/smtpload &&
   go build -o "$work/sink" ./bench/sink)
+sync # the build's deleted temporary files: their inodes count as recently deleted until written (see bench_workdir)
 T="$work/tlsmail"
 
 # --- tlsmail -----------------------------------------------------------
@@ -107,6 +108,9 @@ fi
 # --- Postfix (private instance, root) ---------------------------------------
 pport="" postfix_maildir="$pf_dir/mail/sink"
 if [ "$use_postfix" = 1 ]; then
+  # Postfix's queue (a file made and deleted per message) and its Maildir in
+  # block groups of their own, as a host's spool and mailboxes are apart
+  mkdir -p "$pf_dir" && chattr +T "$pf_dir" 2>/dev/null || true
   mkdir -p "$pf_dir/etc" "$pf_dir/queue" "$pf_dir/data" "$pf_dir/mail"
   chown 65534:65534 "$pf_dir/mail" # virtual(8) delivers as this uid
   pport=$(freeport)

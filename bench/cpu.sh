@@ -17,7 +17,7 @@ msgs=${MSGS:-2000}
 runs=${RUNS:-3}
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/bench/lib.sh" # stop_pid, freeport, wait_greeting, ticks, stime, hz
-work=$(mktemp -d "${TMPDIR:-/tmp}/tlsmail-cpu.XXXXXX")
+work=$(bench_workdir tlsmail-cpu)
 tlsmail_pid="" sink_pid=""
 cleanup() {
   for p in $tlsmail_pid $sink_pid; do kill -TERM "$p" 2>/dev/null || true; done

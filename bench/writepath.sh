@@ -11,7 +11,8 @@
 set -u
 bin=$1 c=${2:-8} m=${3:-1} n=${4:-2000}
 here=$(cd "$(dirname "$0")/.." && pwd)
-work=$(mktemp -d "${TMPDIR:-/tmp}/tlsmail-writepath.XXXXXX")
+. "$here/bench/lib.sh" # bench_workdir
+work=$(bench_workdir tlsmail-writepath)
 pid=
 trap '[ -n "$pid" ] && kill -TERM $(pgrep -P $pid) $pid 2>/dev/null; [ -n "$pid" ] && wait $pid 2>/dev/null; rm -rf "$work"' EXIT
 (cd "$here" && go build -o "$work/smtpload" ./bench/smtpload)
