@@ -33,9 +33,11 @@ type ControlReply struct {
 // user` (users-reload: the users file changed) and `tlsmail cert
 // rollover` (more: acme.go) on a Unix socket (mode
 // 0600: only the server's user may use it). One line in, one JSON line
-// out.
+// out. The caller holds the data directory (lockDataDir), so a socket
+// already at path is a stale one; it removes path when it stops, before
+// it lets the directory go.
 func serveControl(ctx context.Context, path string, q *queue.Queue, rep *reporter, users *auth.Users, more func(context.Context, []string) (ControlReply, bool), log *slog.Logger) error {
-	_ = os.Remove(path) // a stale socket from a crash
+	_ = os.Remove(path) // a stale socket from a crash (the caller holds the data directory)
 	l, err := net.Listen("unix", path)
 	if err != nil {
 		return fmt.Errorf("control socket: %w", err)
@@ -44,10 +46,6 @@ func serveControl(ctx context.Context, path string, q *queue.Queue, rep *reporte
 		l.Close()
 		return err
 	}
-	go func() {
-		<-ctx.Done()
-		os.Remove(path) // listen.Serve closes l
-	}()
 	go serveControlOn(ctx, l, func(ctx context.Context, args []string) ControlReply {
 		r, ok := more(ctx, args) // cert-rollover (acme.go)
 		if !ok {

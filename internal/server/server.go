@@ -164,6 +164,11 @@ func Run(ctx context.Context, o Options) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return cfg.ErrorAt("data_dir: "+err.Error(), "data_dir")
 	}
+	unlock, err := lockDataDir(cfg.DataDir) // datalock.go
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	users, err := auth.LoadUsersFile(cfg.Path(cfg.UsersFile))
 	if err != nil {
 		return cfg.ErrorAt(err.Error(), "users_file")
@@ -275,6 +280,7 @@ func Run(ctx context.Context, o Options) error {
 	qctx, stopQueue := context.WithCancel(context.Background())
 	rep := newReporter(rec.store, rem.Resolver, webRoots, q, smtp.BounceRecipient, cfg.Hostname, log)
 	go rep.daily(qctx)
+	defer os.Remove(cfg.Path(ControlSocket)) // before unlock: the next server's socket is never ours to remove
 	if err := serveControl(qctx, cfg.Path(ControlSocket), q, rep, users, withStatus(&statusSource{started: start, cfg: cfg, addrs: addrs, tlsSrv: tlsSrv, queue: q, records: rec.store}, certControl(acme, rolloverDelay(cfg))), log); err != nil {
 		log.Warn("no control socket: `tlsmail queue flush|retry|delete` will not reach this server", "err", err)
 	}
