@@ -224,7 +224,14 @@ func (c *collector) one(name string) {
 		}
 	}
 	if len(refused) > 0 {
-		if err := c.bounce(cfg, f, who, refused, msg); err != nil {
+		switch err := c.bounce(cfg, f, who, refused, msg); {
+		case err == nil:
+		case errors.Is(err, errNoBounceRecipient) && id == "":
+			c.setAside(name, err) // kept: nobody can be told
+			return
+		case errors.Is(err, errNoBounceRecipient):
+			c.log.Error("pickup: refused recipients not reported", "pickup", f.Name, "err", err)
+		default:
 			c.log.Error("pickup: cannot queue the bounce; will retry", "file", name, "err", err)
 			if id == "" {
 				return
@@ -238,6 +245,10 @@ func (c *collector) one(name string) {
 		c.log.Error("pickup: queued but cannot remove the file; will retry the removal", "file", name, "err", err)
 	}
 }
+
+// errNoBounceRecipient: a refused pickup message has no one to be
+// reported to, neither its sender nor the postmaster.
+var errNoBounceRecipient = errors.New("no one to bounce to")
 
 // qualify appends @domain to a bare local name; "" (the null sender) and
 // addresses with a domain are kept.
@@ -305,21 +316,38 @@ func (c *collector) bounce(cfg *config.Config, f *pickup.File, who string, refus
 	if f.From == "" {
 		return nil // no bounce for the null sender
 	}
+	env := queue.Envelope{Body: "8BITMIME"}
+	toHeader, subject := f.From, "Undelivered Mail Returned to Sender"
 	to, ok := c.smtp.BounceRecipient(f.From)
 	if !ok {
-		c.log.Warn("pickup: no bounce: the sender cannot be resolved", "pickup", f.Name, "from", f.From)
-		return nil
+		// A sender no user or alias resolves ("root" with no root alias):
+		// as Postfix's double bounce, the notice goes to the postmaster
+		// (null sender, so one that fails is kept in hold/, not bounced),
+		// not nowhere. With no local postmaster either, the caller keeps
+		// the file in pickup.bad.
+		pm := c.smtp.Settings().Route.Postmaster()
+		r, ok := c.smtp.BounceRecipient(pm)
+		if !ok || r.Local == "" && strings.EqualFold(r.Addr, pm) {
+			return fmt.Errorf("%w: neither the sender %s nor the postmaster (%s) resolves to a mailbox", errNoBounceRecipient, f.From, pm)
+		}
+		c.log.Warn("pickup: the sender cannot be resolved; the bounce goes to the postmaster", "pickup", f.Name, "from", f.From, "postmaster", pm)
+		to, toHeader, subject = r, pm, "Postmaster Copy: Undelivered Mail"
+		env.Notice = queue.NoticeDoubleBounce
 	}
-	w, err := c.q.NewMessage(queue.Envelope{Recipients: []queue.Recipient{to}, Body: "8BITMIME"})
+	env.Recipients = []queue.Recipient{to}
+	w, err := c.q.NewMessage(env)
 	if err != nil {
 		return err
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "From: MAILER-DAEMON@%s (Mail Delivery System)\r\nTo: <%s>\r\n", cfg.Hostname, f.From)
-	fmt.Fprintf(&b, "Subject: Undelivered Mail Returned to Sender\r\nDate: %s\r\n", time.Now().Format(time.RFC1123Z))
+	fmt.Fprintf(&b, "From: MAILER-DAEMON@%s (Mail Delivery System)\r\nTo: <%s>\r\n", cfg.Hostname, toHeader)
+	fmt.Fprintf(&b, "Subject: %s\r\nDate: %s\r\n", subject, time.Now().Format(time.RFC1123Z))
 	fmt.Fprintf(&b, "Message-ID: %s\r\nAuto-Submitted: auto-replied\r\n", smtpclient.NewMessageID("MAILER-DAEMON@"+cfg.Hostname))
 	b.WriteString("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n")
 	fmt.Fprintf(&b, "This is the mail system at host %s.\r\n\r\nThe message you submitted with sendmail (local user %s) could not be\r\ndelivered to these recipients:\r\n\r\n", cfg.Hostname, who)
+	if env.Notice != "" {
+		fmt.Fprintf(&b, "(This copy goes to the postmaster: the sender <%s> resolves to no mailbox.)\r\n\r\n", f.From)
+	}
 	for _, a := range addrs {
 		fmt.Fprintf(&b, "<%s>: %s\r\n", a, refused[a])
 	}

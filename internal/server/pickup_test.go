@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tlsmail/tlsmail/internal/auth"
 	"github.com/tlsmail/tlsmail/internal/config"
 	"github.com/tlsmail/tlsmail/internal/pickup"
 	"github.com/tlsmail/tlsmail/internal/queue"
@@ -32,11 +33,25 @@ func (l *logBuf) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock()
 func (l *logBuf) String() string              { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // newTestCollector is a collector over a fresh data directory with the
-// dev configuration (local domain localhost, no users file) and an alias
-// root → ops@example.net, with a queue that is not run.
-func newTestCollector(t *testing.T) (*collector, *config.Config, *logBuf) {
+// dev configuration (local domain localhost, postmaster → demo; no users
+// table, or one with users if given) and an alias root →
+// ops@example.net, with a queue that is not run.
+func newTestCollector(t *testing.T, users ...string) (*collector, *config.Config, *logBuf) {
 	t.Helper()
 	cfg := config.Dev(t.TempDir())
+	var table *auth.Users // none: every local name is taken
+	if len(users) > 0 {
+		table, _ = auth.LoadUsers(filepath.Join(t.TempDir(), "users"))
+		h, err := auth.HashPassword("correct horse")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, u := range users {
+			if err := table.Set(u, h); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	cfg.Defaults()
 	cfg.Aliases["root"] = "ops@example.net"
 	logs := &logBuf{}
@@ -45,7 +60,7 @@ func newTestCollector(t *testing.T) (*collector, *config.Config, *logBuf) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt, err := newRouter(cfg, nil)
+	rt, err := newRouter(cfg, table)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,5 +301,40 @@ func TestPickupQueuesOnceWhenTheFileCannotBeRemoved(t *testing.T) {
 	}
 	if n := logLines(logs, "cannot remove"); n != 1 {
 		t.Errorf("%d log lines about the removal, want 1:\n%s", n, logs)
+	}
+}
+
+// TestPickupBounceOfAnUnresolvableSender: mail dropped by a sender no
+// user or alias resolves ("cron" with no such user), to a recipient that
+// does not exist, was logged and dropped with exit 0 and no bounce
+// before. As Postfix's double bounce, the notice now goes to the
+// postmaster, with the null sender (a failing notice is held, never
+// bounced); with no postmaster mailbox either, the file is kept in
+// pickup.bad.
+func TestPickupBounceOfAnUnresolvableSender(t *testing.T) {
+	c, _, logs := newTestCollector(t, "demo")
+	drop(t, c, "1.cron", `{"from":"cron","rcpt":["nosuchuser"]}`, "Subject: cron output\n\nout\n")
+	c.collect()
+	items := queued(t, c)
+	if len(items) != 1 {
+		t.Fatalf("%d queued, want the notice to the postmaster\n%s", len(items), logs)
+	}
+	env := items[0].Envelope
+	if env.From != "" || env.Notice != queue.NoticeDoubleBounce || len(env.Recipients) != 1 || env.Recipients[0].Local != "demo" {
+		t.Errorf("queued %+v, want a double-bounce notice from <> to the postmaster's mailbox demo", env)
+	}
+	if logLines(logs, "the bounce goes to the postmaster") != 1 {
+		t.Errorf("the log does not say the bounce went to the postmaster:\n%s", logs)
+	}
+	if _, err := os.Stat(filepath.Join(c.dir, "1.cron")); !os.IsNotExist(err) {
+		t.Errorf("the pickup file is still there after its notice was queued: %v", err)
+	}
+
+	// No postmaster mailbox either: nothing queued, the file kept.
+	c2, _, logs2 := newTestCollector(t, "alice") // postmaster → demo, who is no user
+	drop(t, c2, "2.cron", `{"from":"cron","rcpt":["nosuchuser"]}`, "Subject: cron output\n\nout\n")
+	c2.collect()
+	if n := len(queued(t, c2)); n != 0 || !setAside(c2, "2.cron") {
+		t.Errorf("no postmaster mailbox: %d queued, set aside %v; want 0 and the file in pickup.bad\n%s", n, setAside(c2, "2.cron"), logs2)
 	}
 }
