@@ -407,8 +407,18 @@ func probeHost(ctx context.Context, hr *HostReport, domain string, o Options, st
 			hr.PKIX = &Check{OK: false, Reason: fmt.Sprintf("chain verifies, but wrong host: certificate is for %s, not %s", strings.Join(chain[0].DNSNames, ", "), hr.Host)}
 		}
 	}
-	// Old protocol versions: each must be refused.
+	// The weakest version accepted: TLS 1.2 when this connection got 1.3
+	// and the server takes 1.2 too; then the old versions, each of which
+	// must be refused.
 	hr.Weakest = st.Protocol
+	if st.Version > tls.VersionTLS12 {
+		if lc, err := connect(ctx, hr, o, tls.VersionTLS12); err == nil {
+			if lc.TLS().TLS && lc.TLS().Version == tls.VersionTLS12 {
+				hr.Weakest = tlsinfo.ProtocolName(tls.VersionTLS12)
+			}
+			_ = lc.Quit()
+		}
+	}
 	for _, v := range []uint16{tls.VersionTLS11, tls.VersionTLS10} {
 		li := LegacyInfo{Protocol: tlsinfo.ProtocolName(v)}
 		if lc, err := connect(ctx, hr, o, v); err == nil {
