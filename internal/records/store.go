@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/url"
 	"os"
@@ -59,6 +60,9 @@ type Store struct {
 // Open opens (creating if needed) the store at path, a SQLite file in WAL
 // mode, and starts its writer. Close it to flush what is queued.
 func Open(path string, o Options) (*Store, error) {
+	if err := ownerOnly(path); err != nil {
+		return nil, fmt.Errorf("records %s: %w", path, err)
+	}
 	db, err := openDB(path, o.BusyTimeout, false)
 	if err != nil {
 		return nil, err
@@ -81,6 +85,26 @@ func Open(path string, o Options) (*Store, error) {
 		closing: make(chan struct{}), done: make(chan struct{})}
 	go s.writer()
 	return s, nil
+}
+
+// ownerOnly makes the store's file (created here if missing) and its
+// -wal and -shm files readable by their owner only: they hold client
+// addresses, login names and certificate names, and a data directory at
+// 0711 (for the sendmail drop) lets every local user open a file there by
+// name. SQLite gives the -wal and -shm files it creates the database
+// file's mode; existing ones, from before, are changed here.
+func ownerOnly(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
 }
 
 // OpenReader opens an existing store for queries only (`tlsmail report`

@@ -417,3 +417,36 @@ func TestInboundShapeWritesTheSameRow(t *testing.T) {
 		t.Errorf("rows differ:\n%s", strings.Join(got, "\n"))
 	}
 }
+
+// The store and its -wal and -shm files are the owner's only, also under
+// a umask of 022 and for a store made world-readable by an earlier
+// version: it names clients, users and certificates (before, records.db
+// and its -wal and -shm were 0644, readable through a 0711 data dir).
+func TestStoreFilesAreOwnerOnly(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "records.db")
+	for round := range 2 {
+		s, err := Open(path, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Add(Record{Direction: In, Service: "smtp", User: "alice"})
+		if err := s.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{path, path + "-wal", path + "-shm"} {
+			fi, err := os.Stat(p)
+			if err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+			if fi.Mode().Perm() != 0o600 {
+				t.Errorf("round %d: %s has mode %v, want 0600", round, filepath.Base(p), fi.Mode().Perm())
+			}
+		}
+		closeStore(t, s)
+		// An earlier version's world-readable files: Open makes them 0600.
+		for _, p := range []string{path, path + "-wal", path + "-shm"} {
+			os.Chmod(p, 0o644)
+		}
+	}
+}
