@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/mail"
 	"net"
 	"os"
 	"os/exec"
@@ -88,10 +89,13 @@ func runSend(env *cliEnv, args []string) int {
 	timeout := fs.Duration("timeout", 10*time.Minute, "give up after this long")
 	allowPlain := fs.Bool("allow-plaintext-auth", false, "allow AUTH without TLS (only with --tls none, for test servers)")
 	if code, done := parse(env, fs, args); done {
+		if code == exitUsage {
+			return exUsage // the README's sysexits, as sendmail's
+		}
 		return code
 	}
 	if fs.NArg() > 0 {
-		return usageError(env, "unexpected argument %q (recipients go in --to)", fs.Arg(0))
+		return sendUsageError(env, "unexpected argument %q (recipients go in --to)", fs.Arg(0))
 	}
 	req := sendRequest{server: *server, mode: *mode, user: *user, mechanism: *mech, caFile: *caFile, insecure: *insecure,
 		verbose: *verbose, asJSON: *asJSON, timeout: *timeout, from: *from, allowPlain: *allowPlain}
@@ -99,14 +103,26 @@ func runSend(env *cliEnv, args []string) int {
 		return code
 	}
 	if req.server == "" {
-		return usageError(env, "no --server and no account")
+		return sendUsageError(env, "no --server and no account")
 	}
 	if req.from == "" {
-		return usageError(env, "no --from")
+		return sendUsageError(env, "no --from")
 	}
 	req.rcpts = append(append(append(req.rcpts, to...), cc...), bcc...)
 	if len(req.rcpts) == 0 {
-		return usageError(env, "no recipients (--to, --cc, --bcc)")
+		return sendUsageError(env, "no recipients (--to, --cc, --bcc)")
+	}
+	// "Name <addr>" as mailx and msmtp take it: the header keeps it all
+	// (Compose), the envelope gets addr.
+	headerFrom := req.from
+	var err error
+	if req.from, err = envelopeAddress(req.from); err != nil {
+		return sendUsageError(env, "--from: %v", err)
+	}
+	for i, a := range req.rcpts {
+		if req.rcpts[i], err = envelopeAddress(a); err != nil {
+			return sendUsageError(env, "recipient: %v", err)
+		}
 	}
 	if *message != "" {
 		b, err := os.ReadFile(*message)
@@ -115,7 +131,7 @@ func runSend(env *cliEnv, args []string) int {
 		}
 		req.message = b
 	} else {
-		m := smtpclient.Message{From: req.from, To: to, Cc: cc, Subject: *subject}
+		m := smtpclient.Message{From: headerFrom, To: to, Cc: cc, Subject: *subject}
 		text, err := readBody(env, *body)
 		if err != nil {
 			return failCode(env, exNoInput, "%v", err)
@@ -138,7 +154,7 @@ func runSend(env *cliEnv, args []string) int {
 		for _, h := range headers {
 			k, v, ok := strings.Cut(h, ":")
 			if !ok {
-				return usageError(env, "--header %q: want \"Name: value\"", h)
+				return sendUsageError(env, "--header %q: want \"Name: value\"", h)
 			}
 			m.Headers = append(m.Headers, [2]string{strings.TrimSpace(k), strings.TrimSpace(v)})
 		}
@@ -152,6 +168,19 @@ func runSend(env *cliEnv, args []string) int {
 		return code
 	}
 	return deliver(env, req)
+}
+
+// envelopeAddress is the address of "Name <addr>", "<addr>" or "addr",
+// as written (net/mail's Address would unquote a quoted local part).
+func envelopeAddress(s string) (string, error) {
+	if _, err := mail.ParseAddress(s); err != nil {
+		return "", fmt.Errorf("%q is not an address (%v)", s, err)
+	}
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '<'); i >= 0 && strings.HasSuffix(s, ">") {
+		s = strings.TrimSpace(s[i+1 : len(s)-1])
+	}
+	return s, nil
 }
 
 func readBody(env *cliEnv, file string) (string, error) {
@@ -252,11 +281,18 @@ func obtainPassword(env *cliEnv, req *sendRequest, file string) int {
 	return 0
 }
 
+// sendUsageError is usageError with sysexits' EX_USAGE (64), the exit
+// code scripts calling `tlsmail send` (or sendmail) expect.
+func sendUsageError(env *cliEnv, format string, a ...any) int {
+	usageError(env, format, a...)
+	return exUsage
+}
+
 // deliver connects and sends, and maps the outcome to an exit code.
 func deliver(env *cliEnv, req sendRequest) int {
 	addr, mode, err := serverAndMode(req.server, req.mode)
 	if err != nil {
-		return usageError(env, "%v", err)
+		return sendUsageError(env, "%v", err)
 	}
 	opts := smtpclient.Options{Mode: mode, InsecureSkipVerify: req.insecure, AllowInsecureAuth: req.allowPlain}
 	if req.insecure {

@@ -130,6 +130,30 @@ func TestSendToOurServerInEveryMode(t *testing.T) {
 	if code != 0 || !strings.Contains(errs, "WARNING: --insecure") {
 		t.Errorf("--insecure: %d %q", code, errs)
 	}
+
+	// Usage errors exit 64 (EX_USAGE), as the README's sysexits say (2 before).
+	for _, args := range [][]string{
+		{"send", "--server", m.addr["submission"], "--from", "demo@localhost"},
+		{"send", "--no-such-flag"},
+		{"send", "--server", m.addr["submission"], "--from", "demo@localhost", "--to", "not an address"},
+		{"send", "--server", m.addr["submission"], "--from", "demo@localhost", "--to", "demo@localhost", "stray"},
+	} {
+		_, errs, code := runTlsmail(t, nil, "b\n", args...)
+		if code != 64 || strings.Count(strings.TrimSpace(errs), "\n") != 0 {
+			t.Errorf("%q: exit %d, stderr %q; want 64 and one line", args, code, errs)
+		}
+	}
+	// "Name <addr>" in --from and --to, as mailx and msmtp take them: the
+	// header keeps the name, the envelope the address (exit 70 before).
+	_, errs, code = runTlsmail(t, []string{"TLSMAIL_PASSWORD=" + demoPassword}, "b\n", "send", "--server", m.addr["submission"],
+		"--cafile", m.ca, "--user", "demo", "--from", "Demo User <demo@localhost>", "--to", "Dee Mo <demo@localhost>", "--subject", "send-names")
+	if code != 0 {
+		t.Fatalf("display names: exit %d %q", code, errs)
+	}
+	stored = m.findMail(t, "demo", "send-names")
+	if !strings.Contains(stored, "From: \"Demo User\" <demo@localhost>") || !strings.Contains(stored, "To: \"Dee Mo\" <demo@localhost>") {
+		t.Errorf("display names not in the header:\n%s", stored)
+	}
 }
 
 // checkStored parses a stored message and checks subject and attachment.
