@@ -183,6 +183,22 @@ func runSendmail(env *cliEnv, args []string) int {
 	if req.from == "" {
 		return failCode(env, exUsage, "no sender: give -f or set from in the account")
 	}
+	if viaSMTP {
+		// A bare name (cron's MAILTO=root) means a user of the sender's
+		// domain, as the drop's collector qualifies it with the first
+		// local domain (Postfix's append_at_myorigin; dma and nullmailer
+		// do the same with their own domain). The server would refuse it.
+		at := strings.LastIndexByte(req.from, '@')
+		for i, r := range sa.rcpts {
+			if !bareLocalName(r) {
+				continue
+			}
+			if at < 0 {
+				return failCode(env, exUsage, "recipient %q has no domain, and neither has the sender %q to take one from: give user@domain", r, req.from)
+			}
+			sa.rcpts[i] = r + req.from[at:]
+		}
+	}
 	msg = addMissingHeaders(msg, hdr, req.from, sa.fullName)
 	req.rcpts = sa.rcpts
 	req.message = msg
@@ -291,7 +307,7 @@ func addMissingHeaders(msg []byte, hdr *mail.Message, from, fullName string) []b
 // bare local name ("To: root", "To: Admin <root>"), which cron and
 // logwatch write and RFC 5322 parsers refuse, is taken as it is (the mail
 // drop's collector qualifies it with the first local domain, as Postfix's
-// append_at_myorigin). A part that is neither is an error naming the
+// append_at_myorigin; through an SMTP account it gets the sender's domain). A part that is neither is an error naming the
 // header, never silently dropped.
 func headerRecipients(h mail.Header, name string) ([]string, error) {
 	v := h.Get(name)
@@ -328,7 +344,8 @@ func headerRecipients(h mail.Header, name string) ([]string, error) {
 }
 
 // bareLocalName reports whether s is a local part without a domain, such
-// as root or mail-admin.
+// as root or mail-admin (the drop's collector, or sendmail itself for an
+// SMTP account, qualifies it).
 func bareLocalName(s string) bool {
 	if s == "" || len(s) > 64 {
 		return false

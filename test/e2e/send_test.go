@@ -246,6 +246,18 @@ cafile = %q
 	if msg := m.findMail(t, "demo", "Subject: dot-ends"); strings.Contains(msg, "after") {
 		t.Errorf("text after the lone dot was sent:\n%s", msg)
 	}
+	// A bare name, as cron's MAILTO=root gives it, as an argument and in
+	// To: with -t: through the account it is a user of the sender's
+	// domain (sent unqualified and refused with 501 before).
+	for _, args := range [][]string{{"demo"}, {"-t", "-i"}} {
+		cmd = exec.Command(link, args...)
+		cmd.Env = append(os.Environ(), env...)
+		cmd.Stdin = strings.NewReader("To: demo\nSubject: bare-" + args[0] + "\n\ncron output\n")
+		if out, err := cmd.CombinedOutput(); err != nil || len(out) != 0 {
+			t.Fatalf("sendmail %q to a bare name: %v %q", args, err, out)
+		}
+		m.findMail(t, "demo", "Subject: bare-"+args[0])
+	}
 	// A bad option is a usage error (EX_USAGE).
 	cmd = exec.Command(link, "-bs")
 	cmd.Env = append(os.Environ(), env...)
