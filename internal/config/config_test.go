@@ -62,6 +62,8 @@ func TestLoadErrorsNameFileAndLine(t *testing.T) {
 	for name, tc := range map[string]struct{ edit, want string }{
 		"syntax":                    {strings.Replace(good, "[limits]", "[limits", 1), ":9:"},
 		"unknown key":               {strings.Replace(good, "message_size", "message_sise", 1), `:10: unknown setting "limits.message_sise"`},
+		"unknown table":             {strings.Replace(good, "[limits]", "[limit]", 1), `:9: unknown table [limit]`},
+		"unknown array of tables":   {strings.Replace(good, "[[listener]]", "[[listner]]", 1), `:13: unknown table [[listner]]`},
 		"bad mode":                  {good + "mode = \"tls\"\n", `:21: listener submission: mode "tls"`},
 		"bad duration":              {strings.Replace(good, `"2m"`, `"2 minutes"`, 1), "invalid duration"},
 		"bad cidr":                  {strings.Replace(good, "192.0.2.0/24", "192.0.2.0/33", 1), `:3: relay_networks`},

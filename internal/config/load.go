@@ -70,7 +70,14 @@ func Load(path string) (*Config, error) {
 	loc := locator{src: src}
 	if und := md.Undecoded(); len(und) > 0 {
 		k := und[0]
-		return nil, &Error{File: path, Line: loc.line(k...), Msg: fmt.Sprintf("unknown setting %q", k.String())}
+		msg := fmt.Sprintf("unknown setting %q", k.String())
+		switch md.Type(k...) {
+		case "Hash":
+			msg = fmt.Sprintf("unknown table [%s]", k.String())
+		case "ArrayHash":
+			msg = fmt.Sprintf("unknown table [[%s]]", k.String())
+		}
+		return nil, &Error{File: path, Line: loc.line(k...), Msg: msg}
 	}
 	c.File = path
 	err = checkExplicit(md, &c)
@@ -286,6 +293,9 @@ func (l locator) line(key ...string) int {
 			if m[1] == "[[" {
 				curIdx = count[cur]
 				count[cur]++
+			}
+			if table == "" && cur == leaf && firstHeader == 0 {
+				firstHeader = n + 1 // the key names a whole table ("[queu]")
 			}
 			if cur == table && (arrayIdx < 0 || curIdx == arrayIdx) {
 				if leaf == "" {
