@@ -186,6 +186,14 @@ func fail(env *cliEnv, format string, a ...any) int {
 	return exitFail
 }
 
+// configError prints a configuration problem (FILE:LINE: message) as one
+// line and returns exitUsage, as `tlsmail check` does: the file is at
+// fault, not the command line, so no "see -h" hint.
+func configError(env *cliEnv, err error) int {
+	fmt.Fprintf(env.stderr, "%s: %v\n", env.name, err)
+	return exitUsage
+}
+
 // usageError prints a one-line usage error and returns exitUsage.
 func usageError(env *cliEnv, format string, a ...any) int {
 	fmt.Fprintf(env.stderr, "%s: %s (see `%s -h`)\n", env.name, fmt.Sprintf(format, a...), env.name)

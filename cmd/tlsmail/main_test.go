@@ -200,3 +200,24 @@ func TestRulesCompileAndCheck(t *testing.T) {
 		t.Errorf("a failed compile must leave the old cdb: %q", out)
 	}
 }
+
+// A broken configuration file is reported as FILE:LINE: message, exit 2,
+// by serve and by the commands that read it for the data directory,
+// without the "(see `tlsmail serve -h`)" of a command-line mistake.
+func TestConfigErrorsHaveNoUsageHint(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "tlsmail.toml")
+	if err := os.WriteFile(file, []byte("data_dir = \"d\"\n[queu]\nfirst_retry = \"1m\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range []string{"serve", "status", "queue", "user"} {
+		argv := []string{"tlsmail", cmd, "--config", file}
+		if cmd == "queue" || cmd == "user" {
+			argv = []string{"tlsmail", cmd, "list", "--config", file}
+		}
+		code, _, stderr := runCLI(t, argv...)
+		want := file + ":2: unknown table [queu]"
+		if code != 2 || !strings.Contains(stderr, want) || strings.Contains(stderr, "-h`") || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+			t.Errorf("%s: exit %d, stderr %q; want 2 and one line with %q, no -h hint", cmd, code, stderr, want)
+		}
+	}
+}

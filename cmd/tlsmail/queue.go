@@ -42,7 +42,7 @@ func runQueue(env *cliEnv, args []string) int {
 	}
 	dataDir, _, err := serverFiles(env, fs, *cfgFile, *data)
 	if err != nil {
-		return usageError(env, "%v", err)
+		return configError(env, err)
 	}
 	spool := filepath.Join(dataDir, "queue")
 	needID := func() (string, bool) {

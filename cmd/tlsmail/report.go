@@ -36,7 +36,7 @@ func runReport(env *cliEnv, args []string) int {
 	}
 	dataDir, _, err := serverFiles(env, fs, *cfgFile, *data)
 	if err != nil {
-		return usageError(env, "%v", err)
+		return configError(env, err)
 	}
 	p, err := reportPeriod(time.Now(), *days, *since, *until)
 	if err != nil {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -44,8 +43,7 @@ func runServe(env *cliEnv, args []string) int {
 	} else {
 		c, err := config.Load(*cfgFile)
 		if err != nil {
-			fmt.Fprintf(env.stderr, "%s: %v\n", env.name, err)
-			return exitUsage
+			return configError(env, err)
 		}
 		cfg = c
 	}
@@ -70,7 +68,7 @@ func runServe(env *cliEnv, args []string) int {
 	if err != nil {
 		var ce *config.Error
 		if errors.As(err, &ce) {
-			return usageError(env, "%v", err)
+			return configError(env, err)
 		}
 		return fail(env, "%v", err)
 	}

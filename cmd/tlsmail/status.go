@@ -32,7 +32,7 @@ func runStatus(env *cliEnv, args []string) int {
 	}
 	dataDir, _, err := serverFiles(env, fs, *cfgFile, *data)
 	if err != nil {
-		return usageError(env, "%v", err)
+		return configError(env, err)
 	}
 	r, err := server.Control(dataDir, "status")
 	var why string

@@ -46,7 +46,7 @@ func runUser(env *cliEnv, args []string) int {
 	}
 	dataDir, cfg, err := serverFiles(env, fs, *cfgFile, *data)
 	if err != nil {
-		return usageError(env, "%v", err)
+		return configError(env, err)
 	}
 	path := filepath.Join(dataDir, "users")
 	if cfg != nil {
