@@ -47,7 +47,7 @@ func Check(cfg *config.Config) (problems []error, warnings []string) {
 	if err != nil {
 		problems = append(problems, err)
 	} else if users != nil {
-		warnings = append(warnings, aliasWarnings(cfg, users, rt)...)
+		warnings = append(warnings, startWarnings(cfg, users, rt)...)
 	}
 	if cfg.ServesTLS() && !tlsBad { // as serve: a TLS listener, [tls.acme], [web] or [admin]
 		settings := cfg.ServerTLS()

@@ -177,7 +177,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	for _, w := range aliasWarnings(cfg, users, rt) {
+	for _, w := range startWarnings(cfg, users, rt) { // hostnamecheck.go
 		log.Warn(w)
 	}
 	var tlsSrv *tlsconf.Server
