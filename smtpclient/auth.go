@@ -47,7 +47,7 @@ func (a *Auth) chooseMechanism(offered string) string {
 // AllowInsecureAuth is set; the transcript never shows them.
 func (c *Client) authenticate(ctx context.Context, a *Auth) error {
 	if !c.tls.TLS && !c.opts.AllowInsecureAuth {
-		return &AuthError{Reason: "refusing to send credentials over a connection without TLS (AllowInsecureAuth is off)"}
+		return &AuthError{Reason: "refusing to send credentials over a connection without TLS (AllowInsecureAuth is off)", NoTLS: true}
 	}
 	offered, ok := c.ext["AUTH"]
 	if !ok {

@@ -47,6 +47,9 @@ func (e *TLSError) Unwrap() error { return e.Err }
 type AuthError struct {
 	Reason string
 	Reply  *smtpwire.Reply // nil when no credentials were sent
+	// NoTLS: the credentials were withheld, as the connection has no TLS
+	// and Options.AllowInsecureAuth is off.
+	NoTLS bool
 }
 
 func (e *AuthError) Error() string {

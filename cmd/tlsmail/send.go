@@ -407,6 +407,9 @@ func sendFailure(env *cliEnv, err error) int {
 	switch {
 	case errors.As(err, &te):
 		return failCode(env, exProtocol, "%v", err)
+	case errors.As(err, &ae) && ae.NoTLS:
+		// The library names its option; the command line has a flag.
+		return failCode(env, exNoPerm, "refusing to send credentials over a connection without TLS (--allow-plaintext-auth allows it, for test servers)")
 	case errors.As(err, &ae):
 		return failCode(env, exNoPerm, "%v", err)
 	case errors.As(err, &re):

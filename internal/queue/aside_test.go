@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -75,5 +76,20 @@ func TestOpenKeepsTheStateOfAMessageSetAsideBeforeACrash(t *testing.T) {
 		if _, err := os.Stat(p); !os.IsNotExist(err) {
 			t.Errorf("%s still there (err %v)", p, err)
 		}
+	}
+}
+
+// TestInspectOneUnknownID: `tlsmail queue show` of an ID the queue does
+// not hold says so with the ID (it printed the path of the file it tried
+// before), and the error is still ErrNotExist.
+func TestInspectOneUnknownID(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Open(dir, newRecorder(nil), Options{}, quiet()); err != nil {
+		t.Fatal(err)
+	}
+	const id = "1A25268718A52183CEC5"
+	_, err := InspectOne(dir, id)
+	if err == nil || err.Error() != "queue: no message "+id+" (file does not exist)" || !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("InspectOne of an unknown ID: %v", err)
 	}
 }

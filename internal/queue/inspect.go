@@ -60,6 +60,9 @@ func InspectOne(dir, id string) (Item, error) {
 				return asideItem(dir, where, id), nil
 			}
 		}
+		// Not the path of the file it would have been in: the ID is what
+		// the admin gave (delivered and gone, or mistyped).
+		return it, fmt.Errorf("queue: no message %s (%w)", id, os.ErrNotExist)
 	}
 	return it, err
 }

@@ -107,7 +107,11 @@ func control(ctx context.Context, q *queue.Queue, rep *reporter, users *auth.Use
 		if err != nil {
 			return ControlReply{Text: err.Error()}
 		}
-		return ControlReply{OK: true, Count: n, Text: fmt.Sprintf("%d messages scheduled now", n)}
+		noun := "messages"
+		if n == 1 {
+			noun = "message"
+		}
+		return ControlReply{OK: true, Count: n, Text: fmt.Sprintf("%d %s scheduled now", n, noun)}
 	case args[0] == "retry" && len(args) == 2:
 		if err := q.Retry(args[1]); err != nil {
 			return ControlReply{Text: err.Error()}

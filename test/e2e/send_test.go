@@ -115,6 +115,7 @@ func TestSendToOurServerInEveryMode(t *testing.T) {
 		{"wrong password", []string{"TLSMAIL_PASSWORD=wrong-password"}, []string{"--server", m.addr["submission"], "--cafile", m.ca, "--user", "demo"}, 77, "authentication failed: 535 5.7.8"},
 		{"untrusted cert", []string{"TLSMAIL_PASSWORD=x"}, []string{"--server", m.addr["submission"], "--user", "demo"}, 76, "unknown issuer"},
 		{"relay refused", nil, []string{"--server", m.addr["mx"], "--cafile", m.ca, "--to", "x@elsewhere.example"}, 69, "554 5.7.1"},
+		{"credentials without TLS", []string{"TLSMAIL_PASSWORD=x"}, []string{"--server", m.addr["mx"], "--tls", "none", "--user", "demo"}, 77, "(--allow-plaintext-auth allows it"},
 	} {
 		args := append([]string{"send", "--from", "demo@localhost", "--to", "demo@localhost", "--subject", "x"}, tc.args...)
 		if tc.name == "relay refused" {
