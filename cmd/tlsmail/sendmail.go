@@ -144,9 +144,17 @@ func runSendmail(env *cliEnv, args []string) int {
 			return code
 		}
 		if drop == nil {
-			// Neither a local server nor an account: say both, not only
-			// the missing accounts file.
-			return failCode(env, exConfig, "nowhere to send: no local server configuration (%s; give --config FILE or set $TLSMAIL_CONFIG) and no accounts file (%s)", defaultServerConfig, config.DefaultAccountsFile())
+			// Neither a local mail drop nor an account: say both, with
+			// the configuration this run looked at (unreadable, in which
+			// case localDropFor said why, or absent).
+			where := sa.config
+			if where == "" {
+				where = env.getenv("TLSMAIL_CONFIG")
+			}
+			if where == "" {
+				where = defaultServerConfig + "; give --config FILE or set $TLSMAIL_CONFIG"
+			}
+			return failCode(env, exConfig, "nowhere to send: no local mail drop (%s) and no accounts file (~/.config/tlsmail/send.toml or /etc/tlsmail/send.toml; or give -C FILE)", where)
 		}
 	}
 	if viaSMTP {

@@ -89,6 +89,10 @@ func TestSendmailExplainsAnUnreachableDrop(t *testing.T) {
 	if code == exitOK || !strings.Contains(errs, "no local mail drop") || !strings.Contains(errs, "chmod 644") {
 		t.Errorf("config 0600: exit %d %q, want the hint", code, errs)
 	}
+	// The summary names the configuration given, not the default one.
+	if !strings.Contains(errs, "nowhere to send: no local mail drop ("+file+")") || strings.Contains(errs, defaultServerConfig) {
+		t.Errorf("config 0600: %q, want the summary to name %s", errs, file)
+	}
 	// Readable and searchable: the drop takes it.
 	file, data := serverConfig(t, 0o644, 0o711)
 	if code, errs = sendmailAsNobody(t, "Subject: x\n\nx\n", "--config", file, "root"); code != exitOK {
