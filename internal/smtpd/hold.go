@@ -75,13 +75,18 @@ func (ss *session) holding() bool { return ss.checked() || ss.milt != nil }
 // dataSink is where message data goes: the queue writer, or the hold
 // while a held message arrives.
 func (ss *session) dataSink(w *queue.Writer) io.Writer {
-	if !ss.holding() {
-		return w
+	var sink io.Writer = w
+	if ss.holding() {
+		if ss.hold == nil {
+			ss.hold = &heldMessage{}
+		}
+		sink = ss.hold
 	}
-	if ss.hold == nil {
-		ss.hold = &heldMessage{}
+	if ss.fix != nil { // submitfix.go
+		ss.fix.w = sink
+		return ss.fix
 	}
-	return ss.hold
+	return sink
 }
 
 // finished is what became of a held message besides a refusal.

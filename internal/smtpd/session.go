@@ -56,6 +56,7 @@ type session struct {
 	bdat     *queue.Writer
 	chunks   *smtpwire.Chunks // the BDAT content's checks, with bdat
 	hold     *heldMessage     // a message kept for the checks and milters (hold.go)
+	fix      *submitFix       // an authenticated client's message: Date and Message-ID added if missing
 
 	milt       *milter.Session // the milters, if any apply (milter.go)
 	milterHeld string          // the quarantine reason of the current message
@@ -342,6 +343,7 @@ func (ss *session) abortTransaction() {
 		ss.bdat = nil
 	}
 	ss.chunks = nil
+	ss.fix = nil
 	ss.dropHold()
 	if ss.milt != nil {
 		ss.milt.Abort()

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tlsmail/tlsmail/internal/auth"
 	"github.com/tlsmail/tlsmail/internal/queue"
@@ -166,6 +167,9 @@ func (ss *session) beginMessage() (*queue.Writer, *smtpwire.Reply) {
 		w.Abort()
 		return nil, smtpwire.R(451, "4.3.0", "Error: local error in processing, try again later")
 	}
+	if ss.user != "" {
+		ss.fix = newSubmitFix(w.ID(), ss.cfg.Hostname, time.Now())
+	}
 	return w, nil
 }
 
@@ -196,11 +200,26 @@ func (ss *session) cmdData(arg string) (*smtpwire.Reply, string) {
 	ss.tc.setTimeout(ss.cfg.Limits.DataTimeout)
 	_, err := smtpwire.ReadData(queueSink{ss.dataSink(w)}, ss.br, ss.cfg.Limits.MessageSize)
 	ss.tc.setTimeout(ss.cfg.Limits.CommandTimeout)
+	if err == nil {
+		err = ss.finishFix()
+	}
 	if err != nil {
 		w.Abort()
 		return ss.dataError("DATA", err)
 	}
 	return ss.commit(w), ""
+}
+
+// finishFix writes what the submission fix still holds once the whole
+// message is read (a queue write error, if it fails).
+func (ss *session) finishFix() error {
+	if ss.fix == nil {
+		return nil
+	}
+	if err := ss.fix.finish(); err != nil {
+		return &queueWriteError{err}
+	}
+	return nil
 }
 
 // queueSink marks the errors of writing message data to the queue, so
@@ -326,7 +345,11 @@ func (ss *session) cmdBdat(arg string) (*smtpwire.Reply, string) {
 		}
 		return smtpwire.R(250, "2.0.0", "%d octets received", size), ""
 	}
-	if err := ss.chunks.End(); err != nil {
+	err = ss.chunks.End()
+	if err == nil {
+		err = ss.finishFix()
+	}
+	if err != nil {
 		return ss.dataError("BDAT", err)
 	}
 	w := ss.bdat
