@@ -200,6 +200,11 @@ func (s *Server) admit(c net.Conn, lc Listener, lim *listen.Limiter) net.Conn {
 		defer cancel()
 		ic.tlsTried.Store(true)
 		tc, _, err := listen.Handshake(ctx, g, s.tls.Config(), s.log, lc.Name, listen.RemoteIP(c))
+		if errors.Is(err, listen.ErrNoClientHello) { // nothing sent: no TLS failure (Handshake logged it)
+			s.metrics.Session("imap", lc.Name, metrics.TLSNone)
+			g.Close()
+			return nil
+		}
 		if err != nil {
 			s.log.Info("imap session", "listener", lc.Name, "client", listen.RemoteIP(c), "end", "tls handshake failed: "+err.Error())
 			s.metrics.Session("imap", lc.Name, metrics.TLSFailed)

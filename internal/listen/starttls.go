@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -35,7 +37,9 @@ func LogDiscarded(log *slog.Logger, verb, listener, client string, n int) {
 // (its deadline bounds a client that never finishes it). A failure is
 // logged ("tls handshake failed") with what the client offered in its
 // ClientHello, which is also returned for the session's own log line; the
-// ClientHello is described only when the handshake fails.
+// ClientHello is described only when the handshake fails. A client that
+// closes without sending a byte is no failure: ErrNoClientHello, logged
+// at info.
 //
 // The handshake runs on a goroutine of its own, which ends with it: the
 // key exchange and signature need a deep stack (16-32 KiB), and a
@@ -64,6 +68,13 @@ func Handshake(ctx context.Context, c net.Conn, cfg *tls.Config, log *slog.Logge
 	// which is not needed once the handshake is over.
 	hello = nil
 	if err != nil {
+		if h == nil && errors.Is(err, io.EOF) {
+			// Not one byte: a health check, a port scan, or a client
+			// that tried plaintext first (tlsmail send's implicit-TLS
+			// guess). No TLS failure to report.
+			log.Info("connection closed before TLS", "listener", listener, "client", client)
+			return nil, "", ErrNoClientHello
+		}
 		if h != nil {
 			offered = DescribeHello(h)
 		}
@@ -72,6 +83,10 @@ func Handshake(ctx context.Context, c net.Conn, cfg *tls.Config, log *slog.Logge
 	}
 	return tc, "", nil
 }
+
+// ErrNoClientHello is Handshake's error for a client that closed the
+// connection without sending anything.
+var ErrNoClientHello = errors.New("closed before TLS")
 
 // DescribeHello summarises a ClientHello for the log of a failed
 // handshake: versions, cipher suites (OpenSSL names) and SNI.

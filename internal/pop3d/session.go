@@ -79,7 +79,9 @@ func (ss *session) run() {
 	attrs := []any{"listener", ss.lc.Name, "client", ss.ip, "user", ss.user, "retrieved", ss.retrieved,
 		"deleted", deleted, "duration", time.Since(ss.start).Round(time.Millisecond).String(), "end", end}
 	ss.srv.log.Info("pop3 session", append(attrs, ss.tls.LogArgs()...)...)
-	ss.record(end)
+	if end != listen.ErrNoClientHello.Error() { // no session to speak of
+		ss.record(end)
+	}
 	ss.countSession() // metrics.go
 }
 
@@ -87,7 +89,9 @@ func (ss *session) loop() string {
 	ss.br = bufio.NewReader(ss.conn)
 	ss.bw = bufio.NewWriter(ss.conn)
 	if ss.lc.Mode == listen.Implicit {
-		if err := ss.handshake(); err != nil {
+		if err := ss.handshake(); errors.Is(err, listen.ErrNoClientHello) {
+			return err.Error()
+		} else if err != nil {
 			return "tls handshake failed: " + err.Error()
 		}
 	}
@@ -274,7 +278,7 @@ func (ss *session) handshake() error {
 	defer cancel()
 	tc, _, err := listen.Handshake(ctx, ss.conn, ss.srv.tls.Config(), ss.srv.log, ss.lc.Name, ss.ip)
 	if err != nil {
-		ss.tlsFailed = true
+		ss.tlsFailed = !errors.Is(err, listen.ErrNoClientHello)
 		return err
 	}
 	ss.conn = tc

@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/tls"
 	"database/sql"
+	"net"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -92,5 +94,47 @@ func TestSessionsRecordedWhileTheStoreIsLocked(t *testing.T) {
 	// first; the rest were dropped.
 	if len(smtp) != 1 || smtp[0].Protocol != "TLSv1.3" || smtp[0].Group != "X25519MLKEM768" || uint64(smtp[0].Sessions) != st.Written()-1 {
 		t.Errorf("recorded sessions: %+v (written %d)", mix, st.Written())
+	}
+}
+
+// TestClosedBeforeTLSIsNoFailedHandshake: a connection to the SMTPS port
+// that closes without sending a byte (a health check, a port scan, tlsmail
+// send's implicit-TLS guess) is logged at info and not recorded; it was a
+// WARN "tls handshake failed: EOF" and a failed session in the record
+// store. A real failed handshake still is both.
+func TestClosedBeforeTLSIsNoFailedHandshake(t *testing.T) {
+	ts := startServer(t, nil)
+	path := filepath.Join(t.TempDir(), "records.db")
+	st, err := records.Open(path, records.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.srv.SetRecords(st)
+	silent, err := net.Dial("tcp", ts.addr["smtps"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	silent.Close()
+	if conn, err := tls.Dial("tcp", ts.addr["smtps"], &tls.Config{RootCAs: ts.roots, ServerName: "localhost",
+		MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11}); err == nil {
+		conn.Close()
+		t.Fatal("a TLS 1.1 handshake succeeded")
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for strings.Count(ts.logs.String(), "msg=session ") < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond) // polling the log for both sessions' ends, bounded
+	}
+	log := ts.logs.String()
+	if strings.Count(log, "tls handshake failed") != 2 || !strings.Contains(log, `msg="connection closed before TLS"`) ||
+		strings.Contains(log, "level=WARN msg=\"tls handshake failed\" listener=smtps client=127.0.0.1 err=EOF") {
+		t.Errorf("want one failed handshake (its WARN and its session's end) and one info line for the silent connection:\n%s", log)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := st.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st.Written() != 1 {
+		t.Errorf("%d records written, want 1 (the failed handshake, not the silent connection)", st.Written())
 	}
 }

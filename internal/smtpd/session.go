@@ -108,8 +108,14 @@ func (ss *session) run() {
 	}
 	ss.logSession(result)
 	ss.countSession() // metrics.go
-	ss.record(result)
+	if result != endNoClientHello { // no session to speak of (listen.Handshake logged it)
+		ss.record(result)
+	}
 }
+
+// endNoClientHello ends a session on an implicit-TLS port that closed
+// before sending anything.
+const endNoClientHello = "closed before TLS"
 
 func lookupRDNS(ip string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -124,7 +130,9 @@ func lookupRDNS(ip string) string {
 // loop runs the session and returns how it ended, for the log.
 func (ss *session) loop() string {
 	if ss.lc.Mode == listen.Implicit {
-		if err := ss.handshake(); err != nil {
+		if err := ss.handshake(); errors.Is(err, listen.ErrNoClientHello) {
+			return endNoClientHello
+		} else if err != nil {
 			return "tls handshake failed: " + err.Error()
 		}
 	} else {
@@ -361,7 +369,7 @@ func (ss *session) handshake() error {
 	tconn, offered, err := listen.Handshake(ctx, ss.tc, ss.srv.tls.Config(), ss.srv.log, ss.lc.Name, ss.ip)
 	ss.hello = offered
 	if err != nil {
-		ss.tlsFailed = true
+		ss.tlsFailed = !errors.Is(err, listen.ErrNoClientHello)
 		return err
 	}
 	ss.conn = tconn
