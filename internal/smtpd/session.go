@@ -107,7 +107,7 @@ func (ss *session) run() {
 		ss.milt.Close()
 	}
 	ss.logSession(result)
-	ss.countSession() // metrics.go
+	ss.countSession()               // metrics.go
 	if result != endNoClientHello { // no session to speak of (listen.Handshake logged it)
 		ss.record(result)
 	}
