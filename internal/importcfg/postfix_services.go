@@ -61,12 +61,19 @@ func (p *pfImport) services() error {
 			host = iface
 		}
 		ov := s.Overrides
-		get := func(name string) string {
+		// peek reads a parameter as this service sees it; get also marks a
+		// main.cf one as mapped (rest() then says nothing of it).
+		peek := func(name string) string {
 			if v, ok := ov[name]; ok {
 				return p.m.Expand(v, ov)
 			}
-			p.done[name] = true
 			return p.m.Expand(p.m.Raw(name), ov)
+		}
+		get := func(name string) string {
+			if _, ok := ov[name]; !ok {
+				p.done[name] = true
+			}
+			return peek(name)
 		}
 		level := get("smtpd_tls_security_level")
 		if level == "" {
@@ -93,7 +100,10 @@ func (p *pfImport) services() error {
 		}
 		if yes(get("smtpd_sasl_auth_enable")) {
 			l.Auth = "optional"
-			restr := get("smtpd_relay_restrictions") + " " + get("smtpd_recipient_restrictions")
+			// Read only to tell "required" from "optional": the rest of
+			// the restrictions (a DNSBL, policy services) is not mapped,
+			// and rest() must still say so.
+			restr := peek("smtpd_relay_restrictions") + " " + peek("smtpd_recipient_restrictions")
 			if port == "587" || port == "465" || strings.Contains(restr, "permit_sasl_authenticated") && strings.HasSuffix(strings.TrimRight(strings.TrimSpace(restr), ","), "reject") {
 				l.Auth = "required"
 			}
@@ -199,6 +209,9 @@ func (p *pfImport) rest() {
 		why, ok := whyNot[name]
 		if !ok {
 			why = "no tlsmail equivalent"
+		}
+		if v := p.m.Raw(name); strings.HasSuffix(name, "_restrictions") && (strings.Contains(v, "reject_rbl_client") || strings.Contains(v, "reject_rhsbl")) {
+			why += "; DNS blocklists (reject_rbl_client, reject_rhsbl_*) are not checked: use a [[milter]] (rspamd) for them"
 		}
 		p.notMapped(name, why)
 	}

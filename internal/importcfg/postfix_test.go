@@ -24,6 +24,7 @@ smtpd_tls_protocols = !SSLv2, !SSLv3, !TLSv1
 smtpd_tls_mandatory_protocols = >=TLSv1.3
 relayhost = [smarthost.example]:587
 message_size_limit = 0
+smtpd_recipient_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination, reject_rbl_client zen.spamhaus.org
 `)
 	write("master.cf", "smtp inet n - y - 1 postscreen\n2525 inet n - y - - smtpd\n  -o smtpd_sasl_auth_enable=yes\n")
 	r, err := Postfix(dir, Options{DataDir: "/d", UsersFile: "/u"})
@@ -52,6 +53,9 @@ message_size_limit = 0
 		"# postfix: message_size_limit = 0: not mapped (",
 		"# postfix: master.cf smtp/inet = postscreen: mapped (",
 		"# postfix: master.cf 2525/inet = smtpd_tls_auth_only=no: mapped (tlsmail offers AUTH only after TLS)",
+		// Read for the SASL listener's auth, and still said (it was lost).
+		"# postfix: smtpd_recipient_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination, reject_rbl_client zen.spamhaus.org: not mapped (",
+		"DNS blocklists (reject_rbl_client, reject_rhsbl_*) are not checked: use a [[milter]] (rspamd) for them)",
 	} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("no %q in\n%s", want, b.String())
