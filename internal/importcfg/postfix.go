@@ -1,6 +1,7 @@
 package importcfg
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -303,13 +304,64 @@ func (p *pfImport) addAlias(setting string, e Entry, key string) {
 	}
 }
 
+// chainPairs splits smtpd_tls_chain_files into (key file, certificate
+// file) pairs. Postfix reads the files as one concatenation in which each
+// private key comes before its certificate chain: a file may hold both,
+// or a key file come before its certificate file (postconf(5)). A file is
+// told by its PEM blocks, or by its name ("key" in it) when it cannot be
+// read here. Files that fit no pair (a chain file of its own) are left.
+func chainPairs(files []string) (pairs [][2]string, left []string) {
+	key := ""
+	for _, f := range files {
+		hasKey, hasCert := pemKinds(f)
+		switch {
+		case hasKey && hasCert:
+			if key != "" {
+				left = append(left, key)
+			}
+			pairs, key = append(pairs, [2]string{f, f}), ""
+		case hasKey:
+			if key != "" {
+				left = append(left, key)
+			}
+			key = f
+		case key != "":
+			pairs, key = append(pairs, [2]string{key, f}), ""
+		default:
+			left = append(left, f)
+		}
+	}
+	if key != "" {
+		left = append(left, key)
+	}
+	return pairs, left
+}
+
+// pemKinds reports whether the PEM file f holds a private key and a
+// certificate; unreadable, it goes by the name.
+func pemKinds(f string) (hasKey, hasCert bool) {
+	b, err := os.ReadFile(f)
+	if err != nil {
+		base := strings.ToLower(filepath.Base(f))
+		isKey := strings.Contains(base, "key")
+		return isKey, !isKey
+	}
+	return bytes.Contains(b, []byte("PRIVATE KEY-----")), bytes.Contains(b, []byte("-----BEGIN CERTIFICATE-----"))
+}
+
 // serverTLS maps smtpd_tls_* into [tls].
 func (p *pfImport) serverTLS() error {
 	t := &p.r.TLS
 	if chain := list(p.get("smtpd_tls_chain_files")); len(chain) > 0 {
-		t.Cert, t.Key = chain[0], chain[0]
-		if len(chain) > 1 {
-			p.r.notMapped("smtpd_tls_chain_files", strings.Join(chain[1:], " "), "one certificate per name: add further ones as [[tls.sni]]")
+		pairs, left := chainPairs(chain)
+		if len(pairs) > 0 {
+			t.Key, t.Cert = pairs[0][0], pairs[0][1]
+		}
+		for _, kc := range pairs[1:] {
+			p.r.notMapped("smtpd_tls_chain_files", kc[0]+" "+kc[1], "one certificate per name: add further ones as [[tls.sni]]")
+		}
+		if len(left) > 0 {
+			p.r.notMapped("smtpd_tls_chain_files", strings.Join(left, " "), "not a private key followed by its certificate: [tls] takes one key file and one certificate (chain) file")
 		}
 		p.done["smtpd_tls_cert_file"], p.done["smtpd_tls_key_file"] = true, true
 	} else if cert := p.get("smtpd_tls_cert_file"); cert != "" && cert != "none" {

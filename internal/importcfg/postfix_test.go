@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tlsmail/tlsmail/internal/testpeer"
 )
 
 // Mappings with a difference, and maps the import cannot read, become
@@ -59,6 +61,42 @@ smtpd_recipient_restrictions = permit_mynetworks, permit_sasl_authenticated, rej
 	} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("no %q in\n%s", want, b.String())
+		}
+	}
+}
+
+// smtpd_tls_chain_files as postconf(5) allows it: a key file before its
+// certificate file (it became cert = key = the key file before, which
+// check refused), a file holding both, and a second pair, which is left
+// for [[tls.sni]].
+func TestPostfixChainFiles(t *testing.T) {
+	dir := t.TempDir()
+	testpeer.LoopbackCert(t, dir) // pf.key, pf.pem
+	key, cert := filepath.Join(dir, "pf.key"), filepath.Join(dir, "pf.pem")
+	kb, _ := os.ReadFile(key)
+	cb, _ := os.ReadFile(cert)
+	both := filepath.Join(dir, "both.pem")
+	os.WriteFile(both, append(kb, cb...), 0o600)
+	for _, c := range []struct {
+		chain, key, cert, comment string
+	}{
+		{key + ", " + cert, key, cert, ""},
+		{both, both, both, ""},
+		{both + " " + key + " " + cert, both, both, "# postfix: smtpd_tls_chain_files = " + key + " " + cert + ": not mapped (one certificate per name"},
+	} {
+		os.WriteFile(filepath.Join(dir, "main.cf"), []byte("myhostname = mx.example.org\nsmtpd_tls_chain_files = "+c.chain+"\n"), 0o644)
+		os.WriteFile(filepath.Join(dir, "master.cf"), []byte("smtp inet n - y - - smtpd\n"), 0o644)
+		r, err := Postfix(dir, Options{DataDir: "/d", UsersFile: "/u"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.TLS.Key != c.key || r.TLS.Cert != c.cert {
+			t.Errorf("%s: key %s cert %s, want %s and %s", c.chain, r.TLS.Key, r.TLS.Cert, c.key, c.cert)
+		}
+		var b bytes.Buffer
+		r.WriteTOML(&b)
+		if c.comment != "" && !strings.Contains(b.String(), c.comment) {
+			t.Errorf("%s: no %q in\n%s", c.chain, c.comment, b.String())
 		}
 	}
 }
