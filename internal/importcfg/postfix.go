@@ -284,7 +284,11 @@ func (p *pfImport) addAlias(setting string, e Entry, key string) {
 	for _, t := range aliasTargets(e.Value) {
 		switch {
 		case strings.HasPrefix(t, "|") && pipe == "":
-			pipe = t
+			var why string
+			var ok bool
+			if pipe, why, ok = pipeTarget(t); !ok {
+				p.r.notMapped(setting, e.Key+": "+t, why)
+			}
 		case strings.HasPrefix(t, "|"):
 			p.r.notMapped(setting, e.Key+": "+t, "one command per alias; make a second alias for it")
 		case strings.HasPrefix(t, "/"), strings.HasPrefix(t, ":include:"):

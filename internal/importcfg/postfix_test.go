@@ -3,6 +3,7 @@ package importcfg
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -98,5 +99,36 @@ func TestPostfixChainFiles(t *testing.T) {
 		if c.comment != "" && !strings.Contains(b.String(), c.comment) {
 			t.Errorf("%s: no %q in\n%s", c.chain, c.comment, b.String())
 		}
+	}
+}
+
+// "|command" aliases as local(8) runs them, through the shell's PATH:
+// the program is looked up here and written with its absolute path
+// (check refused the imported "|procmail" before); a shell built-in is a
+// comment, not a configuration that does not start.
+func TestPostfixPipeAliases(t *testing.T) {
+	dir := t.TempDir()
+	catPath, err := exec.LookPath("cat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "aliases"), []byte("list: \"|cat -u\"\nbounce: |\"exit 67\"\nabs: |/usr/bin/env true\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "main.cf"), []byte("myhostname = mx.example.org\nalias_maps = hash:"+dir+"/aliases\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "master.cf"), []byte("smtp inet n - y - - smtpd\n"), 0o644)
+	r, err := Postfix(dir, Options{DataDir: "/d", UsersFile: "/u"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, kv := range r.Aliases {
+		got[kv.Key] = kv.Value
+	}
+	if got["list"] != "|"+catPath+" -u" || got["abs"] != "|/usr/bin/env true" || got["bounce"] != "" {
+		t.Errorf("aliases %v", r.Aliases)
+	}
+	var b bytes.Buffer
+	r.WriteTOML(&b)
+	if !strings.Contains(b.String(), `"exit" is no program found here`) {
+		t.Errorf("no comment for the built-in:\n%s", b.String())
 	}
 }

@@ -425,7 +425,11 @@ func (q *qmImport) aliases() error {
 			switch {
 			case l == "" || strings.HasPrefix(l, "#"):
 			case strings.HasPrefix(l, "|") && pipe == "":
-				pipe = l
+				var why string
+				var ok bool
+				if pipe, why, ok = pipeTarget(l); !ok {
+					q.r.notMapped(setting, l, why)
+				}
 			case strings.HasPrefix(l, "/") || strings.HasPrefix(l, ".") || strings.HasPrefix(l, "|"):
 				q.r.notMapped(setting, l, "tlsmail delivers to Maildirs of users, not to files; one command per alias")
 			default:
