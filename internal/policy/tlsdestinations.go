@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"crypto/x509"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -34,12 +36,29 @@ type Tlsdestinations struct {
 // LoadTlsdestinations reads the file; a malformed line is an error naming
 // the file and line. Comments and blank lines are skipped; as in s/qmail,
 // text after the value is part of it (no inline comments).
+//
+// Each rule's CA file or directory is loaded too, so that one missing or
+// broken is an error here (tlsmail check, serve, reload) naming its line,
+// not a deferral of every message to that destination.
 func LoadTlsdestinations(path string) (*Tlsdestinations, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	return ParseTlsdestinations(path, data)
+	t, err := ParseTlsdestinations(path, data)
+	if err != nil {
+		return nil, err
+	}
+	rules := slices.SortedFunc(maps.Values(t.rules), func(a, b QmailRule) int { return a.Line - b.Line })
+	for _, r := range rules {
+		if r.CAFile == "" {
+			continue
+		}
+		if _, err := qmailCAs(r.CAFile); err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", path, r.Line, err)
+		}
+	}
+	return t, nil
 }
 
 // ParseTlsdestinations parses tlsdestinations text (path names it in errors).

@@ -146,3 +146,20 @@ func FuzzTlsdestinations(f *testing.F) {
 		}
 	})
 }
+
+// A rule whose CA file or directory is missing is an error at load (check,
+// serve, reload) naming its line; it deferred every message to that
+// destination at delivery before, and check said OK.
+func TestTlsdestinationsMissingCAFileIsALoadError(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "tlsdestinations")
+	os.WriteFile(path, []byte("*:\n=mx.partner.example:"+dir+"/nonexist/ca.pem||2\nother.example:"+dir+"/nodir/\n"), 0o644)
+	_, err := LoadTlsdestinations(path)
+	if err == nil || !strings.HasPrefix(err.Error(), path+":2: ") || !strings.Contains(err.Error(), "nonexist/ca.pem") {
+		t.Errorf("missing CA file: %v, want an error at line 2 naming it", err)
+	}
+	os.WriteFile(path, []byte("*:\nother.example:"+dir+"/nodir/\n"), 0o644)
+	if _, err := LoadTlsdestinations(path); err == nil || !strings.HasPrefix(err.Error(), path+":2: ") {
+		t.Errorf("missing CA directory: %v, want an error at line 2", err)
+	}
+}
