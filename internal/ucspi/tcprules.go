@@ -48,6 +48,20 @@ func CompileRules(r io.Reader) (keys, values [][]byte, err error) {
 		if colon < 0 {
 			continue
 		}
+		// The separator is the first ':' followed by allow or deny, as in
+		// Debian's (IPv6) tcprules, so "::1:allow" and "2001:db8::1:deny"
+		// work; for IPv4 lines that is the first ':' anyway.
+		for i := colon; i >= 0 && i < len(line); {
+			if r := line[i+1:]; bytes.HasPrefix(r, []byte("allow")) || bytes.HasPrefix(r, []byte("deny")) {
+				colon = i
+				break
+			}
+			next := bytes.IndexByte(line[i+1:], ':')
+			if next < 0 {
+				break
+			}
+			i += 1 + next
+		}
 		address, rest := line[:colon], line[colon+1:]
 		var data []byte
 		switch {

@@ -70,3 +70,23 @@ not a rule line
 		}
 	}
 }
+
+// IPv6 lines, as Debian's IPv6 tcprules (ucspi-tcp-ipv6) reads them: the
+// address ends at the first ':' followed by allow or deny, and is kept as
+// written (the installed djb tcprules refuses them; so did CompileRules,
+// which stopped `tlsmail import qmail` on an s/qmail rules file with one).
+func TestCompileRulesIPv6Lines(t *testing.T) {
+	keys, values, err := CompileRules(strings.NewReader("::1:allow,RELAYCLIENT=\"\"\n2001:db8::1:deny\n2001:db8::allow\n[::1]:allow\n127.0.0.1:allow,X=\"a:deny\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"::1": "+RELAYCLIENT=\x00", "2001:db8::1": "D\x00", "2001:db8:": "", "[::1]": "", "127.0.0.1": "+X=a:deny\x00"}
+	if len(keys) != len(want) {
+		t.Fatalf("keys %q", keys)
+	}
+	for i, k := range keys {
+		if v, ok := want[string(k)]; !ok || v != string(values[i]) {
+			t.Errorf("key %q value %q, want %q (known: %v)", k, values[i], v, ok)
+		}
+	}
+}
