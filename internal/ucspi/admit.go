@@ -111,6 +111,24 @@ func (s *Server) admit(c net.Conn) (*peer, bool) {
 			set(pre+"REMOTEINFO", remoteInfo)
 		}
 	}
+	if proto == "TCP6" {
+		// A native IPv6 peer also gets the TCP6* copies (UNEW;
+		// ucspi-ssl.md §1.7): s/qmail's qmail-smtpd reads TCP6REMOTEIP
+		// and TCP6LOCALPORT before the TCP* ones.
+		set("TCP6LOCALIP", localIP)
+		set("TCP6LOCALPORT", strconv.Itoa(local.Port))
+		if localHost != "" {
+			set("TCP6LOCALHOST", localHost)
+		}
+		set("TCP6REMOTEIP", remoteIP)
+		set("TCP6REMOTEPORT", strconv.Itoa(remote.Port))
+		if p.remoteHost != "" {
+			set("TCP6REMOTEHOST", p.remoteHost)
+		}
+		if remote.Zone != "" {
+			set("TCP6INTERFACE", remote.Zone)
+		}
+	}
 	p.env = env
 	return p, true
 }

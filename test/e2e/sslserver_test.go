@@ -555,3 +555,31 @@ func TestSSLServerSIGTERM(t *testing.T) {
 		t.Errorf("exit after SIGTERM: %v, want 0\n%s", err, p.Output())
 	}
 }
+
+// TestSSLServerIPv6Environment: a client on ::1 (a native IPv6 peer)
+// gets PROTO=TCP6, the TCP* variables and their TCP6* copies, as UNEW
+// sslserver gives them (s/qmail's qmail-smtpd reads TCP6REMOTEIP first);
+// they were missing. openssl s_client is the client.
+func TestSSLServerIPv6Environment(t *testing.T) {
+	openssl := testpeer.Require(t, "openssl")
+	dir := t.TempDir()
+	caAndServerCert(t, dir, "localhost,::1")
+	prog := `echo "PROTO=$PROTO TCPREMOTEIP=$TCPREMOTEIP TCP6REMOTEIP=$TCP6REMOTEIP TCP6LOCALIP=$TCP6LOCALIP TCP6LOCALPORT=$TCP6LOCALPORT TCP6REMOTEPORT=$TCP6REMOTEPORT."`
+	p := testpeer.Start(t, testpeer.Cmd{
+		Path: tlsmailBin, Args: []string{"sslserver", "-1", "-e", "-H", "::1", "0", "sh", "-c", prog},
+		Env:       []string{"CERTFILE=" + filepath.Join(dir, "server.pem"), "KEYFILE=" + filepath.Join(dir, "server.key")},
+		ReadyLine: `^\d+$`,
+	})
+	port := printedPort(t, p)
+	out, err := exec.Command(openssl, "s_client", "-connect", "[::1]:"+port, "-CAfile", filepath.Join(dir, "ca", "ca.pem"),
+		"-verify_return_error", "-brief", "-ign_eof").CombinedOutput()
+	if err != nil {
+		t.Fatalf("s_client: %v\n%s", err, out)
+	}
+	m := regexp.MustCompile(`TCP6REMOTEPORT=(\d+)\.`).FindSubmatch(out)
+	for _, want := range []string{"PROTO=TCP6 ", "TCPREMOTEIP=::1 ", "TCP6REMOTEIP=::1 ", "TCP6LOCALIP=::1 ", "TCP6LOCALPORT=" + port + " "} {
+		if !strings.Contains(string(out), want) || m == nil {
+			t.Errorf("program output lacks %q (or a TCP6REMOTEPORT):\n%s", want, out)
+		}
+	}
+}
