@@ -152,6 +152,7 @@ func (p *pfImport) networks() error {
 		}
 		return nil
 	}
+	var excluded []netip.Prefix // "!pattern"s so far: Postfix's first match wins
 	for _, n := range list(p.get("mynetworks")) {
 		if strings.HasPrefix(n, "/") || strings.Contains(n, ":") && !strings.Contains(n, "[") && !strings.Contains(n, "::") {
 			if _, err := mapSource(n); err == nil || strings.HasPrefix(n, "/") {
@@ -159,13 +160,56 @@ func (p *pfImport) networks() error {
 				continue
 			}
 		}
-		prefix, err := parseNetwork(n)
+		x, isExclusion := strings.CutPrefix(n, "!")
+		prefix, err := parseNetwork(x)
 		if err != nil {
 			return fmt.Errorf("%s: mynetworks %q: %w", p.at("mynetworks"), n, err)
 		}
-		p.r.addRelayNet(prefix)
+		pr := netip.MustParsePrefix(prefix)
+		if isExclusion {
+			excluded = append(excluded, pr)
+			continue
+		}
+		parts := []netip.Prefix{pr}
+		for _, ex := range excluded {
+			var next []netip.Prefix
+			for _, q := range parts {
+				next = append(next, subtractPrefix(q, ex)...)
+			}
+			parts = next
+		}
+		if len(parts) != 1 || parts[0] != pr {
+			p.r.caveat("mynetworks", n, fmt.Sprintf("with the exclusions before it (%s): relay_networks has no exclusions, so the network is listed as the %d networks it leaves", excludedList(excluded), len(parts)))
+		}
+		for _, q := range parts {
+			p.r.addRelayNet(q.String())
+		}
 	}
 	return nil
+}
+
+// subtractPrefix is p without the addresses of x, as prefixes.
+func subtractPrefix(p, x netip.Prefix) []netip.Prefix {
+	switch {
+	case !p.Overlaps(x):
+		return []netip.Prefix{p}
+	case x.Bits() <= p.Bits():
+		return nil // x covers p
+	}
+	lo := netip.PrefixFrom(p.Addr(), p.Bits()+1).Masked()
+	b := lo.Addr().AsSlice()
+	b[p.Bits()/8] |= 0x80 >> (p.Bits() % 8)
+	hiAddr, _ := netip.AddrFromSlice(b)
+	hi := netip.PrefixFrom(hiAddr, p.Bits()+1)
+	return append(subtractPrefix(lo, x), subtractPrefix(hi, x)...)
+}
+
+func excludedList(ps []netip.Prefix) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = "!" + p.String()
+	}
+	return strings.Join(s, ", ")
 }
 
 // parseNetwork reads a Postfix network ("[::1]/128", "10.0.0.0/8",

@@ -132,3 +132,27 @@ func TestPostfixPipeAliases(t *testing.T) {
 		t.Errorf("no comment for the built-in:\n%s", b.String())
 	}
 }
+
+// mynetworks with "!pattern" exclusions (postconf(5); first match wins):
+// the import stopped with "not an IP address". relay_networks has no
+// exclusions, so a network after an exclusion becomes the networks it
+// leaves (never wider), and says so; an exclusion after it changes
+// nothing, as in Postfix.
+func TestPostfixMynetworksExclusions(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "main.cf"), []byte("myhostname = mx.example.org\nmynetworks = 127.0.0.0/8, !192.168.1.1, 192.168.1.0/29, 10.0.0.0/8, !10.1.0.0/16\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "master.cf"), []byte("smtp inet n - y - - smtpd\n"), 0o644)
+	r, err := Postfix(dir, Options{DataDir: "/d", UsersFile: "/u"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"127.0.0.0/8", "192.168.1.0/32", "192.168.1.2/31", "192.168.1.4/30", "10.0.0.0/8"}
+	if strings.Join(r.RelayNetworks, " ") != strings.Join(want, " ") {
+		t.Errorf("relay networks %v, want %v", r.RelayNetworks, want)
+	}
+	var b bytes.Buffer
+	r.WriteTOML(&b)
+	if !strings.Contains(b.String(), "# postfix: mynetworks = 192.168.1.0/29: mapped (with the exclusions before it (!192.168.1.1/32)") {
+		t.Errorf("no comment on the split network:\n%s", b.String())
+	}
+}
