@@ -28,8 +28,9 @@ type ClientService struct {
 // STARTTLS (RFC 8314 §3.3), then the order of the file. A listener that
 // takes a login before TLS (mode plain, allow_plaintext_login,
 // allow_insecure_auth, tls_auth_only = false) is never listed, nor an
-// SMTP listener without AUTH; an SMTP listener with auth = "required"
-// comes before one where AUTH is optional (the MX port).
+// SMTP listener without AUTH, nor one on port 25 (the MX port, even with
+// AUTH); an SMTP listener with auth = "required" comes before one where
+// AUTH is optional.
 func (c *Config) ClientServices() []ClientService {
 	var out []ClientService
 	add := func(kind, name, addr, mode string) {
@@ -41,7 +42,9 @@ func (c *Config) ClientServices() []ClientService {
 			return
 		}
 		port, err := strconv.Atoi(p)
-		if err != nil || port <= 0 {
+		if err != nil || port <= 0 || kind == ServiceSubmission && port == 25 {
+			// Port 25 is for relaying between servers; message
+			// submission is 587 or 465 (RFC 6409, RFC 8314 §3.3).
 			return
 		}
 		out = append(out, ClientService{Kind: kind, Listener: name, Port: port, Implicit: mode == ModeImplicit})

@@ -12,6 +12,7 @@ func TestClientServicesNeverPlaintextLogin(t *testing.T) {
 	c := &Config{
 		Listeners: []Listener{
 			{Name: "mx", Address: ":25", Mode: ModeSTARTTLS, Auth: AuthNone},
+			{Name: "mx-auth", Address: "0.0.0.0:25", Mode: ModeSTARTTLS, Auth: AuthOptional}, // the MX port: never advertised for submission
 			{Name: "submission", Address: ":587", Mode: ModeSTARTTLS, Auth: AuthRequired},
 			{Name: "smtps", Address: ":465", Mode: ModeImplicit, Auth: AuthRequired},
 			{Name: "plain", Address: ":2525", Mode: ModePlain, Auth: AuthRequired, AllowInsecureAuth: true},
