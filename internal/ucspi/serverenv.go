@@ -81,6 +81,11 @@ func ServerEnv(o *ServerOptions, getenv func(string) string, clientCert string, 
 	o.TLSSettings = settings
 	// -z/-m ask for a client certificate, unless CCAFILE is "-".
 	requireCert = clientCert != "" && getenv("CCAFILE") != "-"
+	if requireCert && o.ClientCAFile == "" && o.ClientCADir == "" {
+		// ucspi-ssl would ask for no certificate at all here; a -m or -z
+		// that checks nothing is refused instead (README).
+		return settings, false, fmt.Errorf("-%s needs the client certificates' CA: set CCAFILE (or CAFILE or CADIR); CCAFILE=- turns the check off", clientCert)
+	}
 	if requireCert {
 		settings.ClientAuth = tlsconf.ClientAuthRequire
 		settings.ClientCAFile, settings.ClientCADir, settings.ClientCRL = o.ClientCAFile, o.ClientCADir, o.ClientCRL

@@ -69,6 +69,18 @@ func TestServerEnvClientCertificates(t *testing.T) {
 	}
 }
 
+// -m or -z with no client CA at all is refused in sslserver's own words
+// (it failed in serve's TOML wording, 'client_auth "require" needs ...').
+func TestServerEnvClientCertificateWithoutCA(t *testing.T) {
+	_, _, _, _, _, _, err := serverEnv(t, map[string]string{}, "m", -1, -1)
+	if err == nil || !strings.Contains(err.Error(), "-m needs the client certificates' CA: set CCAFILE (or CAFILE or CADIR)") {
+		t.Errorf("-m without a CA: %v", err)
+	}
+	if _, _, req, _, _, _, err := serverEnv(t, map[string]string{"CCAFILE": "-"}, "m", -1, -1); err != nil || req {
+		t.Errorf("-m with CCAFILE=-: require %v, %v", req, err)
+	}
+}
+
 func TestServerEnvDepthAndPerIPLimit(t *testing.T) {
 	o, _, _, _, _, _, err := serverEnv(t, nil, "", -1, -1)
 	if err != nil || o.VerifyDepth != 1 || o.MaxPerIP != 40 {
