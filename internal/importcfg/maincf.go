@@ -257,7 +257,18 @@ func isNameByte(c byte) bool {
 
 // list splits a Postfix list value (commas and/or white space).
 func list(v string) []string {
-	return strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' })
+	// Blanks and commas inside { } do not split (Postfix 3.0's grouping:
+	// inline:{ a=b, { c = d e } } is one element).
+	depth := 0
+	return strings.FieldsFunc(v, func(r rune) bool {
+		switch r {
+		case '{':
+			depth++
+		case '}':
+			depth = max(depth-1, 0)
+		}
+		return depth == 0 && (r == ',' || r == ' ' || r == '\t' || r == '\n')
+	})
 }
 
 // yes is a Postfix boolean.

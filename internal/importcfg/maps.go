@@ -41,6 +41,9 @@ func mapSource(ref string) (file string, err error) {
 // comments, continuation lines. A line without a value is an error naming
 // file:line.
 func ReadMap(ref string) ([]Entry, error) {
+	if body, ok := inlineBody(ref); ok {
+		return inlineEntries(ref, body)
+	}
 	file, err := mapSource(ref)
 	if err != nil {
 		return nil, err
@@ -50,6 +53,9 @@ func ReadMap(ref string) ([]Entry, error) {
 
 // ReadAliases reads an aliases(5) file ("name: value, value").
 func ReadAliases(ref string) ([]Entry, error) {
+	if body, ok := inlineBody(ref); ok {
+		return inlineEntries(ref, body)
+	}
 	file, err := mapSource(ref)
 	if err != nil {
 		return nil, err
@@ -134,4 +140,34 @@ func aliasTargets(v string) []string {
 		out = append(out, s)
 	}
 	return out
+}
+
+// inlineBody is what is between the braces of an inline:{ ... } map
+// reference (Postfix 3.0).
+func inlineBody(ref string) (string, bool) {
+	body, ok := strings.CutPrefix(strings.TrimPrefix(ref, "proxy:"), "inline:")
+	body = strings.TrimSpace(body)
+	if !ok || !strings.HasPrefix(body, "{") || !strings.HasSuffix(body, "}") {
+		return "", false
+	}
+	return body[1 : len(body)-1], true
+}
+
+// inlineEntries reads an inline map's elements: "key=value", or
+// "{ key = value }" when the value has blanks or commas. Entries name the
+// setting's map reference as their file.
+func inlineEntries(ref, body string) ([]Entry, error) {
+	var out []Entry
+	for _, el := range list(body) {
+		if g, ok := strings.CutPrefix(el, "{"); ok {
+			el = strings.TrimSuffix(g, "}")
+		}
+		k, v, ok := strings.Cut(el, "=")
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		if !ok || k == "" {
+			return nil, fmt.Errorf("%w: element %q: want key=value or { key = value }", ErrMapType, el)
+		}
+		out = append(out, Entry{Key: k, Value: v, File: "inline map"})
+	}
+	return out, nil
 }

@@ -156,3 +156,28 @@ func TestPostfixMynetworksExclusions(t *testing.T) {
 		t.Errorf("no comment on the split network:\n%s", b.String())
 	}
 }
+
+// inline:{ ... } maps (Postfix 3.0) are read, braces grouping a value
+// with blanks; they became one comment per word before.
+func TestPostfixInlineMaps(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "main.cf"), []byte("myhostname = mx.example.org\n"+
+		"smtp_tls_policy_maps = inline:{ example.com=secure, { partner.example = verify match=mx.partner.example } }\n"+
+		"alias_maps = inline:{ root=alice, { lists = bob, carol } }\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "master.cf"), []byte("smtp inet n - y - - smtpd\n"), 0o644)
+	r, err := Postfix(dir, Options{DataDir: "/d", UsersFile: "/u"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	r.WriteTOML(&b)
+	out := b.String()
+	for _, want := range []string{`"example.com" = "secure"`, `"partner.example" = "verify match=mx.partner.example"`, `"root" = "alice"`, `"lists" = "bob, carol"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "not a map reference") {
+		t.Errorf("inline map words taken as map references:\n%s", out)
+	}
+}
