@@ -111,6 +111,16 @@ func (p *pfImport) services() error {
 				p.r.caveat("master.cf "+where, "smtpd_tls_auth_only=no", "tlsmail offers AUTH only after TLS")
 			}
 		}
+		// AUTH only ever after TLS: on a plain listener (no certificate)
+		// it would not start (check refused such an import).
+		switch {
+		case l.Mode == "plain" && l.Auth == "required":
+			p.r.notMapped("master.cf "+where, "smtpd_sasl_auth_enable=yes", "AUTH needs TLS and there is no certificate (smtpd_tls_cert_file): the listener was left out; add [tls] cert/key and this [[listener]] with auth = \"required\"")
+			continue
+		case l.Mode == "plain" && l.Auth == "optional":
+			l.Auth = "none"
+			p.r.notMapped("master.cf "+where, "smtpd_sasl_auth_enable=yes", "AUTH needs TLS and there is no certificate (smtpd_tls_cert_file): the listener takes mail without AUTH")
+		}
 		if level == "encrypt" && l.Mode == "starttls" && l.Auth != "required" {
 			p.r.notMapped("master.cf "+where, "smtpd_tls_security_level=encrypt", "a listener cannot refuse mail without STARTTLS unless auth = \"required\" (RFC 3207 forbids it on a public MX)")
 		}

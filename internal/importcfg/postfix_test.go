@@ -40,7 +40,7 @@ smtpd_recipient_restrictions = permit_mynetworks, permit_sasl_authenticated, rej
 	if len(r.Transport) != 1 || r.Transport[0] != (KV{"example.net", "mx.example.net:25"}) {
 		t.Errorf("transport %v", r.Transport)
 	}
-	if len(r.Listeners) != 2 || r.Listeners[0] != (Listener{"smtp", "127.0.0.1:25", "plain", "none"}) || r.Listeners[1] != (Listener{"2525", "127.0.0.1:2525", "plain", "optional"}) {
+	if len(r.Listeners) != 2 || r.Listeners[0] != (Listener{"smtp", "127.0.0.1:25", "plain", "none"}) || r.Listeners[1] != (Listener{"2525", "127.0.0.1:2525", "plain", "none"}) {
 		t.Errorf("listeners %+v", r.Listeners)
 	}
 	var b bytes.Buffer
@@ -56,6 +56,9 @@ smtpd_recipient_restrictions = permit_mynetworks, permit_sasl_authenticated, rej
 		"# postfix: message_size_limit = 0: not mapped (",
 		"# postfix: master.cf smtp/inet = postscreen: mapped (",
 		"# postfix: master.cf 2525/inet = smtpd_tls_auth_only=no: mapped (tlsmail offers AUTH only after TLS)",
+		// No certificate: AUTH cannot be offered (the listener had auth =
+		// "optional" on a plain port before, which check refused).
+		"# postfix: master.cf 2525/inet = smtpd_sasl_auth_enable=yes: not mapped (AUTH needs TLS and there is no certificate",
 		// Read for the SASL listener's auth, and still said (it was lost).
 		"# postfix: smtpd_recipient_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination, reject_rbl_client zen.spamhaus.org: not mapped (",
 		"DNS blocklists (reject_rbl_client, reject_rhsbl_*) are not checked: use a [[milter]] (rspamd) for them)",
