@@ -81,14 +81,18 @@ func (t *tlsControl) programGone() {
 	_ = onFD(t.ctl, func(fd int) error { return syscall.Shutdown(fd, syscall.SHUT_RD) })
 }
 
-// command waits for the program's one byte: 'y' or 'Y'. Anything else,
-// or the program ending first, is not a start (ok false). On a start the
+// command waits for the program's one byte: 'y' or 'Y'. Anything else
+// (returned, for the log), or the program ending first (0), is not a
+// start (ok false). On a start the
 // socket c, which the program handed over, is made ours again
 // (reclaimSocket); err says if that failed.
 func (t *tlsControl) command(c net.Conn) (cmd byte, ok bool, err error) {
 	var b [1]byte
-	if n, _ := t.ctl.Read(b[:]); n != 1 || (b[0] != 'y' && b[0] != 'Y') {
+	if n, _ := t.ctl.Read(b[:]); n != 1 {
 		return 0, false, nil
+	}
+	if b[0] != 'y' && b[0] != 'Y' {
+		return b[0], false, nil
 	}
 	return b[0], true, reclaimSocket(c)
 }
@@ -159,6 +163,9 @@ func (s *Server) runDelayed(c net.Conn, env []string, srv *tlsconf.Server, remot
 		defer close(relayed)
 		defer t.close()
 		cmdByte, ok, err := t.command(c)
+		if !ok && cmdByte != 0 {
+			s.logf(1, "warning: the program wrote %q on the UCSPI-TLS control descriptor, not y or Y: no TLS", cmdByte)
+		}
 		if !ok {
 			return // the program ended (or never asked for TLS)
 		}

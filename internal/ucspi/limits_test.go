@@ -373,3 +373,25 @@ func TestProgramThatClosesOutputButStays(t *testing.T) {
 		t.Fatalf("%d sleep programs still run", n)
 	}
 }
+
+// A program in -n mode that writes something other than y or Y on the
+// control descriptor gets no TLS, and the log says what it wrote (the
+// connection ended with nothing in the log before).
+func TestDelayedBadControlByteIsLogged(t *testing.T) {
+	f := newServerFixture(t)
+	prog := []string{"sh", "-c", `echo 220 hi; read x; printf x >&3`}
+	addr, _, log := f.start(t, ServerOptions{Delayed: true, Prog: prog})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(15 * time.Second))
+	if _, err := io.ReadFull(c, make([]byte, 7)); err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "STARTTLS\n")
+	waitFor(t, "the warning", log, func() bool {
+		return strings.Contains(log.String(), `warning: the program wrote 'x' on the UCSPI-TLS control descriptor, not y or Y: no TLS`)
+	})
+}
