@@ -24,6 +24,9 @@ const LockFile = "serve.lock"
 func lockDataDir(dir string) (release func(), err error) {
 	path := filepath.Join(dir, LockFile)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.EROFS) {
+		return nil, fmt.Errorf("data directory %s is not writable (for %s): %w", dir, LockFile, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("data directory lock: %w", err)
 	}
