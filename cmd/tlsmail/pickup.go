@@ -111,11 +111,16 @@ func (d *localDrop) localSender(env *cliEnv) string {
 	if name == "" {
 		name = env.getenv("USER")
 	}
-	domain := d.cfg.Hostname
+	return name + "@" + d.origin()
+}
+
+// origin is the local server's first local domain, else its host name:
+// the domain of bare local names (Postfix's myorigin).
+func (d *localDrop) origin() string {
 	if len(d.cfg.LocalDomains) > 0 {
-		domain = d.cfg.LocalDomains[0]
+		return d.cfg.LocalDomains[0]
 	}
-	return name + "@" + domain
+	return d.cfg.Hostname
 }
 
 // sendmailList is `sendmail -bp` / `mailq`: the mail drop (files the

@@ -192,19 +192,24 @@ func runSendmail(env *cliEnv, args []string) int {
 		return failCode(env, exUsage, "no sender: give -f or set from in the account")
 	}
 	if viaSMTP {
-		// A bare name (cron's MAILTO=root) means a user of the sender's
-		// domain, as the drop's collector qualifies it with the first
-		// local domain (Postfix's append_at_myorigin; dma and nullmailer
-		// do the same with their own domain). The server would refuse it.
-		at := strings.LastIndexByte(req.from, '@')
+		// A bare name (cron's MAILTO=root) is a user of this host's mail
+		// domain, the local server's origin (as the drop path and Postfix's
+		// append_at_myorigin qualify it). Not the account's domain: with a
+		// provider's account that would mail root@provider, a stranger.
+		// With no local server configuration to say, it is refused.
+		origin := ""
 		for i, r := range sa.rcpts {
 			if !bareLocalName(r) {
 				continue
 			}
-			if at < 0 {
-				return failCode(env, exUsage, "recipient %q has no domain, and neither has the sender %q to take one from: give user@domain", r, req.from)
+			if origin == "" {
+				d, _ := findLocalDrop(env, sa.config)
+				if d == nil {
+					return failCode(env, exUsage, "recipient %q has no domain, and no local server configuration (--config, $TLSMAIL_CONFIG or %s) gives one: give user@domain", r, defaultServerConfig)
+				}
+				origin = d.origin()
 			}
-			sa.rcpts[i] = r + req.from[at:]
+			sa.rcpts[i] = r + "@" + origin
 		}
 	}
 	msg = addMissingHeaders(msg, hdr, req.from, sa.fullName)
@@ -315,7 +320,7 @@ func addMissingHeaders(msg []byte, hdr *mail.Message, from, fullName string) []b
 // bare local name ("To: root", "To: Admin <root>"), which cron and
 // logwatch write and RFC 5322 parsers refuse, is taken as it is (the mail
 // drop's collector qualifies it with the first local domain, as Postfix's
-// append_at_myorigin; through an SMTP account it gets the sender's domain). A part that is neither is an error naming the
+// append_at_myorigin; through an SMTP account, sendmail does the same). A part that is neither is an error naming the
 // header, never silently dropped.
 func headerRecipients(h mail.Header, name string) ([]string, error) {
 	v := h.Get(name)

@@ -259,16 +259,27 @@ func isNameByte(c byte) bool {
 func list(v string) []string {
 	// Blanks and commas inside { } do not split (Postfix 3.0's grouping:
 	// inline:{ a=b, { c = d e } } is one element).
-	depth := 0
-	return strings.FieldsFunc(v, func(r rune) bool {
+	var out []string
+	depth, start := 0, -1
+	for i, r := range v {
 		switch r {
 		case '{':
 			depth++
 		case '}':
 			depth = max(depth-1, 0)
 		}
-		return depth == 0 && (r == ',' || r == ' ' || r == '\t' || r == '\n')
-	})
+		sep := depth == 0 && (r == ',' || r == ' ' || r == '\t' || r == '\n')
+		switch {
+		case sep && start >= 0:
+			out, start = append(out, v[start:i]), -1
+		case !sep && start < 0:
+			start = i
+		}
+	}
+	if start >= 0 {
+		out = append(out, v[start:])
+	}
+	return out
 }
 
 // yes is a Postfix boolean.

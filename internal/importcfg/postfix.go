@@ -409,7 +409,7 @@ func (p *pfImport) serverTLS() error {
 			p.r.notMapped("smtpd_tls_chain_files", kc[0]+" "+kc[1], "one certificate per name: add further ones as [[tls.sni]]")
 		}
 		if len(left) > 0 {
-			p.r.notMapped("smtpd_tls_chain_files", strings.Join(left, " "), "not a private key followed by its certificate: [tls] takes one key file and one certificate (chain) file")
+			p.r.notMapped("smtpd_tls_chain_files", strings.Join(left, " "), "not a private key followed by its certificate: a file of intermediate certificates belongs at the end of the certificate file (cat them into it), as [tls] takes one key file and one certificate chain file")
 		}
 		p.done["smtpd_tls_cert_file"], p.done["smtpd_tls_key_file"] = true, true
 	} else if cert := p.get("smtpd_tls_cert_file"); cert != "" && cert != "none" {

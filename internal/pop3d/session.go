@@ -278,7 +278,8 @@ func (ss *session) handshake() error {
 	defer cancel()
 	tc, _, err := listen.Handshake(ctx, ss.conn, ss.srv.tls.Config(), ss.srv.log, ss.lc.Name, ss.ip)
 	if err != nil {
-		ss.tlsFailed = !errors.Is(err, listen.ErrNoClientHello)
+		// As smtpd: only on an implicit-TLS port is a silent close no failure.
+		ss.tlsFailed = ss.lc.Mode != listen.Implicit || !errors.Is(err, listen.ErrNoClientHello)
 		return err
 	}
 	ss.conn = tc

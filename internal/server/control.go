@@ -42,6 +42,10 @@ func serveControl(ctx context.Context, path string, q *queue.Queue, rep *reporte
 	if err != nil {
 		return fmt.Errorf("control socket: %w", err)
 	}
+	// Run removes the socket before it lets the data directory go; the
+	// listener's own unlink at Close could come after that, and remove
+	// the next server's.
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
 	if err := os.Chmod(path, 0o600); err != nil {
 		l.Close()
 		return err

@@ -22,12 +22,14 @@ func startWarnings(cfg *config.Config, users *auth.Users, rt *route.Router) []st
 
 // hostnameWarning warns when a configuration file leaves hostname at
 // "localhost" (the default; Postfix takes the system's FQDN) or gives a
-// name with no dot, and a listener takes connections from other hosts:
+// name with no dot, or one in .localdomain or .local (distributions'
+// defaults), and a listener takes connections from other hosts:
 // that name goes in the greeting, in EHLO to other servers (which may
 // refuse it) and in every Received header.
 func hostnameWarning(cfg *config.Config) string {
-	h := strings.TrimSuffix(cfg.Hostname, ".")
-	if cfg.File == "" || strings.Contains(h, ".") && !strings.EqualFold(h, "localhost") {
+	h := strings.ToLower(strings.TrimSuffix(cfg.Hostname, "."))
+	local := !strings.Contains(h, ".") || strings.HasSuffix(h, ".localdomain") || strings.HasSuffix(h, ".local")
+	if cfg.File == "" || !local {
 		return ""
 	}
 	for _, l := range cfg.Listeners {

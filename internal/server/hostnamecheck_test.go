@@ -25,6 +25,8 @@ func TestHostnameWarning(t *testing.T) {
 		{`hostname = "mail"`, ":25", true},
 		{`hostname = "localhost"`, "[::]:25", true},
 		{`hostname = "mx.example.org"`, ":25", false},
+		{`hostname = "localhost.localdomain"`, ":25", true},
+		{`hostname = "box.local"`, "0.0.0.0:25", true},
 		{"", "127.0.0.1:2525", false},
 		{"", "[::1]:2525", false},
 		{"", "localhost:2525", false},

@@ -369,7 +369,9 @@ func (ss *session) handshake() error {
 	tconn, offered, err := listen.Handshake(ctx, ss.tc, ss.srv.tls.Config(), ss.srv.log, ss.lc.Name, ss.ip)
 	ss.hello = offered
 	if err != nil {
-		ss.tlsFailed = !errors.Is(err, listen.ErrNoClientHello)
+		// Closed before a byte on an implicit-TLS port is no TLS failure;
+		// after STARTTLS the client asked for TLS, so it is one.
+		ss.tlsFailed = ss.lc.Mode != listen.Implicit || !errors.Is(err, listen.ErrNoClientHello)
 		return err
 	}
 	ss.conn = tconn

@@ -35,13 +35,16 @@ func (f *submitFix) Write(p []byte) (int, error) {
 	if f.done {
 		return f.w.Write(p)
 	}
+	// Only the new bytes (and the 3 before them) can complete the empty
+	// line: searching the whole buffer on each line would be quadratic.
+	from := max(len(f.buf)-3, 0)
 	f.buf = append(f.buf, p...)
-	end := headerEnd(f.buf)
+	end := headerEnd(f.buf, from)
 	if end < 0 && len(f.buf) <= maxFixHeader {
 		return len(p), nil
 	}
-	if end < 0 {
-		end = 0 // too long to look at: as it came
+	if end < 0 || end > maxFixHeader {
+		end = 0 // too long to look at: as it came, however it was split
 	}
 	if err := f.release(end); err != nil {
 		return 0, err
@@ -81,13 +84,14 @@ func (f *submitFix) release(end int) error {
 }
 
 // headerEnd is the length of the header in b up to and including its last
-// CRLF, when the empty line that ends it is in b; else -1.
-func headerEnd(b []byte) int {
+// CRLF, when the empty line that ends it is in b; else -1. The search
+// starts at from (b[:from+3] holds no end).
+func headerEnd(b []byte, from int) int {
 	if bytes.HasPrefix(b, []byte("\r\n")) {
 		return 0
 	}
-	if i := bytes.Index(b, []byte("\r\n\r\n")); i >= 0 {
-		return i + 2
+	if i := bytes.Index(b[from:], []byte("\r\n\r\n")); i >= 0 {
+		return from + i + 2
 	}
 	return -1
 }

@@ -1,10 +1,12 @@
 package smtpd
 
 import (
+	"bytes"
 	"fmt"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestSubmissionAddsDateAndMessageID: a message an authenticated client
@@ -83,5 +85,49 @@ func TestSubmissionAddsDateAndMessageID(t *testing.T) {
 	sendMessage(mx, "a@example.org", "demo@localhost", "Subject: inbound\r\n\r\nhi\r\n.\r\n")
 	if m = ts.waitMessage(t); body(m) != "Subject: inbound\r\n\r\nhi\r\n" {
 		t.Errorf("inbound mail was changed: %q", body(m))
+	}
+}
+
+// The fix gives the same bytes whatever the writes' boundaries (DATA
+// writes a line at a time, BDAT chunks split anywhere, also inside the
+// empty line), and a header over maxFixHeader passes as it came.
+func TestSubmitFixAnySplit(t *testing.T) {
+	now := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	for _, msg := range []string{
+		"Subject: a\r\nFrom: b@c\r\n\r\nbody\r\n\r\nmore\r\n",
+		"\r\nno header\r\n",
+		"Subject: only a header\r\n",
+		"not a header line\r\n\r\nx\r\n",
+	} {
+		var want bytes.Buffer
+		f := newSubmitFix("1A25268718A52183CEC5", "mx.test", now)
+		f.w = &want
+		f.Write([]byte(msg))
+		f.finish()
+		for i := 0; i <= len(msg); i++ {
+			for j := i; j <= len(msg); j++ {
+				var got bytes.Buffer
+				f := newSubmitFix("1A25268718A52183CEC5", "mx.test", now)
+				f.w = &got
+				f.Write([]byte(msg[:i]))
+				f.Write([]byte(msg[i:j]))
+				f.Write([]byte(msg[j:]))
+				f.finish()
+				if got.String() != want.String() {
+					t.Fatalf("%q split at %d, %d:\n%q\nwant\n%q", msg, i, j, got.String(), want.String())
+				}
+			}
+		}
+	}
+	long := "X-Long: " + strings.Repeat("x", maxFixHeader) + "\r\n\r\nbody\r\n"
+	var got bytes.Buffer
+	f := newSubmitFix("1A25268718A52183CEC5", "mx.test", now)
+	f.w = &got
+	for i := 0; i < len(long); i += 1000 {
+		f.Write([]byte(long[i:min(i+1000, len(long))]))
+	}
+	f.finish()
+	if got.String() != long {
+		t.Errorf("a header over %d octets was changed", maxFixHeader)
 	}
 }

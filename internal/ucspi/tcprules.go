@@ -20,12 +20,16 @@ func (e *RuleSyntaxError) Error() string {
 }
 
 // CompileRules turns tcprules text into cdb records, exactly as Debian's
-// tcprules (djb's ucspi-tcp 0.88) does, so the cdb it writes is byte for
-// byte the same:
+// tcprules (djb's ucspi-tcp 0.88) does for the lines that one reads, so
+// the cdb it writes is byte for byte the same, and takes IPv6 lines as
+// Debian's IPv6 tcprules (ucspi-tcp-ipv6) does:
 //
 //   - lines starting with '#' and empty lines are skipped; trailing
 //     spaces, tabs and newlines are cut; a line without ':' is skipped;
-//   - the address is everything before the first ':'; then "deny" (data
+//   - the address is everything before the first ':' that is followed by
+//     "allow" or "deny" (for an IPv4 line, the first ':'; "::1:allow" is
+//     the address "::1", and "2001:db8::allow" the prefix "2001:db8:",
+//     which covers every address written so); then "deny" (data
 //     "D\0") or "allow", followed only by ,NAME=<q>value<q> pairs where <q>
 //     is any quote character (data "+NAME=value\0" each);
 //   - an address a.b.c.X-Y (no '=' and no '@') becomes one key per number

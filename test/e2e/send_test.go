@@ -248,16 +248,23 @@ cafile = %q
 		t.Errorf("text after the lone dot was sent:\n%s", msg)
 	}
 	// A bare name, as cron's MAILTO=root gives it, as an argument and in
-	// To: with -t: through the account it is a user of the sender's
-	// domain (sent unqualified and refused with 501 before).
-	for _, args := range [][]string{{"demo"}, {"-t", "-i"}} {
+	// To: with -t: through the account it is a user of the local server's
+	// first local domain (sent unqualified and refused with 501 before);
+	// with no local configuration to say which, it is refused (64).
+	cmd = exec.Command(link, "demo")
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdin = strings.NewReader("Subject: bare-nowhere\n\nx\n")
+	if out, err := cmd.CombinedOutput(); err == nil || err.(*exec.ExitError).ExitCode() != 64 || !strings.Contains(string(out), `recipient "demo" has no domain`) {
+		t.Errorf("bare name without a local configuration: %v %q, want exit 64", err, out)
+	}
+	for _, args := range [][]string{{"--config", m.config, "demo"}, {"--config", m.config, "-t", "-i"}} {
 		cmd = exec.Command(link, args...)
 		cmd.Env = append(os.Environ(), env...)
-		cmd.Stdin = strings.NewReader("To: demo\nSubject: bare-" + args[0] + "\n\ncron output\n")
+		cmd.Stdin = strings.NewReader("To: demo\nSubject: bare-" + args[2] + "\n\ncron output\n")
 		if out, err := cmd.CombinedOutput(); err != nil || len(out) != 0 {
 			t.Fatalf("sendmail %q to a bare name: %v %q", args, err, out)
 		}
-		m.findMail(t, "demo", "Subject: bare-"+args[0])
+		m.findMail(t, "demo", "Subject: bare-"+args[2])
 	}
 	// A bad option is a usage error (EX_USAGE).
 	cmd = exec.Command(link, "-bs")
