@@ -55,7 +55,11 @@ func Load(path string) (*Config, error) {
 			if strings.Contains(pe.Message, `got '\n'`) && line > 1 {
 				line-- // the parser counts the newline that ended the bad line
 			}
-			return nil, &Error{File: path, Line: line, Msg: pe.Message}
+			msg := pe.Message
+			if strings.Contains(msg, "out of range") && pe.LastKey != "" {
+				msg = pe.LastKey + ": " + msg // "99999999999999999999 is out of range for int64" names no setting
+			}
+			return nil, &Error{File: path, Line: line, Msg: msg}
 		}
 		// A value of the wrong type (message_size = "big") comes back as a
 		// plain string error; its line and key are taken from the text so
@@ -294,8 +298,8 @@ func (l locator) line(key ...string) int {
 				curIdx = count[cur]
 				count[cur]++
 			}
-			if table == "" && cur == leaf && firstHeader == 0 {
-				firstHeader = n + 1 // the key names a whole table ("[queu]")
+			if full := strings.Join(key, "."); cur == full || strings.HasPrefix(cur, full+".") {
+				return n + 1 // the key names a table ("[queu]", "[queu.sub]", "[limits.foo]")
 			}
 			if cur == table && (arrayIdx < 0 || curIdx == arrayIdx) {
 				if leaf == "" {
