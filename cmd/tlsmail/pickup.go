@@ -28,17 +28,25 @@ type localDrop struct {
 	dir string // DATA/pickup
 }
 
+// dropConfigFile is the local server's configuration file sendmail reads:
+// --config, else $TLSMAIL_CONFIG (named), else the default.
+func dropConfigFile(env *cliEnv, flagValue string) (file string, named bool) {
+	if flagValue == "" {
+		flagValue = env.getenv("TLSMAIL_CONFIG")
+	}
+	if flagValue != "" {
+		return flagValue, true
+	}
+	return defaultServerConfig, false
+}
+
 // findLocalDrop loads the local server's configuration (--config, else
 // $TLSMAIL_CONFIG, else /etc/tlsmail/tlsmail.toml). It returns nil when
 // there is no local server; a file that was named but cannot be used is
 // an error.
 func findLocalDrop(env *cliEnv, file string) (*localDrop, error) {
-	if file == "" {
-		file = env.getenv("TLSMAIL_CONFIG")
-	}
-	named := file != ""
+	file, named := dropConfigFile(env, file)
 	if !named {
-		file = defaultServerConfig
 		if _, err := os.Stat(file); errors.Is(err, os.ErrNotExist) {
 			return nil, nil
 		}

@@ -147,12 +147,9 @@ func runSendmail(env *cliEnv, args []string) int {
 			// Neither a local mail drop nor an account: say both, with
 			// the configuration this run looked at (unreadable, in which
 			// case localDropFor said why, or absent).
-			where := sa.config
-			if where == "" {
-				where = env.getenv("TLSMAIL_CONFIG")
-			}
-			if where == "" {
-				where = defaultServerConfig + "; give --config FILE or set $TLSMAIL_CONFIG"
+			where, named := dropConfigFile(env, sa.config)
+			if !named {
+				where += "; give --config FILE or set $TLSMAIL_CONFIG"
 			}
 			return failCode(env, exConfig, "nowhere to send: no local mail drop (%s) and no accounts file (~/.config/tlsmail/send.toml or /etc/tlsmail/send.toml; or give -C FILE)", where)
 		}

@@ -42,7 +42,7 @@ func mapSource(ref string) (file string, err error) {
 // file:line.
 func ReadMap(ref string) ([]Entry, error) {
 	if body, ok := inlineBody(ref); ok {
-		return inlineEntries(ref, body)
+		return inlineEntries(body)
 	}
 	file, err := mapSource(ref)
 	if err != nil {
@@ -54,7 +54,7 @@ func ReadMap(ref string) ([]Entry, error) {
 // ReadAliases reads an aliases(5) file ("name: value, value").
 func ReadAliases(ref string) ([]Entry, error) {
 	if body, ok := inlineBody(ref); ok {
-		return inlineEntries(ref, body)
+		return inlineEntries(body)
 	}
 	file, err := mapSource(ref)
 	if err != nil {
@@ -154,9 +154,8 @@ func inlineBody(ref string) (string, bool) {
 }
 
 // inlineEntries reads an inline map's elements: "key=value", or
-// "{ key = value }" when the value has blanks or commas. Entries name the
-// setting's map reference as their file.
-func inlineEntries(ref, body string) ([]Entry, error) {
+// "{ key = value }" when the value has blanks or commas.
+func inlineEntries(body string) ([]Entry, error) {
 	var out []Entry
 	for _, el := range list(body) {
 		if g, ok := strings.CutPrefix(el, "{"); ok {

@@ -362,16 +362,13 @@ func chainPairs(files []string) (pairs [][2]string, left []string) {
 	key := ""
 	for _, f := range files {
 		hasKey, hasCert := pemKinds(f)
+		if hasKey && key != "" {
+			left, key = append(left, key), "" // a key with no certificate after it
+		}
 		switch {
 		case hasKey && hasCert:
-			if key != "" {
-				left = append(left, key)
-			}
-			pairs, key = append(pairs, [2]string{f, f}), ""
+			pairs = append(pairs, [2]string{f, f})
 		case hasKey:
-			if key != "" {
-				left = append(left, key)
-			}
 			key = f
 		case key != "":
 			pairs, key = append(pairs, [2]string{key, f}), ""

@@ -107,15 +107,11 @@ func (ss *session) run() {
 		ss.milt.Close()
 	}
 	ss.logSession(result)
-	ss.countSession()               // metrics.go
-	if result != endNoClientHello { // no session to speak of (listen.Handshake logged it)
+	ss.countSession()                              // metrics.go
+	if result != listen.ErrNoClientHello.Error() { // no session to speak of (listen.Handshake logged it)
 		ss.record(result)
 	}
 }
-
-// endNoClientHello ends a session on an implicit-TLS port that closed
-// before sending anything.
-const endNoClientHello = "closed before TLS"
 
 func lookupRDNS(ip string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -131,7 +127,7 @@ func lookupRDNS(ip string) string {
 func (ss *session) loop() string {
 	if ss.lc.Mode == listen.Implicit {
 		if err := ss.handshake(); errors.Is(err, listen.ErrNoClientHello) {
-			return endNoClientHello
+			return err.Error()
 		} else if err != nil {
 			return "tls handshake failed: " + err.Error()
 		}

@@ -96,7 +96,15 @@ func (s *Server) admit(c net.Conn) (*peer, bool) {
 		}
 	}
 	set("PROTO", proto)
-	for _, pre := range prefixes(s.o.TCPEnv) {
+	pres := prefixes(s.o.TCPEnv)
+	if proto == "TCP6" {
+		// A native IPv6 peer also gets the TCP6* copies (UNEW;
+		// ucspi-ssl.md §1.7): s/qmail's qmail-smtpd reads TCP6REMOTEIP
+		// and TCP6LOCALPORT before the TCP* ones. UNEW has no
+		// TCP6REMOTEINFO; it has TCP6INTERFACE.
+		pres = append(pres, "TCP6")
+	}
+	for _, pre := range pres {
 		set(pre+"LOCALIP", localIP)
 		set(pre+"LOCALPORT", strconv.Itoa(local.Port))
 		if localHost != "" {
@@ -107,27 +115,12 @@ func (s *Server) admit(c net.Conn) (*peer, bool) {
 		if p.remoteHost != "" {
 			set(pre+"REMOTEHOST", p.remoteHost)
 		}
-		if remoteInfo != "" {
+		if remoteInfo != "" && pre != "TCP6" {
 			set(pre+"REMOTEINFO", remoteInfo)
 		}
 	}
-	if proto == "TCP6" {
-		// A native IPv6 peer also gets the TCP6* copies (UNEW;
-		// ucspi-ssl.md §1.7): s/qmail's qmail-smtpd reads TCP6REMOTEIP
-		// and TCP6LOCALPORT before the TCP* ones.
-		set("TCP6LOCALIP", localIP)
-		set("TCP6LOCALPORT", strconv.Itoa(local.Port))
-		if localHost != "" {
-			set("TCP6LOCALHOST", localHost)
-		}
-		set("TCP6REMOTEIP", remoteIP)
-		set("TCP6REMOTEPORT", strconv.Itoa(remote.Port))
-		if p.remoteHost != "" {
-			set("TCP6REMOTEHOST", p.remoteHost)
-		}
-		if remote.Zone != "" {
-			set("TCP6INTERFACE", remote.Zone)
-		}
+	if proto == "TCP6" && remote.Zone != "" {
+		set("TCP6INTERFACE", remote.Zone)
 	}
 	p.env = env
 	return p, true
