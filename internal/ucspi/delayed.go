@@ -128,7 +128,7 @@ func reclaimSocket(c net.Conn) error {
 // encrypt to SSLWRITEFD; it never sees TLS bytes. Anything the client sent
 // before the handshake and the program did not read goes into the TLS
 // handshake and fails it: plaintext cannot be injected into the session.
-func (s *Server) runDelayed(c net.Conn, env []string, srv *tlsconf.Server, remoteHost string) {
+func (s *Server) runDelayed(c net.Conn, env []string, srv *tlsconf.Server, remoteHost, ident string) {
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
 		return
@@ -150,7 +150,7 @@ func (s *Server) runDelayed(c net.Conn, env []string, srv *tlsconf.Server, remot
 	if err != nil {
 		return
 	}
-	s.logf(2, "pid %d from %s", cmd.pid, addrIP(c.RemoteAddr()))
+	s.logStarted(cmd, c.RemoteAddr(), ident)
 	if s.o.Banner != "" {
 		_, _ = io.WriteString(sock, s.o.Banner)
 	}

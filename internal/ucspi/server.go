@@ -215,8 +215,7 @@ func (s *Server) handle(c net.Conn) {
 		return
 	}
 	if s.o.Delayed {
-		s.logf(2, "ok %d %s", s.pid, ident)
-		s.runDelayed(c, env, srv, p.remoteHost)
+		s.runDelayed(c, env, srv, p.remoteHost, ident)
 		return
 	}
 	// Immediate mode: the program reads and writes plaintext on 0 and 1.
@@ -231,9 +230,7 @@ func (s *Server) handle(c net.Conn) {
 	if s.o.SSLEnv {
 		env = append(env, st.Env()...)
 	}
-	s.logf(2, "ok %d %s", s.pid, ident)
-	s.logAccept(s.o.SSLEnv, st)
-	s.run(tconn, env)
+	s.run(tconn, env, ident, func() { s.logAccept(s.o.SSLEnv, st) })
 }
 
 func prefixes(tcpEnv bool) []string {
@@ -256,8 +253,9 @@ func (s *Server) rules(path string, ip net.IP, host, info string) (Decision, err
 
 // run execs the program with pipes on fds 0 and 1 and relays them to the
 // TLS connection: EOF from the program sends close_notify; close_notify
-// from the peer closes the program's input.
-func (s *Server) run(tconn *tls.Conn, env []string) {
+// from the peer closes the program's input. ident is the connection's
+// "ok" line; accepted logs the handshake after it.
+func (s *Server) run(tconn *tls.Conn, env []string, ident string, accepted func()) {
 	pp, err := newPlainPipes()
 	if err != nil {
 		s.logf(1, "warning: %v", err)
@@ -272,7 +270,8 @@ func (s *Server) run(tconn *tls.Conn, env []string) {
 	if err != nil {
 		return
 	}
-	s.logf(2, "pid %d from %s", cmd.pid, addrIP(tconn.RemoteAddr()))
+	s.logStarted(cmd, tconn.RemoteAddr(), ident)
+	accepted()
 	if s.o.Banner != "" {
 		_, _ = io.WriteString(tconn, s.o.Banner)
 	}
@@ -316,6 +315,15 @@ func (s *Server) start(env []string, files []uintptr) (*program, error) {
 	}
 	s.logf(1, "warning: unable to run %s: %v", s.o.Prog[0], err)
 	return nil, err
+}
+
+// logStarted writes the lines of a started program: "pid PID from IP" and
+// "ok PID LOCAL REMOTE". PID is the program's in both, as in UCSPI-SSL,
+// where the child that logs them execs the program: log parsers pair
+// them with its "end PID status" line.
+func (s *Server) logStarted(cmd *program, remote net.Addr, ident string) {
+	s.logf(2, "pid %d from %s", cmd.pid, addrIP(remote))
+	s.logf(2, "ok %d %s", cmd.pid, ident)
 }
 
 // reap waits for the program and logs its end.

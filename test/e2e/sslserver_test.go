@@ -93,6 +93,29 @@ func TestSSLServerImmediateMode(t *testing.T) {
 			t.Errorf("log lacks %s:\n%s", re, log)
 		}
 	}
+	samePIDLines(t, log, true)
+}
+
+// samePIDLines checks that the pid and ok lines (and, with ended, the end
+// line) of each connection in log carry one PID, the program's, as
+// UCSPI-SSL's do: log parsers pair them by it.
+func samePIDLines(t *testing.T, log string, ended bool) {
+	t.Helper()
+	pids := regexp.MustCompile(`sslserver: pid (\d+) from`).FindAllStringSubmatch(log, -1)
+	if len(pids) == 0 {
+		t.Errorf("no pid lines in the log:\n%s", log)
+	}
+	for _, m := range pids {
+		lines := []string{`(?m)^sslserver: ok ` + m[1] + ` `}
+		if ended {
+			lines = append(lines, `(?m)^sslserver: end `+m[1]+` status`)
+		}
+		for _, line := range lines {
+			if !regexp.MustCompile(line).MatchString(log) {
+				t.Errorf("program %s: log lacks %s:\n%s", m[1], line, log)
+			}
+		}
+	}
 }
 
 // TestSSLServerDelayedTLS: UCSPI-TLS (-n). The program talks plaintext on
@@ -173,6 +196,7 @@ os.write(wr, b"tls:" + data.strip() + b" protocol=" + env[b"SSL_PROTOCOL"] + b" 
 		}
 	}
 	p.WaitOutput(t, "sslserver: warning: dropping SSL connection, unable to accept SSL", 10*time.Second)
+	samePIDLines(t, p.Output(), false)
 }
 
 // TestSSLClientToOurServer: sslclient (via a link) to our SMTPS port: the
