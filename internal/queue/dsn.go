@@ -104,12 +104,8 @@ func (q *Queue) doubleBounce(env *Envelope, st *State, failed []int, content io.
 	}
 	to := Recipient{Addr: pm}
 	if q.opts.BounceRecipient != nil {
-		// A postmaster address that no alias or user resolves (refused,
-		// or left as it is, not a local mailbox) would send the notice to
-		// the own domain's MX, or nowhere; the message is kept in hold/
-		// instead. An alias to a remote address is followed.
-		r, ok := q.opts.BounceRecipient(to.Addr)
-		if !ok || r.Local == "" && strings.EqualFold(r.Addr, pm) {
+		r, ok := PostmasterRecipient(q.opts.BounceRecipient, pm)
+		if !ok {
 			hold("double bounce, postmaster address " + pm + " is not a local mailbox (add a postmaster alias)")
 			return
 		}
@@ -260,4 +256,17 @@ func (q *Queue) writeDSN(w io.Writer, env *Envelope, st *State, failed []int, co
 
 func oneLine(s string) string {
 	return strings.NewReplacer("\r", " ", "\n", " ").Replace(s)
+}
+
+// PostmasterRecipient resolves the postmaster address pm through
+// bounceRecipient for a double-bounce notice. One that no alias or user
+// resolves (refused, or left as it is, not a local mailbox) would send the
+// notice to the own domain's MX, or nowhere: ok is false and the caller
+// keeps the message instead. An alias to a remote address is followed.
+func PostmasterRecipient(bounceRecipient func(string) (Recipient, bool), pm string) (Recipient, bool) {
+	r, ok := bounceRecipient(pm)
+	if !ok || r.Local == "" && strings.EqualFold(r.Addr, pm) {
+		return Recipient{}, false
+	}
+	return r, true
 }

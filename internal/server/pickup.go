@@ -326,8 +326,8 @@ func (c *collector) bounce(cfg *config.Config, f *pickup.File, who string, refus
 		// not nowhere. With no local postmaster either, the caller keeps
 		// the file in pickup.bad.
 		pm := c.smtp.Settings().Route.Postmaster()
-		r, ok := c.smtp.BounceRecipient(pm)
-		if !ok || r.Local == "" && strings.EqualFold(r.Addr, pm) {
+		r, ok := queue.PostmasterRecipient(c.smtp.BounceRecipient, pm)
+		if !ok {
 			return fmt.Errorf("%w: neither the sender %s nor the postmaster (%s) resolves to a mailbox", errNoBounceRecipient, f.From, pm)
 		}
 		c.log.Warn("pickup: the sender cannot be resolved; the bounce goes to the postmaster", "pickup", f.Name, "from", f.From, "postmaster", pm)
