@@ -68,9 +68,9 @@ func (c *Client) SendBatch(ctx context.Context, batch []Outgoing) ([]*Result, er
 	stop := context.AfterFunc(ctx, func() { c.conn.Close() })
 	defer stop()
 	if _, ok := c.ext["CHUNKING"]; ok {
-		return results, c.sendChunked(batch, results)
+		return results, withContext(ctx, c.sendChunked(batch, results))
 	}
-	return results, c.sendPipelinedData(batch, results)
+	return results, withContext(ctx, c.sendPipelinedData(batch, results))
 }
 
 // endBatch gives the messages from i on a result that says the batch

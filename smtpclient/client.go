@@ -87,7 +87,11 @@ func (t *Timeouts) defaults() {
 // Options configure a connection. The zero value verifies the server
 // against the system roots and picks the mode by port.
 type Options struct {
-	Mode       Mode   // "" picks by port (DefaultMode)
+	// Mode "" picks by port (DefaultMode: 465 implicit, others
+	// STARTTLS); on a port other than 25, 465 and 587 a server that has
+	// not greeted within 3 s is tried with implicit TLS as well
+	// (ImplicitDetected).
+	Mode       Mode
 	ServerName string // for SNI and the certificate check; default: the host of addr
 	LocalName  string // EHLO name; default: this host's name
 	// RootCAs verifies the server; nil means the system roots.
@@ -197,9 +201,12 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 		return nil, fmt.Errorf("smtp: unknown network %q (tcp, unix)", opts.Network)
 	}
 	opts.Timeouts.defaults()
-	// With no mode given and a port other than 465, a server that stays
-	// silent after the connection opens is tried as implicit TLS too.
-	auto := opts.Mode == "" && opts.Network == "tcp" && port != "465"
+	// With no mode given and a port that is neither 465 nor one where
+	// SMTP always greets first (25, 587), a server that stays silent
+	// after the connection opens is tried as implicit TLS too. On 25 and
+	// 587 a slow greeting is waited for: a ClientHello sent before it
+	// would be a pregreet violation to postscreen and greet_pause.
+	auto := probesImplicit(opts.Mode, opts.Network, port)
 	if opts.Mode == "" {
 		opts.Mode = DefaultMode(port)
 	}
@@ -251,7 +258,7 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 		}
 	}
 	if err != nil {
-		return nil, err
+		return nil, withContext(ctx, err)
 	}
 	if opts.Mode == Opportunistic && c.tlsFailed {
 		// The handshake failed: start again without TLS, as Postfix's
@@ -259,16 +266,26 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 		c.Close()
 		c = &Client{opts: opts, addr: addr, noTLS: true, classicalRetry: c.classicalRetry}
 		if err := c.connect(ctx); err != nil {
-			return nil, err
+			return nil, withContext(ctx, err)
 		}
 	}
 	if opts.Auth != nil {
 		if err := c.authenticate(ctx, opts.Auth); err != nil {
 			c.Close()
-			return nil, err
+			return nil, withContext(ctx, err)
 		}
 	}
 	return c, nil
+}
+
+// probesImplicit reports whether Dial, given mode, also tries implicit
+// TLS on a server that does not greet within implicitProbe.
+func probesImplicit(mode Mode, network, port string) bool {
+	switch port {
+	case "465", "25", "587":
+		return false
+	}
+	return mode == "" && network == "tcp"
 }
 
 func localName() string {

@@ -306,3 +306,114 @@ func TestContextCancelStopsASlowServer(t *testing.T) {
 		t.Fatalf("greeting timeout: %v", err)
 	}
 }
+
+// TestAllOrNoneSendsNothingUnlessEveryRecipientIsAccepted: with
+// AllOrNone a refused recipient ends the transaction before DATA, so the
+// error means nobody got the message; the client stays usable.
+func TestAllOrNoneSendsNothingUnlessEveryRecipientIsAccepted(t *testing.T) {
+	s := newScript(t, false, nil)
+	c, err := Dial(context.Background(), s.addr(), Options{Mode: Plain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	env := Envelope{From: "a@x.test", To: []string{"b@y.test", "nobody@y.test"}, AllOrNone: true}
+	res, err := c.SendBytes(context.Background(), env, []byte("Subject: t\n\nhi\n"))
+	var re *ReplyError
+	if !errors.As(err, &re) || re.Stage != "RCPT" || re.Code() != 550 {
+		t.Fatalf("err %v, want the RCPT refusal", err)
+	}
+	if res.Accepted != 0 || !res.Recipients[0].Accepted || res.Recipients[1].Accepted || !res.Pipelined {
+		t.Errorf("result %+v", res)
+	}
+	lines := strings.Join(s.received(), "\n")
+	if strings.Contains(lines, "DATA") || !strings.Contains(lines, "RSET") || s.message() != "" {
+		t.Fatalf("the server saw:\n%s\nmessage %q", lines, s.message())
+	}
+	env.To = []string{"b@y.test", "c@y.test"}
+	if res, err = c.SendBytes(context.Background(), env, []byte("Subject: t\n\nhi\n")); err != nil || res.Accepted != 2 {
+		t.Fatalf("every recipient accepted: %v, %+v", err, res)
+	}
+	if s.message() != "Subject: t\r\n\r\nhi\r\n" {
+		t.Errorf("message %q", s.message())
+	}
+}
+
+// TestContextErrorsAreContextErrors: a failure because the context ended
+// says so (errors.Is, NetError.Timeout), not "use of closed network
+// connection"; a context ended before Send writes nothing.
+func TestContextErrorsAreContextErrors(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				io.Copy(io.Discard, c) // never greets
+			}()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err = Dial(ctx, l.Addr().String(), Options{Mode: Plain})
+	var ne *NetError
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &ne) || !ne.Timeout() || strings.Contains(err.Error(), "closed network connection") {
+		t.Errorf("deadline: %v", err)
+	}
+	ctx, cancel = context.WithCancel(context.Background())
+	cancel()
+	_, err = Dial(ctx, l.Addr().String(), Options{Mode: Plain})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled: %v", err)
+	}
+
+	s := newScript(t, false, nil)
+	c, err := Dial(context.Background(), s.addr(), Options{Mode: Plain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	env := Envelope{From: "a@x.test", To: []string{"b@y.test"}}
+	if _, err := c.SendBytes(ctx, env, []byte("x\n")); !errors.Is(err, context.Canceled) {
+		t.Errorf("send with an ended context: %v", err)
+	}
+	if _, err := c.SendBytes(context.Background(), env, []byte("x\n")); err != nil {
+		t.Errorf("the client after a send with an ended context: %v", err)
+	}
+	if strings.Count(strings.Join(s.received(), "\n"), "MAIL FROM") != 1 {
+		t.Errorf("the ended context's send reached the server: %q", s.received())
+	}
+}
+
+func TestAuthErrorTemporary(t *testing.T) {
+	for code, want := range map[int]bool{454: true, 535: false} {
+		e := &AuthError{Reply: &Reply{Code: code}}
+		if e.Temporary() != want {
+			t.Errorf("%d: Temporary %v", code, e.Temporary())
+		}
+	}
+	if (&AuthError{Reason: "no mechanism"}).Temporary() {
+		t.Error("no reply: temporary")
+	}
+}
+
+// TestImplicitProbeOnlyOnOtherPorts: on 25 and 587 SMTP greets first, so
+// a slow greeting is waited for, never answered with a ClientHello.
+func TestImplicitProbeOnlyOnOtherPorts(t *testing.T) {
+	for _, tc := range []struct {
+		mode Mode
+		port string
+		want bool
+	}{{"", "25", false}, {"", "587", false}, {"", "465", false}, {"", "2525", true}, {STARTTLS, "2525", false}} {
+		if got := probesImplicit(tc.mode, "tcp", tc.port); got != tc.want {
+			t.Errorf("mode %q port %s: %v", tc.mode, tc.port, got)
+		}
+	}
+}

@@ -1,6 +1,8 @@
 package smtpclient
 
 import (
+	"context"
+	"errors"
 	"fmt"
 
 	"github.com/tlsmail/tlsmail/internal/smtpwire"
@@ -52,6 +54,10 @@ type AuthError struct {
 	NoTLS bool
 }
 
+// Temporary reports a 4xx refusal (454 4.7.0 "temporary authentication
+// failure", RFC 4954): the same credentials may work later.
+func (e *AuthError) Temporary() bool { return e.Reply != nil && e.Reply.Temporary() }
+
 func (e *AuthError) Error() string {
 	if e.Reply != nil {
 		return "authentication failed: " + e.Reply.String()
@@ -69,3 +75,25 @@ type NetError struct {
 func (e *NetError) Error() string { return fmt.Sprintf("%s %s: %v", e.Op, e.Addr, e.Err) }
 
 func (e *NetError) Unwrap() error { return e.Err }
+
+// Timeout reports a failure by a time limit: a Timeouts stage, the
+// connect timeout, or the context's deadline.
+func (e *NetError) Timeout() bool {
+	var t interface{ Timeout() bool }
+	return errors.As(e.Err, &t) && t.Timeout()
+}
+
+// withContext reports a failure that ctx's end caused as the context's
+// error: ending ctx closes the connection, so the I/O error itself says
+// only "use of closed network connection". The NetError keeps its stage;
+// errors.Is(err, context.DeadlineExceeded) (or Canceled) then holds.
+func withContext(ctx context.Context, err error) error {
+	if err == nil || ctx.Err() == nil {
+		return err
+	}
+	var ne *NetError
+	if errors.As(err, &ne) {
+		return &NetError{Op: ne.Op, Addr: ne.Addr, Err: context.Cause(ctx)}
+	}
+	return err
+}

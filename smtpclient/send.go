@@ -37,6 +37,13 @@ type Envelope struct {
 	// the order of To (a relay passes on what its client gave per
 	// recipient); an empty Notify there falls back to Notify.
 	RcptDSN []RcptDSN
+	// AllOrNone sends the message only if the server accepts every
+	// recipient: DATA waits for the RCPT replies (one round trip more
+	// with PIPELINING), and a refused recipient ends the transaction
+	// with RSET. An error from Send then means no recipient got the
+	// message, so retrying it duplicates nothing. Not for LMTP, where
+	// each recipient answers the data on its own.
+	AllOrNone bool
 }
 
 // RcptDSN is one recipient's DSN parameters (RFC 3461 §4): NOTIFY
@@ -113,8 +120,18 @@ func prepare(env Envelope, msg []byte) Envelope {
 // pipelined in one write when the server offers PIPELINING — then the
 // message, with line ends normalised to CRLF and dot-stuffed. The result
 // has one entry per recipient. The error is nil when the server accepted
-// the message for at least one recipient.
+// the message for at least one recipient (with Envelope.AllOrNone, for
+// every recipient). A failure because ctx ended satisfies errors.Is with
+// ctx's error.
 func (c *Client) Send(ctx context.Context, env Envelope, msg io.Reader) (*Result, error) {
+	if err := ctx.Err(); err != nil {
+		return c.newResult(), err // nothing written: the client stays usable
+	}
+	res, err := c.send(ctx, env, msg)
+	return res, withContext(ctx, err)
+}
+
+func (c *Client) send(ctx context.Context, env Envelope, msg io.Reader) (*Result, error) {
 	start := time.Now()
 	stop := context.AfterFunc(ctx, func() { c.conn.Close() })
 	defer stop()
@@ -128,15 +145,21 @@ func (c *Client) Send(ctx context.Context, env Envelope, msg io.Reader) (*Result
 	rcptR := make([]*smtpwire.Reply, len(rcpts))
 	if c.pipelining() {
 		res.Pipelined = true
-		batch := mail + "\r\n" + strings.Join(rcpts, "\r\n") + "\r\nDATA\r\n"
+		batch := mail + "\r\n" + strings.Join(rcpts, "\r\n") + "\r\n"
+		withData := !env.AllOrNone || c.opts.LMTP
+		if withData {
+			batch += "DATA\r\n"
+		}
 		if err = c.write(t.Command, batch, batch); err != nil {
 			return res, err
 		}
 		if mailR, rcptR, err = c.readEnvelopeReplies(len(rcpts)); err != nil {
 			return res, err
 		}
-		if dataR, err = c.read(t.DataInit); err != nil {
-			return res, err
+		if withData {
+			if dataR, err = c.read(t.DataInit); err != nil {
+				return res, err
+			}
 		}
 	} else {
 		if mailR, err = c.cmd(t.Command, mail); err != nil {
@@ -156,6 +179,16 @@ func (c *Client) Send(ctx context.Context, env Envelope, msg io.Reader) (*Result
 		}
 		c.reset()
 		return res, err
+	}
+	if env.AllOrNone && !c.opts.LMTP && res.Accepted < len(res.Recipients) {
+		// dataR is nil: DATA was not sent.
+		for _, r := range res.Recipients {
+			if !r.Accepted && r.Reply != nil { // every RCPT was sent: MAIL had its 250
+				res.Accepted, res.Reply = 0, r.Reply
+				c.reset()
+				return res, &ReplyError{Stage: "RCPT", Reply: r.Reply}
+			}
+		}
 	}
 	if dataR == nil {
 		if dataR, err = c.cmd(t.DataInit, "DATA"); err != nil {
