@@ -140,6 +140,7 @@ func (sess *session) Login(user, pass string) error {
 		srv.log.Error("imap: open mailbox", "user", sess.user, "err", err)
 		return serverError("cannot open the mailbox")
 	}
+	sess.migrateFolders()
 	for _, su := range specialUse {
 		if _, err := maildir.CreateFolder(sess.root, su.name); err != nil {
 			srv.log.Error("imap: create folder", "user", sess.user, "folder", su.name, "err", err)
@@ -150,6 +151,28 @@ func (sess *session) Login(user, pass string) error {
 	}
 	sess.wire.authed.Store(true)
 	return nil
+}
+
+// migrateFolders renames the folders an older tlsmail stored under
+// their UTF-8 names to the modified UTF-7 names Dovecot and Courier use
+// (maildir.MigrateFolders), before any command names one: a folder is
+// found under one directory name only.
+func (sess *session) migrateFolders() {
+	moved, err := maildir.MigrateFolders(sess.root)
+	if err != nil {
+		sess.srv.log.Error("imap: folder migration", "user", sess.user, "err", err)
+	}
+	for _, m := range moved {
+		args := []any{"user", sess.user, "folder", m.Name, "old", m.From, "new", m.To}
+		switch {
+		case errors.Is(m.Err, fs.ErrExist):
+			sess.srv.log.Warn("imap: folder left under its old UTF-8 directory name: the modified UTF-7 one exists; merge them by hand", args...)
+		case m.Err != nil:
+			sess.srv.log.Error("imap: folder migration", append(args, "err", m.Err)...)
+		default:
+			sess.srv.log.Info("imap: folder renamed to its modified UTF-7 directory name", args...)
+		}
+	}
 }
 
 func serverError(text string) error {

@@ -1,13 +1,12 @@
 package imapd
 
 import (
-	"encoding/base64"
 	"errors"
 	"strconv"
 	"strings"
 	"unicode"
-	"unicode/utf16"
-	"unicode/utf8"
+
+	"github.com/tlsmail/tlsmail/internal/maildir"
 )
 
 // The commands imapConn answers itself (conn.go) are parsed here, from
@@ -344,65 +343,19 @@ func (p *wireParser) literal() (wireArg, error) {
 	return wireArg{s: s}, nil
 }
 
-// mutf7 is modified BASE64 (RFC 3501 §5.1.3).
-var mutf7 = base64.NewEncoding("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,").WithPadding(base64.NoPadding)
-
-var errMUTF7 = errors.New("imap: bad modified UTF-7 mailbox name")
-
 // decodeMailbox turns a mailbox name as sent into the name imapserver
 // hands the session: INBOX in any case is INBOX, others are modified
 // UTF-7, UTF-8 taken as it is (imapserver v2.0.0-beta.8 decodes every
 // name so, utf7.Decode: an IMAP4rev2 or UTF8=ACCEPT client sends UTF-8).
-// Written here because go-imap/v2 keeps its decoder in an internal
-// package; it must accept exactly what imapserver accepts, or a quota
-// command would name a mailbox differently from SELECT.
+// maildir's decoder is the one folder names on disk go through too; it
+// must accept exactly what imapserver accepts (go-imap/v2 keeps its own
+// in an internal package), or a quota command would name a mailbox
+// differently from SELECT.
 func decodeMailbox(s string) (string, error) {
 	if strings.EqualFold(s, "INBOX") {
 		return "INBOX", nil
 	}
-	if !utf8.ValidString(s) {
-		return "", errMUTF7
-	}
-	var sb strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= utf8.RuneSelf {
-			sb.WriteByte(c)
-			continue
-		}
-		if c < 0x20 || c > 0x7e {
-			return "", errMUTF7
-		}
-		if c != '&' {
-			sb.WriteByte(c)
-			continue
-		}
-		j := strings.IndexByte(s[i+1:], '-')
-		if j < 0 {
-			return "", errMUTF7
-		}
-		enc := s[i+1 : i+1+j]
-		i += j + 1
-		if enc == "" {
-			sb.WriteByte('&')
-			continue
-		}
-		raw, err := mutf7.DecodeString(enc)
-		if err != nil || len(raw)%2 != 0 {
-			return "", errMUTF7
-		}
-		u := make([]uint16, len(raw)/2)
-		for k := range u {
-			u[k] = uint16(raw[2*k])<<8 | uint16(raw[2*k+1])
-		}
-		for _, r := range utf16.Decode(u) {
-			if r == utf8.RuneError || (r >= 0x20 && r <= 0x7e) {
-				return "", errMUTF7
-			}
-			sb.WriteRune(r)
-		}
-	}
-	return sb.String(), nil
+	return maildir.DecodeMUTF7(s)
 }
 
 // astring renders s as an IMAP astring: an atom, a quoted string or a

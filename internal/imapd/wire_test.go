@@ -101,6 +101,7 @@ func TestDecodeMailbox(t *testing.T) {
 	for in, want := range map[string]string{
 		"inbox": "INBOX", "Sent": "Sent", "a&-b": "a&b", "&AOQ-rger": "ärger", "&ZeVnLIqe-": "日本語",
 		"&AOQ": "", "&AEE-": "", "é": "é", "Entwürfe": "Entwürfe", "\xff": "", "&A-": "",
+		"&U,BTFw-&ZeVnLIqe-": "", // a base64 run right after another: imapserver refuses it
 	} {
 		got, err := decodeMailbox(in)
 		if (err != nil) != (want == "") || got != want {

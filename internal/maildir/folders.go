@@ -8,16 +8,28 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"unicode/utf8"
 )
 
 // Folders are Maildir++ subfolders of a user's Maildir (the INBOX): a
 // folder "Sent" is the Maildir ROOT/.Sent, "a.b" is ROOT/.a.b, and each
 // holds an empty file "maildirfolder" (Courier, Dovecot and mutt read the
-// same layout).
+// same layout). The name is in modified UTF-7 on disk (mutf7.go), as
+// Courier and Dovecot (its default layout: no UTF-8 in mail_location)
+// keep it: "Entwürfe" is ROOT/.Entw&APw-rfe, "AT&T" is ROOT/.AT&-T. A
+// '.' in a name is the hierarchy separator and is itself on disk.
+//
+// Older tlsmail wrote the name as it is, in UTF-8 (ROOT/.Entwürfe,
+// ROOT/.AT&T), which Dovecot lists but cannot open. A directory whose
+// name is no folder name's modified UTF-7 (an octet ≥ 0x80, or an '&'
+// that does not start an encoded run) is taken for such a name:
+// MigrateFolders renames it to its modified UTF-7 form (imapd runs it at
+// every login), and Folders never lists it, so every name listed opens
+// the directory FolderDir names.
 
 // ValidFolder reports whether name can be a folder: not empty, no '/',
-// no control characters, no leading, trailing or doubled '.', and not
-// INBOX itself.
+// no control characters, no leading, trailing or doubled '.', not INBOX
+// itself, and its directory name (modified UTF-7) at most 255 octets.
 func ValidFolder(name string) bool {
 	if name == "" || strings.EqualFold(name, "INBOX") || strings.HasPrefix(name, ".") ||
 		strings.HasSuffix(name, ".") || strings.Contains(name, "..") || strings.ContainsRune(name, '/') {
@@ -28,15 +40,46 @@ func ValidFolder(name string) bool {
 			return false
 		}
 	}
-	return true
+	return len(EncodeMUTF7(name)) < maxNameLen
 }
 
-// FolderDir is the Maildir of folder name under root.
+// maxNameLen is the longest file name (NAME_MAX), the leading '.' included.
+const maxNameLen = 255
+
+// FolderDir is the Maildir of folder name under root: ROOT/. and the
+// name in modified UTF-7.
 func FolderDir(root, name string) (Dir, error) {
 	if !ValidFolder(name) {
 		return "", fmt.Errorf("maildir: invalid folder name %q", name)
 	}
-	return Dir(filepath.Join(root, "."+name)), nil
+	return Dir(filepath.Join(root, "."+EncodeMUTF7(name))), nil
+}
+
+// folderName is the folder that the directory entry of a Maildir root
+// names: its modified UTF-7 decoded, or, for a name no encoder writes
+// (legacy), the entry itself in UTF-8 as older tlsmail wrote it. It is
+// "" if the entry can be no folder.
+func folderName(entry string) (name string, legacy bool) {
+	enc, ok := strings.CutPrefix(entry, ".")
+	if !ok {
+		return "", false
+	}
+	if n, err := DecodeMUTF7(enc); err == nil && EncodeMUTF7(n) == enc {
+		if !ValidFolder(n) {
+			return "", false
+		}
+		return n, false
+	}
+	if !utf8.ValidString(enc) || !ValidFolder(enc) {
+		return "", false
+	}
+	return enc, true
+}
+
+// isMaildir reports whether dir holds a cur/ directory.
+func isMaildir(dir string) bool {
+	st, err := os.Stat(filepath.Join(dir, "cur"))
+	return err == nil && st.IsDir()
 }
 
 // CreateFolder makes the folder (and its maildirfolder marker) if missing.
@@ -55,7 +98,8 @@ func CreateFolder(root, name string) (Dir, error) {
 	return d, f.Close()
 }
 
-// Folders lists the folder names under root, sorted.
+// Folders lists the folder names under root, sorted (not those under a
+// legacy name: see MigrateFolders).
 func Folders(root string) ([]string, error) {
 	entries, err := os.ReadDir(root)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -66,15 +110,54 @@ func Folders(root string) ([]string, error) {
 	}
 	var out []string
 	for _, e := range entries {
-		name := strings.TrimPrefix(e.Name(), ".")
-		if !e.IsDir() || name == e.Name() || !ValidFolder(name) {
-			continue
-		}
-		if st, err := os.Stat(filepath.Join(root, e.Name(), "cur")); err == nil && st.IsDir() {
+		name, legacy := folderName(e.Name())
+		if e.IsDir() && name != "" && !legacy && isMaildir(filepath.Join(root, e.Name())) {
 			out = append(out, name)
 		}
 	}
 	sort.Strings(out)
+	return out, nil
+}
+
+// Migration is a folder MigrateFolders found under a legacy (UTF-8)
+// directory name.
+type Migration struct {
+	Name     string // the folder
+	From, To string // the directory names under root: legacy, modified UTF-7
+	Err      error  // nil if renamed; wraps fs.ErrExist if To is there already (From is left as it is)
+}
+
+// MigrateFolders renames the folders older tlsmail stored under their
+// UTF-8 names to their modified UTF-7 names, and says what it found,
+// each with the error that kept it where it was, if any. A folder whose
+// new name is taken (Dovecot made one with that name) is left as it is:
+// merging two folders is the admin's decision. Two sessions migrating at once rename each folder
+// once (the other finds it gone).
+func MigrateFolders(root string) ([]Migration, error) {
+	entries, err := os.ReadDir(root)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("maildir folders: %w", err)
+	}
+	var out []Migration
+	for _, e := range entries {
+		name, legacy := folderName(e.Name())
+		if !e.IsDir() || !legacy || !isMaildir(filepath.Join(root, e.Name())) {
+			continue
+		}
+		m := Migration{Name: name, From: e.Name(), To: "." + EncodeMUTF7(name)}
+		src, dst := filepath.Join(root, m.From), filepath.Join(root, m.To)
+		if _, err := os.Lstat(dst); err == nil {
+			m.Err = fmt.Errorf("maildir migrate %q: %s: %w", m.From, m.To, fs.ErrExist)
+		} else if err := os.Rename(src, dst); errors.Is(err, fs.ErrNotExist) {
+			continue // renamed by another session meanwhile
+		} else if err != nil {
+			m.Err = fmt.Errorf("maildir migrate %q: %w", m.From, err)
+		}
+		out = append(out, m)
+	}
 	return out, nil
 }
 
@@ -101,7 +184,12 @@ func RenameFolder(root, from, to string) error {
 	}
 	for _, n := range names {
 		if rest, ok := strings.CutPrefix(n, from+"."); ok {
-			if err := os.Rename(filepath.Join(root, "."+n), filepath.Join(root, "."+to+"."+rest)); err != nil {
+			child, _ := FolderDir(root, n)
+			moved, err := FolderDir(root, to+"."+rest)
+			if err != nil {
+				return fmt.Errorf("maildir rename %s: %w", n, err)
+			}
+			if err := os.Rename(string(child), string(moved)); err != nil {
 				return fmt.Errorf("maildir rename %s: %w", n, err)
 			}
 		}

@@ -3,6 +3,7 @@ package maildir
 import (
 	"errors"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -68,5 +69,106 @@ func TestSetFlagsFindMoveTo(t *testing.T) {
 	}
 	if l, _ := other.List(); len(l) != 1 || l[0].Flags() != "S" {
 		t.Errorf("destination: %+v", l)
+	}
+}
+
+// TestFolderNamesOnDiskAreModifiedUTF7: a folder's directory is its name
+// in modified UTF-7 (Dovecot's and Courier's), a literal & is &-, and a
+// rename moves the children to the new encoded name.
+func TestFolderNamesOnDiskAreModifiedUTF7(t *testing.T) {
+	root := t.TempDir()
+	for _, n := range []string{"Entwürfe", "AT&T", "Büro", "Büro.Café", "日本語"} {
+		if _, err := CreateFolder(root, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, dir := range []string{".Entw&APw-rfe", ".AT&-T", ".B&APw-ro", ".B&APw-ro.Caf&AOk-", ".&ZeVnLIqe-"} {
+		if _, err := os.Stat(filepath.Join(root, dir, "maildirfolder")); err != nil {
+			t.Errorf("folder directory %s: %v", dir, err)
+		}
+	}
+	if got, _ := Folders(root); !reflect.DeepEqual(got, []string{"AT&T", "Büro", "Büro.Café", "Entwürfe", "日本語"}) {
+		t.Errorf("Folders: %q", got)
+	}
+	if err := RenameFolder(root, "Büro", "Ärger"); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{".&AMQ-rger", ".&AMQ-rger.Caf&AOk-"} {
+		if _, err := os.Stat(filepath.Join(root, dir, "cur")); err != nil {
+			t.Errorf("after the rename: %v", err)
+		}
+	}
+	if err := DeleteFolder(root, "日本語"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := Folders(root); !reflect.DeepEqual(got, []string{"AT&T", "Entwürfe", "Ärger", "Ärger.Café"}) {
+		t.Errorf("Folders after rename and delete: %q", got)
+	}
+	long := strings.Repeat("ä", 94) // 188 octets of UTF-16: 251 in base64, 254 with "&", "-" and '.'
+	if !ValidFolder(long) || ValidFolder(long+"ä") || len(long+"ä") > 255 {
+		t.Errorf("the 255-octet limit is on the encoded name")
+	}
+}
+
+// TestMigrateFoldersRenamesUTF8Names: folders an older tlsmail stored
+// under their UTF-8 names (.Entwürfe, .AT&T) are not listed until
+// MigrateFolders renames them to modified UTF-7, messages and all; one
+// whose new name is taken is left and reported; what is no folder
+// (no cur/, invalid UTF-8) is left alone.
+func TestMigrateFoldersRenamesUTF8Names(t *testing.T) {
+	root := t.TempDir()
+	old, err := Create(filepath.Join(root, ".Entwürfe"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.Deliver("1700000000.k.h", strings.NewReader("Subject: x\n\nhi\n"), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{".AT&T", ".Entwürfe.Sub", ".Q&Answer-x", ".Ärger", ".&AMQ-rger", ".\xe4rger"} {
+		if _, err := Create(filepath.Join(root, dir)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(root, ".Café"), 0o700); err != nil { // no Maildir
+		t.Fatal(err)
+	}
+	if got, _ := Folders(root); !reflect.DeepEqual(got, []string{"Ärger"}) {
+		t.Errorf("Folders before the migration: %q (only the modified UTF-7 one)", got)
+	}
+	moved, err := MigrateFolders(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	renamed := map[string]string{}
+	for _, m := range moved {
+		if m.Err != nil {
+			if m.Name != "Ärger" || m.From != ".Ärger" || m.To != ".&AMQ-rger" || !errors.Is(m.Err, fs.ErrExist) {
+				t.Errorf("unexpected failure: %+v", m)
+			}
+			continue
+		}
+		renamed[m.From] = m.To
+	}
+	want := map[string]string{".Entwürfe": ".Entw&APw-rfe", ".Entwürfe.Sub": ".Entw&APw-rfe.Sub", ".AT&T": ".AT&-T", ".Q&Answer-x": ".Q&-Answer-x"}
+	if !reflect.DeepEqual(renamed, want) || len(moved) != len(want)+1 {
+		t.Errorf("MigrateFolders: %+v", moved)
+	}
+	if got, _ := Folders(root); !reflect.DeepEqual(got, []string{"AT&T", "Entwürfe", "Entwürfe.Sub", "Q&Answer-x", "Ärger"}) {
+		t.Errorf("Folders after the migration: %q", got)
+	}
+	d, err := FolderDir(root, "Entwürfe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l, err := d.List(); err != nil || len(l) != 1 {
+		t.Errorf("the migrated folder's messages: %v %v", l, err)
+	}
+	for _, left := range []string{".Ärger", ".\xe4rger", ".Café"} {
+		if _, err := os.Stat(filepath.Join(root, left)); err != nil {
+			t.Errorf("%q should be left: %v", left, err)
+		}
+	}
+	if again, err := MigrateFolders(root); err != nil || len(again) != 1 || again[0].Err == nil {
+		t.Errorf("a second run: %+v %v (only the collision again)", again, err)
 	}
 }
