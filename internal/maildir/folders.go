@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"unicode/utf8"
+
+	"golang.org/x/sys/unix"
 )
 
 // Folders are Maildir++ subfolders of a user's Maildir (the INBOX): a
@@ -149,11 +151,15 @@ func MigrateFolders(root string) ([]Migration, error) {
 		}
 		m := Migration{Name: name, From: e.Name(), To: "." + EncodeMUTF7(name)}
 		src, dst := filepath.Join(root, m.From), filepath.Join(root, m.To)
-		if _, err := os.Lstat(dst); err == nil {
+		// RENAME_NOREPLACE: rename(2) would replace an empty directory
+		// Dovecot made under the new name a moment before.
+		err := unix.Renameat2(unix.AT_FDCWD, src, unix.AT_FDCWD, dst, unix.RENAME_NOREPLACE)
+		switch {
+		case errors.Is(err, unix.EEXIST):
 			m.Err = fmt.Errorf("maildir migrate %q: %s: %w", m.From, m.To, fs.ErrExist)
-		} else if err := os.Rename(src, dst); errors.Is(err, fs.ErrNotExist) {
+		case errors.Is(err, unix.ENOENT):
 			continue // renamed by another session meanwhile
-		} else if err != nil {
+		case err != nil:
 			m.Err = fmt.Errorf("maildir migrate %q: %w", m.From, err)
 		}
 		out = append(out, m)
