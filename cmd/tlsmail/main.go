@@ -64,7 +64,7 @@ func commands() map[string]command {
 }
 
 // multiCall maps a program name (argv[0] of a link) to a subcommand.
-var multiCall = map[string]string{"sslserver": "sslserver", "sslclient": "sslclient", "sendmail": "sendmail", "mailq": "sendmail"}
+var multiCall = map[string]string{"sslserver": "sslserver", "sslclient": "sslclient", "sendmail": "sendmail", "mailq": "sendmail", "newaliases": "sendmail"}
 
 func main() {
 	env := &cliEnv{name: "tlsmail", stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}

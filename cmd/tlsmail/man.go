@@ -32,13 +32,13 @@ func manPages() []struct {
 		{"tlsmail.8", manTlsmail},
 		{"tlsmail.toml.5", manConfig},
 		{"tlsmail-send.1", func(m *mdoc) {
-			manFromHelp(m, "tlsmail-send", "1", "send a message over TLS (submission client)", []string{"tlsmail", "send", "-h"})
+			manFromHelp(m, "tlsmail-send", "1", "send a message over TLS (submission client)", []string{"tlsmail", "send", "-h"}, manSendSections)
 		}},
 		{"sslserver.1", func(m *mdoc) {
-			manFromHelp(m, "sslserver", "1", "UCSPI-SSL compatible TLS server wrapper", []string{"sslserver", "-h"})
+			manFromHelp(m, "sslserver", "1", "UCSPI-SSL compatible TLS server wrapper", []string{"sslserver", "-h"}, nil)
 		}},
 		{"sslclient.1", func(m *mdoc) {
-			manFromHelp(m, "sslclient", "1", "UCSPI-SSL compatible TLS client wrapper", []string{"sslclient", "-h"})
+			manFromHelp(m, "sslclient", "1", "UCSPI-SSL compatible TLS client wrapper", []string{"sslclient", "-h"}, nil)
 		}},
 	}
 }
@@ -280,8 +280,9 @@ func helpBody(m *mdoc, help string, heading func()) (usage string) {
 	return usage
 }
 
-// manFromHelp is a page for one command: its -h text is the page.
-func manFromHelp(m *mdoc, name, section, desc string, argv []string) {
+// manFromHelp is a page for one command: its -h text is the page, then
+// the sections extra writes (if not nil).
+func manFromHelp(m *mdoc, name, section, desc string, argv []string, extra func(*mdoc)) {
 	m.header(name, section, desc)
 	help := captureHelp(argv)
 	var body mdoc
@@ -302,6 +303,9 @@ func manFromHelp(m *mdoc, name, section, desc string, argv []string) {
 		m.text(args)
 	}
 	m.b.WriteString(body.String())
+	if extra != nil {
+		extra(m)
+	}
 	manSeeAlso(m, name)
 }
 

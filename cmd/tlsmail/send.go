@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -56,6 +57,13 @@ type sendRequest struct {
 	allowPlain bool
 	quiet      bool   // no summary line (sendmail is silent on success)
 	notify     string // DSN NOTIFY for every recipient
+	// allOrNone: the message goes to every recipient or to none (send);
+	// sendmail delivers to those accepted, as a queueing sendmail does.
+	allOrNone bool
+	// The account's password sources, tried after --password-file and
+	// $TLSMAIL_PASSWORD.
+	accPasswordFile, accPasswordCommand string
+	caFileFrom                          string // where caFile was named, for errors: "--cafile" or the account's
 	// unreached, if set, is set true when the connection or greeting
 	// failed, so nothing can have been delivered (sendmail's mail drop
 	// fallback must not duplicate mail some recipients already got).
@@ -63,7 +71,7 @@ type sendRequest struct {
 }
 
 func runSend(env *cliEnv, args []string) int {
-	fs := newFlags(env, "", "Send a message over TLS. The body comes from stdin unless --body or --message is given.\nThe password comes from --password-file, $TLSMAIL_PASSWORD, the account's password_command, or a prompt — never the command line.")
+	fs := newFlags(env, "", "Send a message over TLS. The body comes from stdin unless --body or --message is given.\nThe message goes to every recipient or to none: exit 0 means all have it, any other exit that none has.\nThe password comes from --password-file, $TLSMAIL_PASSWORD, the account's password_file or password_command, or a prompt — never the command line.")
 	var to, cc, bcc, attach, headers listFlag
 	server := fs.String("server", "", "SMTP server host[:port] (default port 587, or 465 with --tls implicit)")
 	mode := fs.String("tls", "", "implicit, starttls, opportunistic or none (default: by port; 465 implicit, else starttls, or implicit when the server does not greet within 3s)")
@@ -79,7 +87,7 @@ func runSend(env *cliEnv, args []string) int {
 	fs.Var(&headers, "header", `extra header "Name: value" (repeatable)`)
 	body := fs.String("body", "", "file with the text body (default: stdin)")
 	html := fs.String("html", "", "file with an HTML body")
-	message := fs.String("message", "", "send this ready RFC 5322 message file as it is")
+	message := fs.String("message", "", "send this ready RFC 5322 message file as it is (its Bcc header removed)")
 	caFile := fs.String("cafile", "", "trust these CA certificates instead of the system's")
 	insecure := fs.Bool("insecure", false, "do not verify the server certificate (DANGEROUS; says so loudly)")
 	verbose := fs.Bool("v", false, "print the SMTP transcript (credentials redacted) to stderr")
@@ -88,6 +96,7 @@ func runSend(env *cliEnv, args []string) int {
 	accounts := fs.String("accounts", "", "accounts file (default ~/.config/tlsmail/send.toml)")
 	timeout := fs.Duration("timeout", 10*time.Minute, "give up after this long")
 	allowPlain := fs.Bool("allow-plaintext-auth", false, "allow AUTH without TLS (only with --tls none, for test servers)")
+	quiet := fs.Bool("q", false, "print nothing on success (for cron)")
 	if code, done := parse(env, fs, args); done {
 		if code == exitUsage {
 			return exUsage // the README's sysexits, as sendmail's
@@ -97,8 +106,24 @@ func runSend(env *cliEnv, args []string) int {
 	if fs.NArg() > 0 {
 		return sendUsageError(env, "unexpected argument %q (recipients go in --to)", fs.Arg(0))
 	}
+	if *mech != "" && !validMechanism(*mech) {
+		return sendUsageError(env, "--auth %q: want PLAIN, LOGIN, CRAM-MD5 or XOAUTH2", *mech)
+	}
+	if *message != "" {
+		// The file goes as it is: composing flags would be ignored.
+		var ignored []string
+		fs.Visit(func(f *flag.Flag) {
+			switch f.Name {
+			case "subject", "attach", "header", "body", "html", "cc":
+				ignored = append(ignored, "--"+f.Name)
+			}
+		})
+		if len(ignored) > 0 {
+			return sendUsageError(env, "--message sends the file as it is: %s would be ignored (put them in the file; envelope-only recipients go in --to or --bcc)", strings.Join(ignored, ", "))
+		}
+	}
 	req := sendRequest{server: *server, mode: *mode, user: *user, mechanism: *mech, caFile: *caFile, insecure: *insecure,
-		verbose: *verbose, asJSON: *asJSON, timeout: *timeout, from: *from, allowPlain: *allowPlain}
+		verbose: *verbose, asJSON: *asJSON, timeout: *timeout, from: *from, allowPlain: *allowPlain, quiet: *quiet, allOrNone: true}
 	if code := applyAccount(env, &req, *accounts, *account, *server != ""); code != 0 {
 		return code
 	}
@@ -129,7 +154,9 @@ func runSend(env *cliEnv, args []string) int {
 		if err != nil {
 			return failCode(env, exNoInput, "%v", err)
 		}
-		req.message = b
+		// Bcc recipients are in the envelope; the header would show them
+		// to everyone (msmtp's remove_bcc_headers, sendmail -t).
+		req.message = removeHeader(b, "Bcc")
 	} else {
 		m := smtpclient.Message{From: headerFrom, To: to, Cc: cc, Subject: *subject}
 		text, err := readBody(env, *body)
@@ -199,6 +226,13 @@ func applyAccount(env *cliEnv, req *sendRequest, file, name string, serverGiven 
 			return 0 // everything from flags
 		}
 		file = config.DefaultAccountsFile()
+		if _, err := os.Stat(file); errors.Is(err, os.ErrNotExist) && !serverGiven {
+			what := "no --server"
+			if name != "" {
+				what = fmt.Sprintf("account %q asked for", name)
+			}
+			return failCode(env, exConfig, "%s, and no accounts file ($XDG_CONFIG_HOME or ~/.config/tlsmail/send.toml, or %s; --accounts FILE names another)", what, file)
+		}
 	}
 	accs, err := config.LoadAccounts(file)
 	if errors.Is(err, config.ErrNoAccounts) && name == "" && serverGiven {
@@ -220,23 +254,12 @@ func applyAccount(env *cliEnv, req *sendRequest, file, name string, serverGiven 
 	set(&req.mode, acc.TLS)
 	set(&req.user, acc.User)
 	set(&req.from, acc.From)
-	set(&req.caFile, acc.CAFile)
+	if req.caFile == "" && acc.CAFile != "" {
+		req.caFile, req.caFileFrom = acc.CAFile, accs.File+": cafile"
+	}
 	set(&req.mechanism, acc.Auth)
 	req.insecure = req.insecure || acc.Insecure
-	if req.password == "" && acc.PasswordFile != "" {
-		pw, err := firstLine(acc.PasswordFile)
-		if err != nil {
-			return failCode(env, exConfig, "password_file: %v", err)
-		}
-		req.password = pw
-	}
-	if req.password == "" && acc.PasswordCommand != "" && req.user != "" {
-		out, err := exec.Command("sh", "-c", acc.PasswordCommand).Output()
-		if err != nil {
-			return failCode(env, exConfig, "password_command failed: %v", err)
-		}
-		req.password, _, _ = strings.Cut(strings.TrimRight(string(out), "\r\n"), "\n")
-	}
+	req.accPasswordFile, req.accPasswordCommand = acc.PasswordFile, acc.PasswordCommand
 	return 0
 }
 
@@ -249,20 +272,51 @@ func firstLine(path string) (string, error) {
 	return strings.TrimRight(line, "\r"), nil
 }
 
-// obtainPassword: --password-file, $TLSMAIL_PASSWORD, the account, a prompt.
+// obtainPassword: --password-file, $TLSMAIL_PASSWORD, the account's
+// password_file, then its password_command, a prompt — the first that is
+// given; the ones after it are not looked at (a failing password_command
+// does not stop a send that has its password from the environment).
 func obtainPassword(env *cliEnv, req *sendRequest, file string) int {
 	if req.user == "" {
 		return 0
 	}
-	if file != "" {
-		pw, err := firstLine(file)
+	fromFile := func(what, path string) int {
+		pw, err := firstLine(path)
 		if err != nil {
-			return failCode(env, exNoInput, "--password-file: %v", err)
+			return failCode(env, exNoInput, "%s: %v", what, err)
+		}
+		if pw == "" {
+			return failCode(env, exNoInput, "%s %s: the file is empty (the password is its first line)", what, path)
 		}
 		req.password = pw
+		return 0
+	}
+	if file != "" {
+		if code := fromFile("--password-file", file); code != 0 {
+			return code
+		}
 	}
 	if req.password == "" {
 		req.password = env.getenv("TLSMAIL_PASSWORD")
+	}
+	if req.password == "" && req.accPasswordFile != "" {
+		if code := fromFile("password_file", req.accPasswordFile); code != 0 {
+			return code
+		}
+	}
+	if req.password == "" && req.accPasswordCommand != "" {
+		// Its stderr is the user's (gpg, pass and pinentry talk there);
+		// its stdin is not: that is the message.
+		cmd := exec.Command("sh", "-c", req.accPasswordCommand)
+		cmd.Stderr = env.stderr
+		out, err := cmd.Output()
+		if err != nil {
+			return failCode(env, exConfig, "password_command %q failed: %v", req.accPasswordCommand, err)
+		}
+		req.password, _, _ = strings.Cut(strings.TrimRight(string(out), "\r\n"), "\n")
+		if req.password == "" {
+			return failCode(env, exConfig, "password_command %q printed no password", req.accPasswordCommand)
+		}
 	}
 	if req.password == "" {
 		tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
@@ -299,13 +353,17 @@ func deliver(env *cliEnv, req sendRequest) int {
 		fmt.Fprintf(env.stderr, "%s: WARNING: --insecure: the server certificate is NOT verified; anyone on the path can read this mail and the password\n", env.name)
 	}
 	if req.caFile != "" {
+		from := req.caFileFrom
+		if from == "" {
+			from = "--cafile"
+		}
 		pem, err := os.ReadFile(req.caFile)
 		if err != nil {
-			return failCode(env, exNoInput, "--cafile: %v", err)
+			return failCode(env, exNoInput, "%s: %v", from, err)
 		}
 		opts.RootCAs = x509.NewCertPool()
 		if !opts.RootCAs.AppendCertsFromPEM(pem) {
-			return failCode(env, exConfig, "--cafile %s: no certificates in it", req.caFile)
+			return failCode(env, exConfig, "%s %s: no certificates in it", from, req.caFile)
 		}
 	}
 	if req.user != "" {
@@ -324,13 +382,22 @@ func deliver(env *cliEnv, req sendRequest) int {
 		if req.unreached != nil {
 			*req.unreached = true
 		}
-		return sendFailure(env, err)
+		if req.asJSON {
+			// Connect, TLS and AUTH failures too: a script reads one
+			// object whatever happened.
+			_ = jsonEncoder(env.stdout).Encode(struct {
+				Server   string `json:"server"`
+				Accepted int    `json:"accepted"`
+				Error    string `json:"error"`
+			}{addr, 0, err.Error()})
+		}
+		return sendFailure(env, err, req)
 	}
 	defer c.Close()
 	if c.ImplicitDetected() {
 		fmt.Fprintf(env.stderr, "%s: note: %s did not greet and speaks TLS first: sent with implicit TLS (--tls implicit skips the wait)\n", env.name, addr)
 	}
-	res, err := c.SendBytes(ctx, smtpclient.Envelope{From: req.from, To: req.rcpts, Notify: req.notify}, req.message)
+	res, err := c.SendBytes(ctx, smtpclient.Envelope{From: req.from, To: req.rcpts, Notify: req.notify, AllOrNone: req.allOrNone}, req.message)
 	_ = c.Quit()
 	if req.asJSON && res != nil {
 		out := struct {
@@ -342,9 +409,12 @@ func deliver(env *cliEnv, req sendRequest) int {
 		}
 		_ = jsonEncoder(env.stdout).Encode(out)
 	}
-	if err != nil {
-		return sendFailure(env, err)
+	var refused *smtpclient.ReplyError
+	if err != nil && !(errors.As(err, &refused) && refused.Stage == "RCPT") {
+		return sendFailure(env, err, req)
 	}
+	// Each refused recipient once, with its reply; the exit code is the
+	// worst of them.
 	worst := 0
 	for _, r := range res.Recipients {
 		if !r.Accepted {
@@ -360,6 +430,12 @@ func deliver(env *cliEnv, req sendRequest) int {
 			}
 			worst = max(worst, code)
 		}
+	}
+	if err != nil {
+		if req.allOrNone && len(res.Recipients) > 1 {
+			fmt.Fprintf(env.stderr, "%s: nothing sent: the message goes to all its recipients or to none\n", env.name)
+		}
+		return worst
 	}
 	if !req.asJSON && !req.quiet {
 		n := fmt.Sprintf("%d recipients", res.Accepted)
@@ -398,18 +474,34 @@ func serverAndMode(server, mode string) (string, smtpclient.Mode, error) {
 	return net.JoinHostPort(host, port), m, nil
 }
 
+// validMechanism reports whether --auth names a mechanism smtpclient has.
+func validMechanism(m string) bool {
+	switch strings.ToUpper(m) {
+	case "PLAIN", "LOGIN", "CRAM-MD5", "XOAUTH2":
+		return true
+	}
+	return false
+}
+
 // sendFailure prints one line and returns the sysexits code.
-func sendFailure(env *cliEnv, err error) int {
+func sendFailure(env *cliEnv, err error, req sendRequest) int {
 	var re *smtpclient.ReplyError
 	var te *smtpclient.TLSError
 	var ae *smtpclient.AuthError
 	var ne *smtpclient.NetError
 	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return failCode(env, exTempFail, "%v (gave up after --timeout %s)", err, req.timeout)
 	case errors.As(err, &te):
+		if req.caFile == "" && !req.insecure && strings.Contains(te.Reason, "unknown issuer") {
+			return failCode(env, exProtocol, "%v (a private CA: --cafile FILE trusts it)", err)
+		}
 		return failCode(env, exProtocol, "%v", err)
 	case errors.As(err, &ae) && ae.NoTLS:
 		// The library names its option; the command line has a flag.
 		return failCode(env, exNoPerm, "refusing to send credentials over a connection without TLS (--allow-plaintext-auth allows it, for test servers)")
+	case errors.As(err, &ae) && ae.Temporary():
+		return failCode(env, exTempFail, "%v", err) // 454: try again later
 	case errors.As(err, &ae):
 		return failCode(env, exNoPerm, "%v", err)
 	case errors.As(err, &re):

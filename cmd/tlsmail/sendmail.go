@@ -27,8 +27,9 @@ Without an accounts file, or when the account's server cannot be reached
 /etc/tlsmail/tlsmail.toml), which the running server collects: no
 credentials needed, and the message waits there while the server is down.
   -bp       list the mail drop and the queue (as mailq)
+  -bi       newaliases: nothing to rebuild (aliases are the config's [aliases]); exits 0
   -t        take recipients from To, Cc and Bcc (Bcc is removed)
-  -i, -oi   a line with a single "." does not end the message
+  -i, -oi   a line with a single "." does not end the message (-ti, -it: both)
   -f ADDR   envelope sender (also -r)
   -F NAME   full name for a From header that has to be added
   -N LIST   DSN NOTIFY (never, success, failure, delay)
@@ -40,7 +41,7 @@ Exit codes are sysexits(3), as sendmail's.`
 type sendmailArgs struct {
 	from, fullName, accounts, account, notify string
 	config                                    string // the local server's configuration
-	extract, dotOK, verbose, list             bool
+	extract, dotOK, verbose, list, newaliases bool
 	rcpts                                     []string
 }
 
@@ -69,6 +70,11 @@ func parseSendmail(args []string) (sendmailArgs, error) {
 			s.rcpts = append(s.rcpts, a)
 		case a == "-t":
 			s.extract = true
+		case len(a) > 2 && strings.Trim(a[1:], "tiv") == "":
+			// Bundled flags, as getopt takes them (-ti, -it, -tv).
+			s.extract = s.extract || strings.Contains(a, "t")
+			s.dotOK = s.dotOK || strings.Contains(a, "i")
+			s.verbose = s.verbose || strings.Contains(a, "v")
 		case a == "-i" || a == "-oi":
 			s.dotOK = true
 		case a == "-v":
@@ -83,6 +89,8 @@ func parseSendmail(args []string) (sendmailArgs, error) {
 			s.config, err = value(&i, "--")
 		case a == "-bp":
 			s.list = true
+		case a == "-bi", a == "-I":
+			s.newaliases = true
 		case strings.HasPrefix(a, "-f"), strings.HasPrefix(a, "-r"):
 			s.from, err = value(&i, a)
 		case strings.HasPrefix(a, "-F"):
@@ -122,6 +130,13 @@ func runSendmail(env *cliEnv, args []string) int {
 	}
 	if sa.list || env.name == "mailq" {
 		return sendmailList(env, sa)
+	}
+	if sa.newaliases || env.name == "newaliases" {
+		// Package scripts run newaliases after editing /etc/aliases; here
+		// aliases are the server config's [aliases], read at start and on
+		// reload, so there is nothing to rebuild. Success, with a word.
+		fmt.Fprintf(env.stderr, "%s: nothing to rebuild: tlsmail's aliases are the [aliases] table of its config (tlsmail import postfix reads /etc/aliases; reload with kill -HUP)\n", env.name)
+		return exitOK
 	}
 	msg, err := readSendmailInput(env.stdin, sa.dotOK)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/BurntSushi/toml"
 )
@@ -88,8 +89,32 @@ func LoadAccounts(path string) (*Accounts, error) {
 			return nil, &Error{File: path, Line: loc.line("default"), Msg: fmt.Sprintf("default account %q is not defined", a.Default)}
 		}
 	}
+	for name, acc := range a.Accounts {
+		acc.CAFile = accountPath(path, acc.CAFile)
+		acc.PasswordFile = accountPath(path, acc.PasswordFile)
+		a.Accounts[name] = acc
+	}
 	a.File = path
 	return &a, nil
+}
+
+// accountPath resolves a file named in the accounts file at path: "~/" is
+// the home directory (as msmtp expands it), and a relative name is
+// relative to the accounts file's directory, so the account works from
+// any working directory (cron's is $HOME, a service's /).
+func accountPath(path, name string) string {
+	switch {
+	case name == "":
+		return ""
+	case name == "~" || strings.HasPrefix(name, "~/"):
+		if home, err := os.UserHomeDir(); err == nil {
+			return filepath.Join(home, name[1:])
+		}
+		return name
+	case filepath.IsAbs(name):
+		return name
+	}
+	return filepath.Join(filepath.Dir(path), name)
 }
 
 // Pick returns the named account, or the default (or the only) one.

@@ -74,8 +74,10 @@ func TestSendToOurServerInEveryMode(t *testing.T) {
 	out, errs, code = runTlsmail(t, nil, "hello\n", "send", "--server", m.addr["smtps"], "--tls", "implicit", "--cafile", m.ca,
 		"--user", "demo", "--password-file", pwFile, "--from", "demo@localhost", "--to", "demo@localhost", "--to", "nobody@localhost",
 		"--subject", "send-smtps", "--json")
-	if code != 69 {
-		t.Errorf("one refused recipient: exit %d, want 69 (EX_UNAVAILABLE)\n%s", code, errs)
+	// All or none: one refused recipient, nothing sent (DATA never
+	// goes), so exit 69 means nobody has the message.
+	if code != 69 || !strings.Contains(errs, "nothing sent") || strings.Count(errs, "refused <nobody@localhost>") != 1 || strings.Contains(errs, "RCPT:") {
+		t.Errorf("one refused recipient: exit %d, want 69 (EX_UNAVAILABLE) and one line naming it, then \"nothing sent\"\n%s", code, errs)
 	}
 	var res struct {
 		Accepted   int `json:"accepted"`
@@ -98,11 +100,10 @@ func TestSendToOurServerInEveryMode(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatalf("JSON: %v\n%s", err, out)
 	}
-	if res.Accepted != 1 || !res.Pipelined || res.TLS.Protocol != "TLSv1.3" || !res.TLS.Verified || res.Recipients[1].Accepted ||
+	if res.Accepted != 0 || !res.Pipelined || res.TLS.Protocol != "TLSv1.3" || !res.TLS.Verified || !res.Recipients[0].Accepted || res.Recipients[1].Accepted ||
 		res.Recipients[1].Reply.Code != 550 || res.Recipients[1].Reply.Enhanced != "5.1.1" {
 		t.Errorf("JSON result: %+v", res)
 	}
-	m.findMail(t, "demo", "send-smtps")
 
 	// Exit codes and one-line errors.
 	for _, tc := range []struct {
@@ -154,6 +155,13 @@ func TestSendToOurServerInEveryMode(t *testing.T) {
 	stored = m.findMail(t, "demo", "send-names")
 	if !strings.Contains(stored, "From: \"Demo User\" <demo@localhost>") || !strings.Contains(stored, "To: \"Dee Mo\" <demo@localhost>") {
 		t.Errorf("display names not in the header:\n%s", stored)
+	}
+	// The all-or-none send above stored nothing: every message after it
+	// is here, it is not.
+	for _, msg := range m.mail("demo") {
+		if strings.Contains(msg, "send-smtps") {
+			t.Errorf("the message refused for one recipient was delivered to the other:\n%s", msg)
+		}
 	}
 }
 

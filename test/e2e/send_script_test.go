@@ -1,0 +1,167 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// runTlsmailIn is runTlsmail with a working directory.
+func runTlsmailIn(t *testing.T, dir string, env []string, stdin string, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(tlsmailBin, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errb.String(), code
+}
+
+// TestSendFromScripts: what a script or cron job relies on, against the
+// real server: --message removes its Bcc header and refuses composing
+// flags it would ignore; an account's relative paths are the accounts
+// file's, from any working directory; the password sources come in the
+// documented order (a broken password_command does not stop a send whose
+// password is in the environment) and the command's stderr reaches the
+// user; -q prints nothing; --json says why when the connection fails.
+func TestSendFromScripts(t *testing.T) {
+	m := newMailServer(t, "")
+	m.start(t)
+	dir := t.TempDir()
+	base := []string{"send", "--server", m.addr["submission"], "--cafile", m.ca, "--user", "demo", "--from", "demo@localhost"}
+	pwEnv := []string{"TLSMAIL_PASSWORD=" + demoPassword}
+
+	// --message: the Bcc header goes, the Bcc recipient gets it by the envelope.
+	msgFile := filepath.Join(dir, "m.eml")
+	os.WriteFile(msgFile, []byte("From: demo@localhost\nTo: demo@localhost\nBcc: secret@localhost\nSubject: script-bcc\n\nhi\n"), 0o644)
+	out, errs, code := runTlsmail(t, pwEnv, "", append(base, "--message", msgFile, "--to", "demo@localhost", "-q")...)
+	if code != 0 || out != "" {
+		t.Fatalf("--message -q: exit %d, stdout %q (want nothing), stderr %q", code, out, errs)
+	}
+	if stored := m.findMail(t, "demo", "script-bcc"); strings.Contains(stored, "Bcc:") || strings.Contains(stored, "secret@") {
+		t.Errorf("the Bcc header reached the recipient:\n%s", stored)
+	}
+	// Composing flags with --message: a usage error, not a silent loss.
+	_, errs, code = runTlsmail(t, pwEnv, "", append(base, "--message", msgFile, "--to", "demo@localhost", "--subject", "x", "--attach", msgFile)...)
+	if code != 64 || !strings.Contains(errs, "--subject") || !strings.Contains(errs, "--attach") || !strings.Contains(errs, "would be ignored") {
+		t.Errorf("--message with --subject/--attach: exit %d %q", code, errs)
+	}
+	// An unknown --auth is a usage error before any connection.
+	_, errs, code = runTlsmail(t, pwEnv, "b\n", append(base, "--to", "demo@localhost", "--auth", "BOGUS")...)
+	if code != 64 || !strings.Contains(errs, `--auth "BOGUS"`) {
+		t.Errorf("--auth BOGUS: exit %d %q", code, errs)
+	}
+
+	// An accounts file with relative paths, used from another directory.
+	conf := filepath.Join(dir, "conf")
+	os.MkdirAll(conf, 0o700)
+	ca, _ := os.ReadFile(m.ca)
+	os.WriteFile(filepath.Join(conf, "ca.pem"), ca, 0o644)
+	os.WriteFile(filepath.Join(conf, "pw"), []byte(demoPassword+"\n"), 0o600)
+	accounts := filepath.Join(conf, "send.toml")
+	os.WriteFile(accounts, []byte(`default = "rel"
+[account.rel]
+server = "`+m.addr["submission"]+`"
+user = "demo"
+from = "demo@localhost"
+cafile = "ca.pem"
+password_file = "pw"
+
+[account.broken]
+server = "`+m.addr["submission"]+`"
+user = "demo"
+from = "demo@localhost"
+cafile = "ca.pem"
+password_command = "echo pinentry said no >&2; exit 3"
+`), 0o600)
+	elsewhere := t.TempDir()
+	_, errs, code = runTlsmailIn(t, elsewhere, nil, "b\n", "send", "--accounts", accounts, "--to", "demo@localhost", "--subject", "script-relative", "-q")
+	if code != 0 {
+		t.Fatalf("relative cafile/password_file from another directory: exit %d %q", code, errs)
+	}
+	m.findMail(t, "demo", "script-relative")
+	// $TLSMAIL_PASSWORD comes before the account's password_command.
+	_, errs, code = runTlsmail(t, pwEnv, "b\n", "send", "--accounts", accounts, "--account", "broken", "--to", "demo@localhost", "--subject", "script-env-first", "-q")
+	if code != 0 {
+		t.Fatalf("password from the environment with a failing password_command: exit %d %q", code, errs)
+	}
+	m.findMail(t, "demo", "script-env-first")
+	// Without it the command runs; its stderr is the user's to see.
+	_, errs, code = runTlsmail(t, nil, "b\n", "send", "--accounts", accounts, "--account", "broken", "--to", "demo@localhost", "--subject", "x")
+	if code != 78 || !strings.Contains(errs, "pinentry said no") || !strings.Contains(errs, "password_command") {
+		t.Errorf("failing password_command: exit %d %q", code, errs)
+	}
+
+	// --json when the connection fails: one object with the reason.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := l.Addr().String()
+	l.Close()
+	out, _, code = runTlsmail(t, nil, "b\n", "send", "--server", closed, "--from", "a@localhost", "--to", "b@localhost", "--json")
+	var res struct {
+		Server   string `json:"server"`
+		Accepted int    `json:"accepted"`
+		Error    string `json:"error"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil || code != 75 || res.Server != closed || !strings.Contains(res.Error, "connect") {
+		t.Errorf("--json, nobody listening: exit %d, %v, %q", code, err, out)
+	}
+	// An untrusted certificate names the way out.
+	_, errs, code = runTlsmail(t, pwEnv, "b\n", "send", "--server", m.addr["submission"], "--user", "demo", "--from", "demo@localhost", "--to", "demo@localhost")
+	if code != 76 || !strings.Contains(errs, "--cafile FILE") {
+		t.Errorf("untrusted certificate: exit %d %q", code, errs)
+	}
+}
+
+// TestSendmailBundledFlagsAndNewaliases: -ti as getopt takes it, and
+// newaliases (sendmail -bi), which package scripts run, succeeds.
+func TestSendmailBundledFlagsAndNewaliases(t *testing.T) {
+	m := newMailServer(t, "")
+	m.start(t)
+	dir := t.TempDir()
+	link := filepath.Join(dir, "sendmail")
+	if err := os.Symlink(tlsmailBin, link); err != nil {
+		t.Fatal(err)
+	}
+	run := func(name string, stdin string, args ...string) (string, int) {
+		cmd := exec.Command(name, args...)
+		cmd.Env = append(os.Environ(), "TLSMAIL_CONFIG="+m.config, "XDG_CONFIG_HOME="+dir)
+		cmd.Stdin = strings.NewReader(stdin)
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		return string(out), code
+	}
+	// -ti: recipients from the header, and a lone "." does not end it.
+	out, code := run(link, "To: demo@localhost\nSubject: bundled-ti\n\nbefore\n.\nafter the dot\n", "-ti")
+	if code != 0 {
+		t.Fatalf("sendmail -ti: exit %d %q", code, out)
+	}
+	if stored := m.findMail(t, "demo", "bundled-ti"); !strings.Contains(stored, "after the dot") {
+		t.Errorf("-i not applied: the message ended at the dot:\n%s", stored)
+	}
+	newaliases := filepath.Join(dir, "newaliases")
+	os.Symlink(tlsmailBin, newaliases)
+	for _, c := range [][]string{{link, "-bi"}, {newaliases}} {
+		if out, code := run(c[0], "", c[1:]...); code != 0 || !strings.Contains(out, "[aliases]") {
+			t.Errorf("%v: exit %d %q", c, code, out)
+		}
+	}
+}
