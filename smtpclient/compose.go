@@ -12,8 +12,13 @@ import (
 
 // Attachment is a file attached to a composed message.
 type Attachment struct {
-	Name        string // file name shown to the recipient
-	ContentType string // default: from the name's extension, else application/octet-stream
+	Name string // file name shown to the recipient
+	// ContentType defaults to the type of the name's extension, else
+	// application/octet-stream. A text/* type gets the charset of Data
+	// (us-ascii, utf-8, else iso-8859-1) unless ContentType names one; a
+	// guessed text type whose Data has a NUL octet is sent as
+	// application/octet-stream.
+	ContentType string
 	Data        []byte
 }
 
@@ -43,9 +48,11 @@ type Message struct {
 // Compose builds an RFC 5322 message with MIME. Header fields are folded
 // to lines of at most 78 octets where they have white space to fold at
 // (an error if a word will not fit 998); non-ASCII text is RFC 2047
-// encoded, in display names the name only. Bodies are quoted-printable
-// when they need it, and attachments are base64 with their content type.
-// Bcc recipients are not written into the
+// encoded, in display names the name only. Text bodies are labelled with
+// the charset their octets are in (us-ascii, utf-8, else iso-8859-1) and
+// are quoted-printable when they need it; attachments are base64 with
+// their content type. HTML alone is sent as text/html; with Text, as
+// multipart/alternative. Bcc recipients are not written into the
 // message; give them to the envelope only.
 func Compose(m Message) ([]byte, error) {
 	over, rest, err := m.extras()
