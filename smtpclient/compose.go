@@ -26,6 +26,7 @@ type Attachment struct {
 type Message struct {
 	From    string // "Name <addr>" or "addr"
 	To, Cc  []string
+	Bcc     []string // for Recipients only: never written into the message
 	ReplyTo string
 	Subject string
 	Text    string // text/plain body
@@ -53,7 +54,7 @@ type Message struct {
 // are quoted-printable when they need it; attachments are base64 with
 // their content type. HTML alone is sent as text/html; with Text, as
 // multipart/alternative. Bcc recipients are not written into the
-// message; give them to the envelope only.
+// message; give them to the envelope only (Recipients lists them).
 func Compose(m Message) ([]byte, error) {
 	over, rest, err := m.extras()
 	if err != nil {
@@ -124,6 +125,46 @@ func Compose(m Message) ([]byte, error) {
 		return nil, err
 	}
 	return w.b.Bytes(), nil
+}
+
+// Recipients returns the addresses a message is for, to give as
+// Envelope.To: those of To, Cc (a To or Cc in Headers replacing
+// Message's, as in Compose) and Bcc, each once, in that order. Compose
+// writes no Bcc, and a Cc left out of the envelope is never delivered, so
+// taking the envelope from here keeps the two in step. Entries that do not
+// parse are left out; Compose reports them.
+func (m Message) Recipients() []string {
+	over, _, _ := m.extras()
+	seen := map[string]bool{}
+	var out []string
+	for _, f := range []struct {
+		name  string
+		given []string
+	}{{"To", m.To}, {"Cc", m.Cc}, {"Bcc", m.Bcc}} {
+		var addrs []*mail.Address
+		if v, ok := over[strings.ToLower(f.name)]; ok {
+			addrs, _ = mail.ParseAddressList(v)
+		} else {
+			for _, a := range f.given {
+				if p, err := mail.ParseAddress(a); err == nil {
+					addrs = append(addrs, p)
+				}
+			}
+		}
+		for _, a := range addrs {
+			// As an envelope address: the local part quoted if it needs it.
+			addr := strings.TrimSuffix(strings.TrimPrefix((&mail.Address{Address: a.Address}).String(), "<"), ">")
+			key := addr
+			if i := strings.LastIndexByte(addr, '@'); i >= 0 {
+				key = addr[:i] + strings.ToLower(addr[i:])
+			}
+			if !seen[key] {
+				seen[key] = true
+				out = append(out, addr)
+			}
+		}
+	}
+	return out
 }
 
 // NewMessageID makes a unique Message-ID at the domain of addr.

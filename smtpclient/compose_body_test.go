@@ -187,6 +187,32 @@ func mustHeader(t *testing.T, raw []byte, k string) string {
 	return msg.Header.Get(k)
 }
 
+func TestMessageRecipientsAndBccStaysOutOfTheHeader(t *testing.T) {
+	m := Message{
+		From: "a@example.org",
+		To:   []string{"Bob <bob@example.net>", "carol@example.net"},
+		Cc:   []string{"bob@EXAMPLE.net", "Dave <dave@example.net>"},
+		Bcc:  []string{"Eve <eve@example.net>", "carol@example.net"},
+		Text: "hi\n",
+	}
+	want := []string{"bob@example.net", "carol@example.net", "dave@example.net", "eve@example.net"}
+	if got := m.Recipients(); !slices.Equal(got, want) {
+		t.Errorf("Recipients() = %v, want %v", got, want)
+	}
+	raw, err := Compose(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(raw, []byte("eve@")) || bytes.Contains(bytes.ToLower(raw), []byte("bcc")) {
+		t.Errorf("Bcc in the message:\n%s", raw)
+	}
+	// A To given as an extra header replaces Message.To for Recipients too.
+	m.Headers = [][2]string{{"To", "Frank <frank@example.net>"}}
+	if got := m.Recipients(); !slices.Equal(got, []string{"frank@example.net", "bob@EXAMPLE.net", "dave@example.net", "eve@example.net", "carol@example.net"}) {
+		t.Errorf("Recipients() with a To header = %v", got)
+	}
+}
+
 func base64Decode(b []byte) ([]byte, error) {
 	return base64.StdEncoding.DecodeString(strings.NewReplacer("\r", "", "\n", "").Replace(string(b)))
 }

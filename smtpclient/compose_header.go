@@ -37,7 +37,7 @@ var (
 func refused(lower string) string {
 	switch {
 	case lower == "bcc":
-		return "Bcc recipients go in the envelope only; Compose never writes them into the message"
+		return "Bcc recipients go in Message.Bcc (and the envelope); Compose never writes them into the message"
 	case lower == "content-language" || lower == "content-description":
 		return ""
 	case lower == "mime-version" || strings.HasPrefix(lower, "content-"):
