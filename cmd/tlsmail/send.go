@@ -84,7 +84,7 @@ func runSend(env *cliEnv, args []string) int {
 	fs.Var(&bcc, "bcc", "Bcc recipient, envelope only (repeatable)")
 	subject := fs.String("subject", "", "subject")
 	fs.Var(&attach, "attach", "attach a file (repeatable)")
-	fs.Var(&headers, "header", `extra header "Name: value" (repeatable)`)
+	fs.Var(&headers, "header", `extra header "Name: value" (repeatable; one named Subject, From, Date, Message-ID, Reply-To replaces tlsmail's)`)
 	body := fs.String("body", "", "file with the text body (default: stdin)")
 	html := fs.String("html", "", "file with an HTML body")
 	message := fs.String("message", "", "send this ready RFC 5322 message file as it is (its Bcc header removed)")
@@ -182,6 +182,12 @@ func runSend(env *cliEnv, args []string) int {
 			k, v, ok := strings.Cut(h, ":")
 			if !ok {
 				return sendUsageError(env, "--header %q: want \"Name: value\"", h)
+			}
+			switch strings.ToLower(strings.TrimSpace(k)) {
+			case "to", "cc", "bcc":
+				// The envelope comes from the flags: a header alone
+				// would show recipients who never get the message.
+				return sendUsageError(env, "--header %q: recipients go in --to, --cc or --bcc", h)
 			}
 			m.Headers = append(m.Headers, [2]string{strings.TrimSpace(k), strings.TrimSpace(v)})
 		}

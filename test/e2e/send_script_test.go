@@ -65,6 +65,20 @@ func TestSendFromScripts(t *testing.T) {
 		t.Errorf("--auth BOGUS: exit %d %q", code, errs)
 	}
 
+	// --header: a recipient header is refused (the envelope comes from
+	// the flags); a Subject replaces --subject's, never a second one.
+	_, errs, code = runTlsmail(t, pwEnv, "b\n", append(base, "--to", "demo@localhost", "--header", "Cc: other@localhost")...)
+	if code != 64 || !strings.Contains(errs, "recipients go in --to, --cc or --bcc") {
+		t.Errorf("--header Cc: exit %d %q", code, errs)
+	}
+	_, errs, code = runTlsmail(t, pwEnv, "b\n", append(base, "--to", "demo@localhost", "--subject", "first", "--header", "Subject: script-hdr-subject", "-q")...)
+	if code != 0 {
+		t.Fatalf("--header Subject: exit %d %q", code, errs)
+	}
+	if stored := m.findMail(t, "demo", "script-hdr-subject"); strings.Count(strings.ToLower(stored), "\nsubject:") != 1 || strings.Contains(stored, "first") {
+		t.Errorf("--header Subject did not replace --subject:\n%s", stored)
+	}
+
 	// An accounts file with relative paths, used from another directory.
 	conf := filepath.Join(dir, "conf")
 	os.MkdirAll(conf, 0o700)
