@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/mail"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,6 +29,8 @@ Without an accounts file, or when the account's server cannot be reached
 credentials needed, and the message waits there while the server is down.
   -bp       list the mail drop and the queue (as mailq)
   -bi       newaliases: nothing to rebuild (aliases are the config's [aliases]); exits 0
+  -bs       speak SMTP on stdin/stdout (as Symfony Mailer and other programs use it);
+            each message is handed on before the reply to its final dot, which says how it went
   -t        take recipients from To, Cc and Bcc (Bcc is removed)
   -i, -oi   a line with a single "." does not end the message (-ti, -it: both)
   -f ADDR   envelope sender (also -r)
@@ -42,6 +45,7 @@ type sendmailArgs struct {
 	from, fullName, accounts, account, notify string
 	config                                    string // the local server's configuration
 	extract, dotOK, verbose, list, newaliases bool
+	smtpStdio                                 bool // -bs
 	rcpts                                     []string
 }
 
@@ -91,6 +95,8 @@ func parseSendmail(args []string) (sendmailArgs, error) {
 			s.list = true
 		case a == "-bi", a == "-I":
 			s.newaliases = true
+		case a == "-bs":
+			s.smtpStdio = true
 		case strings.HasPrefix(a, "-f"), strings.HasPrefix(a, "-r"):
 			s.from, err = value(&i, a)
 		case strings.HasPrefix(a, "-F"):
@@ -105,7 +111,7 @@ func parseSendmail(args []string) (sendmailArgs, error) {
 		case strings.HasPrefix(a, "-o"), a == "-bm", a == "-U", a == "-G", a == "-n", a == "-m", a == "-Am", a == "-Ac", a == "-em", a == "-ep", a == "-eq":
 			// legacy options with no effect here
 		case strings.HasPrefix(a, "-b"):
-			return s, fmt.Errorf("mode %s is not supported (only -bm, sending a message)", a)
+			return s, fmt.Errorf("mode %s is not supported (-bm sends a message, -bs speaks SMTP on stdin, -bp lists, -bi is newaliases)", a)
 		default:
 			return s, fmt.Errorf("unknown option %s", a)
 		}
@@ -138,43 +144,19 @@ func runSendmail(env *cliEnv, args []string) int {
 		fmt.Fprintf(env.stderr, "%s: nothing to rebuild: tlsmail's aliases are the [aliases] table of its config (tlsmail import postfix reads /etc/aliases; reload with kill -HUP)\n", env.name)
 		return exitOK
 	}
+	sm, code := newSendmailer(env, sa)
+	if code != 0 {
+		return code
+	}
+	if sa.smtpStdio {
+		return sm.serveStdio(env, env.stdin, env.stdout)
+	}
 	msg, err := readSendmailInput(env.stdin, sa.dotOK)
 	if err != nil {
 		return failCode(env, exNoInput, "reading the message: %v", err)
 	}
-	req := sendRequest{from: sa.from, verbose: sa.verbose, timeout: 10 * time.Minute, quiet: true}
-	account := sa.account
-	if account == "" {
-		account = env.getenv("TLSMAIL_ACCOUNT")
-	}
-	// SMTP through an account when one is configured; else the local
-	// server's mail drop (no credentials), as Postfix's sendmail always
-	// does. The server's configuration is read only for the drop: an
-	// account works for a user who cannot read it.
-	viaSMTP := sa.accounts != "" || account != "" || fileExists(config.DefaultAccountsFile())
-	var drop *localDrop
-	if !viaSMTP {
-		var code int
-		if drop, code = localDropFor(env, sa.config); code != 0 {
-			return code
-		}
-		if drop == nil {
-			// Neither a local mail drop nor an account: say both, with
-			// the configuration this run looked at (unreadable, in which
-			// case localDropFor said why, or absent).
-			where, named := dropConfigFile(env, sa.config)
-			if !named {
-				where += "; give --config FILE or set $TLSMAIL_CONFIG"
-			}
-			return failCode(env, exConfig, "nowhere to send: no local mail drop (%s) and no accounts file (~/.config/tlsmail/send.toml or /etc/tlsmail/send.toml; or give -C FILE)", where)
-		}
-	}
-	if viaSMTP {
-		if code := applyAccount(env, &req, sa.accounts, account, false); code != 0 {
-			return code
-		}
-	}
 	hdr, _ := mail.ReadMessage(bytes.NewReader(msg))
+	rcpts := sa.rcpts
 	if sa.extract {
 		if hdr == nil {
 			return failCode(env, exDataErr, "-t: the message has no header to take recipients from")
@@ -184,56 +166,112 @@ func runSendmail(env *cliEnv, args []string) int {
 			if err != nil {
 				return failCode(env, exDataErr, "-t: %v", err)
 			}
-			sa.rcpts = append(sa.rcpts, list...)
+			rcpts = append(rcpts, list...)
 		}
 		msg = removeHeader(msg, "Bcc")
 	}
-	if len(sa.rcpts) == 0 {
+	if len(rcpts) == 0 {
 		fmt.Fprintf(env.stderr, "%s: no recipients (give them as arguments or use -t)\n", env.name)
 		return exUsage
+	}
+	return sm.handOn(env, sa.from, rcpts, msg)
+}
+
+// sendmailer hands messages on as sendmail does: through an account's
+// server, or into the local server's mail drop.
+type sendmailer struct {
+	sa      sendmailArgs
+	req     sendRequest // the account's settings, a template per message
+	viaSMTP bool
+	drop    *localDrop // the mail drop when not viaSMTP
+}
+
+// newSendmailer picks the way: SMTP through an account when one is
+// configured; else the local server's mail drop (no credentials), as
+// Postfix's sendmail always does. The server's configuration is read only
+// for the drop: an account works for a user who cannot read it.
+func newSendmailer(env *cliEnv, sa sendmailArgs) (*sendmailer, int) {
+	sm := &sendmailer{sa: sa, req: sendRequest{verbose: sa.verbose, timeout: 10 * time.Minute, quiet: true}}
+	account := sa.account
+	if account == "" {
+		account = env.getenv("TLSMAIL_ACCOUNT")
+	}
+	sm.viaSMTP = sa.accounts != "" || account != "" || fileExists(config.DefaultAccountsFile())
+	if !sm.viaSMTP {
+		var code int
+		if sm.drop, code = localDropFor(env, sa.config); code != 0 {
+			return nil, code
+		}
+		if sm.drop == nil {
+			// Neither a local mail drop nor an account: say both, with
+			// the configuration this run looked at (unreadable, in which
+			// case localDropFor said why, or absent).
+			where, named := dropConfigFile(env, sa.config)
+			if !named {
+				where += "; give --config FILE or set $TLSMAIL_CONFIG"
+			}
+			return nil, failCode(env, exConfig, "nowhere to send: no local mail drop (%s) and no accounts file (~/.config/tlsmail/send.toml or /etc/tlsmail/send.toml; or give -C FILE)", where)
+		}
+		return sm, 0
+	}
+	if code := applyAccount(env, &sm.req, sa.accounts, account, false); code != 0 {
+		return nil, code
+	}
+	return sm, 0
+}
+
+// handOn sends one message from (-f, else the account's from, else its
+// From header, else the local user) to rcpts, and returns the exit code sendmail would.
+func (sm *sendmailer) handOn(env *cliEnv, from string, rcpts []string, msg []byte) int {
+	hdr, _ := mail.ReadMessage(bytes.NewReader(msg))
+	req := sm.req // req.from: the account's sender, if it has one
+	if from != "" {
+		req.from = from // -f, or MAIL FROM with -bs
 	}
 	if req.from == "" && hdr != nil {
 		if list, err := hdr.Header.AddressList("From"); err == nil && len(list) > 0 {
 			req.from = list[0].Address
 		}
 	}
-	if req.from == "" && !viaSMTP {
-		req.from = drop.localSender(env)
+	if req.from == "" && !sm.viaSMTP {
+		req.from = sm.drop.localSender(env)
 	}
 	if req.from == "" {
 		return failCode(env, exUsage, "no sender: give -f or set from in the account")
 	}
-	if viaSMTP {
+	rcpts = slices.Clone(rcpts)
+	if sm.viaSMTP {
 		// A bare name (cron's MAILTO=root) is a user of this host's mail
 		// domain, the local server's origin (as the drop path and Postfix's
 		// append_at_myorigin qualify it). Not the account's domain: with a
 		// provider's account that would mail root@provider, a stranger.
 		// With no local server configuration to say, it is refused.
 		origin := ""
-		for i, r := range sa.rcpts {
+		for i, r := range rcpts {
 			if !bareLocalName(r) {
 				continue
 			}
 			if origin == "" {
-				d, _ := findLocalDrop(env, sa.config)
+				d, _ := findLocalDrop(env, sm.sa.config)
 				if d == nil {
 					return failCode(env, exUsage, "recipient %q has no domain, and no local server configuration (--config, $TLSMAIL_CONFIG or %s) gives one: give user@domain", r, defaultServerConfig)
 				}
 				origin = d.origin()
 			}
-			sa.rcpts[i] = r + "@" + origin
+			rcpts[i] = r + "@" + origin
 		}
 	}
-	msg = addMissingHeaders(msg, hdr, req.from, sa.fullName)
-	req.rcpts = sa.rcpts
+	msg = addMissingHeaders(msg, hdr, req.from, sm.sa.fullName)
+	req.rcpts = rcpts
 	req.message = msg
-	req.notify = sa.notify
-	if !viaSMTP {
-		return drop.submit(env, req.from, req.rcpts, req.notify, req.message)
+	req.notify = sm.sa.notify
+	if !sm.viaSMTP {
+		return sm.drop.submit(env, req.from, req.rcpts, req.notify, req.message)
 	}
 	if code := obtainPassword(env, &req, ""); code != 0 {
 		return code
 	}
+	sm.req.password = req.password // once per run, not per message
 	var unreached bool
 	req.unreached = &unreached
 	code := deliver(env, req)
@@ -242,7 +280,7 @@ func runSendmail(env *cliEnv, args []string) int {
 		// message locally if there is a local server. A 4xx after the
 		// connection is left to the caller, as some recipients may have
 		// it already.
-		if drop, dcode := localDropFor(env, sa.config); drop != nil && dcode == 0 {
+		if drop, dcode := localDropFor(env, sm.sa.config); drop != nil && dcode == 0 {
 			if code = drop.submit(env, req.from, req.rcpts, req.notify, req.message); code == exitOK {
 				fmt.Fprintf(env.stderr, "%s: the message waits in the local mail drop %s for the server\n", env.name, drop.dir)
 			}

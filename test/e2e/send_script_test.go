@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tlsmail/tlsmail/internal/testpeer"
 )
 
 // runTlsmailIn is runTlsmail with a working directory.
@@ -176,6 +178,68 @@ func TestSendmailBundledFlagsAndNewaliases(t *testing.T) {
 	for _, c := range [][]string{{link, "-bi"}, {newaliases}} {
 		if out, code := run(c[0], "", c[1:]...); code != 0 || !strings.Contains(out, "[aliases]") {
 			t.Errorf("%v: exit %d %q", c, code, out)
+		}
+	}
+}
+
+// TestSendmailSMTPOnStdio: sendmail -bs (Symfony Mailer's default) with
+// swaks --pipe as the program: through the local mail drop, and through
+// an account, where a refused recipient makes the end of data fail
+// (nothing sent) and the program sees why.
+func TestSendmailSMTPOnStdio(t *testing.T) {
+	swaks := testpeer.Require(t, "swaks")
+	m := newMailServer(t, "")
+	m.start(t)
+	dir := t.TempDir()
+	link := filepath.Join(dir, "sendmail")
+	if err := os.Symlink(tlsmailBin, link); err != nil {
+		t.Fatal(err)
+	}
+	run := func(env []string, args ...string) (string, int) {
+		cmd := exec.Command(swaks, args...)
+		cmd.Env = append(os.Environ(), env...)
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		return string(out), code
+	}
+	// The mail drop: no accounts file.
+	dropEnv := []string{"TLSMAIL_CONFIG=" + m.config, "XDG_CONFIG_HOME=" + dir}
+	out, code := run(dropEnv, "--pipe", link+" -bs", "--from", "demo@localhost", "--to", "demo@localhost", "--header", "Subject: stdio-drop", "--body", "via the drop")
+	if code != 0 || !strings.Contains(out, "<-  250 2.0.0 Ok: handed on") {
+		t.Fatalf("swaks --pipe sendmail -bs (drop): exit %d\n%s", code, out)
+	}
+	m.findMail(t, "demo", "stdio-drop")
+
+	// Through an account: the submission port, all recipients or none.
+	conf := filepath.Join(dir, "tlsmail")
+	os.MkdirAll(conf, 0o700)
+	ca, _ := os.ReadFile(m.ca)
+	os.WriteFile(filepath.Join(conf, "ca.pem"), ca, 0o644)
+	os.WriteFile(filepath.Join(conf, "send.toml"), []byte(`[account.sub]
+server = "`+m.addr["submission"]+`"
+user = "demo"
+from = "demo@localhost"
+cafile = "ca.pem"
+`), 0o600)
+	accEnv := []string{"XDG_CONFIG_HOME=" + dir, "TLSMAIL_PASSWORD=" + demoPassword}
+	out, code = run(accEnv, "--pipe", link+" -bs", "--from", "demo@localhost", "--to", "demo@localhost", "--header", "Subject: stdio-account", "--body", "via the account")
+	if code != 0 || !strings.Contains(out, "<-  250 2.0.0 Ok: handed on") {
+		t.Fatalf("swaks --pipe sendmail -bs (account): exit %d\n%s", code, out)
+	}
+	m.findMail(t, "demo", "stdio-account")
+	out, code = run(accEnv, "--pipe", link+" -bs", "--from", "demo@localhost", "--to", "demo@localhost,nobody@localhost", "--header", "Subject: stdio-refused", "--body", "x")
+	if code == 0 || !strings.Contains(out, "<** 554-5.3.0 refused <nobody@localhost>") {
+		t.Fatalf("sendmail -bs with a refused recipient: exit %d\n%s", code, out)
+	}
+	// Nothing was sent: the next message is there, this one is not.
+	run(accEnv, "--pipe", link+" -bs", "--from", "demo@localhost", "--to", "demo@localhost", "--header", "Subject: stdio-after", "--body", "x")
+	m.findMail(t, "demo", "stdio-after")
+	for _, msg := range m.mail("demo") {
+		if strings.Contains(msg, "stdio-refused") {
+			t.Errorf("the message refused for one recipient reached the other")
 		}
 	}
 }

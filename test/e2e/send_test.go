@@ -275,10 +275,10 @@ cafile = %q
 		m.findMail(t, "demo", "Subject: bare-"+args[2])
 	}
 	// A bad option is a usage error (EX_USAGE).
-	cmd = exec.Command(link, "-bs")
+	cmd = exec.Command(link, "-bd")
 	cmd.Env = append(os.Environ(), env...)
 	if err := cmd.Run(); err == nil || err.(*exec.ExitError).ExitCode() != 64 {
-		t.Errorf("-bs: %v", err)
+		t.Errorf("-bd: %v", err)
 	}
 }
 
