@@ -121,6 +121,17 @@ var sentenceEnd = regexp.MustCompile(`([A-Za-z0-9)"'][.?!]) +([^ ])`)
 
 // text writes running text, a new line for each sentence (roff's rule),
 // each line escaped so that none starts a request.
+// tagList is a tagged list (.Bl -tag): each item's tag set with the
+// macro tagMacro (Pa, Ev, Cm, ...), then its text.
+func (m *mdoc) tagList(tagMacro string, items [][2]string) {
+	m.macro("Bl", "-tag", "-width", "Ds")
+	for _, it := range items {
+		m.macro("It", tagMacro, it[0])
+		m.text(it[1])
+	}
+	m.macro("El")
+}
+
 func (m *mdoc) text(s string) {
 	s = sentenceEnd.ReplaceAllString(strings.TrimSpace(s), "$1\n$2")
 	for _, l := range strings.Split(s, "\n") {
@@ -374,24 +385,17 @@ in Received headers and counted in metrics.`)
 		m.b.WriteString(body.String())
 	}
 	m.macro("Sh", "FILES")
-	m.macro("Bl", "-tag", "-width", "Ds")
-	for _, f := range [][2]string{
+	m.tagList("Pa", [][2]string{
 		{"/etc/tlsmail/tlsmail.toml", "the server configuration, see tlsmail.toml(5)"},
 		{"/var/lib/tlsmail", "data directory of the Debian package: queue/, mail/USER/ (Maildir), control.sock"},
 		{"./tlsmail-data", "data directory of the dev default (tlsmail serve with no --config)"},
 		{"~/.config/tlsmail/send.toml", "accounts of tlsmail send"},
-	} {
-		m.macro("It", "Pa", f[0])
-		m.text(f[1])
-	}
-	m.macro("El")
+	})
 	m.macro("Sh", "SIGNALS")
-	m.macro("Bl", "-tag", "-width", "Ds")
-	m.macro("It", "Dv", "SIGHUP")
-	m.text("reload the configuration, certificates and users (what needs a restart is logged)")
-	m.macro("It", "Dv", "SIGTERM")
-	m.text("stop: finish the sessions in flight, then exit 0")
-	m.macro("El")
+	m.tagList("Dv", [][2]string{
+		{"SIGHUP", "reload the configuration, certificates and users (what needs a restart is logged)"},
+		{"SIGTERM", "stop: finish the sessions in flight, then exit 0"},
+	})
 	m.macro("Sh", "EXIT STATUS")
 	m.text("0 on success, 1 on failure, 2 on usage and configuration errors (FILE:LINE: message);")
 	m.text("tlsmail send and sendmail use sysexits(3) codes.")

@@ -22,39 +22,26 @@ func manSendSections(m *mdoc) {
 	m.text(`A TOML file, msmtp style: default = "NAME" and one [account.NAME] table per account.
 Command-line flags win over the account. Relative file names (cafile,
 password_file) are relative to the accounts file's directory; ~/ is the home directory.`)
-	m.macro("Bl", "-tag", "-width", "Ds")
-	for _, k := range manSendAccountKeys {
-		m.macro("It", "Cm", k[0])
-		m.text(k[1])
-	}
-	m.macro("El")
+	m.tagList("Cm", manSendAccountKeys)
 	m.macro("Pp")
 	m.text("The password is taken from the first of: --password-file, $TLSMAIL_PASSWORD, the account's password_file, its password_command, a prompt on the terminal.")
 	m.macro("Sh", "ENVIRONMENT")
-	m.macro("Bl", "-tag", "-width", "Ds")
-	for _, e := range [][2]string{
+	m.tagList("Ev", [][2]string{
 		{"TLSMAIL_PASSWORD", "the AUTH password"},
 		{"TLSMAIL_ACCOUNT", "the account sendmail uses (send takes --account)"},
 		{"XDG_CONFIG_HOME", "where the accounts file is looked for (default ~/.config)"},
-	} {
-		m.macro("It", "Ev", e[0])
-		m.text(e[1])
-	}
-	m.macro("El")
+	})
 	m.macro("Sh", "FILES")
-	m.macro("Bl", "-tag", "-width", "Ds")
-	m.macro("It", "Pa", "~/.config/tlsmail/send.toml")
-	m.text("the accounts file")
-	m.macro("It", "Pa", "/etc/tlsmail/send.toml")
-	m.text("the accounts file when the user has none (cron jobs, daemons)")
-	m.macro("El")
+	m.tagList("Pa", [][2]string{
+		{"~/.config/tlsmail/send.toml", "the accounts file"},
+		{"/etc/tlsmail/send.toml", "the accounts file when the user has none (cron jobs, daemons)"},
+	})
 	m.macro("Sh", "EXIT STATUS")
 	m.text(`sysexits(3). A message goes to every recipient or to none: 0 means all have it;
 any other status means none has it, so retrying after 75 duplicates nothing — except
 when the connection broke after the whole message went out and before the server's
 reply to it, when nobody can know.`)
-	m.macro("Bl", "-tag", "-width", "Ds")
-	for _, e := range [][2]string{
+	m.tagList("Sy", [][2]string{
 		{"0", "sent to every recipient"},
 		{"64", "usage error (EX_USAGE)"},
 		{"65", "the message cannot be composed (EX_DATAERR)"},
@@ -65,9 +52,5 @@ reply to it, when nobody can know.`)
 		{"76", "no TLS as required: no STARTTLS, a failed handshake or certificate check (EX_PROTOCOL)"},
 		{"77", "authentication refused, or credentials withheld without TLS (EX_NOPERM)"},
 		{"78", "configuration: the accounts file, its password_command (EX_CONFIG)"},
-	} {
-		m.macro("It", "Sy", e[0])
-		m.text(e[1])
-	}
-	m.macro("El")
+	})
 }

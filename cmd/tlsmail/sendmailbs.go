@@ -128,9 +128,7 @@ func readStdioData(br *bufio.Reader) ([]byte, error) {
 		if body == "." {
 			break
 		}
-		if strings.HasPrefix(body, ".") {
-			body = body[1:]
-		}
+		body = strings.TrimPrefix(body, ".") // dot stuffing
 		if msg.Len()+len(body)+1 > maxStdioMessage {
 			tooBig = true // read on to the end, so the dialogue stays in step
 			continue

@@ -13,7 +13,8 @@ import (
 	"github.com/tlsmail/tlsmail/internal/testpeer"
 )
 
-// runTlsmailIn is runTlsmail with a working directory.
+// runTlsmailIn runs the binary in dir (this process's if "") with env
+// additions and stdin, returning stdout, stderr and the exit code.
 func runTlsmailIn(t *testing.T, dir string, env []string, stdin string, args ...string) (string, string, int) {
 	t.Helper()
 	cmd := exec.Command(tlsmailBin, args...)
