@@ -11,6 +11,7 @@ import (
 
 	"github.com/tlsmail/tlsmail/internal/auth"
 	"github.com/tlsmail/tlsmail/internal/config"
+	"github.com/tlsmail/tlsmail/internal/privs"
 	"github.com/tlsmail/tlsmail/internal/tlsconf"
 )
 
@@ -102,8 +103,15 @@ func Check(cfg *config.Config) (problems []error, warnings []string) {
 	} else {
 		closer.Close()
 	}
-	if _, _, err := cfg.RunAs(); err != nil {
+	if ids, ok, err := cfg.RunAs(); err != nil {
 		problems = append(problems, cfg.ErrorAt(err.Error(), "user"))
+	} else if u, ok := checkUser(ids, ok); ok {
+		// What serve checks once it has switched to its user (runas.go):
+		// asked as that user, so check does not pass what serve refuses.
+		if err := u.problems(cfg); err != nil {
+			problems = append(problems, cfg.ErrorAt(err.Error(), "user"))
+		}
+		warnings = append(warnings, u.socketWarnings(cfg)...)
 	}
 	if st, err := os.Stat(cfg.DataDir); err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
@@ -115,4 +123,19 @@ func Check(cfg *config.Config) (problems []error, warnings []string) {
 		problems = append(problems, cfg.ErrorAt("data_dir "+cfg.DataDir+" is not a directory", "data_dir"))
 	}
 	return problems, warnings
+}
+
+// checkUser is the user serve will switch to (user in the config), if
+// check can ask questions as that user: run as root, it asks through
+// userAs; run as that user, as itself. Without user set, serve runs as
+// whoever starts it (root stays root; systemd's User=), which check
+// cannot know: serve checks at start.
+func checkUser(ids privs.IDs, switches bool) (runAs, bool) {
+	switch {
+	case switches && os.Geteuid() == 0:
+		return userAs(ids), true
+	case switches && os.Geteuid() == ids.UID:
+		return currentUser(), true
+	}
+	return runAs{}, false
 }

@@ -436,6 +436,9 @@ func reload(o Options, tlsSrv *tlsconf.Server, users *auth.Users, log *slog.Logg
 	for _, w := range aliasWarnings(next, users, rt) {
 		log.Warn(w)
 	}
+	for _, w := range currentUser().socketWarnings(next) { // runas.go, as at start
+		log.Warn(strings.TrimPrefix(w, "warning: "))
+	}
 	if tlsSrv != nil {
 		if err := tlsSrv.Reload(); err != nil {
 			return nil, nil, err
