@@ -54,6 +54,13 @@ func (c *Client) SendBatch(ctx context.Context, batch []Outgoing) ([]*Result, er
 	if c.opts.LMTP {
 		return nil, errors.New("smtp: SendBatch does not speak LMTP; use Send")
 	}
+	for _, o := range batch {
+		if o.Envelope.AllOrNone {
+			// Its DATA (or BDAT) goes in the same write as its RCPTs,
+			// before their replies: it could not be held back.
+			return nil, errors.New("smtp: SendBatch does not take Envelope.AllOrNone; use Send")
+		}
+	}
 	if !c.pipelining() {
 		for i, o := range batch {
 			res, err := c.SendBytes(ctx, o.Envelope, o.Data)

@@ -417,3 +417,51 @@ func TestImplicitProbeOnlyOnOtherPorts(t *testing.T) {
 		}
 	}
 }
+
+// TestAllOrNoneWhereItCannotHold: SendBatch writes a message's data with
+// its RCPTs, and over LMTP each recipient answers the data alone, so
+// both refuse AllOrNone instead of delivering to some recipients.
+func TestAllOrNoneWhereItCannotHold(t *testing.T) {
+	s := newScript(t, false, nil)
+	c, err := Dial(context.Background(), s.addr(), Options{Mode: Plain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	env := Envelope{From: "a@x.test", To: []string{"b@y.test", "nobody@y.test"}, AllOrNone: true}
+	if _, err := c.SendBatch(context.Background(), []Outgoing{{Envelope: env, Data: []byte("x\n")}}); err == nil || !strings.Contains(err.Error(), "AllOrNone") {
+		t.Errorf("SendBatch with AllOrNone: %v", err)
+	}
+	if s.message() != "" || strings.Contains(strings.Join(s.received(), "\n"), "MAIL") {
+		t.Errorf("SendBatch with AllOrNone reached the server: %q", s.received())
+	}
+	lmtp := &Client{opts: Options{LMTP: true}}
+	if _, err := lmtp.Send(context.Background(), env, strings.NewReader("x\n")); err == nil || !strings.Contains(err.Error(), "LMTP") {
+		t.Errorf("LMTP with AllOrNone: %v", err)
+	}
+}
+
+// TestContextCauseKeepsTheContextError: with WithTimeoutCause the error
+// is still a DeadlineExceeded (and a timeout), and carries the cause.
+func TestContextCauseKeepsTheContextError(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		c, err := l.Accept()
+		if err == nil {
+			defer c.Close()
+			io.Copy(io.Discard, c) // never greets
+		}
+	}()
+	cause := errors.New("the caller's reason")
+	ctx, cancel := context.WithTimeoutCause(context.Background(), 200*time.Millisecond, cause)
+	defer cancel()
+	_, err = Dial(ctx, l.Addr().String(), Options{Mode: Plain})
+	var ne *NetError
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, cause) || !errors.As(err, &ne) || !ne.Timeout() {
+		t.Errorf("%v", err)
+	}
+}

@@ -92,8 +92,14 @@ func withContext(ctx context.Context, err error) error {
 		return err
 	}
 	var ne *NetError
-	if errors.As(err, &ne) {
-		return &NetError{Op: ne.Op, Addr: ne.Addr, Err: context.Cause(ctx)}
+	if !errors.As(err, &ne) {
+		return err
 	}
-	return err
+	cause := ctx.Err()
+	if c := context.Cause(ctx); c != cause {
+		// WithCancelCause, WithTimeoutCause: both, so errors.Is finds
+		// Canceled or DeadlineExceeded and the caller's cause alike.
+		cause = fmt.Errorf("%w: %w", cause, c)
+	}
+	return &NetError{Op: ne.Op, Addr: ne.Addr, Err: cause}
 }

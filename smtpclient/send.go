@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -125,12 +126,18 @@ func prepare(env Envelope, msg []byte) Envelope {
 // ctx's error.
 func (c *Client) Send(ctx context.Context, env Envelope, msg io.Reader) (*Result, error) {
 	if err := ctx.Err(); err != nil {
-		return c.newResult(), err // nothing written: the client stays usable
+		return c.newResult(), withContext(ctx, &NetError{Op: "send", Addr: c.addr, Err: err}) // nothing written: the client stays usable
+	}
+	if env.AllOrNone && c.opts.LMTP {
+		// Each recipient answers the data on its own: there is no
+		// holding it back for all.
+		return c.newResult(), errors.New("smtp: Envelope.AllOrNone does not apply to LMTP")
 	}
 	res, err := c.send(ctx, env, msg)
 	return res, withContext(ctx, err)
 }
 
+// send is Send once the context and the envelope's options are checked.
 func (c *Client) send(ctx context.Context, env Envelope, msg io.Reader) (*Result, error) {
 	start := time.Now()
 	stop := context.AfterFunc(ctx, func() { c.conn.Close() })
@@ -146,7 +153,7 @@ func (c *Client) send(ctx context.Context, env Envelope, msg io.Reader) (*Result
 	if c.pipelining() {
 		res.Pipelined = true
 		batch := mail + "\r\n" + strings.Join(rcpts, "\r\n") + "\r\n"
-		withData := !env.AllOrNone || c.opts.LMTP
+		withData := !env.AllOrNone
 		if withData {
 			batch += "DATA\r\n"
 		}
@@ -180,7 +187,7 @@ func (c *Client) send(ctx context.Context, env Envelope, msg io.Reader) (*Result
 		c.reset()
 		return res, err
 	}
-	if env.AllOrNone && !c.opts.LMTP && res.Accepted < len(res.Recipients) {
+	if env.AllOrNone && res.Accepted < len(res.Recipients) {
 		// dataR is nil: DATA was not sent.
 		for _, r := range res.Recipients {
 			if !r.Accepted && r.Reply != nil { // every RCPT was sent: MAIL had its 250
