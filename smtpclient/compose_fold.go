@@ -218,18 +218,33 @@ func encodeWords(s, charset string, first int) []string {
 	return append(words, word(cur))
 }
 
-// spaceTokens splits a structured value at its single spaces, where
-// folding may go, keeping everything else as it is.
+// spaceTokens splits a structured value where folding may go: at single
+// spaces outside quoted strings. A fold inside a quoted string (a quoted
+// local part, a display name, a file name) or at a run of spaces is legal
+// FWS but not read back the same by every parser (net/mail collapses the
+// run), so those spaces stay inside their token.
 func spaceTokens(v string) []token {
 	var out []token
-	for _, w := range strings.Split(v, " ") {
-		if len(out) > 0 && w == "" {
-			out[len(out)-1].text += " "
+	start, inQuote, escaped := 0, false, false
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case escaped:
+			escaped = false
+			continue
+		case c == '\\' && inQuote:
+			escaped = true
+			continue
+		case c == '"':
+			inQuote = !inQuote
+			continue
+		case c != ' ' || inQuote || i == 0 || v[i-1] == ' ' || i+1 == len(v) || v[i+1] == ' ':
 			continue
 		}
-		out = append(out, token{ws: " ", text: w})
+		out = append(out, token{ws: " ", text: v[start:i]})
+		start = i + 1
 	}
-	return out
+	return append(out, token{ws: " ", text: v[start:]})
 }
 
 // qSafe reports whether c stands for itself in a Q-encoded word that may

@@ -322,3 +322,39 @@ func TestComposeHeaderRoundTripsRandomText(t *testing.T) {
 		}
 	}
 }
+
+// TestComposeNeverFoldsInsideQuotedStrings: a quoted local part or a
+// quoted display name keeps its spaces on one line (a fold there is read
+// back differently by net/mail), and no line ends in white space: a
+// quoted string too long for one line of 78 goes on a line of its own,
+// longer (998 is the limit).
+func TestComposeNeverFoldsInsideQuotedStrings(t *testing.T) {
+	to := []string{`"` + strings.Repeat("john  q ", 12) + `doe"@example.org`, `"Smith,  ` + strings.Repeat("John   Q. ", 10) + `" <smith@example.org>`}
+	for i := 0; i < 6; i++ {
+		to = append(to, fmt.Sprintf(`"john  q  doe %d"@example.org`, i), fmt.Sprintf(`"Smith,  John   Q. %d" <smith%d@example.org>`, i, i))
+	}
+	raw, err := Compose(Message{From: "a@example.org", To: to, Subject: "x", Text: "hi\n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(headerSection(t, raw), "\r\n") {
+		if len(line) > 78 && !strings.Contains(line, `"`) || len(line) > 998 {
+			t.Errorf("header line of %d octets: %q", len(line), line)
+		}
+	}
+	for _, line := range strings.Split(headerSection(t, raw), "\r\n") {
+		if strings.HasSuffix(line, " ") || strings.HasSuffix(line, "\t") {
+			t.Errorf("line ends in white space: %q", line)
+		}
+	}
+	list, err := mail.ParseAddressList(rawField(t, raw, "To"))
+	if err != nil || len(list) != len(to) {
+		t.Fatalf("To parses to %d addresses (%v), want %d", len(list), err, len(to))
+	}
+	want, _ := mail.ParseAddressList(strings.Join(to, ", "))
+	for i := range list {
+		if list[i].Address != want[i].Address || list[i].Name != want[i].Name {
+			t.Errorf("address %d: %q <%s>, want %q <%s>", i, list[i].Name, list[i].Address, want[i].Name, want[i].Address)
+		}
+	}
+}
