@@ -42,8 +42,10 @@ type Envelope struct {
 	// recipient: DATA waits for the RCPT replies (one round trip more
 	// with PIPELINING), and a refused recipient ends the transaction
 	// with RSET. An error from Send then means no recipient got the
-	// message, so retrying it duplicates nothing. Not for LMTP, where
-	// each recipient answers the data on its own.
+	// message, so retrying it duplicates nothing — unless the connection
+	// broke after the whole message went out (Result.Bytes > 0, Final
+	// nil): then the server may have it. Not for LMTP, where each
+	// recipient answers the data on its own, nor SendBatch.
 	AllOrNone bool
 }
 

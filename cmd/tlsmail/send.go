@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"net/mail"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"time"
 
@@ -60,6 +62,10 @@ type sendRequest struct {
 	// allOrNone: the message goes to every recipient or to none (send);
 	// sendmail delivers to those accepted, as a queueing sendmail does.
 	allOrNone bool
+	// diag, if set, takes the -v transcript and password_command's
+	// stderr instead of the error stream (sendmail -bs turns that stream
+	// into its replies).
+	diag io.Writer
 	// The account's password sources, tried after --password-file and
 	// $TLSMAIL_PASSWORD.
 	accPasswordFile, accPasswordCommand string
@@ -71,7 +77,7 @@ type sendRequest struct {
 }
 
 func runSend(env *cliEnv, args []string) int {
-	fs := newFlags(env, "", "Send a message over TLS. The body comes from stdin unless --body or --message is given.\nThe message goes to every recipient or to none: exit 0 means all have it, any other exit that none has.\nThe password comes from --password-file, $TLSMAIL_PASSWORD, the account's password_file or password_command, or a prompt — never the command line.")
+	fs := newFlags(env, "", "Send a message over TLS. The body comes from stdin unless --body or --message is given.\nThe message goes to every recipient or to none: exit 0 means all have it, any other exit that none has\n(but when the connection broke after the whole message went out: then it says so).\nThe password comes from --password-file, $TLSMAIL_PASSWORD, the account's password_file or password_command, or a prompt — never the command line.")
 	var to, cc, bcc, attach, headers listFlag
 	server := fs.String("server", "", "SMTP server host[:port] (default port 587, or 465 with --tls implicit)")
 	mode := fs.String("tls", "", "implicit, starttls, opportunistic or none (default: by port; 465 implicit, else starttls, or implicit when the server does not greet within 3s)")
@@ -87,7 +93,7 @@ func runSend(env *cliEnv, args []string) int {
 	fs.Var(&headers, "header", `extra header "Name: value" (repeatable; one named Subject, From, Date, Message-ID, Reply-To replaces tlsmail's)`)
 	body := fs.String("body", "", "file with the text body (default: stdin)")
 	html := fs.String("html", "", "file with an HTML body")
-	message := fs.String("message", "", "send this ready RFC 5322 message file as it is (its Bcc header removed)")
+	message := fs.String("message", "", "send this ready RFC 5322 message file as it is (its Bcc header removed, its addresses added to the recipients)")
 	caFile := fs.String("cafile", "", "trust these CA certificates instead of the system's")
 	insecure := fs.Bool("insecure", false, "do not verify the server certificate (DANGEROUS; says so loudly)")
 	verbose := fs.Bool("v", false, "print the SMTP transcript (credentials redacted) to stderr")
@@ -154,9 +160,21 @@ func runSend(env *cliEnv, args []string) int {
 		if err != nil {
 			return failCode(env, exNoInput, "%v", err)
 		}
-		// Bcc recipients are in the envelope; the header would show them
-		// to everyone (msmtp's remove_bcc_headers, sendmail -t).
-		req.message = removeHeader(b, "Bcc")
+		// Bcc recipients go in the envelope, and the header goes: it
+		// would show them to everyone (msmtp's remove_bcc_headers,
+		// sendmail -t); Resent-Bcc likewise leaves the header.
+		if hdr, err := mail.ReadMessage(bytes.NewReader(b)); err == nil {
+			bccs, err := headerRecipients(hdr.Header, "Bcc")
+			if err != nil {
+				return failCode(env, exDataErr, "--message %s: %v", *message, err)
+			}
+			for _, a := range bccs {
+				if !slices.Contains(req.rcpts, a) {
+					req.rcpts = append(req.rcpts, a)
+				}
+			}
+		}
+		req.message = removeHeader(removeHeader(b, "Bcc"), "Resent-Bcc")
 	} else {
 		m := smtpclient.Message{From: headerFrom, To: to, Cc: cc, Subject: *subject}
 		text, err := readBody(env, *body)
@@ -274,8 +292,21 @@ func firstLine(path string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	return strings.TrimRight(line, "\r"), nil
+	return firstLineOf(string(b)), nil
+}
+
+// firstLineOf is s up to its first line end (LF or CRLF).
+func firstLineOf(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return strings.TrimSuffix(line, "\r")
+}
+
+// diagWriter is where diagnostics go: req.diag, else the error stream.
+func (req sendRequest) diagWriter(env *cliEnv) io.Writer {
+	if req.diag != nil {
+		return req.diag
+	}
+	return env.stderr
 }
 
 // obtainPassword: --password-file, $TLSMAIL_PASSWORD, the account's
@@ -313,15 +344,17 @@ func obtainPassword(env *cliEnv, req *sendRequest, file string) int {
 	if req.password == "" && req.accPasswordCommand != "" {
 		// Its stderr is the user's (gpg, pass and pinentry talk there);
 		// its stdin is not: that is the message.
+		// The command is not named in messages: it may hold a secret
+		// (gpg --passphrase ...).
 		cmd := exec.Command("sh", "-c", req.accPasswordCommand)
-		cmd.Stderr = env.stderr
+		cmd.Stderr = req.diagWriter(env)
 		out, err := cmd.Output()
 		if err != nil {
-			return failCode(env, exConfig, "password_command %q failed: %v", req.accPasswordCommand, err)
+			return failCode(env, exConfig, "the account's password_command failed: %v", err)
 		}
-		req.password, _, _ = strings.Cut(strings.TrimRight(string(out), "\r\n"), "\n")
+		req.password = firstLineOf(string(out))
 		if req.password == "" {
-			return failCode(env, exConfig, "password_command %q printed no password", req.accPasswordCommand)
+			return failCode(env, exConfig, "the account's password_command printed no password")
 		}
 	}
 	if req.password == "" {
@@ -379,7 +412,7 @@ func deliver(env *cliEnv, req sendRequest) int {
 		}
 	}
 	if req.verbose {
-		opts.Transcript = env.stderr
+		opts.Transcript = req.diagWriter(env)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), req.timeout)
 	defer cancel()
@@ -397,7 +430,7 @@ func deliver(env *cliEnv, req sendRequest) int {
 				Error    string `json:"error"`
 			}{addr, 0, err.Error()})
 		}
-		return sendFailure(env, err, req)
+		return sendFailure(env, err, req, ctx.Err() != nil)
 	}
 	defer c.Close()
 	if c.ImplicitDetected() {
@@ -409,7 +442,10 @@ func deliver(env *cliEnv, req sendRequest) int {
 		out := struct {
 			*smtpclient.Result
 			Error string `json:"error,omitempty"`
-		}{Result: res}
+			// OutcomeUnknown: the message went out whole and the reply
+			// to it never came; the server may have it.
+			OutcomeUnknown bool `json:"outcome_unknown,omitempty"`
+		}{Result: res, OutcomeUnknown: err != nil && res.Bytes > 0 && res.Final == nil}
 		if err != nil {
 			out.Error = err.Error()
 		}
@@ -417,7 +453,12 @@ func deliver(env *cliEnv, req sendRequest) int {
 	}
 	var refused *smtpclient.ReplyError
 	if err != nil && !(errors.As(err, &refused) && refused.Stage == "RCPT") {
-		return sendFailure(env, err, req)
+		if res != nil && res.Bytes > 0 && res.Final == nil && !req.asJSON {
+			// The whole message went out and the server's reply to it
+			// never came: it may have it. Retrying can duplicate.
+			fmt.Fprintf(env.stderr, "%s: the message was sent but the server's reply to it never came: it may have been delivered\n", env.name)
+		}
+		return sendFailure(env, err, req, ctx.Err() != nil)
 	}
 	// Each refused recipient once, with its reply; the exit code is the
 	// worst of them.
@@ -490,13 +531,13 @@ func validMechanism(m string) bool {
 }
 
 // sendFailure prints one line and returns the sysexits code.
-func sendFailure(env *cliEnv, err error, req sendRequest) int {
+func sendFailure(env *cliEnv, err error, req sendRequest, timedOut bool) int {
 	var re *smtpclient.ReplyError
 	var te *smtpclient.TLSError
 	var ae *smtpclient.AuthError
 	var ne *smtpclient.NetError
 	switch {
-	case errors.Is(err, context.DeadlineExceeded):
+	case timedOut:
 		return failCode(env, exTempFail, "%v (gave up after --timeout %s)", err, req.timeout)
 	case errors.As(err, &te):
 		if req.caFile == "" && !req.insecure && strings.Contains(te.Reason, "unknown issuer") {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/mail"
+	"net/textproto"
 	"os"
 	"slices"
 	"strings"
@@ -174,7 +175,7 @@ func runSendmail(env *cliEnv, args []string) int {
 		fmt.Fprintf(env.stderr, "%s: no recipients (give them as arguments or use -t)\n", env.name)
 		return exUsage
 	}
-	return sm.handOn(env, sa.from, rcpts, msg)
+	return sm.handOn(env, sa.from, sa.from != "", rcpts, msg)
 }
 
 // sendmailer hands messages on as sendmail does: through an account's
@@ -220,24 +221,37 @@ func newSendmailer(env *cliEnv, sa sendmailArgs) (*sendmailer, int) {
 	return sm, 0
 }
 
-// handOn sends one message from (-f, else the account's from, else its
-// From header, else the local user) to rcpts, and returns the exit code sendmail would.
-func (sm *sendmailer) handOn(env *cliEnv, from string, rcpts []string, msg []byte) int {
+// handOn sends one message to rcpts and returns the exit code sendmail
+// would. The sender is from when fromGiven (-f; MAIL FROM with -bs, where
+// "" is the null sender <> of a bounce), else the account's from, else
+// the message's From header, else the local user. Bcc and Resent-Bcc
+// fields are removed, whichever way the recipients came (Postfix's
+// message_drop_headers).
+func (sm *sendmailer) handOn(env *cliEnv, from string, fromGiven bool, rcpts []string, msg []byte) int {
+	msg = removeHeader(removeHeader(msg, "Bcc"), "Resent-Bcc")
 	hdr, _ := mail.ReadMessage(bytes.NewReader(msg))
 	req := sm.req // req.from: the account's sender, if it has one
-	if from != "" {
-		req.from = from // -f, or MAIL FROM with -bs
+	if fromGiven {
+		req.from = from
 	}
-	if req.from == "" && hdr != nil {
+	if !fromGiven && req.from == "" && hdr != nil {
 		if list, err := hdr.Header.AddressList("From"); err == nil && len(list) > 0 {
 			req.from = list[0].Address
 		}
 	}
-	if req.from == "" && !sm.viaSMTP {
+	if !fromGiven && req.from == "" && !sm.viaSMTP {
 		req.from = sm.drop.localSender(env)
 	}
-	if req.from == "" {
+	if !fromGiven && req.from == "" {
 		return failCode(env, exUsage, "no sender: give -f or set from in the account")
+	}
+	// A From header to add, if the message has none: the sender, or for
+	// the null sender the account's or the local user's address.
+	headerFrom := req.from
+	if headerFrom == "" {
+		if headerFrom = sm.req.from; headerFrom == "" && !sm.viaSMTP {
+			headerFrom = sm.drop.localSender(env)
+		}
 	}
 	rcpts = slices.Clone(rcpts)
 	if sm.viaSMTP {
@@ -261,7 +275,7 @@ func (sm *sendmailer) handOn(env *cliEnv, from string, rcpts []string, msg []byt
 			rcpts[i] = r + "@" + origin
 		}
 	}
-	msg = addMissingHeaders(msg, hdr, req.from, sm.sa.fullName)
+	msg = addMissingHeaders(msg, hdr, headerFrom, sm.sa.fullName)
 	req.rcpts = rcpts
 	req.message = msg
 	req.notify = sm.sa.notify
@@ -349,7 +363,7 @@ func removeHeader(msg []byte, name string) []byte {
 func addMissingHeaders(msg []byte, hdr *mail.Message, from, fullName string) []byte {
 	var add bytes.Buffer
 	has := func(k string) bool { return hdr != nil && hdr.Header.Get(k) != "" }
-	if !has("From") {
+	if !has("From") && from != "" {
 		a := mail.Address{Name: fullName, Address: from}
 		fmt.Fprintf(&add, "From: %s\r\n", a.String())
 	}
@@ -372,12 +386,27 @@ func addMissingHeaders(msg []byte, hdr *mail.Message, from, fullName string) []b
 // drop's collector qualifies it with the first local domain, as Postfix's
 // append_at_myorigin; through an SMTP account, sendmail does the same). A part that is neither is an error naming the
 // header, never silently dropped.
+//
+// Every field of that name counts (a second Bcc: line too), as all are
+// removed.
 func headerRecipients(h mail.Header, name string) ([]string, error) {
-	v := h.Get(name)
+	var out []string
+	for _, v := range h[textproto.CanonicalMIMEHeaderKey(name)] {
+		list, err := fieldRecipients(name, v)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, list...)
+	}
+	return out, nil
+}
+
+// fieldRecipients is headerRecipients for one field's value v.
+func fieldRecipients(name, v string) ([]string, error) {
 	if strings.TrimSpace(v) == "" {
 		return nil, nil
 	}
-	if list, err := h.AddressList(name); err == nil {
+	if list, err := mail.ParseAddressList(v); err == nil {
 		out := make([]string, 0, len(list))
 		for _, a := range list {
 			out = append(out, a.Address)

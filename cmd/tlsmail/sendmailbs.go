@@ -27,6 +27,9 @@ const maxStdioMessage = 64 << 20
 // of input; it exits 0 unless out fails.
 func (sm *sendmailer) serveStdio(env *cliEnv, in io.Reader, out io.Writer) int {
 	sm.req.allOrNone = true // one reply per message: it must be true for every recipient
+	// Only the error lines become replies: the -v transcript and a
+	// password_command's own words go to the error stream as they are.
+	sm.req.diag = env.stderr
 	br := bufio.NewReader(in)
 	bw := bufio.NewWriter(out)
 	host, _ := os.Hostname()
@@ -68,6 +71,13 @@ func (sm *sendmailer) serveStdio(env *cliEnv, in io.Reader, out io.Writer) int {
 			}
 		case "RCPT":
 			p, err := smtpwire.ParsePathArg(arg, "TO")
+			if err != nil {
+				// A bare name (RCPT TO:<root>), qualified as on the
+				// command line (handOn).
+				if name, ok := bareRcpt(arg); ok {
+					p, err = smtpwire.PathArg{Addr: name}, nil
+				}
+			}
 			switch {
 			case !inMail:
 				reply(503, "5.5.1 Error: need MAIL command")
@@ -149,7 +159,7 @@ func (sm *sendmailer) handOnStdio(env *cliEnv, from string, rcpts []string, msg 
 	var errb bytes.Buffer
 	one := *env
 	one.stdin, one.stdout, one.stderr = strings.NewReader(""), io.Discard, &errb
-	exit := sm.handOn(&one, from, rcpts, msg)
+	exit := sm.handOn(&one, from, true, rcpts, msg)
 	env.stderr.Write(errb.Bytes())
 	if exit == exitOK {
 		return 250, "2.0.0", []string{"Ok: handed on"}
@@ -162,8 +172,25 @@ func (sm *sendmailer) handOnStdio(env *cliEnv, from string, rcpts []string, msg 
 	if len(lines) == 0 {
 		lines = []string{fmt.Sprintf("not sent (exit %d)", exit)}
 	}
-	if exit == exTempFail {
-		return 451, "4.3.0", lines
+	switch exit {
+	case exUsage, exDataErr, exUnavailable, exNoPerm, 67, 68: // the message or its addresses: again, the same
+		return 554, "5.3.0", lines
 	}
-	return 554, "5.3.0", lines
+	// A 4xx, the network, TLS, the disk, the configuration, a bug: it
+	// may pass, and the client keeps the message.
+	return 451, "4.3.0", lines
+}
+
+// bareRcpt is the bare local name of RCPT's argument "TO:<root>", which
+// the path syntax refuses.
+func bareRcpt(arg string) (string, bool) {
+	if len(arg) < 3 || !strings.EqualFold(arg[:3], "TO:") {
+		return "", false
+	}
+	v := strings.TrimSpace(arg[3:])
+	if !strings.HasPrefix(v, "<") || !strings.HasSuffix(v, ">") {
+		return "", false
+	}
+	name := v[1 : len(v)-1]
+	return name, bareLocalName(name)
 }

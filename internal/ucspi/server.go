@@ -68,7 +68,7 @@ type ServerOptions struct {
 // Server is a running sslserver.
 type Server struct {
 	o    ServerOptions
-	pid  int // this process, the PID of UCSPI-SSL's ok/deny/ssl lines
+	pid  int // this process: the PID of the deny and "ssl PID accept" lines (ok, pid and end carry the program's)
 	log  *log.Logger
 	bufs *relayBuffers
 	env  *baseEnv // this process's environment, the base of every program's (spawn.go)

@@ -49,14 +49,17 @@ func TestSendFromScripts(t *testing.T) {
 
 	// --message: the Bcc header goes, the Bcc recipient gets it by the envelope.
 	msgFile := filepath.Join(dir, "m.eml")
-	os.WriteFile(msgFile, []byte("From: demo@localhost\nTo: demo@localhost\nBcc: secret@localhost\nSubject: script-bcc\n\nhi\n"), 0o644)
+	os.WriteFile(msgFile, []byte("From: demo@localhost\nTo: demo@localhost\nBcc: postmaster@localhost\nResent-Bcc: other@localhost\nSubject: script-bcc\n\nhi\n"), 0o644)
 	out, errs, code := runTlsmail(t, pwEnv, "", append(base, "--message", msgFile, "--to", "demo@localhost", "-q")...)
 	if code != 0 || out != "" {
 		t.Fatalf("--message -q: exit %d, stdout %q (want nothing), stderr %q", code, out, errs)
 	}
-	if stored := m.findMail(t, "demo", "script-bcc"); strings.Contains(stored, "Bcc:") || strings.Contains(stored, "secret@") {
-		t.Errorf("the Bcc header reached the recipient:\n%s", stored)
+	if stored := m.findMail(t, "demo", "script-bcc"); strings.Contains(stored, "Bcc:") || strings.Contains(stored, "postmaster@") || strings.Contains(stored, "other@") {
+		t.Errorf("a Bcc header reached the recipient:\n%s", stored)
 	}
+	// The Bcc address was a recipient, not dropped with its header: the
+	// server took two, demo and postmaster (an alias of demo).
+	m.waitLog(t, "to=demo@localhost,demo@localhost ")
 	// Composing flags with --message: a usage error, not a silent loss.
 	_, errs, code = runTlsmail(t, pwEnv, "", append(base, "--message", msgFile, "--to", "demo@localhost", "--subject", "x", "--attach", msgFile)...)
 	if code != 64 || !strings.Contains(errs, "--subject") || !strings.Contains(errs, "--attach") || !strings.Contains(errs, "would be ignored") {
@@ -243,4 +246,29 @@ cafile = "ca.pem"
 			t.Errorf("the message refused for one recipient reached the other")
 		}
 	}
+	// A temporary failure (the account's password_command fails) is a
+	// 451, so the program keeps the message; -v's transcript and the
+	// command's own words go to the error stream, not into replies.
+	os.WriteFile(filepath.Join(conf, "send.toml"), []byte(`[account.sub]
+server = "`+m.addr["submission"]+`"
+user = "demo"
+from = "demo@localhost"
+cafile = "ca.pem"
+password_command = "echo gpg-agent is locked >&2; exit 1"
+`), 0o600)
+	out, code = run([]string{"XDG_CONFIG_HOME=" + dir}, "--pipe", link+" -bs -v", "--from", "demo@localhost", "--to", "demo@localhost", "--body", "x")
+	if code == 0 || !strings.Contains(out, "<** 451 4.3.0 the account's password_command failed") || strings.Contains(out, "gpg-agent is locked\n<") && strings.Contains(out, "451-4.3.0 gpg-agent") {
+		t.Errorf("sendmail -bs, failing password_command: exit %d\n%s", code, out)
+	}
+	os.Remove(filepath.Join(conf, "send.toml"))
+	// Through the drop: a bare RCPT name is qualified, and the null
+	// sender of a bounce stays the null sender.
+	out, code = run(dropEnv, "--pipe", link+" -bs", "--from", "<>", "--to", "demo", "--header", "Subject: stdio-null-sender", "--body", "a bounce")
+	if code != 0 {
+		t.Fatalf("sendmail -bs, MAIL FROM:<> to a bare name: exit %d\n%s", code, out)
+	}
+	if stored := m.findMail(t, "demo", "stdio-null-sender"); !strings.Contains(stored, "Return-Path: <>") {
+		t.Errorf("the null sender was replaced:\n%s", stored)
+	}
+
 }
