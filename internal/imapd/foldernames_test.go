@@ -90,7 +90,7 @@ func chownToDovecot(t *testing.T, dir string) {
 // its UTF-8 name (which Dovecot lists but cannot open) is renamed at
 // login. Dovecot 2.3's subscriptions file holds the same modified UTF-7
 // names (with a tab for the separator: "V\t2\n\n&ANw-ber\tStra&AN8-e\n"),
-// logged here; tlsmail keeps none (every folder counts as subscribed).
+// logged here; tlsmail shares it (TestSubscriptionsSharedWithDovecot).
 func TestFolderNamesSharedWithDovecot(t *testing.T) {
 	dc := testpeer.StartDovecot(t, map[string]testpeer.DovecotUser{"demo": {Password: "dovecot-pw"}})
 	root := dc.Maildir("demo")

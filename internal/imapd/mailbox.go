@@ -1,11 +1,8 @@
 package imapd
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -53,6 +50,7 @@ type mailbox struct {
 	next     uint32
 	msgs     []*message
 	tracker  *imapserver.MailboxTracker
+	seed     map[string]uint32 // Dovecot's UIDs, while load seeds from them
 }
 
 type message struct {
@@ -87,11 +85,20 @@ func (mb *mailbox) load() error {
 		if floor := readValidityFloor(string(mb.dir)); v <= floor {
 			v = floor + 1
 		}
-		if err := writeValidityFloor(string(mb.dir), v); err != nil {
+		l = uidList{validity: v, next: 1}
+		// Dovecot's, for a folder tlsmail has never indexed (checked
+		// before the floor below marks it as indexed).
+		seed := mb.reg.dovecotSeed(string(mb.dir))
+		if seed != nil {
+			l = uidList{validity: seed.validity, next: seed.next}
+			mb.seed = seed.uids
+			defer func() { mb.seed = nil }()
+		}
+		if err := writeValidityFloor(string(mb.dir), l.validity); err != nil {
 			return err
 		}
-		l = uidList{validity: v, next: 1}
-		mb.reg.log.Info("imap: new UID index", "maildir", string(mb.dir), "uidvalidity", l.validity)
+		mb.reg.log.Info("imap: new UID index", "maildir", string(mb.dir), "uidvalidity", l.validity,
+			"from_dovecot", seed != nil)
 	}
 	mb.validity, mb.next = l.validity, l.next
 	for _, e := range l.entries {
@@ -175,14 +182,11 @@ func (mb *mailbox) syncLocked(write bool) error {
 		added = append(added, &message{m: m, size: size})
 	}
 	sort.Slice(added, func(i, j int) bool { return added[i].m.Name < added[j].m.Name })
-	for _, msg := range added {
-		msg.uid = imap.UID(mb.next)
-		mb.next++
-	}
+	numbered := mb.number(added)
 	if write || len(gone) > 0 || len(added) > 0 {
 		all := append(append([]*message(nil), kept...), added...)
 		if err := mb.writeIndex(all); err != nil {
-			mb.next -= uint32(len(added)) // nobody saw them
+			mb.next -= numbered // nobody saw them
 			return err
 		}
 	}
@@ -281,82 +285,6 @@ func (mb *mailbox) path(msg *message) (string, error) {
 	}
 	msg.m = m
 	return mb.dir.Path(m), nil
-}
-
-// crlfSize is the size of the file with every line ending in CRLF.
-func crlfSize(path string) (int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	n, err := io.Copy(io.Discard, &crlfReader{r: bufio.NewReaderSize(f, 32*1024)})
-	return n, err
-}
-
-// readCRLF reads a message file with CRLF line ends (Maildir files from
-// local delivery use LF; IMAP counts and sends CRLF).
-func readCRLF(path string, sizeHint int64) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	return toCRLF(b, sizeHint), nil
-}
-
-// toCRLF returns b with every bare LF made CRLF.
-func toCRLF(b []byte, sizeHint int64) []byte {
-	out := make([]byte, 0, max(sizeHint, int64(len(b))))
-	for len(b) > 0 {
-		i := bytes.IndexByte(b, '\n')
-		if i < 0 {
-			out = append(out, b...)
-			break
-		}
-		out = append(out, b[:i]...)
-		if i == 0 || b[i-1] != '\r' {
-			out = append(out, '\r')
-		}
-		out = append(out, '\n')
-		b = b[i+1:]
-	}
-	return out
-}
-
-// crlfReader turns bare LF into CRLF.
-type crlfReader struct {
-	r      *bufio.Reader
-	prevCR bool
-	lf     bool // a LF is owed after the CR just returned
-}
-
-func (c *crlfReader) Read(p []byte) (int, error) {
-	n := 0
-	for n < len(p) {
-		if c.lf {
-			p[n] = '\n'
-			n++
-			c.lf, c.prevCR = false, false
-			continue
-		}
-		b, err := c.r.ReadByte()
-		if err != nil {
-			if n > 0 {
-				return n, nil
-			}
-			return 0, err
-		}
-		if b == '\n' && !c.prevCR {
-			p[n] = '\r'
-			n++
-			c.lf = true
-			continue
-		}
-		p[n] = b
-		n++
-		c.prevCR = b == '\r'
-	}
-	return n, nil
 }
 
 // registry keeps one mailbox per Maildir for all sessions of the server,

@@ -330,69 +330,8 @@ func (sess *session) Rename(from, to string, _ *imap.RenameOptions) error {
 	return nil
 }
 
-// Subscribe and Unsubscribe are accepted; every folder counts as
-// subscribed (a Maildir++ folder exists to be read).
-func (sess *session) Subscribe(name string) error {
-	_, _, err := sess.folder(name)
-	return err
-}
-
-func (sess *session) Unsubscribe(string) error { return nil }
-
 func (sess *session) Namespace() (*imap.NamespaceData, error) {
 	return &imap.NamespaceData{Personal: []imap.NamespaceDescriptor{{Prefix: "", Delim: delim}}}, nil
-}
-
-func (sess *session) List(w *imapserver.ListWriter, ref string, patterns []string, opts *imap.ListOptions) error {
-	if len(patterns) == 1 && patterns[0] == "" {
-		return w.WriteList(&imap.ListData{Attrs: []imap.MailboxAttr{imap.MailboxAttrNoSelect}, Delim: delim, Mailbox: ""})
-	}
-	folders, err := maildir.Folders(sess.root)
-	if err != nil {
-		return serverError("cannot list mailboxes")
-	}
-	names := append([]string{"INBOX"}, folders...)
-	for _, name := range names {
-		match := false
-		for _, p := range patterns {
-			match = match || imapserver.MatchList(name, delim, ref, p)
-		}
-		if !match {
-			continue
-		}
-		data := imap.ListData{Mailbox: name, Delim: delim}
-		var su imap.MailboxAttr
-		for _, x := range specialUse {
-			if x.name == name {
-				su = x.attr
-			}
-		}
-		if opts.SelectSpecialUse && su == "" {
-			continue
-		}
-		if su != "" && (opts.ReturnSpecialUse || opts.SelectSpecialUse || !opts.SelectSubscribed) {
-			data.Attrs = append(data.Attrs, su)
-		}
-		if opts.SelectSubscribed || opts.ReturnSubscribed {
-			data.Attrs = append(data.Attrs, imap.MailboxAttrSubscribed)
-		}
-		children := imap.MailboxAttrHasNoChildren
-		for _, f := range folders {
-			if strings.HasPrefix(f, name+string(delim)) {
-				children = imap.MailboxAttrHasChildren
-			}
-		}
-		data.Attrs = append(data.Attrs, children)
-		if opts.ReturnStatus != nil {
-			if data.Status, err = sess.Status(name, opts.ReturnStatus); err != nil {
-				return err
-			}
-		}
-		if err := w.WriteList(&data); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 func (sess *session) Status(name string, opts *imap.StatusOptions) (*imap.StatusData, error) {

@@ -105,7 +105,11 @@ func quotaLock(root string) *quotaState {
 // was stored, and appends its usage to maildirsize. A recalculation in
 // between does not count the message (it is counted by end instead), so a
 // message is never counted twice (the file counted by the recount, then
-// its line appended) nor missed.
+// its line appended) nor missed. Call it for every store, whether or not
+// the user has a quota here: a maildirsize without one is another
+// program's (Dovecot's maildir quota), whose count drifts unless every
+// writer appends (AddUsage is as unconditional); without a maildirsize,
+// end writes nothing.
 func BeginStore(root, name string) (end func(bytes int64, stored bool) error) {
 	st := quotaLock(root)
 	s := &storing{}
