@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/tlsmail/tlsmail/internal/auth"
 	"github.com/tlsmail/tlsmail/internal/config"
@@ -26,10 +29,13 @@ type delivery struct {
 	cfg    func() *config.Config
 	log    *slog.Logger
 	syncer *safeio.DirSyncer
-	made   sync.Map   // Maildir paths known to exist
-	batch  localBatch // Maildir files made durable in batches (localbatch.go)
-	remote atomic.Pointer[remote.Deliverer]
-	dkim   atomic.Pointer[msgauth.Signer] // DKIM keys for mail leaving (dkim.go)
+	made   sync.Map // Maildir paths known to exist
+	// quotaFiles: which Maildirs without a tlsmail quota have a
+	// maildirsize (Dovecot's quota) to keep counting in.
+	quotaFiles quotaFileCache
+	batch      localBatch // Maildir files made durable in batches (localbatch.go)
+	remote     atomic.Pointer[remote.Deliverer]
+	dkim       atomic.Pointer[msgauth.Signer] // DKIM keys for mail leaving (dkim.go)
 }
 
 func (d *delivery) Deliver(ctx context.Context, env *queue.Envelope, rcpts []int, open func() (io.ReadCloser, error)) []queue.Outcome {
@@ -100,15 +106,19 @@ func (d *delivery) local(cfg *config.Config, env *queue.Envelope, i int, open fu
 	if !ok && !(env.Retry && alreadyStored(md, name)) {
 		return refused
 	}
-	// With a quota, the message is counted in maildirsize once it is
-	// stored (mailboxes.go); a recount meanwhile leaves it to this.
-	// A batched delivery hands its count to the round that publishes it
-	// (count nil'd here): counted when the file reaches new/, not when
-	// this returns, and not if the round fails.
+	// The message is counted in maildirsize once it is stored
+	// (mailboxes.go), quota or not: a maildirsize without a tlsmail
+	// quota is another program's (Dovecot's maildir quota), whose count
+	// must see every store as it sees POP3's and IMAP's; a Maildir
+	// without one gets none (whether it has one is looked at once a
+	// minute: the hot path makes no failing open). A recount meanwhile
+	// leaves it to this. A batched delivery hands its count to the round
+	// that publishes it (count nil'd here): counted when the file
+	// reaches new/, not when this returns, and not if the round fails.
 	var stored bool
 	var size int64
 	var count func(n int64, stored bool)
-	if !q.IsZero() {
+	if !q.IsZero() || d.quotaFiles.has(path) {
 		end := maildir.BeginStore(path, name)
 		count = func(n int64, stored bool) { d.countQuota(end, path, stored, n) }
 		defer func() {
@@ -148,4 +158,23 @@ func (d *delivery) local(cfg *config.Config, env *queue.Envelope, i int, open fu
 		o.Status = dstatus.Delivered("already in maildir " + user + " (not stored twice)")
 	}
 	return o
+}
+
+// quotaFileCache remembers, per Maildir, that it had no maildirsize, for
+// a minute: a delivery to a Maildir without a quota file then costs no
+// system call for it, and one that another program (Dovecot) creates is
+// counted in within the minute — before that, its own recount from the
+// files (which it makes when it creates the file) includes the messages.
+type quotaFileCache struct{ none sync.Map } // path → time.Time of the look that found none
+
+func (c *quotaFileCache) has(maildirPath string) bool {
+	if t, ok := c.none.Load(maildirPath); ok && time.Since(t.(time.Time)) < time.Minute {
+		return false
+	}
+	if _, err := os.Stat(filepath.Join(maildirPath, "maildirsize")); err == nil {
+		c.none.Delete(maildirPath)
+		return true
+	}
+	c.none.Store(maildirPath, time.Now())
+	return false
 }
