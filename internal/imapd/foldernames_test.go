@@ -103,8 +103,10 @@ func TestFolderNamesSharedWithDovecot(t *testing.T) {
 	if _, err := old.Deliver("1700000000.old.h", strings.NewReader("Subject: old\n\nhi\n"), maildir.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(root, ".Gelöscht", "maildirfolder"), nil, 0o600); err != nil {
-		t.Fatal(err)
+	for _, f := range []string{"maildirfolder", "tlsmail-uidlist"} { // its UID index: an older tlsmail's
+		if err := os.WriteFile(filepath.Join(root, ".Gelöscht", f), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	ours := goClient(t, ts.addr["imap"], ts.roots, "demo", password)
@@ -293,10 +295,15 @@ func TestOldUTF8FoldersRenamedAtLogin(t *testing.T) {
 	if err := os.Rename(filepath.Join(root, ".Entw&APw-rfe"), filepath.Join(root, ".Entwürfe")); err != nil {
 		t.Fatal(err)
 	}
-	for _, dir := range []string{".Ärger", ".&AMQ-rger"} {
+	for _, dir := range []string{".Ärger", ".&AMQ-rger", ".Büro"} {
 		if _, err := maildir.Create(filepath.Join(root, dir)); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// .Ärger as an older tlsmail kept it (its UID index in it); .Büro
+	// as another program wrote it (Dovecot with :UTF-8): not renamed.
+	if err := os.WriteFile(filepath.Join(root, ".Ärger", "tlsmail-uidlist"), nil, 0o600); err != nil {
+		t.Fatal(err)
 	}
 
 	ts2 := startIMAP(t, ts.dir)
@@ -308,7 +315,7 @@ func TestOldUTF8FoldersRenamedAtLogin(t *testing.T) {
 	if err != nil || st2.NumMessages == nil || *st2.NumMessages != 1 || st2.UIDValidity != st.UIDValidity {
 		t.Errorf("STATUS of the migrated folder: %+v %v; want 1 message, UIDVALIDITY %d", st2, err, st.UIDValidity)
 	}
-	for dir, there := range map[string]bool{".Entwürfe": false, ".Entw&APw-rfe": true, ".Ärger": true, ".&AMQ-rger": true} {
+	for dir, there := range map[string]bool{".Entwürfe": false, ".Entw&APw-rfe": true, ".Ärger": true, ".&AMQ-rger": true, ".Büro": true, ".B&APw-ro": false} {
 		if _, err := os.Stat(filepath.Join(root, dir)); (err == nil) != there {
 			t.Errorf("%s: there %v, want %v", dir, err == nil, there)
 		}
@@ -319,6 +326,7 @@ func TestOldUTF8FoldersRenamedAtLogin(t *testing.T) {
 	for _, want := range []string{
 		`msg="imap: folder renamed to its modified UTF-7 directory name" user=demo folder=Entwürfe old=.Entwürfe new=.Entw&APw-rfe`,
 		`level=WARN msg="imap: folder left under its old UTF-8 directory name: the modified UTF-7 one exists; merge them by hand" user=demo folder=Ärger old=.Ärger new=.&AMQ-rger`,
+		`level=WARN msg="imap: folder not shown: a UTF-8 folder name another program wrote`,
 	} {
 		if !strings.Contains(log, want) {
 			t.Errorf("the log lacks %q:\n%s", want, log)

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -78,6 +79,10 @@ type Server struct {
 	log      *slog.Logger
 	reg      *registry
 	metrics  *metrics.Mail // nil: none (SetMetrics)
+
+	// migrationSaid: the legacy folders a login found and left, each
+	// logged once (session.go's migrateFolders).
+	migrationSaid sync.Map
 
 	conns listen.Sessions[*guardConn]
 	// sessions are the IMAP sessions, for the BYE at shutdown (bye.go).

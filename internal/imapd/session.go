@@ -164,7 +164,16 @@ func (sess *session) migrateFolders() {
 	}
 	for _, m := range moved {
 		args := []any{"user", sess.user, "folder", m.Name, "old", m.From, "new", m.To}
+		if m.Err != nil {
+			// A folder left as it is would be found again at every
+			// login: said once per folder while the server runs.
+			if _, said := sess.srv.migrationSaid.LoadOrStore(filepath.Join(sess.root, m.From), true); said {
+				continue
+			}
+		}
 		switch {
+		case errors.Is(m.Err, maildir.ErrNotOurs):
+			sess.srv.log.Warn("imap: folder not shown: "+maildir.ErrNotOurs.Error(), args...)
 		case errors.Is(m.Err, fs.ErrExist):
 			sess.srv.log.Warn("imap: folder left under its old UTF-8 directory name: the modified UTF-7 one exists; merge them by hand", args...)
 		case m.Err != nil:

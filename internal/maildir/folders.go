@@ -33,6 +33,11 @@ import (
 // no control characters, no leading, trailing or doubled '.', not INBOX
 // itself, and its directory name (modified UTF-7) at most 255 octets.
 func ValidFolder(name string) bool {
+	return validFolderSyntax(name) && len(EncodeMUTF7(name)) < maxNameLen
+}
+
+// validFolderSyntax is ValidFolder but for the length of the name on disk.
+func validFolderSyntax(name string) bool {
 	if name == "" || strings.EqualFold(name, "INBOX") || strings.HasPrefix(name, ".") ||
 		strings.HasSuffix(name, ".") || strings.Contains(name, "..") || strings.ContainsRune(name, '/') {
 		return false
@@ -42,7 +47,7 @@ func ValidFolder(name string) bool {
 			return false
 		}
 	}
-	return len(EncodeMUTF7(name)) < maxNameLen
+	return true
 }
 
 // maxNameLen is the longest file name (NAME_MAX), the leading '.' included.
@@ -72,10 +77,10 @@ func folderName(entry string) (name string, legacy bool) {
 		}
 		return n, false
 	}
-	if !utf8.ValidString(enc) || !ValidFolder(enc) {
+	if !utf8.ValidString(enc) || !validFolderSyntax(enc) {
 		return "", false
 	}
-	return enc, true
+	return enc, true // its encoded name may be too long: MigrateFolders says so
 }
 
 // isMaildir reports whether dir holds a cur/ directory.
@@ -121,6 +126,10 @@ func Folders(root string) ([]string, error) {
 	return out, nil
 }
 
+// ErrNotOurs is a Migration's error for a UTF-8 directory name that no
+// tlsmail wrote (it has no tlsmail-uidlist): left as it is, not shown.
+var ErrNotOurs = errors.New("a UTF-8 folder name another program wrote (no tlsmail-uidlist in it): left as it is and not shown over IMAP (tlsmail keeps folder names in modified UTF-7, as Dovecot's default layout)")
+
 // Migration is a folder MigrateFolders found under a legacy (UTF-8)
 // directory name.
 type Migration struct {
@@ -151,6 +160,20 @@ func MigrateFolders(root string) ([]Migration, error) {
 		}
 		m := Migration{Name: name, From: e.Name(), To: "." + EncodeMUTF7(name)}
 		src, dst := filepath.Join(root, m.From), filepath.Join(root, m.To)
+		if _, err := os.Stat(filepath.Join(src, "tlsmail-uidlist")); err != nil {
+			// Not an older tlsmail's folder (it kept its UID index in
+			// every folder it showed): another program's that writes
+			// UTF-8 names on purpose — Dovecot with :UTF-8, mutt — whose
+			// folder a rename would take away at every login.
+			m.Err = fmt.Errorf("maildir migrate %q: %w", m.From, ErrNotOurs)
+			out = append(out, m)
+			continue
+		}
+		if len(m.To) > maxNameLen {
+			m.Err = fmt.Errorf("maildir migrate %q: its modified UTF-7 name would be %d octets, over the file system's %d: rename it to a shorter name by hand", m.From, len(m.To), maxNameLen)
+			out = append(out, m)
+			continue
+		}
 		// RENAME_NOREPLACE: rename(2) would replace an empty directory
 		// Dovecot made under the new name a moment before.
 		err := unix.Renameat2(unix.AT_FDCWD, src, unix.AT_FDCWD, dst, unix.RENAME_NOREPLACE)
