@@ -27,7 +27,7 @@ func Postfix(dir string, opt Options) (*Result, error) {
 		return nil, err
 	}
 	p := &pfImport{m: m, mc: mc, opt: opt, r: &Result{From: "postfix", Dir: dir, DataDir: opt.DataDir, UsersFile: opt.UsersFile}, done: map[string]bool{}, milterOverride: map[string]string{}}
-	for _, step := range []func() error{p.names, p.networks, p.aliases, p.serverTLS, p.outbound, p.transport, p.limits, p.services, p.milters, p.senderLogin, p.virtualMailbox} {
+	for _, step := range []func() error{p.names, p.networks, p.aliases, p.serverTLS, p.outbound, p.transport, p.limits, p.services, p.milters, p.senderLogin, p.virtualMailbox, p.dovecot} {
 		if err := step(); err != nil {
 			return nil, err
 		}

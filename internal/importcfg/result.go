@@ -62,6 +62,8 @@ type Result struct {
 	RelayClientCerts []string
 	Aliases          []KV
 	Transport        []KV
+	Delivery         []KV   // [delivery]: domain → LMTP target (Dovecot)
+	AuthBackend      string // auth_backend ("dovecot:…"), or "" (the users file)
 	TLS              TLS
 	Outbound         Outbound
 	MessageSize      int64
@@ -203,6 +205,9 @@ func (r *Result) WriteTOML(w io.Writer) error {
 	if r.SenderLogin != "" {
 		top("sender_login", Quote(r.SenderLogin))
 	}
+	if r.AuthBackend != "" {
+		top("auth_backend", Quote(r.AuthBackend))
+	}
 	table := func(name string, kvs []KV) {
 		if len(kvs) == 0 {
 			return
@@ -220,6 +225,7 @@ func (r *Result) WriteTOML(w io.Writer) error {
 		}
 	}
 	table("transport", r.Transport)
+	table("delivery", r.Delivery)
 	var tls []KV
 	for _, kv := range []KV{{"cert", r.TLS.Cert}, {"key", r.TLS.Key}, {"chain", r.TLS.Chain},
 		{"client_auth", r.TLS.ClientAuth}, {"client_ca_file", r.TLS.ClientCAFile}, {"client_ca_dir", r.TLS.ClientCADir},
