@@ -108,10 +108,23 @@ func (a *Agent) Deliver(ctx context.Context, env *queue.Envelope, rcpts []int, o
 			return all(queue.Outcome{Status: dstatus.Temp("4.4.0", "LMTP server refused the session").WithDetail(re.Reply.String()),
 				RemoteMTA: remoteMTA, Attrs: attrs})
 		}
+		var te *smtpclient.TLSError
+		if errors.As(err, &te) {
+			// The server answered; its TLS (STARTTLS refused, a
+			// certificate that does not verify) is what an admin fixes.
+			return all(queue.Outcome{Status: dstatus.Temp("4.7.5", "LMTP server's TLS not acceptable").WithDetail(err.Error()),
+				RemoteMTA: remoteMTA, Attrs: attrs})
+		}
 		return all(queue.Outcome{Status: dstatus.Temp("4.4.1", "LMTP server not available").WithDetail(err.Error()),
 			RemoteMTA: remoteMTA, Attrs: attrs})
 	}
 	defer c.Close()
+	if a.Network == "tcp" {
+		// Over TCP the connection's TLS is in the delivery's log line,
+		// as for remote delivery (tls=none on loopback, which goes
+		// without). A unix socket has none to tell.
+		attrs = append(append([]any{}, attrs...), c.TLS().LogArgs()...)
+	}
 	var tlsState *tlsinfo.State
 	if st := c.TLS(); st.TLS {
 		tlsState = &st

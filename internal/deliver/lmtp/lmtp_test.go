@@ -3,6 +3,7 @@ package lmtp_test
 import (
 	"context"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -132,5 +133,29 @@ func TestDeliverSMTPUTF8ToDovecot(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(files[0]); !strings.Contains(string(b), "Subject: Grüße") {
 		t.Errorf("stored: %q", b)
+	}
+}
+
+// TestTCPDeliveryLogsItsTLS: over TCP the outcome's log attributes carry
+// the connection's TLS state, as remote delivery's do (tls=none on
+// loopback, where the agent goes without); over a unix socket none.
+func TestTCPDeliveryLogsItsTLS(t *testing.T) {
+	dc := testpeer.StartDovecot(t, map[string]testpeer.DovecotUser{"alice": {Password: "pw-alice-1"}})
+	env := &queue.Envelope{ID: "Q2", From: "sender@example.net", Received: time.Now(), Recipients: []queue.Recipient{{Addr: "alice@example.org", Local: "alice"}}}
+	tlsAttr := func(o queue.Outcome) string {
+		for _, a := range o.Attrs {
+			if at, ok := a.(slog.Attr); ok && at.Key == "tls" {
+				return at.Value.String()
+			}
+		}
+		return ""
+	}
+	tcp := &lmtp.Agent{Network: "tcp", Address: dc.LMTPAddr, LocalName: "mx.example.org"}
+	if out := tcp.Deliver(context.Background(), env, []int{0}, message("Subject: tcp\r\n\r\nhi\r\n")); len(out) != 1 || !out[0].Delivered || tlsAttr(out[0]) != "none" {
+		t.Errorf("over TCP: %+v (tls %q)", out, tlsAttr(out[0]))
+	}
+	unix := &lmtp.Agent{Network: "unix", Address: dc.LMTP, LocalName: "mx.example.org"}
+	if out := unix.Deliver(context.Background(), env, []int{0}, message("Subject: unix\r\n\r\nhi\r\n")); len(out) != 1 || !out[0].Delivered || tlsAttr(out[0]) != "" {
+		t.Errorf("over a unix socket: %+v", out)
 	}
 }
