@@ -66,6 +66,7 @@ func aliasWarnings(cfg *config.Config, users *auth.Users, rt *route.Router) []st
 		out = append(out, fmt.Sprintf("warning: %s is no local user or alias (add `postmaster = \"USER\"` to [aliases]); double-bounce notices will be kept in the queue's hold/ directory instead of being delivered", pm))
 	}
 	out = append(out, quotaWarnings(cfg, users)...)
+	out = append(out, deliveryWarnings(cfg, rt)...)
 	for _, n := range users.Names() {
 		if _, d := auth.SplitName(n); d != "" && !rt.IsLocalDomain(d) {
 			out = append(out, fmt.Sprintf("warning: user %s: %s is not in local_domains; mail to the user would be relayed or refused", n, d))
@@ -99,4 +100,29 @@ func quotaUserAt(cfg *config.Config, msg, name string) *config.Error {
 		}
 	}
 	return cfg.ErrorAt(msg, "quota", "user", name)
+}
+
+// deliveryWarnings names [delivery] entries that can never apply: it is
+// for local recipients only, so one for a domain that is not local is
+// passed over (its mail goes by MX or [transport]), and one for an
+// address that resolves to no local mailbox too. Each names the file and
+// line.
+func deliveryWarnings(cfg *config.Config, rt *route.Router) []string {
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(cfg.Delivery)) {
+		key := strings.ToLower(k)
+		local, domain, isAddr := strings.Cut(key, "@")
+		if !isAddr {
+			domain, local = key, ""
+		}
+		switch {
+		case !rt.IsLocalDomain(domain):
+			out = append(out, cfg.ErrorAt(fmt.Sprintf("warning: [delivery] %q: %s is not in local_domains; [delivery] applies to local recipients only, so its mail goes by MX or [transport] instead", k, domain), "delivery", k).Error())
+		case isAddr && local != "":
+			if dests, rep := rt.Resolve(key, false); rep != nil || len(dests) == 0 {
+				out = append(out, cfg.ErrorAt(fmt.Sprintf("warning: [delivery] %q: no local user or alias has this address, so the entry never applies (mail to it is refused)", k), "delivery", k).Error())
+			}
+		}
+	}
+	return out
 }

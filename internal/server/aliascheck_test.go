@@ -154,3 +154,39 @@ auth = "none"
 		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestDeliveryWarningsNameEntriesThatNeverApply: [delivery] is for local
+// recipients only; an entry for another domain, or for an address no
+// user or alias has, is passed over without a word unless check says so.
+func TestDeliveryWarningsNameEntriesThatNeverApply(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "tlsmail.toml")
+	os.WriteFile(file, []byte(`local_domains = ["example.org"]
+[aliases]
+postmaster = "alice"
+[delivery]
+"example.org" = "lmtp:unix:/run/dovecot/lmtp"
+"notlocal.example" = "lmtp:unix:/run/dovecot/lmtp"
+"ghost@example.org" = "lmtp:unix:/run/dovecot/lmtp"
+"alice@example.org" = "maildir"
+[[listener]]
+address = "127.0.0.1:25"
+mode = "plain"
+auth = "none"
+`), 0o644)
+	cfg, err := config.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	users, _ := auth.LoadUsers(filepath.Join(dir, "users"))
+	h, _ := auth.HashPassword("correct horse")
+	users.Set("alice", h)
+	got := warnings(t, cfg, users)
+	want := []string{
+		file + `:7: warning: [delivery] "ghost@example.org": no local user or alias has this address, so the entry never applies (mail to it is refused)`,
+		file + `:6: warning: [delivery] "notlocal.example": notlocal.example is not in local_domains; [delivery] applies to local recipients only, so its mail goes by MX or [transport] instead`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
