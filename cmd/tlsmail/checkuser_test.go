@@ -24,10 +24,14 @@ func TestCheckAsTheConfiguredUser(t *testing.T) {
 		testpeer.Unavailable(t, "no user nobody: %v", err)
 	}
 	dir, devCfg := devDir(t)
-	// Every directory above the data directory searchable by nobody.
+	// Every directory above the data directory searchable by nobody,
+	// as it was again after the test.
 	for p := filepath.Dir(dir); p != "/"; p = filepath.Dir(p) {
 		if st, err := os.Stat(p); err == nil && st.Mode().Perm()&0o001 == 0 {
-			os.Chmod(p, st.Mode().Perm()|0o005)
+			if err := os.Chmod(p, st.Mode().Perm()|0o005); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.Chmod(p, st.Mode().Perm()) })
 		}
 	}
 	os.Chmod(dir, 0o755)

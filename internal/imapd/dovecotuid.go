@@ -50,6 +50,10 @@ func readDovecotUIDList(dir string) (d dovecotUIDs, ok bool, err error) {
 	return d, err == nil, err
 }
 
+// parseDovecotUIDList reads a dovecot-uidlist (versions 1 to 3): its
+// UIDVALIDITY, next UID and each base name's UID. A malformed header or
+// record order is an error (the whole file is then ignored); a record
+// naming no possible Maildir file is skipped.
 func parseDovecotUIDList(b []byte) (d dovecotUIDs, err error) {
 	lines := strings.Split(string(b), "\n")
 	if lines[len(lines)-1] != "" {
@@ -104,7 +108,7 @@ func parseDovecotUIDList(b []byte) (d dovecotUIDs, err error) {
 		last = uid
 		name, _, _ = strings.Cut(name, ":") // the base name
 		if name == "" || strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == '/' }) {
-			return dovecotUIDs{}, fmt.Errorf("line %d: file name %q", i+2, name)
+			continue // no Maildir file has that name: its UID stays unused, the rest count
 		}
 		if _, dup := d.uids[name]; dup {
 			return dovecotUIDs{}, fmt.Errorf("line %d: %s listed twice", i+2, name)

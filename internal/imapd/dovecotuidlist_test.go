@@ -28,6 +28,8 @@ func TestParseDovecotUIDList(t *testing.T) {
 		{"version 1 (and Courier)", "1 1700000000 12\n3 170.x.host:2,RS\n11 171.y.host\n",
 			dovecotUIDs{1700000000, 12, map[string]uint32{"170.x.host": 3, "171.y.host": 11}}},
 		{"version 2", "2 17 4\n3 0 a.host\n", dovecotUIDs{17, 4, map[string]uint32{"a.host": 3}}},
+		// A name no Maildir file can have is passed over; the rest count.
+		{"odd names skipped", "3 V5 N9\n1 :\n2 :a/b\n3 :a\rb\n4 :c\n", dovecotUIDs{5, 9, map[string]uint32{"c": 4}}},
 	}
 	for _, c := range good {
 		got, err := parseDovecotUIDList([]byte(c.in))
@@ -38,7 +40,7 @@ func TestParseDovecotUIDList(t *testing.T) {
 	for _, in := range []string{
 		"", "\n", "3 V5 N3", "4 V5 N3\n", "3 N3\n", "3 V5\n", "3 V0 N3\n", "3 Vx N3\n", "1 5\n", "1 5 x\n",
 		"3 V5 N9\n2 :a\n2 :b\n", "3 V5 N9\n3 :a\n2 :b\n", "3 V5 N9\n0 :a\n", "3 V5 N9\n1 a\n",
-		"3 V5 N9\n1 :\n", "3 V5 N9\n1 :a\n2 :a:2,S\n", "3 V5 N9\n1 :a/b\n", "3 V5 N9\n1 :a\rb\n",
+		"3 V5 N9\n1 :a\n2 :a:2,S\n",
 		"3 V5 N9\n4294967295 :a\n", "2 5 9\n1 a\n", "3 V5 N9\n1 :a\ngarbage\n", "3 V5 N9\n1 :a",
 	} {
 		if got, err := parseDovecotUIDList([]byte(in)); err == nil {

@@ -1,6 +1,7 @@
 package importcfg
 
 import (
+	"net"
 	"path/filepath"
 	"strings"
 )
@@ -47,7 +48,7 @@ func (p *pfImport) dovecot() error {
 		}
 		why := "[delivery] for " + strings.Join(domains, ", ") + " (the users file still says which recipients exist: add each Dovecot user with tlsmail user add)"
 		if strings.HasPrefix(path, private) {
-			why += "; " + path + " is in Postfix's private/ (0700 postfix), out of reach for tlsmail's user: give tlsmail a listener of its own in Dovecot (service lmtp { unix_listener /run/dovecot/lmtp-tlsmail { user = tlsmail  mode = 0600 } }) and name it here"
+			why += "; " + outOfReach(path, "lmtp")
 			p.r.warn("%s: %s: the LMTP socket %s is in Postfix's private/ directory, which tlsmail's user cannot reach: add a Dovecot listener for tlsmail and change [delivery]", p.at(tr.param), tr.param, path)
 		}
 		p.r.caveat(tr.param, v, why)
@@ -82,7 +83,7 @@ func (p *pfImport) dovecot() error {
 	p.r.AuthBackend = backend
 	why := "auth_backend = \"" + backend + "\": SMTP AUTH, POP3 and IMAP logins ask Dovecot"
 	if strings.HasPrefix(path, private) {
-		why += "; " + path + " is in Postfix's private/ (0700 postfix), out of reach for tlsmail's user: give tlsmail a listener of its own in Dovecot (service auth { unix_listener auth-tlsmail { user = tlsmail  mode = 0600 } }) and name it here"
+		why += "; " + outOfReach(path, "auth")
 		p.r.warn("%s: the Dovecot auth socket %s is in Postfix's private/ directory, which tlsmail's user cannot reach: add a Dovecot auth listener for tlsmail and change auth_backend", where, path)
 	}
 	p.r.caveat("smtpd_sasl_type", saslType+" "+saslPath, why)
@@ -103,9 +104,16 @@ func lmtpTarget(v string, socket func(string) string) (target, path string, ok b
 		return "lmtp:unix:" + path, path, true
 	}
 	rest = strings.TrimPrefix(rest, "inet:")
-	rest = strings.NewReplacer("[", "", "]", "").Replace(rest)
-	if !strings.Contains(rest, ":") {
-		rest += ":24" // LMTP's port (RFC 2033)
+	host, port, err := net.SplitHostPort(rest)
+	if err != nil { // no port: LMTP's (RFC 2033)
+		host, port = rest, "24"
 	}
-	return "lmtp:inet:" + rest, "", true
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	return "lmtp:inet:" + net.JoinHostPort(host, port), "", true
+}
+
+// outOfReach says that a Dovecot socket in Postfix's private/ is not for
+// tlsmail's user, and what listener to give it in Dovecot's service.
+func outOfReach(path, service string) string {
+	return path + " is in Postfix's private/ (0700 postfix), out of reach for tlsmail's user: give tlsmail a listener of its own in Dovecot (service " + service + " { unix_listener " + service + "-tlsmail { user = tlsmail  mode = 0600 } }) and name it here"
 }

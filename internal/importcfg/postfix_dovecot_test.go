@@ -23,7 +23,7 @@ func TestPostfixDovecotLMTPAndSASL(t *testing.T) {
 mydestination = $myhostname, localhost
 virtual_mailbox_domains = example.org, example.net
 virtual_transport = lmtp:unix:private/dovecot-lmtp
-mailbox_transport = lmtp:[127.0.0.1]:24
+mailbox_transport = lmtp:[::1]
 `)
 	write("master.cf", `smtp inet n - y - - smtpd
 submission inet n - y - - smtpd
@@ -40,10 +40,11 @@ submission inet n - y - - smtpd
 	out := b.String()
 	for _, want := range []string{
 		"auth_backend = \"dovecot:/var/spool/postfix/private/auth\"\n",
-		"[delivery]\n\"example.org\" = \"lmtp:unix:/var/spool/postfix/private/dovecot-lmtp\"\n\"example.net\" = \"lmtp:unix:/var/spool/postfix/private/dovecot-lmtp\"\n\"mx.example.org\" = \"lmtp:inet:127.0.0.1:24\"\n\"localhost\" = \"lmtp:inet:127.0.0.1:24\"\n",
+		"[delivery]\n\"example.org\" = \"lmtp:unix:/var/spool/postfix/private/dovecot-lmtp\"\n\"example.net\" = \"lmtp:unix:/var/spool/postfix/private/dovecot-lmtp\"\n\"mx.example.org\" = \"lmtp:inet:[::1]:24\"\n\"localhost\" = \"lmtp:inet:[::1]:24\"\n",
 		"main.cf:4: virtual_transport: the LMTP socket /var/spool/postfix/private/dovecot-lmtp is in Postfix's private/",
 		"# WARNING: master.cf submission -o smtpd_sasl_type: the Dovecot auth socket /var/spool/postfix/private/auth is in Postfix's private/",
 		"unix_listener auth-tlsmail { user = tlsmail",
+		"unix_listener lmtp-tlsmail { user = tlsmail",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("no %q in\n%s", want, out)

@@ -177,6 +177,15 @@ func MigrateFolders(root string) ([]Migration, error) {
 		// RENAME_NOREPLACE: rename(2) would replace an empty directory
 		// Dovecot made under the new name a moment before.
 		err := unix.Renameat2(unix.AT_FDCWD, src, unix.AT_FDCWD, dst, unix.RENAME_NOREPLACE)
+		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
+			// A file system without RENAME_NOREPLACE (NFS): look, then
+			// rename, which at worst replaces an empty directory.
+			if _, serr := os.Lstat(dst); serr == nil {
+				err = unix.EEXIST
+			} else {
+				err = os.Rename(src, dst)
+			}
+		}
 		switch {
 		case errors.Is(err, unix.EEXIST):
 			m.Err = fmt.Errorf("maildir migrate %q: %s: %w", m.From, m.To, fs.ErrExist)

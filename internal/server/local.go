@@ -162,9 +162,11 @@ func (d *delivery) local(cfg *config.Config, env *queue.Envelope, i int, open fu
 
 // quotaFileCache remembers, per Maildir, that it had no maildirsize, for
 // a minute: a delivery to a Maildir without a quota file then costs no
-// system call for it, and one that another program (Dovecot) creates is
-// counted in within the minute — before that, its own recount from the
-// files (which it makes when it creates the file) includes the messages.
+// system call for it. The price: when another program (Dovecot) creates
+// the file, deliveries in what is left of that minute are not counted in
+// it (Dovecot's count is short by them until its next recalculation,
+// which Maildir++ makes when the file grows past 5,120 bytes); the
+// messages before its creation are in its own count from the files.
 type quotaFileCache struct{ none sync.Map } // path → time.Time of the look that found none
 
 func (c *quotaFileCache) has(maildirPath string) bool {

@@ -57,6 +57,9 @@ func userAs(ids privs.IDs) runAs {
 		if _, err := os.Lstat(path); err != nil {
 			return err
 		}
+		if abs, err := filepath.Abs(path); err == nil {
+			path = abs
+		}
 		if lookErr != nil {
 			return nil // no test(1): nothing can be said
 		}
@@ -73,10 +76,15 @@ func userAs(ids privs.IDs) runAs {
 			}
 		}
 		cmd := exec.Command(testPath, args...)
+		// args' paths are absolute (below): none is taken for one of
+		// test's operators ("=", "-nt", "!").
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(ids.UID), Gid: uint32(ids.GID), Groups: groups}}
 		var ee *exec.ExitError
-		if err := cmd.Run(); errors.As(err, &ee) && ee.ExitCode() == 1 {
+		switch err := cmd.Run(); {
+		case errors.As(err, &ee) && ee.ExitCode() == 1:
 			return fs.ErrPermission
+		case err != nil:
+			return nil // test(1) could not say (exit 2, no exec): nothing is claimed
 		}
 		return nil
 	}
@@ -141,14 +149,14 @@ func (u runAs) writable(dir string) (string, error) {
 // u cannot use: missing (mail and logins wait for them: a warning, not a
 // stop, as Dovecot may start later), or there but refused to u.
 func (u runAs) socketWarnings(cfg *config.Config) []string {
-	type socket struct{ what, path, effect string }
+	type socket struct{ what, path, effect, service string }
 	var sockets []socket
 	if d := cfg.DovecotAuth(); d != nil && d.Network == "unix" {
-		sockets = append(sockets, socket{"auth_backend: Dovecot's auth socket", d.Address, "AUTH, POP3 and IMAP logins answer a temporary failure"})
+		sockets = append(sockets, socket{"auth_backend: Dovecot's auth socket", d.Address, "AUTH, POP3 and IMAP logins answer a temporary failure", "auth"})
 	}
 	for key, v := range cfg.Delivery {
 		if t, err := config.ParseDeliveryTarget(v); err == nil && t.Agent == config.AgentLMTP && t.Network == "unix" {
-			sockets = append(sockets, socket{fmt.Sprintf("[delivery] %q: the LMTP socket", key), t.Address, "mail for it is deferred"})
+			sockets = append(sockets, socket{fmt.Sprintf("[delivery] %q: the LMTP socket", key), t.Address, "mail for it is deferred", "lmtp"})
 		}
 	}
 	var out []string
@@ -159,8 +167,14 @@ func (u runAs) socketWarnings(cfg *config.Config) []string {
 		case errors.Is(err, fs.ErrNotExist):
 			out = append(out, fmt.Sprintf("warning: %s %s is not there (yet); %s until it is", s.what, s.path, s.effect))
 		case errors.Is(err, fs.ErrPermission):
-			out = append(out, fmt.Sprintf("warning: %s %s is there but %s, the user tlsmail runs as, may not connect to it (it needs write permission on the socket and search permission on each directory above it; a socket in Postfix's private/, mode 0700 postfix, is out of reach): give tlsmail a listener of its own in Dovecot, e.g. unix_listener auth-tlsmail { user = %s mode = 0600 }; %s until then", s.what, s.path, u.who, u.name, s.effect))
+			out = append(out, fmt.Sprintf("warning: %s %s is there but %s, the user tlsmail runs as, may not connect to it (it needs write permission on the socket and search permission on each directory above it; a socket in Postfix's private/, mode 0700 postfix, is out of reach): %s; %s until then", s.what, s.path, u.who, dovecotListenerHint(s.service, u.name), s.effect))
 		}
 	}
 	return out
+}
+
+// dovecotListenerHint is the advice for a Dovecot socket tlsmail's user
+// cannot reach: a listener of its own in Dovecot's service (auth, lmtp).
+func dovecotListenerHint(service, user string) string {
+	return fmt.Sprintf("give tlsmail a listener of its own in Dovecot: service %s { unix_listener %s-tlsmail { user = %s  mode = 0600 } }, and name its socket here", service, service, user)
 }
