@@ -26,6 +26,7 @@ import (
 	"github.com/tlsmail/tlsmail/internal/listen"
 	"github.com/tlsmail/tlsmail/internal/maildir"
 	"github.com/tlsmail/tlsmail/internal/metrics"
+	"github.com/tlsmail/tlsmail/internal/records"
 	"github.com/tlsmail/tlsmail/internal/tlsconf"
 )
 
@@ -79,6 +80,7 @@ type Server struct {
 	log      *slog.Logger
 	reg      *registry
 	metrics  *metrics.Mail // nil: none (SetMetrics)
+	records  records.Hook  // the TLS record store, if any (records.go)
 
 	// migrationSaid: the legacy folders a login found and left, each
 	// logged once (session.go's migrateFolders).
@@ -211,8 +213,10 @@ func (s *Server) admit(c net.Conn, lc Listener, lim *listen.Limiter) net.Conn {
 			return nil
 		}
 		if err != nil {
-			s.log.Info("imap session", "listener", lc.Name, "client", listen.RemoteIP(c), "end", "tls handshake failed: "+err.Error())
+			end := "tls handshake failed: " + err.Error()
+			s.log.Info("imap session", "listener", lc.Name, "client", listen.RemoteIP(c), "end", end)
 			s.metrics.Session("imap", lc.Name, metrics.TLSFailed)
+			s.records.AddSession(records.Record{Service: "imap", Listener: lc.Name, PeerIP: listen.RemoteIP(c), Reason: end})
 			g.Close()
 			return nil
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/tlsmail/tlsmail/internal/listen"
 	"github.com/tlsmail/tlsmail/internal/maildir"
 	"github.com/tlsmail/tlsmail/internal/metrics"
+	"github.com/tlsmail/tlsmail/internal/records"
 	"github.com/tlsmail/tlsmail/tlsinfo"
 )
 
@@ -88,6 +89,12 @@ func (sess *session) Close() error {
 		tlsOutcome = st.Protocol
 	}
 	sess.srv.metrics.Session("imap", sess.lc.Name, tlsOutcome)
+	end := "closed"
+	if tlsOutcome == metrics.TLSFailed {
+		end = "starttls handshake failed"
+	}
+	sess.srv.records.AddSession(records.Record{Service: "imap", Listener: sess.lc.Name, PeerIP: sess.ip, User: sess.user,
+		TLS: st, Messages: sess.fetched, Reason: end})
 	return nil
 }
 

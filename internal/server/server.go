@@ -260,6 +260,7 @@ func Run(ctx context.Context, o Options) error {
 	pop.SetMetrics(mailMetrics)
 	imap := imapd.New(imapSettings(cfg), tlsSrv, users, throttle, log) // imap.go
 	imap.SetMetrics(mailMetrics)
+	imap.SetRecords(rec)
 	useAuthBackend(cfg, smtp, pop, imap, log) // dovecot.go
 	warnDescriptorLimit(cfg, log)
 	// The dashboard (admin.go).
