@@ -39,7 +39,7 @@ const (
 type Record struct {
 	Time      time.Time
 	Direction Direction
-	Service   string // "smtp", "pop3"
+	Service   string // "smtp", "pop3", "imap"
 	Listener  string // inbound: the listener's name
 	PeerIP    string // the client's address, or the server's we dialed
 	PeerName  string // reverse DNS name (inbound) or MX host (outbound)
