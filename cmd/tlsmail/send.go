@@ -438,6 +438,9 @@ func deliver(env *cliEnv, req sendRequest) int {
 	}
 	res, err := c.SendBytes(ctx, smtpclient.Envelope{From: req.from, To: req.rcpts, Notify: req.notify, AllOrNone: req.allOrNone}, req.message)
 	_ = c.Quit()
+	// The whole message went out and the server's reply to it never
+	// came: it may have it, so a retry can duplicate.
+	unknown := err != nil && res != nil && res.Bytes > 0 && res.Final == nil
 	if req.asJSON && res != nil {
 		out := struct {
 			*smtpclient.Result
@@ -445,7 +448,7 @@ func deliver(env *cliEnv, req sendRequest) int {
 			// OutcomeUnknown: the message went out whole and the reply
 			// to it never came; the server may have it.
 			OutcomeUnknown bool `json:"outcome_unknown,omitempty"`
-		}{Result: res, OutcomeUnknown: err != nil && res.Bytes > 0 && res.Final == nil}
+		}{Result: res, OutcomeUnknown: unknown}
 		if err != nil {
 			out.Error = err.Error()
 		}
@@ -453,9 +456,7 @@ func deliver(env *cliEnv, req sendRequest) int {
 	}
 	var refused *smtpclient.ReplyError
 	if err != nil && !(errors.As(err, &refused) && refused.Stage == "RCPT") {
-		if res != nil && res.Bytes > 0 && res.Final == nil && !req.asJSON {
-			// The whole message went out and the server's reply to it
-			// never came: it may have it. Retrying can duplicate.
+		if unknown && !req.asJSON {
 			fmt.Fprintf(env.stderr, "%s: the message was sent but the server's reply to it never came: it may have been delivered\n", env.name)
 		}
 		return sendFailure(env, err, req, ctx.Err() != nil)
